@@ -1,0 +1,58 @@
+"""oddkit's exception types.
+
+Every error oddkit raises on purpose derives from :class:`OddkitError`, and its message says what is
+wrong and how to fix it. Errors about the input data also derive from :class:`ValueError`, so code
+written for scikit-learn (which raises ``ValueError`` for bad input) keeps working.
+
+=========================  =====================================================================
+``DataError``              base for every problem with the data a user passed in
+``EmptyDataError``         a file or array without rows (or without feature columns)
+``TooFewRowsError``        fewer than two rows at fit time
+``NonFiniteError``         NaN or inf in features (names the columns and first rows); fix with
+                           ``impute="median"`` or by cleaning the data
+``ColumnMismatchError``    a column missing or extra at scoring time, or a wrong width
+``UnseenCategoryError``    a categorical value never seen in training (``unknown_categories="ignore"``
+                           encodes it as all-zeros instead)
+``LabelError``             an anomaly label column that is not 0/1 numeric
+``ModelFileError``         a saved model folder that is missing, tampered with, or from an
+                           incompatible version; loading never runs code from the folder
+=========================  =====================================================================
+"""
+
+from __future__ import annotations
+
+
+class OddkitError(Exception):
+    """Base class of every error oddkit raises on purpose."""
+
+
+class DataError(OddkitError, ValueError):
+    """The input data cannot be used as it is."""
+
+
+class EmptyDataError(DataError):
+    """The input holds no rows, or no feature columns."""
+
+
+class TooFewRowsError(DataError):
+    """Fitting needs at least two rows."""
+
+
+class NonFiniteError(DataError):
+    """The features contain NaN or infinite values."""
+
+
+class ColumnMismatchError(DataError):
+    """The columns at scoring time differ from those seen in training."""
+
+
+class UnseenCategoryError(DataError):
+    """A categorical column holds a value never seen in training."""
+
+
+class LabelError(DataError):
+    """The anomaly label column is not numeric 0/1."""
+
+
+class ModelFileError(OddkitError):
+    """A saved model folder cannot be loaded safely."""
