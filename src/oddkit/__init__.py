@@ -1,0 +1,25 @@
+"""oddkit: learn what normal data looks like, score new data (higher = more anomalous), choose a
+threshold on a dev set, and evaluate honestly."""
+
+__version__ = "0.1.0"
+
+from oddkit.detectors import (  # noqa: E402
+    AutoEncoderDetector,
+    BaseDetector,
+    GaussianDetector,
+    IsolationForestDetector,
+    OneClassSVMDetector,
+    PCADetector,
+)
+from oddkit.persist import load  # noqa: E402
+
+__all__ = [
+    "AutoEncoderDetector",
+    "BaseDetector",
+    "GaussianDetector",
+    "IsolationForestDetector",
+    "OneClassSVMDetector",
+    "PCADetector",
+    "__version__",
+    "load",
+]

@@ -1,0 +1,19 @@
+"""The estimators users call. Every one follows scikit-learn's estimator contract with the
+anomaly-detection score convention: ``decision_function`` higher = more anomalous, ``predict``
+1 = anomaly."""
+
+from oddkit.detectors.autoencoder import AutoEncoderDetector
+from oddkit.detectors.base import DETECTORS, BaseDetector
+from oddkit.detectors.classic import IsolationForestDetector, OneClassSVMDetector
+from oddkit.detectors.gaussian import GaussianDetector
+from oddkit.detectors.pca import PCADetector
+
+__all__ = [
+    "DETECTORS",
+    "AutoEncoderDetector",
+    "BaseDetector",
+    "GaussianDetector",
+    "IsolationForestDetector",
+    "OneClassSVMDetector",
+    "PCADetector",
+]

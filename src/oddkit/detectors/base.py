@@ -1,0 +1,229 @@
+"""The base class every oddkit detector derives from.
+
+It holds what all detectors share: input validation and the fitted table preprocessor, the score
+and label conventions (``decision_function`` higher = more anomalous, ``predict`` 1 = anomaly),
+the threshold set from ``contamination`` at fit time, probabilities, and saving. A subclass only
+says how to fit on a validated float32 matrix and how to score one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy.special import erf, expit
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from oddkit.data import TablePreprocessor
+from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError, TooFewRowsError
+from oddkit.threshold import ThresholdChoice, contamination_threshold
+
+DETECTORS: dict[str, type[BaseDetector]] = {}
+"""Every detector class by name: the only classes :func:`oddkit.load` will build."""
+
+
+class BaseDetector(BaseEstimator):
+    """Shared behaviour of oddkit's detectors (not used directly).
+
+    Subclasses implement ``_fit_array(Z)`` and ``_score_array(Z) -> float64 scores`` on the
+    preprocessed float32 matrix ``Z``, plus ``_get_model_state``/``_set_model_state`` for saving.
+    Every subclass takes the parameters ``contamination``, ``impute`` and ``unknown_categories``.
+
+    Attributes (after ``fit``)
+    --------------------------
+    n_features_in_ : int
+        Number of input columns.
+    feature_names_in_ : ndarray of str
+        Input column names, when ``X`` was a DataFrame with string column names.
+    preprocessor_ : TablePreprocessor
+        Standardisation and one-hot encoding fitted on the training data.
+    decision_scores_ : ndarray of shape (n_samples,)
+        Anomaly scores of the training rows (higher = more anomalous).
+    threshold_ : float
+        Rows scoring ``>= threshold_`` are anomalies; set so that ``contamination`` of the
+        training rows are, and replaced by :meth:`set_threshold` when a dev set chose one.
+    labels_ : ndarray of shape (n_samples,)
+        ``predict`` on the training rows: 1 = anomaly, 0 = normal.
+    threshold_goal_ : str
+        How ``threshold_`` was chosen, e.g. ``"contamination:0.1"`` or ``"fpr:0.01"``.
+    """
+
+    _estimator_name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            DETECTORS[cls.__name__] = cls
+
+    # -- to be implemented by subclasses -------------------------------------------------------
+
+    def _fit_array(self, Z: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _score_array(self, Z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _get_model_state(self) -> tuple[dict[str, np.ndarray], dict, dict[str, bytes]]:
+        """Arrays for ``weights.safetensors``, JSON metadata, and extra files (name -> bytes)."""
+        return {}, {}, {}
+
+    def _set_model_state(self, arrays: dict[str, np.ndarray], meta: dict, files: dict[str, bytes]) -> None:
+        pass
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Learn what normal looks like from ``X``; ``y`` is ignored (present for API consistency).
+
+        Raises
+        ------
+        TooFewRowsError, EmptyDataError, NonFiniteError, DataError
+            When ``X`` cannot be used; the message says how to fix it.
+        """
+        self._check_contamination()
+        Z = self._prepare(X, reset=True)
+        self._fit_array(Z)
+        self.decision_scores_ = self._score_array(Z)
+        self._set_score_statistics(self.decision_scores_)
+        self.threshold_ = float(contamination_threshold(self.decision_scores_, self.contamination))
+        self.threshold_goal_ = f"contamination:{self.contamination:g}"
+        self.calibration_ = None
+        self.labels_ = (self.decision_scores_ >= self.threshold_).astype(np.int64)
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        """Anomaly score of each row of ``X``: higher = more anomalous (float64, shape (n,))."""
+        check_is_fitted(self)
+        return self._score_array(self._prepare(X, reset=False))
+
+    def predict(self, X) -> np.ndarray:
+        """1 for rows scoring at or above ``threshold_`` (anomalies), 0 otherwise."""
+        return (self.decision_function(X) >= self.threshold_).astype(np.int64)
+
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        """Fit on ``X`` and return the training labels ``labels_``."""
+        return self.fit(X).labels_
+
+    def predict_proba(self, X, method: str = "auto") -> np.ndarray:
+        """Probability of each row being normal (column 0) and anomalous (column 1).
+
+        Parameters
+        ----------
+        method : {"auto", "calibrated", "unify", "linear"}
+            ``"calibrated"``: Platt scaling fitted by :meth:`calibrate` on a labelled dev set — a
+            real probability. ``"unify"`` (Kriegel et al., 2011): the score standardised by the
+            training scores' mean and spread, passed through the Gaussian error function; it needs
+            no labels and is what ``"auto"`` uses until :meth:`calibrate` has been called.
+            ``"linear"``: min-max scaling to the training scores' range, clipped to [0, 1].
+        """
+        return self.proba_from_scores(self.decision_function(X), method)
+
+    def proba_from_scores(self, scores: np.ndarray, method: str = "auto") -> np.ndarray:
+        """:meth:`predict_proba` for scores already computed with :meth:`decision_function`."""
+        check_is_fitted(self)
+        scores = np.asarray(scores, dtype=np.float64)
+        if method == "auto":
+            method = "calibrated" if self.calibration_ is not None else "unify"
+        if method == "calibrated":
+            if self.calibration_ is None:
+                raise DataError("predict_proba(method='calibrated') needs calibrate(X_dev, y_dev) first")
+            slope, intercept = self.calibration_
+            anomalous = expit(slope * scores + intercept)
+        elif method == "unify":
+            anomalous = np.clip(erf((scores - self.score_mean_) / (self.score_std_ * math.sqrt(2))), 0.0, 1.0)
+        elif method == "linear":
+            anomalous = np.clip((scores - self.score_min_) / (self.score_max_ - self.score_min_), 0.0, 1.0)
+        else:
+            raise DataError(f"unknown method {method!r}; use 'auto', 'calibrated', 'unify' or 'linear'")
+        return np.column_stack([1.0 - anomalous, anomalous])
+
+    def calibrate(self, X, y) -> BaseDetector:
+        """Fit Platt scaling (a logistic regression on the score) on a labelled dev set, so that
+        ``predict_proba`` returns calibrated probabilities. ``y``: 1 = anomaly, 0 = normal."""
+        from sklearn.linear_model import LogisticRegression
+
+        from oddkit.metrics import check_labels
+
+        scores = self.decision_function(X)
+        y, scores = check_labels(y, scores)
+        if len(np.unique(y)) < 2:
+            raise DataError("calibrate needs a dev set holding both normal rows (0) and anomalies (1)")
+        spread = self.score_std_
+        model = LogisticRegression(C=1e6).fit(((scores - self.score_mean_) / spread)[:, None], y)
+        slope = float(model.coef_[0, 0]) / spread
+        self.calibration_ = (slope, float(model.intercept_[0]) - slope * self.score_mean_)
+        return self
+
+    def set_threshold(self, threshold: float | ThresholdChoice, goal: str | None = None) -> BaseDetector:
+        """Replace ``threshold_`` by one chosen on a dev set (see :func:`oddkit.threshold.choose_threshold`)."""
+        check_is_fitted(self)
+        if isinstance(threshold, ThresholdChoice):
+            goal = goal or threshold.goal
+            threshold = threshold.threshold
+        if not np.isfinite(threshold):
+            raise DataError(f"threshold must be a finite number, got {threshold!r}")
+        self.threshold_ = float(threshold)
+        self.threshold_goal_ = goal or "manual"
+        self.labels_ = (self.decision_scores_ >= self.threshold_).astype(np.int64)
+        return self
+
+    def save(self, folder) -> None:
+        """Save to ``folder`` (``config.json`` + ``weights.safetensors``); see :func:`oddkit.load`."""
+        from oddkit.persist import save
+
+        save(self, folder)
+
+    # -- shared machinery -----------------------------------------------------------------------
+
+    def _check_contamination(self) -> None:
+        c = self.contamination
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0.0 < c <= 0.5:
+            raise DataError(f"contamination must be a number in (0, 0.5], got {c!r}")
+
+    def _set_score_statistics(self, scores: np.ndarray) -> None:
+        self.score_mean_ = float(np.mean(scores))
+        std = float(np.std(scores))
+        self.score_std_ = std if std > 0 else 1.0
+        self.score_min_ = float(np.min(scores))
+        spread = float(np.max(scores)) - self.score_min_
+        self.score_max_ = self.score_min_ + (spread if spread > 0 else 1.0)
+
+    def _prepare(self, X, reset: bool) -> np.ndarray:
+        """Validate ``X`` (shape, column names, content) and return the preprocessed float32 matrix."""
+        # A DataFrame keeps its columns (and so its categorical ones) when its names are strings,
+        # the case in which scikit-learn records feature_names_in_ too; anything else is numeric.
+        named = isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns)
+        if named and (reset or hasattr(self, "feature_names_in_")):
+            if X.shape[0] == 0:
+                raise EmptyDataError("X has no rows; pass at least one row to score (two to fit)")
+            checked = X
+        else:
+            try:
+                checked = check_array(X, dtype=np.float64, ensure_all_finite=False, estimator=self)
+            except ValueError as exc:
+                kind = EmptyDataError if "0 sample" in str(exc) or "0 feature" in str(exc) else DataError
+                raise kind(f"{exc}. Pass a 2-D table of numbers (rows x columns).") from None
+        try:
+            validate_data(self, checked, reset=reset, skip_check_array=True)
+        except ValueError as exc:
+            raise ColumnMismatchError(
+                f"{exc}\nFix: pass the same columns, in the same order, as in training"
+                + (f": {list(self.feature_names_in_)}" if hasattr(self, "feature_names_in_") else "")
+            ) from None
+        if reset:
+            if checked.shape[0] < 2:
+                raise TooFewRowsError(
+                    f"fitting needs at least 2 rows, got 1 sample; pass more training data")
+            self.preprocessor_ = TablePreprocessor(
+                impute=self.impute, unknown_categories=self.unknown_categories).fit(checked)
+        elif not isinstance(checked, pd.DataFrame) and hasattr(self, "feature_names_in_"):
+            checked = pd.DataFrame(checked, columns=list(self.feature_names_in_))
+        return self.preprocessor_.transform(checked)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "outlier_detector"
+        return tags

@@ -1,0 +1,115 @@
+"""scikit-learn's one-class SVM and isolation forest behind oddkit's API.
+
+The fitted scikit-learn estimator is saved with skops, whose loader rebuilds only the types it is
+told to trust and never unpickles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import skops.io
+from sklearn.ensemble import IsolationForest
+from sklearn.svm import OneClassSVM
+
+from oddkit.detectors.base import BaseDetector
+from oddkit.exceptions import ModelFileError
+
+SKOPS_FILE = "estimator.skops"
+
+
+class _SklearnAdapter(BaseDetector):
+    """Fit a scikit-learn outlier detector on the preprocessed rows; flip its sign convention."""
+
+    _trusted_types: tuple[str, ...] = ()
+
+    def _make_estimator(self):
+        raise NotImplementedError
+
+    def _fit_array(self, Z: np.ndarray) -> None:
+        self.estimator_ = self._make_estimator().fit(Z)
+
+    def _score_array(self, Z: np.ndarray) -> np.ndarray:
+        # scikit-learn's score_samples is higher for normal rows; oddkit's scores are the opposite.
+        return -self.estimator_.score_samples(Z).astype(np.float64)
+
+    def _get_model_state(self):
+        return {}, {}, {SKOPS_FILE: skops.io.dumps(self.estimator_)}
+
+    def _set_model_state(self, arrays, meta, files):
+        try:
+            estimator = skops.io.loads(files[SKOPS_FILE], trusted=list(self._trusted_types))
+        except KeyError:
+            raise ModelFileError(f"the model folder lacks {SKOPS_FILE}") from None
+        except Exception as exc:  # skops raises several types for untrusted or malformed content
+            raise ModelFileError(f"{SKOPS_FILE} cannot be loaded safely: {exc}") from None
+        if not isinstance(estimator, type(self._make_estimator())):
+            raise ModelFileError(f"{SKOPS_FILE} holds a {type(estimator).__name__}, not what this detector saves")
+        self.estimator_ = estimator
+
+
+class OneClassSVMDetector(_SklearnAdapter):
+    """scikit-learn's :class:`~sklearn.svm.OneClassSVM` on standardised rows.
+
+    Score = minus the SVM's signed distance to its boundary (higher = more anomalous).
+
+    Parameters
+    ----------
+    kernel, nu, gamma, tol, max_iter : as in scikit-learn (defaults: "rbf", 0.5, "scale", 1e-3, -1).
+    contamination, impute, unknown_categories : see :class:`AutoEncoderDetector`.
+
+    Attributes
+    ----------
+    estimator_ : sklearn.svm.OneClassSVM
+    """
+
+    def __init__(self, kernel="rbf", nu=0.5, gamma="scale", tol=1e-3, max_iter=-1,
+                 contamination=0.1, impute=None, unknown_categories="error"):
+        self.kernel = kernel
+        self.nu = nu
+        self.gamma = gamma
+        self.tol = tol
+        self.max_iter = max_iter
+        self.contamination = contamination
+        self.impute = impute
+        self.unknown_categories = unknown_categories
+
+    def _make_estimator(self):
+        return OneClassSVM(kernel=self.kernel, nu=self.nu, gamma=self.gamma, tol=self.tol, max_iter=self.max_iter)
+
+
+class IsolationForestDetector(_SklearnAdapter):
+    """scikit-learn's :class:`~sklearn.ensemble.IsolationForest`.
+
+    Score = the forest's anomaly score ``2 ** (-mean path length / c(n))`` in (0, 1]: rows that
+    random splits isolate quickly score high.
+
+    Parameters
+    ----------
+    n_estimators, max_samples, max_features, bootstrap, n_jobs, random_state :
+        as in scikit-learn (defaults: 100, "auto", 1.0, False, None, None).
+    contamination, impute, unknown_categories : see :class:`AutoEncoderDetector`.
+
+    Attributes
+    ----------
+    estimator_ : sklearn.ensemble.IsolationForest
+    """
+
+    _trusted_types = ("sklearn.tree._tree.Tree",)
+
+    def __init__(self, n_estimators=100, max_samples="auto", max_features=1.0, bootstrap=False,
+                 n_jobs=None, random_state=None, contamination=0.1, impute=None,
+                 unknown_categories="error"):
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.max_features = max_features
+        self.bootstrap = bootstrap
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.contamination = contamination
+        self.impute = impute
+        self.unknown_categories = unknown_categories
+
+    def _make_estimator(self):
+        return IsolationForest(n_estimators=self.n_estimators, max_samples=self.max_samples,
+                               max_features=self.max_features, bootstrap=self.bootstrap,
+                               n_jobs=self.n_jobs, random_state=self.random_state)

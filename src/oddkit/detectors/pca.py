@@ -1,0 +1,86 @@
+"""Principal component analysis as a detector: the linear auto-encoder baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oddkit.detectors.base import BaseDetector
+from oddkit.exceptions import DataError, ModelFileError
+
+
+class PCADetector(BaseDetector):
+    """Project onto the leading principal components and score the reconstruction error.
+
+    This is what an auto-encoder with linear layers and squared error converges to, so it is the
+    baseline an auto-encoder has to beat. The score is the mean squared residual per preprocessed
+    column, the same scale as :class:`AutoEncoderDetector`'s.
+
+    Parameters
+    ----------
+    n_components : int or float in (0, 1), default=0.9
+        An integer keeps that many components; a fraction keeps the fewest components that
+        explain at least that share of the variance.
+    contamination, impute, unknown_categories : see :class:`AutoEncoderDetector`.
+
+    Attributes
+    ----------
+    mean_ : ndarray of shape (n_outputs,)
+    components_ : ndarray of shape (n_components_, n_outputs)
+        Orthonormal principal axes, by decreasing variance.
+    explained_variance_ratio_ : ndarray of shape (n_components_,)
+    n_components_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from oddkit import PCADetector
+    >>> X = np.random.default_rng(0).normal(size=(200, 5))
+    >>> PCADetector(n_components=2).fit(X).components_.shape
+    (2, 5)
+    """
+
+    def __init__(self, n_components=0.9, contamination=0.1, impute=None, unknown_categories="error"):
+        self.n_components = n_components
+        self.contamination = contamination
+        self.impute = impute
+        self.unknown_categories = unknown_categories
+
+    def _fit_array(self, Z: np.ndarray) -> None:
+        Z = Z.astype(np.float64)
+        self.mean_ = Z.mean(axis=0)
+        _, singular_values, axes = np.linalg.svd(Z - self.mean_, full_matrices=False)
+        variance = singular_values**2
+        ratio = variance / variance.sum() if variance.sum() > 0 else np.zeros_like(variance)
+        k = self._component_count(ratio, max_components=axes.shape[0])
+        self.n_components_ = k
+        self.components_ = axes[:k]
+        self.explained_variance_ratio_ = ratio[:k]
+
+    def _component_count(self, ratio: np.ndarray, max_components: int) -> int:
+        n = self.n_components
+        if isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1:
+            return int(min(n, max_components))
+        if isinstance(n, float) and 0.0 < n < 1.0:
+            return int(min(max_components, np.searchsorted(np.cumsum(ratio), n - 1e-12) + 1))
+        raise DataError(f"n_components must be a positive integer or a fraction in (0, 1), got {n!r}")
+
+    def _score_array(self, Z: np.ndarray) -> np.ndarray:
+        centred = Z.astype(np.float64) - self.mean_
+        residual = centred - (centred @ self.components_.T) @ self.components_
+        return np.mean(residual**2, axis=1)
+
+    def _get_model_state(self):
+        arrays = {"mean": self.mean_, "components": self.components_,
+                  "explained_variance_ratio": self.explained_variance_ratio_}
+        return arrays, {}, {}
+
+    def _set_model_state(self, arrays, meta, files):
+        try:
+            self.mean_ = arrays["mean"]
+            self.components_ = arrays["components"]
+            self.explained_variance_ratio_ = arrays["explained_variance_ratio"]
+        except KeyError as exc:
+            raise ModelFileError(f"the saved PCA lacks {exc}") from None
+        if self.components_.ndim != 2 or self.components_.shape[1] != self.mean_.shape[0]:
+            raise ModelFileError("the saved PCA components do not match its mean")
+        self.n_components_ = int(self.components_.shape[0])

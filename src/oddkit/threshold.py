@@ -1,0 +1,454 @@
+"""Choosing a decision threshold for anomaly scores.
+
+A row is flagged anomalous when ``score >= threshold``. With labelled dev data,
+:func:`choose_threshold` picks the threshold that best meets a *goal*:
+
+==========================  ===================================================================
+``"f1"``                    maximise F1
+``"fpr:0.01"``              lowest threshold whose false-positive rate is <= 0.01 (most recall
+                            for that false-alarm budget)
+``"recall:0.95"``           highest threshold whose recall is >= 0.95 (fewest false alarms that
+                            still catch 95% of anomalies)
+``"cost:1,20"``             lowest expected cost when a false alarm costs 1 and a missed anomaly
+                            costs 20
+``"cost:1,20,0.001"``       the same, re-weighted to an expected production anomaly rate of 0.001
+==========================  ===================================================================
+
+Without labels, :func:`contamination_threshold` flags about a given fraction of training rows.
+
+Candidate thresholds are the distinct score values plus one value just above the highest score
+(flag nothing), so every choice is exact with ties: a candidate flags all rows scoring at or
+above it. All candidates are evaluated at once after one sort, so choosing is fast for millions
+of rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from numbers import Real
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from oddkit.exceptions import DataError
+from oddkit.metrics import _rates, check_labels, check_scores
+
+__all__ = [
+    "CostGoal",
+    "F1Goal",
+    "FPRGoal",
+    "Goal",
+    "RecallGoal",
+    "ThresholdChoice",
+    "choose_threshold",
+    "contamination_threshold",
+    "parse_goal",
+]
+
+GOAL_FORMS = '"f1", "fpr:0.01", "recall:0.95", "cost:1,20" or "cost:1,20,0.001"'
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
+        raise DataError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _fmt(x: float) -> str:
+    # Integers print without ".0" so canonical goals read like what users type ("cost:1,20");
+    # repr keeps every digit of the rest so parse_goal(str(goal)) == goal.
+    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
+
+
+@dataclass(frozen=True)
+class _Curve:
+    """Confusion counts at every candidate threshold, highest threshold first.
+
+    Index 0 is the "flag nothing" threshold just above the highest score.
+    """
+
+    thresholds: np.ndarray
+    tp: np.ndarray
+    fp: np.ndarray
+    n_pos: int
+    n_neg: int
+
+
+def _curve(y: np.ndarray, scores: np.ndarray) -> _Curve:
+    order = np.argsort(scores)[::-1]
+    s = scores[order]
+    ctp = np.cumsum(y[order], dtype=np.int64)
+    cfp = np.arange(1, s.size + 1, dtype=np.int64) - ctp
+    # The last row of each run of tied scores: a threshold equal to that score flags the whole run.
+    ends = np.append(np.flatnonzero(s[1:] != s[:-1]), s.size - 1)
+    above_max = np.nextafter(s[0], np.inf)
+    return _Curve(
+        thresholds=np.concatenate(([above_max], s[ends])),
+        tp=np.concatenate(([0], ctp[ends])),
+        fp=np.concatenate(([0], cfp[ends])),
+        n_pos=int(ctp[-1]),
+        n_neg=int(cfp[-1]),
+    )
+
+
+class Goal:
+    """What a threshold should achieve; see :func:`parse_goal` for the string forms.
+
+    Subclasses: :class:`F1Goal`, :class:`FPRGoal`, :class:`RecallGoal`, :class:`CostGoal`.
+    ``str(goal)`` gives the canonical string form, e.g. ``"fpr:0.01"``.
+    """
+
+    needs_normals: ClassVar[bool] = True
+    needs_anomalies: ClassVar[bool] = True
+
+    def _select(self, curve: _Curve) -> tuple[int, bool, str]:
+        """Index into ``curve`` of the chosen threshold, whether the goal is met, and a note."""
+        raise NotImplementedError
+
+    def _cost(self, curve: _Curve) -> np.ndarray | None:
+        return None
+
+
+@dataclass(frozen=True)
+class F1Goal(Goal):
+    """Maximise F1; ties go to the higher threshold (fewer flags).
+
+    Examples
+    --------
+    >>> str(F1Goal())
+    'f1'
+    """
+
+    def __str__(self) -> str:
+        return "f1"
+
+    def _select(self, curve: _Curve) -> tuple[int, bool, str]:
+        # Integer numerator and denominator make equal F1 values equal floats, so ties are exact.
+        f1 = 2 * curve.tp / (curve.tp + curve.fp + curve.n_pos)
+        return int(np.argmax(f1)), True, ""
+
+
+@dataclass(frozen=True)
+class FPRGoal(Goal):
+    """Lowest threshold whose false-positive rate on the dev normals is at most ``max_fpr``.
+
+    Examples
+    --------
+    >>> str(FPRGoal(max_fpr=0.01))
+    'fpr:0.01'
+    """
+
+    max_fpr: float
+    needs_anomalies: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        value = _number(self.max_fpr, "the false-positive-rate target (fpr:...)")
+        if not 0.0 <= value <= 1.0:
+            raise DataError(
+                f"the false-positive-rate target must be between 0 and 1, got {value}; e.g. fpr:0.01"
+            )
+        object.__setattr__(self, "max_fpr", value)
+
+    def __str__(self) -> str:
+        return f"fpr:{_fmt(self.max_fpr)}"
+
+    def _select(self, curve: _Curve) -> tuple[int, bool, str]:
+        # fp only grows as the threshold drops, so the feasible thresholds are a prefix.
+        ok = curve.fp / curve.n_neg <= self.max_fpr
+        idx = int(np.flatnonzero(ok)[-1])
+        note = ""
+        if self.max_fpr * curve.n_neg < 1:
+            note = (
+                f"with {curve.n_neg} dev normals the smallest non-zero false-positive rate is "
+                f"{1 / curve.n_neg:.3g}, so fpr:{_fmt(self.max_fpr)} means no false alarms on dev; "
+                "more dev normals would give a finer estimate"
+            )
+        if idx == 0:
+            note = (
+                f"no threshold keeps the false-positive rate at or below {_fmt(self.max_fpr)} while flagging "
+                "anything (the highest-scoring dev rows are normal); the threshold is just above the highest "
+                "dev score and flags nothing"
+            )
+            return idx, False, note
+        return idx, True, note
+
+
+@dataclass(frozen=True)
+class RecallGoal(Goal):
+    """Highest threshold whose recall on the dev anomalies is at least ``min_recall``.
+
+    Examples
+    --------
+    >>> str(RecallGoal(min_recall=0.95))
+    'recall:0.95'
+    """
+
+    min_recall: float
+
+    def __post_init__(self) -> None:
+        value = _number(self.min_recall, "the recall target (recall:...)")
+        if not 0.0 < value <= 1.0:
+            raise DataError(f"the recall target must be above 0 and at most 1, got {value}; e.g. recall:0.95")
+        object.__setattr__(self, "min_recall", value)
+
+    def __str__(self) -> str:
+        return f"recall:{_fmt(self.min_recall)}"
+
+    def _select(self, curve: _Curve) -> tuple[int, bool, str]:
+        # The lowest threshold flags every row (recall 1), so some threshold always qualifies.
+        ok = curve.tp / curve.n_pos >= self.min_recall
+        return int(np.argmax(ok)), True, ""
+
+
+@dataclass(frozen=True)
+class CostGoal(Goal):
+    """Lowest expected cost per row; ties go to the higher threshold (fewer flags).
+
+    Expected cost per row is ``false_alarm * FPR * (1 - p) + miss * FNR * p`` where ``p`` is
+    ``anomaly_rate``, the expected anomaly rate in production, or the dev set's anomaly rate when
+    ``None``. Giving ``anomaly_rate`` matters when the dev set was enriched with anomalies.
+
+    Examples
+    --------
+    >>> str(CostGoal(false_alarm=1, miss=20))
+    'cost:1,20'
+    >>> str(CostGoal(1, 20, anomaly_rate=0.001))
+    'cost:1,20,0.001'
+    """
+
+    false_alarm: float
+    miss: float
+    anomaly_rate: float | None = None
+
+    def __post_init__(self) -> None:
+        fa = _number(self.false_alarm, "the cost of a false alarm")
+        miss = _number(self.miss, "the cost of a missed anomaly")
+        if fa < 0 or miss < 0 or fa + miss == 0:
+            raise DataError(
+                f"costs must be >= 0 and not both 0, got false alarm {fa}, miss {miss}; e.g. cost:1,20"
+            )
+        object.__setattr__(self, "false_alarm", fa)
+        object.__setattr__(self, "miss", miss)
+        if self.anomaly_rate is not None:
+            rate = _number(self.anomaly_rate, "the production anomaly rate")
+            if not 0.0 < rate < 1.0:
+                raise DataError(
+                    f"the production anomaly rate must be between 0 and 1 (exclusive), got {rate}; "
+                    "e.g. cost:1,20,0.001"
+                )
+            object.__setattr__(self, "anomaly_rate", rate)
+
+    def __str__(self) -> str:
+        parts = [_fmt(self.false_alarm), _fmt(self.miss)]
+        if self.anomaly_rate is not None:
+            parts.append(_fmt(self.anomaly_rate))
+        return "cost:" + ",".join(parts)
+
+    def _cost(self, curve: _Curve) -> np.ndarray:
+        fn = curve.n_pos - curve.tp
+        if self.anomaly_rate is None:
+            # Same value as the re-weighted formula with p = n_pos / n, but exact for integer
+            # costs, so equal costs tie exactly.
+            return (self.false_alarm * curve.fp + self.miss * fn) / (curve.n_pos + curve.n_neg)
+        p = self.anomaly_rate
+        return self.false_alarm * (curve.fp / curve.n_neg) * (1 - p) + self.miss * (fn / curve.n_pos) * p
+
+    def _select(self, curve: _Curve) -> tuple[int, bool, str]:
+        return int(np.argmin(self._cost(curve))), True, ""
+
+
+def _parse_number(text: str) -> float:
+    text = text.strip()
+    if text.endswith("%"):
+        return float(text[:-1]) / 100
+    return float(text)
+
+
+def parse_goal(goal: str | Goal) -> Goal:
+    """Parse a goal string as the CLI gives it.
+
+    Parameters
+    ----------
+    goal : str or Goal
+        ``"f1"``, ``"fpr:0.01"``, ``"recall:0.95"``, ``"cost:1,20"`` or ``"cost:1,20,0.001"``
+        (case and spaces ignored; rates may also be written as percentages, ``"fpr:1%"``).
+        A :class:`Goal` is returned unchanged.
+
+    Returns
+    -------
+    Goal
+
+    Raises
+    ------
+    DataError
+        If the string is not one of the forms above or a number is out of range.
+
+    Examples
+    --------
+    >>> parse_goal("cost:1,20")
+    CostGoal(false_alarm=1.0, miss=20.0, anomaly_rate=None)
+    >>> str(parse_goal(" FPR:1% "))
+    'fpr:0.01'
+    """
+    if isinstance(goal, Goal):
+        return goal
+    if not isinstance(goal, str):
+        raise DataError(
+            f"threshold goal must be a string or Goal, got {type(goal).__name__}; use {GOAL_FORMS}"
+        )
+    text = goal.strip().lower().replace(" ", "")
+    if text == "f1":
+        return F1Goal()
+    name, sep, args = text.partition(":")
+    expected = {"fpr": (1,), "recall": (1,), "cost": (2, 3)}
+    if sep and name in expected:
+        try:
+            numbers = [_parse_number(a) for a in args.split(",")]
+        except ValueError:
+            numbers = []
+        if len(numbers) in expected[name]:
+            if name == "fpr":
+                return FPRGoal(max_fpr=numbers[0])
+            if name == "recall":
+                return RecallGoal(min_recall=numbers[0])
+            return CostGoal(*numbers)
+    raise DataError(f"unknown threshold goal {goal!r}; use {GOAL_FORMS}")
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """A chosen threshold and what it achieves on the dev data it was chosen on.
+
+    Attributes
+    ----------
+    threshold : float
+        Flag rows with ``score >= threshold``. Always finite, so it is safe to store as JSON.
+    goal : str
+        The goal in canonical form, e.g. ``"fpr:0.01"``.
+    precision, recall, f1, fpr : float
+        Achieved on the dev data (0.0 where undefined, e.g. precision when nothing is flagged).
+    expected_cost : float or None
+        Expected cost per row under the goal's costs; ``None`` unless the goal is a cost goal.
+    n_flagged : int
+        Dev rows flagged.
+    feasible : bool
+        ``False`` when the goal cannot be met by any threshold that flags something;
+        ``note`` says why.
+    note : str
+        Caveats about the choice, empty when there are none.
+    """
+
+    threshold: float
+    goal: str
+    precision: float
+    recall: float
+    f1: float
+    fpr: float
+    expected_cost: float | None
+    n_flagged: int
+    feasible: bool
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-safe dict."""
+        return asdict(self)
+
+
+def choose_threshold(scores: ArrayLike, y: ArrayLike, goal: str | Goal) -> ThresholdChoice:
+    """Choose the decision threshold that best meets ``goal`` on labelled dev data.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n,)
+        Anomaly scores on the dev set, higher = more anomalous.
+    y : array-like of shape (n,)
+        Dev labels, 0 = normal and 1 = anomaly. ``"fpr:..."`` needs only normal rows; the other
+        goals need both classes.
+    goal : str or Goal
+        See :func:`parse_goal`.
+
+    Returns
+    -------
+    ThresholdChoice
+        The threshold (one of the scores, or just above the highest score to flag nothing) and
+        the precision, recall, F1, FPR and flag count it achieves on the dev data.
+
+    Raises
+    ------
+    LabelError
+        If ``y`` is not 0/1, or lacks a class the goal needs.
+    DataError
+        If the goal is unknown, the scores are not finite, or the lengths differ.
+
+    Examples
+    --------
+    >>> scores = [0.1, 0.2, 0.3, 0.4, 0.9]
+    >>> y = [0, 0, 1, 0, 1]
+    >>> choose_threshold(scores, y, "recall:1").threshold
+    0.3
+    >>> choose_threshold(scores, y, "fpr:0").threshold
+    0.9
+    """
+    g = parse_goal(goal)
+    y_arr, s_arr = check_labels(
+        y,
+        scores,
+        need_normals=g.needs_normals,
+        need_anomalies=g.needs_anomalies,
+        purpose=f"choosing a threshold for goal {str(g)!r}",
+    )
+    curve = _curve(y_arr, s_arr)
+    idx, feasible, note = g._select(curve)
+    cost = g._cost(curve)
+    tp, fp = int(curve.tp[idx]), int(curve.fp[idx])
+    rates = _rates(tp, fp, curve.n_neg - fp, curve.n_pos - tp)
+    return ThresholdChoice(
+        threshold=float(curve.thresholds[idx]),
+        goal=str(g),
+        precision=rates["precision"],
+        recall=rates["recall"],
+        f1=rates["f1"],
+        fpr=rates["fpr"],
+        expected_cost=None if cost is None else float(cost[idx]),
+        n_flagged=tp + fp,
+        feasible=feasible,
+        note=note,
+    )
+
+
+def contamination_threshold(scores: ArrayLike, contamination: float) -> float:
+    """Threshold that flags about ``contamination`` of the (unlabelled) training rows.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n,)
+        Anomaly scores of the training rows.
+    contamination : float
+        Expected fraction of anomalies, in (0, 0.5].
+
+    Returns
+    -------
+    float
+        The ``1 - contamination`` quantile of the scores (taking the higher neighbouring score,
+        so the threshold is an actual score and ties are flagged together).
+
+    Raises
+    ------
+    DataError
+        If ``contamination`` is outside (0, 0.5] or the scores are invalid.
+
+    Examples
+    --------
+    >>> contamination_threshold(list(range(100)), 0.1)
+    90.0
+    """
+    c = _number(contamination, "contamination")
+    if not 0.0 < c <= 0.5:
+        raise DataError(
+            f"contamination must be above 0 and at most 0.5, got {c}; it is the expected fraction of anomalies, "
+            "e.g. 0.01"
+        )
+    s = check_scores(scores)
+    return float(np.quantile(s, 1.0 - c, method="higher"))

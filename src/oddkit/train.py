@@ -1,0 +1,184 @@
+"""The one training loop: batches, epochs, early stopping, progress, seeding, device and threads.
+
+Every deep detector in oddkit trains through :func:`fit_module`. The caller supplies a module and a
+function giving the loss of each row of a batch; the loop owns everything else, so a reader can
+follow a training run from top to bottom here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from oddkit.exceptions import OddkitError
+
+RowLoss = Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
+"""``loss(module, batch, generator) -> tensor of shape (batch_rows,)``: one loss per row."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"cpu"`` (the default everywhere), ``"cuda"``/``"cuda:N"``, or ``"auto"`` (CUDA when present)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise OddkitError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:0' or 'auto'") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise OddkitError(f"device={device!r} was asked for but CUDA is not available; use device='cpu' or 'auto'")
+    return resolved
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads: int | None) -> Iterator[None]:
+    """Run the body with ``n_threads`` intra-op threads (``None``: leave torch's setting alone)."""
+    if n_threads is None:
+        yield
+        return
+    if int(n_threads) < 1:
+        raise OddkitError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[torch.Generator]:
+    """Seed torch's global generator for the body only (weights are initialised from it) and give a
+    private generator for shuffling and noise, so a fixed ``random_state`` repeats exactly without
+    disturbing the caller's random state."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield torch.Generator().manual_seed(seed)
+
+
+@dataclass
+class History:
+    """What happened during training: per-epoch mean losses and where early stopping settled."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "train_loss": self.train_loss,
+            "val_loss": self.val_loss,
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+        }
+
+
+@torch.inference_mode()
+def mean_loss(module: nn.Module, loss: RowLoss, X: torch.Tensor, generator: torch.Generator,
+              chunk_rows: int = 65536) -> float:
+    """Mean per-row loss over ``X``, evaluated in large chunks without gradients."""
+    module.eval()
+    total = 0.0
+    for start in range(0, X.shape[0], chunk_rows):
+        total += float(loss(module, X[start:start + chunk_rows], generator).sum())
+    return total / max(1, X.shape[0])
+
+
+def fit_module(
+    module: nn.Module,
+    loss: RowLoss,
+    X: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float = 0.0,
+    validation_fraction: float = 0.1,
+    patience: int | None = 10,
+    generator: torch.Generator,
+    verbose: int = 0,
+    description: str = "training",
+) -> History:
+    """Train ``module`` with Adam on mini-batches of ``X``, stopping early on a held-out slice.
+
+    A random ``validation_fraction`` of the rows is held out (none when that would be fewer than
+    8 rows, and then early stopping is off); after each epoch the mean validation loss is computed,
+    and once it has not improved for ``patience`` epochs training stops and the weights of the best
+    epoch are restored. ``X`` must already be on the module's device.
+    """
+    n = X.shape[0]
+    order = torch.randperm(n, generator=generator).to(X.device)
+    n_val = int(round(n * validation_fraction)) if validation_fraction else 0
+    if n_val < 8 or n - n_val < 2:
+        n_val = 0
+    X_val, X_train = X[order[:n_val]], X[order[n_val:]]
+    n_train = X_train.shape[0]
+    batch_size = max(1, min(int(batch_size), n_train))
+    steps_per_epoch = math.ceil(n_train / batch_size)
+
+    optimizer = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
+    history = History()
+    best_val, best_state, epochs_without_gain = math.inf, None, 0
+
+    with _progress(verbose, description, epochs) as advance:
+        for epoch in range(epochs):
+            module.train()
+            permutation = torch.randperm(n_train, generator=generator).to(X.device)
+            epoch_loss = 0.0
+            for step in range(steps_per_epoch):
+                batch = X_train[permutation[step * batch_size:(step + 1) * batch_size]]
+                batch_loss = loss(module, batch, generator).mean()
+                optimizer.zero_grad(set_to_none=True)
+                batch_loss.backward()
+                optimizer.step()
+                epoch_loss += float(batch_loss.detach()) * batch.shape[0]
+            history.train_loss.append(epoch_loss / n_train)
+
+            if n_val:
+                val = mean_loss(module, loss, X_val, generator)
+                history.val_loss.append(val)
+                # Improvement must beat float noise; the first epoch always counts (best_val is inf).
+                if val < best_val - 1e-7 * abs(best_val) or math.isinf(best_val):
+                    best_val, history.best_epoch, epochs_without_gain = val, epoch, 0
+                    best_state = copy.deepcopy(module.state_dict())
+                else:
+                    epochs_without_gain += 1
+            else:
+                history.best_epoch = epoch
+            advance(history)
+            if n_val and patience is not None and epochs_without_gain >= patience:
+                history.stopped_early = True
+                break
+
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return history
+
+
+@contextlib.contextmanager
+def _progress(verbose: int, description: str, epochs: int) -> Iterator[Callable[[History], None]]:
+    if not verbose:
+        yield lambda history: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[losses]}"))
+    with Progress(*columns, transient=verbose < 2) as progress:
+        task = progress.add_task(description, total=epochs, losses="")
+
+        def advance(history: History) -> None:
+            losses = f"train {history.train_loss[-1]:.4g}"
+            if history.val_loss:
+                losses += f"  val {history.val_loss[-1]:.4g}"
+            progress.update(task, advance=1, losses=losses)
+
+        yield advance

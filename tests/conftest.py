@@ -1,0 +1,61 @@
+"""Shared fixtures: small real data that always exists, and the team's shared datasets when present."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from oddkit.data.datasets import load_breast_cancer, shared_dataset_path
+
+
+def fast_autoencoder(**params):
+    """The auto-encoder with its library defaults except fewer epochs, seeded and silent."""
+    from oddkit import AutoEncoderDetector
+
+    params = {"epochs": 40, "random_state": 0, "verbose": 0, **params}
+    return AutoEncoderDetector(**params)
+
+
+@pytest.fixture(scope="session")
+def breast_cancer_split():
+    """Train on 60% of the benign cases; test on the other benign cases and every malignant one."""
+    X, y = load_breast_cancer()
+    rng = np.random.default_rng(0)
+    benign = rng.permutation(np.flatnonzero(y == 0))
+    n_train = int(0.6 * len(benign))
+    test = np.concatenate([benign[n_train:], np.flatnonzero(y == 1)])
+    return X.iloc[benign[:n_train]], X.iloc[test], y[test]
+
+
+def shared_clean_split(name: str, seed: int = 0, max_rows: int = 5000):
+    """A clean (novelty) split of a ../shared/data set: 70% of its normal rows to train, the rest of
+    the normals and all anomalies to test. Skips the test when ../shared is absent."""
+    path = shared_dataset_path(name)
+    if path is None:
+        pytest.skip(f"../shared/data/{name}.npz is not available")
+    with np.load(path, allow_pickle=False) as data:
+        X, y = data["X"].astype(np.float64), data["y"].astype(int)
+    rng = np.random.default_rng(seed)
+    if len(y) > max_rows:
+        keep = rng.choice(len(y), max_rows, replace=False)
+        X, y = X[keep], y[keep]
+    normal = rng.permutation(np.flatnonzero(y == 0))
+    n_train = int(0.7 * len(normal))
+    test = np.concatenate([normal[n_train:], np.flatnonzero(y == 1)])
+    return X[normal[:n_train]], X[test], y[test]
+
+
+@pytest.fixture
+def mixed_frame():
+    """A small table with numeric, categorical, constant and duplicate columns."""
+    rng = np.random.default_rng(1)
+    n = 120
+    amount = rng.normal(100, 15, n)
+    return pd.DataFrame({
+        "amount": amount,
+        "amount_copy": amount,
+        "hour": rng.integers(0, 24, n),
+        "constant": np.full(n, 3.0),
+        "channel": rng.choice(["web", "shop", "phone"], n),
+    })

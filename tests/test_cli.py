@@ -1,0 +1,126 @@
+"""The command line end to end, in-process: fit, score, threshold, evaluate, demo, and errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from oddkit import cli
+from oddkit.data.datasets import load_breast_cancer
+
+
+def run(monkeypatch, capsys, *args):
+    """Run ``oddkit ARGS`` through the real entry point; return (exit code, stdout, stderr)."""
+    monkeypatch.setattr("sys.argv", ["oddkit", *map(str, args)])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Breast-cancer CSVs: train (benign only, with an id column), dev and test (labelled)."""
+    folder = tmp_path_factory.mktemp("cli")
+    X, y = load_breast_cancer()
+    frame = X.assign(patient=[f"p{i:03d}" for i in range(len(X))], y=y)
+    rng = np.random.default_rng(0)
+    benign, malignant = rng.permutation(np.flatnonzero(y == 0)), rng.permutation(np.flatnonzero(y == 1))
+    train = frame.iloc[benign[:200]].drop(columns="y")
+    dev = frame.iloc[np.concatenate([benign[200:280], malignant[:100]])]
+    test = frame.iloc[np.concatenate([benign[280:], malignant[100:]])]
+    paths = {"train": folder / "train.csv", "dev": folder / "dev.parquet", "test": folder / "test.csv"}
+    train.to_csv(paths["train"], index=False)
+    dev.to_parquet(paths["dev"])
+    # Columns in another order: the CLI matches them by name.
+    test[list(reversed(test.columns))].to_csv(paths["test"], index=False)
+    return folder, paths
+
+
+@pytest.mark.parametrize("detector", ["autoencoder", "gaussian", "pca", "ocsvm", "iforest"])
+def test_fit_threshold_score_evaluate(detector, files, monkeypatch, capsys):
+    folder, paths = files
+    model = folder / f"model-{detector}"
+    extra = ["--epochs", "20", "--quiet"] if detector == "autoencoder" else []
+    code, out, err = run(monkeypatch, capsys, "fit", paths["train"], "--detector", detector, "--out", model,
+                         "--id-col", "patient", *extra)
+    assert code == 0, err
+    assert "saved to" in out and (model / "config.json").is_file()
+
+    code, out, err = run(monkeypatch, capsys, "threshold", model, paths["dev"], "--goal", "recall:0.9",
+                         "--id-col", "patient")
+    assert code == 0, err
+    config = json.loads((model / "config.json").read_text())
+    assert config["detector"]["threshold_goal"] == "recall:0.9"
+
+    scores_csv = folder / f"scores-{detector}.csv"
+    code, out, err = run(monkeypatch, capsys, "score", model, paths["test"], "--out", scores_csv,
+                         "--id-col", "patient", "--batch-rows", "50")
+    assert code == 0, err
+    scored = pd.read_csv(scores_csv)
+    test = pd.read_csv(paths["test"])
+    assert list(scored.columns) == ["patient", "score", "label"]
+    assert list(scored["patient"]) == list(test["patient"])
+    assert set(scored["label"]) <= {0, 1}
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(test["y"], scored["score"]) > 0.85
+
+    code, out, err = run(monkeypatch, capsys, "evaluate", model, paths["test"], "--id-col", "patient",
+                         "--plots", folder / f"plots-{detector}")
+    assert code == 0, err
+    assert "roc_auc" in out and "recall" in out
+    assert (folder / f"plots-{detector}" / "roc.png").stat().st_size > 1000
+
+
+def test_detector_parameters_as_flags(files, monkeypatch, capsys):
+    folder, paths = files
+    code, _, err = run(monkeypatch, capsys, "fit", paths["train"], "--detector", "ocsvm", "-p", "nu=0.2",
+                       "--contamination", "0.05", "--out", folder / "svm", "--id-col", "patient")
+    assert code == 0, err
+    params = json.loads((folder / "svm" / "config.json").read_text())["params"]
+    assert params["nu"] == 0.2 and params["contamination"] == 0.05
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fit", "{train}", "--detector", "nope", "--out", "{folder}/x"], "unknown detector"),
+    (["fit", "{folder}/missing.csv", "--out", "{folder}/x"], "missing.csv"),
+    (["fit", "{train}", "--detector", "gaussian", "--epochs", "3", "--out", "{folder}/x"], "--epochs"),
+    (["fit", "{train}", "--detector", "gaussian", "-p", "bogus=1", "--out", "{folder}/x"], "bogus"),
+    (["score", "{folder}/no-model", "{train}"], "config.json"),
+    (["evaluate", "{folder}/model-gaussian", "{train}", "--id-col", "patient"], "label"),
+    (["threshold", "{folder}/model-gaussian", "{dev}", "--goal", "best", "--id-col", "patient"], "goal"),
+    (["score", "{folder}/model-gaussian", "{train}"], "patient"),
+])
+def test_errors_are_one_line_with_exit_code_2(args, message, files, monkeypatch, capsys):
+    folder, paths = files
+    args = [a.format(folder=folder, train=paths["train"], dev=paths["dev"]) for a in args]
+    code, out, err = run(monkeypatch, capsys, *args)
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert err.startswith("error: ")
+
+
+def test_debug_shows_the_traceback(files, monkeypatch, capsys):
+    folder, _ = files
+    from oddkit.exceptions import ModelFileError
+
+    with pytest.raises(ModelFileError):
+        run(monkeypatch, capsys, "--debug", "score", folder / "no-model", folder / "x.csv")
+
+
+def test_demo(tmp_path, monkeypatch, capsys):
+    code, out, err = run(monkeypatch, capsys, "demo", "--out-dir", tmp_path / "demo")
+    assert code == 0, err
+    for name in ("autoencoder", "gaussian", "pca", "ocsvm", "iforest", "roc", "done in"):
+        assert name in out
+    table = pd.read_csv(tmp_path / "demo" / "test_metrics.csv", index_col=0)
+    assert table.loc["autoencoder", "roc_auc"] >= 0.95 and table.loc["gaussian", "roc_auc"] >= 0.95
+    assert (tmp_path / "demo" / "roc.png").is_file()
+    assert (tmp_path / "demo" / "autoencoder-model" / "weights.safetensors").is_file()

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from oddkit.exceptions import DataError, LabelError
+from oddkit.metrics import (
+    Evaluation,
+    check_labels,
+    confusion_at,
+    evaluate,
+    pr_auc,
+    roc_auc,
+)
+
+# Same hand-made set as in test_threshold.py: a tie at 0.4 between an anomaly and a normal.
+SCORES = np.array([0.1, 0.2, 0.3, 0.4, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+Y = np.array([0, 0, 0, 1, 0, 0, 1, 0, 1, 1])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_aucs_equal_scikit_learn(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = (rng.random(300) < 0.2).astype(int)
+    scores = np.round(rng.normal(size=300) + y, 1)  # rounded: ties included
+    assert roc_auc(y, scores) == pytest.approx(roc_auc_score(y, scores), abs=1e-15)
+    assert pr_auc(y, scores) == pytest.approx(average_precision_score(y, scores), abs=1e-15)
+
+
+def test_aucs_by_hand() -> None:
+    # Pairs (anomaly, normal) ranked correctly: 0.8 beats both normals, 0.35 beats 0.1 only -> 3/4.
+    assert roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
+    # AP: recall .5 at precision 1, then recall 1 at precision 2/3 -> .5 + .5 * 2/3.
+    assert pr_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.5 + 0.5 * 2 / 3)
+
+
+def test_confusion_by_hand_with_tie() -> None:
+    # t = 0.4 flags 0.4 (anomaly), 0.4 (normal), 0.5, 0.6 (anomaly), 0.7, 0.8 (anomaly), 0.9 (anomaly).
+    c = confusion_at(Y, SCORES, 0.4)
+    assert (c["tp"], c["fp"], c["tn"], c["fn"]) == (4, 3, 3, 0)
+    assert c["precision"] == 4 / 7
+    assert c["recall"] == 1.0
+    assert c["f1"] == 8 / 11
+    assert c["fpr"] == 0.5
+    # t = 0.65 flags 0.7 (normal), 0.8, 0.9.
+    c = confusion_at(Y, SCORES, 0.65)
+    assert (c["tp"], c["fp"], c["tn"], c["fn"]) == (2, 1, 5, 2)
+    assert (c["precision"], c["recall"], c["fpr"]) == (2 / 3, 0.5, 1 / 6)
+
+
+def test_confusion_zero_denominators_give_zero_without_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nothing = confusion_at(Y, SCORES, 1.0)
+        assert (nothing["tp"], nothing["fp"], nothing["tn"], nothing["fn"]) == (0, 0, 6, 4)
+        assert nothing["precision"] == nothing["recall"] == nothing["f1"] == nothing["fpr"] == 0.0
+        only_normals = confusion_at([0, 0], [0.1, 0.2], 0.15)
+        assert only_normals["recall"] == 0.0 and only_normals["fpr"] == 0.5
+        only_anomalies = confusion_at([1, 1], [0.1, 0.2], 0.15)
+        assert only_anomalies["fpr"] == 0.0 and only_anomalies["precision"] == 1.0
+
+
+def test_confusion_rejects_nan_threshold() -> None:
+    with pytest.raises(DataError, match="threshold"):
+        confusion_at(Y, SCORES, float("nan"))
+
+
+def test_evaluate_with_and_without_threshold() -> None:
+    ev = evaluate(Y, SCORES)
+    assert isinstance(ev, Evaluation)
+    assert (ev.n, ev.n_anomalies) == (10, 4)
+    assert ev.roc_auc == roc_auc_score(Y, SCORES)
+    assert ev.pr_auc == average_precision_score(Y, SCORES)
+    assert ev.threshold is None and ev.tp is None and ev.fpr is None
+    assert [name for name, _ in ev.as_rows()] == [
+        "rows",
+        "anomalies",
+        "ROC AUC",
+        "PR AUC (average precision)",
+    ]
+
+    ev = evaluate(Y, SCORES, threshold=0.6)
+    assert (ev.threshold, ev.tp, ev.fp, ev.tn, ev.fn) == (0.6, 3, 1, 5, 1)
+    assert (ev.precision, ev.recall, ev.f1, ev.fpr) == (0.75, 0.75, 0.75, 1 / 6)
+    d = ev.to_dict()
+    assert d["tp"] == 3 and d["roc_auc"] == ev.roc_auc
+    assert json.loads(json.dumps(d)) == d
+    rows = dict(ev.as_rows())
+    assert rows["threshold"] == 0.6 and rows["recall"] == 0.75 and rows["false-positive rate"] == 1 / 6
+    assert len(ev.as_rows()) == 13
+
+
+def test_check_labels_normalises_inputs() -> None:
+    y, s = check_labels(np.array([[True], [False]]), [[1], [2]])
+    assert y.dtype == np.int64 and y.tolist() == [1, 0]
+    assert s.dtype == np.float64 and s.tolist() == [1.0, 2.0]
+    y, _ = check_labels(np.array([0, 1], dtype=object), [0.1, 0.2])
+    assert y.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("y", "match"),
+    [
+        (["a", "b", "a"], "text"),
+        (np.array([b"0", b"1", b"0"]), "text"),
+        ([0, 2, 1], "found 2"),
+        ([0, -1, 1], "found -1"),
+        ([0, np.nan, 1], "missing"),
+        ([0, None, 1], "missing"),
+        ([[0, 1, 0], [1, 0, 1]], "one-dimensional"),
+    ],
+)
+def test_label_errors(y: object, match: str) -> None:
+    with pytest.raises(LabelError, match=match):
+        confusion_at(y, [0.1, 0.2, 0.3], 0.2)
+
+
+def test_aucs_need_both_classes() -> None:
+    with pytest.raises(LabelError, match="ROC AUC needs labelled anomalies"):
+        roc_auc([0, 0, 0], [0.1, 0.2, 0.3])
+    with pytest.raises(LabelError, match="PR AUC needs labelled normal rows"):
+        pr_auc([1, 1], [0.1, 0.2])
+    with pytest.raises(LabelError, match="evaluation needs labelled anomalies"):
+        evaluate([0, 0], [0.1, 0.2], threshold=0.1)
+
+
+def test_score_errors() -> None:
+    with pytest.raises(DataError, match="2 labels but scores has 3"):
+        roc_auc([0, 1], [0.1, 0.2, 0.3])
+    with pytest.raises(DataError, match="NaN or infinite"):
+        roc_auc([0, 1], [0.1, np.nan])
+    with pytest.raises(DataError, match="numeric"):
+        roc_auc([0, 1], ["x", "y"])
+    with pytest.raises(DataError, match="empty"):
+        confusion_at([], [], 0.5)

@@ -1,0 +1,116 @@
+"""Saving and loading: identical scores for every detector, and no way to run code from a folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import oddkit
+from conftest import fast_autoencoder
+from oddkit import GaussianDetector, IsolationForestDetector, OneClassSVMDetector, PCADetector
+from oddkit.exceptions import ModelFileError, OddkitError
+
+FACTORIES = {
+    "autoencoder": lambda: fast_autoencoder(epochs=5, noise="mask"),
+    "gaussian": lambda: GaussianDetector(shrinkage="ledoit_wolf"),
+    "pca": PCADetector,
+    "ocsvm": OneClassSVMDetector,
+    "iforest": lambda: IsolationForestDetector(n_estimators=20, random_state=0),
+}
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_loaded_model_scores_identically(name, mixed_frame, tmp_path):
+    detector = FACTORIES[name]().fit(mixed_frame)
+    detector.set_threshold(float(np.median(detector.decision_scores_)), goal="manual-test")
+    detector.save(tmp_path / "model")
+    assert {p.name for p in (tmp_path / "model").iterdir()} >= {"config.json", "weights.safetensors"}
+    loaded = oddkit.load(tmp_path / "model")
+    assert type(loaded) is type(detector)
+    assert json.dumps(loaded.get_params(), default=list) == json.dumps(detector.get_params(), default=list)
+    np.testing.assert_array_equal(loaded.decision_function(mixed_frame), detector.decision_function(mixed_frame))
+    np.testing.assert_array_equal(loaded.predict(mixed_frame), detector.predict(mixed_frame))
+    np.testing.assert_array_equal(loaded.predict_proba(mixed_frame), detector.predict_proba(mixed_frame))
+    np.testing.assert_array_equal(loaded.decision_scores_, detector.decision_scores_)
+    np.testing.assert_array_equal(loaded.labels_, detector.labels_)
+    assert loaded.threshold_ == detector.threshold_ and loaded.threshold_goal_ == "manual-test"
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["class"] == type(detector).__name__
+    assert set(config["versions"]) >= {"oddkit", "torch", "numpy", "scikit-learn"}
+    assert all(len(digest) == 64 for digest in config["files"].values())
+
+
+def test_autoencoder_embedding_survives_save(mixed_frame, tmp_path):
+    detector = fast_autoencoder(epochs=3).fit(mixed_frame)
+    detector.save(tmp_path / "ae")
+    loaded = oddkit.load(tmp_path / "ae")
+    np.testing.assert_array_equal(loaded.transform(mixed_frame), detector.transform(mixed_frame))
+    assert loaded.history_ == detector.history_
+
+
+def _saved(tmp_path, detector=None):
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    (detector or GaussianDetector()).fit(X).save(tmp_path / "m")
+    return tmp_path / "m"
+
+
+def test_tampered_weights_are_refused(tmp_path):
+    folder = _saved(tmp_path)
+    data = bytearray((folder / "weights.safetensors").read_bytes())
+    data[-1] ^= 1
+    (folder / "weights.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="checksum"):
+        oddkit.load(folder)
+
+
+def test_swapped_sklearn_file_is_refused_even_with_matching_checksum(tmp_path):
+    import hashlib
+    import pickle
+
+    folder = _saved(tmp_path, IsolationForestDetector(n_estimators=5, random_state=0))
+
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    payload = pickle.dumps(Exploit())
+    (folder / "estimator.skops").write_bytes(payload)
+    config = json.loads((folder / "config.json").read_text())
+    config["files"]["estimator.skops"] = hashlib.sha256(payload).hexdigest()
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError):
+        oddkit.load(folder)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.update(format_version=99), "format"),
+    (lambda c: c.update({"class": "os.system"}), "unknown detector class"),
+    (lambda c: c["params"].update(evil="__import__('os')"), "parameters"),
+    (lambda c: c["files"].update({"../outside": "0" * 64}), "unexpected file"),
+    (lambda c: c.pop("detector"), "incomplete"),
+])
+def test_edited_config_is_refused(tmp_path, edit, message):
+    folder = _saved(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    edit(config)
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match=message):
+        oddkit.load(folder)
+
+
+def test_missing_folder_and_garbage(tmp_path):
+    with pytest.raises(ModelFileError, match="config.json"):
+        oddkit.load(tmp_path / "nothing")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{not json")
+    with pytest.raises(ModelFileError, match="JSON"):
+        oddkit.load(tmp_path / "bad")
+
+
+def test_unsaveable_parameter_is_a_clear_error(tmp_path):
+    detector = fast_autoencoder(epochs=1, random_state=np.random.RandomState(0))
+    detector.fit(np.random.default_rng(0).normal(size=(30, 3)))
+    with pytest.raises(OddkitError, match="random_state"):
+        detector.save(tmp_path / "m")
