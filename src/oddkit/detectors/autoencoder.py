@@ -17,6 +17,7 @@ from oddkit.train import fit_module, resolve_device, seeded, torch_threads
 
 NOISE_KINDS = (None, "gaussian", "mask")
 SCORE_CHUNK_ROWS = 65536
+ERROR_FLOOR = 1e-3
 
 
 def default_architecture(n_inputs: int) -> tuple[tuple[int, ...], int]:
@@ -68,6 +69,11 @@ class AutoEncoderDetector(BaseDetector):
         Scoring always uses the clean rows.
     noise_level : float, default=0.2
         Standard deviation (gaussian) or drop probability (mask).
+    normalize_errors : bool, default=True
+        Divide each column's squared error by its mean over the training rows, so every column
+        counts in units of how well it is normally reconstructed (a column that is always hard to
+        reconstruct does not drown the others). Errors below ``1e-3`` (in squared standard
+        deviations) count as that floor, so near-perfect columns stay finite.
     contamination : float, default=0.1
         Expected share of anomalies in the training data; sets ``threshold_``.
     impute : {None, "median"}, default=None
@@ -87,6 +93,9 @@ class AutoEncoderDetector(BaseDetector):
     ----------
     model_ : oddkit.nn.AutoEncoder
         The trained torch module (on CPU or the chosen device).
+    column_error_scale_ : ndarray of shape (n_outputs,)
+        Mean squared error of each preprocessed column on the training rows (1 when
+        ``normalize_errors=False``).
     history_ : dict
         Per-epoch training and held-out losses, the best epoch and whether training stopped early.
     hidden_sizes_, latent_dim_ : the architecture actually used.
@@ -103,7 +112,7 @@ class AutoEncoderDetector(BaseDetector):
 
     def __init__(self, hidden_sizes=None, latent_dim=None, epochs=100, batch_size="auto", lr=1e-3,
                  weight_decay=0.0, validation_fraction=0.1, patience=10, noise=None, noise_level=0.2,
-                 contamination=0.1, impute=None, unknown_categories="error", device="cpu",
+                 normalize_errors=True, contamination=0.1, impute=None, unknown_categories="error", device="cpu",
                  n_threads=None, random_state=None, verbose=1):
         self.hidden_sizes = hidden_sizes
         self.latent_dim = latent_dim
@@ -115,6 +124,7 @@ class AutoEncoderDetector(BaseDetector):
         self.patience = patience
         self.noise = noise
         self.noise_level = noise_level
+        self.normalize_errors = normalize_errors
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
@@ -157,6 +167,9 @@ class AutoEncoderDetector(BaseDetector):
                 description=type(self).__name__,
             )
         self.history_ = history.to_dict()
+        self.column_error_scale_ = np.ones(n_inputs, dtype=np.float32)
+        if self.normalize_errors:
+            self.column_error_scale_ = np.maximum(self._squared_errors(Z).mean(axis=0), ERROR_FLOOR).astype(np.float32)
 
     def _build_module(self, n_inputs: int) -> AutoEncoder:
         return mlp_autoencoder(n_inputs, self.hidden_sizes_, self.latent_dim_)
@@ -186,11 +199,15 @@ class AutoEncoderDetector(BaseDetector):
                 outputs.append(fn(x).cpu().numpy())
         return np.concatenate(outputs, axis=0)
 
-    def _squared_errors(self, Z: np.ndarray) -> np.ndarray:
-        return self._map_chunks(Z, lambda x: (self.model_(x) - x).pow(2))
+    def _squared_errors(self, Z: np.ndarray, normalized: bool = False) -> np.ndarray:
+        if not normalized:
+            return self._map_chunks(Z, lambda x: (self.model_(x) - x).pow(2))
+        scale = torch.from_numpy(self.column_error_scale_).to(next(self.model_.parameters()).device)
+        return self._map_chunks(Z, lambda x: (self.model_(x) - x).pow(2) / scale)
 
     def _score_array(self, Z: np.ndarray) -> np.ndarray:
-        scores = self._map_chunks(Z, lambda x: (self.model_(x) - x).pow(2).mean(dim=1))
+        scale = torch.from_numpy(self.column_error_scale_).to(next(self.model_.parameters()).device)
+        scores = self._map_chunks(Z, lambda x: ((self.model_(x) - x).pow(2) / scale).mean(dim=1))
         return scores.astype(np.float64)
 
     def transform(self, X) -> np.ndarray:
@@ -204,13 +221,14 @@ class AutoEncoderDetector(BaseDetector):
         return self._map_chunks(self._prepare(X, reset=False), self.model_)
 
     def explain(self, X) -> pd.DataFrame:
-        """Each row's share of its reconstruction error per original column (rows sum to 1).
+        """Each row's share of its anomaly score per original column (rows sum to 1).
 
         One-hot columns of a categorical feature are summed back to that feature, so the result
         has one column per input column, named as in training.
         """
         check_is_fitted(self)
-        per_column = self.preprocessor_.group_sum(self._squared_errors(self._prepare(X, reset=False)))
+        errors = self._squared_errors(self._prepare(X, reset=False), normalized=True)
+        per_column = self.preprocessor_.group_sum(errors)
         per_column = per_column.astype(np.float64)
         totals = per_column.sum(axis=1, keepdims=True)
         shares = np.divide(per_column, totals, out=np.zeros_like(per_column), where=totals > 0)
@@ -220,6 +238,7 @@ class AutoEncoderDetector(BaseDetector):
 
     def _get_model_state(self):
         arrays = {name: tensor.detach().cpu().numpy() for name, tensor in self.model_.state_dict().items()}
+        arrays["column_error_scale"] = self.column_error_scale_
         meta = {"n_inputs": int(self.model_.encoder[0].in_features), "hidden_sizes": list(self.hidden_sizes_),
                 "latent_dim": self.latent_dim_, "history": self.history_}
         return arrays, meta, {}
@@ -230,6 +249,8 @@ class AutoEncoderDetector(BaseDetector):
             self.latent_dim_ = int(meta["latent_dim"])
             self.history_ = dict(meta["history"])
             module = self._build_module(int(meta["n_inputs"]))
+            arrays = dict(arrays)
+            self.column_error_scale_ = arrays.pop("column_error_scale")
             module.load_state_dict({name: torch.from_numpy(array.copy()) for name, array in arrays.items()})
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"the saved auto-encoder weights do not fit its configuration: {exc}") from None

@@ -49,8 +49,10 @@ class AutoEncoder(nn.Module):
 def mlp_autoencoder(n_features: int, hidden_sizes: Sequence[int], latent_dim: int) -> AutoEncoder:
     """A symmetric MLP auto-encoder ``n_features -> *hidden_sizes -> latent_dim -> ... -> n_features``.
 
-    The code layer is linear (no ReLU) so that embeddings may be negative, and so is the output:
-    the inputs are standardised, not bounded.
+    The code passes through ``tanh``: a bounded code cannot follow a row far outside the training
+    data along a direction the data varies in, so such a row reconstructs badly — with a linear
+    code it would be reproduced faithfully and go unnoticed. The output is linear: the inputs are
+    standardised, not bounded.
     """
     widths = [n_features, *hidden_sizes, latent_dim]
-    return AutoEncoder(mlp(widths), mlp(widths[::-1]))
+    return AutoEncoder(nn.Sequential(*mlp(widths), nn.Tanh()), mlp(widths[::-1]))

@@ -1,0 +1,573 @@
+"""Turning a table into the float32 matrix detectors learn from.
+
+:class:`TablePreprocessor` is fitted on the training data and saved with the model, so that rows
+scored later are transformed exactly as the training rows were: numeric columns standardised with
+the training mean and standard deviation, text and category columns one-hot encoded over the
+categories seen in training, and (optionally) NaN/inf replaced by the training median.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from oddkit.data.io import column_kind, default_column_names, preview
+from oddkit.exceptions import (
+    ColumnMismatchError,
+    DataError,
+    EmptyDataError,
+    ModelFileError,
+    NonFiniteError,
+    UnseenCategoryError,
+)
+
+__all__ = ["MAX_CATEGORIES", "MISSING_CATEGORY", "TablePreprocessor"]
+
+MISSING_CATEGORY = "<missing>"
+"""The category a missing value (None/NaN) in a categorical column is encoded as."""
+
+MAX_CATEGORIES = 1000
+"""Most distinct values a categorical column may have. More usually means an id or free-text column
+was passed as a feature, and one-hot encoding it would need one output column per value."""
+
+IMPUTE_OPTIONS = (None, "median")
+UNKNOWN_CATEGORY_OPTIONS = ("error", "ignore")
+NUMERIC, CATEGORICAL = "numeric", "categorical"
+_STATE_VERSION = 1
+_SHOWN_COLUMNS = 5
+_SHOWN_ROWS = 3
+
+
+# -- small helpers ----------------------------------------------------------------------------------
+
+def _check_options(impute: Any, unknown_categories: Any, error: Callable[[str], Exception]) -> None:
+    if impute not in IMPUTE_OPTIONS:
+        raise error(f"impute must be None or 'median', got {impute!r}")
+    if unknown_categories not in UNKNOWN_CATEGORY_OPTIONS:
+        raise error(f"unknown_categories must be 'error' or 'ignore', got {unknown_categories!r}")
+
+
+def _row_refs(positions: np.ndarray, index: pd.Index | None) -> str:
+    """Row positions for a message, plus the index labels when they differ (a batch of a file)."""
+    positions = np.asarray(positions)[:_SHOWN_ROWS]
+    text = ", ".join(str(int(p)) for p in positions)
+    default = index is None or (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1)
+    if not default:
+        text += f" (index {', '.join(str(index[int(p)]) for p in positions)})"
+    return text
+
+
+def _category_string(value: Any) -> str:
+    """The string a category is stored as. Integral floats print as ints, so that a column read as
+    ``[1.0, nan]`` in one batch and ``["1", "a"]`` in another yields the same category ``"1"``."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _factorize(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Codes into the distinct values (-1 = missing) and those values as category strings.
+
+    Hashing each distinct value once keeps this fast on millions of rows of few categories.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return codes, [_category_string(u) for u in uniques]
+
+
+def _as_input(X: Any) -> pd.DataFrame | np.ndarray:
+    """A DataFrame with string column names, or a 2-D numeric ndarray (the fast path)."""
+    if isinstance(X, pd.DataFrame):
+        names = [str(c) for c in X.columns]
+        if len(set(names)) != len(names):
+            duplicated = sorted({n for n in names if names.count(n) > 1})
+            raise DataError(
+                f"column names must be unique, but {preview(duplicated)} appear more than once; rename them")
+        if any(not isinstance(c, str) for c in X.columns):
+            X = X.set_axis(names, axis=1)
+        return X
+    array = np.asarray(X)
+    if array.ndim != 2:
+        raise DataError(f"expected a 2-D table (rows x columns), got an array of shape {array.shape}; "
+                        "reshape a single feature with X.reshape(-1, 1)")
+    if array.dtype.kind in "biuf":
+        return array
+    return pd.DataFrame(array, columns=default_column_names(array.shape[1]))
+
+
+def _numeric_column(series: pd.Series, name: str) -> np.ndarray:
+    """One numeric column as float64 (NaN for missing), or a DataError if it holds text."""
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "biuf":
+        return series.to_numpy(dtype=np.float64)
+    if column_kind(series, name) != NUMERIC:
+        missing = series.isna().to_numpy()
+        if not missing.all():
+            raise DataError(
+                f"column {name!r} was numeric in training but now holds {series.dtype} values such as "
+                f"{preview(pd.unique(series[~missing]), limit=3)}; convert it to numbers, e.g. with "
+                f"pd.to_numeric(X[{name!r}], errors='coerce'), which turns bad entries into NaN")
+        return np.full(len(series), np.nan)
+    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _non_finite_error(bad: np.ndarray, names: list[str], index: pd.Index | None) -> NonFiniteError:
+    counts = bad.sum(axis=0)
+    columns = np.flatnonzero(counts)
+    parts = [f"column {names[j]!r} has {int(counts[j]):,} NaN/inf values "
+             f"(first rows: {_row_refs(np.flatnonzero(bad[:, j]), index)})" for j in columns[:_SHOWN_COLUMNS]]
+    if len(columns) > _SHOWN_COLUMNS:
+        parts.append(f"and {len(columns) - _SHOWN_COLUMNS} more columns")
+    return NonFiniteError("; ".join(parts) + "; clean them or pass impute='median'")
+
+
+def _state_error(problem: str) -> ModelFileError:
+    return ModelFileError(f"the saved preprocessing state is malformed: {problem}; "
+                          "the model folder was damaged or edited: restore it or retrain")
+
+
+# -- the preprocessor -------------------------------------------------------------------------------
+
+class TablePreprocessor:
+    """Standardise numeric columns and one-hot encode categorical ones, as fitted on training data.
+
+    Numeric columns (int, float, bool) become ``(x - mean) / std`` with the training statistics
+    (a constant column gets scale 1, so it becomes all zeros). Text, object and category columns
+    are one-hot encoded over the values seen in training, sorted as strings; a missing value is its
+    own category ``"<missing>"``. Each input column expands to its output column(s) in place, so
+    the output keeps the input's column order.
+
+    Parameters
+    ----------
+    impute : {None, "median"}, default None
+        None: NaN or inf in a numeric column raises :class:`NonFiniteError`. ``"median"``: they are
+        replaced by the column's median of the finite training values (0 if there are none).
+    unknown_categories : {"error", "ignore"}, default "error"
+        What :meth:`transform` does with a categorical value never seen in training: raise
+        :class:`UnseenCategoryError`, or encode it as all zeros in that column's outputs.
+
+    Attributes
+    ----------
+    feature_names_in_ : list of str
+        Input columns; ``"x0"``, ``"x1"``, ... when fitted on an array.
+    n_features_in_ : int
+    kinds_ : list of str
+        ``"numeric"`` or ``"categorical"`` for each input column.
+    numeric_columns_, categorical_columns_ : list of str
+    categories_ : dict of str to list of str
+        The categories of each categorical column, sorted.
+    center_, scale_ : ndarray of float64 of shape (n_numeric,)
+        Mean and standard deviation of each numeric column (scale 1 for constant columns).
+    medians_ : ndarray of float64 of shape (n_numeric,), or None
+        The values NaN/inf are replaced by; None unless ``impute="median"``.
+    output_names_ : list of str
+        Output column names: a numeric column keeps its name, a category is ``"column=value"``.
+    n_outputs_ : int
+    output_groups_ : list of (str, ndarray of int64)
+        Each input column, in order, with the indices of its output columns.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> X = pd.DataFrame({"amount": [10.0, 20.0, 30.0], "color": ["red", "blue", "red"]})
+    >>> pre = TablePreprocessor().fit(X)
+    >>> pre.output_names_
+    ['amount', 'color=blue', 'color=red']
+    >>> pre.transform(X).astype(float).round(3).tolist()
+    [[-1.225, 0.0, 1.0], [0.0, 1.0, 0.0], [1.225, 0.0, 1.0]]
+    """
+
+    def __init__(self, impute: str | None = None, unknown_categories: str = "error") -> None:
+        _check_options(impute, unknown_categories, DataError)
+        self.impute = impute
+        self.unknown_categories = unknown_categories
+
+    def __repr__(self) -> str:
+        return f"TablePreprocessor(impute={self.impute!r}, unknown_categories={self.unknown_categories!r})"
+
+    # -- fitting ------------------------------------------------------------------------------------
+
+    def fit(self, X: pd.DataFrame | np.ndarray) -> TablePreprocessor:
+        """Learn column kinds, statistics and categories from training data.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or 2-D array-like
+            Training rows. A DataFrame's string, object and category columns are categorical.
+
+        Returns
+        -------
+        TablePreprocessor
+            ``self``.
+
+        Raises
+        ------
+        EmptyDataError
+            ``X`` has no rows or no columns.
+        NonFiniteError
+            NaN/inf in a numeric column and ``impute`` is None.
+        DataError
+            Columns of an unusable type, duplicate names, or too many categories.
+        """
+        _check_options(self.impute, self.unknown_categories, DataError)
+        data = _as_input(X)
+        if data.shape[0] == 0 or data.shape[1] == 0:
+            raise EmptyDataError(f"cannot fit on data of shape {data.shape}; pass at least one row and one column")
+        if isinstance(data, np.ndarray):
+            names = default_column_names(data.shape[1])
+            kinds = [NUMERIC] * len(names)
+        else:
+            names = list(data.columns)
+            kinds = [column_kind(data[name], name) for name in names]
+        numeric = [n for n, k in zip(names, kinds) if k == NUMERIC]
+
+        block = self._numeric_block(data, numeric)
+        bad = ~np.isfinite(block)
+        medians = None
+        if self.impute == "median":
+            medians = self._finite_medians(block, bad)
+            np.copyto(block, np.broadcast_to(medians, block.shape), where=bad)
+        elif bad.any():
+            raise _non_finite_error(bad, numeric, None if isinstance(data, np.ndarray) else data.index)
+
+        categories = {}
+        for name, kind in zip(names, kinds):
+            if kind == CATEGORICAL:
+                codes, strings = _factorize(data[name])
+                seen = set(strings) | ({MISSING_CATEGORY} if (codes < 0).any() else set())
+                if len(seen) > MAX_CATEGORIES:
+                    raise DataError(
+                        f"column {name!r} has {len(seen):,} distinct values (at most {MAX_CATEGORIES:,} can be "
+                        "one-hot encoded); if it identifies rows pass it in id_cols, otherwise drop it or "
+                        "encode it as numbers")
+                categories[name] = sorted(seen)
+
+        self._set_layout(names, kinds, categories)
+        self.center_, self.scale_ = self._center_scale(block)
+        self.medians_ = medians
+        return self
+
+    def fit_transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """:meth:`fit` then :meth:`transform` on the same rows."""
+        return self.fit(X).transform(X)
+
+    @staticmethod
+    def _finite_medians(block: np.ndarray, bad: np.ndarray) -> np.ndarray:
+        if not bad.any():
+            return np.median(block, axis=0) if block.size else np.zeros(block.shape[1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": such a column gets 0
+            medians = np.nanmedian(np.where(bad, np.nan, block), axis=0)
+        return np.where(np.isnan(medians), 0.0, medians)
+
+    @staticmethod
+    def _center_scale(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if block.shape[1] == 0:
+            return np.zeros(0), np.ones(0)
+        low, high = block.min(axis=0), block.max(axis=0)
+        # A constant column's computed std can be a rounding-error 1e-17 rather than 0, which would
+        # blow tiny differences up; centring on the value itself with scale 1 gives exact zeros.
+        constant = low == high
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, std = block.mean(axis=0), block.std(axis=0)
+        center = np.where(constant, low, mean)
+        center = np.where(np.isfinite(center), center, 0.0)
+        scale = np.where(constant | ~np.isfinite(std) | (std <= 0), 1.0, std)
+        return center.astype(np.float64), scale.astype(np.float64)
+
+    def _set_layout(self, names: list[str], kinds: list[str], categories: dict[str, list[str]]) -> None:
+        """Derive every name and index attribute from the columns, their kinds and categories."""
+        self.feature_names_in_ = list(names)
+        self.n_features_in_ = len(names)
+        self.kinds_ = list(kinds)
+        self.numeric_columns_ = [n for n, k in zip(names, kinds) if k == NUMERIC]
+        self.categorical_columns_ = [n for n, k in zip(names, kinds) if k == CATEGORICAL]
+        self.categories_ = {n: list(categories[n]) for n in self.categorical_columns_}
+        self.output_names_, self.output_groups_ = [], []
+        numeric_outputs = []
+        self._category_offsets = {}
+        self._category_lookup = {}
+        for name, kind in zip(names, kinds):
+            start = len(self.output_names_)
+            if kind == NUMERIC:
+                numeric_outputs.append(start)
+                self.output_names_.append(name)
+            else:
+                self._category_offsets[name] = start
+                self._category_lookup[name] = {c: i for i, c in enumerate(self.categories_[name])}
+                self.output_names_.extend(f"{name}={c}" for c in self.categories_[name])
+            self.output_groups_.append((name, np.arange(start, len(self.output_names_), dtype=np.int64)))
+        self.n_outputs_ = len(self.output_names_)
+        self._numeric_outputs = np.asarray(numeric_outputs, dtype=np.int64)
+        self._group_starts = np.asarray([idx[0] for _, idx in self.output_groups_], dtype=np.int64)
+
+    # -- transforming -------------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "feature_names_in_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("this TablePreprocessor is not fitted yet; call fit(X) first")
+
+    def _numeric_block(self, data: pd.DataFrame | np.ndarray, numeric: list[str]) -> np.ndarray:
+        """The numeric columns as a fresh float64 array (safe to modify in place)."""
+        if isinstance(data, np.ndarray):
+            return np.array(data, dtype=np.float64, order="C")
+        # Fortran order keeps each column's write contiguous, several times faster on wide tables.
+        block = np.empty((len(data), len(numeric)), dtype=np.float64, order="F")
+        for j, name in enumerate(numeric):
+            block[:, j] = _numeric_column(data[name], name)
+        return block
+
+    def _aligned(self, X: Any) -> pd.DataFrame | np.ndarray:
+        data = _as_input(X)
+        if isinstance(data, np.ndarray):
+            if data.shape[1] != self.n_features_in_:
+                raise ColumnMismatchError(
+                    f"X has {data.shape[1]} columns but the preprocessor was fitted on {self.n_features_in_}; "
+                    f"pass the training columns in the training order: {preview(self.feature_names_in_, limit=20)}")
+            if not self.categorical_columns_:
+                return data
+            return pd.DataFrame(data, columns=self.feature_names_in_)
+        missing = [n for n in self.feature_names_in_ if n not in data.columns]
+        if missing:
+            raise ColumnMismatchError(
+                f"X lacks column(s) {preview(missing)} seen in training; pass every training column "
+                f"({preview(self.feature_names_in_, limit=20)})")
+        return data
+
+    def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Encode rows as in training.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or 2-D array-like
+            Rows with the training columns (a DataFrame's columns are matched by name; extra
+            columns are ignored).
+
+        Returns
+        -------
+        numpy.ndarray of float32 of shape (n_samples, n_outputs_), C-contiguous
+
+        Raises
+        ------
+        ColumnMismatchError
+            A training column is missing, or an array has the wrong width.
+        NonFiniteError
+            NaN/inf in a numeric column and ``impute`` is None.
+        UnseenCategoryError
+            A categorical value not seen in training and ``unknown_categories="error"``.
+        DataError
+            A numeric column that now holds text.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> pre = TablePreprocessor(impute="median").fit(np.array([[1.0], [2.0], [3.0]]))
+        >>> pre.transform(np.array([[np.nan]])).tolist()
+        [[0.0]]
+        """
+        self._check_fitted()
+        data = self._aligned(X)
+        index = None if isinstance(data, np.ndarray) else data.index
+        block = self._numeric_block(data, self.numeric_columns_)
+        bad = ~np.isfinite(block)
+        if bad.any():
+            if self.medians_ is None:
+                raise _non_finite_error(bad, self.numeric_columns_, index)
+            np.copyto(block, np.broadcast_to(self.medians_, block.shape), where=bad)
+        block -= self.center_
+        block /= self.scale_
+        if not self.categorical_columns_:
+            return np.ascontiguousarray(block, dtype=np.float32)
+
+        out = np.zeros((len(data), self.n_outputs_), dtype=np.float32)
+        out[:, self._numeric_outputs] = block
+        for name in self.categorical_columns_:
+            codes, strings = _factorize(data[name])
+            lookup = self._category_lookup[name]
+            # The extra last entry is where the missing-value code -1 lands.
+            position = np.asarray([lookup.get(s, -1) for s in strings] + [lookup.get(MISSING_CATEGORY, -1)],
+                                  dtype=np.int64)[codes]
+            known = position >= 0
+            if not known.all():
+                if self.unknown_categories == "error":
+                    raise self._unseen_error(name, strings, codes, known, index)
+                rows = np.flatnonzero(known)
+                out[rows, self._category_offsets[name] + position[rows]] = 1.0
+            else:
+                out[np.arange(len(out)), self._category_offsets[name] + position] = 1.0
+        return out
+
+    def _unseen_error(self, name: str, strings: list[str], codes: np.ndarray, known: np.ndarray,
+                      index: pd.Index | None) -> UnseenCategoryError:
+        rows = np.flatnonzero(~known)
+        unseen_codes = pd.unique(codes[rows])
+        values = [MISSING_CATEGORY if c < 0 else strings[c] for c in unseen_codes]
+        return UnseenCategoryError(
+            f"column {name!r} has {len(values):,} value(s) never seen in training ({preview(values)}) in "
+            f"{len(rows):,} row(s) (first rows: {_row_refs(rows, index)}); known values are "
+            f"{preview(self.categories_[name], limit=10)}. Pass unknown_categories='ignore' to encode them "
+            "as all zeros, or retrain with data that has them")
+
+    def group_sum(self, per_output: np.ndarray) -> np.ndarray:
+        """Sum per-output values (e.g. squared reconstruction errors) back to input columns.
+
+        Parameters
+        ----------
+        per_output : ndarray of shape (n_samples, n_outputs_)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features_in_)
+            Column ``j`` is the sum of the outputs in ``output_groups_[j]``.
+
+        Raises
+        ------
+        ColumnMismatchError
+            When ``per_output`` is not 2-D with ``n_outputs_`` columns.
+
+        Examples
+        --------
+        >>> import pandas as pd, numpy as np
+        >>> pre = TablePreprocessor().fit(pd.DataFrame({"a": [1.0, 2.0], "c": ["x", "y"]}))
+        >>> pre.group_sum(np.array([[1.0, 2.0, 3.0]])).tolist()
+        [[1.0, 5.0]]
+        """
+        self._check_fitted()
+        values = np.asarray(per_output)
+        if values.ndim != 2 or values.shape[1] != self.n_outputs_:
+            raise ColumnMismatchError(
+                f"expected an array of shape (n_samples, {self.n_outputs_}) (one column per output), "
+                f"got {values.shape}")
+        if self.n_outputs_ == self.n_features_in_:
+            return values.copy()
+        # Groups are contiguous and in order, so one reduceat sums them all.
+        return np.add.reduceat(values, self._group_starts, axis=1)
+
+    def inverse_transform(self, Z: np.ndarray) -> pd.DataFrame:
+        """Map encoded rows back to the input's units and categories.
+
+        Numeric outputs are un-standardised; each categorical column takes the category whose
+        output is largest (``"<missing>"`` becomes None).
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_outputs_)
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``feature_names_in_``: float64 for numeric ones, object (str) for categorical ones.
+
+        Raises
+        ------
+        ColumnMismatchError
+            When ``Z`` is not 2-D with ``n_outputs_`` columns.
+        """
+        self._check_fitted()
+        Z = np.asarray(Z, dtype=np.float64)
+        if Z.ndim != 2 or Z.shape[1] != self.n_outputs_:
+            raise ColumnMismatchError(f"expected an array of shape (n_samples, {self.n_outputs_}), got {Z.shape}")
+        numeric = Z[:, self._numeric_outputs] * self.scale_ + self.center_
+        columns: dict[str, Any] = {}
+        j = 0
+        for (name, outputs), kind in zip(self.output_groups_, self.kinds_):
+            if kind == NUMERIC:
+                columns[name] = numeric[:, j]
+                j += 1
+            else:
+                labels = np.asarray([None if c == MISSING_CATEGORY else c for c in self.categories_[name]],
+                                    dtype=object)
+                columns[name] = pd.Series(labels[np.argmax(Z[:, outputs], axis=1)], dtype=object)
+        return pd.DataFrame(columns, columns=self.feature_names_in_)
+
+    # -- persistence --------------------------------------------------------------------------------
+
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The fitted state, split into arrays (for safetensors) and JSON-serialisable metadata.
+
+        Returns
+        -------
+        arrays : dict of str to ndarray
+            ``"center"``, ``"scale"`` and, with ``impute="median"``, ``"medians"`` (float64).
+        meta : dict
+            Options, column names, kinds and categories: only str, int, list and dict values.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> pre = TablePreprocessor().fit(np.eye(3))
+        >>> arrays, meta = pre.get_state()
+        >>> clone = TablePreprocessor.from_state(arrays, meta)
+        """
+        self._check_fitted()
+        arrays = {"center": np.array(self.center_, dtype=np.float64), "scale": np.array(self.scale_, dtype=np.float64)}
+        if self.medians_ is not None:
+            arrays["medians"] = np.array(self.medians_, dtype=np.float64)
+        meta = {
+            "version": _STATE_VERSION,
+            "impute": self.impute,
+            "unknown_categories": self.unknown_categories,
+            "columns": list(self.feature_names_in_),
+            "kinds": list(self.kinds_),
+            "categories": {name: list(cats) for name, cats in self.categories_.items()},
+        }
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict) -> TablePreprocessor:
+        """Rebuild a preprocessor from :meth:`get_state`'s output; it transforms bit-identically.
+
+        Everything is type- and shape-checked; nothing in ``meta`` is evaluated.
+
+        Raises
+        ------
+        ModelFileError
+            When ``arrays`` or ``meta`` are malformed.
+        """
+        if not isinstance(meta, dict):
+            raise _state_error(f"expected a JSON object, got {type(meta).__name__}")
+        expected = {"version", "impute", "unknown_categories", "columns", "kinds", "categories"}
+        if set(meta) != expected:
+            raise _state_error(f"expected the keys {sorted(expected)}, got {sorted(map(str, meta))}")
+        if meta["version"] != _STATE_VERSION:
+            raise _state_error(f"unknown state version {meta['version']!r} (this oddkit reads {_STATE_VERSION})")
+        _check_options(meta["impute"], meta["unknown_categories"], _state_error)
+        names, kinds, categories = meta["columns"], meta["kinds"], meta["categories"]
+        if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)
+                and len(set(names)) == len(names)):
+            raise _state_error("'columns' must be a non-empty list of distinct strings")
+        if not (isinstance(kinds, list) and len(kinds) == len(names)
+                and all(k in (NUMERIC, CATEGORICAL) for k in kinds)):
+            raise _state_error("'kinds' must list 'numeric' or 'categorical' for each column")
+        categorical = [n for n, k in zip(names, kinds) if k == CATEGORICAL]
+        if not isinstance(categories, dict) or set(categories) != set(categorical):
+            raise _state_error("'categories' must have an entry for each categorical column and no other")
+        for name, cats in categories.items():
+            if not (isinstance(cats, list) and cats and all(isinstance(c, str) for c in cats)
+                    and cats == sorted(set(cats))):
+                raise _state_error(f"the categories of {name!r} must be a non-empty sorted list of distinct strings")
+
+        n_numeric = len(names) - len(categorical)
+        wanted = {"center", "scale"} | ({"medians"} if meta["impute"] == "median" else set())
+        if not isinstance(arrays, dict) or set(arrays) != wanted:
+            raise _state_error(f"expected the arrays {sorted(wanted)}, got "
+                               f"{sorted(map(str, arrays)) if isinstance(arrays, dict) else type(arrays).__name__}")
+        for key, array in arrays.items():
+            if not (isinstance(array, np.ndarray) and array.dtype.kind == "f" and array.shape == (n_numeric,)
+                    and np.isfinite(array).all()):
+                raise _state_error(f"array {key!r} must hold {n_numeric} finite floats")
+        if (arrays["scale"] <= 0).any():
+            raise _state_error("array 'scale' must be positive")
+
+        self = cls(impute=meta["impute"], unknown_categories=meta["unknown_categories"])
+        self._set_layout(names, kinds, categories)
+        self.center_ = arrays["center"].astype(np.float64)
+        self.scale_ = arrays["scale"].astype(np.float64)
+        self.medians_ = arrays["medians"].astype(np.float64) if "medians" in arrays else None
+        return self
