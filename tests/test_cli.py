@@ -75,7 +75,7 @@ def test_fit_threshold_score_evaluate(detector, files, monkeypatch, capsys):
     code, out, err = run(monkeypatch, capsys, "evaluate", model, paths["test"], "--id-col", "patient",
                          "--plots", folder / f"plots-{detector}")
     assert code == 0, err
-    assert "roc_auc" in out and "recall" in out
+    assert "ROC AUC" in out and "recall" in out and "false-positive rate" in out
     assert (folder / f"plots-{detector}" / "roc.png").stat().st_size > 1000
 
 

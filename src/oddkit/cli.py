@@ -171,7 +171,8 @@ def score(
 
 
 def _print_metrics(title: str, rows: list[tuple[str, object]]) -> None:
-    table = RichTable(title=title)
+    console.print(title)
+    table = RichTable()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in rows:
@@ -220,10 +221,10 @@ def threshold(
     choice = choose_threshold(detector.decision_function(_features_for(detector, table.X)), table.y, goal)
     detector.set_threshold(choice)
     detector.save(model)
-    rows = [(k, v) for k, v in choice.to_dict().items() if v is not None and k != "goal"]
+    rows = [(k, v) for k, v in choice.to_dict().items() if v not in (None, "") and k not in ("goal", "note", "feasible")]
     _print_metrics(f"threshold for {choice.goal} on {dev.name}, stored in {model}", rows)
-    if not choice.feasible:
-        errors.print(f"warning: no threshold meets {choice.goal} on the dev data; stored the closest one")
+    if not choice.feasible or choice.note:
+        errors.print(f"warning: {choice.note or f'no threshold meets {choice.goal} on the dev data'}")
 
 
 @app.command()
@@ -232,8 +233,10 @@ def demo(
     goal: Annotated[str, typer.Option(help="Threshold goal on the dev split.")] = "recall:0.95",
     random_state: Annotated[int, typer.Option(help="Seed of the split and the detectors.")] = 0,
 ):
-    """Cancer detection on scikit-learn's breast-cancer data: train on benign cases only, choose a
-    threshold on a dev split, report test metrics of every detector side by side."""
+    """Cancer detection on scikit-learn's breast-cancer data, every detector side by side.
+
+    Detectors train on benign cases only, a threshold is chosen on a dev split, test metrics follow.
+    """
     from oddkit.demo import run_demo
 
     started = time.perf_counter()

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.base import TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
@@ -35,7 +36,7 @@ def default_batch_size(n_rows: int) -> int:
     return int(min(1024, max(32, n_rows // 16)))
 
 
-class AutoEncoderDetector(BaseDetector):
+class AutoEncoderDetector(TransformerMixin, BaseDetector):
     """An MLP auto-encoder trained on (mostly) normal rows; anomaly score = reconstruction error.
 
     Each row is standardised (numeric columns) and one-hot encoded (categorical columns), pushed
@@ -233,6 +234,12 @@ class AutoEncoderDetector(BaseDetector):
         totals = per_column.sum(axis=1, keepdims=True)
         shares = np.divide(per_column, totals, out=np.zeros_like(per_column), where=totals > 0)
         return pd.DataFrame(shares, columns=list(self.preprocessor_.feature_names_in_))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # The embedding is float32 whatever the input: that is the network's precision.
+        tags.transformer_tags.preserves_dtype = []
+        return tags
 
     # -- persistence ----------------------------------------------------------------------------
 

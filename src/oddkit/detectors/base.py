@@ -114,7 +114,8 @@ class BaseDetector(BaseEstimator):
         ----------
         method : {"auto", "calibrated", "unify", "linear"}
             ``"calibrated"``: Platt scaling fitted by :meth:`calibrate` on a labelled dev set — a
-            real probability. ``"unify"`` (Kriegel et al., 2011): the score standardised by the
+            real probability (a logistic curve in the logarithm of the score's excess over the
+            lowest training score). ``"unify"`` (Kriegel et al., 2011): the score standardised by the
             training scores' mean and spread, passed through the Gaussian error function; it needs
             no labels and is what ``"auto"`` uses until :meth:`calibrate` has been called.
             ``"linear"``: min-max scaling to the training scores' range, clipped to [0, 1].
@@ -131,7 +132,7 @@ class BaseDetector(BaseEstimator):
             if self.calibration_ is None:
                 raise DataError("predict_proba(method='calibrated') needs calibrate(X_dev, y_dev) first")
             slope, intercept = self.calibration_
-            anomalous = expit(slope * scores + intercept)
+            anomalous = expit(slope * self._calibration_feature(scores) + intercept)
         elif method == "unify":
             anomalous = np.clip(erf((scores - self.score_mean_) / (self.score_std_ * math.sqrt(2))), 0.0, 1.0)
         elif method == "linear":
@@ -151,11 +152,14 @@ class BaseDetector(BaseEstimator):
         y, scores = check_labels(y, scores)
         if len(np.unique(y)) < 2:
             raise DataError("calibrate needs a dev set holding both normal rows (0) and anomalies (1)")
-        spread = self.score_std_
-        model = LogisticRegression(C=1e6).fit(((scores - self.score_mean_) / spread)[:, None], y)
-        slope = float(model.coef_[0, 0]) / spread
-        self.calibration_ = (slope, float(model.intercept_[0]) - slope * self.score_mean_)
+        model = LogisticRegression(C=1e6).fit(self._calibration_feature(scores)[:, None], y)
+        self.calibration_ = (float(model.coef_[0, 0]), float(model.intercept_[0]))
         return self
+
+    def _calibration_feature(self, scores: np.ndarray) -> np.ndarray:
+        # Anomaly scores are heavy-tailed (squared errors, log-likelihoods); a logistic curve fits
+        # their logarithm far better than the scores themselves.
+        return np.log1p(np.maximum(scores - self.score_min_, 0.0) / self.score_std_)
 
     def set_threshold(self, threshold: float | ThresholdChoice, goal: str | None = None) -> BaseDetector:
         """Replace ``threshold_`` by one chosen on a dev set (see :func:`oddkit.threshold.choose_threshold`)."""

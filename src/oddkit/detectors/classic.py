@@ -60,6 +60,7 @@ class OneClassSVMDetector(_SklearnAdapter):
     Attributes
     ----------
     estimator_ : sklearn.svm.OneClassSVM
+    n_iter_ : int
     """
 
     def __init__(self, kernel="rbf", nu=0.5, gamma="scale", tol=1e-3, max_iter=-1,
@@ -72,6 +73,11 @@ class OneClassSVMDetector(_SklearnAdapter):
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
+
+    @property
+    def n_iter_(self):
+        """Iterations the SVM solver ran (scikit-learn's ``n_iter_``)."""
+        return self.estimator_.n_iter_
 
     def _make_estimator(self):
         return OneClassSVM(kernel=self.kernel, nu=self.nu, gamma=self.gamma, tol=self.tol, max_iter=self.max_iter)
