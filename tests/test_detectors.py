@@ -33,12 +33,14 @@ FACTORIES = {
 }
 ALL = pytest.mark.parametrize("name", list(FACTORIES))
 
-# Lowest test AUROC each detector must reach when trained on normal rows only. Measured values
-# (seed 0) are in the comments; the bounds leave room for platform noise, not for regressions.
-BREAST_CANCER_BOUNDS = {"autoencoder": 0.95, "gaussian": 0.95, "pca": 0.9, "ocsvm": 0.93, "iforest": 0.93}
+# Lowest test AUROC each detector must reach when trained on normal rows only. Measured with these
+# settings (seed 0): breast cancer AE 0.965, Gaussian 0.968, PCA 0.926, OCSVM 0.959, IForest 0.963;
+# cardio 0.934, 0.939, 0.881, 0.956, 0.961; thyroid 0.966, 0.976, 0.709, 0.983, 0.987. The bounds
+# leave about 0.03 for platform differences in floating point, not room for regressions.
+BREAST_CANCER_BOUNDS = {"autoencoder": 0.94, "gaussian": 0.94, "pca": 0.9, "ocsvm": 0.93, "iforest": 0.93}
 SHARED_BOUNDS = {
-    "adbench_cardio": {"autoencoder": 0.85, "gaussian": 0.85, "pca": 0.85, "ocsvm": 0.85, "iforest": 0.85},
-    "adbench_thyroid": {"autoencoder": 0.85, "gaussian": 0.85, "pca": 0.65, "ocsvm": 0.75, "iforest": 0.9},
+    "adbench_cardio": {"autoencoder": 0.9, "gaussian": 0.91, "pca": 0.85, "ocsvm": 0.93, "iforest": 0.93},
+    "adbench_thyroid": {"autoencoder": 0.93, "gaussian": 0.95, "pca": 0.68, "ocsvm": 0.95, "iforest": 0.95},
 }
 
 

@@ -4,6 +4,6 @@ Nothing here imports the rest of oddkit, so a trained module can be reused, insp
 on its own (``detector.model_`` is one of these).
 """
 
-from oddkit.nn.autoencoder import AutoEncoder, mlp, mlp_autoencoder
+from oddkit.nn.autoencoder import AutoEncoder, ParallelLinear, mlp, mlp_autoencoder
 
-__all__ = ["AutoEncoder", "mlp", "mlp_autoencoder"]
+__all__ = ["AutoEncoder", "ParallelLinear", "mlp", "mlp_autoencoder"]
