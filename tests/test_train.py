@@ -1,0 +1,57 @@
+"""The training loop's services: progress bar, device choice, threads, seeding, early stopping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import fast_autoencoder
+from oddkit.exceptions import OddkitError
+from oddkit.train import resolve_device, seeded, torch_threads
+
+X = np.random.default_rng(0).normal(size=(200, 5))
+
+
+def test_progress_bar_only_when_verbose(capsys):
+    fast_autoencoder(epochs=3, verbose=0).fit(X)
+    assert capsys.readouterr().out == ""
+    fast_autoencoder(epochs=3, verbose=2).fit(X)
+    out = capsys.readouterr().out
+    assert "AutoEncoderDetector" in out and "3/3" in out
+
+
+def test_device_choice():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(OddkitError, match="CUDA is not available"):
+            resolve_device("cuda")
+    with pytest.raises(OddkitError, match="unknown device"):
+        resolve_device("abacus")
+
+
+def test_threads_are_set_for_the_body_and_restored():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(OddkitError, match="n_threads"):
+        with torch_threads(0):
+            pass
+    fast_autoencoder(epochs=1, n_threads=1).fit(X)
+    assert torch.get_num_threads() == before
+
+
+def test_seeding_leaves_the_callers_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    with seeded(7):
+        torch.rand(10)
+    np.testing.assert_array_equal(torch.rand(3), expected)
+
+
+def test_without_enough_rows_for_validation_it_trains_every_epoch():
+    detector = fast_autoencoder(epochs=7).fit(X[:30])
+    assert len(detector.history_["train_loss"]) == 7 and detector.history_["val_loss"] == []
