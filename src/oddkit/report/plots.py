@@ -66,6 +66,12 @@ def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     return out
 
 
+def _mark_operating_point(ax, line, x: float, y: float, label: str) -> None:
+    """A dot, in the curve's colour, where the detector's threshold puts it on its curve."""
+    ax.plot(x, y, marker="o", markersize=7, linestyle="none", color=line.get_color(),
+            markeredgecolor="black", label=label)
+
+
 def plot_roc(
     curves: Curves,
     path: str | os.PathLike[str],
@@ -109,16 +115,7 @@ def plot_roc(
         if thresholds and name in thresholds:
             t = _check_threshold(thresholds[name])
             c = _confusion(y, scores, t)
-            ax.plot(
-                c["fpr"],
-                c["recall"],
-                marker="o",
-                markersize=7,
-                linestyle="none",
-                color=line.get_color(),
-                markeredgecolor="black",
-                label=f"{name} at threshold {t:.4g}",
-            )
+            _mark_operating_point(ax, line, c["fpr"], c["recall"], f"{name} at threshold {t:.4g}")
     ax.legend(loc="lower right", fontsize="small")
     return _save(fig, path)
 
@@ -179,16 +176,7 @@ def plot_pr(
             t = _check_threshold(thresholds[name])
             c = _confusion(y, scores, t)
             if c["tp"] + c["fp"] > 0:
-                ax.plot(
-                    c["recall"],
-                    c["precision"],
-                    marker="o",
-                    markersize=7,
-                    linestyle="none",
-                    color=line.get_color(),
-                    markeredgecolor="black",
-                    label=f"{name} at threshold {t:.4g}",
-                )
+                _mark_operating_point(ax, line, c["recall"], c["precision"], f"{name} at threshold {t:.4g}")
     ax.legend(loc="best", fontsize="small")
     return _save(fig, path)
 
