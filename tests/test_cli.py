@@ -43,7 +43,7 @@ def files(tmp_path_factory):
     return folder, paths
 
 
-@pytest.mark.parametrize("detector", ["autoencoder", "gaussian", "pca", "ocsvm", "iforest"])
+@pytest.mark.parametrize("detector", ["autoencoder", "gaussian", "pca", "ocsvm", "iforest", "knn"])
 def test_fit_threshold_score_evaluate(detector, files, monkeypatch, capsys):
     folder, paths = files
     model = folder / f"model-{detector}"
@@ -118,7 +118,7 @@ def test_debug_shows_the_traceback(files, monkeypatch, capsys):
 def test_demo(tmp_path, monkeypatch, capsys):
     code, out, err = run(monkeypatch, capsys, "demo", "--out-dir", tmp_path / "demo")
     assert code == 0, err
-    for name in ("autoencoder", "gaussian", "pca", "ocsvm", "iforest", "roc", "done in"):
+    for name in ("autoencoder", "gaussian", "pca", "ocsvm", "iforest", "knn", "roc", "done in"):
         assert name in out
     table = pd.read_csv(tmp_path / "demo" / "test_metrics.csv", index_col=0)
     assert table.loc["autoencoder", "roc_auc"] >= 0.95 and table.loc["gaussian", "roc_auc"] >= 0.95

@@ -13,6 +13,7 @@ from oddkit import (
     AutoEncoderDetector,
     GaussianDetector,
     IsolationForestDetector,
+    KNNDetector,
     OneClassSVMDetector,
     PCADetector,
 )
@@ -30,6 +31,7 @@ FACTORIES = {
     "pca": PCADetector,
     "ocsvm": OneClassSVMDetector,
     "iforest": lambda **kw: IsolationForestDetector(random_state=0, **kw),
+    "knn": KNNDetector,
 }
 ALL = pytest.mark.parametrize("name", list(FACTORIES))
 
@@ -37,10 +39,11 @@ ALL = pytest.mark.parametrize("name", list(FACTORIES))
 # settings (seed 0): breast cancer AE 0.965, Gaussian 0.968, PCA 0.926, OCSVM 0.959, IForest 0.963;
 # cardio 0.934, 0.939, 0.881, 0.956, 0.961; thyroid 0.966, 0.976, 0.709, 0.983, 0.987. The bounds
 # leave about 0.03 for platform differences in floating point, not room for regressions.
-BREAST_CANCER_BOUNDS = {"autoencoder": 0.94, "gaussian": 0.94, "pca": 0.9, "ocsvm": 0.93, "iforest": 0.93}
+BREAST_CANCER_BOUNDS = {"autoencoder": 0.94, "gaussian": 0.94, "pca": 0.9, "ocsvm": 0.93, "iforest": 0.93, "knn": 0.93}
 SHARED_BOUNDS = {
-    "adbench_cardio": {"autoencoder": 0.9, "gaussian": 0.91, "pca": 0.85, "ocsvm": 0.93, "iforest": 0.93},
-    "adbench_thyroid": {"autoencoder": 0.93, "gaussian": 0.95, "pca": 0.68, "ocsvm": 0.95, "iforest": 0.95},
+    "adbench_cardio": {"autoencoder": 0.9, "gaussian": 0.91, "pca": 0.85, "ocsvm": 0.93, "iforest": 0.93, "knn": 0.9},
+    "adbench_thyroid": {"autoencoder": 0.93, "gaussian": 0.95, "pca": 0.68, "ocsvm": 0.95, "iforest": 0.95,
+                        "knn": 0.95},
 }
 
 
@@ -70,7 +73,8 @@ def test_conventions(name, breast_cancer_split):
     assert detector.decision_scores_.shape == (len(X_train),)
     # contamination sets the threshold: about 5% of the training rows are flagged.
     assert abs(detector.labels_.mean() - 0.05) < 0.02
-    np.testing.assert_array_equal(detector.labels_, detector.predict(X_train))
+    if name != "knn":  # KNN leaves a training row out of its own neighbours; predict(X_train) cannot
+        np.testing.assert_array_equal(detector.labels_, detector.predict(X_train))
     scores = detector.decision_function(X_test)
     assert scores.dtype == np.float64 and np.all(np.isfinite(scores))
     np.testing.assert_array_equal(detector.predict(X_test), (scores >= detector.threshold_).astype(int))
@@ -175,6 +179,21 @@ def test_pca_matches_sklearn_reconstruction():
     expected = np.mean((Z - pca.inverse_transform(pca.transform(Z))) ** 2, axis=1)
     np.testing.assert_allclose(detector.decision_function(X), expected, rtol=1e-5, atol=1e-9)
     assert PCADetector(n_components=0.5).fit(X).n_components_ <= 3
+
+
+def test_knn_matches_brute_force_neighbours():
+    rng = np.random.default_rng(0)
+    X, X_new = rng.normal(size=(80, 4)), rng.normal(size=(10, 4)) * 2
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    Z, Z_new = (X - mean) / std, (X_new - mean) / std
+    to_train = np.sqrt(((Z_new[:, None] - Z[None]) ** 2).sum(-1))
+    among_train = np.sqrt(((Z[:, None] - Z[None]) ** 2).sum(-1))
+    np.fill_diagonal(among_train, np.inf)  # a training row is not its own neighbour
+    for method, reduce in [("largest", lambda d: d[:, 4]), ("mean", lambda d: d[:, :5].mean(1)),
+                           ("median", lambda d: np.median(d[:, :5], 1))]:
+        detector = KNNDetector(n_neighbors=5, method=method).fit(X)
+        np.testing.assert_allclose(detector.decision_function(X_new), reduce(np.sort(to_train, 1)), rtol=1e-5)
+        np.testing.assert_allclose(detector.decision_scores_, reduce(np.sort(among_train, 1)), rtol=1e-5)
 
 
 # -- bad input -----------------------------------------------------------------------------------

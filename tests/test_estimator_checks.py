@@ -15,6 +15,7 @@ from oddkit import (
     AutoEncoderDetector,
     GaussianDetector,
     IsolationForestDetector,
+    KNNDetector,
     OneClassSVMDetector,
     PCADetector,
 )
@@ -36,6 +37,7 @@ def _expected_failures(estimator):
         PCADetector(),
         OneClassSVMDetector(),
         IsolationForestDetector(n_estimators=20, random_state=0),
+        KNNDetector(),
     ],
     expected_failed_checks=_expected_failures,
 )

@@ -9,7 +9,7 @@ import pytest
 
 import oddkit
 from conftest import fast_autoencoder
-from oddkit import GaussianDetector, IsolationForestDetector, OneClassSVMDetector, PCADetector
+from oddkit import GaussianDetector, IsolationForestDetector, KNNDetector, OneClassSVMDetector, PCADetector
 from oddkit.exceptions import ModelFileError, OddkitError
 
 FACTORIES = {
@@ -18,6 +18,7 @@ FACTORIES = {
     "pca": PCADetector,
     "ocsvm": OneClassSVMDetector,
     "iforest": lambda: IsolationForestDetector(n_estimators=20, random_state=0),
+    "knn": lambda: KNNDetector(method="mean"),
 }
 
 

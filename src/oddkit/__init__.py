@@ -8,6 +8,7 @@ from oddkit.detectors import (  # noqa: E402
     BaseDetector,
     GaussianDetector,
     IsolationForestDetector,
+    KNNDetector,
     OneClassSVMDetector,
     PCADetector,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "BaseDetector",
     "GaussianDetector",
     "IsolationForestDetector",
+    "KNNDetector",
     "OneClassSVMDetector",
     "PCADetector",
     "__version__",

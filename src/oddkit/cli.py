@@ -27,6 +27,7 @@ DETECTOR_NAMES = {
     "pca": "PCADetector",
     "ocsvm": "OneClassSVMDetector",
     "iforest": "IsolationForestDetector",
+    "knn": "KNNDetector",
 }
 _state = {"debug": False}
 

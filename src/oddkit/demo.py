@@ -18,6 +18,7 @@ from oddkit.detectors import (
     BaseDetector,
     GaussianDetector,
     IsolationForestDetector,
+    KNNDetector,
     OneClassSVMDetector,
     PCADetector,
 )
@@ -34,6 +35,7 @@ def demo_detectors(random_state: int = 0) -> dict[str, BaseDetector]:
         "pca": PCADetector(),
         "ocsvm": OneClassSVMDetector(),
         "iforest": IsolationForestDetector(random_state=random_state),
+        "knn": KNNDetector(),
     }
 
 

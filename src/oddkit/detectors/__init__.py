@@ -6,6 +6,7 @@ from oddkit.detectors.autoencoder import AutoEncoderDetector
 from oddkit.detectors.base import DETECTORS, BaseDetector
 from oddkit.detectors.classic import IsolationForestDetector, OneClassSVMDetector
 from oddkit.detectors.gaussian import GaussianDetector
+from oddkit.detectors.knn import KNNDetector
 from oddkit.detectors.pca import PCADetector
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "BaseDetector",
     "GaussianDetector",
     "IsolationForestDetector",
+    "KNNDetector",
     "OneClassSVMDetector",
     "PCADetector",
 ]

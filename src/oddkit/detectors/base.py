@@ -66,6 +66,10 @@ class BaseDetector(BaseEstimator):
     def _score_array(self, Z: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def _training_scores(self, Z: np.ndarray) -> np.ndarray:
+        """Scores of the training rows themselves (a detector that memorises rows overrides this)."""
+        return self._score_array(Z)
+
     def _get_model_state(self) -> tuple[dict[str, np.ndarray], dict, dict[str, bytes]]:
         """Arrays for ``weights.safetensors``, JSON metadata, and extra files (name -> bytes)."""
         return {}, {}, {}
@@ -86,7 +90,7 @@ class BaseDetector(BaseEstimator):
         self._check_contamination()
         Z = self._prepare(X, reset=True)
         self._fit_array(Z)
-        self.decision_scores_ = self._score_array(Z)
+        self.decision_scores_ = self._training_scores(Z)
         self._set_score_statistics(self.decision_scores_)
         self.threshold_ = float(contamination_threshold(self.decision_scores_, self.contamination))
         self.threshold_goal_ = f"contamination:{self.contamination:g}"

@@ -1,0 +1,92 @@
+"""k nearest neighbours: a row far from every training row is anomalous."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.neighbors import NearestNeighbors
+
+from oddkit.detectors.base import BaseDetector
+from oddkit.exceptions import DataError, ModelFileError
+
+METHODS = ("largest", "mean", "median")
+
+
+class KNNDetector(BaseDetector):
+    """Distance to the k-th nearest training row (exact neighbours, scikit-learn's search).
+
+    The training rows are standardised and kept; the score of a row is its Euclidean distance to
+    its ``n_neighbors``-th nearest training row (``method="largest"``, as in PyOD) or the mean or
+    median distance to its ``n_neighbors`` nearest. A training row's own score leaves itself out.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=5
+    method : {"largest", "mean", "median"}, default="largest"
+    algorithm : {"auto", "ball_tree", "kd_tree", "brute"}, default="auto"
+        scikit-learn's neighbour search; every choice is exact.
+    n_jobs : int, optional
+        Parallel queries.
+    contamination, impute, unknown_categories : see :class:`AutoEncoderDetector`.
+
+    Attributes
+    ----------
+    neighbors_ : sklearn.neighbors.NearestNeighbors
+        The index over the preprocessed training rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from oddkit import KNNDetector
+    >>> X = np.random.default_rng(0).normal(size=(200, 3))
+    >>> scores = KNNDetector().fit(X).decision_function([[0, 0, 0], [6, 6, 6]])
+    >>> bool(scores[1] > scores[0])
+    True
+    """
+
+    def __init__(self, n_neighbors=5, method="largest", algorithm="auto", n_jobs=None, contamination=0.1,
+                 impute=None, unknown_categories="error"):
+        self.n_neighbors = n_neighbors
+        self.method = method
+        self.algorithm = algorithm
+        self.n_jobs = n_jobs
+        self.contamination = contamination
+        self.impute = impute
+        self.unknown_categories = unknown_categories
+
+    def _fit_array(self, Z: np.ndarray) -> None:
+        if self.method not in METHODS:
+            raise DataError(f"method must be one of {METHODS}, got {self.method!r}")
+        if isinstance(self.n_neighbors, bool) or not isinstance(self.n_neighbors, (int, np.integer)) or self.n_neighbors < 1:
+            raise DataError(f"n_neighbors must be a positive integer, got {self.n_neighbors!r}")
+        self._index(Z)
+
+    def _index(self, Z: np.ndarray) -> None:
+        # A training set smaller than k + 1 still works: k shrinks to what is there.
+        self.n_neighbors_ = int(min(self.n_neighbors, Z.shape[0] - 1))
+        self.neighbors_ = NearestNeighbors(n_neighbors=self.n_neighbors_, algorithm=self.algorithm,
+                                           n_jobs=self.n_jobs).fit(Z)
+
+    def _combine(self, distances: np.ndarray) -> np.ndarray:
+        if self.method == "largest":
+            return distances[:, -1].astype(np.float64)
+        reduce = np.mean if self.method == "mean" else np.median
+        return reduce(distances, axis=1).astype(np.float64)
+
+    def _score_array(self, Z: np.ndarray) -> np.ndarray:
+        return self._combine(self.neighbors_.kneighbors(Z, return_distance=True)[0])
+
+    def _training_scores(self, Z: np.ndarray) -> np.ndarray:
+        # kneighbors() without X leaves each training row out of its own neighbours.
+        return self._combine(self.neighbors_.kneighbors(return_distance=True)[0])
+
+    def _get_model_state(self):
+        return {"training_rows": np.ascontiguousarray(self.neighbors_._fit_X)}, {}, {}
+
+    def _set_model_state(self, arrays, meta, files):
+        try:
+            rows = arrays["training_rows"]
+        except KeyError:
+            raise ModelFileError("the saved KNN detector lacks its training rows") from None
+        if rows.ndim != 2 or rows.shape[0] < 2:
+            raise ModelFileError("the saved KNN training rows are malformed")
+        self._index(rows)
