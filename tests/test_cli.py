@@ -43,7 +43,7 @@ def files(tmp_path_factory):
     return folder, paths
 
 
-@pytest.mark.parametrize("detector", ["autoencoder", "gaussian", "pca", "ocsvm", "iforest", "knn"])
+@pytest.mark.parametrize("detector", ["autoencoder", "gaussian", "pca", "ocsvm", "iforest", "knn", "default"])
 def test_fit_threshold_score_evaluate(detector, files, monkeypatch, capsys):
     folder, paths = files
     model = folder / f"model-{detector}"

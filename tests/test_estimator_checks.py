@@ -13,6 +13,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from oddkit import (
     AutoEncoderDetector,
+    EnsembleDetector,
     GaussianDetector,
     IsolationForestDetector,
     KNNDetector,
@@ -38,6 +39,7 @@ def _expected_failures(estimator):
         OneClassSVMDetector(),
         IsolationForestDetector(n_estimators=20, random_state=0),
         KNNDetector(),
+        EnsembleDetector(members=("knn", "iforest", "autoencoder", "gaussian"), random_state=0),
     ],
     expected_failed_checks=_expected_failures,
 )

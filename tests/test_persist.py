@@ -9,7 +9,7 @@ import pytest
 
 import oddkit
 from conftest import fast_autoencoder
-from oddkit import GaussianDetector, IsolationForestDetector, KNNDetector, OneClassSVMDetector, PCADetector
+from oddkit import EnsembleDetector, GaussianDetector, IsolationForestDetector, KNNDetector, OneClassSVMDetector, PCADetector
 from oddkit.exceptions import ModelFileError, OddkitError
 
 FACTORIES = {
@@ -19,6 +19,7 @@ FACTORIES = {
     "ocsvm": OneClassSVMDetector,
     "iforest": lambda: IsolationForestDetector(n_estimators=20, random_state=0),
     "knn": lambda: KNNDetector(method="mean"),
+    "ensemble": lambda: EnsembleDetector(members=("iforest", "autoencoder", "knn"), random_state=0),
 }
 
 

@@ -6,22 +6,26 @@ __version__ = "0.1.0"
 from oddkit.detectors import (  # noqa: E402
     AutoEncoderDetector,
     BaseDetector,
+    EnsembleDetector,
     GaussianDetector,
     IsolationForestDetector,
     KNNDetector,
     OneClassSVMDetector,
     PCADetector,
+    default_detector,
 )
 from oddkit.persist import load  # noqa: E402
 
 __all__ = [
     "AutoEncoderDetector",
     "BaseDetector",
+    "EnsembleDetector",
     "GaussianDetector",
     "IsolationForestDetector",
     "KNNDetector",
     "OneClassSVMDetector",
     "PCADetector",
     "__version__",
+    "default_detector",
     "load",
 ]

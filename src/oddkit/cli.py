@@ -28,6 +28,7 @@ DETECTOR_NAMES = {
     "ocsvm": "OneClassSVMDetector",
     "iforest": "IsolationForestDetector",
     "knn": "KNNDetector",
+    "default": "EnsembleDetector",
 }
 _state = {"debug": False}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,9 @@ FORMAT = "oddkit-model"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
-ALLOWED_FILES = (WEIGHTS_FILE, "estimator.skops")
+# The only file names a model folder may list: the weights, and scikit-learn estimators saved by
+# skops, for an ensemble's members too ("member2.estimator.skops").
+ALLOWED_FILE = re.compile(r"(member\d+\.)*estimator\.skops")
 _PREFIXES = ("detector.", "preprocessor.", "model.")
 
 
@@ -59,24 +62,17 @@ def _json_params(detector: BaseDetector) -> dict:
     return params
 
 
-def save(detector: BaseDetector, folder) -> Path:
-    """Write a fitted detector to ``folder`` (created if needed; files there of the same names are
-    replaced). Returns the folder's path."""
+def detector_state(detector: BaseDetector) -> tuple[dict[str, np.ndarray], dict, dict[str, bytes]]:
+    """Everything needed to rebuild a fitted detector: arrays (for safetensors), JSON metadata
+    (class, parameters, fitted attributes, preprocessing, model) and extra files by name."""
     check_is_fitted(detector)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    model_arrays, model_meta, extra_files = detector._get_model_state()
+    model_arrays, model_meta, files = detector._get_model_state()
     preprocessor_arrays, preprocessor_meta = detector.preprocessor_.get_state()
     arrays = {"detector.decision_scores": np.asarray(detector.decision_scores_, dtype=np.float64)}
     arrays.update({f"preprocessor.{k}": v for k, v in preprocessor_arrays.items()})
     arrays.update({f"model.{k}": v for k, v in model_arrays.items()})
-    payloads = {WEIGHTS_FILE: dump_arrays({k: np.ascontiguousarray(v) for k, v in arrays.items()}), **extra_files}
-    for name, payload in payloads.items():
-        (folder / name).write_bytes(payload)
     names = getattr(detector, "feature_names_in_", None)
-    config = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+    meta = {
         "class": type(detector).__name__,
         "params": _json_params(detector),
         "detector": {
@@ -89,6 +85,23 @@ def save(detector: BaseDetector, folder) -> Path:
         },
         "preprocessor": preprocessor_meta,
         "model": model_meta,
+    }
+    return arrays, meta, files
+
+
+def save(detector: BaseDetector, folder) -> Path:
+    """Write a fitted detector to ``folder`` (created if needed; files there of the same names are
+    replaced). Returns the folder's path."""
+    arrays, meta, files = detector_state(detector)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    payloads = {WEIGHTS_FILE: dump_arrays({k: np.ascontiguousarray(v) for k, v in arrays.items()}), **files}
+    for name, payload in payloads.items():
+        (folder / name).write_bytes(payload)
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        **meta,
         "versions": _versions(),
         "files": {name: hashlib.sha256(payload).hexdigest() for name, payload in payloads.items()},
     }
@@ -120,7 +133,7 @@ def _read_verified_files(folder: Path, config: dict) -> dict[str, bytes]:
         raise ModelFileError(f"{folder}/{CONFIG_FILE} does not list {WEIGHTS_FILE} and its checksum")
     files = {}
     for name, digest in listed.items():
-        if name not in ALLOWED_FILES:
+        if name != WEIGHTS_FILE and not ALLOWED_FILE.fullmatch(name):
             raise ModelFileError(f"{CONFIG_FILE} names an unexpected file {name!r}")
         path = folder / name
         if not path.is_file():
@@ -143,28 +156,33 @@ def load(folder) -> BaseDetector:
     """
     folder = Path(folder)
     config = _read_config(folder)
-    cls = DETECTORS.get(config.get("class"))
-    if cls is None:
-        raise ModelFileError(f"{folder} holds an unknown detector class {config.get('class')!r}")
-    params = config.get("params")
-    allowed = set(cls._get_param_names())
-    if not isinstance(params, dict) or not set(params) <= allowed:
-        unknown = sorted(set(params) - allowed) if isinstance(params, dict) else params
-        raise ModelFileError(f"{CONFIG_FILE} has parameters {unknown} that {cls.__name__} does not take")
     files = _read_verified_files(folder, config)
     try:
         arrays = load_arrays(files.pop(WEIGHTS_FILE))
     except Exception as exc:  # safetensors raises its own error types for malformed files
         raise ModelFileError(f"{WEIGHTS_FILE} is not a valid safetensors file: {exc}") from None
+    return restore_detector(config, arrays, files)
+
+
+def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str, bytes]) -> BaseDetector:
+    """Rebuild a detector from what :func:`detector_state` produced, checking it on the way."""
+    cls = DETECTORS.get(meta.get("class"))
+    if cls is None:
+        raise ModelFileError(f"the model holds an unknown detector class {meta.get('class')!r}")
+    params = meta.get("params")
+    allowed = set(cls._get_param_names())
+    if not isinstance(params, dict) or not set(params) <= allowed:
+        unknown = sorted(set(params) - allowed) if isinstance(params, dict) else params
+        raise ModelFileError(f"{CONFIG_FILE} has parameters {unknown} that {cls.__name__} does not take")
     grouped = {prefix: {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)} for prefix in _PREFIXES}
 
     detector = cls(**params)
     try:
-        state = config["detector"]
+        state = meta["detector"]
         detector.n_features_in_ = int(state["n_features_in"])
         if state["feature_names_in"] is not None:
             detector.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
-        detector.preprocessor_ = TablePreprocessor.from_state(grouped["preprocessor."], config["preprocessor"])
+        detector.preprocessor_ = TablePreprocessor.from_state(grouped["preprocessor."], meta["preprocessor"])
         detector.decision_scores_ = grouped["detector."]["decision_scores"]
         detector.score_mean_, detector.score_std_, detector.score_min_, detector.score_max_ = (
             float(v) for v in state["score_statistics"])
@@ -172,7 +190,7 @@ def load(folder) -> BaseDetector:
         detector.threshold_goal_ = str(state["threshold_goal"])
         calibration = state["calibration"]
         detector.calibration_ = None if calibration is None else (float(calibration[0]), float(calibration[1]))
-        model_meta = config["model"]
+        model_meta = meta["model"]
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{CONFIG_FILE} is incomplete or malformed ({type(exc).__name__}: {exc})") from None
     detector._set_model_state(grouped["model."], model_meta, files)

@@ -4,6 +4,7 @@ anomaly-detection score convention: ``decision_function`` higher = more anomalou
 
 from oddkit.detectors.autoencoder import AutoEncoderDetector
 from oddkit.detectors.base import DETECTORS, BaseDetector
+from oddkit.detectors.ensemble import EnsembleDetector, default_detector
 from oddkit.detectors.classic import IsolationForestDetector, OneClassSVMDetector
 from oddkit.detectors.gaussian import GaussianDetector
 from oddkit.detectors.knn import KNNDetector
@@ -13,9 +14,11 @@ __all__ = [
     "DETECTORS",
     "AutoEncoderDetector",
     "BaseDetector",
+    "EnsembleDetector",
     "GaussianDetector",
     "IsolationForestDetector",
     "KNNDetector",
     "OneClassSVMDetector",
     "PCADetector",
+    "default_detector",
 ]
