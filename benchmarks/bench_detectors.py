@@ -1,0 +1,145 @@
+"""The detectors under test, by name, each built with its library's defaults.
+
+Names carry the library ("oddkit-AutoEncoder", "pyod-KNN") so results files stay readable and a
+peer can never be mistaken for oddkit. Every detector gets only ``random_state`` (the seed) and a
+silent ``verbose`` where it takes them, plus ``n_features`` for PyOD's DeepSVDD which requires it:
+the point is to compare what users get out of the box.
+
+oddkit's detectors are looked up by attribute, so detectors the library adds later (such as
+``KNNDetector`` or ``default_detector``) join the benchmark without editing this file. PyOD is
+imported only when one of its detectors is built, so the report can be written without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import oddkit
+
+ODDKIT_CLASSES = (
+    "AutoEncoderDetector",
+    "GaussianDetector",
+    "PCADetector",
+    "OneClassSVMDetector",
+    "IsolationForestDetector",
+    "KNNDetector",
+)
+ODDKIT_DEFAULT = "oddkit-default"
+"""Built by ``oddkit.default_detector`` when the library has it: the detector the report
+compares against every peer (``oddkit-AutoEncoder`` stands in when it is absent)."""
+
+PYOD_CLASSES = {
+    "IForest": "pyod.models.iforest",
+    "OCSVM": "pyod.models.ocsvm",
+    "KNN": "pyod.models.knn",
+    "LOF": "pyod.models.lof",
+    "ECOD": "pyod.models.ecod",
+    "COPOD": "pyod.models.copod",
+    "HBOS": "pyod.models.hbos",
+    "PCA": "pyod.models.pca",
+    "MCD": "pyod.models.mcd",
+    "AutoEncoder": "pyod.models.auto_encoder",
+    "VAE": "pyod.models.vae",
+    "DeepSVDD": "pyod.models.deep_svdd",
+}
+
+PEER_ENSEMBLE = ["KNN", "IForest", "AutoEncoder", "MCD"]
+"""PyOD detectors whose rank-average is the peer of ``oddkit-default``; set it to mirror
+``oddkit.default_detector()``'s members (now k-NN, isolation forest, auto-encoder and Gaussian;
+MCD is PyOD's Gaussian-density detector)."""
+PEER_ENSEMBLE_NAME = "pyod-rank-ensemble"
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    name: str
+    library: str
+    """"oddkit" (fitted on raw features) or "pyod" (fitted on standardised features)."""
+    build: Callable[[int, int], Any]
+    """(seed, n_features) -> an unfitted detector with ``fit`` and ``decision_function``."""
+
+
+def build_with_defaults(factory: Callable[..., Any], seed: int, n_features: int) -> Any:
+    """``factory()`` with its defaults, plus the seed, silence and width where it takes them.
+
+    Keywords the factory's signature names are passed directly; ``random_state`` and ``verbose``
+    are also set through ``set_params`` when only the built estimator has them (a function such
+    as ``default_detector(**params)`` hides them in ``**params``)."""
+    wanted = {"random_state": seed, "verbose": 0, "n_features": n_features}
+    named = inspect.signature(factory).parameters
+    detector = factory(**{key: value for key, value in wanted.items() if key in named})
+    params = detector.get_params(deep=False) if hasattr(detector, "get_params") else {}
+    late = {key: wanted[key] for key in ("random_state", "verbose") if key not in named and key in params}
+    if late:
+        detector.set_params(**late)
+    return detector
+
+
+def pyod_class(name: str) -> type:
+    return getattr(importlib.import_module(PYOD_CLASSES[name]), name)
+
+
+def ecdf(train_scores: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Share of training scores at or below each score: puts any detector's scores on [0, 1].
+
+    A score above every training score maps to 1, so extreme rows tie within one member; the
+    other members of the ensemble still separate them."""
+    ordered = np.sort(np.asarray(train_scores, dtype=np.float64))
+    return np.searchsorted(ordered, np.asarray(scores, dtype=np.float64), side="right") / len(ordered)
+
+
+class PeerRankEnsemble:
+    """PyOD detectors with their defaults, their test scores rank-normalised and averaged.
+
+    The PyOD counterpart of an oddkit ensemble: each member is fitted on the same rows, its test
+    scores are mapped through the empirical CDF of its own training scores (``decision_scores_``,
+    which PyOD computes the way each detector scores its training rows, e.g. leaving the row
+    itself out for k-NN), and the ensemble's score is the mean over members.
+    """
+
+    def __init__(self, members: list[str], random_state: int = 0, n_features: int = 0):
+        self.members = list(members)
+        self.random_state = random_state
+        self.n_features = n_features
+
+    def fit(self, X: np.ndarray) -> PeerRankEnsemble:
+        self.members_ = [build_with_defaults(pyod_class(name), self.random_state, self.n_features).fit(X)
+                         for name in self.members]
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return np.mean([ecdf(m.decision_scores_, m.decision_function(X)) for m in self.members_], axis=0)
+
+
+def peer_ensemble(members: list[str], random_state: int = 0, n_features: int = 0) -> PeerRankEnsemble:
+    """The hook the runner uses for ``pyod-rank-ensemble``: a rank-average of PyOD ``members``."""
+    return PeerRankEnsemble(members, random_state=random_state, n_features=n_features)
+
+
+def registry() -> dict[str, DetectorSpec]:
+    """Every detector the benchmark knows, oddkit's first, in a stable order."""
+    specs: list[DetectorSpec] = []
+    default = getattr(oddkit, "default_detector", None)
+    if default is not None:
+        specs.append(DetectorSpec(ODDKIT_DEFAULT, "oddkit", lambda seed, d: build_with_defaults(default, seed, d)))
+    for class_name in ODDKIT_CLASSES:
+        cls = getattr(oddkit, class_name, None)
+        if cls is not None:
+            name = "oddkit-" + class_name.removesuffix("Detector")
+            specs.append(DetectorSpec(name, "oddkit", lambda seed, d, cls=cls: build_with_defaults(cls, seed, d)))
+    for name in PYOD_CLASSES:
+        specs.append(DetectorSpec(
+            f"pyod-{name}", "pyod", lambda seed, d, name=name: build_with_defaults(pyod_class(name), seed, d)))
+    specs.append(DetectorSpec(PEER_ENSEMBLE_NAME, "pyod", lambda seed, d: peer_ensemble(PEER_ENSEMBLE, seed, d)))
+    return {spec.name: spec for spec in specs}
+
+
+def reference_detector(names: list[str]) -> str:
+    """The oddkit detector the report pits against every peer."""
+    return ODDKIT_DEFAULT if ODDKIT_DEFAULT in names else "oddkit-AutoEncoder"

@@ -1,0 +1,77 @@
+"""Process settings every benchmark script applies first, so that timings compare like with like.
+
+Thread pools (OpenMP, MKL/OpenBLAS, numba, torch) are sized when their library is first loaded,
+so the environment variables must be set before numpy, scikit-learn, PyOD or torch is imported:
+each script parses its arguments, calls :func:`limit_threads`, and only then imports the modules
+that pull those libraries in. Every detector, oddkit's or a peer's, then runs with the same
+number of threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import platform
+import shlex
+import sys
+from importlib import metadata
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+THREAD_ENV_VARS = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+VERSIONED_PACKAGES = ("oddkit", "pyod", "scikit-learn", "torch", "numpy", "scipy")
+
+
+def limit_threads(n_threads: int) -> None:
+    """Give every thread pool ``n_threads`` threads (call before importing numpy or torch)."""
+    if n_threads < 1:
+        raise SystemExit(f"--threads must be at least 1, got {n_threads}")
+    late = [name for name in ("numpy", "torch", "numba") if name in sys.modules]
+    if late:
+        print(f"warning: {', '.join(late)} imported before the thread limit was set", file=sys.stderr)
+    for var in THREAD_ENV_VARS:
+        os.environ[var] = str(n_threads)
+    import torch
+
+    torch.set_num_threads(n_threads)
+
+
+def oddkit_source_hash() -> str | None:
+    """A short hash of oddkit's Python sources: its version number does not change with every edit,
+    and results measured on different code must not be silently mixed."""
+    spec = importlib.util.find_spec("oddkit")  # located, not imported: threads may not be set yet
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(next(iter(spec.submodule_search_locations)))
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def versions() -> dict[str, str | None]:
+    """Installed versions of what the results depend on (None: not installed)."""
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    found["oddkit-source"] = oddkit_source_hash()
+    return found
+
+
+def command_line() -> str:
+    """The command that started this process, as it would be typed from the repository root."""
+    script = os.path.relpath(os.path.abspath(sys.argv[0]), REPO_ROOT)
+    return shlex.join([".venv/bin/python", script, *sys.argv[1:]])
