@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy.stats import multivariate_normal
 from sklearn.metrics import roc_auc_score
 
 from conftest import fast_autoencoder, shared_clean_split
 from oddkit import (
-    AutoEncoderDetector,
     GaussianDetector,
     IsolationForestDetector,
     KNNDetector,

@@ -8,7 +8,6 @@ convention are the expected failures below; every other check must pass.
 
 from __future__ import annotations
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from oddkit import (
