@@ -55,3 +55,39 @@ def test_seeding_leaves_the_callers_random_state_alone():
 def test_without_enough_rows_for_validation_it_trains_every_epoch():
     detector = fast_autoencoder(epochs=7).fit(X[:30])
     assert len(detector.history_["train_loss"]) == 7 and detector.history_["val_loss"] == []
+
+
+class _Location(torch.nn.Module):
+    """A one-parameter model: its loss is the squared distance of each row to a learned point."""
+
+    def __init__(self):
+        super().__init__()
+        self.location = torch.nn.Parameter(torch.zeros(1))
+
+    @staticmethod
+    def row_loss(module, batch, generator):
+        return (batch[:, 0] - module.location).pow(2)
+
+
+def _fit_location(trim_fraction: float) -> float:
+    from oddkit.train import fit_module
+
+    # 90 rows around 0 and 10 far-away rows at 50: the mean is pulled to about 5, the mean
+    # trimmed by 10% is not.
+    rows = np.concatenate([np.random.default_rng(0).normal(size=90), np.full(10, 50.0)])
+    module = _Location()
+    with seeded(0) as generator:
+        fit_module(module, _Location.row_loss, torch.tensor(rows, dtype=torch.float32)[:, None], epochs=300,
+                   batch_size=100, lr=0.5, validation_fraction=0.0, trim_fraction=trim_fraction,
+                   generator=generator)
+    return float(module.location.detach())
+
+
+def test_trimming_leaves_the_worst_rows_out_of_training():
+    assert _fit_location(0.0) == pytest.approx(5.0, abs=0.5)
+    assert abs(_fit_location(0.1)) < 0.5
+
+
+def test_trim_fraction_must_be_a_share():
+    with pytest.raises(OddkitError, match="trim_fraction"):
+        _fit_location(1.0)

@@ -81,14 +81,26 @@ class History:
 
 
 @torch.inference_mode()
-def mean_loss(module: nn.Module, loss: RowLoss, X: torch.Tensor, generator: torch.Generator,
-              chunk_rows: int = 65536) -> float:
-    """Mean per-row loss over ``X``, evaluated in large chunks without gradients."""
+def row_losses(module: nn.Module, loss: RowLoss, X: torch.Tensor, generator: torch.Generator,
+               chunk_rows: int = 65536) -> torch.Tensor:
+    """The loss of every row of ``X``, evaluated in large chunks without gradients."""
     module.eval()
-    total = 0.0
-    for start in range(0, X.shape[0], chunk_rows):
-        total += float(loss(module, X[start:start + chunk_rows], generator).sum())
-    return total / max(1, X.shape[0])
+    return torch.cat([loss(module, X[start:start + chunk_rows], generator)
+                      for start in range(0, X.shape[0], chunk_rows)])
+
+
+def mean_loss(module: nn.Module, loss: RowLoss, X: torch.Tensor, generator: torch.Generator,
+              trim_fraction: float = 0.0) -> float:
+    """Mean per-row loss over ``X``; with ``trim_fraction``, the mean of all but that share of
+    worst rows (a trimmed mean)."""
+    losses = row_losses(module, loss, X, generator)
+    return float(_lowest(losses, trim_fraction).mean()) if losses.numel() else 0.0
+
+
+def _lowest(losses: torch.Tensor, trim_fraction: float) -> torch.Tensor:
+    """All but the ``trim_fraction`` share of largest values (at least one value is kept)."""
+    n_keep = _n_kept(losses.numel(), trim_fraction)
+    return losses if n_keep == losses.numel() else torch.topk(losses, n_keep, largest=False).values
 
 
 def fit_module(
@@ -102,6 +114,7 @@ def fit_module(
     weight_decay: float = 0.0,
     validation_fraction: float = 0.1,
     patience: int | None = 10,
+    trim_fraction: float = 0.0,
     generator: torch.Generator,
     verbose: int = 0,
     description: str = "training",
@@ -112,7 +125,14 @@ def fit_module(
     8 rows, and then early stopping is off); after each epoch the mean validation loss is computed,
     and once it has not improved for ``patience`` epochs training stops and the weights of the best
     epoch are restored. ``X`` must already be on the module's device.
+
+    ``trim_fraction`` makes training robust to anomalies hidden in ``X``: from the second epoch on,
+    the rows whose loss under the current weights is among the worst ``trim_fraction`` are left out
+    of that epoch (one extra forward pass per epoch), and the held-out loss is a mean trimmed by
+    the same share, so contamination steers neither the weights nor early stopping.
     """
+    if not 0.0 <= float(trim_fraction) < 1.0:
+        raise OddkitError(f"trim_fraction must be in [0, 1), got {trim_fraction!r}")
     n = X.shape[0]
     order = torch.randperm(n, generator=generator).to(X.device)
     n_val = int(round(n * validation_fraction)) if validation_fraction else 0
@@ -121,7 +141,6 @@ def fit_module(
     X_val, X_train = X[order[:n_val]], X[order[n_val:]]
     n_train = X_train.shape[0]
     batch_size = max(1, min(int(batch_size), n_train))
-    steps_per_epoch = math.ceil(n_train / batch_size)
 
     optimizer = _adam(module, lr, weight_decay)
     history = History()
@@ -129,20 +148,24 @@ def fit_module(
 
     with _progress(verbose, description, epochs) as advance:
         for epoch in range(epochs):
+            rows = X_train
+            if trim_fraction and epoch > 0:
+                losses = row_losses(module, loss, X_train, generator)
+                rows = X_train[torch.topk(losses, _n_kept(n_train, trim_fraction), largest=False).indices]
             module.train()
-            permutation = torch.randperm(n_train, generator=generator).to(X.device)
+            permutation = torch.randperm(rows.shape[0], generator=generator).to(X.device)
             epoch_loss = 0.0
-            for step in range(steps_per_epoch):
-                batch = X_train[permutation[step * batch_size:(step + 1) * batch_size]]
+            for step in range(math.ceil(rows.shape[0] / batch_size)):
+                batch = rows[permutation[step * batch_size:(step + 1) * batch_size]]
                 batch_loss = loss(module, batch, generator).mean()
                 optimizer.zero_grad(set_to_none=True)
                 batch_loss.backward()
                 optimizer.step()
                 epoch_loss += float(batch_loss.detach()) * batch.shape[0]
-            history.train_loss.append(epoch_loss / n_train)
+            history.train_loss.append(epoch_loss / rows.shape[0])
 
             if n_val:
-                val = mean_loss(module, loss, X_val, generator)
+                val = mean_loss(module, loss, X_val, generator, trim_fraction)
                 history.val_loss.append(val)
                 # Improvement must beat float noise; the first epoch always counts (best_val is inf).
                 if val < best_val - 1e-7 * abs(best_val) or math.isinf(best_val):
@@ -161,6 +184,10 @@ def fit_module(
         module.load_state_dict(best_state)
     module.eval()
     return history
+
+
+def _n_kept(n_rows: int, trim_fraction: float) -> int:
+    return max(1, n_rows - int(n_rows * trim_fraction))
 
 
 def _adam(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:

@@ -79,8 +79,14 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         counts in units of how well it is normally reconstructed (a column that is always hard to
         reconstruct does not drown the others). Errors below ``1e-3`` (in squared standard
         deviations) count as that floor, so near-perfect columns stay finite.
+    robust : bool, default=False
+        Train for contaminated data: from the second epoch on, the ``contamination`` share of
+        training rows that the current network reconstructs worst is left out of that epoch, and
+        early stopping watches a held-out loss trimmed by the same share. Anomalies hidden in the
+        training data then barely shape the network, so they keep large errors.
     contamination : float, default=0.1
-        Expected share of anomalies in the training data; sets ``threshold_``.
+        Expected share of anomalies in the training data; sets ``threshold_`` (and the share
+        trimmed when ``robust``).
     impute : {None, "median"}, default=None
         ``"median"`` replaces NaN/inf by the training median instead of raising an error.
     unknown_categories : {"error", "ignore"}, default="error"
@@ -117,8 +123,8 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
 
     def __init__(self, hidden_sizes=None, latent_dim=None, n_estimators=1, epochs=100, batch_size="auto", lr=1e-3,
                  weight_decay=0.0, validation_fraction=0.1, patience=10, noise=None, noise_level=0.2,
-                 normalize_errors=True, contamination=0.1, impute=None, unknown_categories="error", device="cpu",
-                 n_threads=None, random_state=None, verbose=1):
+                 normalize_errors=True, robust=False, contamination=0.1, impute=None, unknown_categories="error",
+                 device="cpu", n_threads=None, random_state=None, verbose=1):
         self.hidden_sizes = hidden_sizes
         self.latent_dim = latent_dim
         self.n_estimators = n_estimators
@@ -131,6 +137,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         self.noise = noise
         self.noise_level = noise_level
         self.normalize_errors = normalize_errors
+        self.robust = robust
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
@@ -172,7 +179,8 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
                 self.model_, self._row_loss, torch.from_numpy(Z).to(device),
                 epochs=int(self.epochs), batch_size=batch, lr=float(self.lr),
                 weight_decay=float(self.weight_decay), validation_fraction=float(self.validation_fraction),
-                patience=self.patience, generator=generator, verbose=self.verbose,
+                patience=self.patience, trim_fraction=float(self.contamination) if self.robust else 0.0,
+                generator=generator, verbose=self.verbose,
                 description=type(self).__name__,
             )
         self.history_ = history.to_dict()
