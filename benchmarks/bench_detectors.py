@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 import oddkit
+from oddkit.detectors.ensemble import combine_scores, score_quantiles
 
 ODDKIT_CLASSES = (
     "AutoEncoderDetector",
@@ -49,10 +50,13 @@ PYOD_CLASSES = {
     "DeepSVDD": "pyod.models.deep_svdd",
 }
 
-PEER_ENSEMBLE = ["KNN", "IForest", "AutoEncoder", "MCD"]
-"""PyOD detectors whose rank-average is the peer of ``oddkit-default``; set it to mirror
-``oddkit.default_detector()``'s members (now k-NN, isolation forest, auto-encoder and Gaussian;
-MCD is PyOD's Gaussian-density detector)."""
+PEER_ENSEMBLE = [("KNN", {"n_neighbors": 1}), ("KNN", {"n_neighbors": 50, "method": "mean"}), ("MCD", {}),
+                 ("AutoEncoder", {})]
+"""PyOD detectors (class, parameters) combined like ``oddkit.default_detector()``'s members, which
+this list mirrors: the nearest neighbour, the mean distance to 50 neighbours, a robust Gaussian
+(PyOD's MCD) and an auto-encoder."""
+PEER_COMBINE = "max"
+"""How the peer ensemble combines its members' normalised scores: as ``default_detector()`` does."""
 PEER_ENSEMBLE_NAME = "pyod-rank-ensemble"
 
 
@@ -85,39 +89,33 @@ def pyod_class(name: str) -> type:
     return getattr(importlib.import_module(PYOD_CLASSES[name]), name)
 
 
-def ecdf(train_scores: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Share of training scores at or below each score: puts any detector's scores on [0, 1].
-
-    A score above every training score maps to 1, so extreme rows tie within one member; the
-    other members of the ensemble still separate them."""
-    ordered = np.sort(np.asarray(train_scores, dtype=np.float64))
-    return np.searchsorted(ordered, np.asarray(scores, dtype=np.float64), side="right") / len(ordered)
-
-
 class PeerRankEnsemble:
-    """PyOD detectors with their defaults, their test scores rank-normalised and averaged.
+    """PyOD detectors, their test scores rank-normalised and combined as oddkit's ensemble does.
 
     The PyOD counterpart of an oddkit ensemble: each member is fitted on the same rows, its test
-    scores are mapped through the empirical CDF of its own training scores (``decision_scores_``,
+    scores are mapped through the distribution of its own training scores (``decision_scores_``,
     which PyOD computes the way each detector scores its training rows, e.g. leaving the row
-    itself out for k-NN), and the ensemble's score is the mean over members.
+    itself out for k-NN) with oddkit's own normaliser, and combined by the same rule.
     """
 
-    def __init__(self, members: list[str], random_state: int = 0, n_features: int = 0):
+    def __init__(self, members: list[tuple[str, dict]], random_state: int = 0, n_features: int = 0):
         self.members = list(members)
         self.random_state = random_state
         self.n_features = n_features
 
     def fit(self, X: np.ndarray) -> PeerRankEnsemble:
-        self.members_ = [build_with_defaults(pyod_class(name), self.random_state, self.n_features).fit(X)
-                         for name in self.members]
+        self.members_ = []
+        for name, params in self.members:
+            member = build_with_defaults(pyod_class(name), self.random_state, self.n_features)
+            self.members_.append(member.set_params(**params).fit(X))
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        return np.mean([ecdf(m.decision_scores_, m.decision_function(X)) for m in self.members_], axis=0)
+        quantiles = [score_quantiles(m.decision_scores_) for m in self.members_]
+        return combine_scores([m.decision_function(X) for m in self.members_], quantiles, PEER_COMBINE)
 
 
-def peer_ensemble(members: list[str], random_state: int = 0, n_features: int = 0) -> PeerRankEnsemble:
+def peer_ensemble(members: list[tuple[str, dict]], random_state: int = 0, n_features: int = 0) -> PeerRankEnsemble:
     """The hook the runner uses for ``pyod-rank-ensemble``: a rank-average of PyOD ``members``."""
     return PeerRankEnsemble(members, random_state=random_state, n_features=n_features)
 

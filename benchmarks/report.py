@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from bench_data import DATA_DIR, PROTOCOLS, SUBSAMPLED_NOTE, list_datasets
 from bench_detectors import (
+    PEER_COMBINE,
     PEER_ENSEMBLE,
     PEER_ENSEMBLE_NAME,
     reference_detector,
@@ -144,9 +145,11 @@ def protocol_section(runs: pd.DataFrame, protocol: str, subsampled: dict[str, bo
              "datasets; mean rank ranks the detectors on each dataset by mean AUROC (1 = best); time is the total "
              "fit + score seconds over those datasets and seeds."), ""]
     if PEER_ENSEMBLE_NAME in table.index:
-        out += [(f"`{PEER_ENSEMBLE_NAME}` is the rank-average of the corresponding PyOD detectors "
-                 f"({', '.join(PEER_ENSEMBLE)}): each member's test scores mapped through the empirical CDF of its "
-                 "training scores, then averaged — the peer of an oddkit ensemble."), ""]
+        members = ", ".join(name + (f"({', '.join(f'{k}={v!r}' for k, v in params.items())})" if params else "")
+                            for name, params in PEER_ENSEMBLE)
+        out += [(f"`{PEER_ENSEMBLE_NAME}` combines the PyOD detectors that mirror `oddkit-default`'s members "
+                 f"({members}) the way oddkit does: each member's test scores mapped through the distribution of "
+                 f"its training scores, then the {PEER_COMBINE} taken — the peer of oddkit's ensemble."), ""]
     out += [md_table(["detector", *table.columns],
                      [[name, fmt(r["mean AUROC"]), fmt(r["std over seeds"]), fmt(r["mean rank"], 2),
                        fmt(r["mean PR AUC"]), fmt(r["fit+score s"], 1), str(int(r["failures"]))]

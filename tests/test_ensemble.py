@@ -7,6 +7,7 @@ import pytest
 
 import oddkit
 from oddkit import EnsembleDetector
+from oddkit.detectors.ensemble import normalise_scores
 from oddkit.exceptions import DataError
 
 X = np.random.default_rng(0).normal(size=(300, 4))
@@ -15,7 +16,9 @@ X = np.random.default_rng(0).normal(size=(300, 4))
 def test_default_detector_members_and_ranking():
     detector = oddkit.default_detector(random_state=0).fit(X)
     assert [type(m).__name__ for m in detector.members_] == [
-        "KNNDetector", "IsolationForestDetector", "AutoEncoderDetector", "GaussianDetector"]
+        "KNNDetector", "KNNDetector", "GaussianDetector", "AutoEncoderDetector"]
+    assert [m.n_neighbors for m in detector.members_[:2]] == [1, 50]
+    assert detector.members_[2].robust and detector.members_[3].robust
     far = np.array([[0.0, 0, 0, 0], [3, 3, 3, 3], [6, 6, 6, 6], [12, 12, 12, 12]])
     scores = detector.decision_function(far)
     # Rows beyond every training score keep their order instead of tying at the top.
@@ -28,9 +31,28 @@ def test_normalised_scores_are_training_quantiles_inside_the_range():
     training = member.decision_scores_
     median = np.median(training)
     # Inside the training range a score maps to the share of training scores below it.
-    assert detector._normalise(np.array([median]), detector.member_quantiles_[0])[0] == pytest.approx(0.5, abs=0.01)
-    above = detector._normalise(np.array([training.max() * 2]), detector.member_quantiles_[0])[0]
+    assert normalise_scores(np.array([median]), detector.member_quantiles_[0])[0] == pytest.approx(0.5, abs=0.01)
+    above = normalise_scores(np.array([training.max() * 2]), detector.member_quantiles_[0])[0]
     assert above > 1.0
+
+
+def test_combine_takes_the_largest_or_the_mean_normalised_score():
+    members = ("knn", "gaussian")
+    largest = EnsembleDetector(members=members).fit(X)
+    mean = EnsembleDetector(members=members, combine="mean").fit(X)
+    rows = np.array([[0.0, 0, 0, 0], [4, 0, 0, 0], [3, 3, 3, 3]])
+    Z = largest._prepare(rows, reset=False)  # members see the ensemble's preprocessed rows
+    normalised = np.array([normalise_scores(m.decision_function(Z), q)
+                           for m, q in zip(largest.members_, largest.member_quantiles_)])
+    np.testing.assert_allclose(largest.decision_function(rows), normalised.max(axis=0))
+    np.testing.assert_allclose(mean.decision_function(rows), normalised.mean(axis=0))
+    with pytest.raises(DataError, match="combine"):
+        EnsembleDetector(members=members, combine="vote").fit(X)
+
+
+def test_members_share_the_ensembles_contamination():
+    detector = EnsembleDetector(members=("knn1", "gaussian-robust"), contamination=0.05).fit(X)
+    assert [m.contamination for m in detector.members_] == [0.05, 0.05]
 
 
 def test_unknown_member_is_a_clear_error():

@@ -8,8 +8,12 @@ from sklearn.utils import check_random_state
 from oddkit.detectors.base import BaseDetector
 from oddkit.exceptions import DataError, ModelFileError
 
-# Distance, isolation, reconstruction and density: four ways to be odd that fail on different data.
-DEFAULT_MEMBERS = ("knn", "iforest", "autoencoder", "gaussian")
+# Distance at two scales, density and reconstruction: ways to be odd that fail on different data.
+# The nearest neighbour alone is the sharpest detector on clean data; fifty neighbours are not
+# fooled by a few anomalies that are each other's neighbours (contaminated data); the trimmed
+# Gaussian and auto-encoder see global structure without fitting the hidden anomalies.
+DEFAULT_MEMBERS = ("knn1", "knn50", "gaussian-robust", "autoencoder-robust")
+COMBINE_RULES = ("max", "mean")
 
 
 def _member_factories():
@@ -20,29 +24,63 @@ def _member_factories():
     from oddkit.detectors.pca import PCADetector
 
     return {
-        "knn": lambda seed, verbose: KNNDetector(),
-        "iforest": lambda seed, verbose: IsolationForestDetector(random_state=seed),
-        "autoencoder": lambda seed, verbose: AutoEncoderDetector(random_state=seed, verbose=verbose),
-        "gaussian": lambda seed, verbose: GaussianDetector(),
-        "pca": lambda seed, verbose: PCADetector(),
-        "ocsvm": lambda seed, verbose: OneClassSVMDetector(),
+        "knn": lambda seed, verbose, share: KNNDetector(contamination=share),
+        "knn1": lambda seed, verbose, share: KNNDetector(n_neighbors=1, contamination=share),
+        "knn50": lambda seed, verbose, share: KNNDetector(n_neighbors=50, method="mean", contamination=share),
+        "iforest": lambda seed, verbose, share: IsolationForestDetector(contamination=share, random_state=seed),
+        "autoencoder": lambda seed, verbose, share: AutoEncoderDetector(contamination=share, random_state=seed, verbose=verbose),
+        "autoencoder-robust": lambda seed, verbose, share: AutoEncoderDetector(
+            robust=True, contamination=share, random_state=seed, verbose=verbose),
+        "gaussian": lambda seed, verbose, share: GaussianDetector(contamination=share),
+        "gaussian-robust": lambda seed, verbose, share: GaussianDetector(robust=True, contamination=share),
+        "pca": lambda seed, verbose, share: PCADetector(contamination=share),
+        "ocsvm": lambda seed, verbose, share: OneClassSVMDetector(contamination=share),
     }
 
 
+def score_quantiles(training_scores: np.ndarray) -> np.ndarray:
+    """Percentiles 0..100 of a detector's training scores: what :func:`normalise_scores` needs."""
+    return np.percentile(training_scores, np.arange(101))
+
+
+def normalise_scores(scores: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Scores mapped through the distribution of a detector's training scores (``quantiles`` from
+    :func:`score_quantiles`): the share of training rows scoring lower, interpolated, and past the
+    largest training score growing on in units of the training scores' range."""
+    levels = np.linspace(0.0, 1.0, len(quantiles))
+    # np.interp needs increasing x: ties among the quantiles (discrete scores) keep their top level.
+    inside = np.interp(scores, quantiles, levels)
+    span = quantiles[-1] - quantiles[0]
+    beyond = np.maximum(scores - quantiles[-1], 0.0) / (span if span > 0 else 1.0)
+    return inside + beyond
+
+
+def combine_scores(member_scores, member_quantiles, rule: str = "max") -> np.ndarray:
+    """Several detectors' scores, each normalised by its own training quantiles, made one by ``rule``."""
+    normalised = [normalise_scores(s, q) for s, q in zip(member_scores, member_quantiles)]
+    return np.max(normalised, axis=0) if rule == "max" else np.mean(normalised, axis=0)
+
+
 class EnsembleDetector(BaseDetector):
-    """Several of oddkit's detectors, each with its defaults, and the mean of their normalised scores.
+    """Several of oddkit's detectors and the largest (or mean) of their normalised scores.
 
     Scores of different detectors live on different scales (distances, path lengths, squared
     errors, log-likelihoods), so each member's score is first mapped through the distribution of
     its own training scores: a score becomes the share of training rows scoring lower (0 to 1,
     interpolated), and a score above every training score keeps growing past 1 in units of the
     training scores' range, so the most extreme rows stay ordered. The ensemble's score is the
-    mean of these over its members. Every member sees the same preprocessed rows.
+    largest of these over its members (a row is as odd as the member that finds it oddest) or
+    their mean. Every member sees the same preprocessed rows.
 
     Parameters
     ----------
-    members : sequence of str, default=("knn", "iforest", "autoencoder", "gaussian")
-        Detector families by name: "knn", "iforest", "autoencoder", "gaussian", "pca", "ocsvm".
+    members : sequence of str, default=("knn1", "knn50", "gaussian-robust", "autoencoder-robust")
+        Detectors by name, each with its defaults except as named: "knn" (5 neighbours), "knn1"
+        (the nearest neighbour), "knn50" (mean distance to 50 neighbours), "iforest",
+        "autoencoder", "autoencoder-robust" (``robust=True``), "gaussian", "gaussian-robust"
+        (``robust=True``), "pca", "ocsvm". Every member gets the ensemble's ``contamination``.
+    combine : {"max", "mean"}, default="max"
+        How the members' normalised scores become one.
     random_state : int, RandomState or None
         Seeds the random members.
     verbose : int, default=0
@@ -57,9 +95,10 @@ class EnsembleDetector(BaseDetector):
         Percentiles 0..100 of each member's training scores, used to normalise.
     """
 
-    def __init__(self, members=DEFAULT_MEMBERS, random_state=None, verbose=0, contamination=0.1, impute=None,
-                 unknown_categories="error"):
+    def __init__(self, members=DEFAULT_MEMBERS, combine="max", random_state=None, verbose=0, contamination=0.1,
+                 impute=None, unknown_categories="error"):
         self.members = members
+        self.combine = combine
         self.random_state = random_state
         self.verbose = verbose
         self.contamination = contamination
@@ -72,20 +111,15 @@ class EnsembleDetector(BaseDetector):
         unknown = [n for n in names if n not in factories]
         if not names or unknown:
             raise DataError(f"members must name some of {', '.join(factories)}; got {names!r}")
+        if self.combine not in COMBINE_RULES:
+            raise DataError(f"combine must be one of {COMBINE_RULES}, got {self.combine!r}")
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        self.members_ = [factories[name](seed, self.verbose).fit(Z) for name in names]
-        self.member_quantiles_ = np.stack([np.percentile(m.decision_scores_, np.arange(101)) for m in self.members_])
-
-    def _normalise(self, scores: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
-        levels = np.linspace(0.0, 1.0, len(quantiles))
-        # np.interp needs increasing x: ties among the quantiles (discrete scores) keep their top level.
-        inside = np.interp(scores, quantiles, levels)
-        span = quantiles[-1] - quantiles[0]
-        beyond = np.maximum(scores - quantiles[-1], 0.0) / (span if span > 0 else 1.0)
-        return inside + beyond
+        share = float(self.contamination)
+        self.members_ = [factories[name](seed, self.verbose, share).fit(Z) for name in names]
+        self.member_quantiles_ = np.stack([score_quantiles(m.decision_scores_) for m in self.members_])
 
     def _combine(self, member_scores: list[np.ndarray]) -> np.ndarray:
-        return np.mean([self._normalise(s, q) for s, q in zip(member_scores, self.member_quantiles_)], axis=0)
+        return combine_scores(member_scores, self.member_quantiles_, self.combine)
 
     def _score_array(self, Z: np.ndarray) -> np.ndarray:
         return self._combine([m.decision_function(Z) for m in self.members_])
@@ -125,8 +159,9 @@ class EnsembleDetector(BaseDetector):
 
 
 def default_detector(random_state=None, **params) -> EnsembleDetector:
-    """oddkit's recommended detector: :class:`EnsembleDetector` with its default members
-    (k nearest neighbours, isolation forest, auto-encoder and Gaussian).
+    """oddkit's recommended detector: :class:`EnsembleDetector` with its default members (the
+    nearest neighbour, the mean distance to 50 neighbours, and a robust Gaussian and robust
+    auto-encoder), combined by the largest normalised score.
 
     Examples
     --------

@@ -12,6 +12,7 @@ from oddkit.detectors.base import BaseDetector
 from oddkit.exceptions import DataError, ModelFileError
 
 SHRINKAGE_METHODS = ("ledoit_wolf", "oas")
+ROBUST_STEPS = 3
 
 
 class GaussianDetector(BaseDetector):
@@ -32,6 +33,12 @@ class GaussianDetector(BaseDetector):
     ridge : float, default=1e-6
         Added to the diagonal of the covariance of the standardised data (where every variance
         is 1), so a singular covariance stays invertible.
+    robust : bool, default=False
+        For contaminated training data: after the first fit, the ``contamination`` share of rows
+        farthest from it (in Mahalanobis distance) is left out and the Gaussian refitted, three
+        times (the concentration steps of the minimum covariance determinant, from the full data
+        and with 1 - ``contamination`` of the rows kept). Hidden anomalies then neither shift the
+        mean nor inflate the covariance they are judged by.
     contamination, impute, unknown_categories : see :class:`AutoEncoderDetector`.
 
     Attributes
@@ -52,16 +59,26 @@ class GaussianDetector(BaseDetector):
     array([ 3.7, 53.6])
     """
 
-    def __init__(self, shrinkage=None, ridge=1e-6, contamination=0.1, impute=None,
+    def __init__(self, shrinkage=None, ridge=1e-6, robust=False, contamination=0.1, impute=None,
                  unknown_categories="error"):
         self.shrinkage = shrinkage
         self.ridge = ridge
+        self.robust = robust
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
 
     def _fit_array(self, Z: np.ndarray) -> None:
+        if float(self.ridge) < 0:
+            raise DataError(f"ridge must be >= 0, got {self.ridge!r}")
         Z = Z.astype(np.float64)
+        self._fit_rows(Z)
+        if self.robust:
+            for _ in range(ROBUST_STEPS):
+                distances = self._score_array(Z)
+                self._fit_rows(Z[distances <= np.quantile(distances, 1.0 - float(self.contamination))])
+
+    def _fit_rows(self, Z: np.ndarray) -> None:
         location = Z.mean(axis=0)
         covariance = np.atleast_2d(np.cov(Z, rowvar=False, bias=True))
         self.shrinkage_ = self._shrinkage_amount(Z)
@@ -69,8 +86,6 @@ class GaussianDetector(BaseDetector):
             target = np.trace(covariance) / covariance.shape[0]
             covariance = (1.0 - self.shrinkage_) * covariance
             covariance[np.diag_indices_from(covariance)] += self.shrinkage_ * target
-        if float(self.ridge) < 0:
-            raise DataError(f"ridge must be >= 0, got {self.ridge!r}")
         covariance[np.diag_indices_from(covariance)] += float(self.ridge)
         self._set_distribution(location, covariance)
 
