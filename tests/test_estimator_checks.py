@@ -4,6 +4,9 @@ oddkit follows the anomaly-detection score convention (predict: 1 = anomaly, 0 =
 decision_function: higher = more anomalous), the opposite of scikit-learn's outlier detectors
 (predict in {-1, 1}, decision_function higher = more normal). The checks written for that sign
 convention are the expected failures below; every other check must pass.
+
+ClassifierConfidenceDetector is not checked here: its fit needs the class of every training row
+(fit(X, classes)), which scikit-learn's checks cannot supply; tests/test_classifier.py covers it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from oddkit import (
     KNNDetector,
     OneClassSVMDetector,
     PCADetector,
+    VAEDetector,
+    VQVAEDetector,
 )
 
 SIGN_CONVENTION_CHECKS = {
@@ -26,13 +31,28 @@ SIGN_CONVENTION_CHECKS = {
 }
 
 
+# A float32 network's output for a row differs in the last bit between a one-row batch and a
+# 20-row batch (BLAS picks other kernels; up to 2.4e-7 on the check's data, measured for all three
+# auto-encoders). The threshold is one of the training scores, so the training row that defines it
+# can flip label in check_methods_subset_invariance (the ensemble holds an auto-encoder); the plain
+# auto-encoder passes only because its scores happen to stay on the same side.
+FLOAT32_BATCH_CHECKS = {
+    "check_methods_subset_invariance": "float32 matrix products differ in the last bit between a one-row "
+                                       "and a 20-row batch, which can flip the row that sits on the threshold",
+}
+
+
 def _expected_failures(estimator):
+    if isinstance(estimator, (VAEDetector, VQVAEDetector, EnsembleDetector)):
+        return {**SIGN_CONVENTION_CHECKS, **FLOAT32_BATCH_CHECKS}
     return SIGN_CONVENTION_CHECKS
 
 
 @parametrize_with_checks(
     [
         AutoEncoderDetector(epochs=3, verbose=0, random_state=0),
+        VAEDetector(epochs=3, verbose=0, random_state=0, n_threads=1),
+        VQVAEDetector(epochs=3, verbose=0, random_state=0, n_threads=1),
         GaussianDetector(),
         PCADetector(),
         OneClassSVMDetector(),

@@ -6,12 +6,15 @@ __version__ = "0.1.0"
 from oddkit.detectors import (  # noqa: E402
     AutoEncoderDetector,
     BaseDetector,
+    ClassifierConfidenceDetector,
     EnsembleDetector,
     GaussianDetector,
     IsolationForestDetector,
     KNNDetector,
     OneClassSVMDetector,
     PCADetector,
+    VAEDetector,
+    VQVAEDetector,
     default_detector,
 )
 from oddkit.persist import load  # noqa: E402
@@ -19,12 +22,15 @@ from oddkit.persist import load  # noqa: E402
 __all__ = [
     "AutoEncoderDetector",
     "BaseDetector",
+    "ClassifierConfidenceDetector",
     "EnsembleDetector",
     "GaussianDetector",
     "IsolationForestDetector",
     "KNNDetector",
     "OneClassSVMDetector",
     "PCADetector",
+    "VAEDetector",
+    "VQVAEDetector",
     "__version__",
     "default_detector",
     "load",

@@ -23,12 +23,15 @@ errors = Console(stderr=True)
 
 DETECTOR_NAMES = {
     "autoencoder": "AutoEncoderDetector",
+    "vae": "VAEDetector",
+    "vqvae": "VQVAEDetector",
     "gaussian": "GaussianDetector",
     "pca": "PCADetector",
     "ocsvm": "OneClassSVMDetector",
     "iforest": "IsolationForestDetector",
     "knn": "KNNDetector",
     "default": "EnsembleDetector",
+    "classifier": "ClassifierConfidenceDetector",
 }
 _state = {"debug": False}
 
@@ -37,6 +40,8 @@ LabelCol = Annotated[Optional[str], typer.Option(
                         "Default: 'y' when present.")]
 IdCols = Annotated[Optional[list[str]], typer.Option(
     "--id-col", help="Column carried through to the output and never used as a feature (repeatable).")]
+ImageSize = Annotated[Optional[str], typer.Option(
+    "--image-size", help="Images: resize to SIZE or HEIGHTxWIDTH pixels (default: the model's size).")]
 
 
 @app.callback()
@@ -96,7 +101,8 @@ def _features_for(detector, frame: pd.DataFrame) -> pd.DataFrame:
 
 @app.command()
 def fit(
-    data: Annotated[Path, typer.Argument(help="Training data: CSV, Parquet, .npy or .npz.")],
+    data: Annotated[Path, typer.Argument(help="Training data: CSV, Parquet, .npy or .npz; or images: a folder "
+                                              "(sub-folders = classes) or an .npz of X (n, [C,] H, W).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to save the model in.")],
     detector: Annotated[str, typer.Option(help=f"One of: {', '.join(DETECTOR_NAMES)}.")] = "autoencoder",
     label_col: LabelCol = None,
@@ -114,6 +120,12 @@ def fit(
     param: Annotated[Optional[list[str]], typer.Option(
         "--param", "-p", help="Any detector parameter as NAME=VALUE (repeatable), e.g. -p nu=0.1.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    image_size: ImageSize = None,
+    class_col: Annotated[Optional[str], typer.Option(
+        "--class-col", help="Classifier: the column holding each normal row's class (never a feature); for an "
+                            ".npz of images the array of classes (default 'labels'), for a folder its sub-folders.")] = None,
+    known_anomalies: Annotated[Optional[Path], typer.Option(
+        "--known-anomalies", help="Classifier: a table or image file of anomaly examples, for outlier exposure.")] = None,
 ):
     """Train a detector on DATA (mostly normal rows) and save it to --out."""
     cls = _detector_class(detector)
@@ -134,6 +146,12 @@ def fit(
         params[name] = _parse_value(value)
     if "verbose" in accepted:
         params.setdefault("verbose", 0 if quiet else 1)
+    from oddkit.data.images import is_image_source
+
+    if cls.__name__ == "ClassifierConfidenceDetector" or class_col is not None or known_anomalies is not None:
+        return _fit_classifier(cls, params, data, out, class_col, known_anomalies, label_col, id_col, image_size)
+    if is_image_source(data):
+        return _fit_images(cls, params, data, out, image_size)
     table = _read(data, label_col, id_col)
     model = cls(**params)
     started = time.perf_counter()
@@ -147,7 +165,8 @@ def fit(
 @app.command()
 def score(
     model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")],
-    data: Annotated[Path, typer.Argument(help="Rows to score: CSV, Parquet, .npy or .npz.")],
+    data: Annotated[Path, typer.Argument(help="Rows to score: CSV, Parquet, .npy or .npz; images (folder, .npz) "
+                                              "for a model trained on images.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write: id columns, score, label.")] = Path("scores.csv"),
     label_col: LabelCol = None,
     id_col: IdCols = None,
@@ -158,6 +177,8 @@ def score(
     from oddkit.persist import load
 
     detector = load(model)
+    if _model_image_shape(detector) is not None:
+        return _score_images(detector, data, out)
     n_rows = n_flagged = 0
     out.parent.mkdir(parents=True, exist_ok=True)
     for i, batch in enumerate(iter_table_batches(data, batch_rows=batch_rows, label_col=_label_col(label_col),
@@ -166,6 +187,8 @@ def score(
         labels = (scores >= detector.threshold_).astype(np.int64)
         frame = batch.ids.reset_index(drop=True) if batch.ids is not None else pd.DataFrame(index=range(len(scores)))
         frame = frame.assign(score=scores, label=labels)
+        if hasattr(detector, "predict_class"):  # a classifier detector gives the known class too
+            frame = frame.assign(**{"class": detector.predict_class(_features_for(detector, batch.X))})
         frame.to_csv(out, mode="w" if i == 0 else "a", header=i == 0, index=False)
         n_rows, n_flagged = n_rows + len(scores), n_flagged + int(labels.sum())
     console.print(f"scored {n_rows:,} rows: {n_flagged:,} flagged as anomalies "
@@ -257,6 +280,271 @@ def demo(
     console.print(f"done in {time.perf_counter() - started:.1f} s")
 
 
+# -- codes: embed, generate, compress, decompress (and image data) ---------------------------------
+
+def _image_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    height, sep, width = text.lower().partition("x")
+    try:
+        return (int(height), int(width)) if sep else (int(height), int(height))
+    except ValueError:
+        raise OddkitError(f"--image-size {text!r}: expected a number of pixels, e.g. 28 or 64x48") from None
+
+
+def _model_image_shape(detector) -> tuple[int, ...] | None:
+    """(C, H, W) of the images a model was trained on, or None for a table model."""
+    shape = getattr(detector, "image_shape_", None)
+    return None if shape is None else tuple(int(v) for v in shape)
+
+
+def _read_for_model(detector, data: Path, label_col, id_col, image_size: str | None):
+    """DATA for a fitted model: ("images", ImageSet) or ("table", Table), features ready for it."""
+    from oddkit.data.images import is_image_source, read_images
+
+    shape = _model_image_shape(detector)
+    if is_image_source(data):
+        if shape is None and hasattr(detector, "feature_names_in_"):
+            raise OddkitError(f"{data} holds images but the model was trained on a table; pass a table file")
+        size = _image_size(image_size) or (shape[1:] if shape is not None else None)
+        images = read_images(data, size=size, channels=shape[0] if shape is not None else None)
+        return "images", images
+    if shape is not None:
+        raise OddkitError(f"the model was trained on images of shape {shape}; pass an image folder or an .npz of images")
+    table = _read(data, label_col, id_col)
+    table.X = _features_for(detector, table.X)
+    return "table", table
+
+
+def _write_table(frame: pd.DataFrame, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    suffix = out.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        frame.to_parquet(out, index=False)
+    elif suffix == ".csv":
+        frame.to_csv(out, index=False)
+    elif suffix == ".npy":
+        np.save(out, frame.to_numpy(dtype=np.float64))
+    else:
+        raise OddkitError(f"cannot write a table to {out}: use a .csv, .parquet or .npy file name")
+
+
+def _named_frame(detector, rows) -> pd.DataFrame:
+    """Rows as a table with the model's column names (x0, x1, ... when it was trained on an array)."""
+    rows = np.asarray(rows)
+    names = getattr(detector, "feature_names_in_", None)
+    columns = [str(c) for c in names] if names is not None and len(names) == rows.shape[1] else \
+        [f"x{i}" for i in range(rows.shape[1])]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _load_model(model: Path):
+    from oddkit.persist import load
+
+    return load(model)
+
+
+@app.command()
+def embed(
+    model: Annotated[Path, typer.Argument(help="An auto-encoder model folder written by 'oddkit fit'.")],
+    data: Annotated[Path, typer.Argument(help="A table (CSV, Parquet, .npy, .npz) or images (folder, .npz).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Codes to write: .parquet, .csv, .npy or .npz.")]
+    = Path("embedding.parquet"),
+    label_col: LabelCol = None,
+    id_col: IdCols = None,
+    image_size: ImageSize = None,
+):
+    """Write the auto-encoder's code (embedding) of every row or image of DATA: columns z0, z1, ...
+
+    Id columns (tables), or the image name and class (images), come first.
+    """
+    detector = _load_model(model)
+    if not hasattr(detector, "transform"):
+        raise OddkitError(f"{model} holds a {type(detector).__name__}, which has no embedding; "
+                          "fit an auto-encoder (--detector autoencoder)")
+    kind, source = _read_for_model(detector, data, label_col, id_col, image_size)
+    codes = np.asarray(detector.transform(source.X), dtype=np.float32).reshape(len(source.X), -1)
+    suffix = out.suffix.lower()
+    if suffix in (".npy", ".npz"):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".npy":
+            np.save(out, codes)
+        else:
+            labels = getattr(source, "labels", None) if kind == "images" else source.y
+            np.savez(out, X=codes, **({} if labels is None else {"labels": labels}))
+    else:
+        frame = pd.DataFrame(codes, columns=[f"z{i}" for i in range(codes.shape[1])])
+        if kind == "images":
+            front = {"image": source.names}
+            if source.labels is not None:
+                front["class"] = ([source.class_names[i] for i in source.labels] if source.class_names
+                                  and len(source.class_names) > int(source.labels.max()) else source.labels)
+            frame = pd.concat([pd.DataFrame(front), frame], axis=1)
+        elif source.ids is not None:
+            frame = pd.concat([source.ids.reset_index(drop=True), frame], axis=1)
+        _write_table(frame, out)
+    console.print(f"embedded {len(codes):,} {'images' if kind == 'images' else 'rows'} into "
+                  f"{codes.shape[1]} dimensions; wrote {out}")
+
+
+@app.command()
+def generate(
+    model: Annotated[Path, typer.Argument(help="A generative model folder (a VAE) written by 'oddkit fit'.")],
+    n: Annotated[int, typer.Option("-n", "--n-samples", help="How many samples.")] = 64,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Images: a .png grid, an .npz or a folder; "
+                                                          "tables: .csv, .parquet or .npy.")] = Path("samples.png"),
+    random_state: Annotated[Optional[int], typer.Option(help="Seed of the samples.")] = 0,
+):
+    """Draw N new examples from a generative model: an image grid (PNG) or a table."""
+    from oddkit.data.images import write_images
+
+    detector = _load_model(model)
+    if not hasattr(detector, "generate"):
+        raise OddkitError(f"{model} holds a {type(detector).__name__}, which cannot generate; "
+                          "fit a variational auto-encoder (--detector vae)")
+    if n < 1:
+        raise OddkitError(f"-n must be at least 1, got {n}")
+    samples = detector.generate(n, random_state=random_state)
+    if isinstance(samples, np.ndarray) and samples.ndim in (3, 4):
+        written = write_images(samples, out)
+    else:
+        frame = samples if isinstance(samples, pd.DataFrame) else _named_frame(detector, samples)
+        _write_table(frame, out)
+        written = out
+    console.print(f"generated {n:,} samples with {type(detector).__name__}; wrote {written}")
+
+
+@app.command()
+def compress(
+    model: Annotated[Path, typer.Argument(help="An auto-encoder model folder written by 'oddkit fit'.")],
+    data: Annotated[Path, typer.Argument(help="A table (CSV, Parquet, .npy, .npz) or images (folder, .npz).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The compressed file to write.")] = Path("data.oddz"),
+    bits: Annotated[int, typer.Option(help="Bits per code dimension, 1 to 16 (VQ models: set by the codebook).")] = 8,
+    label_col: LabelCol = None,
+    id_col: IdCols = None,
+    image_size: ImageSize = None,
+):
+    """Compress DATA to the model's quantised codes (lossy); 'oddkit decompress' reads it back.
+
+    Only the features are stored (not ids or labels); decompressing needs the same model folder.
+    """
+    from oddkit.compress import compress as compress_codes
+    from oddkit.compress import read_header
+
+    detector = _load_model(model)
+    kind, source = _read_for_model(detector, data, label_col, id_col, image_size)
+    blob = compress_codes(detector, source.X, bits=bits)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(blob)
+    header = read_header(blob)
+    raw = (source.X.size if kind == "images" else source.X.shape[0] * source.X.shape[1]) * 4
+    console.print(f"compressed {header['n']:,} {'images' if kind == 'images' else 'rows'} to {len(blob):,} bytes "
+                  f"({len(blob) * 8 / header['n']:.1f} bits each; {raw / len(blob):.1f}x smaller than float32; "
+                  f"{header['dims']} codes x {header['bits']} bits, {header['codec']}); wrote {out}")
+
+
+@app.command()
+def decompress(
+    model: Annotated[Path, typer.Argument(help="The model folder that compressed FILE.")],
+    file: Annotated[Path, typer.Argument(help="A file written by 'oddkit compress'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Images: a folder of PNGs, an .npz or a .png grid; "
+                                                          "tables: .csv, .parquet or .npy.")],
+):
+    """Rebuild the data in FILE with MODEL (the model that compressed it)."""
+    from oddkit.compress import decompress as decompress_codes
+    from oddkit.data.images import write_images
+
+    detector = _load_model(model)
+    decoded = decompress_codes(detector, file.read_bytes())
+    if isinstance(decoded, np.ndarray) and decoded.ndim in (3, 4):
+        written = write_images(decoded, out)
+    else:
+        frame = decoded if isinstance(decoded, pd.DataFrame) else _named_frame(detector, decoded)
+        _write_table(frame, out)
+        written = out
+    console.print(f"decompressed {len(decoded):,} {'images' if isinstance(decoded, np.ndarray) and decoded.ndim in (3, 4) else 'rows'}; wrote {written}")
+
+
+def _score_images(detector, data: Path, out: Path) -> None:
+    """The image branch of 'oddkit score': one CSV row per image (its name), score and label."""
+    _, images = _read_for_model(detector, data, None, None, None)
+    scores = detector.decision_function(images.X)
+    labels = (scores >= detector.threshold_).astype(np.int64)
+    frame = pd.DataFrame({"image": images.names, "score": scores, "label": labels})
+    if hasattr(detector, "predict_class"):
+        frame["class"] = detector.predict_class(images.X)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    console.print(f"scored {len(frame):,} images: {int(labels.sum()):,} flagged as anomalies "
+                  f"(threshold {detector.threshold_:.6g}, {detector.threshold_goal_}); wrote {out}")
+
+
+def _fit_images(cls, params: dict, data: Path, out: Path, image_size: str | None) -> None:
+    """The image branch of 'oddkit fit': read a folder or .npz of images and fit on (n, C, H, W)."""
+    from oddkit.data.images import read_images
+
+    images = read_images(data, size=_image_size(image_size))
+    model = cls(**params)
+    started = time.perf_counter()
+    model.fit(images.X)
+    model.save(out)
+    console.print(f"trained {cls.__name__} on {len(images):,} images of {'x'.join(map(str, images.X.shape[1:]))} "
+                  f"(channels x height x width) in {time.perf_counter() - started:.1f} s; "
+                  f"threshold {model.threshold_:.6g} ({model.threshold_goal_}); saved to {out}")
+
+
+def _fit_classifier(cls, params: dict, data: Path, out: Path, class_col: str | None, known_anomalies: Path | None,
+                    label_col: str | None, id_col: list[str] | None, image_size: str | None) -> None:
+    """The open-set branch of 'oddkit fit': normal data with its classes (--class-col), and optionally
+    examples of anomalies (--known-anomalies) for outlier exposure."""
+    from oddkit.data.images import is_image_source, read_images
+
+    if cls.__name__ != "ClassifierConfidenceDetector":
+        raise OddkitError("--class-col and --known-anomalies are for --detector classifier (open-set recognition)")
+    if class_col is not None and class_col == label_col:
+        raise OddkitError(f"--class-col and --label-col both name {class_col!r}: classes of normal data and "
+                          "anomaly labels are different columns")
+    images = is_image_source(data)
+    if images:
+        read = read_images(data, size=_image_size(image_size), labels_key=class_col or "labels")
+        if read.labels is None:
+            raise OddkitError(f"{data} holds no classes: save them in the .npz as {class_col or 'labels'!r} "
+                              "(name the array with --class-col), or use one sub-folder per class")
+        X = read.X
+        classes = np.asarray(read.class_names, dtype=object)[read.labels] if read.class_names else read.labels
+        shape = "x".join(map(str, X.shape[1:]))
+        what = f"{len(X):,} images of {shape} (channels x height x width)"
+    else:
+        if class_col is None:
+            raise OddkitError("--detector classifier needs --class-col: the column holding each training row's class")
+        table = _read(data, label_col, [*(id_col or []), class_col])
+        X, classes = table.X, table.ids[class_col].to_numpy()
+        what = f"{len(X):,} rows x {X.shape[1]} columns"
+    anomalies = None
+    if known_anomalies is not None:
+        if images:
+            anomalies = read_images(known_anomalies, size=X.shape[2:], channels=X.shape[1]).X
+        elif is_image_source(known_anomalies):
+            raise OddkitError(f"{known_anomalies} holds images but {data} is a table; pass a table of anomalies")
+        else:
+            frame = _read(known_anomalies, label_col, None).X
+            frame = frame.drop(columns=[c for c in [*(id_col or []), class_col] if c in frame.columns])
+            missing, extra = [c for c in X.columns if c not in frame.columns], [c for c in frame.columns if c not in X.columns]
+            if missing or extra:
+                raise OddkitError(f"{known_anomalies} must have the training data's feature columns: "
+                                  f"missing {missing}, extra {extra}")
+            anomalies = frame[list(X.columns)]
+    model = cls(**params)
+    started = time.perf_counter()
+    model.fit(X, classes, known_anomalies=anomalies)
+    model.save(out)
+    exposure = "" if anomalies is None else f" with {len(anomalies):,} known anomalies (outlier exposure)"
+    accuracy = "" if model.dev_accuracy_ is None else f"; held-out class accuracy {model.dev_accuracy_:.4f}"
+    console.print(f"trained {cls.__name__} on {what}, {len(model.classes_)} classes{exposure}, in "
+                  f"{time.perf_counter() - started:.1f} s{accuracy}; threshold {model.threshold_:.6g} "
+                  f"({model.threshold_goal_}); saved to {out}")
+
+
 def main() -> None:
     """Entry point: run the app; turn oddkit's errors into one line on stderr and exit code 2."""
     try:
@@ -270,12 +558,17 @@ def main() -> None:
     except (typer.Exit, SystemExit) as exc:
         sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
     except Exception as exc:  # click's usage errors and aborts
-        import click
+        try:
+            from click import ClickException
+            from click.exceptions import Abort
+        except ImportError:  # typer >= 0.26 bundles its own click (typer._click), without Abort
+            from typer._click.exceptions import ClickException
 
-        if isinstance(exc, click.ClickException):
+            Abort = ()
+        if isinstance(exc, ClickException):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if Abort and isinstance(exc, Abort):
             sys.exit(1)
         raise
 

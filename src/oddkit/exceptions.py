@@ -14,6 +14,10 @@ written for scikit-learn (which raises ``ValueError`` for bad input) keeps worki
 ``UnseenCategoryError``    a categorical value never seen in training (``unknown_categories="ignore"``
                            encodes it as all-zeros instead)
 ``LabelError``             an anomaly label column that is not 0/1 numeric
+``UnreadableImageError``   an image file that is not an image or is damaged (names the file)
+``ImageShapeError``        images with mixed channel counts or sizes, or an array that is not an
+                           image stack
+``CompressedDataError``    a compressed blob that is damaged, foreign, or made by another model
 ``ModelFileError``         a saved model folder that is missing, tampered with, or from an
                            incompatible version; loading never runs code from the folder
 =========================  =====================================================================
@@ -52,6 +56,18 @@ class UnseenCategoryError(DataError):
 
 class LabelError(DataError):
     """The anomaly label column is not numeric 0/1."""
+
+
+class UnreadableImageError(DataError):
+    """An image file cannot be decoded (not an image, or damaged)."""
+
+
+class ImageShapeError(DataError):
+    """Images that do not stack: mixed channel counts or sizes, or a wrong array shape."""
+
+
+class CompressedDataError(DataError):
+    """A compressed blob is damaged, is not oddkit's format, or was made with another model."""
 
 
 class ModelFileError(OddkitError):

@@ -21,6 +21,7 @@ from safetensors.numpy import save as dump_arrays
 from sklearn.utils.validation import check_is_fitted
 
 from oddkit.data import TablePreprocessor
+from oddkit.data.image_preprocess import ImagePreprocessor
 from oddkit.detectors.base import DETECTORS, BaseDetector
 from oddkit.exceptions import ModelFileError, OddkitError
 
@@ -182,7 +183,12 @@ def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str,
         detector.n_features_in_ = int(state["n_features_in"])
         if state["feature_names_in"] is not None:
             detector.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
-        detector.preprocessor_ = TablePreprocessor.from_state(grouped["preprocessor."], meta["preprocessor"])
+        preprocessing = meta["preprocessor"]
+        if isinstance(preprocessing, dict) and preprocessing.get("kind") == "images":
+            detector.preprocessor_ = ImagePreprocessor.from_state(grouped["preprocessor."], preprocessing)
+            detector.image_shape_ = detector.preprocessor_.image_shape_
+        else:
+            detector.preprocessor_ = TablePreprocessor.from_state(grouped["preprocessor."], preprocessing)
         detector.decision_scores_ = grouped["detector."]["decision_scores"]
         detector.score_mean_, detector.score_std_, detector.score_min_, detector.score_max_ = (
             float(v) for v in state["score_statistics"])

@@ -113,6 +113,7 @@ def fit_module(
     lr: float,
     weight_decay: float = 0.0,
     validation_fraction: float = 0.1,
+    validation: torch.Tensor | None = None,
     patience: int | None = 10,
     trim_fraction: float = 0.0,
     generator: torch.Generator,
@@ -125,6 +126,7 @@ def fit_module(
     8 rows, and then early stopping is off); after each epoch the mean validation loss is computed,
     and once it has not improved for ``patience`` epochs training stops and the weights of the best
     epoch are restored. ``X`` must already be on the module's device.
+    ``validation`` gives the held-out rows explicitly instead (all of ``X`` is then trained on).
 
     ``trim_fraction`` makes training robust to anomalies hidden in ``X``: from the second epoch on,
     the rows whose loss under the current weights is among the worst ``trim_fraction`` are left out
@@ -139,6 +141,8 @@ def fit_module(
     if n_val < 8 or n - n_val < 2:
         n_val = 0
     X_val, X_train = X[order[:n_val]], X[order[n_val:]]
+    if validation is not None:  # rows the caller held out itself (e.g. for calibration too)
+        X_val, X_train, n_val = validation, X, validation.shape[0]
     n_train = X_train.shape[0]
     batch_size = max(1, min(int(batch_size), n_train))
 

@@ -2,13 +2,17 @@
 
 :func:`read_table` and :func:`iter_table_batches` read CSV, Parquet, ``.npy`` and ``.npz`` files
 into :class:`Table` objects (features, labels, ids); :class:`TablePreprocessor` turns features into
-the standardised, one-hot encoded float32 matrix that detectors learn from. Ready-made datasets
-live in :mod:`oddkit.data.datasets`.
+the standardised, one-hot encoded float32 matrix that detectors learn from. :func:`read_images`
+reads folders of PNG/JPEG files and ``.npz`` image stacks into float32 (n, C, H, W) arrays in
+[0, 1], and :func:`one_class_split` makes the one-class protocol (:mod:`oddkit.data.images`).
+Ready-made datasets live in :mod:`oddkit.data.datasets`.
 """
 
 from __future__ import annotations
 
+from oddkit.data.images import ImageSet, one_class_split, read_images
 from oddkit.data.io import Table, iter_table_batches, load_npz, read_table
 from oddkit.data.preprocess import TablePreprocessor
 
-__all__ = ["Table", "TablePreprocessor", "iter_table_batches", "load_npz", "read_table"]
+__all__ = ["ImageSet", "Table", "TablePreprocessor", "iter_table_batches", "load_npz", "one_class_split",
+           "read_images", "read_table"]

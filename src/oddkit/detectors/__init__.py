@@ -6,19 +6,25 @@ from oddkit.detectors.autoencoder import AutoEncoderDetector
 from oddkit.detectors.base import DETECTORS, BaseDetector
 from oddkit.detectors.ensemble import EnsembleDetector, default_detector
 from oddkit.detectors.classic import IsolationForestDetector, OneClassSVMDetector
+from oddkit.detectors.classifier import ClassifierConfidenceDetector
 from oddkit.detectors.gaussian import GaussianDetector
 from oddkit.detectors.knn import KNNDetector
 from oddkit.detectors.pca import PCADetector
+from oddkit.detectors.vae import VAEDetector
+from oddkit.detectors.vqvae import VQVAEDetector
 
 __all__ = [
     "DETECTORS",
     "AutoEncoderDetector",
     "BaseDetector",
+    "ClassifierConfidenceDetector",
     "EnsembleDetector",
     "GaussianDetector",
     "IsolationForestDetector",
     "KNNDetector",
     "OneClassSVMDetector",
     "PCADetector",
+    "VAEDetector",
+    "VQVAEDetector",
     "default_detector",
 ]

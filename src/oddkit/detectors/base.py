@@ -9,7 +9,7 @@ says how to fit on a validated float32 matrix and how to score one.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from oddkit.data import TablePreprocessor
+from oddkit.data.image_preprocess import ImagePreprocessor, is_image_array
 from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError, TooFewRowsError
 from oddkit.threshold import ThresholdChoice, contamination_threshold
 
@@ -35,11 +36,14 @@ class BaseDetector(BaseEstimator):
     Attributes (after ``fit``)
     --------------------------
     n_features_in_ : int
-        Number of input columns.
+        Number of input columns (for images: ``C * H * W``).
     feature_names_in_ : ndarray of str
         Input column names, when ``X`` was a DataFrame with string column names.
-    preprocessor_ : TablePreprocessor
-        Standardisation and one-hot encoding fitted on the training data.
+    preprocessor_ : TablePreprocessor or ImagePreprocessor
+        Standardisation and one-hot encoding fitted on the training data; for images (detectors
+        that take them), the scaling and flattening of the training images' shape.
+    image_shape_ : tuple of int
+        ``(C, H, W)`` of the training images; only present when fitted on images.
     decision_scores_ : ndarray of shape (n_samples,)
         Anomaly scores of the training rows (higher = more anomalous).
     threshold_ : float
@@ -51,7 +55,8 @@ class BaseDetector(BaseEstimator):
         How ``threshold_`` was chosen, e.g. ``"contamination:0.1"`` or ``"fpr:0.01"``.
     """
 
-    _estimator_name: ClassVar[str] = ""
+    _accepts_images = False
+    """Whether the detector also learns from image stacks (n, H, W) / (n, C, H, W) (the auto-encoders)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -199,8 +204,52 @@ class BaseDetector(BaseEstimator):
         spread = float(np.max(scores)) - self.score_min_
         self.score_max_ = self.score_min_ + (spread if spread > 0 else 1.0)
 
+    def _fitted_on_images(self) -> bool:
+        return isinstance(getattr(self, "preprocessor_", None), ImagePreprocessor)
+
+    def _prepare_images(self, X: np.ndarray, reset: bool) -> np.ndarray:
+        """Images -> float32 rows of C*H*W pixels in [0, 1] (see :class:`ImagePreprocessor`)."""
+        if reset:
+            if X.shape[0] == 0:
+                raise EmptyDataError(f"the image array has shape {X.shape}; pass at least two images to fit")
+            if X.shape[0] < 2:
+                raise TooFewRowsError(f"fitting needs at least 2 images, got {X.shape[0]}; pass more training data")
+            preprocessor = ImagePreprocessor().fit(X)
+            Z = preprocessor.transform(X)
+            self.preprocessor_ = preprocessor
+            self.image_shape_ = preprocessor.image_shape_
+            self.n_features_in_ = preprocessor.n_outputs_
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            return Z
+        if not self._fitted_on_images():
+            raise ColumnMismatchError(
+                f"the model was trained on a table of {self.n_features_in_} columns, got an array of images of "
+                f"shape {X.shape}; pass a 2-D table (rows x columns)")
+        return self.preprocessor_.transform(X)
+
+    def _to_input_space(self, Z: np.ndarray):
+        """Preprocessed rows back in the input's space: images in the training layout (float32 in
+        [0, 1]); for tables a DataFrame with the training columns when fitted on named columns,
+        else a float64 array."""
+        if self._fitted_on_images():
+            return self.preprocessor_.inverse_transform(Z)
+        frame = self.preprocessor_.inverse_transform(Z)
+        return frame if hasattr(self, "feature_names_in_") else frame.to_numpy(dtype=np.float64)
+
     def _prepare(self, X, reset: bool) -> np.ndarray:
-        """Validate ``X`` (shape, column names, content) and return the preprocessed float32 matrix."""
+        """Validate ``X`` (shape, column names, content) and return the preprocessed float32 matrix.
+
+        Detectors that take images (``_accepts_images``) route NumPy arrays of 3 or 4 dimensions to
+        :meth:`_prepare_images` instead of the table preprocessor.
+        """
+        if self._accepts_images and is_image_array(X):
+            return self._prepare_images(X, reset)
+        if not reset and self._fitted_on_images():
+            raise ColumnMismatchError(
+                f"the model was trained on images of shape (C, H, W) = {self.image_shape_}, got "
+                f"{type(X).__name__} of shape {getattr(X, 'shape', None)}; pass a NumPy array of images "
+                "(n, H, W) or (n, C, H, W)")
         # A DataFrame keeps its columns (and so its categorical ones) when its names are strings,
         # the case in which scikit-learn records feature_names_in_ too; anything else is numeric.
         named = isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns)
@@ -224,9 +273,11 @@ class BaseDetector(BaseEstimator):
         if reset:
             if checked.shape[0] < 2:
                 raise TooFewRowsError(
-                    f"fitting needs at least 2 rows, got 1 sample; pass more training data")
+                    "fitting needs at least 2 rows, got 1 sample; pass more training data")
             self.preprocessor_ = TablePreprocessor(
                 impute=self.impute, unknown_categories=self.unknown_categories).fit(checked)
+            if hasattr(self, "image_shape_"):
+                del self.image_shape_
         elif not isinstance(checked, pd.DataFrame) and hasattr(self, "feature_names_in_"):
             checked = pd.DataFrame(checked, columns=list(self.feature_names_in_))
         return self.preprocessor_.transform(checked)

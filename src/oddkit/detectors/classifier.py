@@ -1,0 +1,581 @@
+"""Open-set recognition: a classifier trained on labelled normal classes says "none of these".
+
+When normal data comes with class labels (digits 0-5, kinds of network traffic, product types), a
+classifier trained on them is confident on inputs of those classes and, ideally, unsure on
+anything else. :class:`ClassifierConfidenceDetector` turns that lack of confidence into an anomaly
+score, and still predicts the class of normal inputs (:meth:`~ClassifierConfidenceDetector.predict_class`).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, logsumexp, softmax
+from sklearn.base import clone
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from oddkit.detectors.base import BaseDetector
+from oddkit.exceptions import (
+    DataError,
+    LabelError,
+    ModelFileError,
+)
+from oddkit.nn.classifier import ConvClassifier, mlp_classifier
+from oddkit.train import fit_module, resolve_device, seeded, torch_threads
+
+SCORES = ("auto", "energy", "msp", "entropy")
+BACKENDS = ("auto", "mlp", "cnn")
+SKOPS_FILE = "estimator.skops"
+SCORE_CHUNK_ROWS = 4096
+MIN_DEV_ROWS = 8
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+
+
+def default_hidden_sizes(n_inputs: int) -> tuple[int, int]:
+    """Two hidden layers about twice as wide as the input, 64 to 256 units."""
+    width = int(min(256, max(64, 2 * n_inputs)))
+    return width, width
+
+
+def default_batch_size(n_rows: int) -> int:
+    """About 50 steps per epoch, 32 to 256 rows: a classifier needs more updates per epoch than an
+    auto-encoder (measured on MNIST digits: batches of ~200 rows left accuracy a point lower)."""
+    return int(min(256, max(32, n_rows // 50)))
+
+
+def _python_value(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class ClassifierConfidenceDetector(BaseDetector):
+    """Anomaly score = how unsure a classifier trained on the normal classes is.
+
+    ``fit(X, classes)`` trains a classifier on normal data and its class labels; an input that
+    belongs to none of the classes tends to get flat, low logits, and the score measures that:
+
+    - ``"energy"`` (the default): ``-T * logsumexp(logits / T)`` (Liu et al., 2020), the free
+      energy of the classifier read as an energy-based model: low for inputs the network maps to
+      large logits of some class, high for inputs it has no strong response to.
+    - ``"msp"``: ``1 - max softmax(logits / T)`` (Hendrycks & Gimpel, 2017).
+    - ``"entropy"``: the entropy of ``softmax(logits / T)``, in nats.
+
+    Why energy is the default (chosen from the literature before any oddkit benchmark was run):
+    softmax probabilities saturate — a well-trained network gives 0.999... to most inputs, known
+    or not, so ``1 - max softmax`` and the entropy tie at the top and rank poorly, whereas the
+    logsumexp keeps the logits' magnitude, which is what separates unknown inputs (Liu et al.,
+    2020; Vaze et al., 2022, "Open-set recognition: a good closed-set classifier is all you need",
+    found the related maximum logit better than softmax scores too). ``score="auto"`` means energy
+    for oddkit's networks and ``"msp"`` for a scikit-learn classifier, which gives probabilities
+    only (its log-probabilities' logsumexp is always 0).
+
+    The network is an MLP for tables and a small convolutional network for images — an ndarray
+    of shape ``(n, height, width)`` or ``(n, channels, height, width)``, read with the shared image
+    conventions of :func:`oddkit.data.images.as_image_batch` (``uint8`` divided by 255, floats
+    already in [0, 1], ``(n, H, W, C)`` moved to channels first), then centred and scaled by the
+    training pixels' mean and standard deviation. Any scikit-learn classifier with
+    ``predict_proba`` can be passed instead. A
+    stratified ``validation_fraction`` of the training data is held out: it stops training early
+    and fits the temperature ``T`` (temperature scaling, Guo et al., 2017: the ``T`` that
+    minimises the held-out negative log-likelihood, so that ``predict_class_proba`` is calibrated).
+
+    Known anomalies, when a few examples exist, are passed as ``known_anomalies`` (never mixed into
+    the classes): training then also pushes the network's output on them towards the uniform
+    distribution (outlier exposure, Hendrycks et al., 2019) — every training batch is joined by
+    as many known anomalies drawn at random, whose KL divergence from the uniform distribution
+    is added to the loss with weight ``exposure_weight``.
+
+    Parameters
+    ----------
+    classifier : {"auto", "mlp", "cnn"} or scikit-learn classifier, default="auto"
+        ``"auto"``: a CNN for image arrays, an MLP for tables. ``"mlp"`` on images flattens them.
+        A scikit-learn classifier (with ``predict_proba``) is cloned and fitted on the
+        preprocessed rows (images flattened); it is saved with skops, trusting scikit-learn's own
+        types only.
+    score : {"auto", "energy", "msp", "entropy"}, default="auto"
+        The anomaly score (see above); ``"auto"`` = energy, or msp for a scikit-learn classifier.
+    hidden_sizes : sequence of int, optional
+        MLP hidden widths (default: :func:`default_hidden_sizes`); for the CNN, one int is the
+        width of its fully connected layer (default 128).
+    conv_channels : sequence of int, default=(16, 32)
+        Channels of the CNN's convolutional blocks (each halves the image's height and width).
+        Checked against (32, 64) without the test set (``benchmarks/open_set.py --protocols
+        selection``): the same open-set AUROC within the seed-to-seed spread, in half the time.
+    dropout : float, default=0.0
+        Dropout probability in the network's fully connected layers.
+    epochs : int, default=30
+        Most passes over the training data; early stopping on the held-out split usually ends sooner.
+    batch_size : int or "auto", default="auto"
+        Rows per step; ``"auto"``: :func:`default_batch_size`.
+    lr : float, default=1e-3
+        Adam's learning rate.
+    weight_decay : float, default=0.0
+        Adam's L2 penalty.
+    validation_fraction : float, default=0.1
+        Share of each class held out for early stopping and the temperature (none when that is
+        fewer than 8 rows: then training runs all epochs and ``T`` is 1).
+    patience : int or None, default=5
+        Epochs without improvement of the held-out loss before training stops (the weights of the
+        best epoch are kept). None: no early stopping, all ``epochs`` run and the last weights are
+        kept (the held-out split still fits the temperature).
+    temperature : "auto" or float, default="auto"
+        ``"auto"`` fits ``T`` on the held-out split (between 0.05 and 20; 1 when the held-out rows
+        are all classified correctly, as the likelihood then has no optimum); a number fixes it
+        (1.0 = none).
+    exposure_weight : float, default=0.5
+        Weight of the outlier-exposure loss when ``known_anomalies`` are given.
+    contamination : float, default=0.1
+        Share of training rows flagged by ``threshold_`` (normal data: a false-alarm budget).
+    impute, unknown_categories : see :class:`~oddkit.AutoEncoderDetector` (tables only).
+    device : str, default="cpu"
+        ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    n_threads : int, optional
+        Torch threads during fit and scoring.
+    random_state : int, RandomState or None
+        Seed of the held-out split, the weights and the batches.
+    verbose : int, default=1
+        1 shows a progress bar while training.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels, sorted; :meth:`predict_class` returns these.
+    temperature_ : float
+        The temperature ``T`` (> 0) the scores and class probabilities use.
+    model_ : torch.nn.Module or None
+        The trained network (None with a scikit-learn classifier).
+    estimator_ : scikit-learn classifier or None
+        The fitted scikit-learn classifier (None with oddkit's networks).
+    score_ : str
+        The score actually used (``"auto"`` resolved).
+    backend_ : str
+        ``"mlp"``, ``"cnn"`` or ``"sklearn"``.
+    image_shape_ : tuple of int
+        ``(channels, height, width)``; only present when fitted on images.
+    pixel_center_, pixel_scale_ : float
+        Mean and standard deviation of the training pixels (images only).
+    dev_accuracy_ : float or None
+        Closed-set accuracy on the held-out split.
+    history_ : dict
+        Training and held-out losses per epoch (empty for a scikit-learn classifier).
+
+    Notes
+    -----
+    ``fit`` needs the class labels, so scikit-learn's ``check_estimator`` (which calls ``fit(X)``
+    and ``fit(X, y)`` with anomaly labels) does not apply to this detector; its tests are in
+    ``tests/test_classifier.py``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from oddkit import ClassifierConfidenceDetector
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-3, 1, (100, 2)), rng.normal(3, 1, (100, 2))])
+    >>> classes = np.repeat(["left", "right"], 100)
+    >>> detector = ClassifierConfidenceDetector(epochs=5, random_state=0, verbose=0).fit(X, classes)
+    >>> detector.predict_class([[-3.0, 0.0]]).tolist()
+    ['left']
+    """
+
+    _accepts_images = True
+
+    def __init__(self, classifier="auto", score="auto", hidden_sizes=None, conv_channels=(16, 32), dropout=0.0,
+                 epochs=30, batch_size="auto", lr=1e-3, weight_decay=0.0, validation_fraction=0.1, patience=5,
+                 temperature="auto", exposure_weight=0.5, contamination=0.1, impute=None,
+                 unknown_categories="error", device="cpu", n_threads=None, random_state=None, verbose=1):
+        self.classifier = classifier
+        self.score = score
+        self.hidden_sizes = hidden_sizes
+        self.conv_channels = conv_channels
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.temperature = temperature
+        self.exposure_weight = exposure_weight
+        self.contamination = contamination
+        self.impute = impute
+        self.unknown_categories = unknown_categories
+        self.device = device
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def fit(self, X, classes=None, known_anomalies=None):
+        """Train the classifier on normal data ``X`` with its class labels ``classes``.
+
+        Parameters
+        ----------
+        X : table (DataFrame or 2-D array) or images (ndarray (n, H, W) or (n, C, H, W))
+            Normal data only.
+        classes : array-like of shape (n,)
+            The class of each row: any hashable labels of one type (strings, integers, ...), at
+            least two distinct ones.
+        known_anomalies : table or images like ``X``, optional
+            Examples of anomalies, used for outlier exposure; they need no class.
+
+        Raises
+        ------
+        LabelError
+            ``classes`` missing, of the wrong length, with missing values, mixed types or one class.
+        DataError
+            Bad ``X`` or ``known_anomalies`` (see :class:`~oddkit.detectors.base.BaseDetector`).
+        """
+        self._fit_inputs = (classes, known_anomalies)
+        try:
+            return super().fit(X)
+        finally:
+            del self._fit_inputs
+
+    def fit_predict(self, X, classes=None, known_anomalies=None) -> np.ndarray:
+        """Fit and return the training labels ``labels_`` (1 = anomaly)."""
+        return self.fit(X, classes, known_anomalies=known_anomalies).labels_
+
+    def predict_class(self, X) -> np.ndarray:
+        """The most likely known class of each row, as the original labels (from ``classes_``)."""
+        check_is_fitted(self)
+        logits = self._logits(self._prepare(X, reset=False))
+        return self.classes_[np.argmax(logits, axis=1)]
+
+    def predict_class_proba(self, X) -> np.ndarray:
+        """Temperature-scaled class probabilities, shape (n, n_classes), columns in ``classes_`` order."""
+        check_is_fitted(self)
+        return softmax(self._logits(self._prepare(X, reset=False)) / self.temperature_, axis=1)
+
+    def save(self, folder) -> None:
+        """Save to ``folder``. A scikit-learn classifier goes to ``estimator.skops``; the saved
+        ``classifier`` parameter then reads ``"sklearn"`` and loading restores an unfitted clone."""
+        if getattr(self, "backend_", None) != "sklearn":
+            return super().save(folder)
+        given = self.classifier
+        self.classifier = "sklearn"
+        try:
+            super().save(folder)
+        finally:
+            self.classifier = given
+
+    # -- classes --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _encode_classes(classes, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        if classes is None:
+            raise LabelError("ClassifierConfidenceDetector.fit needs the class of each training row: "
+                             "fit(X, classes); for data without classes use another detector")
+        array = classes.to_numpy(dtype=object) if isinstance(classes, (pd.Series, pd.DataFrame)) else np.asarray(
+            classes, dtype=object)
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim != 1:
+            raise LabelError(f"classes must hold one label per row (a 1-D array), got shape {array.shape}")
+        values = pd.Series(array)
+        if len(values) != n_rows:
+            raise LabelError(f"classes has {len(values):,} labels but X has {n_rows:,} rows; pass one class per row")
+        missing = np.flatnonzero(values.isna().to_numpy())
+        if missing.size:
+            raise LabelError(f"classes has {missing.size:,} missing values (NaN/None; first rows: "
+                             f"{', '.join(map(str, missing[:5]))}); every training row needs its class")
+        kinds = {type(_python_value(v)) for v in values}
+        if len(kinds) > 1 and not kinds <= {int, float, bool}:
+            raise LabelError(f"classes mixes label types ({', '.join(sorted(k.__name__ for k in kinds))}); "
+                             "use one type, e.g. all strings")
+        try:
+            labels, codes = np.unique(np.asarray(values.tolist()), return_inverse=True)
+        except TypeError as exc:
+            raise LabelError(f"classes cannot be sorted ({exc}); use strings or numbers") from None
+        if labels.dtype.kind not in "biufUS":
+            raise LabelError(f"classes must be strings or numbers, got {labels.dtype} values")
+        if len(labels) < 2:
+            raise LabelError(f"classes holds a single class ({_python_value(labels[0])!r}); a classifier "
+                             "needs at least two: for one normal class use a one-class detector such as "
+                             "AutoEncoderDetector")
+        return labels, codes.ravel().astype(np.int64)
+
+    # -- fitting --------------------------------------------------------------------------------
+
+    def _check_params(self) -> None:
+        if self.score not in SCORES:
+            raise DataError(f"score must be one of {SCORES}, got {self.score!r}")
+        if isinstance(self.classifier, str):
+            if self.classifier not in BACKENDS:
+                raise DataError(f"classifier must be one of {BACKENDS} or a scikit-learn classifier, "
+                                f"got {self.classifier!r}")
+        elif not (hasattr(self.classifier, "fit") and hasattr(self.classifier, "predict_proba")):
+            raise DataError(f"classifier must be one of {BACKENDS} or a scikit-learn classifier with "
+                            f"predict_proba, got {type(self.classifier).__name__}")
+        if int(self.epochs) < 1:
+            raise DataError(f"epochs must be at least 1, got {self.epochs!r}")
+        if self.batch_size != "auto" and int(self.batch_size) < 1:
+            raise DataError(f"batch_size must be a positive integer or 'auto', got {self.batch_size!r}")
+        if not 0.0 <= float(self.validation_fraction) < 1.0:
+            raise DataError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise DataError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if float(self.exposure_weight) < 0:
+            raise DataError(f"exposure_weight must be >= 0, got {self.exposure_weight!r}")
+        if self.temperature != "auto" and not (isinstance(self.temperature, numbers.Real)
+                                               and math.isfinite(self.temperature) and self.temperature > 0):
+            raise DataError(f"temperature must be 'auto' or a positive number, got {self.temperature!r}")
+
+    def _dev_split(self, codes: np.ndarray, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+        """Stratified: ``validation_fraction`` of each class to dev, at least one row kept to train."""
+        train, dev = [], []
+        for code in range(int(codes.max()) + 1):
+            rows = rng.permutation(np.flatnonzero(codes == code))
+            n_dev = min(round(len(rows) * float(self.validation_fraction)), len(rows) - 1)
+            dev.append(rows[:n_dev])
+            train.append(rows[n_dev:])
+        dev_rows = np.sort(np.concatenate(dev))
+        if len(dev_rows) < MIN_DEV_ROWS:
+            return np.arange(len(codes)), np.empty(0, dtype=np.int64)
+        return np.sort(np.concatenate(train)), dev_rows
+
+    def _fit_array(self, Z: np.ndarray) -> None:
+        self._check_params()
+        classes, known_anomalies = self._fit_inputs
+        self.classes_, codes = self._encode_classes(classes, Z.shape[0])
+        images = self._image_shape() is not None
+        if images:  # pixels in [0, 1] -> centred and scaled by the training pixels' mean and spread
+            self.pixel_center_ = float(Z.mean())
+            spread = float(Z.std())
+            self.pixel_scale_ = spread if spread > 0 else 1.0
+        exposure = None
+        if known_anomalies is not None:
+            exposure = self._prepare(known_anomalies, reset=False)
+        sklearn_backend = not isinstance(self.classifier, str)
+        self.backend_ = "sklearn" if sklearn_backend else (
+            ("cnn" if images else "mlp") if self.classifier == "auto" else self.classifier)
+        if self.backend_ == "cnn" and not images:
+            raise DataError("classifier='cnn' needs images: an ndarray (n, height, width) or (n, channels, height, width)")
+        self.score_ = ("msp" if sklearn_backend else "energy") if self.score == "auto" else self.score
+        if sklearn_backend and self.score_ == "energy":
+            raise DataError("score='energy' needs logits, but a scikit-learn classifier gives probabilities only "
+                            "(their logsumexp is always 0): use score='msp' or 'entropy'")
+        if sklearn_backend and exposure is not None:
+            raise DataError("known_anomalies (outlier exposure) need one of oddkit's networks "
+                            "(classifier='auto', 'mlp' or 'cnn'), which can be trained to be unsure on them")
+        rng = check_random_state(self.random_state)
+        train, dev = self._dev_split(codes, rng)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        self.history_ = {}
+        self.model_, self.estimator_ = None, None
+        if sklearn_backend:
+            self.estimator_ = clone(self.classifier).fit(self._model_input(Z[train]), codes[train])
+        else:
+            self._train_network(Z, codes, train, dev, exposure, seed)
+        self.dev_accuracy_ = None
+        self.temperature_ = 1.0 if self.temperature == "auto" else float(self.temperature)
+        if len(dev):
+            dev_logits = self._logits(Z[dev])
+            self.dev_accuracy_ = float(np.mean(np.argmax(dev_logits, axis=1) == codes[dev]))
+            if self.temperature == "auto":
+                self.temperature_ = self._fit_temperature(dev_logits, codes[dev])
+
+    def _image_shape(self) -> tuple[int, int, int] | None:
+        """(C, H, W) when fitted on images, else None."""
+        shape = getattr(self, "image_shape_", None)
+        return None if shape is None else tuple(int(v) for v in shape)
+
+    def _model_input(self, Z: np.ndarray) -> np.ndarray:
+        """Preprocessed rows -> what the classifier takes: table rows as they are; images
+        normalised, as (n, C, H, W) for the CNN and flat rows otherwise."""
+        shape = self._image_shape()
+        if shape is None:
+            return Z
+        Z = (Z - np.float32(self.pixel_center_)) / np.float32(self.pixel_scale_)
+        return np.ascontiguousarray(Z.reshape(len(Z), *shape) if self.backend_ == "cnn" else Z, dtype=np.float32)
+
+    def _build_module(self, n_classes: int) -> torch.nn.Module:
+        if self.backend_ == "cnn":
+            hidden = int(self.hidden_sizes[0]) if self.hidden_sizes else 128
+            return ConvClassifier(*self._image_shape(), n_classes, channels=tuple(int(c) for c in self.conv_channels),
+                                  hidden=hidden, dropout=float(self.dropout))
+        hidden = (tuple(int(h) for h in self.hidden_sizes) if self.hidden_sizes is not None
+                  else default_hidden_sizes(self._n_inputs()))
+        return mlp_classifier(self._n_inputs(), hidden, n_classes, dropout=float(self.dropout))
+
+    def _n_inputs(self) -> int:
+        return int(self.preprocessor_.n_outputs_)
+
+    def _train_network(self, Z, codes, train, dev, exposure, seed) -> None:
+        device = resolve_device(self.device)
+        n_classes = len(self.classes_)
+        weight = float(self.exposure_weight)
+        with torch_threads(self.n_threads), seeded(seed) as generator:
+            module = self._build_module(n_classes).to(device)
+            inputs = torch.from_numpy(self._model_input(Z)).to(device)
+            targets = torch.from_numpy(codes).to(device)
+            outliers = None if exposure is None or weight == 0 else torch.from_numpy(self._model_input(exposure)).to(device)
+            log_k = math.log(n_classes)
+
+            def row_loss(net, rows, gen):
+                index = rows.long()
+                loss = F.cross_entropy(net(inputs[index]), targets[index], reduction="none")
+                if outliers is not None and net.training:
+                    pick = torch.randint(outliers.shape[0], (index.shape[0],), generator=gen).to(device)
+                    log_p = F.log_softmax(net(outliers[pick]), dim=1)
+                    # KL(uniform || p) = -mean_k log p_k - log K: zero when the output is flat.
+                    loss = loss + weight * (-log_p.mean(dim=1) - log_k).mean()
+                return loss
+
+            batch = default_batch_size(len(train)) if self.batch_size == "auto" else int(self.batch_size)
+            history = fit_module(
+                module, row_loss, torch.from_numpy(train).to(device), epochs=int(self.epochs), batch_size=batch,
+                lr=float(self.lr), weight_decay=float(self.weight_decay), validation_fraction=0.0,
+                validation=torch.from_numpy(dev).to(device) if len(dev) and self.patience is not None else None,
+                patience=self.patience,
+                generator=generator, verbose=self.verbose, description=type(self).__name__)
+        self.model_ = module.eval()
+        self.history_ = history.to_dict()
+
+    @staticmethod
+    def _fit_temperature(logits: np.ndarray, codes: np.ndarray) -> float:
+        """The temperature minimising the negative log-likelihood of the held-out classes, within
+        ``TEMPERATURE_BOUNDS``. When every held-out row is classified correctly the likelihood only
+        grows as ``T`` shrinks towards 0, which says nothing about calibration: ``T`` stays 1."""
+        if np.all(np.argmax(logits, axis=1) == codes):
+            return 1.0
+
+        def nll(log_t: float) -> float:
+            return float(-log_softmax(logits / math.exp(log_t), axis=1)[np.arange(len(codes)), codes].mean())
+
+        lo, hi = (math.log(b) for b in TEMPERATURE_BOUNDS)
+        result = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
+        return float(math.exp(result.x))
+
+    # -- scoring --------------------------------------------------------------------------------
+
+    def _logits(self, Z: np.ndarray) -> np.ndarray:
+        """Logits (float64, (n, n_classes)); a scikit-learn classifier's log-probabilities."""
+        if self.estimator_ is not None:
+            proba = self.estimator_.predict_proba(self._model_input(Z))
+            full = np.zeros((Z.shape[0], len(self.classes_)))
+            full[:, np.asarray(self.estimator_.classes_, dtype=np.int64)] = proba
+            return np.log(np.clip(full, 1e-12, None))
+        device = next(self.model_.parameters()).device
+        outputs = []
+        with torch_threads(self.n_threads), torch.inference_mode():
+            for start in range(0, Z.shape[0], SCORE_CHUNK_ROWS):
+                x = torch.from_numpy(self._model_input(Z[start:start + SCORE_CHUNK_ROWS])).to(device)
+                outputs.append(self.model_(x).double().cpu().numpy())
+        return np.concatenate(outputs)
+
+    def scores_from_logits(self, logits: np.ndarray, score: str | None = None) -> np.ndarray:
+        """Any of the scores from logits (higher = more anomalous), at the fitted temperature.
+
+        ``score``: ``"energy"``, ``"msp"`` or ``"entropy"`` (default: the detector's own), so one
+        fitted model can be evaluated with every score (see :meth:`logits`)."""
+        check_is_fitted(self)
+        score = self.score_ if score is None else score
+        scaled = np.asarray(logits, dtype=np.float64) / self.temperature_
+        if score == "energy":
+            return -self.temperature_ * logsumexp(scaled, axis=1)
+        if score == "msp":
+            # 1 - max p = r / (1 + r), r = sum over the other classes of exp(logit - top logit): no
+            # cancellation, so confident rows keep distinct scores down to exp(-700).
+            best = np.argmax(scaled, axis=1)
+            rows = np.arange(len(scaled))
+            others = np.exp(scaled - scaled[rows, best][:, None])
+            others[rows, best] = 0.0
+            r = others.sum(axis=1)
+            return r / (1.0 + r)
+        if score == "entropy":
+            log_p = log_softmax(scaled, axis=1)
+            return -(np.exp(log_p) * log_p).sum(axis=1)
+        raise DataError(f"score must be 'energy', 'msp' or 'entropy', got {score!r}")
+
+    def logits(self, X) -> np.ndarray:
+        """The classifier's raw logits (before the temperature), shape (n, n_classes), ``classes_`` order."""
+        check_is_fitted(self)
+        return self._logits(self._prepare(X, reset=False))
+
+    def _score_array(self, Z: np.ndarray) -> np.ndarray:
+        return self.scores_from_logits(self._logits(Z))
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def _get_model_state(self):
+        classes = [_python_value(c) for c in self.classes_]
+        meta = {"classes": classes, "classes_dtype": self.classes_.dtype.str, "backend": self.backend_,
+                "score": self.score_, "temperature": self.temperature_, "dev_accuracy": self.dev_accuracy_,
+                "history": self.history_}
+        if self._image_shape() is not None:
+            meta.update(pixel_center=self.pixel_center_, pixel_scale=self.pixel_scale_)
+        if self.backend_ == "sklearn":
+            import skops.io
+
+            return {}, meta, {SKOPS_FILE: skops.io.dumps(self.estimator_)}
+        meta["architecture"] = self._architecture()
+        arrays = {name: tensor.detach().cpu().numpy() for name, tensor in self.model_.state_dict().items()}
+        return arrays, meta, {}
+
+    def _architecture(self) -> dict:
+        return {"hidden_sizes": None if self.hidden_sizes is None else [int(h) for h in self.hidden_sizes],
+                "conv_channels": [int(c) for c in self.conv_channels], "dropout": float(self.dropout),
+                "n_inputs": self._n_inputs()}
+
+    def _set_model_state(self, arrays, meta, files):
+        try:
+            self.classes_ = np.asarray(meta["classes"], dtype=np.dtype(meta["classes_dtype"]))
+            self.backend_ = str(meta["backend"])
+            self.score_ = str(meta["score"])
+            self.temperature_ = float(meta["temperature"])
+            self.dev_accuracy_ = None if meta["dev_accuracy"] is None else float(meta["dev_accuracy"])
+            self.history_ = dict(meta["history"])
+            shape = getattr(self.preprocessor_, "image_shape_", None)  # an ImagePreprocessor's
+            if shape is not None:
+                self.image_shape_ = tuple(int(v) for v in shape)
+                self.pixel_center_ = float(meta["pixel_center"])
+                self.pixel_scale_ = float(meta["pixel_scale"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"the saved classifier's configuration is malformed: {exc}") from None
+        if self.score_ not in SCORES[1:] or self.backend_ not in ("mlp", "cnn", "sklearn") or not self.temperature_ > 0:
+            raise ModelFileError("the saved classifier names an unknown score or backend, or a bad temperature")
+        self.model_, self.estimator_ = None, None
+        if self.backend_ == "sklearn":
+            self.estimator_ = self._load_estimator(files)
+            self.classifier = clone(self.estimator_)
+            return
+        try:
+            architecture = meta["architecture"]
+            self.hidden_sizes = architecture["hidden_sizes"]
+            self.conv_channels = tuple(architecture["conv_channels"])
+            self.dropout = float(architecture["dropout"])
+            module = self._build_module(len(self.classes_))
+            module.load_state_dict({name: torch.from_numpy(array.copy()) for name, array in arrays.items()})
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"the saved classifier weights do not fit its configuration: {exc}") from None
+        self.model_ = module.to(resolve_device(self.device)).eval()
+
+    @staticmethod
+    def _load_estimator(files):
+        import skops.io
+
+        try:
+            payload = files[SKOPS_FILE]
+        except KeyError:
+            raise ModelFileError(f"the model folder lacks {SKOPS_FILE}") from None
+        try:
+            untrusted = skops.io.get_untrusted_types(data=payload)
+            foreign = [t for t in untrusted if not t.startswith("sklearn.")]
+            if foreign:
+                raise ModelFileError(f"{SKOPS_FILE} holds types from outside scikit-learn ({', '.join(foreign)}), "
+                                     "which oddkit does not load")
+            estimator = skops.io.loads(payload, trusted=untrusted)
+        except ModelFileError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - skops raises several types for untrusted or malformed content
+            raise ModelFileError(f"{SKOPS_FILE} cannot be loaded safely: {exc}") from None
+        if not (hasattr(estimator, "predict_proba") and hasattr(estimator, "classes_")):
+            raise ModelFileError(f"{SKOPS_FILE} holds a {type(estimator).__name__}, not a fitted classifier")
+        return estimator

@@ -1,0 +1,88 @@
+"""Classifiers whose logits say both which known class an input belongs to and how sure they are:
+an MLP for table rows and a small convolutional network for images (open-set recognition)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def mlp_classifier(n_features: int, hidden_sizes: Sequence[int], n_classes: int, dropout: float = 0.0) -> nn.Sequential:
+    """An MLP ``n_features -> *hidden_sizes -> n_classes`` with ReLU (and optional dropout) between
+    layers; it returns logits of shape ``(batch, n_classes)``.
+
+    Examples
+    --------
+    >>> net = mlp_classifier(10, (32,), 3)
+    >>> net(torch.zeros(4, 10)).shape
+    torch.Size([4, 3])
+    """
+    if n_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {n_classes}")
+    widths = [int(n_features), *(int(h) for h in hidden_sizes)]
+    layers: list[nn.Module] = []
+    for n_in, n_out in itertools.pairwise(widths):
+        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(widths[-1], int(n_classes)))
+    return nn.Sequential(*layers)
+
+
+def _pooled(size: int, n_blocks: int) -> int:
+    for _ in range(n_blocks):
+        size = math.ceil(size / 2)
+    return size
+
+
+class ConvClassifier(nn.Module):
+    """A small convolutional classifier for images ``(batch, channels, height, width)``.
+
+    Each block is a 3x3 convolution (padding 1), ReLU and 2x2 max-pooling (rounding up, so any
+    size of at least 1 pixel works); then a hidden fully connected layer and the logits. With the
+    default widths a 28x28 image goes 28 -> 14 -> 7, 16 and 32 channels: about 0.2 M parameters,
+    enough to classify handwritten digits at 98-99% while training in about a minute on one CPU core.
+
+    Parameters
+    ----------
+    in_channels, height, width : int
+        Shape of one input image.
+    n_classes : int
+        Number of outputs (logits).
+    channels : sequence of int
+        Output channels of each convolutional block.
+    hidden : int
+        Width of the fully connected layer before the logits.
+    dropout : float
+        Dropout probability before each fully connected layer (0 = none).
+    """
+
+    def __init__(self, in_channels: int, height: int, width: int, n_classes: int,
+                 channels: Sequence[int] = (16, 32), hidden: int = 128, dropout: float = 0.0):
+        super().__init__()
+        if n_classes < 2:
+            raise ValueError(f"a classifier needs at least 2 classes, got {n_classes}")
+        self.input_shape = (int(in_channels), int(height), int(width))
+        blocks: list[nn.Module] = []
+        previous = int(in_channels)
+        for c in channels:
+            blocks += [nn.Conv2d(previous, int(c), kernel_size=3, padding=1), nn.ReLU(),
+                       nn.MaxPool2d(2, ceil_mode=True)]
+            previous = int(c)
+        self.features = nn.Sequential(*blocks)
+        flat = previous * _pooled(int(height), len(channels)) * _pooled(int(width), len(channels))
+        head: list[nn.Module] = [nn.Flatten()]
+        if dropout:
+            head.append(nn.Dropout(dropout))
+        head += [nn.Linear(flat, int(hidden)), nn.ReLU()]
+        if dropout:
+            head.append(nn.Dropout(dropout))
+        head.append(nn.Linear(int(hidden), int(n_classes)))
+        self.head = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

@@ -1,0 +1,351 @@
+"""ClassifierConfidenceDetector: open-set recognition on tables and images, outlier exposure, the
+scikit-learn backend, saving, bad class labels, and the command line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import log_softmax, logsumexp, softmax
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from oddkit import ClassifierConfidenceDetector, load
+from oddkit.exceptions import ColumnMismatchError, DataError, LabelError
+
+CENTERS = {"north": (0.0, 6.0), "east": (6.0, 0.0), "west": (-6.0, 0.0), "south": (0.0, -6.0), "center": (0.0, 0.0)}
+KNOWN = ("north", "east", "west")
+
+
+def blobs(n_per_class: int, names, seed: int, spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blobs in 4-D (two informative columns, two of noise), one per class name."""
+    rng = np.random.default_rng(seed)
+    X = np.concatenate([np.column_stack([rng.normal(CENTERS[name], spread, (n_per_class, 2)),
+                                         rng.normal(0, 1, (n_per_class, 2))]) for name in names])
+    return X, np.repeat(np.asarray(names, dtype=object), n_per_class)
+
+
+def fast(**params) -> ClassifierConfidenceDetector:
+    params = {"epochs": 20, "random_state": 0, "verbose": 0, "n_threads": 1, **params}
+    return ClassifierConfidenceDetector(**params)
+
+
+@pytest.fixture(scope="module")
+def table_model():
+    X, classes = blobs(150, KNOWN, seed=0)
+    return fast().fit(X, classes)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """scikit-learn's 8x8 digits as uint8 images: 0-4 known (train/test), 5-9 unknown."""
+    data = load_digits()
+    images = data.images.astype(np.uint8) * 15  # values 0-16 -> 0-240
+    rng = np.random.default_rng(0)
+    known = rng.permutation(np.flatnonzero(data.target <= 4))
+    train, test_known = known[:600], known[600:]
+    unknown = np.flatnonzero(data.target >= 5)[:300]
+    test = np.concatenate([test_known, unknown])
+    return images[train], data.target[train], images[test], data.target[test], data.target[test] >= 5
+
+
+@pytest.fixture(scope="module")
+def image_model(digits):
+    X, classes, *_ = digits
+    return fast(epochs=15, conv_channels=(8, 16), hidden_sizes=(32,)).fit(X, classes)
+
+
+# -- open-set recognition -------------------------------------------------------------------------------
+
+def test_table_ranks_unknown_class_above_known_and_predicts_classes(table_model):
+    # An unknown class between the known ones: every score flags it (measured AUROC 0.994 energy,
+    # 0.999 msp). One beyond them ("south") is where a classifier extrapolates confidently and the
+    # energy score fails (0.75) — outlier exposure fixes that, see below.
+    X_known, classes = blobs(100, KNOWN, seed=1)
+    X_unknown, _ = blobs(100, ("center",), seed=2)
+    scores = table_model.decision_function(np.concatenate([X_known, X_unknown]))
+    assert roc_auc_score(np.repeat([0, 1], [300, 100]), scores) >= 0.95
+    assert (table_model.predict_class(X_known) == classes).mean() >= 0.97
+    assert list(table_model.classes_) == sorted(KNOWN)
+    assert table_model.backend_ == "mlp" and table_model.score_ == "energy"
+    assert table_model.dev_accuracy_ >= 0.95
+
+
+def test_every_score_matches_its_formula(table_model):
+    X, _ = blobs(20, ("north", "south"), seed=3)
+    logits = table_model.logits(X)
+    T = table_model.temperature_
+    np.testing.assert_allclose(table_model.decision_function(X), -T * logsumexp(logits / T, axis=1), rtol=1e-6)
+    np.testing.assert_allclose(table_model.scores_from_logits(logits, "msp"), 1 - softmax(logits / T, axis=1).max(1),
+                               rtol=1e-6, atol=1e-12)
+    log_p = log_softmax(logits / T, axis=1)
+    np.testing.assert_allclose(table_model.scores_from_logits(logits, "entropy"), -(np.exp(log_p) * log_p).sum(1))
+    proba = table_model.predict_class_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(table_model.classes_[proba.argmax(1)], table_model.predict_class(X))
+    with pytest.raises(DataError, match="score"):
+        table_model.scores_from_logits(logits, "confidence")
+
+
+def test_anomaly_conventions(table_model):
+    assert table_model.decision_scores_.shape == (450,)
+    assert abs(table_model.labels_.mean() - 0.1) < 0.02
+    X, _ = blobs(30, ("south",), seed=4)
+    scores = table_model.decision_function(X)
+    np.testing.assert_array_equal(table_model.predict(X), (scores >= table_model.threshold_).astype(int))
+
+
+def test_temperature_scaling_recovers_a_known_temperature():
+    # Oracle: classes drawn from softmax(z), logits 3z -> the likelihood is best at T = 3.
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, (4000, 4))
+    codes = np.array([rng.choice(4, p=p) for p in softmax(z, axis=1)])
+    T = ClassifierConfidenceDetector._fit_temperature(3 * z, codes)
+    assert abs(T - 3) < 0.25
+    # Held-out rows all classified correctly: no optimum, T stays 1.
+    assert ClassifierConfidenceDetector._fit_temperature(z, np.argmax(z, axis=1)) == 1.0
+
+
+def test_temperature_is_fitted_on_the_dev_split_or_fixed(table_model):
+    assert table_model.temperature_ == 1.0  # blobs apart: every held-out row right
+    X, classes = blobs(150, KNOWN, seed=0, spread=4.0)
+    overlapping = fast().fit(X, classes)
+    assert overlapping.dev_accuracy_ < 1 and overlapping.temperature_ > 0 and overlapping.temperature_ != 1.0
+    fixed = fast(temperature=2.0).fit(X, classes)
+    assert fixed.temperature_ == 2.0
+    # No dev rows (validation_fraction=0): no early stopping and T = 1.
+    assert fast(validation_fraction=0.0, epochs=3).fit(X, classes).temperature_ == 1.0
+    with pytest.raises(DataError, match="temperature"):
+        fast(temperature=-1.0).fit(X, classes)
+
+
+def test_patience_none_runs_every_epoch_and_still_fits_the_temperature():
+    X, classes = blobs(150, KNOWN, seed=0, spread=4.0)
+    model = fast(epochs=4, patience=None).fit(X, classes)
+    assert len(model.history_["train_loss"]) == 4 and model.history_["val_loss"] == []
+    assert model.dev_accuracy_ is not None and model.temperature_ != 1.0
+
+
+def test_fixed_seed_repeats_exactly():
+    X, classes = blobs(60, KNOWN, seed=0)
+    a = fast(epochs=5).fit(X, classes).decision_scores_
+    b = fast(epochs=5).fit(X, classes).decision_scores_
+    np.testing.assert_array_equal(a, b)
+
+
+def test_class_labels_of_any_type_come_back():
+    X, names = blobs(60, KNOWN, seed=0)
+    codes = pd.Series(names).map({"north": 10, "east": 20, "west": 30}).to_numpy()
+    model = fast(epochs=10).fit(pd.DataFrame(X, columns=list("abcd")), pd.Series(codes))
+    assert model.classes_.tolist() == [10, 20, 30]
+    predicted = model.predict_class(pd.DataFrame(X, columns=list("abcd")))
+    assert predicted.dtype.kind == "i" and (predicted == codes).mean() >= 0.95
+
+
+# -- outlier exposure -----------------------------------------------------------------------------------
+
+def test_exposure_raises_entropy_on_exposed_like_data():
+    X, classes = blobs(150, KNOWN, seed=0)
+    exposed, _ = blobs(100, ("south",), seed=5)
+    fresh, _ = blobs(100, ("south",), seed=6)
+    plain = fast().fit(X, classes)
+    exposure = fast().fit(X, classes, known_anomalies=exposed)
+    entropy_plain = plain.scores_from_logits(plain.logits(fresh), "entropy").mean()
+    entropy_exposed = exposure.scores_from_logits(exposure.logits(fresh), "entropy").mean()
+    assert entropy_exposed > entropy_plain + 0.2
+    assert entropy_exposed > 0.8 * np.log(3)  # close to the flat distribution's log(3)
+    known, _ = blobs(50, KNOWN, seed=7)
+    assert roc_auc_score(np.repeat([0, 1], [150, 100]), exposure.decision_function(np.concatenate([known, fresh]))) >= 0.97
+
+
+def test_known_anomalies_must_match_the_training_columns():
+    X, classes = blobs(60, KNOWN, seed=0)
+    with pytest.raises(ColumnMismatchError):
+        fast(epochs=2).fit(X, classes, known_anomalies=np.zeros((5, 3)))
+
+
+# -- images ---------------------------------------------------------------------------------------------
+
+def test_images_train_a_cnn_that_classifies_and_flags_unknown_digits(image_model, digits):
+    _, _, X_test, y_test, unknown = digits
+    assert image_model.backend_ == "cnn" and image_model.image_shape_ == (1, 8, 8)
+    known = ~unknown
+    assert (image_model.predict_class(X_test[known]) == y_test[known]).mean() >= 0.95
+    assert roc_auc_score(unknown, image_model.decision_function(X_test)) >= 0.8
+    # The same images with a channel axis, or as floats in [0, 1], score the same.
+    np.testing.assert_allclose(image_model.decision_function(X_test[:5, None]),
+                               image_model.decision_function(X_test[:5]), rtol=1e-6)
+    np.testing.assert_allclose(image_model.decision_function(X_test[:5] / np.float32(255)),
+                               image_model.decision_function(X_test[:5]), rtol=1e-5)
+
+
+def test_image_shape_mismatch_is_a_clear_error(image_model):
+    with pytest.raises(ColumnMismatchError, match="trained on"):
+        image_model.decision_function(np.zeros((3, 9, 9), dtype=np.uint8))
+    with pytest.raises(ColumnMismatchError, match="images"):
+        image_model.decision_function(np.zeros((3, 64)))
+
+
+def test_mlp_on_flattened_images(digits):
+    X, classes, X_test, y_test, unknown = digits
+    model = fast(classifier="mlp", epochs=10).fit(X, classes)
+    assert model.backend_ == "mlp"
+    assert (model.predict_class(X_test[~unknown]) == y_test[~unknown]).mean() >= 0.9
+    with pytest.raises(DataError, match="cnn"):
+        fast(classifier="cnn").fit(np.zeros((10, 4)), np.arange(10) % 2)
+
+
+# -- saving ---------------------------------------------------------------------------------------------
+
+def test_save_and_load_give_identical_scores(table_model, image_model, digits, tmp_path):
+    X, _ = blobs(40, ("north", "south"), seed=8)
+    table_model.save(tmp_path / "table")
+    restored = load(tmp_path / "table")
+    np.testing.assert_array_equal(restored.decision_function(X), table_model.decision_function(X))
+    np.testing.assert_array_equal(restored.predict_class(X), table_model.predict_class(X))
+    assert restored.temperature_ == table_model.temperature_
+
+    images = digits[2][:50]
+    image_model.save(tmp_path / "images")
+    restored = load(tmp_path / "images")
+    np.testing.assert_array_equal(restored.decision_function(images), image_model.decision_function(images))
+    np.testing.assert_array_equal(restored.predict_class(images), image_model.predict_class(images))
+    assert restored.image_shape_ == (1, 8, 8)
+
+
+# -- scikit-learn classifiers ---------------------------------------------------------------------------
+
+def test_sklearn_classifier_backend_fits_scores_and_saves(tmp_path):
+    X, classes = blobs(100, KNOWN, seed=0)
+    model = ClassifierConfidenceDetector(classifier=LogisticRegression(), random_state=0).fit(X, classes)
+    assert model.backend_ == "sklearn" and model.score_ == "msp" and model.model_ is None
+    X_known, known_classes = blobs(50, KNOWN, seed=1)
+    X_unknown, _ = blobs(50, ("south",), seed=2)
+    assert (model.predict_class(X_known) == known_classes).mean() >= 0.97
+    scores = model.decision_function(np.concatenate([X_known, X_unknown]))
+    assert roc_auc_score(np.repeat([0, 1], [150, 50]), scores) >= 0.8
+
+    model.save(tmp_path / "sk")
+    assert isinstance(model.classifier, LogisticRegression)  # the parameter is left as it was
+    config = json.loads((tmp_path / "sk" / "config.json").read_text())
+    assert config["params"]["classifier"] == "sklearn" and "estimator.skops" in config["files"]
+    restored = load(tmp_path / "sk")
+    np.testing.assert_array_equal(restored.decision_function(X_known), model.decision_function(X_known))
+    assert isinstance(restored.classifier, LogisticRegression)
+
+
+def test_sklearn_classifier_refuses_energy_and_exposure():
+    X, classes = blobs(30, KNOWN, seed=0)
+    with pytest.raises(DataError, match="energy"):
+        ClassifierConfidenceDetector(classifier=LogisticRegression(), score="energy").fit(X, classes)
+    with pytest.raises(DataError, match="known_anomalies"):
+        ClassifierConfidenceDetector(classifier=LogisticRegression()).fit(X, classes, known_anomalies=X[:5])
+    with pytest.raises(DataError, match="predict_proba"):
+        ClassifierConfidenceDetector(classifier=object()).fit(X, classes)
+
+
+# -- bad class labels -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("classes, message", [
+    (None, "needs the class"),
+    (np.arange(10) % 2, "10 labels but X has 90 rows"),
+    (np.zeros(90), "single class"),
+    (np.where(np.arange(90) == 7, np.nan, np.arange(90) % 3), "missing values"),
+    (np.array(["a", None] * 45, dtype=object), "missing values"),
+    (np.array(["a", 1] * 45, dtype=object), "mixes label types"),
+    (np.zeros((90, 2)), "1-D"),
+])
+def test_bad_classes_raise_label_error(classes, message):
+    X, _ = blobs(30, KNOWN, seed=0)
+    with pytest.raises(LabelError, match=message):
+        fast(epochs=1).fit(X, classes)
+
+
+def test_not_an_estimator_check_candidate_but_clonable():
+    from sklearn.base import clone
+
+    model = fast(score="msp", conv_channels=(4, 8))
+    assert clone(model).get_params() == model.get_params()
+
+
+# -- command line ---------------------------------------------------------------------------------------
+
+def test_cli_fit_with_classes_and_known_anomalies_then_score(tmp_path, monkeypatch, capsys):
+    from test_cli import run
+
+    X, classes = blobs(80, KNOWN, seed=0)
+    train = pd.DataFrame(X, columns=["a", "b", "c", "d"]).assign(kind=classes, row=np.arange(len(X)))
+    train.to_csv(tmp_path / "train.csv", index=False)
+    exposed, _ = blobs(40, ("south",), seed=5)
+    pd.DataFrame(exposed, columns=["a", "b", "c", "d"]).to_csv(tmp_path / "anomalies.csv", index=False)
+    X_test, _ = blobs(20, ("north", "south"), seed=9)
+    pd.DataFrame(X_test, columns=["a", "b", "c", "d"]).assign(
+        row=np.arange(40), y=np.repeat([0, 1], 20)).to_csv(tmp_path / "test.csv", index=False)
+
+    code, out, err = run(monkeypatch, capsys, "fit", tmp_path / "train.csv", "--detector", "classifier",
+                         "--class-col", "kind", "--id-col", "row", "--known-anomalies", tmp_path / "anomalies.csv",
+                         "--epochs", "20", "--quiet", "--out", tmp_path / "model")
+    assert code == 0, err
+    assert "3 classes" in out
+    model = load(tmp_path / "model")
+    assert list(model.classes_) == sorted(KNOWN) and "kind" not in model.feature_names_in_
+
+    code, out, err = run(monkeypatch, capsys, "score", tmp_path / "model", tmp_path / "test.csv", "--id-col", "row",
+                         "--out", tmp_path / "scores.csv")
+    assert code == 0, err
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    assert {"row", "score", "label", "class"} <= set(scores.columns)
+    assert roc_auc_score(np.repeat([0, 1], 20), scores["score"]) >= 0.95
+    assert set(scores["class"][:20]) == {"north"}
+
+
+def test_cli_classifier_needs_class_col_and_class_col_needs_classifier(tmp_path, monkeypatch, capsys):
+    from test_cli import run
+
+    X, classes = blobs(20, KNOWN, seed=0)
+    pd.DataFrame(X, columns=list("abcd")).assign(kind=classes).to_csv(tmp_path / "train.csv", index=False)
+    code, _, err = run(monkeypatch, capsys, "fit", tmp_path / "train.csv", "--detector", "classifier",
+                       "--out", tmp_path / "m")
+    assert code == 2 and "--class-col" in err
+    code, _, err = run(monkeypatch, capsys, "fit", tmp_path / "train.csv", "--detector", "gaussian",
+                       "--class-col", "kind", "--out", tmp_path / "m")
+    assert code == 2 and "--class-col" in err
+
+
+def test_cli_images_npz(digits, tmp_path, monkeypatch, capsys):
+    from test_cli import run
+
+    X, classes, X_test, _, unknown = digits
+    np.savez(tmp_path / "train.npz", X=X, labels=classes)
+    np.savez(tmp_path / "anomalies.npz", X=X_test[unknown][:50])
+    code, out, err = run(monkeypatch, capsys, "fit", tmp_path / "train.npz", "--detector", "classifier",
+                         "--class-col", "labels", "--known-anomalies", tmp_path / "anomalies.npz",
+                         "--epochs", "3", "-p", "conv_channels=4,8", "--quiet", "--out", tmp_path / "model")
+    assert code == 0, err
+    model = load(tmp_path / "model")
+    assert model.image_shape_ == (1, 8, 8) and model.classes_.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_fit_module_early_stops_on_the_validation_rows_it_is_given():
+    # The training loop's explicit held-out rows (used here for early stopping and the temperature).
+    import torch
+
+    from oddkit.train import fit_module, mean_loss, seeded
+
+    X = torch.from_numpy(np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32))
+    held_out = X[:16] + 3.0  # rows unlike the training rows: their loss is what early stopping watches
+
+    def loss(module, rows, generator):
+        return (module(rows) - rows).pow(2).mean(dim=1)
+
+    with seeded(0) as generator:
+        module = torch.nn.Linear(3, 3)
+        history = fit_module(module, loss, X, epochs=6, batch_size=16, lr=1e-2, validation=held_out,
+                             generator=generator)
+        assert len(history.val_loss) == 6
+        best = mean_loss(module, loss, held_out, generator)
+    assert best == pytest.approx(min(history.val_loss), rel=1e-6)
+    assert best == pytest.approx(history.val_loss[history.best_epoch], rel=1e-6)

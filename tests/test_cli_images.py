@@ -1,0 +1,194 @@
+"""The command line with images and codes, end to end: fit on images, embed, generate, compress,
+decompress (tiny data, one or two epochs)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from oddkit import cli
+from oddkit.data.images import read_images
+
+
+def run(monkeypatch, capsys, *args):
+    """Run ``oddkit ARGS`` through the real entry point; return (exit code, stdout, stderr)."""
+    monkeypatch.setattr("sys.argv", ["oddkit", *map(str, args)])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def strokes(rng, n: int, horizontal: bool, size: int = 8) -> np.ndarray:
+    """Tiny uint8 images: a bright bar, horizontal or vertical, at a random place."""
+    X = rng.integers(0, 30, size=(n, size, size)).astype(np.uint8)
+    for i, at in enumerate(rng.integers(1, size - 1, size=n)):
+        if horizontal:
+            X[i, at, :] = 255
+        else:
+            X[i, :, at] = 255
+    return X
+
+
+@pytest.fixture(scope="module")
+def image_files(tmp_path_factory):
+    """A folder with two class sub-folders of 8x8 PNGs, and the same images as an .npz."""
+    folder = tmp_path_factory.mktemp("cli-images")
+    rng = np.random.default_rng(0)
+    X = np.concatenate([strokes(rng, 24, True), strokes(rng, 8, False)])
+    labels = np.array([0] * 24 + [1] * 8)
+    root = folder / "bars"
+    for name, cls in (("horizontal", 0), ("vertical", 1)):
+        (root / name).mkdir(parents=True)
+        for i in np.flatnonzero(labels == cls):
+            Image.fromarray(X[i]).save(root / name / f"{i:02d}.png")
+    np.savez(folder / "bars.npz", X=X, labels=labels)
+    return folder, root
+
+
+@pytest.fixture(scope="module")
+def table_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli-codes")
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(120, 3)) @ rng.normal(size=(3, 8))
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(8)]).assign(row=[f"r{i}" for i in range(120)])
+    frame.to_csv(folder / "train.csv", index=False)
+    return folder
+
+
+def test_table_embed_compress_decompress(table_files, monkeypatch, capsys):
+    folder = table_files
+    model = folder / "ae"
+    code, out, err = run(monkeypatch, capsys, "fit", folder / "train.csv", "--id-col", "row", "--epochs", "3",
+                         "--latent-dim", "3", "--quiet", "--out", model)
+    assert code == 0, err
+
+    code, out, err = run(monkeypatch, capsys, "embed", model, folder / "train.csv", "--id-col", "row",
+                         "--out", folder / "emb.parquet")
+    assert code == 0, err
+    emb = pd.read_parquet(folder / "emb.parquet")
+    assert list(emb.columns) == ["row", "z0", "z1", "z2"] and len(emb) == 120
+    assert emb["row"].iloc[5] == "r5"
+
+    code, out, err = run(monkeypatch, capsys, "compress", model, folder / "train.csv", "--id-col", "row",
+                         "--bits", "6", "--out", folder / "train.oddz")
+    assert code == 0, err
+    assert "smaller than float32" in out
+    assert (folder / "train.oddz").stat().st_size < 120 * 8 * 4
+
+    code, out, err = run(monkeypatch, capsys, "decompress", model, folder / "train.oddz", "--out", folder / "back.csv")
+    assert code == 0, err
+    back = pd.read_csv(folder / "back.csv")
+    assert list(back.columns) == [f"f{i}" for i in range(8)] and len(back) == 120
+
+    # Another model cannot read the file; a non-generative model cannot generate.
+    other = folder / "ae-other"
+    assert run(monkeypatch, capsys, "fit", folder / "train.csv", "--id-col", "row", "--epochs", "1", "--quiet",
+               "--random-state", "5", "--out", other)[0] == 0
+    code, out, err = run(monkeypatch, capsys, "decompress", other, folder / "train.oddz", "--out", folder / "x.csv")
+    assert code == 2 and "another model" in err
+    code, out, err = run(monkeypatch, capsys, "generate", model, "-n", "4", "--out", folder / "s.csv")
+    assert code == 2 and "cannot generate" in err
+    code, out, err = run(monkeypatch, capsys, "decompress", model, folder / "train.csv", "--out", folder / "y.csv")
+    assert code == 2 and "not an oddkit compressed blob" in err
+    code, out, err = run(monkeypatch, capsys, "decompress", model, folder / "train.oddz")  # no --out: a usage error
+    assert code == 2 and "Missing option" in err + out
+
+
+def test_fit_on_image_folder_then_embed_compress_decompress(image_files, monkeypatch, capsys):
+    folder, root = image_files
+    model = folder / "conv-ae"
+    code, out, err = run(monkeypatch, capsys, "fit", root / "horizontal", "--epochs", "2", "--quiet", "--out", model)
+    assert code == 0, err
+    assert "24 images of 1x8x8" in out
+    config = json.loads((model / "config.json").read_text())
+    assert config["class"] == "AutoEncoderDetector"
+
+    code, out, err = run(monkeypatch, capsys, "embed", model, root, "--out", folder / "emb.csv")
+    assert code == 0, err
+    emb = pd.read_csv(folder / "emb.csv")
+    assert list(emb.columns[:2]) == ["image", "class"] and len(emb) == 32
+    assert emb["image"].iloc[0] == "horizontal/00.png" and set(emb["class"]) == {"horizontal", "vertical"}
+
+    code, out, err = run(monkeypatch, capsys, "compress", model, folder / "bars.npz", "--out", folder / "bars.oddz")
+    assert code == 0, err
+    assert (folder / "bars.oddz").stat().st_size < 32 * 64 * 4
+    code, out, err = run(monkeypatch, capsys, "decompress", model, folder / "bars.oddz", "--out", folder / "back")
+    assert code == 0, err
+    back = read_images(folder / "back")
+    assert back.X.shape == (32, 1, 8, 8)
+    code, out, err = run(monkeypatch, capsys, "decompress", model, folder / "bars.oddz", "--out", folder / "back.npz")
+    assert code == 0, err
+    assert np.load(folder / "back.npz")["X"].shape == (32, 1, 8, 8)
+
+    code, out, err = run(monkeypatch, capsys, "score", model, root, "--out", folder / "scores.csv")
+    assert code == 0, err
+    scored = pd.read_csv(folder / "scores.csv")
+    assert list(scored.columns) == ["image", "score", "label"] and len(scored) == 32
+    vertical = scored["image"].str.startswith("vertical/")
+    assert scored.loc[vertical, "score"].mean() > scored.loc[~vertical, "score"].mean()
+
+    # A table is refused by an image model, with the reason.
+    pd.DataFrame({"a": [1.0, 2.0]}).to_csv(folder / "t.csv", index=False)
+    code, out, err = run(monkeypatch, capsys, "embed", model, folder / "t.csv", "--out", folder / "e.csv")
+    assert code == 2 and "trained on images" in err
+
+
+def test_fit_images_of_mixed_sizes_needs_image_size(tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(2)
+    for i in range(6):
+        side = 8 if i % 2 else 10
+        Image.fromarray(rng.integers(0, 255, (side, side), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    code, out, err = run(monkeypatch, capsys, "fit", tmp_path, "--epochs", "1", "--quiet", "--out", tmp_path / "m")
+    assert code == 2 and "--image-size" in err
+    code, out, err = run(monkeypatch, capsys, "fit", tmp_path, "--epochs", "1", "--quiet", "--image-size", "8",
+                         "--out", tmp_path / "m")
+    assert code == 0, err
+    code, out, err = run(monkeypatch, capsys, "fit", tmp_path, "--epochs", "1", "--quiet", "--image-size", "big",
+                         "--out", tmp_path / "m")
+    assert code == 2 and "--image-size" in err
+
+
+def test_vae_generates_images_and_tables(image_files, table_files, monkeypatch, capsys):
+    folder, _ = image_files
+    model = folder / "vae"
+    code, out, err = run(monkeypatch, capsys, "fit", folder / "bars.npz", "--detector", "vae", "--epochs", "1",
+                         "--quiet", "--out", model)
+    assert code == 0, err
+    code, out, err = run(monkeypatch, capsys, "generate", model, "-n", "6", "--out", folder / "samples.png")
+    assert code == 0, err
+    with Image.open(folder / "samples.png") as grid:
+        assert grid.mode == "L" and grid.size == (3 * 10 + 2, 2 * 10 + 2)  # 3 x 2 grid of 8x8, 2-pixel gaps
+    code, out, err = run(monkeypatch, capsys, "generate", model, "-n", "5", "--out", folder / "samples.npz")
+    assert code == 0, err
+    assert np.load(folder / "samples.npz")["X"].shape == (5, 1, 8, 8)
+
+    tables = table_files
+    code, out, err = run(monkeypatch, capsys, "fit", tables / "train.csv", "--id-col", "row", "--detector", "vae",
+                         "--epochs", "2", "--quiet", "--out", tables / "vae")
+    assert code == 0, err
+    code, out, err = run(monkeypatch, capsys, "generate", tables / "vae", "-n", "7", "--out", tables / "fake.parquet")
+    assert code == 0, err
+    fake = pd.read_parquet(tables / "fake.parquet")
+    assert fake.shape == (7, 8) and list(fake.columns) == [f"f{i}" for i in range(8)]
+
+
+def test_vq_vae_compress_on_the_command_line(image_files, monkeypatch, capsys):
+    folder, root = image_files
+    model = folder / "vq"
+    code, out, err = run(monkeypatch, capsys, "fit", root, "--detector", "vqvae", "--epochs", "1", "--quiet",
+                         "--out", model)
+    assert code == 0, err
+    code, out, err = run(monkeypatch, capsys, "compress", model, root, "--out", folder / "vq.oddz")
+    assert code == 0, err
+    assert "bits" in out
+    code, out, err = run(monkeypatch, capsys, "decompress", model, folder / "vq.oddz", "--out", folder / "vq-back.npz")
+    assert code == 0, err
+    assert np.load(folder / "vq-back.npz")["X"].shape == (32, 1, 8, 8)
