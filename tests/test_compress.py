@@ -8,6 +8,7 @@ import struct
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import fast_autoencoder
 
 from oddkit.compress import (
     MAGIC,
@@ -21,7 +22,6 @@ from oddkit.compress import (
     read_header,
 )
 from oddkit.exceptions import CompressedDataError, DataError
-from conftest import fast_autoencoder
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ import numpy as np
 
 from oddkit.exceptions import CompressedDataError, DataError
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "compress", "decompress", "read_header", "rate_distortion"]
+__all__ = ["FORMAT_VERSION", "MAGIC", "compress", "decompress", "rate_distortion", "read_header"]
 
 MAGIC = b"ODDZ"
 FORMAT_VERSION = 1

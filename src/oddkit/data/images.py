@@ -93,13 +93,12 @@ def _is_image_file(path: Path) -> bool:
 def _npz_array_ndim(path: Path, key: str = "X") -> int | None:
     """The number of dimensions of array ``key`` in an .npz, read from its header only."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            with archive.open(f"{key}.npy") as f:
-                major, _ = np.lib.format.read_magic(f)
-                read_header = (np.lib.format.read_array_header_1_0 if major == 1
-                               else np.lib.format.read_array_header_2_0)
-                shape, _, _ = read_header(f)
-                return len(shape)
+        with zipfile.ZipFile(path) as archive, archive.open(f"{key}.npy") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, _ = read_header(f)
+            return len(shape)
     except (KeyError, OSError, ValueError, zipfile.BadZipFile, EOFError):
         return None
 
