@@ -1,0 +1,150 @@
+"""How much do hidden anomalies in the training data hurt? Plain vs robust auto-encoder, Gaussian, IForest.
+
+For every tabular dataset of the clean protocol (benchmarks/bench_data.py: the same stratified
+70/30 split), the training data is the split's normal rows plus ``a`` of the split's own anomalies,
+drawn without replacement and seeded, so that ``a / (n + a)`` is 0%, 1%, 5% or 10%. A level that
+needs more anomalies than the split holds is recorded as unreachable and left out of the means.
+Every detector keeps the library's default ``contamination`` (0.1) at every level: the true rate is
+never given. Test: the split's 30%, as in the clean protocol. One JSON line per (dataset, seed,
+level, detector) in ``benchmarks/results/contamination.jsonl``; the run resumes where it stopped.
+
+    .venv/bin/python benchmarks/contamination.py                 # everything, resuming
+    .venv/bin/python benchmarks/contamination.py --seeds 0 --max-seconds 1800
+    .venv/bin/python benchmarks/contamination.py --report-only   # rewrite CONTAMINATION.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+from bench_runtime import command_line, limit_threads, versions
+
+RESULTS_FILE = Path(__file__).resolve().parent / "results" / "contamination.jsonl"
+REPORT_FILE = Path(__file__).resolve().parent / "CONTAMINATION.md"
+LEVELS = (0.0, 0.01, 0.05, 0.10)
+DETECTORS = ("oddkit-AutoEncoder", "oddkit-AutoEncoder-robust", "oddkit-Gaussian", "oddkit-IsolationForest")
+JOB_KEY = ("dataset", "seed", "level", "detector")
+
+
+def build(name: str, seed: int):
+    import oddkit
+
+    return {
+        "oddkit-AutoEncoder": lambda: oddkit.AutoEncoderDetector(random_state=seed, verbose=0),
+        "oddkit-AutoEncoder-robust": lambda: oddkit.AutoEncoderDetector(robust=True, random_state=seed, verbose=0),
+        "oddkit-Gaussian": lambda: oddkit.GaussianDetector(),
+        "oddkit-IsolationForest": lambda: oddkit.IsolationForestDetector(random_state=seed),
+    }[name]()
+
+
+def injected_training_rows(split, level: float, seed: int):
+    """The split's normal rows plus enough of its anomalies for ``level``; None when it has too few."""
+    import numpy as np
+
+    normal = split.X_train[split.y_train == 0]
+    anomalies = split.X_train[split.y_train == 1]
+    n_injected = int(round(level * len(normal) / (1.0 - level)))
+    if n_injected > len(anomalies):
+        return None, n_injected
+    chosen = np.random.default_rng(seed).choice(len(anomalies), size=n_injected, replace=False)
+    return np.vstack([normal, anomalies[chosen]]), n_injected
+
+
+def run(args: argparse.Namespace) -> None:
+    from bench_data import list_datasets, make_split
+    from sklearn.metrics import roc_auc_score
+
+    done = set()
+    if args.results.exists():
+        for line in args.results.read_text().splitlines():
+            try:
+                record = json.loads(line)
+                done.add(tuple(record[k] for k in JOB_KEY))
+            except (json.JSONDecodeError, KeyError):
+                continue
+    infos = [i for i in list_datasets() if not args.datasets or i.name in args.datasets]
+    started = time.monotonic()
+    for seed in args.seeds:
+        for info in infos:
+            split = None
+            for level in LEVELS:
+                for detector in DETECTORS:
+                    if (info.name, seed, level, detector) in done:
+                        continue
+                    if args.max_seconds and time.monotonic() - started > args.max_seconds:
+                        print("time budget spent; rerun to continue")
+                        return
+                    split = split or make_split(info, seed)
+                    X_fit, n_injected = injected_training_rows(split, level, seed)
+                    record = {"dataset": info.name, "seed": seed, "level": level, "detector": detector,
+                              "n_injected": n_injected, "reachable": X_fit is not None}
+                    if X_fit is not None:
+                        t = time.perf_counter()
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            model = build(detector, seed).fit(X_fit)
+                            scores = model.decision_function(split.X_test)
+                        record.update(roc_auc=float(roc_auc_score(split.y_test, scores)),
+                                      fit_seconds=time.perf_counter() - t, n_fit=len(X_fit))
+                    record.update(versions=versions(), command=command_line())
+                    with args.results.open("a") as f:
+                        f.write(json.dumps(record) + "\n")
+                    print(info.name, seed, level, detector, record.get("roc_auc", "unreachable"), flush=True)
+
+
+def report(results: Path, out: Path) -> None:
+    import pandas as pd
+
+    records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    frame = pd.DataFrame(records).drop_duplicates(JOB_KEY, keep="last")
+    reachable = frame[frame["reachable"]]
+    # Means over the (dataset, seed) pairs that reach every level for every detector, so that
+    # each column averages the same datasets.
+    complete = reachable.groupby(["dataset", "seed"]).size()
+    complete = complete[complete == len(LEVELS) * len(DETECTORS)].index
+    if not len(complete):
+        out.write_text("# Training on contaminated data\n\nNo dataset has results at every level yet.\n")
+        return
+    kept = reachable.set_index(["dataset", "seed"]).loc[complete].reset_index()
+    table = kept.pivot_table(index="detector", columns="level", values="roc_auc", aggfunc="mean")
+    table = table.reindex(list(DETECTORS))
+    lines = ["# Training on contaminated data", "",
+             f"Written by `benchmarks/contamination.py` (method in its docstring). Mean AUROC over the "
+             f"{len(complete)} (dataset, seed) pairs that reach every level "
+             f"({kept['dataset'].nunique()} datasets, seeds {sorted(kept['seed'].unique())}); "
+             "every detector at the library's default `contamination`.", "",
+             "| detector | " + " | ".join(f"{level:.0%}" for level in table.columns) + " | loss 0% -> 10% |",
+             "|---|" + "---|" * (len(table.columns) + 1)]
+    for name, row in table.iterrows():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + f" | {row.iloc[0] - row.iloc[-1]:+.3f} |")
+    unreachable = frame[~frame["reachable"]][["dataset", "seed", "level"]].drop_duplicates()
+    if len(unreachable):
+        lines += ["", "Unreachable levels (too few anomalies in the split): " + ", ".join(
+            f"{r.dataset} seed {r.seed} at {r.level:.0%}" for r in unreachable.itertuples()) + "."]
+    out.write_text("\n".join(lines) + "\n")
+    print(out.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-seconds", type=float)
+    parser.add_argument("--results", type=Path, default=RESULTS_FILE)
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    limit_threads(args.threads)
+    if not args.report_only:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        run(args)
+    if args.results.exists():
+        report(args.results, REPORT_FILE)
+
+
+if __name__ == "__main__":
+    main()
