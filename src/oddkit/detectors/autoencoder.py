@@ -235,6 +235,9 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
 
     def _check_model_params(self) -> None:
         """Checks of the parameters a subclass may not share (called by ``_check_params``)."""
+        # The VAE scores by its ELBO and has no normalize_errors.
+        if "normalize_errors" in self.get_params(deep=False) and self.normalize_errors not in ERROR_WEIGHTINGS:
+            raise DataError(f"normalize_errors must be one of {ERROR_WEIGHTINGS}, got {self.normalize_errors!r}")
         if int(self.n_estimators) < 1:
             raise DataError(f"n_estimators must be at least 1, got {self.n_estimators!r}")
 
@@ -287,8 +290,6 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
 
     def _fit_score_state(self, Z: np.ndarray) -> None:
         """What scoring needs beyond the weights, learned from the training rows after training."""
-        if self.normalize_errors not in ERROR_WEIGHTINGS:
-            raise DataError(f"normalize_errors must be one of {ERROR_WEIGHTINGS}, got {self.normalize_errors!r}")
         self.column_error_scale_ = np.ones((self.n_estimators_, Z.shape[1]), dtype=np.float32)
         self.residual_mean_ = self.residual_whitener_ = None
         if not self._normalizes_errors():

@@ -28,7 +28,8 @@ def _member_factories():
         "knn1": lambda seed, verbose, share: KNNDetector(n_neighbors=1, contamination=share),
         "knn50": lambda seed, verbose, share: KNNDetector(n_neighbors=50, method="mean", contamination=share),
         "iforest": lambda seed, verbose, share: IsolationForestDetector(contamination=share, random_state=seed),
-        "autoencoder": lambda seed, verbose, share: AutoEncoderDetector(contamination=share, random_state=seed, verbose=verbose),
+        "autoencoder": lambda seed, verbose, share: AutoEncoderDetector(
+            contamination=share, random_state=seed, verbose=verbose),
         "autoencoder-robust": lambda seed, verbose, share: AutoEncoderDetector(
             robust=True, contamination=share, random_state=seed, verbose=verbose),
         "gaussian": lambda seed, verbose, share: GaussianDetector(contamination=share),
