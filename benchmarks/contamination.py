@@ -115,7 +115,7 @@ def report(results: Path, out: Path) -> None:
     lines = ["# Training on contaminated data", "",
              f"Written by `benchmarks/contamination.py` (method in its docstring). Mean AUROC over the "
              f"{len(complete)} (dataset, seed) pairs that reach every level "
-             f"({kept['dataset'].nunique()} datasets, seeds {sorted(kept['seed'].unique())}); "
+             f"({kept['dataset'].nunique()} datasets, seeds {', '.join(str(int(v)) for v in sorted(kept['seed'].unique()))}); "
              "every detector at the library's default `contamination`.", "",
              "| detector | " + " | ".join(f"{level:.0%}" for level in table.columns) + " | loss 0% -> 10% |",
              "|---|" + "---|" * (len(table.columns) + 1)]
