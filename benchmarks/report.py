@@ -138,9 +138,17 @@ def protocol_section(runs: pd.DataFrame, protocol: str, subsampled: dict[str, bo
         out += [md_table(["dataset", "seed", "detector", "error"],
                          [[r.dataset, str(r.seed), r.detector, str(r.error).replace("|", "/").replace("\n", " ")]
                           for r in failures.sort_values(["detector", "dataset", "seed"]).itertuples()]), ""]
+    # A detector still missing jobs would shrink every other detector's average to the datasets it
+    # has: it stays out of the summary until its run is complete.
+    jobs = runs.groupby("detector").size()
+    unfinished = [d for d in detectors if jobs.get(d, 0) < jobs.max()]
+    detectors = [d for d in detectors if d not in unfinished]
     table, common = summary(runs, detectors)
-    out += ["### Per detector", "",
-            (f"Over the {len(common)} datasets with results for every detector. Mean AUROC and mean PR AUC "
+    out += ["### Per detector", ""]
+    if unfinished:
+        left_out = ", ".join(f"`{d}` ({jobs.get(d, 0)} of {jobs.max()} jobs)" for d in unfinished)
+        out += [f"Left out until their runs are complete: {left_out}.", ""]
+    out += [(f"Over the {len(common)} datasets with results for every detector. Mean AUROC and mean PR AUC "
              "average the per-dataset means; std over seeds is the standard deviation of the per-seed means over "
              "datasets; mean rank ranks the detectors on each dataset by mean AUROC (1 = best); time is the total "
              "fit + score seconds over those datasets and seeds."), ""]
