@@ -59,3 +59,17 @@ def mixed_frame():
         "constant": np.full(n, 3.0),
         "channel": rng.choice(["web", "shop", "phone"], n),
     })
+
+
+def run_cli(monkeypatch, capsys, *args):
+    """Run ``oddkit ARGS`` through the real entry point; return (exit code, stdout, stderr)."""
+    monkeypatch.setattr("sys.argv", ["oddkit", *map(str, args)])
+    code = 0
+    try:
+        from oddkit import cli
+
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err

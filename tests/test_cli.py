@@ -8,20 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from oddkit import cli
+from conftest import run_cli as run
 from oddkit.data.datasets import load_breast_cancer
-
-
-def run(monkeypatch, capsys, *args):
-    """Run ``oddkit ARGS`` through the real entry point; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr("sys.argv", ["oddkit", *map(str, args)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from oddkit import cli
+from conftest import run_cli as run
 from oddkit.data.images import read_images
-
-
-def run(monkeypatch, capsys, *args):
-    """Run ``oddkit ARGS`` through the real entry point; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr("sys.argv", ["oddkit", *map(str, args)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def strokes(rng, n: int, horizontal: bool, size: int = 8) -> np.ndarray:

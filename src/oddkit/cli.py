@@ -329,6 +329,20 @@ def _write_table(frame: pd.DataFrame, out: Path) -> None:
         raise OddkitError(f"cannot write a table to {out}: use a .csv, .parquet or .npy file name")
 
 
+def _is_image_stack(data) -> bool:
+    return isinstance(data, np.ndarray) and data.ndim in (3, 4)
+
+
+def _write_decoded(detector, data, out: Path) -> Path:
+    """Write what a model decoded: images as a grid/npz/folder, rows as a table. Returns the path written."""
+    from oddkit.data.images import write_images
+
+    if _is_image_stack(data):
+        return write_images(data, out)
+    _write_table(data if isinstance(data, pd.DataFrame) else _named_frame(detector, data), out)
+    return out
+
+
 def _named_frame(detector, rows) -> pd.DataFrame:
     """Rows as a table with the model's column names (x0, x1, ... when it was trained on an array)."""
     rows = np.asarray(rows)
@@ -396,8 +410,6 @@ def generate(
     random_state: Annotated[Optional[int], typer.Option(help="Seed of the samples.")] = 0,
 ):
     """Draw N new examples from a generative model: an image grid (PNG) or a table."""
-    from oddkit.data.images import write_images
-
     detector = _load_model(model)
     if not hasattr(detector, "generate"):
         raise OddkitError(f"{model} holds a {type(detector).__name__}, which cannot generate; "
@@ -405,12 +417,7 @@ def generate(
     if n < 1:
         raise OddkitError(f"-n must be at least 1, got {n}")
     samples = detector.generate(n, random_state=random_state)
-    if isinstance(samples, np.ndarray) and samples.ndim in (3, 4):
-        written = write_images(samples, out)
-    else:
-        frame = samples if isinstance(samples, pd.DataFrame) else _named_frame(detector, samples)
-        _write_table(frame, out)
-        written = out
+    written = _write_decoded(detector, samples, out)
     console.print(f"generated {n:,} samples with {type(detector).__name__}; wrote {written}")
 
 
@@ -452,17 +459,12 @@ def decompress(
 ):
     """Rebuild the data in FILE with MODEL (the model that compressed it)."""
     from oddkit.compress import decompress as decompress_codes
-    from oddkit.data.images import write_images
 
     detector = _load_model(model)
     decoded = decompress_codes(detector, file.read_bytes())
-    if isinstance(decoded, np.ndarray) and decoded.ndim in (3, 4):
-        written = write_images(decoded, out)
-    else:
-        frame = decoded if isinstance(decoded, pd.DataFrame) else _named_frame(detector, decoded)
-        _write_table(frame, out)
-        written = out
-    console.print(f"decompressed {len(decoded):,} {'images' if isinstance(decoded, np.ndarray) and decoded.ndim in (3, 4) else 'rows'}; wrote {written}")
+    written = _write_decoded(detector, decoded, out)
+    kind = "images" if _is_image_stack(decoded) else "rows"
+    console.print(f"decompressed {len(decoded):,} {kind}; wrote {written}")
 
 
 def _score_images(detector, data: Path, out: Path) -> None:
