@@ -13,9 +13,13 @@ it sees only Python allocations, not torch's tensors, and it slows down the trai
 Training throughput is rows x epochs / fit seconds, whatever each library does inside an epoch
 (oddkit holds 10% of the rows out for validation by default, and both differ in batch size);
 scoring throughput is rows / seconds of a warm ``decision_function`` call on all rows (the median
-of five). Both libraries first fit a 2,000-row slice for one epoch, so the one-time cost of torch's
-lazy imports (about 1 s at the first optimiser of a process) is paid outside the timed fit.
+of five). Both libraries first fit the same rows for one epoch, so one-time costs (torch's lazy
+imports, about 1 s at the first optimiser of a process, and the allocator's growth to full-size
+batches) are paid outside the timed fit.
 E defaults to 5: enough for the per-epoch cost to dominate setup, few enough for minutes.
+The whole measurement is repeated R times (default 3), the two libraries' processes taking turns,
+and each figure is the median over repeats: on a shared machine a single fit of about a second
+varies by half from run to run.
 
     .venv/bin/python benchmarks/speed.py                       # 100,000 rows, 5 epochs, 2 threads
     .venv/bin/python benchmarks/speed.py --rows 20000 --epochs 2 --out /tmp/speed.json   # quick check
@@ -28,6 +32,7 @@ import json
 import resource
 import subprocess
 import sys
+import statistics
 import time
 from pathlib import Path
 
@@ -63,9 +68,10 @@ def measure(library: str, rows: int, epochs: int, threads: int) -> dict:
 
     warnings.simplefilter("ignore")
     X = np.random.default_rng(0).standard_normal((rows, N_FEATURES), dtype=np.float32)
-    # Warm-up on a small slice: torch imports most of its optimiser machinery (about 1 s) on the
-    # first Adam of a process, whichever library builds it; that is not a cost of training.
-    build(library, 1).fit(X[:2000])
+    # Warm-up, one epoch on the same rows: torch imports most of its optimiser machinery (about
+    # 1 s) on the first Adam of a process, and its allocator grows to the full batch shapes on the
+    # first fit that uses them; neither is a cost of training.
+    build(library, 1).fit(X)
     detector = build(library, epochs)
     baseline = peak_rss_mib()
     start = time.perf_counter()
@@ -104,9 +110,10 @@ def speed_markdown(data: dict) -> str:
             ("fit seconds", "fit_seconds", "{:.2f}"),
             ("score seconds", "score_seconds", "{:.3f}"),
             ("peak resident memory (MiB)", "peak_rss_mib", "{:,.0f}"),
-            ("peak memory added by fit + score (MiB)", "rss_increase_mib", "{:,.0f}")]
+            ("peak memory added by the timed fit + score, after the warm-up (MiB)", "rss_increase_mib", "{:,.0f}")]
     lines = [f"{data['rows']:,} x {data['features']} standard-normal float32 rows, {data['epochs']} epochs, "
-             f"{data['threads']} threads, each library in its own process (`{data['command']}`). "
+             f"{data['threads']} threads, each library in its own process, medians of {data.get('repeats', 1)} "
+             f"runs (`{data['command']}`). "
              "oddkit: `AutoEncoderDetector(epochs=E, patience=None)`, otherwise defaults; "
              "PyOD: `AutoEncoder(epoch_num=E)`, otherwise defaults. "
              "Versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()) + ".", "",
@@ -121,14 +128,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="medians over this many runs of each library")
     parser.add_argument("--out", type=Path, default=SPEED_FILE)
     parser.add_argument("--worker", choices=LIBRARIES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(measure(args.worker, args.rows, args.epochs, args.threads)))
         return
-    results = {library: run_worker(library, args) for library in LIBRARIES}
+    runs = {library: [] for library in LIBRARIES}
+    for _ in range(args.repeats):
+        for library in LIBRARIES:
+            runs[library].append(run_worker(library, args))
+    results = {library: {key: statistics.median(run[key] for run in done) for key in done[0]}
+               for library, done in runs.items()}
     data = {"rows": args.rows, "features": N_FEATURES, "epochs": args.epochs, "threads": args.threads,
+            "repeats": args.repeats,
             "command": command_line(), "versions": versions(), "results": results,
             "ratios": {key: results["oddkit"][key] / results["pyod"][key] for key in results["oddkit"]}}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -285,5 +285,8 @@ def test_autoencoder_error_weightings():
     covariance[np.diag_indices(5)] += 1e-3 * np.trace(covariance) / 5 + 1e-6
     np.testing.assert_allclose(d.residual_whitener_[0].T @ d.residual_whitener_[0] @ covariance, np.eye(5), atol=1e-3)
     assert detectors["columns"].residual_whitener_ is None
+    # The training scores reuse the residuals of that fit-time pass: the same as scoring the rows.
+    for detector in (d, fast_autoencoder(epochs=2, robust=True).fit(X)):
+        np.testing.assert_array_equal(detector.decision_scores_, detector.decision_function(X))
     with pytest.raises(DataError, match="normalize_errors"):
         fast_autoencoder(epochs=1, normalize_errors="diagonal").fit(X)

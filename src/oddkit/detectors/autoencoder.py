@@ -295,16 +295,25 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         if not self._normalizes_errors():
             return
         # Enough rows for a stable covariance, evenly spread over the training data.
-        rows = Z[::max(1, Z.shape[0] // COVARIANCE_ROWS)]
-        residuals = self._map_chunks(rows, lambda x: x - self.model_(x), axis=1)
+        step = max(1, Z.shape[0] // COVARIANCE_ROWS)
+        residuals = self._map_chunks(Z[::step], lambda x: x - self.model_(x), axis=1)
         self.column_error_scale_ = np.maximum((residuals ** 2).mean(axis=1), ERROR_FLOOR).astype(np.float32)
         if self._weighs_by_covariance(Z.shape[1]):
+            kept = residuals
             if self.robust:
                 # The worst-reconstructed rows are the likely anomalies: they must not set what a
                 # normal residual looks like.
                 errors = (residuals ** 2 / self.column_error_scale_[:, None, :]).mean(axis=(0, 2))
-                residuals = residuals[:, errors <= np.quantile(errors, 1.0 - float(self.contamination))]
-            self.residual_mean_, self.residual_whitener_ = _residual_whitening(residuals)
+                kept = residuals[:, errors <= np.quantile(errors, 1.0 - float(self.contamination))]
+            self.residual_mean_, self.residual_whitener_ = _residual_whitening(kept)
+            if step == 1 and type(self)._score_array is AutoEncoderDetector._score_array:
+                # Every training row's residual is at hand: its score needs no second pass of the network.
+                with torch.inference_mode():
+                    self._fit_scores = self._whitened_lengths(torch.from_numpy(residuals)).numpy().astype(np.float64)
+
+    def _training_scores(self, Z: np.ndarray) -> np.ndarray:
+        scores = self.__dict__.pop("_fit_scores", None)
+        return scores if scores is not None else self._score_array(Z)
 
     def _build_module(self, n_inputs: int) -> AutoEncoder:
         if self._fitted_on_images():
@@ -370,9 +379,13 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
 
     def _whitened_errors(self, x: torch.Tensor) -> torch.Tensor:
         """Mean squared whitened residual of each row, averaged over members."""
-        mean = torch.from_numpy(self.residual_mean_).to(x.device).unsqueeze(1)
-        whitener = torch.from_numpy(self.residual_whitener_).to(x.device)
-        whitened = torch.matmul(x - self.model_(x) - mean, whitener.transpose(1, 2))
+        return self._whitened_lengths(x - self.model_(x))
+
+    def _whitened_lengths(self, residuals: torch.Tensor) -> torch.Tensor:
+        """Mean squared whitened length of each row's residuals (members, rows, columns) -> rows."""
+        mean = torch.from_numpy(self.residual_mean_).to(residuals.device).unsqueeze(1)
+        whitener = torch.from_numpy(self.residual_whitener_).to(residuals.device)
+        whitened = torch.matmul(residuals - mean, whitener.transpose(1, 2))
         return whitened.pow(2).mean(dim=(0, 2))
 
     def _score_array(self, Z: np.ndarray) -> np.ndarray:
