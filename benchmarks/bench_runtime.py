@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import platform
 import shlex
@@ -75,3 +76,16 @@ def command_line() -> str:
     """The command that started this process, as it would be typed from the repository root."""
     script = os.path.relpath(os.path.abspath(sys.argv[0]), REPO_ROOT)
     return shlex.join([".venv/bin/python", script, *sys.argv[1:]])
+
+
+def append_record(path: Path, record: dict) -> None:
+    """Append one JSON line and flush it to disk, so an interrupted run loses at most one job."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab+") as f:  # appends always go to the end, whatever was read
+        size = f.seek(0, 2)
+        if size:
+            f.seek(size - 1)
+            if f.read(1) != b"\n":  # a killed run left half a line: start a fresh one
+                f.write(b"\n")
+        f.write(json.dumps(record).encode() + b"\n")
+        f.flush()

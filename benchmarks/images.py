@@ -22,7 +22,7 @@ import time
 import warnings
 from pathlib import Path
 
-from bench_runtime import command_line, limit_threads, versions
+from bench_runtime import append_record, command_line, limit_threads, versions
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
@@ -59,18 +59,6 @@ def read_records(path: Path) -> list[dict]:
 
 def done_keys(path: Path, key: tuple[str, ...]) -> set[tuple]:
     return {tuple(r.get(k) for k in key) for r in read_records(path)}
-
-
-def append_record(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab+") as f:
-        size = f.seek(0, 2)
-        if size:
-            f.seek(size - 1)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
-        f.write(json.dumps(record).encode() + b"\n")
-        f.flush()
 
 
 # -- detectors ---------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench_runtime import command_line, limit_threads, versions
+from bench_runtime import append_record, command_line, limit_threads, versions
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RESULTS_FILE = RESULTS_DIR / "tabular.jsonl"
@@ -79,19 +79,6 @@ def is_stale(detector: str, recorded: dict, current: dict) -> bool:
     oddkit's code, so oddkit's version and source hash are compared for oddkit's detectors only."""
     ignored = set() if detector.startswith("oddkit") else {"oddkit", "oddkit-source"}
     return any(recorded.get(key) != value for key, value in current.items() if key not in ignored)
-
-
-def append_record(path: Path, record: dict) -> None:
-    """Append one JSON line and flush it to disk, so an interrupted run loses at most one job."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab+") as f:  # appends always go to the end, whatever was read
-        size = f.seek(0, 2)
-        if size:
-            f.seek(size - 1)
-            if f.read(1) != b"\n":  # a killed run left half a line: start a fresh one
-                f.write(b"\n")
-        f.write(json.dumps(record).encode() + b"\n")
-        f.flush()
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from oddkit.detectors.base import BaseDetector
-from oddkit.exceptions import DataError, ModelFileError
+from oddkit.exceptions import DataError, EmptyDataError, ModelFileError
 from oddkit.exceptions import ColumnMismatchError, NonFiniteError
 from oddkit.nn import AutoEncoder, mlp_autoencoder
 from oddkit.nn.conv import conv_autoencoder, default_image_architecture
@@ -141,6 +141,12 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         early stopping watches a held-out loss trimmed by the same share; the residual covariance
         is estimated without that share too. Anomalies hidden in the training data then barely
         shape the network, so they keep large errors.
+    exposure_weight : float, default=1.0
+        Weight of the margin loss on ``known_anomalies`` passed to :meth:`fit` (0 ignores them).
+    exposure_margin : float, default=5.0
+        The margin: a known anomaly's training loss is pushed up until it is at least this many
+        times the mean loss of the normal rows in the same batch, and no further (a hinge, so the
+        network is not driven to reconstruct anything arbitrarily badly).
     contamination : float, default=0.1
         Expected share of anomalies in the training data; sets ``threshold_`` (and the share
         trimmed when ``robust``).
@@ -195,8 +201,8 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
 
     def __init__(self, hidden_sizes=None, latent_dim=None, n_estimators=1, epochs=100, batch_size="auto", lr=1e-3,
                  weight_decay=0.0, validation_fraction=0.1, patience=10, noise=None, noise_level=0.2,
-                 normalize_errors="covariance", robust=False, contamination=0.1, impute=None, unknown_categories="error",
-                 device="cpu", n_threads=None, random_state=None, verbose=1):
+                 normalize_errors="covariance", robust=False, exposure_weight=1.0, exposure_margin=5.0, contamination=0.1,
+                 impute=None, unknown_categories="error", device="cpu", n_threads=None, random_state=None, verbose=1):
         self.hidden_sizes = hidden_sizes
         self.latent_dim = latent_dim
         self.n_estimators = n_estimators
@@ -210,6 +216,8 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         self.noise_level = noise_level
         self.normalize_errors = normalize_errors
         self.robust = robust
+        self.exposure_weight = exposure_weight
+        self.exposure_margin = exposure_margin
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
@@ -219,6 +227,37 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         self.verbose = verbose
 
     # -- fitting --------------------------------------------------------------------------------
+
+    def fit(self, X, y=None, known_anomalies=None):
+        """Train on ``X`` (mostly normal rows or images); ``y`` is ignored.
+
+        Parameters
+        ----------
+        X : table (DataFrame or 2-D array) or images (ndarray (n, H, W) or (n, C, H, W))
+        y : ignored
+        known_anomalies : table or images like ``X``, optional
+            Examples of anomalies, kept apart from ``X`` (never mixed into it, so they are neither
+            trained to reconstruct nor counted in ``threshold_``). Each training batch is joined by
+            as many of them drawn at random, and a hinge loss pushes their reconstruction loss up
+            to ``exposure_margin`` times the normal rows' (weight ``exposure_weight``): a handful
+            of labelled anomalies teaches the network what not to reconstruct.
+
+        Raises
+        ------
+        TooFewRowsError, EmptyDataError, NonFiniteError, DataError
+            When ``X`` cannot be used; the message says how to fix it.
+        ColumnMismatchError, ImageShapeError
+            ``known_anomalies`` do not have ``X``'s columns or image shape.
+        """
+        self._known_anomalies = known_anomalies
+        try:
+            return super().fit(X)
+        finally:
+            del self._known_anomalies
+
+    def fit_predict(self, X, y=None, known_anomalies=None) -> np.ndarray:
+        """Fit on ``X`` (see :meth:`fit`) and return the training labels ``labels_``."""
+        return self.fit(X, known_anomalies=known_anomalies).labels_
 
     def _check_params(self) -> None:
         if self.noise not in NOISE_KINDS:
@@ -232,6 +271,10 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
             raise DataError(f"batch_size must be a positive integer or 'auto', got {self.batch_size!r}")
         if not 0.0 <= float(self.validation_fraction) < 1.0:
             raise DataError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
+        if not float(self.exposure_weight) >= 0.0:
+            raise DataError(f"exposure_weight must be >= 0, got {self.exposure_weight!r}")
+        if not float(self.exposure_margin) > 0.0:
+            raise DataError(f"exposure_margin must be > 0, got {self.exposure_margin!r}")
 
     def _check_model_params(self) -> None:
         """Checks of the parameters a subclass may not share (called by ``_check_params``)."""
@@ -267,6 +310,12 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
             low, high = (0.0, 1.0) if images else (Z.min(axis=0), Z.max(axis=0))
             self._salt_pepper_values = (torch.as_tensor(low, dtype=torch.float32),
                                         torch.as_tensor(high, dtype=torch.float32))
+        known = getattr(self, "_known_anomalies", None)
+        if known is not None and float(self.exposure_weight) > 0:
+            exposure = self._prepare(known, reset=False)
+            if exposure.shape[0] == 0:
+                raise EmptyDataError("known_anomalies has no rows; pass None to train without them")
+            self._exposure = torch.from_numpy(exposure).to(device)
         with torch_threads(self.n_threads), seeded(seed) as generator:
             self.model_ = self._build_module(n_inputs).to(device)
             history = fit_module(
@@ -278,7 +327,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
                 description=type(self).__name__,
             )
         self.history_ = history.to_dict()
-        self._salt_pepper_values = None
+        self._salt_pepper_values = self._exposure = None
         self._fit_score_state(Z)
 
     def _normalizes_errors(self) -> bool:
@@ -335,7 +384,19 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
     def _row_loss(self, module: AutoEncoder, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if not module.training and self._fitted_on_images():
             return self._in_chunks(x, lambda part: self._row_loss_rows(module, part, generator))
-        return self._row_loss_rows(module, x, generator)
+        loss = self._row_loss_rows(module, x, generator)
+        if module.training and getattr(self, "_exposure", None) is not None:
+            loss = loss + self._exposure_loss(module, loss, generator)
+        return loss
+
+    def _exposure_loss(self, module: AutoEncoder, normal_loss: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The hinge on known anomalies: zero once their loss is ``exposure_margin`` times the
+        batch's normal loss. The margin follows the normal loss as training lowers it, so it needs
+        no scale of its own (standardised columns and [0, 1] pixels alike)."""
+        pick = torch.randint(self._exposure.shape[0], (normal_loss.shape[0],), generator=generator)
+        anomaly_loss = self._row_loss_rows(module, self._exposure[pick.to(self._exposure.device)], generator)
+        target = float(self.exposure_margin) * normal_loss.mean().detach()
+        return float(self.exposure_weight) * torch.relu(target - anomaly_loss).mean()
 
     def _row_loss_rows(self, module: AutoEncoder, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         source = self._corrupt(x, generator) if module.training else x

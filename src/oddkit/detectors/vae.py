@@ -45,8 +45,10 @@ class VAEDetector(AutoEncoderDetector):
     noise : {None, "gaussian", "mask", "salt_pepper"}, default=None
         De-noising: the encoder sees a corrupted row, the likelihood is of the clean one.
     noise_level : float, default=0.2
-    robust, contamination, impute, unknown_categories, device, n_threads, random_state, verbose
-        As for :class:`AutoEncoderDetector`.
+    robust, exposure_weight, exposure_margin, contamination, impute, unknown_categories, device, n_threads, \
+    random_state, verbose
+        As for :class:`AutoEncoderDetector` (with ``known_anomalies``, the hinge acts on their
+        negative ELBO).
 
     Attributes
     ----------
@@ -77,8 +79,8 @@ class VAEDetector(AutoEncoderDetector):
 
     def __init__(self, hidden_sizes=None, latent_dim=None, beta=1.0, n_estimators=1, epochs=100, batch_size="auto",
                  lr=1e-3, weight_decay=0.0, validation_fraction=0.1, patience=10, noise=None, noise_level=0.2,
-                 robust=False, contamination=0.1, impute=None, unknown_categories="error", device="cpu",
-                 n_threads=None, random_state=None, verbose=1):
+                 robust=False, exposure_weight=1.0, exposure_margin=5.0, contamination=0.1, impute=None,
+                 unknown_categories="error", device="cpu", n_threads=None, random_state=None, verbose=1):
         self.hidden_sizes = hidden_sizes
         self.latent_dim = latent_dim
         self.beta = beta
@@ -92,6 +94,8 @@ class VAEDetector(AutoEncoderDetector):
         self.noise = noise
         self.noise_level = noise_level
         self.robust = robust
+        self.exposure_weight = exposure_weight
+        self.exposure_margin = exposure_margin
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories

@@ -60,8 +60,10 @@ class VQVAEDetector(AutoEncoderDetector):
         As for :class:`AutoEncoderDetector`.
     noise : {None, "gaussian", "mask", "salt_pepper"}, default=None
         De-noising: the encoder sees a corrupted row, the loss compares with the clean one.
-    noise_level, normalize_errors, robust, contamination, impute, unknown_categories, device, n_threads, random_state, verbose
-        As for :class:`AutoEncoderDetector`.
+    noise_level, normalize_errors, robust, exposure_weight, exposure_margin, contamination, impute, \
+    unknown_categories, device, n_threads, random_state, verbose
+        As for :class:`AutoEncoderDetector` (with ``known_anomalies``, the hinge acts on their
+        reconstruction plus commitment loss).
 
     Attributes
     ----------
@@ -94,9 +96,9 @@ class VQVAEDetector(AutoEncoderDetector):
 
     def __init__(self, hidden_sizes=None, codebook_size=128, code_dim=None, n_positions=None, commitment_weight=0.25,
                  rarity_weight=0.0, epochs=100, batch_size="auto", lr=1e-3, weight_decay=0.0, validation_fraction=0.1,
-                 patience=10, noise=None, noise_level=0.2, normalize_errors=True, robust=False, contamination=0.1,
-                 impute=None, unknown_categories="error", device="cpu", n_threads=None, random_state=None,
-                 verbose=1):
+                 patience=10, noise=None, noise_level=0.2, normalize_errors=True, robust=False, exposure_weight=1.0,
+                 exposure_margin=5.0, contamination=0.1, impute=None, unknown_categories="error", device="cpu",
+                 n_threads=None, random_state=None, verbose=1):
         self.hidden_sizes = hidden_sizes
         self.codebook_size = codebook_size
         self.code_dim = code_dim
@@ -113,6 +115,8 @@ class VQVAEDetector(AutoEncoderDetector):
         self.noise_level = noise_level
         self.normalize_errors = normalize_errors
         self.robust = robust
+        self.exposure_weight = exposure_weight
+        self.exposure_margin = exposure_margin
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
