@@ -89,3 +89,17 @@ def append_record(path: Path, record: dict) -> None:
                 f.write(b"\n")
         f.write(json.dumps(record).encode() + b"\n")
         f.flush()
+
+
+def recorded_jobs(path: Path, key: tuple[str, ...]) -> set[tuple]:
+    """The ``key`` values of every job already recorded in a JSON-lines results file (a torn last
+    line from an interrupted run is skipped), so that a rerun resumes where the last one stopped."""
+    done = set()
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+                done.add(tuple(record[k] for k in key))
+            except (json.JSONDecodeError, KeyError):
+                continue
+    return done

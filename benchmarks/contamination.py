@@ -21,7 +21,13 @@ import time
 import warnings
 from pathlib import Path
 
-from bench_runtime import command_line, limit_threads, versions
+from bench_runtime import (
+    append_record,
+    command_line,
+    limit_threads,
+    recorded_jobs,
+    versions,
+)
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "contamination.jsonl"
 REPORT_FILE = Path(__file__).resolve().parent / "CONTAMINATION.md"
@@ -58,14 +64,7 @@ def run(args: argparse.Namespace) -> None:
     from bench_data import list_datasets, make_split
     from sklearn.metrics import roc_auc_score
 
-    done = set()
-    if args.results.exists():
-        for line in args.results.read_text().splitlines():
-            try:
-                record = json.loads(line)
-                done.add(tuple(record[k] for k in JOB_KEY))
-            except (json.JSONDecodeError, KeyError):
-                continue
+    done = recorded_jobs(args.results, JOB_KEY)
     infos = [i for i in list_datasets() if not args.datasets or i.name in args.datasets]
     started = time.monotonic()
     for seed in args.seeds:
@@ -91,8 +90,7 @@ def run(args: argparse.Namespace) -> None:
                         record.update(roc_auc=float(roc_auc_score(split.y_test, scores)),
                                       fit_seconds=time.perf_counter() - t, n_fit=len(X_fit))
                     record.update(versions=versions(), command=command_line())
-                    with args.results.open("a") as f:
-                        f.write(json.dumps(record) + "\n")
+                    append_record(args.results, record)
                     print(info.name, seed, level, detector, record.get("roc_auc", "unreachable"), flush=True)
 
 

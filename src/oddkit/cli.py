@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import time
@@ -125,7 +126,8 @@ def fit(
         "--class-col", help="Classifier: the column holding each normal row's class (never a feature); for an "
                             ".npz of images the array of classes (default 'labels'), for a folder its sub-folders.")] = None,
     known_anomalies: Annotated[Optional[Path], typer.Option(
-        "--known-anomalies", help="Classifier: a table or image file of anomaly examples, for outlier exposure.")] = None,
+        "--known-anomalies", help="Classifier and auto-encoders: a table or images of anomaly examples, kept "
+                                  "apart from DATA (outlier exposure; a margin loss for the auto-encoders).")] = None,
 ):
     """Train a detector on DATA (mostly normal rows) and save it to --out."""
     cls = _detector_class(detector)
@@ -148,18 +150,43 @@ def fit(
         params.setdefault("verbose", 0 if quiet else 1)
     from oddkit.data.images import is_image_source
 
-    if cls.__name__ == "ClassifierConfidenceDetector" or class_col is not None or known_anomalies is not None:
+    if cls.__name__ == "ClassifierConfidenceDetector" or class_col is not None:
         return _fit_classifier(cls, params, data, out, class_col, known_anomalies, label_col, id_col, image_size)
+    if known_anomalies is not None and "known_anomalies" not in inspect.signature(cls.fit).parameters:
+        raise OddkitError(f"{detector} cannot learn from --known-anomalies; the classifier, autoencoder, vae and "
+                          "vqvae detectors can")
     if is_image_source(data):
-        return _fit_images(cls, params, data, out, image_size)
+        return _fit_images(cls, params, data, out, image_size, known_anomalies)
     table = _read(data, label_col, id_col)
+    anomalies = None if known_anomalies is None else _read_known_anomalies(known_anomalies, table.X, label_col, id_col)
     model = cls(**params)
     started = time.perf_counter()
-    model.fit(table.X)
+    model.fit(table.X, **({} if anomalies is None else {"known_anomalies": anomalies}))
     model.save(out)
-    console.print(f"trained {cls.__name__} on {len(table.X):,} rows x {table.X.shape[1]} columns "
-                  f"in {time.perf_counter() - started:.1f} s; threshold {model.threshold_:.6g} "
-                  f"({model.threshold_goal_}); saved to {out}")
+    console.print(f"trained {cls.__name__} on {len(table.X):,} rows x {table.X.shape[1]} columns"
+                  f"{_known_note(anomalies)} in {time.perf_counter() - started:.1f} s; threshold "
+                  f"{model.threshold_:.6g} ({model.threshold_goal_}); saved to {out}")
+
+
+def _read_known_anomalies(path: Path, X, label_col: str | None, drop_cols: list[str] | None):
+    """Examples of anomalies for --known-anomalies, read like the training data ``X``: images of
+    its shape, or a table with its feature columns (put in its order; label and id columns dropped)."""
+    from oddkit.data.images import is_image_source, read_images
+
+    if isinstance(X, np.ndarray) and X.ndim == 4:
+        return read_images(path, size=X.shape[2:], channels=X.shape[1]).X
+    if is_image_source(path):
+        raise OddkitError(f"{path} holds images but the training data is a table; pass a table of anomalies")
+    frame = _read(path, label_col, None).X
+    frame = frame.drop(columns=[c for c in drop_cols or [] if c in frame.columns])
+    missing, extra = [c for c in X.columns if c not in frame.columns], [c for c in frame.columns if c not in X.columns]
+    if missing or extra:
+        raise OddkitError(f"{path} must have the training data's feature columns: missing {missing}, extra {extra}")
+    return frame[list(X.columns)]
+
+
+def _known_note(anomalies) -> str:
+    return "" if anomalies is None else f" with {len(anomalies):,} known anomalies"
 
 
 @app.command()
@@ -481,17 +508,18 @@ def _score_images(detector, data: Path, out: Path) -> None:
                   f"(threshold {detector.threshold_:.6g}, {detector.threshold_goal_}); wrote {out}")
 
 
-def _fit_images(cls, params: dict, data: Path, out: Path, image_size: str | None) -> None:
+def _fit_images(cls, params: dict, data: Path, out: Path, image_size: str | None, known_anomalies: Path | None) -> None:
     """The image branch of 'oddkit fit': read a folder or .npz of images and fit on (n, C, H, W)."""
     from oddkit.data.images import read_images
 
     images = read_images(data, size=_image_size(image_size))
+    anomalies = None if known_anomalies is None else _read_known_anomalies(known_anomalies, images.X, None, None)
     model = cls(**params)
     started = time.perf_counter()
-    model.fit(images.X)
+    model.fit(images.X, **({} if anomalies is None else {"known_anomalies": anomalies}))
     model.save(out)
     console.print(f"trained {cls.__name__} on {len(images):,} images of {'x'.join(map(str, images.X.shape[1:]))} "
-                  f"(channels x height x width) in {time.perf_counter() - started:.1f} s; "
+                  f"(channels x height x width){_known_note(anomalies)} in {time.perf_counter() - started:.1f} s; "
                   f"threshold {model.threshold_:.6g} ({model.threshold_goal_}); saved to {out}")
 
 
@@ -502,7 +530,7 @@ def _fit_classifier(cls, params: dict, data: Path, out: Path, class_col: str | N
     from oddkit.data.images import is_image_source, read_images
 
     if cls.__name__ != "ClassifierConfidenceDetector":
-        raise OddkitError("--class-col and --known-anomalies are for --detector classifier (open-set recognition)")
+        raise OddkitError("--class-col is for --detector classifier (open-set recognition)")
     if class_col is not None and class_col == label_col:
         raise OddkitError(f"--class-col and --label-col both name {class_col!r}: classes of normal data and "
                           "anomaly labels are different columns")
@@ -522,20 +550,8 @@ def _fit_classifier(cls, params: dict, data: Path, out: Path, class_col: str | N
         table = _read(data, label_col, [*(id_col or []), class_col])
         X, classes = table.X, table.ids[class_col].to_numpy()
         what = f"{len(X):,} rows x {X.shape[1]} columns"
-    anomalies = None
-    if known_anomalies is not None:
-        if images:
-            anomalies = read_images(known_anomalies, size=X.shape[2:], channels=X.shape[1]).X
-        elif is_image_source(known_anomalies):
-            raise OddkitError(f"{known_anomalies} holds images but {data} is a table; pass a table of anomalies")
-        else:
-            frame = _read(known_anomalies, label_col, None).X
-            frame = frame.drop(columns=[c for c in [*(id_col or []), class_col] if c in frame.columns])
-            missing, extra = [c for c in X.columns if c not in frame.columns], [c for c in frame.columns if c not in X.columns]
-            if missing or extra:
-                raise OddkitError(f"{known_anomalies} must have the training data's feature columns: "
-                                  f"missing {missing}, extra {extra}")
-            anomalies = frame[list(X.columns)]
+    anomalies = None if known_anomalies is None else _read_known_anomalies(
+        known_anomalies, X, label_col, [*(id_col or []), *([class_col] if class_col else [])])
     model = cls(**params)
     started = time.perf_counter()
     model.fit(X, classes, known_anomalies=anomalies)

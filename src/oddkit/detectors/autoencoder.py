@@ -143,7 +143,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         shape the network, so they keep large errors.
     exposure_weight : float, default=1.0
         Weight of the margin loss on ``known_anomalies`` passed to :meth:`fit` (0 ignores them).
-    exposure_margin : float, default=5.0
+    exposure_margin : float, default=2.0
         The margin: a known anomaly's training loss is pushed up until it is at least this many
         times the mean loss of the normal rows in the same batch, and no further (a hinge, so the
         network is not driven to reconstruct anything arbitrarily badly).
@@ -201,7 +201,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
 
     def __init__(self, hidden_sizes=None, latent_dim=None, n_estimators=1, epochs=100, batch_size="auto", lr=1e-3,
                  weight_decay=0.0, validation_fraction=0.1, patience=10, noise=None, noise_level=0.2,
-                 normalize_errors="covariance", robust=False, exposure_weight=1.0, exposure_margin=5.0, contamination=0.1,
+                 normalize_errors="covariance", robust=False, exposure_weight=1.0, exposure_margin=2.0, contamination=0.1,
                  impute=None, unknown_categories="error", device="cpu", n_threads=None, random_state=None, verbose=1):
         self.hidden_sizes = hidden_sizes
         self.latent_dim = latent_dim
@@ -246,7 +246,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         ------
         TooFewRowsError, EmptyDataError, NonFiniteError, DataError
             When ``X`` cannot be used; the message says how to fix it.
-        ColumnMismatchError, ImageShapeError
+        ColumnMismatchError
             ``known_anomalies`` do not have ``X``'s columns or image shape.
         """
         self._known_anomalies = known_anomalies

@@ -79,7 +79,7 @@ class VAEDetector(AutoEncoderDetector):
 
     def __init__(self, hidden_sizes=None, latent_dim=None, beta=1.0, n_estimators=1, epochs=100, batch_size="auto",
                  lr=1e-3, weight_decay=0.0, validation_fraction=0.1, patience=10, noise=None, noise_level=0.2,
-                 robust=False, exposure_weight=1.0, exposure_margin=5.0, contamination=0.1, impute=None,
+                 robust=False, exposure_weight=1.0, exposure_margin=2.0, contamination=0.1, impute=None,
                  unknown_categories="error", device="cpu", n_threads=None, random_state=None, verbose=1):
         self.hidden_sizes = hidden_sizes
         self.latent_dim = latent_dim

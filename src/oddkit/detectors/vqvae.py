@@ -97,7 +97,7 @@ class VQVAEDetector(AutoEncoderDetector):
     def __init__(self, hidden_sizes=None, codebook_size=128, code_dim=None, n_positions=None, commitment_weight=0.25,
                  rarity_weight=0.0, epochs=100, batch_size="auto", lr=1e-3, weight_decay=0.0, validation_fraction=0.1,
                  patience=10, noise=None, noise_level=0.2, normalize_errors=True, robust=False, exposure_weight=1.0,
-                 exposure_margin=5.0, contamination=0.1, impute=None, unknown_categories="error", device="cpu",
+                 exposure_margin=2.0, contamination=0.1, impute=None, unknown_categories="error", device="cpu",
                  n_threads=None, random_state=None, verbose=1):
         self.hidden_sizes = hidden_sizes
         self.codebook_size = codebook_size

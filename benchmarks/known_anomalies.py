@@ -1,0 +1,148 @@
+"""Does a handful of labelled anomalies help? The auto-encoder with and without ``known_anomalies``.
+
+For every tabular dataset of the clean protocol (benchmarks/bench_data.py: the same stratified
+70/30 split, trained on the split's normal rows), ``k`` of the split's own training anomalies —
+drawn without replacement and seeded, never from the test 30% — are passed as ``known_anomalies``
+(k = 0 is the plain detector). Detectors at their defaults, also for the margin loss
+(``exposure_margin``, ``exposure_weight``). A dataset whose split holds fewer than ``k`` anomalies
+is marked and left out of the means at that ``k``. One JSON line per (dataset, seed, k, detector)
+in ``benchmarks/results/known_anomalies.jsonl``; the run resumes where it stopped.
+
+    .venv/bin/python benchmarks/known_anomalies.py                # everything, resuming
+    .venv/bin/python benchmarks/known_anomalies.py --seeds 0 --max-seconds 1200
+    .venv/bin/python benchmarks/known_anomalies.py --report-only  # rewrite KNOWN_ANOMALIES.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+from bench_runtime import (
+    append_record,
+    command_line,
+    limit_threads,
+    recorded_jobs,
+    versions,
+)
+
+RESULTS_FILE = Path(__file__).resolve().parent / "results" / "known_anomalies.jsonl"
+REPORT_FILE = Path(__file__).resolve().parent / "KNOWN_ANOMALIES.md"
+N_KNOWN = (0, 5, 20)
+DETECTORS = ("oddkit-AutoEncoder", "oddkit-VAE")
+JOB_KEY = ("dataset", "seed", "n_known", "detector")
+
+
+def build(name: str, seed: int):
+    import oddkit
+
+    cls = {"oddkit-AutoEncoder": oddkit.AutoEncoderDetector, "oddkit-VAE": oddkit.VAEDetector}[name]
+    return cls(random_state=seed, verbose=0)
+
+
+def run(args: argparse.Namespace) -> None:
+    import numpy as np
+    from bench_data import list_datasets, make_split
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    done = recorded_jobs(args.results, JOB_KEY)
+    infos = [i for i in list_datasets() if not args.datasets or i.name in args.datasets]
+    started = time.monotonic()
+    for seed in args.seeds:
+        for info in infos:
+            split = None
+            for detector in args.detectors:
+                for k in N_KNOWN:
+                    if (info.name, seed, k, detector) in done:
+                        continue
+                    if args.max_seconds and time.monotonic() - started > args.max_seconds:
+                        print("time budget spent; rerun to continue")
+                        return
+                    split = split or make_split(info, seed)
+                    anomalies = split.X_train[split.y_train == 1]
+                    record = {"dataset": info.name, "seed": seed, "n_known": k, "detector": detector,
+                              "reachable": k <= len(anomalies)}
+                    if record["reachable"]:
+                        chosen = np.random.default_rng(seed).choice(len(anomalies), size=k, replace=False)
+                        t = time.perf_counter()
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            model = build(detector, seed).fit(split.X_train[split.y_train == 0],
+                                                              known_anomalies=anomalies[chosen] if k else None)
+                            scores = model.decision_function(split.X_test)
+                        record.update(roc_auc=float(roc_auc_score(split.y_test, scores)),
+                                      pr_auc=float(average_precision_score(split.y_test, scores)),
+                                      fit_seconds=time.perf_counter() - t)
+                    record.update(versions=versions(), command=command_line())
+                    append_record(args.results, record)
+                    print(info.name, seed, k, detector, record.get("roc_auc", "unreachable"), flush=True)
+
+
+def report(results: Path, out: Path) -> None:
+    import pandas as pd
+
+    records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    frame = pd.DataFrame(records).drop_duplicates(JOB_KEY, keep="last")
+    reachable = frame[frame["reachable"]]
+    lines = ["# Known anomalies: the auto-encoders with a few labelled anomalies", "",
+             "Written by `benchmarks/known_anomalies.py` (method in its docstring): clean protocol, "
+             "`k` of the training split's anomalies passed as `known_anomalies`, defaults everywhere.", ""]
+    for detector in [d for d in DETECTORS if d in set(reachable["detector"])]:
+        mine = reachable[reachable["detector"] == detector]
+        # Means over the (dataset, seed) pairs measured at every k, so that each column averages
+        # the same datasets.
+        per_pair = mine.groupby(["dataset", "seed"])["n_known"].nunique()
+        complete = per_pair[per_pair == len(N_KNOWN)].index
+        if not len(complete):
+            continue
+        kept = mine.set_index(["dataset", "seed"]).loc[complete].reset_index()
+        auroc = kept.pivot_table(index=["dataset", "seed"], columns="n_known", values="roc_auc")
+        pr = kept.pivot_table(index=["dataset", "seed"], columns="n_known", values="pr_auc")
+        base = auroc[0]
+        lines += [f"## {detector}", "",
+                  f"{len(complete)} (dataset, seed) pairs ({kept['dataset'].nunique()} datasets, seeds "
+                  f"{', '.join(str(int(s)) for s in sorted(kept['seed'].unique()))}).", "",
+                  "| known anomalies | mean AUROC | mean PR AUC | AUROC gain over none | better / worse (by > 0.005) |",
+                  "|---|---|---|---|---|"]
+        for k in N_KNOWN:
+            gain = auroc[k] - base
+            lines.append(f"| {k} | {auroc[k].mean():.3f} | {pr[k].mean():.3f} | {gain.mean():+.3f} | "
+                         + ("—" if k == 0 else f"{int((gain > 0.005).sum())} / {int((gain < -0.005).sum())}") + " |")
+        per_dataset = auroc.groupby(level="dataset").mean()
+        lines += ["", "Mean AUROC per dataset (over seeds):", "",
+                  "| dataset | " + " | ".join(f"k={k}" for k in N_KNOWN) + " |",
+                  "|---|" + "---|" * len(N_KNOWN)]
+        for name, row in per_dataset.iterrows():
+            lines.append(f"| {name} | " + " | ".join(f"{row[k]:.3f}" for k in N_KNOWN) + " |")
+        lines.append("")
+    unreachable = frame[~frame["reachable"]][["dataset", "seed", "n_known"]].drop_duplicates()
+    if len(unreachable):
+        lines += ["Left out (the split holds fewer anomalies than k): " + ", ".join(
+            f"{r.dataset} seed {r.seed} k={r.n_known}" for r in unreachable.itertuples()) + ".", ""]
+    out.write_text("\n".join(lines))
+    print(out.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+")
+    parser.add_argument("--detectors", nargs="+", choices=DETECTORS, default=list(DETECTORS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-seconds", type=float)
+    parser.add_argument("--results", type=Path, default=RESULTS_FILE)
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    limit_threads(args.threads)
+    if not args.report_only:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        run(args)
+    if args.results.exists():
+        report(args.results, REPORT_FILE)
+
+
+if __name__ == "__main__":
+    main()
