@@ -139,11 +139,12 @@ def test_saving_keeps_scores_codes_and_statistics(mixed_frame, tmp_path):
         detector.codebook_usage_, detector.perplexity_, 16, 3)
 
 
-def test_images_one_code_per_grid_cell():
+def test_images_get_a_short_global_code():
     train, test, _ = bar_split(n_train=64, n_test=8)
     detector = fast_vq(epochs=2, codebook_size=64).fit(train)
     codes = detector.encode_codes(test)
-    assert codes.shape == (16, 49) and detector.n_positions_ == 49  # 28x28 -> 7x7
+    assert codes.shape == (16, 8) and detector.n_positions_ == 8  # 28x28 gray: half the AE's 16-wide code
+    assert fast_vq(epochs=1, n_positions=3).fit(train).encode_codes(test).shape == (16, 3)
     back = detector.decode_codes(codes)
     assert back.shape == (16, 28, 28) and back.dtype == np.float32
     np.testing.assert_allclose(back.reshape(16, -1), detector.reconstruct(test), atol=1e-5)

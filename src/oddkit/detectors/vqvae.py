@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from oddkit.detectors.autoencoder import AutoEncoderDetector, default_architecture
 from oddkit.exceptions import ColumnMismatchError, DataError
-from oddkit.nn.conv import default_image_architecture, grid_shape
+from oddkit.nn.conv import default_image_architecture
 from oddkit.nn.vq import VQAutoEncoder, conv_vq_autoencoder, mlp_vq_autoencoder
 
 TABLE_CODE_DIM = 4
@@ -25,8 +25,8 @@ def _positive_int_or_none(value, name: str) -> None:
 class VQVAEDetector(AutoEncoderDetector):
     """A VQ-VAE trained on (mostly) normal rows or images; score = reconstruction error.
 
-    The encoder maps each row to ``n_positions`` vectors (each image to one vector per cell of its
-    final feature grid, 7x7 for 28x28 images); each vector is replaced by the nearest of
+    The encoder maps each row or image to ``n_positions`` vectors (for images, convolutions then a
+    linear layer: the vectors describe the whole image, not one cell each); each vector is replaced by the nearest of
     ``codebook_size`` learned codes, and the decoder reconstructs from the codes alone (van den
     Oord et al., 2017). Gradients pass the quantiser straight through; a commitment loss keeps the
     encoder near its codes; the codebook is an exponential moving average of the vectors assigned to
@@ -50,8 +50,14 @@ class VQVAEDetector(AutoEncoderDetector):
     code_dim : int, optional
         Length of each code vector. Default: 4 for tables, 16 for images.
     n_positions : int, optional
-        Tables only: code vectors per row. Default: the code size :func:`default_architecture`
-        picks for the input width (a quarter of it, 2 to 32). For images the final grid decides.
+        Code vectors per row or image. Default for tables: the code size
+        :func:`default_architecture` picks for the input width (a quarter of it, 2 to 32); for
+        images, half the code size of
+        :func:`oddkit.nn.conv.default_image_architecture` (8 for 28x28 gray images: 8 x 7 = 56
+        bits per image with 128 codes). Chosen on one-class MNIST, normal digits 0, 2, 5 and 8:
+        8 positions scored AUROC 0.934 on average, where a 7x7 grid of codes (the earlier design)
+        scored 0.563; 4 positions lost to 8 on digits 2 and 5 (0.922 vs 0.940), 16 on 0 and 8
+        (0.908 vs 0.928).
     commitment_weight : float, default=0.25
         Weight of the commitment loss ``|encoder output - code|²`` in training.
     rarity_weight : float, default=0.0
@@ -142,11 +148,10 @@ class VQVAEDetector(AutoEncoderDetector):
         self.n_estimators_ = 1
         self.codebook_size_ = int(self.codebook_size)
         if self._fitted_on_images():
-            hidden, _ = default_image_architecture(self.image_shape_)
+            hidden, latent = default_image_architecture(self.image_shape_)
             self.hidden_sizes_ = tuple(int(h) for h in self.hidden_sizes) if self.hidden_sizes is not None else hidden
             self.code_dim_ = int(self.code_dim) if self.code_dim is not None else IMAGE_CODE_DIM
-            height, width = grid_shape(self.image_shape_, len(self.hidden_sizes_))
-            self.n_positions_ = height * width
+            self.n_positions_ = int(self.n_positions) if self.n_positions is not None else latent // 2
         else:
             hidden, latent = default_architecture(n_inputs)
             self.hidden_sizes_ = tuple(int(h) for h in self.hidden_sizes) if self.hidden_sizes is not None else hidden
@@ -155,7 +160,8 @@ class VQVAEDetector(AutoEncoderDetector):
 
     def _build_module(self, n_inputs: int) -> VQAutoEncoder:
         if self._fitted_on_images():
-            return conv_vq_autoencoder(self.image_shape_, self.hidden_sizes_, self.code_dim_, self.codebook_size_)
+            return conv_vq_autoencoder(self.image_shape_, self.hidden_sizes_, self.n_positions_, self.code_dim_,
+                                       self.codebook_size_)
         return mlp_vq_autoencoder(n_inputs, self.hidden_sizes_, self.n_positions_, self.code_dim_, self.codebook_size_)
 
     def _row_loss_rows(self, module: VQAutoEncoder, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -191,7 +197,7 @@ class VQVAEDetector(AutoEncoderDetector):
     def encode_codes(self, X) -> np.ndarray:
         """The codebook index at each position of each row or image: int64, shape (n, n_positions_).
 
-        For images the positions are the cells of the encoder's final grid, row by row.
+        For images the positions are the symbols of the global code, in the encoder's order.
         """
         check_is_fitted(self)
         return self._indices(self._prepare(X, reset=False))
