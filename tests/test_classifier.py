@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy.special import log_softmax, logsumexp, softmax
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
@@ -196,6 +197,29 @@ def test_mlp_on_flattened_images(digits):
     assert (model.predict_class(X_test[~unknown]) == y_test[~unknown]).mean() >= 0.9
     with pytest.raises(DataError, match="cnn"):
         fast(classifier="cnn").fit(np.zeros((10, 4)), np.arange(10) % 2)
+
+
+def test_ensemble_averages_member_logits_and_saves(digits, tmp_path):
+    X, classes, X_test, _, unknown = digits
+    params = {"epochs": 8, "conv_channels": (8, 16), "hidden_sizes": (32,)}
+    single = fast(**params).fit(X, classes)
+    ensemble = fast(n_estimators=3, **params).fit(X, classes)
+    assert len(ensemble.history_["members"]) == 3
+    members = ensemble.model_.members
+    # Member 0 is the single network; the logits are the members' mean.
+    x = torch.from_numpy(ensemble._model_input(ensemble._prepare(X_test[:20], reset=False)))
+    with torch.inference_mode():
+        np.testing.assert_allclose(members[0](x).numpy(), single.model_(x).numpy(), rtol=1e-5, atol=1e-6)
+        mean = torch.stack([m(x) for m in members]).mean(dim=0).double().numpy()
+    np.testing.assert_allclose(ensemble.logits(X_test[:20]), mean, rtol=1e-5, atol=1e-6)
+    ensemble.save(tmp_path / "ensemble")
+    restored = load(tmp_path / "ensemble")
+    np.testing.assert_array_equal(restored.decision_function(X_test), ensemble.decision_function(X_test))
+    assert roc_auc_score(unknown, ensemble.decision_function(X_test)) >= 0.8
+    with pytest.raises(DataError, match="n_estimators"):
+        fast(n_estimators=0).fit(X, classes)
+    with pytest.raises(DataError, match="n_estimators"):
+        ClassifierConfidenceDetector(classifier=LogisticRegression(), n_estimators=2).fit(X.reshape(len(X), -1), classes)
 
 
 # -- saving ---------------------------------------------------------------------------------------------

@@ -86,3 +86,16 @@ class ConvClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+class MeanLogits(nn.Module):
+    """Independently trained classifiers as one: the mean of their logits (a deep ensemble,
+    Lakshminarayanan et al., 2017). Where the members disagree, on inputs unlike their training
+    data, the averaged logits flatten, which is what the open-set scores read."""
+
+    def __init__(self, members: Sequence[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x) for member in self.members]).mean(dim=0)
