@@ -130,3 +130,9 @@ def test_cli_fit_with_known_anomalies(tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(monkeypatch, capsys, "fit", tmp_path / "train.csv", "--id-col", "row", "--epochs", "1",
                            "--known-anomalies", tmp_path / "narrow.csv", "--out", tmp_path / "m2")
     assert code == 2 and "missing ['f5']" in err
+    # Tables without column names (.npy) are matched by width.
+    np.save(tmp_path / "train.npy", X)
+    np.save(tmp_path / "known.npy", known)
+    code, out, err = run_cli(monkeypatch, capsys, "fit", tmp_path / "train.npy", "--epochs", "1",
+                             "--known-anomalies", tmp_path / "known.npy", "--out", tmp_path / "npy", "-q")
+    assert code == 0 and "with 10 known anomalies" in out, err

@@ -178,6 +178,8 @@ def _read_known_anomalies(path: Path, X, label_col: str | None, drop_cols: list[
     if is_image_source(path):
         raise OddkitError(f"{path} holds images but the training data is a table; pass a table of anomalies")
     frame = _read(path, label_col, None).X
+    if not hasattr(X, "columns"):  # an .npy or .npz table has no names: the detector checks the width
+        return frame.to_numpy() if hasattr(frame, "to_numpy") else frame
     frame = frame.drop(columns=[c for c in drop_cols or [] if c in frame.columns])
     missing, extra = [c for c in X.columns if c not in frame.columns], [c for c in frame.columns if c not in X.columns]
     if missing or extra:
