@@ -67,6 +67,7 @@ def _rows_for_detector(detector, X_test, classes_test, unknown, base: dict) -> l
     logits = detector.logits(X_test)
     known = ~unknown
     accuracy = float(np.mean(detector.classes_[np.argmax(logits[known], axis=1)] == classes_test[known]))
+    histories = detector.history_.get("members", [detector.history_])  # one per ensemble member
     rows = []
     for score in SCORES:
         rows.append({**base, "score": score + (" (default)" if score == detector.score_ else ""),
@@ -74,8 +75,8 @@ def _rows_for_detector(detector, X_test, classes_test, unknown, base: dict) -> l
                      "auroc": _auroc(unknown, detector.scores_from_logits(logits, score)),
                      "temperature": round(detector.temperature_, 4),
                      "dev_accuracy": None if detector.dev_accuracy_ is None else round(detector.dev_accuracy_, 4),
-                     "epochs_run": len(detector.history_.get("train_loss", [])),
-                     "best_epoch": detector.history_.get("best_epoch")})
+                     "epochs_run": [len(h.get("train_loss", [])) for h in histories],
+                     "best_epoch": [h.get("best_epoch") for h in histories]})
     return rows
 
 

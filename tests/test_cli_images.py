@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli as run
+from oddkit import load
 from oddkit.data.images import read_images
 
 
@@ -180,3 +181,30 @@ def test_vq_vae_compress_on_the_command_line(image_files, monkeypatch, capsys):
     code, out, err = run(monkeypatch, capsys, "decompress", model, folder / "vq.oddz", "--out", folder / "vq-back.npz")
     assert code == 0, err
     assert np.load(folder / "vq-back.npz")["X"].shape == (32, 1, 8, 8)
+
+
+def test_evaluate_and_threshold_on_labelled_images(tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(1)
+    normal, odd = strokes(rng, 120, True), strokes(rng, 30, False)
+    np.savez(tmp_path / "train.npz", X=normal[:80])
+    np.savez(tmp_path / "dev.npz", X=np.concatenate([normal[80:], odd]), y=np.r_[np.zeros(40), np.ones(30)])
+    for name, images in (("normal", normal[80:100]), ("anomaly", odd[:10])):
+        (tmp_path / "test" / name).mkdir(parents=True)
+        for i, image in enumerate(images):
+            Image.fromarray(image).save(tmp_path / "test" / name / f"{i:02d}.png")
+    code, _, err = run(monkeypatch, capsys, "fit", tmp_path / "train.npz", "--epochs", "30", "-q",
+                       "--out", tmp_path / "model")
+    assert code == 0, err
+    code, out, err = run(monkeypatch, capsys, "threshold", tmp_path / "model", tmp_path / "dev.npz", "--goal", "f1")
+    assert code == 0, err
+    assert load(tmp_path / "model").threshold_goal_ == "f1"
+    code, out, err = run(monkeypatch, capsys, "evaluate", tmp_path / "model", tmp_path / "test",
+                         "--plots", tmp_path / "plots")
+    assert code == 0, err
+    assert "ROC AUC" in out and (tmp_path / "plots" / "roc.png").exists()
+    # Labels must be there, and be 0/1.
+    code, _, err = run(monkeypatch, capsys, "evaluate", tmp_path / "model", tmp_path / "train.npz")
+    assert code == 2 and "no anomaly labels" in err
+    np.savez(tmp_path / "bad.npz", X=normal[:5], y=np.arange(5))
+    code, _, err = run(monkeypatch, capsys, "evaluate", tmp_path / "model", tmp_path / "bad.npz")
+    assert code == 2 and "0 (normal) or 1" in err

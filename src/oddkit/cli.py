@@ -248,13 +248,12 @@ def evaluate(
     from oddkit.report.plots import plot_curves
 
     detector = load(model)
-    table = _read(data, label_col, id_col, require_label=True)
-    scores = detector.decision_function(_features_for(detector, table.X))
-    report = evaluate_scores(table.y, scores, threshold=detector.threshold_)
+    y, scores = _labelled_scores(detector, data, label_col, id_col)
+    report = evaluate_scores(y, scores, threshold=detector.threshold_)
     _print_metrics(f"{type(detector).__name__} on {data.name} (threshold {detector.threshold_:.6g}, "
                    f"{detector.threshold_goal_})", report.as_rows())
     folder = plots if plots is not None else model.parent / f"{model.name}-evaluation"
-    written = plot_curves({model.name: (table.y, scores)}, folder, thresholds={model.name: detector.threshold_})
+    written = plot_curves({model.name: (y, scores)}, folder, thresholds={model.name: detector.threshold_})
     console.print("curves: " + ", ".join(str(p) for p in written.values()))
 
 
@@ -271,8 +270,8 @@ def threshold(
     from oddkit.threshold import choose_threshold
 
     detector = load(model)
-    table = _read(dev, label_col, id_col, require_label=True)
-    choice = choose_threshold(detector.decision_function(_features_for(detector, table.X)), table.y, goal)
+    y, scores = _labelled_scores(detector, dev, label_col, id_col)
+    choice = choose_threshold(scores, y, goal)
     detector.set_threshold(choice)
     detector.save(model)
     rows = [(k, v) for k, v in choice.to_dict().items() if v not in (None, "") and k not in ("goal", "note", "feasible")]
@@ -343,6 +342,35 @@ def _read_for_model(detector, data: Path, label_col, id_col, image_size: str | N
     table = _read(data, label_col, id_col)
     table.X = _features_for(detector, table.X)
     return "table", table
+
+
+def _labelled_scores(detector, data: Path, label_col: str | None, id_col: list[str] | None):
+    """Anomaly labels (1 = anomaly) and the model's scores of labelled DATA: a table with a label
+    column; for a model trained on images, an .npz with the labels in ``y`` (or the array named by
+    --label-col), or a folder with the sub-folders ``normal`` and ``anomaly``."""
+    shape = _model_image_shape(detector)
+    if shape is None:
+        table = _read(data, label_col, id_col, require_label=True)
+        return table.y, detector.decision_function(_features_for(detector, table.X))
+    from oddkit.data.images import is_image_source, read_images
+
+    if not is_image_source(data):
+        raise OddkitError(f"the model was trained on images of shape {shape}; pass an image folder or an .npz of images")
+    key = label_col or "y"
+    images = read_images(data, size=shape[1:], channels=shape[0], labels_key=key)
+    if images.class_names:  # a folder: its sub-folders say which images are anomalies
+        if sorted(images.class_names) != ["anomaly", "normal"]:
+            raise OddkitError(f"{data} must have exactly the sub-folders 'normal' and 'anomaly' to be evaluated; "
+                              f"it has {images.class_names}")
+        y = (np.asarray(images.class_names)[images.labels] == "anomaly").astype(np.int64)
+    elif images.labels is None:
+        raise OddkitError(f"{data} holds no anomaly labels: save them in the .npz as {key!r} (1 = anomaly), "
+                          "or name the array with --label-col")
+    else:
+        y = np.asarray(images.labels)
+        if not np.isin(y, (0, 1)).all():
+            raise OddkitError(f"the labels {key!r} in {data} must be 0 (normal) or 1 (anomaly)")
+    return y.astype(np.int64), detector.decision_function(images.X)
 
 
 def _write_table(frame: pd.DataFrame, out: Path) -> None:
