@@ -130,11 +130,15 @@ class ClassifierConfidenceDetector(BaseDetector):
         (1.0 = none).
     exposure_weight : float, default=0.5
         Weight of the outlier-exposure loss when ``known_anomalies`` are given.
-    n_estimators : int, default=1
+    n_estimators : int, default=5
         Networks trained independently (their own initial weights and batches, the same held-out
         split), whose logits are averaged: a deep ensemble. Each costs one more training run; the
         scores become steadier from seed to seed and rank unknown inputs better, as the members
-        disagree on them. oddkit's networks only.
+        disagree on them. Ignored with a scikit-learn classifier (ensemble it in scikit-learn
+        instead). Checked without the test set
+        (``benchmarks/open_set.py --protocols selection``, three seeds): open-set AUROC 0.915 on
+        average with 5 members against 0.905 with one, and a seed-to-seed range of 0.037 against
+        0.079.
     contamination : float, default=0.1
         Share of training rows flagged by ``threshold_`` (normal data: a false-alarm budget).
     impute, unknown_categories : see :class:`~oddkit.AutoEncoderDetector` (tables only).
@@ -194,7 +198,7 @@ class ClassifierConfidenceDetector(BaseDetector):
 
     def __init__(self, classifier="auto", score="auto", hidden_sizes=None, conv_channels=(16, 32), dropout=0.0,
                  epochs=30, batch_size="auto", lr=1e-3, weight_decay=0.0, validation_fraction=0.1, patience=5,
-                 temperature="auto", exposure_weight=0.5, n_estimators=1, contamination=0.1, impute=None,
+                 temperature="auto", exposure_weight=0.5, n_estimators=5, contamination=0.1, impute=None,
                  unknown_categories="error", device="cpu", n_threads=None, random_state=None, verbose=1):
         self.classifier = classifier
         self.score = score
@@ -334,9 +338,6 @@ class ClassifierConfidenceDetector(BaseDetector):
         n = self.n_estimators
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
             raise DataError(f"n_estimators must be a positive integer, got {n!r}")
-        if n > 1 and not isinstance(self.classifier, str):
-            raise DataError("n_estimators > 1 needs one of oddkit's networks (classifier='auto', 'mlp' or 'cnn'); "
-                            "for a scikit-learn classifier, ensemble it in scikit-learn")
         if self.temperature != "auto" and not (isinstance(self.temperature, numbers.Real)
                                                and math.isfinite(self.temperature) and self.temperature > 0):
             raise DataError(f"temperature must be 'auto' or a positive number, got {self.temperature!r}")
