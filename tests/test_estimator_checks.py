@@ -7,6 +7,8 @@ convention are the expected failures below; every other check must pass.
 
 ClassifierConfidenceDetector is not checked here: its fit needs the class of every training row
 (fit(X, classes)), which scikit-learn's checks cannot supply; tests/test_classifier.py covers it.
+Nor is TransformationDetector, which takes images only (scikit-learn's checks pass tables);
+tests/test_transforms.py covers it.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ DETECTOR_NAMES = {
     "knn": "KNNDetector",
     "default": "EnsembleDetector",
     "classifier": "ClassifierConfidenceDetector",
+    "transforms": "TransformationDetector",
 }
 _state = {"debug": False}
 

@@ -10,6 +10,7 @@ from oddkit.detectors.classifier import ClassifierConfidenceDetector
 from oddkit.detectors.gaussian import GaussianDetector
 from oddkit.detectors.knn import KNNDetector
 from oddkit.detectors.pca import PCADetector
+from oddkit.detectors.transforms import TransformationDetector
 from oddkit.detectors.vae import VAEDetector
 from oddkit.detectors.vqvae import VQVAEDetector
 
@@ -24,6 +25,7 @@ __all__ = [
     "KNNDetector",
     "OneClassSVMDetector",
     "PCADetector",
+    "TransformationDetector",
     "VAEDetector",
     "VQVAEDetector",
     "default_detector",
