@@ -181,6 +181,7 @@ ODDKIT_IMAGE_DETECTORS = {
     "oddkit-ConvAE": ("AutoEncoderDetector", {}),
     "oddkit-VAE": ("VAEDetector", {}),
     "oddkit-VQVAE": ("VQVAEDetector", {}),
+    "oddkit-Transforms": ("TransformationDetector", {}),
 }
 BASELINES = ("knn5", "pca", "pyod-AutoEncoder", "oddkit-AE-mlp")
 ALL_ONECLASS = BASELINES + tuple(ODDKIT_IMAGE_DETECTORS)
