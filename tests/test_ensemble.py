@@ -60,3 +60,20 @@ def test_unknown_member_is_a_clear_error():
         EnsembleDetector(members=("knn", "nope")).fit(X)
     with pytest.raises(DataError, match="members"):
         EnsembleDetector(members=()).fit(X)
+
+
+def test_images_reach_image_members_as_images_and_the_others_as_pixels(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from test_transforms import corner_shapes, crosses
+
+    rng = np.random.default_rng(0)
+    train, test = corner_shapes(rng, 150), np.concatenate([corner_shapes(rng, 30), crosses(rng, 15)])
+    ensemble = EnsembleDetector(members=("knn1", "vae"), combine="mean", random_state=0).fit(train)
+    knn, vae = ensemble.members_
+    assert knn.n_features_in_ == 144 and not knn._fitted_on_images()
+    assert vae.image_shape_ == (1, 12, 12) and ensemble.image_shape_ == (1, 12, 12)
+    assert roc_auc_score(np.r_[np.zeros(30), np.ones(15)], ensemble.decision_function(test)) >= 0.95
+    ensemble.save(tmp_path / "model")
+    np.testing.assert_array_equal(oddkit.load(tmp_path / "model").decision_function(test),
+                                  ensemble.decision_function(test))

@@ -22,6 +22,8 @@ def _member_factories():
     from oddkit.detectors.gaussian import GaussianDetector
     from oddkit.detectors.knn import KNNDetector
     from oddkit.detectors.pca import PCADetector
+    from oddkit.detectors.transforms import TransformationDetector
+    from oddkit.detectors.vae import VAEDetector
 
     return {
         "knn": lambda seed, verbose, share: KNNDetector(contamination=share),
@@ -36,6 +38,9 @@ def _member_factories():
         "gaussian-robust": lambda seed, verbose, share: GaussianDetector(robust=True, contamination=share),
         "pca": lambda seed, verbose, share: PCADetector(contamination=share),
         "ocsvm": lambda seed, verbose, share: OneClassSVMDetector(contamination=share),
+        "vae": lambda seed, verbose, share: VAEDetector(contamination=share, random_state=seed, verbose=verbose),
+        "transforms": lambda seed, verbose, share: TransformationDetector(
+            contamination=share, random_state=seed, verbose=verbose),
     }
 
 
@@ -79,7 +84,10 @@ class EnsembleDetector(BaseDetector):
         Detectors by name, each with its defaults except as named: "knn" (5 neighbours), "knn1"
         (the nearest neighbour), "knn50" (mean distance to 50 neighbours), "iforest",
         "autoencoder", "autoencoder-robust" (``robust=True``), "gaussian", "gaussian-robust"
-        (``robust=True``), "pca", "ocsvm". Every member gets the ensemble's ``contamination``.
+        (``robust=True``), "pca", "ocsvm", and for images "vae" and "transforms"
+        (:class:`~oddkit.TransformationDetector`). Every member gets the ensemble's
+        ``contamination``. Fitted on images, members that take images get them as images, the
+        others as flat rows of pixels.
     combine : {"max", "mean"}, default="max"
         How the members' normalised scores become one.
     random_state : int, RandomState or None
@@ -95,6 +103,8 @@ class EnsembleDetector(BaseDetector):
     member_quantiles_ : ndarray of shape (n_members, 101)
         Percentiles 0..100 of each member's training scores, used to normalise.
     """
+
+    _accepts_images = True
 
     def __init__(self, members=DEFAULT_MEMBERS, combine="max", random_state=None, verbose=0, contamination=0.1,
                  impute=None, unknown_categories="error"):
@@ -116,14 +126,24 @@ class EnsembleDetector(BaseDetector):
             raise DataError(f"combine must be one of {COMBINE_RULES}, got {self.combine!r}")
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         share = float(self.contamination)
-        self.members_ = [factories[name](seed, self.verbose, share).fit(Z) for name in names]
+        self.members_ = []
+        for name in names:
+            member = factories[name](seed, self.verbose, share)
+            self.members_.append(member.fit(self._member_input(member, Z)))
         self.member_quantiles_ = np.stack([score_quantiles(m.decision_scores_) for m in self.members_])
+
+    def _member_input(self, member: BaseDetector, Z: np.ndarray) -> np.ndarray:
+        """Images go to a member that takes images as images (n, C, H, W) in [0, 1], to any other
+        as flat rows of pixels; tables as they are."""
+        if self._fitted_on_images() and member._accepts_images:
+            return Z.reshape(len(Z), *self.image_shape_)
+        return Z
 
     def _combine(self, member_scores: list[np.ndarray]) -> np.ndarray:
         return combine_scores(member_scores, self.member_quantiles_, self.combine)
 
     def _score_array(self, Z: np.ndarray) -> np.ndarray:
-        return self._combine([m.decision_function(Z) for m in self.members_])
+        return self._combine([m.decision_function(self._member_input(m, Z)) for m in self.members_])
 
     def _training_scores(self, Z: np.ndarray) -> np.ndarray:
         return self._combine([m.decision_scores_ for m in self.members_])
