@@ -103,3 +103,29 @@ def recorded_jobs(path: Path, key: tuple[str, ...]) -> set[tuple]:
             except (json.JSONDecodeError, KeyError):
                 continue
     return done
+
+
+def study_parser(doc: str, results: Path):
+    """The command line shared by the resumable studies on the tabular datasets
+    (``contamination.py``, ``known_anomalies.py``): which datasets and seeds, threads, a time budget,
+    the results file, and --report-only."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-seconds", type=float)
+    parser.add_argument("--results", type=Path, default=results)
+    parser.add_argument("--report-only", action="store_true")
+    return parser
+
+
+def run_study(args, run, report, report_file: Path) -> None:
+    """Run a study (unless --report-only), resuming from its results file, then write its report."""
+    limit_threads(args.threads)
+    if not args.report_only:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        run(args)
+    if args.results.exists():
+        report(args.results, report_file)

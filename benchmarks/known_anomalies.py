@@ -15,19 +15,12 @@ in ``benchmarks/results/known_anomalies.jsonl``; the run resumes where it stoppe
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 import warnings
 from pathlib import Path
 
-from bench_runtime import (
-    append_record,
-    command_line,
-    limit_threads,
-    recorded_jobs,
-    versions,
-)
+from bench_runtime import append_record, command_line, recorded_jobs, run_study, study_parser, versions
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "known_anomalies.jsonl"
 REPORT_FILE = Path(__file__).resolve().parent / "KNOWN_ANOMALIES.md"
@@ -43,7 +36,7 @@ def build(name: str, seed: int):
     return cls(random_state=seed, verbose=0)
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args) -> None:
     import numpy as np
     from bench_data import list_datasets, make_split
     from sklearn.metrics import average_precision_score, roc_auc_score
@@ -127,21 +120,9 @@ def report(results: Path, out: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", nargs="+")
+    parser = study_parser(__doc__, RESULTS_FILE)
     parser.add_argument("--detectors", nargs="+", choices=DETECTORS, default=list(DETECTORS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--max-seconds", type=float)
-    parser.add_argument("--results", type=Path, default=RESULTS_FILE)
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args()
-    limit_threads(args.threads)
-    if not args.report_only:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        run(args)
-    if args.results.exists():
-        report(args.results, REPORT_FILE)
+    run_study(parser.parse_args(), run, report, REPORT_FILE)
 
 
 if __name__ == "__main__":
