@@ -310,6 +310,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
             low, high = (0.0, 1.0) if images else (Z.min(axis=0), Z.max(axis=0))
             self._salt_pepper_values = (torch.as_tensor(low, dtype=torch.float32),
                                         torch.as_tensor(high, dtype=torch.float32))
+        self._exposure = None  # nothing left over from an interrupted fit
         known = getattr(self, "_known_anomalies", None)
         if known is not None and float(self.exposure_weight) > 0:
             exposure = self._prepare(known, reset=False)
