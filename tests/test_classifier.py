@@ -16,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 from oddkit import ClassifierConfidenceDetector, load
 from oddkit.exceptions import ColumnMismatchError, DataError, LabelError
+from oddkit.nn.classifier import random_shifts
 
 CENTERS = {"north": (0.0, 6.0), "east": (6.0, 0.0), "west": (-6.0, 0.0), "south": (0.0, -6.0), "center": (0.0, 0.0)}
 KNOWN = ("north", "east", "west")
@@ -218,6 +219,31 @@ def test_ensemble_averages_member_logits_and_saves(digits, tmp_path):
     assert roc_auc_score(unknown, ensemble.decision_function(X_test)) >= 0.8
     with pytest.raises(DataError, match="n_estimators"):
         fast(n_estimators=0).fit(X, classes)
+
+
+def test_random_shifts_move_each_image_by_whole_pixels_repeating_the_border():
+    images = torch.arange(3 * 36, dtype=torch.float32).reshape(3, 1, 6, 6)
+    shifted = random_shifts(images, 2, torch.Generator().manual_seed(0))
+    moves = torch.randint(-2, 3, (3, 2), generator=torch.Generator().manual_seed(0))
+    for image, result, (dx, dy) in zip(images[:, 0].numpy(), shifted[:, 0].numpy(), moves.tolist(), strict=True):
+        rows = np.clip(np.arange(6) + dy, 0, 5)
+        columns = np.clip(np.arange(6) + dx, 0, 5)
+        np.testing.assert_array_equal(result, image[np.ix_(rows, columns)])
+
+
+def test_shift_augmentation_trains_a_cnn_and_needs_images(digits, tmp_path):
+    X, classes, X_test, y_test, unknown = digits
+    params = {"epochs": 15, "conv_channels": (8, 16), "hidden_sizes": (32,), "augment": "shift"}
+    model = fast(**params).fit(X, classes)
+    assert (model.predict_class(X_test[~unknown]) == y_test[~unknown]).mean() >= 0.9
+    assert roc_auc_score(unknown, model.decision_function(X_test)) >= 0.75
+    # Augmentation is a training matter: scoring is deterministic and survives saving.
+    model.save(tmp_path / "shifted")
+    np.testing.assert_array_equal(load(tmp_path / "shifted").decision_function(X_test), model.decision_function(X_test))
+    with pytest.raises(DataError, match="CNN"):
+        fast(augment="shift").fit(*blobs(20, KNOWN, seed=0))
+    with pytest.raises(DataError, match="augment"):
+        fast(augment="flip").fit(X, classes)
 
 
 # -- saving ---------------------------------------------------------------------------------------------

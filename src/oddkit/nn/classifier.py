@@ -88,6 +88,23 @@ class ConvClassifier(nn.Module):
         return self.head(self.features(x))
 
 
+def random_shifts(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image of ``(batch, channels, height, width)`` moved by its own random whole number of
+    pixels, at most ``max_shift`` along each axis; the uncovered edge repeats the border pixels
+    (background, for digits and most centred objects). A classic augmentation: the classifier
+    learns the classes rather than the exact positions of its few training images."""
+    n, _, height, width = images.shape
+    shifts = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator).to(images)
+    theta = torch.zeros(n, 2, 3, dtype=images.dtype, device=images.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    # In affine_grid's [-1, 1] coordinates one pixel is 2 / size; whole-pixel moves land on pixel
+    # centres, so nearest sampling copies pixels exactly.
+    theta[:, 0, 2] = shifts[:, 0] * (2.0 / width)
+    theta[:, 1, 2] = shifts[:, 1] * (2.0 / height)
+    grid = nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+    return nn.functional.grid_sample(images, grid, mode="nearest", padding_mode="border", align_corners=False)
+
+
 class MeanLogits(nn.Module):
     """Independently trained classifiers as one: the mean of their logits (a deep ensemble,
     Lakshminarayanan et al., 2017). Where the members disagree, on inputs unlike their training
