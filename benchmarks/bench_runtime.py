@@ -60,6 +60,29 @@ def oddkit_source_hash() -> str | None:
     return digest.hexdigest()[:12]
 
 
+def oddkit_code_hash() -> str | None:
+    """Like :func:`oddkit_source_hash`, but of the code only: each module's syntax tree without
+    its docstrings (comments never reach the tree), so editing documentation does not mark
+    results measured on the same code as stale."""
+    import ast
+
+    spec = importlib.util.find_spec("oddkit")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(next(iter(spec.submodule_search_locations)))
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                    and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + ast.dump(tree).encode() + b"\0")
+    return digest.hexdigest()[:12]
+
+
 def versions() -> dict[str, str | None]:
     """Installed versions of what the results depend on (None: not installed)."""
     found: dict[str, str | None] = {"python": platform.python_version()}
@@ -69,6 +92,7 @@ def versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             found[package] = None
     found["oddkit-source"] = oddkit_source_hash()
+    found["oddkit-code"] = oddkit_code_hash()
     return found
 
 

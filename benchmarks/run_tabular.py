@@ -76,8 +76,13 @@ def read_done(path: Path) -> dict[tuple, dict]:
 
 def is_stale(detector: str, recorded: dict, current: dict) -> bool:
     """Whether a recorded job ran under other versions than now. A peer's result does not depend on
-    oddkit's code, so oddkit's version and source hash are compared for oddkit's detectors only."""
-    ignored = set() if detector.startswith("oddkit") else {"oddkit", "oddkit-source"}
+    oddkit's code, so oddkit's version and code are compared for oddkit's detectors only: by the
+    hash of the code without docstrings where the record has one, else (older records) by the
+    hash of the whole source."""
+    if not detector.startswith("oddkit"):
+        ignored = {"oddkit", "oddkit-source", "oddkit-code"}
+    else:
+        ignored = {"oddkit-source"} if "oddkit-code" in recorded else {"oddkit-code"}
     return any(recorded.get(key) != value for key, value in current.items() if key not in ignored)
 
 
