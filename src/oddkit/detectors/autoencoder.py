@@ -140,7 +140,11 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         training rows that the current network reconstructs worst is left out of that epoch, and
         early stopping watches a held-out loss trimmed by the same share; the residual covariance
         is estimated without that share too. Anomalies hidden in the training data then barely
-        shape the network, so they keep large errors.
+        shape the network, so they keep large errors — but only those it already reconstructs
+        worst. Measured (``benchmarks/CONTAMINATION.md``, 11 datasets x 3 seeds): from 0% to 10%
+        hidden anomalies, mean AUROC falls by 0.040 with it and 0.047 without; at 10% the fitted
+        network ranks its hidden anomalies with an AUROC of only 0.72 and leaves out 38% of them.
+        It helps where the detector is accurate to begin with, and costs nothing on clean data.
     exposure_weight : float, default=1.0
         Weight of the margin loss on ``known_anomalies`` passed to :meth:`fit` (0 ignores them).
     exposure_margin : float, default=2.0
