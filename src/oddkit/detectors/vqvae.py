@@ -35,8 +35,8 @@ class VQVAEDetector(AutoEncoderDetector):
     early stopping, de-noising, images — is :class:`AutoEncoderDetector`'s.
 
     Score: the reconstruction error exactly as :class:`AutoEncoderDetector` computes it (tables:
-    mean squared error in units of each column's training error with ``normalize_errors``; images:
-    mean squared error over pixels), plus, when ``rarity_weight > 0``, that weight times the mean
+    by default the Mahalanobis length of the residual under the training residuals' covariance,
+    see ``normalize_errors``; images: mean squared error over pixels), plus, when ``rarity_weight > 0``, that weight times the mean
     over positions of ``-log`` of each chosen code's frequency on the training data (rare codes
     mark unusual rows).
 
@@ -66,7 +66,12 @@ class VQVAEDetector(AutoEncoderDetector):
         As for :class:`AutoEncoderDetector`.
     noise : {None, "gaussian", "mask", "salt_pepper"}, default=None
         De-noising: the encoder sees a corrupted row, the loss compares with the clean one.
-    noise_level, normalize_errors, robust, exposure_weight, exposure_margin, contamination, impute, \
+    normalize_errors : {"covariance", "columns", None}, default="covariance"
+        As for :class:`AutoEncoderDetector`. ``"covariance"`` replaced ``"columns"`` as the default
+        after a run on the 31 tabular datasets of ``benchmarks/`` (clean protocol, normal rows of
+        the training split): mean AUROC 0.863 vs 0.855 on seed 0 (better on 20 datasets), 0.856
+        vs 0.852 on seed 1 (18).
+    noise_level, robust, exposure_weight, exposure_margin, contamination, impute, \
     unknown_categories, device, n_threads, random_state, verbose
         As for :class:`AutoEncoderDetector` (with ``known_anomalies``, the hinge acts on their
         reconstruction plus commitment loss).
@@ -102,7 +107,7 @@ class VQVAEDetector(AutoEncoderDetector):
 
     def __init__(self, hidden_sizes=None, codebook_size=128, code_dim=None, n_positions=None, commitment_weight=0.25,
                  rarity_weight=0.0, epochs=100, batch_size="auto", lr=1e-3, weight_decay=0.0, validation_fraction=0.1,
-                 patience=10, noise=None, noise_level=0.2, normalize_errors=True, robust=False, exposure_weight=1.0,
+                 patience=10, noise=None, noise_level=0.2, normalize_errors="covariance", robust=False, exposure_weight=1.0,
                  exposure_margin=2.0, contamination=0.1, impute=None, unknown_categories="error", device="cpu",
                  n_threads=None, random_state=None, verbose=1):
         self.hidden_sizes = hidden_sizes
