@@ -231,10 +231,12 @@ def test_random_shifts_move_each_image_by_whole_pixels_repeating_the_border():
         np.testing.assert_array_equal(result, image[np.ix_(rows, columns)])
 
 
-def test_shift_augmentation_trains_a_cnn_and_needs_images(digits, tmp_path):
+def test_shift_augmentation_trains_a_cnn_and_needs_images(image_model, digits, tmp_path):
     X, classes, X_test, y_test, unknown = digits
     params = {"epochs": 15, "conv_channels": (8, 16), "hidden_sizes": (32,), "augment": "shift"}
     model = fast(**params).fit(X, classes)
+    # image_model is the same network, seed and data without augmentation.
+    assert not np.allclose(model.logits(X_test[:20]), image_model.logits(X_test[:20]))
     assert (model.predict_class(X_test[~unknown]) == y_test[~unknown]).mean() >= 0.9
     assert roc_auc_score(unknown, model.decision_function(X_test)) >= 0.75
     # Augmentation is a training matter: scoring is deterministic and survives saving.

@@ -151,8 +151,8 @@ class ClassifierConfidenceDetector(BaseDetector):
         pixels, up to 8% of its smaller side (2 on 28x28), the uncovered edge repeating the border.
         A trade-off, measured without the test set (``benchmarks/open_set.py --protocols
         selection``, three seeds): closed-set accuracy rose from 0.989 to 0.995, but open-set
-        AUROC fell from 0.915 to 0.869, as a network that has learned to forgive displaced strokes
-        also forgives unknown classes. Hence off by default; turn it on when the class matters more
+        AUROC fell from 0.915 to 0.869 (a network taught to accept displaced strokes seems to
+        accept unknown digits too). Hence off by default; turn it on when the class matters more
         than flagging the unknown.
     contamination : float, default=0.1
         Share of training rows flagged by ``threshold_`` (normal data: a false-alarm budget).

@@ -36,9 +36,9 @@ class VQVAEDetector(AutoEncoderDetector):
 
     Score: the reconstruction error exactly as :class:`AutoEncoderDetector` computes it (tables:
     by default the Mahalanobis length of the residual under the training residuals' covariance,
-    see ``normalize_errors``; images: mean squared error over pixels), plus, when ``rarity_weight > 0``, that weight times the mean
-    over positions of ``-log`` of each chosen code's frequency on the training data (rare codes
-    mark unusual rows).
+    see ``normalize_errors``; images: mean squared error over pixels), plus, when
+    ``rarity_weight > 0``, that weight times the mean over positions of ``-log`` of each chosen
+    code's frequency on the training data (rare codes mark unusual rows).
 
     Parameters
     ----------
