@@ -30,7 +30,9 @@ from oddkit.exceptions import (
 from oddkit.nn.classifier import (
     ConvClassifier,
     MeanLogits,
+    WithRotationHead,
     mlp_classifier,
+    quarter_turns,
     random_shifts,
 )
 from oddkit.train import fit_module, resolve_device, seeded, torch_threads
@@ -156,6 +158,13 @@ class ClassifierConfidenceDetector(BaseDetector):
         AUROC fell from 0.915 to 0.869 (a network taught to accept displaced strokes seems to
         accept unknown digits too). Hence off by default; turn it on when the class matters more
         than flagging the unknown.
+    rotation_weight : float, default=1.0
+        The CNN on square images also learns, from a second head on its last hidden layer, by how
+        many quarter turns each training image was rotated (a self-supervised task, Hendrycks et
+        al., 2019), its loss weighted by this; 0 turns it off. The head is dropped after training:
+        scores and saved models are the classifier's alone. Chosen without the test set
+        (``benchmarks/open_set.py --protocols selection``, six seeds): see
+        ``benchmarks/OPEN_SET.md``. Ignored by the MLP and for images that are not square.
     contamination : float, default=0.1
         Share of training rows flagged by ``threshold_`` (normal data: a false-alarm budget).
     impute, unknown_categories : see :class:`~oddkit.AutoEncoderDetector` (tables only).
@@ -215,7 +224,7 @@ class ClassifierConfidenceDetector(BaseDetector):
 
     def __init__(self, classifier="auto", score="auto", hidden_sizes=None, conv_channels=(16, 32), dropout=0.0,
                  epochs=30, batch_size="auto", lr=1e-3, weight_decay=0.0, validation_fraction=0.1, patience=5,
-                 temperature="auto", exposure_weight=0.5, n_estimators=5, augment=None, contamination=0.1, impute=None,
+                 temperature="auto", exposure_weight=0.5, n_estimators=5, augment=None, rotation_weight=1.0, contamination=0.1, impute=None,
                  unknown_categories="error", device="cpu", n_threads=None, random_state=None, verbose=1):
         self.classifier = classifier
         self.score = score
@@ -232,6 +241,7 @@ class ClassifierConfidenceDetector(BaseDetector):
         self.exposure_weight = exposure_weight
         self.n_estimators = n_estimators
         self.augment = augment
+        self.rotation_weight = rotation_weight
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
@@ -358,6 +368,8 @@ class ClassifierConfidenceDetector(BaseDetector):
             raise DataError(f"n_estimators must be a positive integer, got {n!r}")
         if self.augment not in AUGMENTS:
             raise DataError(f"augment must be one of {AUGMENTS}, got {self.augment!r}")
+        if not (isinstance(self.rotation_weight, numbers.Real) and self.rotation_weight >= 0):
+            raise DataError(f"rotation_weight must be a number >= 0, got {self.rotation_weight!r}")
         if self.temperature != "auto" and not (isinstance(self.temperature, numbers.Real)
                                                and math.isfinite(self.temperature) and self.temperature > 0):
             raise DataError(f"temperature must be 'auto' or a positive number, got {self.temperature!r}")
@@ -419,6 +431,12 @@ class ClassifierConfidenceDetector(BaseDetector):
             if self.temperature == "auto":
                 self.temperature_ = self._fit_temperature(dev_logits, codes[dev])
 
+    def _learns_rotations(self) -> bool:
+        """Whether training adds the rotation task: the CNN, on square images, with a weight > 0."""
+        shape = self._image_shape()
+        return (self.backend_ == "cnn" and float(self.rotation_weight) > 0
+                and shape is not None and shape[1] == shape[2])
+
     def _image_shape(self) -> tuple[int, int, int] | None:
         """(C, H, W) when fitted on images, else None."""
         shape = getattr(self, "image_shape_", None)
@@ -461,13 +479,20 @@ class ClassifierConfidenceDetector(BaseDetector):
             outliers = None if exposure is None or weight == 0 else torch.from_numpy(self._model_input(exposure)).to(device)
             log_k = math.log(n_classes)
             max_shift = max(1, round(SHIFT_FRACTION * min(self._image_shape()[1:]))) if self.augment == "shift" else 0
+            rotation_weight = float(self.rotation_weight) if self._learns_rotations() else 0.0
 
             def row_loss(net, rows, gen):
                 index = rows.long()
                 x = inputs[index]
                 if max_shift and net.training:
                     x = random_shifts(x, max_shift, gen)
-                loss = F.cross_entropy(net(x), targets[index], reduction="none")
+                if rotation_weight and net.training:
+                    turns = torch.randint(4, (x.shape[0],), generator=gen).to(device)
+                    logits, turn_logits = net.logits_and_rotation_logits(x, quarter_turns(x, turns))
+                    loss = (F.cross_entropy(logits, targets[index], reduction="none")
+                            + rotation_weight * F.cross_entropy(turn_logits, turns, reduction="none"))
+                else:
+                    loss = F.cross_entropy(net(x), targets[index], reduction="none")
                 if outliers is not None and net.training:
                     pick = torch.randint(outliers.shape[0], (index.shape[0],), generator=gen).to(device)
                     log_p = F.log_softmax(net(outliers[pick]), dim=1)
@@ -479,7 +504,10 @@ class ClassifierConfidenceDetector(BaseDetector):
             for member in range(int(self.n_estimators)):
                 # Member 0 is exactly the network a single-member detector trains.
                 with seeded(seed + member) as generator:
-                    module = self._build_member(n_classes).to(device)
+                    module = self._build_member(n_classes)
+                    if rotation_weight:
+                        module = WithRotationHead(module)
+                    module = module.to(device)
                     history = fit_module(
                         module, row_loss, torch.from_numpy(train).to(device), epochs=int(self.epochs),
                         batch_size=batch, lr=float(self.lr), weight_decay=float(self.weight_decay),
@@ -487,7 +515,8 @@ class ClassifierConfidenceDetector(BaseDetector):
                         validation=torch.from_numpy(dev).to(device) if len(dev) and self.patience is not None else None,
                         patience=self.patience, generator=generator, verbose=self.verbose,
                         description=type(self).__name__)
-                members.append(module.eval())
+                # The rotation head served training only: the saved network is the classifier.
+                members.append((module.classifier if rotation_weight else module).eval())
                 histories.append(history.to_dict())
         self.model_ = members[0] if len(members) == 1 else MeanLogits(members).eval()
         self.history_ = histories[0] if len(histories) == 1 else {"members": histories}

@@ -87,6 +87,42 @@ class ConvClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The fully connected layer's activations, from which the logits are computed."""
+        return self.head[:-1](self.features(x))
+
+
+def quarter_turns(images: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
+    """Each square image of ``(batch, channels, side, side)`` rotated by its own ``turns`` (0-3)
+    quarter turns."""
+    rotated = images.clone()
+    for k in (1, 2, 3):
+        chosen = turns == k
+        if chosen.any():
+            rotated[chosen] = torch.rot90(images[chosen], k, dims=(2, 3))
+    return rotated
+
+
+class WithRotationHead(nn.Module):
+    """A :class:`ConvClassifier` with a second head that says by how many quarter turns an image
+    was rotated: a self-supervised task trained beside the classes (Hendrycks et al., 2019,
+    "Using self-supervised learning can improve model robustness and uncertainty"). Its features
+    must then describe the shapes of the known classes, not merely what tells them apart, so they
+    respond less to unknown classes. Used for training only; ``forward`` gives the class logits."""
+
+    def __init__(self, classifier: ConvClassifier):
+        super().__init__()
+        self.classifier = classifier
+        self.rotation = nn.Linear(classifier.head[-1].in_features, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x)
+
+    def logits_and_rotation_logits(self, x: torch.Tensor, rotated: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class logits of ``x`` and rotation logits of ``rotated``, in one pass through the trunk."""
+        hidden = self.classifier.hidden(torch.cat([x, rotated]))
+        return self.classifier.head[-1](hidden[:len(x)]), self.rotation(hidden[len(x):])
+
 
 def random_shifts(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
     """Each image of ``(batch, channels, height, width)`` moved by its own random whole number of
