@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 from oddkit import ClassifierConfidenceDetector, load
 from oddkit.exceptions import ColumnMismatchError, DataError, LabelError
-from oddkit.nn.classifier import random_shifts
+from oddkit.nn.classifier import ConvClassifier, quarter_turns, random_shifts
 
 CENTERS = {"north": (0.0, 6.0), "east": (6.0, 0.0), "west": (-6.0, 0.0), "south": (0.0, -6.0), "center": (0.0, 0.0)}
 KNOWN = ("north", "east", "west")
@@ -246,6 +246,36 @@ def test_shift_augmentation_trains_a_cnn_and_needs_images(image_model, digits, t
         fast(augment="shift").fit(*blobs(20, KNOWN, seed=0))
     with pytest.raises(DataError, match="augment"):
         fast(augment="flip").fit(X, classes)
+
+
+def test_quarter_turns_rotate_each_image_by_its_own_turns():
+    images = torch.arange(4 * 16, dtype=torch.float32).reshape(4, 1, 4, 4)
+    turns = torch.tensor([0, 1, 2, 3])
+    rotated = quarter_turns(images, turns)
+    for image, result, k in zip(images, rotated, turns.tolist(), strict=True):
+        np.testing.assert_array_equal(result[0].numpy(), np.rot90(image[0].numpy(), k))
+
+
+def test_rotation_task_trains_beside_the_classes_and_is_not_saved(image_model, digits, tmp_path):
+    X, classes, X_test, y_test, unknown = digits
+    params = {"epochs": 15, "conv_channels": (8, 16), "hidden_sizes": (32,)}
+    assert image_model._learns_rotations() and image_model.rotation_weight == 1.0  # the default
+    plain = fast(rotation_weight=0.0, **params).fit(X, classes)
+    assert not plain._learns_rotations()
+    assert not np.allclose(plain.logits(X_test[:20]), image_model.logits(X_test[:20]))
+    # The rotation head only served training: the network is the plain classifier's shape.
+    assert isinstance(image_model.model_, ConvClassifier)
+    assert image_model.model_.state_dict().keys() == plain.model_.state_dict().keys()
+    image_model.save(tmp_path / "rotations")
+    np.testing.assert_array_equal(load(tmp_path / "rotations").decision_function(X_test),
+                                  image_model.decision_function(X_test))
+    # Images that are not square train without it; so does the MLP.
+    wide = fast(**params).fit(np.zeros((40, 8, 10), dtype=np.uint8) + np.arange(40)[:, None, None].astype(np.uint8),
+                              np.arange(40) % 2)
+    assert not wide._learns_rotations()
+    assert not fast(classifier="mlp", epochs=2).fit(X, classes)._learns_rotations()
+    with pytest.raises(DataError, match="rotation_weight"):
+        fast(rotation_weight=-1).fit(X, classes)
 
 
 # -- saving ---------------------------------------------------------------------------------------------
