@@ -163,8 +163,11 @@ class ClassifierConfidenceDetector(BaseDetector):
         many quarter turns each training image was rotated (a self-supervised task, Hendrycks et
         al., 2019), its loss weighted by this; 0 turns it off. The head is dropped after training:
         scores and saved models are the classifier's alone. Chosen without the test set
-        (``benchmarks/open_set.py --protocols selection``, six seeds): see
-        ``benchmarks/OPEN_SET.md``. Ignored by the MLP and for images that are not square.
+        (``benchmarks/open_set.py --protocols selection``): open-set AUROC 0.923 against 0.914
+        over six seeds (better on five), and 0.941 against 0.925 with Fashion-MNIST outlier
+        exposure (three seeds, better on all); closed-set accuracy unchanged (0.989). Training takes
+        about 1.7 times as long (each step also passes the rotated images through the network).
+        Ignored by the MLP and for images that are not square.
     contamination : float, default=0.1
         Share of training rows flagged by ``threshold_`` (normal data: a false-alarm budget).
     impute, unknown_categories : see :class:`~oddkit.AutoEncoderDetector` (tables only).
