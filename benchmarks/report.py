@@ -151,7 +151,10 @@ def protocol_section(runs: pd.DataFrame, protocol: str, subsampled: dict[str, bo
     out += [(f"Over the {len(common)} datasets with results for every detector. Mean AUROC and mean PR AUC "
              "average the per-dataset means; std over seeds is the standard deviation of the per-seed means over "
              "datasets; mean rank ranks the detectors on each dataset by mean AUROC (1 = best); time is the total "
-             "fit + score seconds over those datasets and seeds."), ""]
+             "fit + score seconds over those datasets and seeds. The times come from runs made at different hours on a "
+             "shared 2-core machine (oddkit's jobs were rerun after code changes, at times beside other "
+             "benchmarks), so they can differ by 2-3x between runs of the same code: for speed, read the "
+             "speed section at the end, where `speed.py` times the libraries in turn on the same rows."), ""]
     if PEER_ENSEMBLE_NAME in table.index:
         members = ", ".join(name + (f"({', '.join(f'{k}={v!r}' for k, v in params.items())})" if params else "")
                             for name, params in PEER_ENSEMBLE)
