@@ -58,6 +58,8 @@ def test_dihedral_transforms_are_the_square_symmetries():
 def test_ranks_symmetric_images_above_the_normal_shape(fitted):
     detector, test, y = fitted
     assert detector.n_transforms_ == 8 and detector.image_shape_ == (1, 12, 12)
+    # Telling the transformations apart is the task: the classifier learns no rotations besides.
+    assert not detector.classifier_._learns_rotations()
     assert roc_auc_score(y, detector.decision_function(test)) >= 0.95
     assert detector.predict(test[40:]).mean() > 0.9
 

@@ -44,7 +44,8 @@ class TransformationDetector(BaseDetector):
     alone and 0.958 and 0.921 for the VAE (``benchmarks/IMAGES.md``).
 
     Training uses :class:`~oddkit.ClassifierConfidenceDetector` (its CNN, its held-out split for
-    early stopping, one network) on every training image under every transformation, so it costs
+    early stopping, one network, no rotation task of its own: predicting the transformation already
+    is one) on every training image under every transformation, so it costs
     about 8 times as much as a classifier on the images alone.
 
     Parameters
@@ -107,7 +108,7 @@ class TransformationDetector(BaseDetector):
         self.classifier_ = ClassifierConfidenceDetector(
             classifier="cnn", conv_channels=tuple(self.conv_channels), hidden_sizes=(int(self.hidden),),
             epochs=self.epochs, lr=self.lr, validation_fraction=self.validation_fraction, patience=self.patience,
-            temperature=1.0, n_estimators=1, device=self.device, n_threads=self.n_threads, random_state=seed,
+            temperature=1.0, n_estimators=1, rotation_weight=0.0, device=self.device, n_threads=self.n_threads, random_state=seed,
             verbose=self.verbose).fit(np.concatenate(transformed), labels)
 
     def _score_array(self, Z: np.ndarray) -> np.ndarray:
