@@ -9,6 +9,8 @@ number of threads.
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import importlib.util
 import json
@@ -47,44 +49,51 @@ def limit_threads(n_threads: int) -> None:
     torch.set_num_threads(n_threads)
 
 
-def oddkit_source_hash() -> str | None:
-    """A short hash of oddkit's Python sources: its version number does not change with every edit,
-    and results measured on different code must not be silently mixed."""
-    spec = importlib.util.find_spec("oddkit")  # located, not imported: threads may not be set yet
+def _oddkit_modules() -> list[tuple[str, Path]] | None:
+    """oddkit's Python files, sorted, with their paths inside the package (None: not installed).
+    Located, not imported: threads may not be set yet."""
+    spec = importlib.util.find_spec("oddkit")
     if spec is None or not spec.submodule_search_locations:
         return None
     root = Path(next(iter(spec.submodule_search_locations)))
+    return [(path.relative_to(root).as_posix(), path) for path in sorted(root.rglob("*.py"))]
+
+
+def _short_hash(modules: list[tuple[str, Path]] | None, content) -> str | None:
+    if modules is None:
+        return None
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, path in modules:
+        digest.update(name.encode() + b"\0" + content(path) + b"\0")
     return digest.hexdigest()[:12]
+
+
+def _code_without_docstrings(path: Path) -> bytes:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
+
+
+def oddkit_source_hash() -> str | None:
+    """A short hash of oddkit's Python sources: its version number does not change with every edit,
+    and results measured on different code must not be silently mixed."""
+    return _short_hash(_oddkit_modules(), Path.read_bytes)
 
 
 def oddkit_code_hash() -> str | None:
     """Like :func:`oddkit_source_hash`, but of the code only: each module's syntax tree without
     its docstrings (comments never reach the tree), so editing documentation does not mark
     results measured on the same code as stale."""
-    import ast
-
-    spec = importlib.util.find_spec("oddkit")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    root = Path(next(iter(spec.submodule_search_locations)))
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            body = getattr(node, "body", None)
-            if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
-                    and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                    and isinstance(body[0].value.value, str)):
-                node.body = body[1:] or [ast.Pass()]
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + ast.dump(tree).encode() + b"\0")
-    return digest.hexdigest()[:12]
+    return _short_hash(_oddkit_modules(), _code_without_docstrings)
 
 
-def versions() -> dict[str, str | None]:
-    """Installed versions of what the results depend on (None: not installed)."""
+@functools.cache
+def _versions_at_start() -> tuple[tuple[str, str | None], ...]:
     found: dict[str, str | None] = {"python": platform.python_version()}
     for package in VERSIONED_PACKAGES:
         try:
@@ -93,7 +102,14 @@ def versions() -> dict[str, str | None]:
             found[package] = None
     found["oddkit-source"] = oddkit_source_hash()
     found["oddkit-code"] = oddkit_code_hash()
-    return found
+    return tuple(found.items())
+
+
+def versions() -> dict[str, str | None]:
+    """Installed versions of what the results depend on (None: not installed). Measured once per
+    process: the code a run executes is the code it loaded, even if a file is edited meanwhile
+    (and hashing the sources for every record of a long study cost 0.2 s each)."""
+    return dict(_versions_at_start())
 
 
 def command_line() -> str:
@@ -115,18 +131,23 @@ def append_record(path: Path, record: dict) -> None:
         f.flush()
 
 
-def recorded_jobs(path: Path, key: tuple[str, ...]) -> set[tuple]:
-    """The ``key`` values of every job already recorded in a JSON-lines results file (a torn last
-    line from an interrupted run is skipped), so that a rerun resumes where the last one stopped."""
-    done = set()
+def read_records(path: Path) -> list[dict]:
+    """Every record of a JSON-lines results file, in order ([] when there is none yet); a torn
+    last line from an interrupted run is skipped."""
+    records = []
     if path.exists():
         for line in path.read_text().splitlines():
             try:
-                record = json.loads(line)
-                done.add(tuple(record[k] for k in key))
-            except (json.JSONDecodeError, KeyError):
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
                 continue
-    return done
+    return records
+
+
+def recorded_jobs(path: Path, key: tuple[str, ...]) -> set[tuple]:
+    """The ``key`` values of every job already recorded in a JSON-lines results file, so that a
+    rerun resumes where the last one stopped."""
+    return {tuple(record[k] for k in key) for record in read_records(path) if all(k in record for k in key)}
 
 
 def study_parser(doc: str, results: Path):

@@ -15,7 +15,6 @@ level, detector) in ``benchmarks/results/contamination.jsonl``; the run resumes 
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 from bench_runtime import (
     append_record,
     command_line,
+    read_records,
     recorded_jobs,
     run_study,
     study_parser,
@@ -104,7 +104,7 @@ def run(args) -> None:
 def report(results: Path, out: Path) -> None:
     import pandas as pd
 
-    records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    records = read_records(results)
     frame = pd.DataFrame(records).drop_duplicates(JOB_KEY, keep="last")
     reachable = frame[frame["reachable"]]
     # Means over the (dataset, seed) pairs that reach every level for every detector, so that

@@ -15,12 +15,19 @@ in ``benchmarks/results/known_anomalies.jsonl``; the run resumes where it stoppe
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from pathlib import Path
 
-from bench_runtime import append_record, command_line, recorded_jobs, run_study, study_parser, versions
+from bench_runtime import (
+    append_record,
+    command_line,
+    read_records,
+    recorded_jobs,
+    run_study,
+    study_parser,
+    versions,
+)
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "known_anomalies.jsonl"
 REPORT_FILE = Path(__file__).resolve().parent / "KNOWN_ANOMALIES.md"
@@ -77,7 +84,7 @@ def run(args) -> None:
 def report(results: Path, out: Path) -> None:
     import pandas as pd
 
-    records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    records = read_records(results)
     frame = pd.DataFrame(records).drop_duplicates(JOB_KEY, keep="last")
     reachable = frame[frame["reachable"]]
     lines = ["# Known anomalies: the auto-encoders with a few labelled anomalies", "",
