@@ -39,7 +39,7 @@ import argparse
 import json
 import time
 
-from bench_runtime import REPO_ROOT, limit_threads, read_records
+from bench_runtime import REPO_ROOT, append_record, limit_threads, read_records
 
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 RESULTS = REPO_ROOT / "benchmarks" / "results"
@@ -217,7 +217,9 @@ def run_nslkdd(seed: int) -> list[dict]:
     return rows
 
 
-def run_selection() -> list[dict]:
+def run_selection() -> None:
+    """Run each configuration of :data:`SELECTION_CONFIGS` not yet in the results file, appending
+    its rows as soon as it is done (an interrupted run loses at most the configuration in hand)."""
     import numpy as np
 
     from oddkit import ClassifierConfidenceDetector
@@ -230,12 +232,10 @@ def run_selection() -> list[dict]:
         fashion = data["X"]
     exposure = fashion[np.random.default_rng(0).choice(len(fashion), N_EXPOSURE_IMAGES, replace=False)]
     path = RESULTS / "open_set_selection.jsonl"
-    earlier = read_records(path)
-    rows = []
+    recorded = {row["method"] for row in read_records(path)}
     for params in SELECTION_CONFIGS:
         method = f"oddkit CNN {json.dumps(params)}"
-        if any(row["method"] == method for row in earlier):
-            rows += [row for row in earlier if row["method"] == method]
+        if method in recorded:
             continue
         exposed = params.get("outlier_exposure", False)
         pair = params.get("pseudo_unknown", [4, 5])
@@ -253,9 +253,10 @@ def run_selection() -> list[dict]:
                             "6,000-image pool only)"),
                 "method": method, "exposure": f"{len(exposure):,} known anomalies" if exposed else "none",
                 "seed": params["random_state"], "fit_seconds": seconds}
-        rows += _rows_for_detector(detector, X[test], labels[test], unknown, base)
-        print(json.dumps(rows[-3]), flush=True)
-    return rows
+        rows = _rows_for_detector(detector, X[test], labels[test], unknown, base)
+        for row in rows:
+            append_record(path, row)
+        print(json.dumps(rows[0]), flush=True)
 
 
 TARGETS = (("closed-set accuracy >= 0.98", "none", "closed_set_accuracy", 0.98),
@@ -355,14 +356,14 @@ def main() -> None:
     runners = {"mnist": run_mnist, "nslkdd": run_nslkdd}
     if not args.report_only:
         for protocol in args.protocols:
-            path = RESULTS / f"open_set_{protocol}.jsonl"
             if protocol == "selection":
-                rows = run_selection()
-            else:
-                rows = [row for row in read_records(path) if row.get("seed") not in args.seeds]
-                for seed in args.seeds:
-                    rows += runners[protocol](seed)
-                rows.sort(key=lambda row: row["seed"])
+                run_selection()
+                continue
+            path = RESULTS / f"open_set_{protocol}.jsonl"
+            rows = [row for row in read_records(path) if row.get("seed") not in args.seeds]
+            for seed in args.seeds:
+                rows += runners[protocol](seed)
+            rows.sort(key=lambda row: row["seed"])
             path.write_text("".join(json.dumps(row) + "\n" for row in rows))
             print(f"wrote {path}")
     results = {}

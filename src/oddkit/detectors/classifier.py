@@ -186,11 +186,11 @@ class ClassifierConfidenceDetector(BaseDetector):
         over six seeds (better on five), and 0.936 against 0.922 with Fashion-MNIST outlier
         exposure (six seeds, better on five; also with the digits 0-1 or 2-3 as the pseudo-unknown:
         0.985 against 0.983 and 0.943 against 0.927, two seeds each, better on all); closed-set
-        accuracy unchanged (0.989). Training takes
-        about 1.7 times as long (each step also passes the rotated images through the network).
-        On the MNIST test protocol it helped without exposure (mean of three seeds 0.947 against
-        0.940) but not with it (0.964 against 0.968): ``rotation_weight=0`` gives the earlier
-        network back. Ignored by the MLP and for images that are not square.
+        accuracy unchanged (0.989). Training takes about 1.7 times as long (each step also passes
+        the rotated images through the network). On the MNIST test protocol it helped without
+        exposure (mean of three seeds 0.947 against 0.940) but not with it (0.964 against 0.968):
+        ``rotation_weight=0`` gives the earlier network back. Ignored by the MLP and for images that
+        are not square.
     contamination : float, default=0.1
         Share of training rows flagged by ``threshold_`` (normal data: a false-alarm budget).
     impute, unknown_categories : see :class:`~oddkit.AutoEncoderDetector` (tables only).

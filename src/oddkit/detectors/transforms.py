@@ -108,8 +108,8 @@ class TransformationDetector(BaseDetector):
         self.classifier_ = ClassifierConfidenceDetector(
             classifier="cnn", conv_channels=tuple(self.conv_channels), hidden_sizes=(int(self.hidden),),
             epochs=self.epochs, lr=self.lr, validation_fraction=self.validation_fraction, patience=self.patience,
-            temperature=1.0, n_estimators=1, rotation_weight=0.0, device=self.device, n_threads=self.n_threads, random_state=seed,
-            verbose=self.verbose).fit(np.concatenate(transformed), labels)
+            temperature=1.0, n_estimators=1, rotation_weight=0.0, device=self.device, n_threads=self.n_threads,
+            random_state=seed, verbose=self.verbose).fit(np.concatenate(transformed), labels)
 
     def _score_array(self, Z: np.ndarray) -> np.ndarray:
         transformed = dihedral_transforms(self._images(Z))
