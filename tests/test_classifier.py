@@ -147,6 +147,68 @@ def test_class_labels_of_any_type_come_back():
     assert predicted.dtype.kind == "i" and (predicted == codes).mean() >= 0.95
 
 
+# -- nearest neighbours in the network's features -------------------------------------------------------
+
+def test_knn_score_flags_unknown_classes_where_energy_fails_and_saves(tmp_path):
+    X, classes = blobs(150, KNOWN, seed=0)
+    model = fast(score="knn").fit(X, classes)
+    assert model.score_ == "knn" and model.n_neighbors_ == 1  # "auto": 450 rows -> one neighbour
+    assert model.reference_features_.shape == (1, 450, model.model_[-1].in_features)
+    np.testing.assert_allclose(np.linalg.norm(model.reference_features_, axis=2), 1.0, rtol=1e-5)
+    known, _ = blobs(100, KNOWN, seed=1)
+    beyond, _ = blobs(100, ("south",), seed=2)
+    truth = np.repeat([0, 1], [300, 100])
+    # "south" lies beyond the known classes: the energy score fails there (0.75, see above);
+    # distances in the network's features flag it (measured 1.0).
+    assert roc_auc_score(truth, model.decision_function(np.concatenate([known, beyond]))) >= 0.97
+    # The network is the energy model's: the score reads features, training is unchanged.
+    np.testing.assert_array_equal(model.logits(known), fast().fit(X, classes).logits(known))
+    model.save(tmp_path / "knn")
+    restored = load(tmp_path / "knn")
+    np.testing.assert_array_equal(restored.decision_function(beyond), model.decision_function(beyond))
+    assert restored.n_neighbors_ == 1
+    with pytest.raises(DataError, match="decision_function"):
+        model.scores_from_logits(model.logits(known))
+
+
+def test_knn_training_scores_leave_each_row_out_and_the_reference_is_capped(monkeypatch):
+    import oddkit.detectors.classifier as classifier_module
+
+    X, classes = blobs(150, KNOWN, seed=0)
+    model = fast(score="knn", n_neighbors=1).fit(X, classes)
+    # Scored afresh, a training row finds itself at distance 0; its training score skips itself.
+    assert np.all(model.decision_function(X) < 1e-3) and np.all(model.decision_scores_ > 0)
+    monkeypatch.setattr(classifier_module, "MAX_REFERENCE_ROWS", 100)
+    capped = fast(score="knn", n_neighbors=3).fit(X, classes)
+    assert capped.reference_features_.shape[:2] == (1, 100) and capped.n_neighbors_ == 3
+    fresh = capped.decision_function(X)
+    left_out = fresh == capped.decision_scores_  # rows not kept score as any new row would
+    assert left_out.sum() == 350
+    assert np.all(capped.decision_scores_[~left_out] >= fresh[~left_out])
+
+
+def test_knn_score_needs_a_network_and_a_valid_k():
+    X, classes = blobs(30, KNOWN, seed=0)
+    with pytest.raises(DataError, match="hidden layer"):
+        ClassifierConfidenceDetector(classifier=LogisticRegression(), score="knn").fit(X, classes)
+    for k in (0, 2.5, True, "many"):
+        with pytest.raises(DataError, match="n_neighbors"):
+            fast(score="knn", n_neighbors=k, epochs=1).fit(X, classes)
+
+
+def test_knn_model_without_its_reference_features_is_refused():
+    import copy
+
+    from oddkit.exceptions import ModelFileError
+
+    X, classes = blobs(30, KNOWN, seed=0)
+    model = fast(score="knn", epochs=2).fit(X, classes)
+    arrays, meta, files = model._get_model_state()
+    del arrays["reference_features"]
+    with pytest.raises(ModelFileError, match="reference features"):
+        copy.deepcopy(model)._set_model_state(arrays, meta, files)
+
+
 # -- outlier exposure -----------------------------------------------------------------------------------
 
 def test_exposure_flattens_the_output_on_data_like_the_known_anomalies():
@@ -201,6 +263,16 @@ def test_images_train_a_cnn_that_classifies_and_flags_unknown_digits(image_model
                                image_model.decision_function(X_test[:5]), rtol=1e-6)
     np.testing.assert_allclose(image_model.decision_function(X_test[:5] / np.float32(255)),
                                image_model.decision_function(X_test[:5]), rtol=1e-5)
+
+
+def test_knn_score_on_images_averages_the_members_distances(digits, tmp_path):
+    X, classes, X_test, _, unknown = digits
+    model = fast(score="knn", n_estimators=2, epochs=8, conv_channels=(8, 16), hidden_sizes=(32,)).fit(X, classes)
+    assert model.reference_features_.shape == (2, 600, 32)
+    assert roc_auc_score(unknown, model.decision_function(X_test)) >= 0.8
+    model.save(tmp_path / "knn-images")
+    np.testing.assert_array_equal(load(tmp_path / "knn-images").decision_function(X_test),
+                                  model.decision_function(X_test))
 
 
 def test_image_shape_mismatch_is_a_clear_error(image_model):
@@ -399,6 +471,24 @@ def test_cli_fit_with_classes_and_known_anomalies_then_score(tmp_path, monkeypat
     assert {"row", "score", "label", "class"} <= set(scores.columns)
     assert roc_auc_score(np.repeat([0, 1], 20), scores["score"]) >= 0.95
     assert set(scores["class"][:20]) == {"north"}
+
+
+def test_cli_knn_score_is_a_parameter(tmp_path, monkeypatch, capsys):
+    from test_cli import run
+
+    X, classes = blobs(60, KNOWN, seed=0)
+    pd.DataFrame(X, columns=list("abcd")).assign(kind=classes).to_csv(tmp_path / "train.csv", index=False)
+    X_test, _ = blobs(20, ("north", "south"), seed=9)
+    pd.DataFrame(X_test, columns=list("abcd")).to_csv(tmp_path / "test.csv", index=False)
+    code, _, err = run(monkeypatch, capsys, "fit", tmp_path / "train.csv", "--detector", "classifier",
+                       "--class-col", "kind", "-p", "score=knn", "-p", "n_neighbors=2", "-p", "n_estimators=1",
+                       "--epochs", "10", "--quiet", "--out", tmp_path / "model")
+    assert code == 0, err
+    assert load(tmp_path / "model").n_neighbors_ == 2
+    code, _, err = run(monkeypatch, capsys, "score", tmp_path / "model", tmp_path / "test.csv",
+                       "--out", tmp_path / "scores.csv")
+    assert code == 0, err
+    assert roc_auc_score(np.repeat([0, 1], 20), pd.read_csv(tmp_path / "scores.csv")["score"]) >= 0.95
 
 
 def test_cli_classifier_needs_class_col_and_class_col_needs_classifier(tmp_path, monkeypatch, capsys):

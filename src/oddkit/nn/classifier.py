@@ -141,6 +141,18 @@ def random_shifts(images: torch.Tensor, max_shift: int, generator: torch.Generat
     return nn.functional.grid_sample(images, grid, mode="nearest", padding_mode="border", align_corners=False)
 
 
+def members_of(model: nn.Module) -> list[nn.Module]:
+    """The networks of a :class:`MeanLogits` ensemble, or the single network itself."""
+    return list(model.members) if isinstance(model, MeanLogits) else [model]
+
+
+def hidden_features(member: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A classifier's last hidden layer, the activations its logits are computed from: the
+    :class:`ConvClassifier`'s fully connected layer, or all but the last layer of an MLP from
+    :func:`mlp_classifier`."""
+    return member.hidden(x) if isinstance(member, ConvClassifier) else member[:-1](x)
+
+
 class MeanLogits(nn.Module):
     """Independently trained classifiers as one: the mean of their logits (a deep ensemble,
     Lakshminarayanan et al., 2017). Where the members disagree, on inputs unlike their training
