@@ -44,7 +44,8 @@ from bench_runtime import REPO_ROOT, append_record, limit_threads, read_records
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 REPORT = REPO_ROOT / "benchmarks" / "OPEN_SET.md"
-SCORES = ("energy", "msp", "entropy")
+SCORES = ("energy", "msp", "entropy")  # read from one set of logits
+DEFAULT_SCORE = "energy"  # what score="auto" means for oddkit's networks
 MIN_KNOWN_ROWS = 30
 N_EXPOSURE_IMAGES = 2000
 
@@ -70,10 +71,13 @@ SELECTION_CONFIGS = [
                      {"rotation_weight": 0.0, "exposure_loss": "uniform"})
      for seed in (0, 1)
 ] + [{**bigger, "outlier_exposure": True, "rotation_weight": 1.0, "exposure_loss": "uniform", "random_state": seed}
-     for bigger in ({"n_estimators": 10}, {"conv_channels": [32, 64], "n_estimators": 5}) for seed in (0, 1)]
+     for bigger in ({"n_estimators": 10}, {"conv_channels": [32, 64], "n_estimators": 5}) for seed in (0, 1)
+] + [{"n_estimators": 5, **exposure, "score": "knn", "pseudo_unknown": list(pair), "random_state": seed}
+     for exposure in ({}, {"outlier_exposure": True}) for pair in ((4, 5), (0, 1), (2, 3)) for seed in (0, 1)]
 """The settings compared: CNN widths, ensemble size, augmentation, early stopping, regularisation,
-the weight and the loss of outlier exposure and the rotation task, and a bigger ensemble or wider CNN
-with exposure; two, three or six seeds each (the seed-to-seed spread is large on 2 unknown digits).
+the weight and the loss of outlier exposure and the rotation task, a bigger ensemble or wider CNN
+with exposure, and the feature-kNN score (``"score": "knn"``, summarised by its own row; the other
+scores of those runs repeat the default runs'); two, three or six seeds each (the seed-to-seed spread is large on 2 unknown digits).
 ``"outlier_exposure"`` trains with the ``mnist`` protocol's 2,000 Fashion-MNIST images as known
 anomalies; ``"pseudo_unknown"`` (default ``[4, 5]``) names the two digits that play the unknown, the
 other four of 0-5 being known. A configuration already in ``results/open_set_selection.jsonl`` is not
@@ -87,18 +91,23 @@ def _auroc(unknown, scores) -> float:
 
 
 def _rows_for_detector(detector, X_test, classes_test, unknown, base: dict) -> list[dict]:
-    """One result row per score from a fitted ClassifierConfidenceDetector (one forward pass)."""
+    """One result row per score from a fitted ClassifierConfidenceDetector: the softmax scores
+    from one forward pass, and the feature-kNN score too when the detector was fitted with it (the
+    score does not change training, so the network is the default one)."""
     import numpy as np
 
     logits = detector.logits(X_test)
     known = ~unknown
     accuracy = float(np.mean(detector.classes_[np.argmax(logits[known], axis=1)] == classes_test[known]))
     histories = detector.history_.get("members", [detector.history_])  # one per ensemble member
+    scores = {score: detector.scores_from_logits(logits, score) for score in SCORES}
+    if detector.score_ == "knn":
+        scores[f"knn (k={detector.n_neighbors_})"] = detector.decision_function(X_test)
     rows = []
-    for score in SCORES:
-        rows.append({**base, "score": score + (" (default)" if score == detector.score_ else ""),
+    for score, values in scores.items():
+        rows.append({**base, "score": score + (" (default)" if score == DEFAULT_SCORE else ""),
                      "closed_set_accuracy": round(accuracy, 4),
-                     "auroc": _auroc(unknown, detector.scores_from_logits(logits, score)),
+                     "auroc": _auroc(unknown, values),
                      "temperature": round(detector.temperature_, 4),
                      "dev_accuracy": None if detector.dev_accuracy_ is None else round(detector.dev_accuracy_, 4),
                      "epochs_run": [len(h.get("train_loss", [])) for h in histories],
@@ -125,19 +134,21 @@ def _timed(fn, *args, **kwargs):
 
 def _oddkit_rows(dataset, X_train, c_train, X_test, c_test, unknown, exposure, seed) -> list[dict]:
     """The detector at its defaults without and with outlier exposure, and with exposure under the
-    other exposure loss (``options`` names what differs from the defaults)."""
+    other exposure loss (``options`` names what differs from the defaults). Each is fitted with
+    ``score="knn"`` so that it keeps the training rows' features: training is the same as under
+    the default score, and every score is read from the one network."""
     from oddkit import ClassifierConfidenceDetector
 
     rows = []
     for exposed, options in ((False, {}), (True, {}), (True, {"exposure_loss": "energy"})):
-        detector = ClassifierConfidenceDetector(random_state=seed, verbose=0, n_threads=1, **options)
+        detector = ClassifierConfidenceDetector(score="knn", random_state=seed, verbose=0, n_threads=1, **options)
         _, seconds = _timed(detector.fit, X_train, c_train, known_anomalies=exposure if exposed else None)
         label = ", ".join([detector.backend_, *(f"{k}={v!r}" for k, v in options.items())])
         base = {"dataset": dataset, "method": f"oddkit ClassifierConfidenceDetector ({label})",
                 "exposure": f"{len(exposure):,} known anomalies" if exposed else "none", "seed": seed,
                 "fit_seconds": seconds, "options": options}
         rows += _rows_for_detector(detector, X_test, c_test, unknown, base)
-        print(json.dumps(rows[-3]), flush=True)
+        print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
@@ -295,7 +306,11 @@ def _selection_summary(rows: list[dict]) -> list[str]:
     defaults were chosen from (single seeds differ by up to 0.08 on two pseudo-unknown digits)."""
     import pandas as pd
 
-    frame = pd.DataFrame([r for r in rows if r["score"].endswith("(default)")])
+    def summarised(row) -> bool:  # the default score's row, or the kNN row of a run fitted for it
+        fitted_for = json.loads(row["method"].removeprefix("oddkit CNN ")).get("score")
+        return row["score"].startswith("knn") if fitted_for == "knn" else row["score"].endswith("(default)")
+
+    frame = pd.DataFrame([r for r in rows if summarised(r)])
     if frame.empty:
         return []
     params = frame["method"].str.removeprefix("oddkit CNN ").map(json.loads)
@@ -303,7 +318,8 @@ def _selection_summary(rows: list[dict]) -> list[str]:
     summary = frame.groupby("configuration", sort=False).agg(
         seeds=("seed", "size"), accuracy=("closed_set_accuracy", "mean"), auroc=("auroc", "mean"),
         low=("auroc", "min"), high=("auroc", "max"))
-    lines = [("Mean over seeds, default score (energy). The configurations without `n_estimators` ran when "
+    lines = [("Mean over seeds, default score (energy), or the kNN score where the configuration names it. "
+              "The configurations without `n_estimators` ran when "
               "the default was one network, those without `rotation_weight` before the rotation task "
               "existed (as weight 0), those with exposure and without `exposure_loss` before the energy loss "
               "existed (as `\"uniform\"`); every other parameter is at its default."), "",
@@ -311,6 +327,22 @@ def _selection_summary(rows: list[dict]) -> list[str]:
     lines += [f"| {name} | {int(r.seeds)} | {r.accuracy:.4f} | {r.auroc:.4f} | {r.low:.4f} - {r.high:.4f} |"
               for name, r in summary.iterrows()]
     return [*lines, ""]
+
+
+def _seed_means(rows: list[dict]) -> list[str]:
+    """Each method, exposure and score: mean over the seeds run, the side-by-side comparison."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    summary = frame.groupby(["method", "exposure", "score"], sort=False).agg(
+        seeds=("seed", "size"), accuracy=("closed_set_accuracy", "mean"), auroc=("auroc", "mean"),
+        low=("auroc", "min"), high=("auroc", "max"))
+    lines = ["Mean over seeds:", "",
+             "| method | outlier exposure | score | seeds | closed-set accuracy | AUROC | lowest - highest seed |",
+             "|---|---|---|---:|---:|---:|---|"]
+    lines += [f"| {method} | {exposure} | {score} | {int(r.seeds)} | {r.accuracy:.4f} | {r.auroc:.4f} | "
+              f"{r.low:.4f} - {r.high:.4f} |" for (method, exposure, score), r in summary.iterrows()]
+    return [*lines, "", "Each run:", ""]
 
 
 def write_report(results: dict[str, list[dict]]) -> None:
@@ -331,8 +363,7 @@ def write_report(results: dict[str, list[dict]]) -> None:
         if not rows:
             continue
         lines += [f"## {titles.get(protocol, protocol)}", ""]
-        if protocol == "selection":
-            lines += _selection_summary(rows)
+        lines += _selection_summary(rows) if protocol == "selection" else _seed_means(rows)
         lines += ["| method | outlier exposure | score | seed | closed-set accuracy | AUROC | T | fit (s) |",
                   "|---|---|---|---:|---:|---:|---:|---:|"]
         for row in rows:
