@@ -77,7 +77,8 @@ SELECTION_CONFIGS = [
 """The settings compared: CNN widths, ensemble size, augmentation, early stopping, regularisation,
 the weight and the loss of outlier exposure and the rotation task, a bigger ensemble or wider CNN
 with exposure, and the feature-kNN score (``"score": "knn"``, summarised by its own row; the other
-scores of those runs repeat the default runs'); two, three or six seeds each (the seed-to-seed spread is large on 2 unknown digits).
+scores of those runs repeat the default runs'); two, three or six seeds each (the seed-to-seed
+spread is large on 2 unknown digits).
 ``"outlier_exposure"`` trains with the ``mnist`` protocol's 2,000 Fashion-MNIST images as known
 anomalies; ``"pseudo_unknown"`` (default ``[4, 5]``) names the two digits that play the unknown, the
 other four of 0-5 being known. A configuration already in ``results/open_set_selection.jsonl`` is not
@@ -315,9 +316,7 @@ def _selection_summary(rows: list[dict]) -> list[str]:
         return []
     params = frame["method"].str.removeprefix("oddkit CNN ").map(json.loads)
     frame["configuration"] = params.map(lambda p: json.dumps({k: v for k, v in p.items() if k != "random_state"}))
-    summary = frame.groupby("configuration", sort=False).agg(
-        seeds=("seed", "size"), accuracy=("closed_set_accuracy", "mean"), auroc=("auroc", "mean"),
-        low=("auroc", "min"), high=("auroc", "max"))
+    summary = _over_seeds(frame, "configuration")
     lines = [("Mean over seeds, default score (energy), or the kNN score where the configuration names it. "
               "The configurations without `n_estimators` ran when "
               "the default was one network, those without `rotation_weight` before the rotation task "
@@ -329,14 +328,18 @@ def _selection_summary(rows: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
+def _over_seeds(frame, by):
+    """Seeds run, mean closed-set accuracy and AUROC, and the AUROC's range, per group."""
+    return frame.groupby(by, sort=False).agg(
+        seeds=("seed", "size"), accuracy=("closed_set_accuracy", "mean"), auroc=("auroc", "mean"),
+        low=("auroc", "min"), high=("auroc", "max"))
+
+
 def _seed_means(rows: list[dict]) -> list[str]:
     """Each method, exposure and score: mean over the seeds run, the side-by-side comparison."""
     import pandas as pd
 
-    frame = pd.DataFrame(rows)
-    summary = frame.groupby(["method", "exposure", "score"], sort=False).agg(
-        seeds=("seed", "size"), accuracy=("closed_set_accuracy", "mean"), auroc=("auroc", "mean"),
-        low=("auroc", "min"), high=("auroc", "max"))
+    summary = _over_seeds(pd.DataFrame(rows), ["method", "exposure", "score"])
     lines = ["Mean over seeds:", "",
              "| method | outlier exposure | score | seeds | closed-set accuracy | AUROC | lowest - highest seed |",
              "|---|---|---|---:|---:|---:|---|"]
