@@ -417,7 +417,8 @@ def write_report(results: dict[str, list[dict]]) -> None:
         else:
             lines += _seed_means(rows, "folds and seeds" if folds else "seeds")
         lines += [f"| {'pseudo-unknown | ' if folds else ''}method | outlier exposure | score | seed | "
-                  "closed-set accuracy | AUROC | T | fit (s) |", f"|{'---|' if folds else ''}---|---|---|---:|---:|---:|---:|---:|"]
+                  "closed-set accuracy | AUROC | T | fit (s) |",
+                  f"|{'---|' if folds else ''}---|---|---|---:|---:|---:|---:|---:|"]
         for row in rows:
             temperature = row.get("temperature")
             lines.append(f"| {row['pseudo_unknown'] + ' | ' if folds else ''}"
