@@ -208,24 +208,24 @@ def run_mnist(seed: int) -> list[dict]:
 
 def _nslkdd():
     """NSL-KDD's arrays, and the attack codes of the known training types (at least
-    ``MIN_KNOWN_ROWS`` training rows, ``normal`` included) and of the rare ones (fewer, not none)."""
+    ``MIN_KNOWN_ROWS`` training rows, ``normal`` included), of the rare ones (fewer, not none) and
+    of those never in training."""
     import numpy as np
 
     with np.load(DATA_DIR / "nslkdd.npz") as data:
         arrays = {key: data[key] for key in ("attack_names", "X_train", "attack_train", "X", "attack")}
     counts = np.bincount(arrays["attack_train"].astype(np.int64), minlength=len(arrays["attack_names"]))
-    return arrays, np.flatnonzero(counts >= MIN_KNOWN_ROWS), np.flatnonzero((counts > 0) & (counts < MIN_KNOWN_ROWS))
+    return (arrays, np.flatnonzero(counts >= MIN_KNOWN_ROWS), np.flatnonzero((counts > 0) & (counts < MIN_KNOWN_ROWS)),
+            np.flatnonzero(counts == 0))
 
 
 def run_nslkdd(seed: int) -> list[dict]:
     import numpy as np
 
-    data, known_types, rare_types = _nslkdd()
+    data, known_types, rare_types, unseen_types = _nslkdd()
     names = data["attack_names"]
     X_train, a_train = data["X_train"], data["attack_train"].astype(np.int64)
     X_test, a_test = data["X"], data["attack"].astype(np.int64)
-    counts = np.bincount(a_train, minlength=len(names))
-    unseen_types = np.flatnonzero(counts == 0)
     train = np.isin(a_train, known_types)
     test = np.isin(a_test, known_types) | np.isin(a_test, unseen_types)
     unknown = np.isin(a_test[test], unseen_types)
@@ -253,7 +253,7 @@ def run_nslkdd_selection(seed: int) -> list[dict]:
     turn as the pseudo-unknown."""
     import numpy as np
 
-    data, known_types, rare_types = _nslkdd()
+    data, known_types, rare_types, _ = _nslkdd()
     names = data["attack_names"]
     X, attack = data["X_train"], data["attack_train"].astype(np.int64)
     exposure = X[np.isin(attack, rare_types)]

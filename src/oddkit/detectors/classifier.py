@@ -503,15 +503,17 @@ class ClassifierConfidenceDetector(BaseDetector):
 
     def _keep_reference(self, Z: np.ndarray, seed: int) -> None:
         """Keep the features of the training rows (all, or ``MAX_REFERENCE_ROWS`` at random) for
-        ``score="knn"``, and the position of each training row among them (-1 when left out) so
-        that its own training score can leave it out."""
+        ``score="knn"``, and score the training rows from the same forward pass, each leaving
+        itself out (``_training_scores`` hands these on)."""
+        features = self._unit_features(Z)
         kept = np.arange(len(Z))
         if len(Z) > MAX_REFERENCE_ROWS:
             kept = np.sort(np.random.default_rng(seed).choice(len(Z), MAX_REFERENCE_ROWS, replace=False))
-        self._reference_position = np.full(len(Z), -1)
-        self._reference_position[kept] = np.arange(len(kept))
+        position = np.full(len(Z), -1)
+        position[kept] = np.arange(len(kept))
         k = max(1, round(len(kept) / ROWS_PER_NEIGHBOUR)) if self.n_neighbors == "auto" else int(self.n_neighbors)
-        self._index_reference(self._unit_features(Z[kept]), k)
+        self._index_reference(np.ascontiguousarray(features[:, kept]), k)
+        self._fit_scores = self._neighbour_distances(features, position)
 
     def _index_reference(self, features: np.ndarray, k: int) -> None:
         # k + 1 neighbours must exist for a training row to leave itself out.
@@ -663,16 +665,17 @@ class ClassifierConfidenceDetector(BaseDetector):
                 outputs.append(network_output(x).cpu().numpy())
         return np.concatenate(outputs, axis=1)
 
-    def _neighbour_distances(self, Z: np.ndarray, position: np.ndarray | None = None) -> np.ndarray:
-        """Mean over the members of the distance to the ``n_neighbors_``-th nearest kept training
-        row. ``position``: each row's place among the kept rows (-1 for none), to leave it out."""
+    def _neighbour_distances(self, features: np.ndarray, position: np.ndarray | None = None) -> np.ndarray:
+        """Mean over the members of the distance from ``features`` (from :meth:`_unit_features`) to
+        the ``n_neighbors_``-th nearest kept training row. ``position``: each row's place among the
+        kept rows (-1 for none), to leave it out."""
         k = self.n_neighbors_
         distances = []
-        for index, features in zip(self._reference_indexes, self._unit_features(Z)):
+        for index, member_features in zip(self._reference_indexes, features):
             if position is None:
-                distances.append(index.kneighbors(features, n_neighbors=k)[0][:, -1])
+                distances.append(index.kneighbors(member_features, n_neighbors=k)[0][:, -1])
                 continue
-            near, rows = index.kneighbors(features, n_neighbors=k + 1)
+            near, rows = index.kneighbors(member_features, n_neighbors=k + 1)
             # A kept row finds itself among its k + 1 nearest: the k-th of the others is then the
             # last; for any other row it is the one before.
             leaves_itself_out = (rows == position[:, None]).any(axis=1)
@@ -714,14 +717,14 @@ class ClassifierConfidenceDetector(BaseDetector):
 
     def _score_array(self, Z: np.ndarray) -> np.ndarray:
         if self.score_ == "knn":
-            return self._neighbour_distances(Z)
+            return self._neighbour_distances(self._unit_features(Z))
         return self.scores_from_logits(self._logits(Z))
 
     def _training_scores(self, Z: np.ndarray) -> np.ndarray:
         if self.score_ != "knn":
             return self._score_array(Z)
-        position, self._reference_position = self._reference_position, None  # needed at fit only
-        return self._neighbour_distances(Z, position)
+        scores, self._fit_scores = self._fit_scores, None  # computed by _keep_reference, needed once
+        return scores
 
     # -- persistence ----------------------------------------------------------------------------
 
