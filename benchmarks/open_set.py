@@ -120,6 +120,7 @@ def _rows_for_detector(detector, X_test, classes_test, unknown, base: dict) -> l
                      "closed_set_accuracy": round(accuracy, 4),
                      "auroc": _auroc(unknown, values),
                      "temperature": round(detector.temperature_, 4),
+                     "clip_percentile": getattr(detector, "clip_percentile_", None),
                      "dev_accuracy": None if detector.dev_accuracy_ is None else round(detector.dev_accuracy_, 4),
                      "epochs_run": [len(h.get("train_loss", [])) for h in histories],
                      "best_epoch": [h.get("best_epoch") for h in histories]})
@@ -144,14 +145,16 @@ def _timed(fn, *args, **kwargs):
 
 
 def _oddkit_rows(dataset, X_train, c_train, X_test, c_test, unknown, exposure, seed) -> list[dict]:
-    """The detector at its defaults without and with outlier exposure, and with exposure under the
-    other exposure loss (``options`` names what differs from the defaults). Each is fitted with
+    """The detector at its defaults without and with outlier exposure, without exposure and without
+    activation clipping, and with exposure under the other exposure loss (``options`` names what
+    differs from the defaults). Each is fitted with
     ``score="knn"`` so that it keeps the training rows' features: training is the same as under
     the default score, and every score is read from the one network."""
     from oddkit import ClassifierConfidenceDetector
 
     rows = []
-    for exposed, options in ((False, {}), (True, {}), (True, {"exposure_loss": "energy"})):
+    for exposed, options in ((False, {}), (False, {"clip_percentile": None}), (True, {}),
+                             (True, {"exposure_loss": "energy"})):
         detector = ClassifierConfidenceDetector(score="knn", random_state=seed, verbose=0, n_threads=1, **options)
         _, seconds = _timed(detector.fit, X_train, c_train, known_anomalies=exposure if exposed else None)
         label = ", ".join([detector.backend_, *(f"{k}={v!r}" for k, v in options.items())])

@@ -33,6 +33,7 @@ from oddkit.nn.classifier import (
     MeanLogits,
     WithRotationHead,
     hidden_features,
+    logits_with_capped_features,
     members_of,
     mlp_classifier,
     quarter_turns,
@@ -51,6 +52,7 @@ AUGMENTS = (None, "shift")
 EXPOSURE_LOSSES = ("uniform", "energy")
 SHIFT_FRACTION = 0.08  # of the smaller image side: 2 pixels on 28x28 digits
 MAX_REFERENCE_ROWS = 10_000  # training rows score="knn" keeps: bounds the model's size and the search
+DEFAULT_CLIP_PERCENTILE = 90.0  # clip_percentile="auto" without known anomalies: ReAct's own choice
 ROWS_PER_NEIGHBOUR = 1000  # n_neighbors="auto": Sun et al. (2022) used k=50 for 50,000 training images
 
 
@@ -282,7 +284,7 @@ class ClassifierConfidenceDetector(BaseDetector):
     def __init__(self, classifier="auto", score="auto", n_neighbors="auto", hidden_sizes=None, conv_channels=(16, 32),
                  dropout=0.0, epochs=30, batch_size="auto", lr=1e-3, weight_decay=0.0, validation_fraction=0.1,
                  patience=5, temperature="auto", exposure_weight=0.5, exposure_loss="uniform", n_estimators=5,
-                 augment=None, rotation_weight=1.0, contamination=0.1, impute=None, unknown_categories="error",
+                 augment=None, rotation_weight=1.0, clip_percentile="auto", contamination=0.1, impute=None, unknown_categories="error",
                  device="cpu", n_threads=None, random_state=None, verbose=1):
         self.classifier = classifier
         self.score = score
@@ -302,6 +304,7 @@ class ClassifierConfidenceDetector(BaseDetector):
         self.n_estimators = n_estimators
         self.augment = augment
         self.rotation_weight = rotation_weight
+        self.clip_percentile = clip_percentile
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
@@ -435,6 +438,10 @@ class ClassifierConfidenceDetector(BaseDetector):
             raise DataError(f"augment must be one of {AUGMENTS}, got {self.augment!r}")
         if not (isinstance(self.rotation_weight, numbers.Real) and self.rotation_weight >= 0):
             raise DataError(f"rotation_weight must be a number >= 0, got {self.rotation_weight!r}")
+        clip = self.clip_percentile
+        if not (clip is None or clip == "auto" or (isinstance(clip, numbers.Real) and not isinstance(clip, bool)
+                                                   and 0 < clip <= 100)):
+            raise DataError(f"clip_percentile must be 'auto', None or a number in (0, 100], got {clip!r}")
         if self.temperature != "auto" and not (isinstance(self.temperature, numbers.Real)
                                                and math.isfinite(self.temperature) and self.temperature > 0):
             raise DataError(f"temperature must be 'auto' or a positive number, got {self.temperature!r}")
@@ -479,6 +486,9 @@ class ClassifierConfidenceDetector(BaseDetector):
         if sklearn_backend and self.score_ == "knn":
             raise DataError("score='knn' reads a network's last hidden layer, which a scikit-learn classifier does "
                             "not expose: use one of oddkit's networks (classifier='auto', 'mlp' or 'cnn')")
+        if sklearn_backend and self.clip_percentile not in ("auto", None):
+            raise DataError("clip_percentile caps a network's last hidden layer, which a scikit-learn classifier "
+                            "does not expose: leave it at 'auto' (no clipping) or use one of oddkit's networks")
         if sklearn_backend and exposure is not None:
             raise DataError("known_anomalies (outlier exposure) need one of oddkit's networks "
                             "(classifier='auto', 'mlp' or 'cnn'), which can be trained to be unsure on them")
@@ -489,8 +499,14 @@ class ClassifierConfidenceDetector(BaseDetector):
         self.model_, self.estimator_ = None, None
         if sklearn_backend:
             self.estimator_ = clone(self.classifier).fit(self._model_input(Z[train]), codes[train])
-        else:
+        self.clip_percentile_, self.activation_caps_ = None, None
+        if not sklearn_backend:
             self._train_network(Z, codes, train, dev, exposure, seed)
+            exposed = exposure is not None and float(self.exposure_weight) > 0
+            self.clip_percentile_ = ((None if exposed else DEFAULT_CLIP_PERCENTILE) if self.clip_percentile == "auto"
+                                     else self.clip_percentile)
+            if self.clip_percentile_ is not None:
+                self.activation_caps_ = self._activation_caps(Z[train], float(self.clip_percentile_))
         self.dev_accuracy_ = None
         self.temperature_ = 1.0 if self.temperature == "auto" else float(self.temperature)
         if len(dev):
@@ -500,6 +516,11 @@ class ClassifierConfidenceDetector(BaseDetector):
                 self.temperature_ = self._fit_temperature(dev_logits, codes[dev])
         if self.score_ == "knn":
             self._keep_reference(Z, seed)
+
+    def _activation_caps(self, Z: np.ndarray, percentile: float) -> list[float]:
+        """Each member's cap: the ``percentile`` of all its last-hidden-layer activations on ``Z``."""
+        hidden = self._forward(Z, lambda x: torch.stack([hidden_features(m, x) for m in members_of(self.model_)]))
+        return [float(np.percentile(member, percentile)) for member in hidden]
 
     def _keep_reference(self, Z: np.ndarray, seed: int) -> None:
         """Keep the features of the training rows (all, or ``MAX_REFERENCE_ROWS`` at random) for
@@ -645,7 +666,15 @@ class ClassifierConfidenceDetector(BaseDetector):
             full = np.zeros((Z.shape[0], len(self.classes_)))
             full[:, np.asarray(self.estimator_.classes_, dtype=np.int64)] = proba
             return np.log(np.clip(full, 1e-12, None))
-        return self._forward(Z, lambda x: self.model_(x).double()[None])[0]
+        if self.activation_caps_ is None:
+            return self._forward(Z, lambda x: self.model_(x).double()[None])[0]
+
+        def capped(x):
+            members = members_of(self.model_)
+            logits = [logits_with_capped_features(m, x, cap) for m, cap in zip(members, self.activation_caps_)]
+            return torch.stack(logits).mean(dim=0).double()[None]
+
+        return self._forward(Z, capped)[0]
 
     def _unit_features(self, Z: np.ndarray) -> np.ndarray:
         """Each member's last hidden layer scaled to unit length: float32 (n_members, n, n_hidden)."""
@@ -732,7 +761,8 @@ class ClassifierConfidenceDetector(BaseDetector):
         classes = [_python_value(c) for c in self.classes_]
         meta = {"classes": classes, "classes_dtype": self.classes_.dtype.str, "backend": self.backend_,
                 "score": self.score_, "temperature": self.temperature_, "dev_accuracy": self.dev_accuracy_,
-                "history": self.history_}
+                "history": self.history_, "clip_percentile": self.clip_percentile_,
+                "activation_caps": self.activation_caps_}
         if self._image_shape() is not None:
             meta.update(pixel_center=self.pixel_center_, pixel_scale=self.pixel_scale_)
         if self.backend_ == "sklearn":
@@ -759,6 +789,10 @@ class ClassifierConfidenceDetector(BaseDetector):
             self.temperature_ = float(meta["temperature"])
             self.dev_accuracy_ = None if meta["dev_accuracy"] is None else float(meta["dev_accuracy"])
             self.history_ = dict(meta["history"])
+            # Files saved before activation clipping existed have neither key: no clipping.
+            self.clip_percentile_ = meta.get("clip_percentile")
+            caps = meta.get("activation_caps")
+            self.activation_caps_ = None if caps is None else [float(c) for c in caps]
             shape = getattr(self.preprocessor_, "image_shape_", None)  # an ImagePreprocessor's
             if shape is not None:
                 self.image_shape_ = tuple(int(v) for v in shape)
@@ -786,6 +820,9 @@ class ClassifierConfidenceDetector(BaseDetector):
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"the saved classifier weights do not fit its configuration: {exc}") from None
         self.model_ = module.to(resolve_device(self.device)).eval()
+        if self.activation_caps_ is not None and len(self.activation_caps_) != len(members_of(self.model_)):
+            raise ModelFileError("the saved classifier has one activation cap per member, but "
+                                 f"{len(self.activation_caps_)} caps for {len(members_of(self.model_))} members")
         if self.score_ == "knn":
             n_members = len(members_of(self.model_))
             if reference is None or reference.ndim != 3 or reference.shape[0] != n_members or reference.shape[1] < 2:

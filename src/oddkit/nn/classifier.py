@@ -153,6 +153,14 @@ def hidden_features(member: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return member.hidden(x) if isinstance(member, ConvClassifier) else member[:-1](x)
 
 
+def logits_with_capped_features(member: nn.Module, x: torch.Tensor, cap: float) -> torch.Tensor:
+    """A classifier's logits computed from its last hidden layer capped at ``cap`` (ReAct, Sun et
+    al., 2021): unusually large activations, which unknown inputs provoke more often than known
+    ones, no longer make the logits large."""
+    last = member.head[-1] if isinstance(member, ConvClassifier) else member[-1]
+    return last(hidden_features(member, x).clamp(max=cap))
+
+
 class MeanLogits(nn.Module):
     """Independently trained classifiers as one: the mean of their logits (a deep ensemble,
     Lakshminarayanan et al., 2017). Where the members disagree, on inputs unlike their training
