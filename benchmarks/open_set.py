@@ -254,9 +254,9 @@ def run_nslkdd(seed: int) -> list[dict]:
     return rows
 
 
-def run_nslkdd_selection(seed: int) -> list[dict]:
-    """The ``selection-nslkdd`` protocol: the training file only, each pair of known attack types in
-    turn as the pseudo-unknown."""
+def nslkdd_selection_folds():
+    """The ``selection-nslkdd`` folds, one per pair of known attack types as the pseudo-unknown:
+    ``(pseudo_unknown, X_train, classes_train, X_test, classes_test, unknown, exposure)``."""
     import numpy as np
 
     data, known_types, rare_types, _ = _nslkdd()
@@ -264,28 +264,33 @@ def run_nslkdd_selection(seed: int) -> list[dict]:
     X, attack = data["X_train"], data["attack_train"].astype(np.int64)
     exposure = X[np.isin(attack, rare_types)]
     attacks = np.random.default_rng(0).permutation([t for t in known_types if names[t] != "normal"])
-    rows = []
     for pair in attacks.reshape(-1, 2):
         held_in = np.random.default_rng(1).permutation(np.flatnonzero(np.isin(attack, known_types)
                                                                         & ~np.isin(attack, pair)))
         n_train = int(0.7 * len(held_in))
         train, test = held_in[:n_train], np.concatenate([held_in[n_train:], np.flatnonzero(np.isin(attack, pair))])
-        unknown = np.isin(attack[test], pair)
-        pseudo_unknown = f"{names[pair[0]]} + {names[pair[1]]}"
-        print(f"pseudo-unknown {pseudo_unknown}: {len(train)} training rows, {len(test)} test rows "
+        yield (f"{names[pair[0]]} + {names[pair[1]]}", X[train], names[attack[train]], X[test], names[attack[test]],
+               np.isin(attack[test], pair), exposure)
+
+
+def run_nslkdd_selection(seed: int) -> list[dict]:
+    """The ``selection-nslkdd`` protocol: the training file only, each pair of known attack types in
+    turn as the pseudo-unknown."""
+    rows = []
+    for pseudo_unknown, X_train, c_train, X_test, c_test, unknown, exposure in nslkdd_selection_folds():
+        print(f"pseudo-unknown {pseudo_unknown}: {len(X_train)} training rows, {len(X_test)} test rows "
               f"({unknown.sum()} unknown)", flush=True)
-        fold = _oddkit_rows("nslkdd-selection (training file only)", X[train], names[attack[train]], X[test],
-                            names[attack[test]], unknown, exposure, seed)
+        fold = _oddkit_rows("nslkdd-selection (training file only)", X_train, c_train, X_test, c_test, unknown,
+                            exposure, seed)
         rows += [{**row, "pseudo_unknown": pseudo_unknown} for row in fold]
     return rows
 
 
-def run_selection() -> None:
-    """Run each configuration of :data:`SELECTION_CONFIGS` not yet in the results file, appending
-    its rows as soon as it is done (an interrupted run loses at most the configuration in hand)."""
+def mnist_selection_fold(pair, n_exposure: int = N_EXPOSURE_IMAGES):
+    """The ``selection`` protocol's data with the digits ``pair`` as the pseudo-unknown:
+    ``(X_train, classes_train, X_test, classes_test, unknown, exposure)``, all inside the 6,000-image
+    pool (the 4,000 test images and the digits 6-9 are never used)."""
     import numpy as np
-
-    from oddkit import ClassifierConfidenceDetector
 
     with np.load(DATA_DIR / "mnist_test.npz") as data:
         X, labels = data["X"], data["labels"].astype(np.int64)
@@ -293,6 +298,19 @@ def run_selection() -> None:
     pool = pool[labels[pool] <= 5]
     with np.load(DATA_DIR / "fashion_mnist_test.npz") as data:
         fashion = data["X"]
+    exposure = fashion[np.random.default_rng(0).choice(len(fashion), n_exposure, replace=False)]
+    is_pseudo_unknown = np.isin(labels[pool], pair)
+    known = np.random.default_rng(1).permutation(pool[~is_pseudo_unknown])
+    n_train = int(0.7 * len(known))
+    train, test = known[:n_train], np.concatenate([known[n_train:], pool[is_pseudo_unknown]])
+    return X[train], labels[train], X[test], labels[test], np.isin(labels[test], pair), exposure
+
+
+def run_selection() -> None:
+    """Run each configuration of :data:`SELECTION_CONFIGS` not yet in the results file, appending
+    its rows as soon as it is done (an interrupted run loses at most the configuration in hand)."""
+    from oddkit import ClassifierConfidenceDetector
+
     path = RESULTS / "open_set_selection.jsonl"
     recorded = {row["method"] for row in read_records(path)}
     for params in SELECTION_CONFIGS:
@@ -300,24 +318,19 @@ def run_selection() -> None:
         if method in recorded:
             continue
         exposed = params.get("outlier_exposure", False)
-        n_exposure = params.get("exposure_images", N_EXPOSURE_IMAGES)
-        exposure = fashion[np.random.default_rng(0).choice(len(fashion), n_exposure, replace=False)]
         pair = params.get("pseudo_unknown", [4, 5])
-        is_pseudo_unknown = np.isin(labels[pool], pair)
-        known = np.random.default_rng(1).permutation(pool[~is_pseudo_unknown])
-        n_train = int(0.7 * len(known))
-        train, test = known[:n_train], np.concatenate([known[n_train:], pool[is_pseudo_unknown]])
-        unknown = np.isin(labels[test], pair)
+        X_train, c_train, X_test, c_test, unknown, exposure = mnist_selection_fold(
+            pair, params.get("exposure_images", N_EXPOSURE_IMAGES))
         detector = ClassifierConfidenceDetector(
             verbose=0, n_threads=1,
             **{k: v for k, v in params.items() if k not in ("outlier_exposure", "pseudo_unknown", "exposure_images")})
-        _, seconds = _timed(detector.fit, X[train], labels[train], known_anomalies=exposure if exposed else None)
+        _, seconds = _timed(detector.fit, X_train, c_train, known_anomalies=exposure if exposed else None)
         digits = ", ".join(str(d) for d in range(6) if d not in pair)
         base = {"dataset": (f"mnist-selection (train {digits}, pseudo-unknown {pair[0]}-{pair[1]}, "
                             "6,000-image pool only)"),
                 "method": method, "exposure": f"{len(exposure):,} known anomalies" if exposed else "none",
                 "seed": params["random_state"], "fit_seconds": seconds}
-        rows = _rows_for_detector(detector, X[test], labels[test], unknown, base)
+        rows = _rows_for_detector(detector, X_test, c_test, unknown, base)
         for row in rows:
             append_record(path, row)
         print(json.dumps(rows[0]), flush=True)
