@@ -383,7 +383,8 @@ def _selection_summary(rows: list[dict]) -> list[str]:
               "The configurations without `n_estimators` ran when "
               "the default was one network, those without `rotation_weight` before the rotation task "
               "existed (as weight 0), those with exposure and without `exposure_loss` before the energy loss "
-              "existed (as `\"uniform\"`); every other parameter is at its default."), "",
+              "existed (as `\"uniform\"`), and all before activation clipping (`clip_percentile`; "
+              "unclipped logits); every other parameter is at its default."), "",
              "| configuration | seeds | closed-set accuracy | AUROC | lowest - highest seed |", "|---|---:|---:|---:|---|"]
     lines += [f"| {name} | {int(r.seeds)} | {r.accuracy:.4f} | {r.auroc:.4f} | {r.low:.4f} - {r.high:.4f} |"
               for name, r in summary.iterrows()]
@@ -424,7 +425,8 @@ def write_report(results: dict[str, list[dict]]) -> None:
     titles = {"mnist": "MNIST: digits 0-5 known, 6-9 unknown (train 6,000-image split, test 4,000)",
               "nslkdd": "NSL-KDD: 11 known traffic classes, 18 attack types unseen in training",
               "selection-nslkdd": ("NSL-KDD without the test set: KDDTrain+_20Percent only, each of 5 pairs of "
-                                   "known attack types in turn the pseudo-unknown"),
+                                   "known attack types in turn the pseudo-unknown (run before activation "
+                                   "clipping: every network unclipped)"),
               "selection": ("Checking the defaults without the test set (digits 0-3 vs pseudo-unknown 4-5; "
                            "some settings also with the pairs 0-1 and 2-3 as the unknown)")}
     for protocol, rows in results.items():

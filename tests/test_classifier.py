@@ -537,7 +537,7 @@ def test_cli_fit_with_classes_and_known_anomalies_then_score(tmp_path, monkeypat
     assert set(scores["class"][:20]) == {"north"}
 
 
-def test_cli_knn_score_is_a_parameter(tmp_path, monkeypatch, capsys):
+def test_cli_knn_score_and_clipping_are_parameters(tmp_path, monkeypatch, capsys):
     from test_cli import run
 
     X, classes = blobs(60, KNOWN, seed=0)
@@ -546,9 +546,10 @@ def test_cli_knn_score_is_a_parameter(tmp_path, monkeypatch, capsys):
     pd.DataFrame(X_test, columns=list("abcd")).to_csv(tmp_path / "test.csv", index=False)
     code, _, err = run(monkeypatch, capsys, "fit", tmp_path / "train.csv", "--detector", "classifier",
                        "--class-col", "kind", "-p", "score=knn", "-p", "n_neighbors=2", "-p", "n_estimators=1",
-                       "--epochs", "10", "--quiet", "--out", tmp_path / "model")
+                       "-p", "clip_percentile=none", "--epochs", "10", "--quiet", "--out", tmp_path / "model")
     assert code == 0, err
-    assert load(tmp_path / "model").n_neighbors_ == 2
+    model = load(tmp_path / "model")
+    assert model.n_neighbors_ == 2 and model.clip_percentile_ is None and model.activation_caps_ is None
     code, _, err = run(monkeypatch, capsys, "score", tmp_path / "model", tmp_path / "test.csv",
                        "--out", tmp_path / "scores.csv")
     assert code == 0, err
