@@ -311,8 +311,8 @@ class ClassifierConfidenceDetector(BaseDetector):
     def __init__(self, classifier="auto", score="auto", n_neighbors="auto", hidden_sizes=None, conv_channels=(16, 32),
                  dropout=0.0, epochs=30, batch_size="auto", lr=1e-3, weight_decay=0.0, validation_fraction=0.1,
                  patience=5, temperature="auto", exposure_weight=0.5, exposure_loss="uniform", n_estimators=5,
-                 augment=None, rotation_weight=1.0, clip_percentile="auto", contamination=0.1, impute=None, unknown_categories="error",
-                 device="cpu", n_threads=None, random_state=None, verbose=1):
+                 augment=None, rotation_weight=1.0, clip_percentile="auto", contamination=0.1, impute=None,
+                 unknown_categories="error", device="cpu", n_threads=None, random_state=None, verbose=1):
         self.classifier = classifier
         self.score = score
         self.n_neighbors = n_neighbors
