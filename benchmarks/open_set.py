@@ -90,9 +90,9 @@ scores of those runs repeat the default runs'), and more exposure images; two, t
 each (the seed-to-seed spread is large on 2 unknown digits).
 ``"outlier_exposure"`` trains with the ``mnist`` protocol's 2,000 Fashion-MNIST images as known
 anomalies, or as many as ``"exposure_images"`` says (drawn the same way; 10,000 is all of
-``fashion_mnist_test.npz``); ``"pseudo_unknown"`` (default ``[4, 5]``) names the two digits that play the unknown, the
-other four of 0-5 being known. A configuration already in ``results/open_set_selection.jsonl`` is not
-rerun."""
+``fashion_mnist_test.npz``); ``"pseudo_unknown"`` (default ``[4, 5]``) names the two digits that
+play the unknown, the other four of 0-5 being known. A configuration already in
+``results/open_set_selection.jsonl`` is not rerun."""
 
 
 def _auroc(unknown, scores) -> float:
@@ -147,9 +147,9 @@ def _timed(fn, *args, **kwargs):
 def _oddkit_rows(dataset, X_train, c_train, X_test, c_test, unknown, exposure, seed) -> list[dict]:
     """The detector at its defaults without and with outlier exposure, without exposure and without
     activation clipping, and with exposure under the other exposure loss (``options`` names what
-    differs from the defaults). Each is fitted with
-    ``score="knn"`` so that it keeps the training rows' features: training is the same as under
-    the default score, and every score is read from the one network."""
+    differs from the defaults). Each is fitted with ``score="knn"`` so that it keeps the training
+    rows' features: training is the same as under the default score, and every score is read from
+    the one network."""
     from oddkit import ClassifierConfidenceDetector
 
     rows = []
