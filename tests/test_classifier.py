@@ -218,7 +218,7 @@ def test_knn_score_flags_unknown_classes_where_energy_fails_and_saves(tmp_path):
     beyond, _ = blobs(100, ("south",), seed=2)
     truth = np.repeat([0, 1], [300, 100])
     # "south" lies beyond the known classes: the energy score is weak there (0.75 unclipped, 0.94
-    # clipped, see below); distances in the network's features flag it (measured 1.0).
+    # clipped, see above); distances in the network's features flag it (measured 1.0).
     assert roc_auc_score(truth, model.decision_function(np.concatenate([known, beyond]))) >= 0.97
     # The network is the energy model's: the score reads features, training is unchanged.
     np.testing.assert_array_equal(model.logits(known), fast().fit(X, classes).logits(known))
