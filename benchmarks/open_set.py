@@ -425,8 +425,7 @@ def write_report(results: dict[str, list[dict]]) -> None:
     titles = {"mnist": "MNIST: digits 0-5 known, 6-9 unknown (train 6,000-image split, test 4,000)",
               "nslkdd": "NSL-KDD: 11 known traffic classes, 18 attack types unseen in training",
               "selection-nslkdd": ("NSL-KDD without the test set: KDDTrain+_20Percent only, each of 5 pairs of "
-                                   "known attack types in turn the pseudo-unknown (run before activation "
-                                   "clipping: every network unclipped)"),
+                                   "known attack types in turn the pseudo-unknown"),
               "selection": ("Checking the defaults without the test set (digits 0-3 vs pseudo-unknown 4-5; "
                            "some settings also with the pairs 0-1 and 2-3 as the unknown)")}
     for protocol, rows in results.items():
