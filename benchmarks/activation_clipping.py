@@ -57,16 +57,16 @@ def energy_variants(detector, X_train, X_test) -> dict:
     H_train, H_test = hidden(X_train), hidden(X_test)
     lasts = [m.head[-1] if hasattr(m, "head") else m[-1] for m in members]
     weights = [(last.weight.detach().double().numpy(), last.bias.detach().double().numpy()) for last in lasts]
-    T = detector.temperature_
 
     def member_logits(H):
         return [h @ w.T + b for h, (w, b) in zip(H, weights, strict=True)]
 
     def energy(H):
-        return -T * logsumexp(np.mean(member_logits(H), axis=0) / T, axis=1)
+        return detector.scores_from_logits(np.mean(member_logits(H), axis=0), "energy")
 
     scores = {"energy": energy(H_test), "energy_T1": -logsumexp(np.mean(member_logits(H_test), axis=0), axis=1),
-              "member_energy_mean": np.mean([-T * logsumexp(z / T, axis=1) for z in member_logits(H_test)], axis=0)}
+              "member_energy_mean": np.mean([detector.scores_from_logits(z, "energy") for z in member_logits(H_test)],
+                                            axis=0)}
     for p in CLIP_PERCENTILES:
         caps = [np.percentile(h, p) for h in H_train]
         scores[f"react{p}"] = energy([np.minimum(h, cap) for h, cap in zip(H_test, caps, strict=True)])

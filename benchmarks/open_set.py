@@ -120,7 +120,7 @@ def _rows_for_detector(detector, X_test, classes_test, unknown, base: dict) -> l
                      "closed_set_accuracy": round(accuracy, 4),
                      "auroc": _auroc(unknown, values),
                      "temperature": round(detector.temperature_, 4),
-                     "clip_percentile": getattr(detector, "clip_percentile_", None),
+                     "clip_percentile": detector.clip_percentile_,
                      "dev_accuracy": None if detector.dev_accuracy_ is None else round(detector.dev_accuracy_, 4),
                      "epochs_run": [len(h.get("train_loss", [])) for h in histories],
                      "best_epoch": [h.get("best_epoch") for h in histories]})
