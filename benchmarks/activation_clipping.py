@@ -45,17 +45,15 @@ def energy_variants(detector, X_train, X_test) -> dict:
     import torch
     from scipy.special import logsumexp
 
-    from oddkit.nn.classifier import hidden_features, members_of
+    from oddkit.nn.classifier import last_layer, members_of
 
     members = members_of(detector.model_)
 
     def hidden(X):
-        Z = detector._prepare(X, reset=False)
-        stacked = detector._forward(Z, lambda x: torch.stack([hidden_features(m, x) for m in members]))
-        return stacked.astype(np.float64)
+        return detector._hidden_features(detector._prepare(X, reset=False)).astype(np.float64)
 
     H_train, H_test = hidden(X_train), hidden(X_test)
-    lasts = [m.head[-1] if hasattr(m, "head") else m[-1] for m in members]
+    lasts = [last_layer(m) for m in members]
     weights = [(last.weight.detach().double().numpy(), last.bias.detach().double().numpy()) for last in lasts]
 
     def member_logits(H):

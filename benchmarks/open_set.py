@@ -82,7 +82,9 @@ SELECTION_CONFIGS = [
 ] + [{"n_estimators": 5, **exposure, "score": "knn", "pseudo_unknown": list(pair), "random_state": seed}
      for exposure in ({}, {"outlier_exposure": True}) for pair in ((4, 5), (0, 1), (2, 3)) for seed in (0, 1)
 ] + [{"n_estimators": 5, "outlier_exposure": True, "exposure_images": 10000, "pseudo_unknown": list(pair),
-      "random_state": seed} for pair in ((4, 5), (0, 1), (2, 3)) for seed in (0, 1)]
+      "random_state": seed} for pair in ((4, 5), (0, 1), (2, 3)) for seed in (0, 1)
+] + [{"n_estimators": 5, "outlier_exposure": True, "exposure_loss": mix, "pseudo_unknown": list(pair),
+      "random_state": seed} for mix in ("mixup", "cutmix") for pair in ((4, 5), (0, 1), (2, 3)) for seed in (0, 1)]
 """The settings compared: CNN widths, ensemble size, augmentation, early stopping, regularisation,
 the weight and the loss of outlier exposure and the rotation task, a bigger ensemble or wider CNN
 with exposure, the feature-kNN score (``"score": "knn"``, summarised by its own row; the other
@@ -144,17 +146,29 @@ def _timed(fn, *args, **kwargs):
     return result, round(time.perf_counter() - started, 1)
 
 
-def _oddkit_rows(dataset, X_train, c_train, X_test, c_test, unknown, exposure, seed) -> list[dict]:
-    """The detector at its defaults without and with outlier exposure, without exposure and without
-    activation clipping, and with exposure under the other exposure loss (``options`` names what
-    differs from the defaults). Each is fitted with ``score="knn"`` so that it keeps the training
-    rows' features: training is the same as under the default score, and every score is read from
-    the one network."""
+ODDKIT_CONFIGS = ((False, {}), (False, {"clip_percentile": None}), (True, {}), (True, {"exposure_loss": "energy"}),
+                  (True, {"exposure_loss": "cutmix"}))
+"""(outlier exposure or not, options): the detector at its defaults without and with outlier
+exposure, without exposure and without activation clipping, and with exposure under the other
+exposure losses (``options`` names what differs from the defaults)."""
+
+
+def _done(rows: list[dict], exposed: bool, options: dict) -> bool:
+    """Whether ``rows`` already hold the results of this configuration of :data:`ODDKIT_CONFIGS`."""
+    return any((row["exposure"] != "none") == exposed and row.get("options") == options
+               for row in rows if row["method"].startswith("oddkit"))
+
+
+def _oddkit_rows(dataset, X_train, c_train, X_test, c_test, unknown, exposure, seed, done=()) -> list[dict]:
+    """The rows of each configuration of :data:`ODDKIT_CONFIGS` not already in ``done``. Each is
+    fitted with ``score="knn"`` so that it keeps the training rows' features: training is the same
+    as under the default score, and every score is read from the one network."""
     from oddkit import ClassifierConfidenceDetector
 
     rows = []
-    for exposed, options in ((False, {}), (False, {"clip_percentile": None}), (True, {}),
-                             (True, {"exposure_loss": "energy"})):
+    for exposed, options in ODDKIT_CONFIGS:
+        if _done(done, exposed, options):
+            continue
         detector = ClassifierConfidenceDetector(score="knn", random_state=seed, verbose=0, n_threads=1, **options)
         _, seconds = _timed(detector.fit, X_train, c_train, known_anomalies=exposure if exposed else None)
         label = ", ".join([detector.backend_, *(f"{k}={v!r}" for k, v in options.items())])
@@ -191,7 +205,7 @@ def _knn_rows(dataset, Z_train, c_train, Z_test, c_test, unknown, what: str, see
              "auroc": _auroc(unknown, distances[:, -1])}]
 
 
-def run_mnist(seed: int) -> list[dict]:
+def run_mnist(seed: int, done=()) -> list[dict]:
     import numpy as np
 
     with np.load(DATA_DIR / "mnist_test.npz") as data:
@@ -205,11 +219,17 @@ def run_mnist(seed: int) -> list[dict]:
     exposure = fashion[np.random.default_rng(0).choice(len(fashion), N_EXPOSURE_IMAGES, replace=False)]
     print(f"mnist: {len(train)} training digits 0-5, test {len(test)} ({unknown.sum()} unknown 6-9), "
           f"{len(exposure)} Fashion-MNIST exposure images", flush=True)
-    rows = _oddkit_rows("mnist", X[train], labels[train], X[test], labels[test], unknown, exposure, seed)
+    rows = _oddkit_rows("mnist", X[train], labels[train], X[test], labels[test], unknown, exposure, seed, done)
     pixels = X.reshape(len(X), -1).astype(np.float32) / 255
-    rows += _sklearn_mlp_rows("mnist", pixels[train], labels[train], pixels[test], labels[test], unknown, seed)
-    rows += _knn_rows("mnist", pixels[train], labels[train], pixels[test], labels[test], unknown, "raw pixels", seed)
+    if not _has_baselines(done):
+        rows += _sklearn_mlp_rows("mnist", pixels[train], labels[train], pixels[test], labels[test], unknown, seed)
+        rows += _knn_rows("mnist", pixels[train], labels[train], pixels[test], labels[test], unknown, "raw pixels",
+                          seed)
     return rows
+
+
+def _has_baselines(done) -> bool:
+    return any(not row["method"].startswith("oddkit") for row in done)
 
 
 def _nslkdd():
@@ -225,7 +245,7 @@ def _nslkdd():
             np.flatnonzero(counts == 0))
 
 
-def run_nslkdd(seed: int) -> list[dict]:
+def run_nslkdd(seed: int, done=()) -> list[dict]:
     import numpy as np
 
     data, known_types, rare_types, unseen_types = _nslkdd()
@@ -241,7 +261,9 @@ def run_nslkdd(seed: int) -> list[dict]:
           f"({', '.join(names[known_types])}); test {test.sum()} rows, {unknown.sum()} of "
           f"{len(np.unique(a_test[test][unknown]))} unseen attack types; {len(exposure)} exposure rows of "
           f"{len(rare_types)} rare training types", flush=True)
-    rows = _oddkit_rows("nslkdd", X_train[train], c_train, X_test[test], c_test, unknown, exposure, seed)
+    rows = _oddkit_rows("nslkdd", X_train[train], c_train, X_test[test], c_test, unknown, exposure, seed, done)
+    if _has_baselines(done):
+        return rows
     # The baselines get features standardised by the training rows (as oddkit's detector does itself).
     mean, std = X_train[train].mean(axis=0), X_train[train].std(axis=0)
     std[std == 0] = 1
@@ -273,7 +295,7 @@ def nslkdd_selection_folds():
                np.isin(attack[test], pair), exposure)
 
 
-def run_nslkdd_selection(seed: int) -> list[dict]:
+def run_nslkdd_selection(seed: int, done=()) -> list[dict]:
     """The ``selection-nslkdd`` protocol: the training file only, each pair of known attack types in
     turn as the pseudo-unknown."""
     rows = []
@@ -281,7 +303,7 @@ def run_nslkdd_selection(seed: int) -> list[dict]:
         print(f"pseudo-unknown {pseudo_unknown}: {len(X_train)} training rows, {len(X_test)} test rows "
               f"({unknown.sum()} unknown)", flush=True)
         fold = _oddkit_rows("nslkdd-selection (training file only)", X_train, c_train, X_test, c_test, unknown,
-                            exposure, seed)
+                            exposure, seed, [row for row in done if row.get("pseudo_unknown") == pseudo_unknown])
         rows += [{**row, "pseudo_unknown": pseudo_unknown} for row in fold]
     return rows
 
@@ -306,14 +328,16 @@ def mnist_selection_fold(pair, n_exposure: int = N_EXPOSURE_IMAGES):
     return X[train], labels[train], X[test], labels[test], np.isin(labels[test], pair), exposure
 
 
-def run_selection() -> None:
+def run_selection(shard: tuple[int, int] = (0, 1)) -> None:
     """Run each configuration of :data:`SELECTION_CONFIGS` not yet in the results file, appending
-    its rows as soon as it is done (an interrupted run loses at most the configuration in hand)."""
+    its rows as soon as it is done (an interrupted run loses at most the configuration in hand).
+    ``shard=(k, n)`` runs only every n-th configuration from the k-th, so that n processes can
+    share the list."""
     from oddkit import ClassifierConfidenceDetector
 
     path = RESULTS / "open_set_selection.jsonl"
     recorded = {row["method"] for row in read_records(path)}
-    for params in SELECTION_CONFIGS:
+    for params in SELECTION_CONFIGS[shard[0]::shard[1]]:
         method = f"oddkit CNN {json.dumps(params)}"
         if method in recorded:
             continue
@@ -459,7 +483,14 @@ def main() -> None:
                         help="detector seeds (the data split is always seed 0); rows of other seeds already "
                              "in the results file are kept")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--shard", nargs=2, type=int, default=[0, 1], metavar=("K", "N"),
+                        help="selection only: run every N-th configuration from the K-th (K in 0..N-1), "
+                             "for N processes side by side")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--missing-only", action="store_true",
+                        help="mnist, nslkdd, selection-nslkdd: run only the configurations (and baselines) with no "
+                             "rows for the seed in the results file yet, appending their rows as each is done (so "
+                             "that processes with different seeds can run side by side)")
     args = parser.parse_args()
     limit_threads(args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -467,9 +498,15 @@ def main() -> None:
     if not args.report_only:
         for protocol in args.protocols:
             if protocol == "selection":
-                run_selection()
+                run_selection(tuple(args.shard))
                 continue
             path = RESULTS / f"open_set_{protocol}.jsonl"
+            if args.missing_only:
+                for seed in args.seeds:
+                    recorded = [row for row in read_records(path) if row.get("seed") == seed]
+                    for row in runners[protocol](seed, recorded):
+                        append_record(path, row)
+                continue
             rows = [row for row in read_records(path) if row.get("seed") not in args.seeds]
             for seed in args.seeds:
                 rows += runners[protocol](seed)
@@ -478,7 +515,8 @@ def main() -> None:
             print(f"wrote {path}")
     results = {}
     for protocol in ("mnist", "nslkdd", "selection-nslkdd", "selection"):
-        results[protocol] = read_records(RESULTS / f"open_set_{protocol}.jsonl")
+        # Sorted by seed (stable: a seed's rows keep their order), as --missing-only appends.
+        results[protocol] = sorted(read_records(RESULTS / f"open_set_{protocol}.jsonl"), key=lambda row: row["seed"])
     write_report(results)
 
 

@@ -32,9 +32,10 @@ from oddkit.nn.classifier import (
     ConvClassifier,
     MeanLogits,
     WithRotationHead,
+    ensemble_logits,
     hidden_features,
-    logits_with_capped_features,
     members_of,
+    mix_with_outliers,
     mlp_classifier,
     quarter_turns,
     random_shifts,
@@ -49,7 +50,7 @@ SCORE_CHUNK_ROWS = 4096
 MIN_DEV_ROWS = 8
 TEMPERATURE_BOUNDS = (0.05, 20.0)
 AUGMENTS = (None, "shift")
-EXPOSURE_LOSSES = ("uniform", "energy")
+EXPOSURE_LOSSES = ("uniform", "energy", "mixup", "cutmix")
 SHIFT_FRACTION = 0.08  # of the smaller image side: 2 pixels on 28x28 digits
 MAX_REFERENCE_ROWS = 10_000  # training rows score="knn" keeps: bounds the model's size and the search
 DEFAULT_CLIP_PERCENTILE = 90.0  # clip_percentile="auto" without known anomalies: ReAct's own choice
@@ -524,16 +525,20 @@ class ClassifierConfidenceDetector(BaseDetector):
         seed = int(rng.randint(np.iinfo(np.int32).max))
         self.history_ = {}
         self.model_, self.estimator_ = None, None
+        self.clip_percentile_, self.activation_caps_ = None, None
+        hidden = None  # the last hidden layer on Z, when the caps or the kNN reference need it
         if sklearn_backend:
             self.estimator_ = clone(self.classifier).fit(self._model_input(Z[train]), codes[train])
-        self.clip_percentile_, self.activation_caps_ = None, None
-        if not sklearn_backend:
+        else:
             self._train_network(Z, codes, train, dev, exposure, seed)
             exposed = exposure is not None and float(self.exposure_weight) > 0
             self.clip_percentile_ = ((None if exposed else DEFAULT_CLIP_PERCENTILE) if self.clip_percentile == "auto"
                                      else self.clip_percentile)
+            if self.clip_percentile_ is not None or self.score_ == "knn":
+                hidden = self._hidden_features(Z)
             if self.clip_percentile_ is not None:
-                self.activation_caps_ = self._activation_caps(Z[train], float(self.clip_percentile_))
+                self.activation_caps_ = [float(np.percentile(member, float(self.clip_percentile_)))
+                                         for member in hidden[:, train]]
         self.dev_accuracy_ = None
         self.temperature_ = 1.0 if self.temperature == "auto" else float(self.temperature)
         if len(dev):
@@ -542,22 +547,17 @@ class ClassifierConfidenceDetector(BaseDetector):
             if self.temperature == "auto":
                 self.temperature_ = self._fit_temperature(dev_logits, codes[dev])
         if self.score_ == "knn":
-            self._keep_reference(Z, seed)
+            self._keep_reference(_unit_length(hidden), seed)
 
-    def _activation_caps(self, Z: np.ndarray, percentile: float) -> list[float]:
-        """Each member's cap: the ``percentile`` of all its last-hidden-layer activations on ``Z``."""
-        hidden = self._forward(Z, lambda x: torch.stack([hidden_features(m, x) for m in members_of(self.model_)]))
-        return [float(np.percentile(member, percentile)) for member in hidden]
-
-    def _keep_reference(self, Z: np.ndarray, seed: int) -> None:
-        """Keep the features of the training rows (all, or ``MAX_REFERENCE_ROWS`` at random) for
-        ``score="knn"``, and score the training rows from the same forward pass, each leaving
-        itself out (``_training_scores`` hands these on)."""
-        features = self._unit_features(Z)
-        kept = np.arange(len(Z))
-        if len(Z) > MAX_REFERENCE_ROWS:
-            kept = np.sort(np.random.default_rng(seed).choice(len(Z), MAX_REFERENCE_ROWS, replace=False))
-        position = np.full(len(Z), -1)
+    def _keep_reference(self, features: np.ndarray, seed: int) -> None:
+        """Keep ``features`` (:meth:`_unit_features` of the training rows; all, or
+        ``MAX_REFERENCE_ROWS`` at random) for ``score="knn"``, and score the training rows from
+        them, each leaving itself out (``_training_scores`` hands these on)."""
+        n_rows = features.shape[1]
+        kept = np.arange(n_rows)
+        if n_rows > MAX_REFERENCE_ROWS:
+            kept = np.sort(np.random.default_rng(seed).choice(n_rows, MAX_REFERENCE_ROWS, replace=False))
+        position = np.full(n_rows, -1)
         position[kept] = np.arange(len(kept))
         k = max(1, round(len(kept) / ROWS_PER_NEIGHBOUR)) if self.n_neighbors == "auto" else int(self.n_neighbors)
         self._index_reference(np.ascontiguousarray(features[:, kept]), k)
@@ -619,7 +619,7 @@ class ClassifierConfidenceDetector(BaseDetector):
             log_k = math.log(n_classes)
             max_shift = max(1, round(SHIFT_FRACTION * min(self._image_shape()[1:]))) if self.augment == "shift" else 0
             rotation_weight = float(self.rotation_weight) if self._learns_rotations() else 0.0
-            energy_exposure = self.exposure_loss == "energy"
+            exposure_loss = self.exposure_loss
 
             def row_loss(net, rows, gen):
                 index = rows.long()
@@ -636,8 +636,12 @@ class ClassifierConfidenceDetector(BaseDetector):
                     loss = F.cross_entropy(logits, targets[index], reduction="none")
                 if outliers is not None and net.training:
                     pick = torch.randint(outliers.shape[0], (index.shape[0],), generator=gen).to(device)
+                    if exposure_loss in ("mixup", "cutmix"):
+                        mixed, lam = mix_with_outliers(x, outliers[pick], exposure_loss, gen)
+                        target = lam[:, None] * F.one_hot(targets[index], n_classes) + (1 - lam[:, None]) / n_classes
+                        return loss + weight * -(target * F.log_softmax(net(mixed), dim=1)).sum(dim=1)
                     outlier_logits = net(outliers[pick])
-                    if energy_exposure:
+                    if exposure_loss == "energy":
                         # Logistic loss on each pair's energy gap: small once the known anomaly's
                         # energy is well above that of the normal row it is paired with.
                         gap = torch.logsumexp(outlier_logits, dim=1) - torch.logsumexp(logits, dim=1)
@@ -693,23 +697,15 @@ class ClassifierConfidenceDetector(BaseDetector):
             full = np.zeros((Z.shape[0], len(self.classes_)))
             full[:, np.asarray(self.estimator_.classes_, dtype=np.int64)] = proba
             return np.log(np.clip(full, 1e-12, None))
-        if self.activation_caps_ is None:
-            return self._forward(Z, lambda x: self.model_(x).double()[None])[0]
+        return self._forward(Z, lambda x: ensemble_logits(self.model_, x, self.activation_caps_).double()[None])[0]
 
-        def capped(x):
-            members = members_of(self.model_)
-            logits = [logits_with_capped_features(m, x, cap) for m, cap in zip(members, self.activation_caps_)]
-            return torch.stack(logits).mean(dim=0).double()[None]
-
-        return self._forward(Z, capped)[0]
+    def _hidden_features(self, Z: np.ndarray) -> np.ndarray:
+        """Each member's last hidden layer: float32 (n_members, n, n_hidden)."""
+        return self._forward(Z, lambda x: torch.stack([hidden_features(m, x) for m in members_of(self.model_)]))
 
     def _unit_features(self, Z: np.ndarray) -> np.ndarray:
         """Each member's last hidden layer scaled to unit length: float32 (n_members, n, n_hidden)."""
-        def unit(x):
-            hidden = torch.stack([hidden_features(member, x) for member in members_of(self.model_)])
-            return F.normalize(hidden, dim=2)
-
-        return self._forward(Z, unit)
+        return _unit_length(self._hidden_features(Z))
 
     def _forward(self, Z: np.ndarray, network_output) -> np.ndarray:
         """``network_output`` (tensor in, tensor (n_outputs, rows, width) out) over ``Z`` in chunks."""
@@ -884,3 +880,8 @@ class ClassifierConfidenceDetector(BaseDetector):
         if not (hasattr(estimator, "predict_proba") and hasattr(estimator, "classes_")):
             raise ModelFileError(f"{SKOPS_FILE} holds a {type(estimator).__name__}, not a fitted classifier")
         return estimator
+
+
+def _unit_length(hidden: np.ndarray) -> np.ndarray:
+    """Each row of ``(n_members, n, n_hidden)`` features scaled to unit length."""
+    return F.normalize(torch.from_numpy(hidden), dim=2).numpy()

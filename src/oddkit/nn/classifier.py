@@ -141,6 +141,34 @@ def random_shifts(images: torch.Tensor, max_shift: int, generator: torch.Generat
     return nn.functional.grid_sample(images, grid, mode="nearest", padding_mode="border", align_corners=False)
 
 
+def mix_with_outliers(x: torch.Tensor, outliers: torch.Tensor, how: str,
+                      generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each normal row of ``x`` mixed with the outlier row beside it, and how much of the normal row
+    is left in it (``lam``, drawn uniformly from [0, 1) per row): Mixture Outlier Exposure (Zhang
+    et al., 2023), which trains the output towards ``lam`` x the row's class + ``(1 - lam)`` x
+    uniform. The mixtures fill the space between the known classes and the outliers, where inputs
+    that resemble a known class (an unknown digit) lie. ``how="mixup"`` blends the two rows;
+    ``"cutmix"`` pastes a random rectangle of the outlier image into the normal one (a random
+    subset of columns for tables), ``lam`` being the share of the normal row kept."""
+    lam = torch.rand(x.shape[0], generator=generator).to(x)
+    if how == "mixup":
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        return lam.view(shape) * x + (1 - lam.view(shape)) * outliers, lam
+    if x.dim() == 2:  # a table: each column comes from the outlier row with probability 1 - lam
+        from_outlier = torch.rand(x.shape, generator=generator).to(x) >= lam[:, None]
+        return torch.where(from_outlier, outliers, x), 1 - from_outlier.to(x).mean(dim=1)
+    height, width = x.shape[-2:]
+    side = torch.sqrt(1 - lam)  # the rectangle covers about 1 - lam of the image
+    centre = torch.rand(x.shape[0], 2, generator=generator).to(x) * torch.tensor([height, width]).to(x)
+    half = torch.stack([side * height, side * width], dim=1) / 2
+    low, high = (centre - half).round().clamp(min=0), (centre + half).round()
+    rows, cols = torch.arange(height).to(x), torch.arange(width).to(x)
+    in_rows = (rows >= low[:, :1]) & (rows < high[:, :1])
+    in_cols = (cols >= low[:, 1:]) & (cols < high[:, 1:])
+    box = (in_rows[:, :, None] & in_cols[:, None, :])[:, None]
+    return torch.where(box, outliers, x), 1 - box.to(x).mean(dim=(1, 2, 3))
+
+
 def members_of(model: nn.Module) -> list[nn.Module]:
     """The networks of a :class:`MeanLogits` ensemble, or the single network itself."""
     return list(model.members) if isinstance(model, MeanLogits) else [model]
@@ -153,12 +181,25 @@ def hidden_features(member: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return member.hidden(x) if isinstance(member, ConvClassifier) else member[:-1](x)
 
 
+def last_layer(member: nn.Module) -> nn.Linear:
+    """The layer that turns a classifier's last hidden layer (:func:`hidden_features`) into logits."""
+    return member.head[-1] if isinstance(member, ConvClassifier) else member[-1]
+
+
 def logits_with_capped_features(member: nn.Module, x: torch.Tensor, cap: float) -> torch.Tensor:
     """A classifier's logits computed from its last hidden layer capped at ``cap`` (ReAct, Sun et
     al., 2021): unusually large activations, which unknown inputs provoke more often than known
     ones, no longer make the logits large."""
-    last = member.head[-1] if isinstance(member, ConvClassifier) else member[-1]
-    return last(hidden_features(member, x).clamp(max=cap))
+    return last_layer(member)(hidden_features(member, x).clamp(max=cap))
+
+
+def ensemble_logits(model: nn.Module, x: torch.Tensor, caps: Sequence[float] | None = None) -> torch.Tensor:
+    """The mean logits of a :class:`MeanLogits` ensemble's members (or the single network's), each
+    member's last hidden layer capped at its own entry of ``caps`` when given."""
+    members = members_of(model)
+    if caps is None:
+        return torch.stack([member(x) for member in members]).mean(dim=0)
+    return torch.stack([logits_with_capped_features(m, x, cap) for m, cap in zip(members, caps)]).mean(dim=0)
 
 
 class MeanLogits(nn.Module):
@@ -171,4 +212,4 @@ class MeanLogits(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([member(x) for member in self.members]).mean(dim=0)
+        return ensemble_logits(self, x)
