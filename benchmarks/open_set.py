@@ -88,7 +88,8 @@ SELECTION_CONFIGS = [
 """The settings compared: CNN widths, ensemble size, augmentation, early stopping, regularisation,
 the weight and the loss of outlier exposure and the rotation task, a bigger ensemble or wider CNN
 with exposure, the feature-kNN score (``"score": "knn"``, summarised by its own row; the other
-scores of those runs repeat the default runs'), and more exposure images; two, three or six seeds
+scores of those runs repeat the default runs'), more exposure images, and the mixture exposure
+losses (``"mixup"``, ``"cutmix"``); two, three or six seeds
 each (the seed-to-seed spread is large on 2 unknown digits).
 ``"outlier_exposure"`` trains with the ``mnist`` protocol's 2,000 Fashion-MNIST images as known
 anomalies, or as many as ``"exposure_images"`` says (drawn the same way; 10,000 is all of
@@ -146,11 +147,13 @@ def _timed(fn, *args, **kwargs):
     return result, round(time.perf_counter() - started, 1)
 
 
-ODDKIT_CONFIGS = ((False, {}), (False, {"clip_percentile": None}), (True, {}), (True, {"exposure_loss": "energy"}),
-                  (True, {"exposure_loss": "cutmix"}))
+ODDKIT_CONFIGS = ((False, {}), (False, {"clip_percentile": None}), (True, {}), (True, {"exposure_loss": "uniform"}),
+                  (True, {"exposure_loss": "energy"}))
 """(outlier exposure or not, options): the detector at its defaults without and with outlier
-exposure, without exposure and without activation clipping, and with exposure under the other
-exposure losses (``options`` names what differs from the defaults)."""
+exposure, without exposure and without activation clipping, and with exposure under two other
+exposure losses. ``options`` names what differs from the current defaults: when a default changed,
+the rows measured under the old one were relabelled (``exposure_loss="uniform"`` was the default
+until the cutmix mixture replaced it, whose rows had been run as ``exposure_loss="cutmix"``)."""
 
 
 def _done(rows: list[dict], exposed: bool, options: dict) -> bool:
@@ -406,8 +409,8 @@ def _selection_summary(rows: list[dict]) -> list[str]:
     lines = [("Mean over seeds, default score (energy), or the kNN score where the configuration names it. "
               "The configurations without `n_estimators` ran when "
               "the default was one network, those without `rotation_weight` before the rotation task "
-              "existed (as weight 0), those with exposure and without `exposure_loss` before the energy loss "
-              "existed (as `\"uniform\"`), and all before activation clipping (`clip_percentile`; "
+              "existed (as weight 0), those with exposure and without `exposure_loss` with `\"uniform\"` (the default until "
+              "`\"cutmix\"` replaced it), and all before activation clipping (`clip_percentile`; "
               "unclipped logits); every other parameter is at its default."), "",
              "| configuration | seeds | closed-set accuracy | AUROC | lowest - highest seed |", "|---|---:|---:|---:|---|"]
     lines += [f"| {name} | {int(r.seeds)} | {r.accuracy:.4f} | {r.auroc:.4f} | {r.low:.4f} - {r.high:.4f} |"
@@ -434,6 +437,15 @@ def _seed_means(rows: list[dict], runs: str = "seeds") -> list[str]:
     lines += [f"| {method} | {exposure} | {score} | {int(r.seeds)} | {r.accuracy:.4f} | {r.auroc:.4f} | "
               f"{r.low:.4f} - {r.high:.4f} |" for (method, exposure, score), r in summary.iterrows()]
     return [*lines, "", "Each run:", ""]
+
+
+def _report_order(row: dict) -> tuple:
+    """Seed, fold, then :data:`ODDKIT_CONFIGS`' order and the baselines last (--missing-only appends
+    rows in the order they were run; a stable sort keeps each run's scores in order)."""
+    configs = [(exposed, options) for exposed, options in ODDKIT_CONFIGS]
+    config = (row["exposure"] != "none", row.get("options"))
+    rank = configs.index(config) if row["method"].startswith("oddkit") and config in configs else len(configs)
+    return row["seed"], row.get("pseudo_unknown", ""), rank
 
 
 def write_report(results: dict[str, list[dict]]) -> None:
@@ -515,8 +527,8 @@ def main() -> None:
             print(f"wrote {path}")
     results = {}
     for protocol in ("mnist", "nslkdd", "selection-nslkdd", "selection"):
-        # Sorted by seed (stable: a seed's rows keep their order), as --missing-only appends.
-        results[protocol] = sorted(read_records(RESULTS / f"open_set_{protocol}.jsonl"), key=lambda row: row["seed"])
+        rows = read_records(RESULTS / f"open_set_{protocol}.jsonl")
+        results[protocol] = rows if protocol == "selection" else sorted(rows, key=_report_order)
     write_report(results)
 
 

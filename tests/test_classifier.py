@@ -16,7 +16,13 @@ from sklearn.metrics import roc_auc_score
 
 from oddkit import ClassifierConfidenceDetector, load
 from oddkit.exceptions import ColumnMismatchError, DataError, LabelError
-from oddkit.nn.classifier import ConvClassifier, logits_with_capped_features, quarter_turns, random_shifts
+from oddkit.nn.classifier import (
+    ConvClassifier,
+    logits_with_capped_features,
+    mix_with_outliers,
+    quarter_turns,
+    random_shifts,
+)
 
 CENTERS = {"north": (0.0, 6.0), "east": (6.0, 0.0), "west": (-6.0, 0.0), "south": (0.0, -6.0), "center": (0.0, 0.0)}
 KNOWN = ("north", "east", "west")
@@ -275,8 +281,7 @@ def test_exposure_flattens_the_output_on_data_like_the_known_anomalies():
     exposed, _ = blobs(100, ("south",), seed=5)
     fresh, _ = blobs(100, ("south",), seed=6)
     plain = fast().fit(X, classes)
-    exposure = fast().fit(X, classes, known_anomalies=exposed)
-    assert exposure.exposure_loss == "uniform"  # the default
+    exposure = fast(exposure_loss="uniform").fit(X, classes, known_anomalies=exposed)
     entropy_plain = plain.scores_from_logits(plain.logits(fresh), "entropy").mean()
     entropy_exposed = exposure.scores_from_logits(exposure.logits(fresh), "entropy").mean()
     assert entropy_exposed > entropy_plain + 0.2
@@ -301,6 +306,46 @@ def test_energy_exposure_loss_raises_the_energy_of_data_like_the_known_anomalies
     assert exposure.scores_from_logits(exposure.logits(fresh), "entropy").mean() < 0.8 * np.log(3)
     with pytest.raises(DataError, match="exposure_loss"):
         fast(exposure_loss="flat").fit(X, classes, known_anomalies=exposed)
+
+
+def test_mixing_with_outliers_keeps_the_reported_share_of_each_normal_row():
+    generator = torch.Generator().manual_seed(0)
+    normal, outliers = torch.zeros(64, 1, 10, 12), torch.ones(64, 1, 10, 12)
+    mixed, lam = mix_with_outliers(normal, outliers, "cutmix", generator)
+    np.testing.assert_allclose((mixed == 0).float().mean(dim=(1, 2, 3)), lam, atol=1e-6)
+    for image in mixed[:, 0].numpy():  # the outlier's part is one rectangle
+        rows, cols = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+        if rows.size:
+            assert image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all()
+    assert lam.min() < 0.3 and lam.max() > 0.7  # about uniform on [0, 1)
+    mixed, lam = mix_with_outliers(normal, outliers, "mixup", generator)
+    np.testing.assert_allclose(mixed, (1 - lam)[:, None, None, None].expand_as(mixed), rtol=1e-6)
+    mixed, lam = mix_with_outliers(torch.zeros(64, 20), torch.ones(64, 20), "cutmix", generator)
+    np.testing.assert_allclose((mixed == 0).float().mean(dim=1), lam, atol=1e-6)
+
+
+@pytest.mark.parametrize("exposure_loss", ["cutmix", "mixup"])
+def test_mixture_exposure_flags_data_like_the_known_anomalies(exposure_loss):
+    X, classes = blobs(150, KNOWN, seed=0)
+    exposed, _ = blobs(100, ("south",), seed=5)
+    fresh, _ = blobs(100, ("south",), seed=6)
+    known, _ = blobs(50, KNOWN, seed=7)
+    assert fast().exposure_loss == "cutmix"  # the default
+    model = fast(exposure_loss=exposure_loss).fit(X, classes, known_anomalies=exposed)
+    assert roc_auc_score(np.repeat([0, 1], [150, 100]), model.decision_function(np.concatenate([known, fresh]))) >= 0.97
+    assert (model.predict_class(known) == np.repeat(KNOWN, 50)).mean() >= 0.97
+
+
+def test_default_cutmix_exposure_trains_the_cnn_and_saves(digits, tmp_path):
+    X, classes, X_test, y_test, unknown = digits
+    rng = np.random.default_rng(0)
+    noise = (rng.random((200, 8, 8)) * 255).astype(np.uint8)
+    model = fast(epochs=15, conv_channels=(8, 16), hidden_sizes=(32,)).fit(
+        X, classes, known_anomalies=noise)
+    assert (model.predict_class(X_test[~unknown]) == y_test[~unknown]).mean() >= 0.95
+    assert roc_auc_score(unknown, model.decision_function(X_test)) >= 0.8
+    model.save(tmp_path / "cutmix")
+    np.testing.assert_array_equal(load(tmp_path / "cutmix").decision_function(X_test), model.decision_function(X_test))
 
 
 def test_known_anomalies_must_match_the_training_columns():
