@@ -245,9 +245,9 @@ class ClassifierConfidenceDetector(BaseDetector):
         0.985 against 0.983 and 0.943 against 0.927, two seeds each, better on all); closed-set
         accuracy unchanged (0.989). Training takes about 1.7 times as long (each step also passes
         the rotated images through the network). On the MNIST test protocol it helped without
-        exposure (mean of three seeds 0.947 against 0.940) but not with the uniform exposure target (0.964 against 0.968):
-        ``rotation_weight=0`` gives the earlier network back. Ignored by the MLP and for images that
-        are not square.
+        exposure (mean of three seeds 0.947 against 0.940) but not with the uniform exposure target
+        (0.964 against 0.968): ``rotation_weight=0`` gives the earlier network back. Ignored by
+        the MLP and for images that are not square.
     clip_percentile : "auto", float in (0, 100] or None, default="auto"
         Cap each member's last hidden layer at this percentile of its activations on the training
         rows (the dev split left out) before computing the logits (see above); None: no cap.
