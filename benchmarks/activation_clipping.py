@@ -42,7 +42,6 @@ ASH_PERCENTILES = (65, 80, 90)
 def energy_variants(detector, X_train, X_test) -> dict:
     """The energy of ``X_test`` under each variant (see the module docstring), from one network."""
     import numpy as np
-    import torch
     from scipy.special import logsumexp
 
     from oddkit.nn.classifier import last_layer, members_of
