@@ -409,8 +409,8 @@ def _selection_summary(rows: list[dict]) -> list[str]:
     lines = [("Mean over seeds, default score (energy), or the kNN score where the configuration names it. "
               "The configurations without `n_estimators` ran when "
               "the default was one network, those without `rotation_weight` before the rotation task "
-              "existed (as weight 0), those with exposure and without `exposure_loss` with `\"uniform\"` (the default until "
-              "`\"cutmix\"` replaced it), and all before activation clipping (`clip_percentile`; "
+              "existed (as weight 0), those with exposure and without `exposure_loss` with `\"uniform\"` "
+              "(the default until `\"cutmix\"` replaced it), and all before activation clipping (`clip_percentile`; "
               "unclipped logits); every other parameter is at its default."), "",
              "| configuration | seeds | closed-set accuracy | AUROC | lowest - highest seed |", "|---|---:|---:|---:|---|"]
     lines += [f"| {name} | {int(r.seeds)} | {r.accuracy:.4f} | {r.auroc:.4f} | {r.low:.4f} - {r.high:.4f} |"
