@@ -182,6 +182,19 @@ def test_pca_matches_sklearn_reconstruction():
     assert PCADetector(n_components=0.5).fit(X).n_components_ <= 3
 
 
+def test_pca_always_leaves_a_residual_to_score():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))  # independent columns: 0.9 of the variance needs all three axes
+    for n_components in (0.9, 3, 10):
+        detector = PCADetector(n_components=n_components).fit(X)
+        assert detector.n_components_ == 2
+        # A real residual (about a third of a unit variance), not rounding noise (about 1e-32).
+        assert np.median(detector.decision_function(X)) > 0.01
+    one_column = PCADetector().fit(X[:, :1])
+    assert one_column.n_components_ == 0
+    assert one_column.decision_function([[10.0]])[0] > one_column.decision_function([[0.0]])[0]
+
+
 def test_knn_matches_brute_force_neighbours():
     rng = np.random.default_rng(0)
     X, X_new = rng.normal(size=(80, 4)), rng.normal(size=(10, 4)) * 2

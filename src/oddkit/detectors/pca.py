@@ -19,7 +19,10 @@ class PCADetector(BaseDetector):
     ----------
     n_components : int or float in (0, 1), default=0.9
         An integer keeps that many components; a fraction keeps the fewest components that
-        explain at least that share of the variance.
+        explain at least that share of the variance. Either way at most ``n_outputs - 1`` (the
+        preprocessed columns less one) are kept, so that a residual is left to score: on a table
+        of 3 columns whose two leading components explain 84% of the variance, 0.9 would
+        otherwise keep all three and score every row by rounding noise.
     contamination, impute, unknown_categories : see :class:`AutoEncoderDetector`.
 
     Attributes
@@ -51,7 +54,9 @@ class PCADetector(BaseDetector):
         _, singular_values, axes = np.linalg.svd(Z - self.mean_, full_matrices=False)
         variance = singular_values**2
         ratio = variance / variance.sum() if variance.sum() > 0 else np.zeros_like(variance)
-        k = self._component_count(ratio, max_components=axes.shape[0])
+        # At least one direction must be left out: the score is the residual, and with every
+        # direction kept it is rounding noise (1e-32) that ranks rows at random.
+        k = self._component_count(ratio, max_components=min(axes.shape[0], Z.shape[1] - 1))
         self.n_components_ = k
         self.components_ = axes[:k]
         self.explained_variance_ratio_ = ratio[:k]
