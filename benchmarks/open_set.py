@@ -156,10 +156,14 @@ the rows measured under the old one were relabelled (``exposure_loss="uniform"``
 until the cutmix mixture replaced it, whose rows had been run as ``exposure_loss="cutmix"``)."""
 
 
+def _config_of(row: dict) -> tuple[bool, dict] | None:
+    """The ``(outlier exposure or not, options)`` an oddkit row was run with; None for a baseline."""
+    return (row["exposure"] != "none", row.get("options")) if row["method"].startswith("oddkit") else None
+
+
 def _done(rows: list[dict], exposed: bool, options: dict) -> bool:
     """Whether ``rows`` already hold the results of this configuration of :data:`ODDKIT_CONFIGS`."""
-    return any((row["exposure"] != "none") == exposed and row.get("options") == options
-               for row in rows if row["method"].startswith("oddkit"))
+    return any(_config_of(row) == (exposed, options) for row in rows)
 
 
 def _oddkit_rows(dataset, X_train, c_train, X_test, c_test, unknown, exposure, seed, done=()) -> list[dict]:
@@ -442,9 +446,8 @@ def _seed_means(rows: list[dict], runs: str = "seeds") -> list[str]:
 def _report_order(row: dict) -> tuple:
     """Seed, fold, then :data:`ODDKIT_CONFIGS`' order and the baselines last (--missing-only appends
     rows in the order they were run; a stable sort keeps each run's scores in order)."""
-    configs = [(exposed, options) for exposed, options in ODDKIT_CONFIGS]
-    config = (row["exposure"] != "none", row.get("options"))
-    rank = configs.index(config) if row["method"].startswith("oddkit") and config in configs else len(configs)
+    config = _config_of(row)
+    rank = ODDKIT_CONFIGS.index(config) if config in ODDKIT_CONFIGS else len(ODDKIT_CONFIGS)
     return row["seed"], row.get("pseudo_unknown", ""), rank
 
 
