@@ -12,7 +12,6 @@ import math
 import numbers
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from scipy.optimize import minimize_scalar
@@ -23,11 +22,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from oddkit.detectors.base import BaseDetector
-from oddkit.exceptions import (
-    DataError,
-    LabelError,
-    ModelFileError,
-)
+from oddkit.data.labels import classes_state, encode_classes, restore_classes
+from oddkit.exceptions import DataError, ModelFileError
 from oddkit.nn.classifier import (
     ConvClassifier,
     MeanLogits,
@@ -67,10 +63,6 @@ def default_batch_size(n_rows: int) -> int:
     """About 50 steps per epoch, 32 to 256 rows: a classifier needs more updates per epoch than an
     auto-encoder (measured on MNIST digits: batches of ~200 rows left accuracy a point lower)."""
     return int(min(256, max(32, n_rows // 50)))
-
-
-def _python_value(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 class ClassifierConfidenceDetector(BaseDetector):
@@ -405,42 +397,6 @@ class ClassifierConfidenceDetector(BaseDetector):
         finally:
             self.classifier = given
 
-    # -- classes --------------------------------------------------------------------------------
-
-    @staticmethod
-    def _encode_classes(classes, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-        if classes is None:
-            raise LabelError("ClassifierConfidenceDetector.fit needs the class of each training row: "
-                             "fit(X, classes); for data without classes use another detector")
-        array = classes.to_numpy(dtype=object) if isinstance(classes, (pd.Series, pd.DataFrame)) else np.asarray(
-            classes, dtype=object)
-        if array.ndim == 2 and array.shape[1] == 1:
-            array = array[:, 0]
-        if array.ndim != 1:
-            raise LabelError(f"classes must hold one label per row (a 1-D array), got shape {array.shape}")
-        values = pd.Series(array)
-        if len(values) != n_rows:
-            raise LabelError(f"classes has {len(values):,} labels but X has {n_rows:,} rows; pass one class per row")
-        missing = np.flatnonzero(values.isna().to_numpy())
-        if missing.size:
-            raise LabelError(f"classes has {missing.size:,} missing values (NaN/None; first rows: "
-                             f"{', '.join(map(str, missing[:5]))}); every training row needs its class")
-        kinds = {type(_python_value(v)) for v in values}
-        if len(kinds) > 1 and not kinds <= {int, float, bool}:
-            raise LabelError(f"classes mixes label types ({', '.join(sorted(k.__name__ for k in kinds))}); "
-                             "use one type, e.g. all strings")
-        try:
-            labels, codes = np.unique(np.asarray(values.tolist()), return_inverse=True)
-        except TypeError as exc:
-            raise LabelError(f"classes cannot be sorted ({exc}); use strings or numbers") from None
-        if labels.dtype.kind not in "biufUS":
-            raise LabelError(f"classes must be strings or numbers, got {labels.dtype} values")
-        if len(labels) < 2:
-            raise LabelError(f"classes holds a single class ({_python_value(labels[0])!r}); a classifier "
-                             "needs at least two: for one normal class use a one-class detector such as "
-                             "AutoEncoderDetector")
-        return labels, codes.ravel().astype(np.int64)
-
     # -- fitting --------------------------------------------------------------------------------
 
     def _check_params(self) -> None:
@@ -499,7 +455,7 @@ class ClassifierConfidenceDetector(BaseDetector):
     def _fit_array(self, Z: np.ndarray) -> None:
         self._check_params()
         classes, known_anomalies = self._fit_inputs
-        self.classes_, codes = self._encode_classes(classes, Z.shape[0])
+        self.classes_, codes = encode_classes(classes, Z.shape[0], "ClassifierConfidenceDetector.fit")
         images = self._image_shape() is not None
         if images:  # pixels in [0, 1] -> centred and scaled by the training pixels' mean and spread
             self.pixel_center_ = float(Z.mean())
@@ -790,8 +746,7 @@ class ClassifierConfidenceDetector(BaseDetector):
     # -- persistence ----------------------------------------------------------------------------
 
     def _get_model_state(self):
-        classes = [_python_value(c) for c in self.classes_]
-        meta = {"classes": classes, "classes_dtype": self.classes_.dtype.str, "backend": self.backend_,
+        meta = {**classes_state(self.classes_), "backend": self.backend_,
                 "score": self.score_, "temperature": self.temperature_, "dev_accuracy": self.dev_accuracy_,
                 "history": self.history_, "clip_percentile": self.clip_percentile_,
                 "activation_caps": self.activation_caps_}
@@ -815,7 +770,7 @@ class ClassifierConfidenceDetector(BaseDetector):
 
     def _set_model_state(self, arrays, meta, files):
         try:
-            self.classes_ = np.asarray(meta["classes"], dtype=np.dtype(meta["classes_dtype"]))
+            self.classes_ = restore_classes(meta)
             self.backend_ = str(meta["backend"])
             self.score_ = str(meta["score"])
             self.temperature_ = float(meta["temperature"])
