@@ -5,8 +5,9 @@ decision_function: higher = more anomalous), the opposite of scikit-learn's outl
 (predict in {-1, 1}, decision_function higher = more normal). The checks written for that sign
 convention are the expected failures below; every other check must pass.
 
-ClassifierConfidenceDetector is not checked here: its fit needs the class of every training row
-(fit(X, classes)), which scikit-learn's checks cannot supply; tests/test_classifier.py covers it.
+ClassifierConfidenceDetector and DisentangledAutoEncoderDetector are not checked here: their fit
+needs the class of every training row (fit(X, classes)), which scikit-learn's checks cannot supply;
+tests/test_classifier.py and tests/test_disentangle.py cover them.
 Nor is TransformationDetector, which takes images only (scikit-learn's checks pass tables);
 tests/test_transforms.py covers it.
 """

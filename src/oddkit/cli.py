@@ -34,7 +34,10 @@ DETECTOR_NAMES = {
     "default": "EnsembleDetector",
     "classifier": "ClassifierConfidenceDetector",
     "transforms": "TransformationDetector",
+    "disentangled": "DisentangledAutoEncoderDetector",
 }
+CLASS_DETECTORS = {"classifier": "open-set recognition", "disentangled": "a class part and a style part"}
+"""The detectors that learn from each training row's class (--class-col), and what they do with it."""
 _state = {"debug": False}
 
 LabelCol = Annotated[Optional[str], typer.Option(
@@ -124,8 +127,9 @@ def fit(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     image_size: ImageSize = None,
     class_col: Annotated[Optional[str], typer.Option(
-        "--class-col", help="Classifier: the column holding each normal row's class (never a feature); for an "
-                            ".npz of images the array of classes (default 'labels'), for a folder its sub-folders.")] = None,
+        "--class-col", help="Classifier and disentangled: the column holding each normal row's class (never a "
+                            "feature); for an .npz of images the array of classes (default 'labels'), for a "
+                            "folder its sub-folders.")] = None,
     known_anomalies: Annotated[Optional[Path], typer.Option(
         "--known-anomalies", help="Classifier and auto-encoders: a table or images of anomaly examples, kept "
                                   "apart from DATA (outlier exposure; a margin loss for the auto-encoders).")] = None,
@@ -151,11 +155,12 @@ def fit(
         params.setdefault("verbose", 0 if quiet else 1)
     from oddkit.data.images import is_image_source
 
-    if cls.__name__ == "ClassifierConfidenceDetector" or class_col is not None:
-        return _fit_classifier(cls, params, data, out, class_col, known_anomalies, label_col, id_col, image_size)
     if known_anomalies is not None and "known_anomalies" not in inspect.signature(cls.fit).parameters:
         raise OddkitError(f"{detector} cannot learn from --known-anomalies; the classifier, autoencoder, vae and "
                           "vqvae detectors can")
+    if detector in CLASS_DETECTORS or class_col is not None:
+        return _fit_with_classes(detector, params, data, out, class_col, known_anomalies, label_col, id_col,
+                                 image_size)
     if is_image_source(data):
         return _fit_images(cls, params, data, out, image_size, known_anomalies)
     table = _read(data, label_col, id_col)
@@ -525,6 +530,34 @@ def decompress(
     console.print(f"decompressed {len(decoded):,} {kind}; wrote {written}")
 
 
+@app.command()
+def swap(
+    model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit --detector disentangled'.")],
+    class_data: Annotated[Path, typer.Argument(help="Rows or images that give their class part.")],
+    style_data: Annotated[Path, typer.Argument(help="Rows or images that give their style part.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Images: a .png grid, an .npz or a folder; "
+                                                          "tables: .csv, .parquet or .npy.")] = Path("swapped.png"),
+    label_col: LabelCol = None,
+    id_col: IdCols = None,
+    image_size: ImageSize = None,
+):
+    """Decode the class of each row of CLASS_DATA in the style of the same row of STYLE_DATA.
+
+    Both must hold as many rows (or images), or one of them a single one, which is then paired with
+    every row of the other: one digit in many handwritings, or many digits in one.
+    """
+    detector = _load_model(model)
+    if not hasattr(detector, "swap"):
+        raise OddkitError(f"{model} holds a {type(detector).__name__}, whose code has no class and style parts; "
+                          "fit one with --detector disentangled --class-col COLUMN")
+    _, class_source = _read_for_model(detector, class_data, label_col, id_col, image_size)
+    _, style_source = _read_for_model(detector, style_data, label_col, id_col, image_size)
+    swapped = detector.swap(class_source.X, style_source.X)
+    written = _write_decoded(detector, swapped, out)
+    console.print(f"swapped {len(swapped):,} {'images' if _is_image_stack(swapped) else 'rows'}: the class parts of "
+                  f"{class_data} in the styles of {style_data}; wrote {written}")
+
+
 def _score_images(detector, data: Path, out: Path) -> None:
     """The image branch of 'oddkit score': one CSV row per image (its name), score and label."""
     _, images = _read_for_model(detector, data, None, None, None)
@@ -554,14 +587,18 @@ def _fit_images(cls, params: dict, data: Path, out: Path, image_size: str | None
                   f"threshold {model.threshold_:.6g} ({model.threshold_goal_}); saved to {out}")
 
 
-def _fit_classifier(cls, params: dict, data: Path, out: Path, class_col: str | None, known_anomalies: Path | None,
-                    label_col: str | None, id_col: list[str] | None, image_size: str | None) -> None:
-    """The open-set branch of 'oddkit fit': normal data with its classes (--class-col), and optionally
-    examples of anomalies (--known-anomalies) for outlier exposure."""
+def _fit_with_classes(detector: str, params: dict, data: Path, out: Path, class_col: str | None,
+                      known_anomalies: Path | None, label_col: str | None, id_col: list[str] | None,
+                      image_size: str | None) -> None:
+    """The branch of 'oddkit fit' for detectors that learn from classes: normal data with its classes
+    (--class-col), and for the classifier optionally examples of anomalies (--known-anomalies) for
+    outlier exposure."""
     from oddkit.data.images import is_image_source, read_images
 
-    if cls.__name__ != "ClassifierConfidenceDetector":
-        raise OddkitError("--class-col is for --detector classifier (open-set recognition)")
+    if detector not in CLASS_DETECTORS:
+        raise OddkitError("--class-col is for " + " and ".join(
+            f"--detector {name} ({use})" for name, use in CLASS_DETECTORS.items()))
+    cls = _detector_class(detector)
     if class_col is not None and class_col == label_col:
         raise OddkitError(f"--class-col and --label-col both name {class_col!r}: classes of normal data and "
                           "anomaly labels are different columns")
@@ -577,7 +614,7 @@ def _fit_classifier(cls, params: dict, data: Path, out: Path, class_col: str | N
         what = f"{len(X):,} images of {shape} (channels x height x width)"
     else:
         if class_col is None:
-            raise OddkitError("--detector classifier needs --class-col: the column holding each training row's class")
+            raise OddkitError(f"--detector {detector} needs --class-col: the column holding each training row's class")
         table = _read(data, label_col, [*(id_col or []), class_col])
         X, classes = table.X, table.ids[class_col].to_numpy()
         what = f"{len(X):,} rows x {X.shape[1]} columns"
@@ -585,10 +622,11 @@ def _fit_classifier(cls, params: dict, data: Path, out: Path, class_col: str | N
         known_anomalies, X, label_col, [*(id_col or []), *([class_col] if class_col else [])])
     model = cls(**params)
     started = time.perf_counter()
-    model.fit(X, classes, known_anomalies=anomalies)
+    model.fit(X, classes, **({} if anomalies is None else {"known_anomalies": anomalies}))
     model.save(out)
     exposure = "" if anomalies is None else f" with {len(anomalies):,} known anomalies (outlier exposure)"
-    accuracy = "" if model.dev_accuracy_ is None else f"; held-out class accuracy {model.dev_accuracy_:.4f}"
+    dev_accuracy = getattr(model, "dev_accuracy_", None)
+    accuracy = "" if dev_accuracy is None else f"; held-out class accuracy {dev_accuracy:.4f}"
     console.print(f"trained {cls.__name__} on {what}, {len(model.classes_)} classes{exposure}, in "
                   f"{time.perf_counter() - started:.1f} s{accuracy}; threshold {model.threshold_:.6g} "
                   f"({model.threshold_goal_}); saved to {out}")

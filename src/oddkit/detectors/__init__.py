@@ -7,6 +7,7 @@ from oddkit.detectors.base import DETECTORS, BaseDetector
 from oddkit.detectors.ensemble import EnsembleDetector, default_detector
 from oddkit.detectors.classic import IsolationForestDetector, OneClassSVMDetector
 from oddkit.detectors.classifier import ClassifierConfidenceDetector
+from oddkit.detectors.disentangle import DisentangledAutoEncoderDetector
 from oddkit.detectors.gaussian import GaussianDetector
 from oddkit.detectors.knn import KNNDetector
 from oddkit.detectors.pca import PCADetector
@@ -19,6 +20,7 @@ __all__ = [
     "AutoEncoderDetector",
     "BaseDetector",
     "ClassifierConfidenceDetector",
+    "DisentangledAutoEncoderDetector",
     "EnsembleDetector",
     "GaussianDetector",
     "IsolationForestDetector",

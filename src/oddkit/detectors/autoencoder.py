@@ -326,7 +326,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         with torch_threads(self.n_threads), seeded(seed) as generator:
             self.model_ = self._build_module(n_inputs).to(device)
             history = fit_module(
-                self.model_, self._row_loss, torch.from_numpy(Z).to(device),
+                self.model_, self._row_loss, torch.from_numpy(self._training_rows(Z)).to(device),
                 epochs=int(self.epochs), batch_size=batch, lr=float(self.lr),
                 weight_decay=float(self.weight_decay), validation_fraction=float(self.validation_fraction),
                 patience=self.patience, trim_fraction=float(self.contamination) if self.robust else 0.0,
@@ -336,6 +336,10 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         self.history_ = history.to_dict()
         self._salt_pepper_values = self._exposure = None
         self._fit_score_state(Z)
+
+    def _training_rows(self, Z: np.ndarray) -> np.ndarray:
+        """The matrix the training loop batches (subclasses append what their loss needs per row)."""
+        return Z
 
     def _normalizes_errors(self) -> bool:
         return bool(self.normalize_errors) and not self._fitted_on_images()
