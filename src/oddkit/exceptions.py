@@ -20,7 +20,13 @@ written for scikit-learn (which raises ``ValueError`` for bad input) keeps worki
 ``CompressedDataError``    a compressed blob that is damaged, foreign, or made by another model
 ``ModelFileError``         a saved model folder that is missing, tampered with, or from an
                            incompatible version; loading never runs code from the folder
+``ParameterError``         a detector parameter outside its documented values or range (names the
+                           parameter, the value given and the values allowed); raised by ``fit``
+                           before any data is read, and by loading a model folder
 =========================  =====================================================================
+
+Warnings oddkit issues derive from :class:`OddkitWarning` (a ``UserWarning``), so they can be
+filtered as one: ``warnings.filterwarnings("error", category=oddkit.exceptions.OddkitWarning)``.
 """
 
 from __future__ import annotations
@@ -72,3 +78,16 @@ class CompressedDataError(DataError):
 
 class ModelFileError(OddkitError):
     """A saved model folder cannot be loaded safely."""
+
+
+class ParameterError(OddkitError, ValueError):
+    """A detector's parameter has a value outside what it accepts.
+
+    Not a :class:`DataError`: the data may be fine, the setting is not. It derives from
+    ``ValueError``, as scikit-learn's ``InvalidParameterError`` does, so code written for
+    scikit-learn keeps catching it.
+    """
+
+
+class OddkitWarning(UserWarning):
+    """Base class of the warnings oddkit issues (something was adjusted that the user may want to know)."""

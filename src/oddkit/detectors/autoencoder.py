@@ -13,7 +13,16 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from oddkit.detectors.base import BaseDetector
-from oddkit.exceptions import DataError, EmptyDataError, ModelFileError
+from oddkit.detectors.params import (
+    PositiveIntSequence,
+    StrOptions,
+    fraction_below_one,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from oddkit.exceptions import DataError, EmptyDataError, ModelFileError, ParameterError
 from oddkit.exceptions import ColumnMismatchError, NonFiniteError
 from oddkit.nn import AutoEncoder, mlp_autoencoder
 from oddkit.nn.conv import conv_autoencoder, default_image_architecture
@@ -205,6 +214,24 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
 
     _accepts_images = True
 
+    _parameter_constraints: dict = {
+        "hidden_sizes": [PositiveIntSequence(), None],
+        "latent_dim": [positive_int, None],
+        "n_estimators": [positive_int],
+        "epochs": [positive_int],
+        "batch_size": [positive_int, StrOptions({"auto"})],
+        "lr": [positive_float],
+        "weight_decay": [non_negative_float],
+        "validation_fraction": [fraction_below_one],
+        "patience": [non_negative_int, None],
+        "noise": [StrOptions({"gaussian", "mask", "salt_pepper"}), None],
+        "noise_level": [non_negative_float],
+        "normalize_errors": [StrOptions({"covariance", "columns"}), "boolean", None],
+        "robust": ["boolean"],
+        "exposure_weight": [non_negative_float],
+        "exposure_margin": [positive_float],
+    }
+
     def __init__(self, hidden_sizes=None, latent_dim=None, n_estimators=1, epochs=100, batch_size="auto", lr=1e-3,
                  weight_decay=0.0, validation_fraction=0.1, patience=10, noise=None, noise_level=0.2,
                  normalize_errors="covariance", robust=False, exposure_weight=1.0, exposure_margin=2.0, contamination=0.1,
@@ -265,30 +292,11 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         """Fit on ``X`` (see :meth:`fit`) and return the training labels ``labels_``."""
         return self.fit(X, known_anomalies=known_anomalies).labels_
 
-    def _check_params(self) -> None:
-        if self.noise not in NOISE_KINDS:
-            raise DataError(f"noise must be one of {NOISE_KINDS}, got {self.noise!r}")
-        if not 0.0 <= float(self.noise_level) < (1.0 if self.noise == "mask" else math.inf):
-            raise DataError(f"noise_level must be >= 0 (and < 1 for masking), got {self.noise_level!r}")
-        self._check_model_params()
-        if int(self.epochs) < 1:
-            raise DataError(f"epochs must be at least 1, got {self.epochs!r}")
-        if self.batch_size != "auto" and int(self.batch_size) < 1:
-            raise DataError(f"batch_size must be a positive integer or 'auto', got {self.batch_size!r}")
-        if not 0.0 <= float(self.validation_fraction) < 1.0:
-            raise DataError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
-        if not float(self.exposure_weight) >= 0.0:
-            raise DataError(f"exposure_weight must be >= 0, got {self.exposure_weight!r}")
-        if not float(self.exposure_margin) > 0.0:
-            raise DataError(f"exposure_margin must be > 0, got {self.exposure_margin!r}")
-
-    def _check_model_params(self) -> None:
-        """Checks of the parameters a subclass may not share (called by ``_check_params``)."""
-        # The VAE scores by its ELBO and has no normalize_errors.
-        if "normalize_errors" in self.get_params(deep=False) and self.normalize_errors not in ERROR_WEIGHTINGS:
-            raise DataError(f"normalize_errors must be one of {ERROR_WEIGHTINGS}, got {self.normalize_errors!r}")
-        if int(self.n_estimators) < 1:
-            raise DataError(f"n_estimators must be at least 1, got {self.n_estimators!r}")
+    def _check_param_combinations(self) -> None:
+        super()._check_param_combinations()
+        if self.noise == "mask" and not float(self.noise_level) < 1.0:
+            raise ParameterError(f"{type(self).__name__}: noise_level must be below 1 with noise='mask' (it is the "
+                                 f"share of values masked), got {self.noise_level!r}")
 
     def _set_architecture(self, n_inputs: int) -> None:
         """Set ``hidden_sizes_``, ``latent_dim_`` and ``n_estimators_`` from the parameters and the input."""
@@ -301,11 +309,8 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         self.n_estimators_ = int(self.n_estimators)
 
     def _fit_array(self, Z: np.ndarray) -> None:
-        self._check_params()
         n_inputs = Z.shape[1]
         images = self._fitted_on_images()
-        if images and self.hidden_sizes is not None and len(tuple(self.hidden_sizes)) < 1:
-            raise DataError("hidden_sizes for images lists the channels of each convolution stage; give at least one")
         self._set_architecture(n_inputs)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         device = resolve_device(self.device)

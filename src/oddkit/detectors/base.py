@@ -9,6 +9,7 @@ says how to fit on a validated float32 matrix and how to score one.
 from __future__ import annotations
 
 import math
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -19,11 +20,22 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from oddkit.data import TablePreprocessor
 from oddkit.data.image_preprocess import ImagePreprocessor, is_image_array
+from oddkit.detectors.params import DeviceName, Interval, StrOptions, positive_int, validate_params
 from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError, TooFewRowsError
 from oddkit.threshold import ThresholdChoice, contamination_threshold
 
 DETECTORS: dict[str, type[BaseDetector]] = {}
 """Every detector class by name: the only classes :func:`oddkit.load` will build."""
+
+
+def refuse_sparse(X) -> None:
+    """Raise :class:`DataError` for a scipy.sparse matrix or array: oddkit's detectors need dense rows."""
+    import scipy.sparse
+
+    if scipy.sparse.issparse(X):
+        raise DataError(
+            f"X is a sparse {type(X).__name__} of shape {X.shape}; oddkit's detectors take dense data: pass "
+            "X.toarray() (or a DataFrame), after reducing the columns if it would not fit in memory")
 
 
 class BaseDetector(BaseEstimator):
@@ -54,6 +66,20 @@ class BaseDetector(BaseEstimator):
     threshold_goal_ : str
         How ``threshold_`` was chosen, e.g. ``"contamination:0.1"`` or ``"fpr:0.01"``.
     """
+
+    _parameter_constraints: dict = {
+        "contamination": [Interval(Real, 0, 0.5, closed="right")],
+        "impute": [StrOptions({"median"}), None],
+        "unknown_categories": [StrOptions({"error", "ignore"})],
+        "column_types": [dict, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "device": [DeviceName()],
+        "n_threads": [positive_int, None],
+        "n_jobs": [Integral, None],
+    }
+    """Constraints shared by the detectors that take these parameters; each class adds its own
+    (see :mod:`oddkit.detectors.params`). Only a detector's own constructor parameters are checked."""
 
     _accepts_images = False
     """Whether the detector also learns from image stacks (n, H, W) / (n, C, H, W) (the auto-encoders)."""
@@ -89,10 +115,12 @@ class BaseDetector(BaseEstimator):
 
         Raises
         ------
+        ParameterError
+            A parameter outside its allowed values (checked before ``X`` is read).
         TooFewRowsError, EmptyDataError, NonFiniteError, DataError
             When ``X`` cannot be used; the message says how to fix it.
         """
-        self._check_contamination()
+        self._validate_params()
         Z = self._prepare(X, reset=True)
         self._fit_array(Z)
         self.decision_scores_ = self._training_scores(Z)
@@ -191,10 +219,21 @@ class BaseDetector(BaseEstimator):
 
     # -- shared machinery -----------------------------------------------------------------------
 
-    def _check_contamination(self) -> None:
-        c = self.contamination
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0.0 < c <= 0.5:
-            raise DataError(f"contamination must be a number in (0, 0.5], got {c!r}")
+    def _validate_params(self) -> None:
+        """Check every parameter against the class's ``_parameter_constraints`` (merged with the
+        shared ones), then the combinations of parameters that constraints cannot express
+        (:meth:`_check_param_combinations`). ``fit`` calls this first; so does loading a model.
+
+        Raises
+        ------
+        ParameterError
+            Naming the parameter, the value given and the values or range allowed.
+        """
+        validate_params(self)
+        self._check_param_combinations()
+
+    def _check_param_combinations(self) -> None:
+        """Checks that involve several parameters (subclasses extend; raise ParameterError)."""
 
     def _set_score_statistics(self, scores: np.ndarray) -> None:
         self.score_mean_ = float(np.mean(scores))
@@ -243,6 +282,7 @@ class BaseDetector(BaseEstimator):
         Detectors that take images (``_accepts_images``) route NumPy arrays of 3 or 4 dimensions to
         :meth:`_prepare_images` instead of the table preprocessor.
         """
+        refuse_sparse(X)
         if self._accepts_images and is_image_array(X):
             return self._prepare_images(X, reset)
         if not reset and self._fitted_on_images():

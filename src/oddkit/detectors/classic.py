@@ -6,12 +6,15 @@ told to trust and never unpickles.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 import skops.io
 from sklearn.ensemble import IsolationForest
 from sklearn.svm import OneClassSVM
 
 from oddkit.detectors.base import BaseDetector
+from oddkit.detectors.params import Interval, RealNotInt, StrOptions, non_negative_float, positive_float, positive_int
 from oddkit.exceptions import ModelFileError
 
 SKOPS_FILE = "estimator.skops"
@@ -63,6 +66,15 @@ class OneClassSVMDetector(_SklearnAdapter):
     n_iter_ : int
     """
 
+    _parameter_constraints: dict = {
+        # No callable kernel: a model folder never holds code, so it could not be saved.
+        "kernel": [StrOptions({"linear", "poly", "rbf", "sigmoid"})],
+        "nu": [Interval(Real, 0, 1, closed="right")],
+        "gamma": [StrOptions({"scale", "auto"}), non_negative_float],
+        "tol": [positive_float],
+        "max_iter": [Interval(Integral, -1, None, closed="left")],
+    }
+
     def __init__(self, kernel="rbf", nu=0.5, gamma="scale", tol=1e-3, max_iter=-1,
                  contamination=0.1, impute=None, unknown_categories="error"):
         self.kernel = kernel
@@ -101,6 +113,13 @@ class IsolationForestDetector(_SklearnAdapter):
     """
 
     _trusted_types = ("sklearn.tree._tree.Tree",)
+
+    _parameter_constraints: dict = {
+        "n_estimators": [positive_int],
+        "max_samples": [StrOptions({"auto"}), positive_int, Interval(RealNotInt, 0, 1, closed="right")],
+        "max_features": [positive_int, Interval(RealNotInt, 0, 1, closed="right")],
+        "bootstrap": ["boolean"],
+    }
 
     def __init__(self, n_estimators=100, max_samples="auto", max_features=1.0, bootstrap=False,
                  n_jobs=None, random_state=None, contamination=0.1, impute=None,

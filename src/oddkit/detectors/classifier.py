@@ -9,7 +9,8 @@ score, and still predicts the class of normal inputs (:meth:`~ClassifierConfiden
 from __future__ import annotations
 
 import math
-import numbers
+import warnings
+from numbers import Real
 
 import numpy as np
 import torch
@@ -22,8 +23,20 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from oddkit.detectors.base import BaseDetector
+from oddkit.detectors.params import (
+    HasMethods,
+    Hidden,
+    Interval,
+    PositiveIntSequence,
+    StrOptions,
+    fraction_below_one,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from oddkit.data.labels import classes_state, encode_classes, restore_classes
-from oddkit.exceptions import DataError, ModelFileError
+from oddkit.exceptions import DataError, ModelFileError, OddkitWarning, ParameterError
 from oddkit.nn.classifier import (
     ConvClassifier,
     MeanLogits,
@@ -170,7 +183,8 @@ class ClassifierConfidenceDetector(BaseDetector):
         (which has no hidden layer to read, so not ``"knn"`` either).
     n_neighbors : int or "auto", default="auto"
         ``k`` of ``score="knn"`` (ignored by the other scores): the distance to the k-th nearest
-        training row. ``"auto"``: one per 1,000 training rows kept, at least 1 (4 for 3,600 MNIST
+        training row; clamped, with an :class:`~oddkit.exceptions.OddkitWarning`, to the training
+        rows kept less one. ``"auto"``: one per 1,000 training rows kept, at least 1 (4 for 3,600 MNIST
         digits, 10 for NSL-KDD's 25,000 rows, of which 10,000 are kept) — the ratio of Sun et al.
         (2022), k=50 for 50,000 images, and their finding that a random share of the training rows
         works as well with k scaled by it. A training row's own score leaves itself out.
@@ -310,6 +324,28 @@ class ClassifierConfidenceDetector(BaseDetector):
 
     _accepts_images = True
 
+    _parameter_constraints: dict = {
+        "classifier": [StrOptions(set(BACKENDS)), HasMethods(["fit", "predict_proba"]), Hidden(StrOptions({"sklearn"}))],
+        "score": [StrOptions(set(SCORES))],
+        "n_neighbors": [positive_int, StrOptions({"auto"})],
+        "hidden_sizes": [PositiveIntSequence(), None],
+        "conv_channels": [PositiveIntSequence()],
+        "dropout": [fraction_below_one],
+        "epochs": [positive_int],
+        "batch_size": [positive_int, StrOptions({"auto"})],
+        "lr": [positive_float],
+        "weight_decay": [non_negative_float],
+        "validation_fraction": [fraction_below_one],
+        "patience": [non_negative_int, None],
+        "temperature": [StrOptions({"auto"}), positive_float],
+        "exposure_weight": [non_negative_float],
+        "exposure_loss": [StrOptions(set(EXPOSURE_LOSSES))],
+        "n_estimators": [positive_int],
+        "augment": [StrOptions({"shift"}), None],
+        "rotation_weight": [non_negative_float],
+        "clip_percentile": [StrOptions({"auto"}), Interval(Real, 0, 100, closed="right"), None],
+    }
+
     def __init__(self, classifier="auto", score="auto", n_neighbors="auto", hidden_sizes=None, conv_channels=(16, 32),
                  dropout=0.0, epochs=30, batch_size="auto", lr=1e-3, weight_decay=0.0, validation_fraction=0.1,
                  patience=5, temperature="auto", exposure_weight=0.5, exposure_loss="cutmix", n_estimators=5,
@@ -399,46 +435,6 @@ class ClassifierConfidenceDetector(BaseDetector):
 
     # -- fitting --------------------------------------------------------------------------------
 
-    def _check_params(self) -> None:
-        if self.score not in SCORES:
-            raise DataError(f"score must be one of {SCORES}, got {self.score!r}")
-        if isinstance(self.classifier, str):
-            if self.classifier not in BACKENDS:
-                raise DataError(f"classifier must be one of {BACKENDS} or a scikit-learn classifier, "
-                                f"got {self.classifier!r}")
-        elif not (hasattr(self.classifier, "fit") and hasattr(self.classifier, "predict_proba")):
-            raise DataError(f"classifier must be one of {BACKENDS} or a scikit-learn classifier with "
-                            f"predict_proba, got {type(self.classifier).__name__}")
-        k = self.n_neighbors
-        if k != "auto" and (isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1):
-            raise DataError(f"n_neighbors must be a positive integer or 'auto', got {k!r}")
-        if int(self.epochs) < 1:
-            raise DataError(f"epochs must be at least 1, got {self.epochs!r}")
-        if self.batch_size != "auto" and int(self.batch_size) < 1:
-            raise DataError(f"batch_size must be a positive integer or 'auto', got {self.batch_size!r}")
-        if not 0.0 <= float(self.validation_fraction) < 1.0:
-            raise DataError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise DataError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if float(self.exposure_weight) < 0:
-            raise DataError(f"exposure_weight must be >= 0, got {self.exposure_weight!r}")
-        if self.exposure_loss not in EXPOSURE_LOSSES:
-            raise DataError(f"exposure_loss must be one of {EXPOSURE_LOSSES}, got {self.exposure_loss!r}")
-        n = self.n_estimators
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise DataError(f"n_estimators must be a positive integer, got {n!r}")
-        if self.augment not in AUGMENTS:
-            raise DataError(f"augment must be one of {AUGMENTS}, got {self.augment!r}")
-        if not (isinstance(self.rotation_weight, numbers.Real) and self.rotation_weight >= 0):
-            raise DataError(f"rotation_weight must be a number >= 0, got {self.rotation_weight!r}")
-        clip = self.clip_percentile
-        if not (clip is None or clip == "auto" or (isinstance(clip, numbers.Real) and not isinstance(clip, bool)
-                                                   and 0 < clip <= 100)):
-            raise DataError(f"clip_percentile must be 'auto', None or a number in (0, 100], got {clip!r}")
-        if self.temperature != "auto" and not (isinstance(self.temperature, numbers.Real)
-                                               and math.isfinite(self.temperature) and self.temperature > 0):
-            raise DataError(f"temperature must be 'auto' or a positive number, got {self.temperature!r}")
-
     def _dev_split(self, codes: np.ndarray, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
         """Stratified: ``validation_fraction`` of each class to dev, at least one row kept to train."""
         train, dev = [], []
@@ -453,7 +449,10 @@ class ClassifierConfidenceDetector(BaseDetector):
         return np.sort(np.concatenate(train)), dev_rows
 
     def _fit_array(self, Z: np.ndarray) -> None:
-        self._check_params()
+        if isinstance(self.classifier, str) and self.classifier == "sklearn":
+            # Only a saved model's config reads "sklearn" (loading puts the fitted estimator's clone back).
+            raise ParameterError(f"{type(self).__name__}: classifier='sklearn' only marks a saved model; pass "
+                                 f"one of {BACKENDS} or a scikit-learn classifier object")
         classes, known_anomalies = self._fit_inputs
         self.classes_, codes = encode_classes(classes, Z.shape[0], "ClassifierConfidenceDetector.fit")
         images = self._image_shape() is not None
@@ -525,6 +524,11 @@ class ClassifierConfidenceDetector(BaseDetector):
         position = np.full(n_rows, -1)
         position[kept] = np.arange(len(kept))
         k = max(1, round(len(kept) / ROWS_PER_NEIGHBOUR)) if self.n_neighbors == "auto" else int(self.n_neighbors)
+        if k > len(kept) - 1:
+            warnings.warn(
+                f"ClassifierConfidenceDetector: n_neighbors={k} but score='knn' keeps {len(kept)} training rows, so "
+                f"each has only {len(kept) - 1} others; using n_neighbors_={len(kept) - 1}. Pass n_neighbors <= "
+                f"{len(kept) - 1} (or more rows) to silence this", OddkitWarning, stacklevel=2)
         self._index_reference(np.ascontiguousarray(features[:, kept]), k)
         self._fit_scores = self._neighbour_distances(features, position)
 

@@ -8,7 +8,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from oddkit.data.labels import classes_state, encode_classes, restore_classes
 from oddkit.detectors.autoencoder import AutoEncoderDetector
-from oddkit.exceptions import DataError
+from oddkit.detectors.params import non_negative_float, positive_int
+from oddkit.exceptions import DataError, ParameterError
 from oddkit.nn.disentangle import SplitCodeAutoEncoder, disentangling_losses, split_code_autoencoder
 
 MIN_DEFAULT_LATENT = 4
@@ -92,6 +93,12 @@ class DisentangledAutoEncoderDetector(AutoEncoderDetector):
     exposure_weight = 0.0
     exposure_margin = 2.0
 
+    _parameter_constraints: dict = {
+        "class_dim": [positive_int, None],
+        "swap_weight": [non_negative_float],
+        "adversary_weight": [non_negative_float],
+    }
+
     def __init__(self, class_dim=None, swap_weight=1.0, adversary_weight=1.0, hidden_sizes=None, latent_dim=None,
                  epochs=100, batch_size="auto", lr=1e-3, weight_decay=0.0, validation_fraction=0.1, patience=10,
                  noise=None, noise_level=0.2, normalize_errors="covariance", robust=False, contamination=0.1,
@@ -151,22 +158,26 @@ class DisentangledAutoEncoderDetector(AutoEncoderDetector):
         """Fit on ``X`` and ``classes`` (see :meth:`fit`) and return the training labels ``labels_``."""
         return self.fit(X, classes).labels_
 
-    def _check_model_params(self) -> None:
-        super()._check_model_params()
-        for name in ("swap_weight", "adversary_weight"):
-            if not float(getattr(self, name)) >= 0.0:
-                raise DataError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+    def _check_param_combinations(self) -> None:
+        super()._check_param_combinations()
+        if self.latent_dim is not None and self.latent_dim < 2:
+            raise ParameterError(f"{type(self).__name__}: latent_dim must be at least 2 (a class part and a style "
+                                 f"part), got {self.latent_dim!r}")
+        if self.latent_dim is not None and self.class_dim is not None and not self.class_dim < self.latent_dim:
+            raise ParameterError(f"{type(self).__name__}: class_dim must be between 1 and latent_dim - 1 = "
+                                 f"{self.latent_dim - 1}, got {self.class_dim!r}")
 
     def _set_architecture(self, n_inputs: int) -> None:
         super()._set_architecture(n_inputs)
         if self.latent_dim is None:  # the auto-encoder's default code may be too small to split
             self.latent_dim_ = max(self.latent_dim_, MIN_DEFAULT_LATENT)
         if self.latent_dim_ < 2:
-            raise DataError(f"latent_dim must be at least 2 (a class part and a style part), got {self.latent_dim_}")
+            raise ParameterError(f"{type(self).__name__}: latent_dim must be at least 2 (a class part and a style "
+                                 f"part), got {self.latent_dim_}")
         self.class_dim_ = int(self.class_dim) if self.class_dim is not None else max(1, self.latent_dim_ // 2)
         if not 1 <= self.class_dim_ < self.latent_dim_:
-            raise DataError(f"class_dim must be between 1 and latent_dim - 1 = {self.latent_dim_ - 1}, "
-                            f"got {self.class_dim!r}")
+            raise ParameterError(f"{type(self).__name__}: class_dim must be between 1 and latent_dim - 1 = "
+                                 f"{self.latent_dim_ - 1}, got {self.class_dim!r}")
 
     def _fit_array(self, Z: np.ndarray) -> None:
         self.classes_, self._class_codes = encode_classes(self._classes, Z.shape[0],

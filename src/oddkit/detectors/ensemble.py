@@ -6,7 +6,8 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from oddkit.detectors.base import BaseDetector
-from oddkit.exceptions import DataError, ModelFileError
+from oddkit.detectors.params import StrOptions
+from oddkit.exceptions import ModelFileError, ParameterError
 
 # Distance at two scales, density and reconstruction: ways to be odd that fail on different data.
 # The nearest neighbour alone is the sharpest detector on clean data; fifty neighbours are not
@@ -25,21 +26,28 @@ def _member_factories():
     from oddkit.detectors.transforms import TransformationDetector
     from oddkit.detectors.vae import VAEDetector
 
+    def neighbours(k: int, n_rows: int) -> int:
+        # The ensemble picks k, not the user: on a small table it takes what there is, without the
+        # warning KNNDetector gives a user who asked for more neighbours than rows.
+        return max(1, min(k, n_rows - 1))
+
     return {
-        "knn": lambda seed, verbose, share: KNNDetector(contamination=share),
-        "knn1": lambda seed, verbose, share: KNNDetector(n_neighbors=1, contamination=share),
-        "knn50": lambda seed, verbose, share: KNNDetector(n_neighbors=50, method="mean", contamination=share),
-        "iforest": lambda seed, verbose, share: IsolationForestDetector(contamination=share, random_state=seed),
-        "autoencoder": lambda seed, verbose, share: AutoEncoderDetector(
+        "knn": lambda seed, verbose, share, n_rows: KNNDetector(n_neighbors=neighbours(5, n_rows),
+                                                                contamination=share),
+        "knn1": lambda seed, verbose, share, n_rows: KNNDetector(n_neighbors=1, contamination=share),
+        "knn50": lambda seed, verbose, share, n_rows: KNNDetector(n_neighbors=neighbours(50, n_rows), method="mean",
+                                                                  contamination=share),
+        "iforest": lambda seed, verbose, share, n_rows: IsolationForestDetector(contamination=share, random_state=seed),
+        "autoencoder": lambda seed, verbose, share, n_rows: AutoEncoderDetector(
             contamination=share, random_state=seed, verbose=verbose),
-        "autoencoder-robust": lambda seed, verbose, share: AutoEncoderDetector(
+        "autoencoder-robust": lambda seed, verbose, share, n_rows: AutoEncoderDetector(
             robust=True, contamination=share, random_state=seed, verbose=verbose),
-        "gaussian": lambda seed, verbose, share: GaussianDetector(contamination=share),
-        "gaussian-robust": lambda seed, verbose, share: GaussianDetector(robust=True, contamination=share),
-        "pca": lambda seed, verbose, share: PCADetector(contamination=share),
-        "ocsvm": lambda seed, verbose, share: OneClassSVMDetector(contamination=share),
-        "vae": lambda seed, verbose, share: VAEDetector(contamination=share, random_state=seed, verbose=verbose),
-        "transforms": lambda seed, verbose, share: TransformationDetector(
+        "gaussian": lambda seed, verbose, share, n_rows: GaussianDetector(contamination=share),
+        "gaussian-robust": lambda seed, verbose, share, n_rows: GaussianDetector(robust=True, contamination=share),
+        "pca": lambda seed, verbose, share, n_rows: PCADetector(contamination=share),
+        "ocsvm": lambda seed, verbose, share, n_rows: OneClassSVMDetector(contamination=share),
+        "vae": lambda seed, verbose, share, n_rows: VAEDetector(contamination=share, random_state=seed, verbose=verbose),
+        "transforms": lambda seed, verbose, share, n_rows: TransformationDetector(
             contamination=share, random_state=seed, verbose=verbose),
     }
 
@@ -82,7 +90,8 @@ class EnsembleDetector(BaseDetector):
     ----------
     members : sequence of str, default=("knn1", "knn50", "gaussian-robust", "autoencoder-robust")
         Detectors by name, each with its defaults except as named: "knn" (5 neighbours), "knn1"
-        (the nearest neighbour), "knn50" (mean distance to 50 neighbours), "iforest",
+        (the nearest neighbour), "knn50" (mean distance to 50 neighbours; on fewer than 51 training rows,
+        to all the others), "iforest",
         "autoencoder", "autoencoder-robust" (``robust=True``), "gaussian", "gaussian-robust"
         (``robust=True``), "pca", "ocsvm", and for images "vae" and "transforms"
         (:class:`~oddkit.TransformationDetector`). Every member gets the ensemble's
@@ -106,6 +115,11 @@ class EnsembleDetector(BaseDetector):
 
     _accepts_images = True
 
+    _parameter_constraints: dict = {
+        "members": [list, tuple],  # and names of members: _check_param_combinations
+        "combine": [StrOptions(set(COMBINE_RULES))],
+    }
+
     def __init__(self, members=DEFAULT_MEMBERS, combine="max", random_state=None, verbose=0, contamination=0.1,
                  impute=None, unknown_categories="error"):
         self.members = members
@@ -116,19 +130,23 @@ class EnsembleDetector(BaseDetector):
         self.impute = impute
         self.unknown_categories = unknown_categories
 
+    def _check_param_combinations(self) -> None:
+        super()._check_param_combinations()
+        names = list(_member_factories())
+        members = self.members
+        if (isinstance(members, str) or not isinstance(members, (list, tuple)) or not members
+                or any(not isinstance(m, str) or m not in names for m in members)):
+            raise ParameterError(f"{type(self).__name__}: members must be a non-empty list of names from "
+                                 f"{', '.join(names)}, got {members!r}")
+
     def _fit_array(self, Z: np.ndarray) -> None:
         factories = _member_factories()
         names = list(self.members)
-        unknown = [n for n in names if n not in factories]
-        if not names or unknown:
-            raise DataError(f"members must name some of {', '.join(factories)}; got {names!r}")
-        if self.combine not in COMBINE_RULES:
-            raise DataError(f"combine must be one of {COMBINE_RULES}, got {self.combine!r}")
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         share = float(self.contamination)
         self.members_ = []
         for name in names:
-            member = factories[name](seed, self.verbose, share)
+            member = factories[name](seed, self.verbose, share, len(Z))
             self.members_.append(member.fit(self._member_input(member, Z)))
         self.member_quantiles_ = np.stack([score_quantiles(m.decision_scores_) for m in self.members_])
 

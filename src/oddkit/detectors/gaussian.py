@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 import numpy as np
 from scipy.linalg import cho_factor, solve_triangular
 from sklearn.covariance import ledoit_wolf, oas
 
 from oddkit.detectors.base import BaseDetector
+from oddkit.detectors.params import Interval, StrOptions, non_negative_float
 from oddkit.exceptions import DataError, ModelFileError
 
 SHRINKAGE_METHODS = ("ledoit_wolf", "oas")
@@ -59,6 +61,12 @@ class GaussianDetector(BaseDetector):
     array([ 3.7, 53.6])
     """
 
+    _parameter_constraints: dict = {
+        "shrinkage": [None, Interval(Real, 0, 1, closed="both"), StrOptions(set(SHRINKAGE_METHODS))],
+        "ridge": [non_negative_float],
+        "robust": ["boolean"],
+    }
+
     def __init__(self, shrinkage=None, ridge=1e-6, robust=False, contamination=0.1, impute=None,
                  unknown_categories="error"):
         self.shrinkage = shrinkage
@@ -69,8 +77,6 @@ class GaussianDetector(BaseDetector):
         self.unknown_categories = unknown_categories
 
     def _fit_array(self, Z: np.ndarray) -> None:
-        if float(self.ridge) < 0:
-            raise DataError(f"ridge must be >= 0, got {self.ridge!r}")
         Z = Z.astype(np.float64)
         self._fit_rows(Z)
         if self.robust:
@@ -96,9 +102,7 @@ class GaussianDetector(BaseDetector):
             return float(ledoit_wolf(Z, assume_centered=False)[1])
         if self.shrinkage == "oas":
             return float(oas(Z, assume_centered=False)[1])
-        if isinstance(self.shrinkage, (int, float)) and 0.0 <= self.shrinkage <= 1.0:
-            return float(self.shrinkage)
-        raise DataError(f"shrinkage must be None, a number in [0, 1], 'ledoit_wolf' or 'oas', got {self.shrinkage!r}")
+        return float(self.shrinkage)  # a number in [0, 1]: _parameter_constraints checked it
 
     def _set_distribution(self, location: np.ndarray, covariance: np.ndarray) -> None:
         try:

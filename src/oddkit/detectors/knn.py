@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from oddkit.detectors.base import BaseDetector
-from oddkit.exceptions import DataError, ModelFileError
+from oddkit.detectors.params import StrOptions, positive_int
+from oddkit.exceptions import ModelFileError, OddkitWarning
 
 METHODS = ("largest", "mean", "median")
 
@@ -21,6 +24,9 @@ class KNNDetector(BaseDetector):
     Parameters
     ----------
     n_neighbors : int, default=5
+        ``k``. With fewer than ``k + 1`` training rows, ``k`` is clamped to the number of training
+        rows less one (``n_neighbors_``; a training row's own score leaves itself out) and ``fit``
+        issues an :class:`~oddkit.exceptions.OddkitWarning` saying so.
     method : {"largest", "mean", "median"}, default="largest"
     algorithm : {"auto", "ball_tree", "kd_tree", "brute"}, default="auto"
         scikit-learn's neighbour search; every choice is exact.
@@ -32,16 +38,26 @@ class KNNDetector(BaseDetector):
     ----------
     neighbors_ : sklearn.neighbors.NearestNeighbors
         The index over the preprocessed training rows.
+    n_neighbors_ : int
+        The ``k`` used: ``min(n_neighbors, n_training_rows - 1)``.
 
     Examples
     --------
-    >>> import numpy as np
+    >>> import warnings
+
+import numpy as np
     >>> from oddkit import KNNDetector
     >>> X = np.random.default_rng(0).normal(size=(200, 3))
     >>> scores = KNNDetector().fit(X).decision_function([[0, 0, 0], [6, 6, 6]])
     >>> bool(scores[1] > scores[0])
     True
     """
+
+    _parameter_constraints: dict = {
+        "n_neighbors": [positive_int],
+        "method": [StrOptions(set(METHODS))],
+        "algorithm": [StrOptions({"auto", "ball_tree", "kd_tree", "brute"})],
+    }
 
     def __init__(self, n_neighbors=5, method="largest", algorithm="auto", n_jobs=None, contamination=0.1,
                  impute=None, unknown_categories="error"):
@@ -54,14 +70,15 @@ class KNNDetector(BaseDetector):
         self.unknown_categories = unknown_categories
 
     def _fit_array(self, Z: np.ndarray) -> None:
-        if self.method not in METHODS:
-            raise DataError(f"method must be one of {METHODS}, got {self.method!r}")
-        if isinstance(self.n_neighbors, bool) or not isinstance(self.n_neighbors, (int, np.integer)) or self.n_neighbors < 1:
-            raise DataError(f"n_neighbors must be a positive integer, got {self.n_neighbors!r}")
+        if self.n_neighbors > Z.shape[0] - 1:
+            warnings.warn(
+                f"KNNDetector: n_neighbors={self.n_neighbors} but the training data has {Z.shape[0]} rows, so each "
+                f"training row has only {Z.shape[0] - 1} others; using n_neighbors_={Z.shape[0] - 1}. Pass "
+                f"n_neighbors <= {Z.shape[0] - 1} (or more rows) to silence this", OddkitWarning, stacklevel=3)
         self._index(Z)
 
     def _index(self, Z: np.ndarray) -> None:
-        # A training set smaller than k + 1 still works: k shrinks to what is there.
+        # A training set smaller than k + 1 still works: k shrinks to what is there (fit warns).
         self.n_neighbors_ = int(min(self.n_neighbors, Z.shape[0] - 1))
         self.neighbors_ = NearestNeighbors(n_neighbors=self.n_neighbors_, algorithm=self.algorithm,
                                            n_jobs=self.n_jobs).fit(Z)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 
 from oddkit.detectors.base import BaseDetector
-from oddkit.exceptions import DataError, ModelFileError
+from oddkit.detectors.params import Interval, positive_int
+from oddkit.exceptions import ModelFileError
 
 
 class PCADetector(BaseDetector):
@@ -35,12 +38,18 @@ class PCADetector(BaseDetector):
 
     Examples
     --------
-    >>> import numpy as np
+    >>> from numbers import Integral, Real
+
+import numpy as np
     >>> from oddkit import PCADetector
     >>> X = np.random.default_rng(0).normal(size=(200, 5))
     >>> PCADetector(n_components=2).fit(X).components_.shape
     (2, 5)
     """
+
+    _parameter_constraints: dict = {
+        "n_components": [positive_int, Interval(Real, 0, 1, closed="neither")],
+    }
 
     def __init__(self, n_components=0.9, contamination=0.1, impute=None, unknown_categories="error"):
         self.n_components = n_components
@@ -63,11 +72,9 @@ class PCADetector(BaseDetector):
 
     def _component_count(self, ratio: np.ndarray, max_components: int) -> int:
         n = self.n_components
-        if isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1:
+        if isinstance(n, Integral):  # _parameter_constraints: a positive integer or a fraction in (0, 1)
             return int(min(n, max_components))
-        if isinstance(n, float) and 0.0 < n < 1.0:
-            return int(min(max_components, np.searchsorted(np.cumsum(ratio), n - 1e-12) + 1))
-        raise DataError(f"n_components must be a positive integer or a fraction in (0, 1), got {n!r}")
+        return int(min(max_components, np.searchsorted(np.cumsum(ratio), float(n) - 1e-12) + 1))
 
     def _score_array(self, Z: np.ndarray) -> np.ndarray:
         centred = Z.astype(np.float64) - self.mean_

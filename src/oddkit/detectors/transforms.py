@@ -8,7 +8,14 @@ from scipy.special import log_softmax
 from sklearn.utils import check_random_state
 
 from oddkit.data.image_preprocess import is_image_array
-from oddkit.detectors.base import BaseDetector
+from oddkit.detectors.base import BaseDetector, refuse_sparse
+from oddkit.detectors.params import (
+    PositiveIntSequence,
+    fraction_below_one,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from oddkit.exceptions import DataError, ModelFileError
 
 
@@ -76,6 +83,15 @@ class TransformationDetector(BaseDetector):
 
     _accepts_images = True
 
+    _parameter_constraints: dict = {
+        "conv_channels": [PositiveIntSequence()],
+        "hidden": [positive_int],
+        "epochs": [positive_int],
+        "lr": [positive_float],
+        "validation_fraction": [fraction_below_one],
+        "patience": [non_negative_int, None],
+    }
+
     def __init__(self, conv_channels=(32, 64), hidden=128, epochs=30, lr=1e-3, validation_fraction=0.1, patience=3,
                  contamination=0.1, device="cpu", n_threads=None, random_state=None, verbose=1):
         self.conv_channels = conv_channels
@@ -91,6 +107,7 @@ class TransformationDetector(BaseDetector):
         self.verbose = verbose
 
     def _prepare(self, X, reset: bool) -> np.ndarray:
+        refuse_sparse(X)
         if reset and not is_image_array(X):
             raise DataError("TransformationDetector learns from images: pass an array (n, H, W) or (n, C, H, W)")
         return super()._prepare(X, reset)

@@ -7,6 +7,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from oddkit.detectors.params import non_negative_float
 from oddkit.detectors.autoencoder import AutoEncoderDetector
 from oddkit.exceptions import DataError
 from oddkit.nn.vae import VariationalAutoEncoder, conv_vae, mlp_vae
@@ -77,6 +78,8 @@ class VAEDetector(AutoEncoderDetector):
     ((3,), (4, 8))
     """
 
+    _parameter_constraints: dict = {"beta": [non_negative_float]}
+
     def __init__(self, hidden_sizes=None, latent_dim=None, beta=1.0, n_estimators=1, epochs=100, batch_size="auto",
                  lr=1e-3, weight_decay=0.0, validation_fraction=0.1, patience=10, noise=None, noise_level=0.2,
                  robust=False, exposure_weight=1.0, exposure_margin=2.0, contamination=0.1, impute=None,
@@ -103,12 +106,6 @@ class VAEDetector(AutoEncoderDetector):
         self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
-
-    def _check_model_params(self) -> None:
-        super()._check_model_params()
-        beta = self.beta
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
-            raise DataError(f"beta must be a number >= 0, got {beta!r}")
 
     def _normalizes_errors(self) -> bool:
         return False

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import math
+from numbers import Integral
 
 import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
 from oddkit.detectors.autoencoder import AutoEncoderDetector, default_architecture
+from oddkit.detectors.params import Interval, non_negative_float, positive_int
 from oddkit.exceptions import ColumnMismatchError, DataError
 from oddkit.nn.conv import default_image_architecture
 from oddkit.nn.vq import VQAutoEncoder, conv_vq_autoencoder, mlp_vq_autoencoder
 
 TABLE_CODE_DIM = 4
 IMAGE_CODE_DIM = 16
-
-
-def _positive_int_or_none(value, name: str) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-        raise DataError(f"{name} must be a positive integer or None, got {value!r}")
 
 
 class VQVAEDetector(AutoEncoderDetector):
@@ -105,6 +102,14 @@ class VQVAEDetector(AutoEncoderDetector):
     ((3, 2), (3, 8))
     """
 
+    _parameter_constraints: dict = {
+        "codebook_size": [Interval(Integral, 2, 65536, closed="both")],
+        "code_dim": [positive_int, None],
+        "n_positions": [positive_int, None],
+        "commitment_weight": [non_negative_float],
+        "rarity_weight": [non_negative_float],
+    }
+
     def __init__(self, hidden_sizes=None, codebook_size=128, code_dim=None, n_positions=None, commitment_weight=0.25,
                  rarity_weight=0.0, epochs=100, batch_size="auto", lr=1e-3, weight_decay=0.0, validation_fraction=0.1,
                  patience=10, noise=None, noise_level=0.2, normalize_errors="covariance", robust=False, exposure_weight=1.0,
@@ -137,17 +142,6 @@ class VQVAEDetector(AutoEncoderDetector):
         self.verbose = verbose
 
     # -- fitting --------------------------------------------------------------------------------
-
-    def _check_model_params(self) -> None:
-        size = self.codebook_size
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 2 <= size <= 65536:
-            raise DataError(f"codebook_size must be an integer from 2 to 65,536, got {size!r}")
-        _positive_int_or_none(self.code_dim, "code_dim")
-        _positive_int_or_none(self.n_positions, "n_positions")
-        for name in ("commitment_weight", "rarity_weight"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise DataError(f"{name} must be a number >= 0, got {value!r}")
 
     def _set_architecture(self, n_inputs: int) -> None:
         self.n_estimators_ = 1
