@@ -6,6 +6,7 @@ import inspect
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from oddkit.exceptions import OddkitError
+from oddkit.exceptions import OddkitError, OddkitWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="oddkit: learn what normal looks like, score new data, choose a threshold, evaluate.")
@@ -69,6 +70,18 @@ def _parse_value(text: str):
     if "," in text:
         return [_parse_value(part) for part in text.split(",")]
     return text
+
+
+SEQUENCE_PARAMS = {"hidden_sizes", "conv_channels", "members"}
+"""Parameters that take a list: one value on the command line (``--hidden-sizes 64``) is a list of one."""
+
+
+def _param_value(name: str, text: str):
+    """A detector parameter from the command line; the detector's own validation judges the value."""
+    value = _parse_value(text)
+    if name in SEQUENCE_PARAMS and value is not None and not isinstance(value, list):
+        value = [value]
+    return value
 
 
 def _detector_class(name: str):
@@ -138,7 +151,7 @@ def fit(
     cls = _detector_class(detector)
     given = {"contamination": contamination, "random_state": random_state, "impute": impute,
              "unknown_categories": unknown_categories, "epochs": epochs, "latent_dim": latent_dim,
-             "hidden_sizes": None if hidden_sizes is None else _parse_value(hidden_sizes),
+             "hidden_sizes": None if hidden_sizes is None else _param_value("hidden_sizes", hidden_sizes),
              "noise": noise, "device": device, "n_threads": n_threads}
     accepted = set(cls._get_param_names())
     params = {k: v for k, v in given.items() if v is not None and k in accepted}
@@ -150,7 +163,7 @@ def fit(
         name, sep, value = item.partition("=")
         if not sep or name not in accepted:
             raise OddkitError(f"--param {item!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(accepted))}")
-        params[name] = _parse_value(value)
+        params[name] = _param_value(name, value)
     if "verbose" in accepted:
         params.setdefault("verbose", 0 if quiet else 1)
     from oddkit.data.images import is_image_source
@@ -415,6 +428,13 @@ def _named_frame(detector, rows) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def _require_codes(detector, model: Path, verb: str) -> None:
+    """Refuse a model without a code to compress to (a Gaussian, a forest, ...) with a one-line error."""
+    if not (hasattr(detector, "transform") and hasattr(detector, "inverse_transform")):
+        raise OddkitError(f"{model} holds a {type(detector).__name__}, which has no code to {verb} with; fit an "
+                          "auto-encoder (--detector autoencoder, vae or vqvae)")
+
+
 def _load_model(model: Path):
     from oddkit.persist import load
 
@@ -502,6 +522,7 @@ def compress(
     from oddkit.compress import read_header
 
     detector = _load_model(model)
+    _require_codes(detector, model, "compress")
     kind, source = _read_for_model(detector, data, label_col, id_col, image_size)
     blob = compress_codes(detector, source.X, bits=bits)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -524,6 +545,7 @@ def decompress(
     from oddkit.compress import decompress as decompress_codes
 
     detector = _load_model(model)
+    _require_codes(detector, model, "decompress")
     decoded = decompress_codes(detector, file.read_bytes())
     written = _write_decoded(detector, decoded, out)
     kind = "images" if _is_image_stack(decoded) else "rows"
@@ -632,10 +654,28 @@ def _fit_with_classes(detector: str, params: dict, data: Path, out: Path, class_
                   f"({model.threshold_goal_}); saved to {out}")
 
 
+_python_show_warning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """oddkit's own warnings as one line on stderr, ``warning: ...``; others as Python shows them."""
+    if issubclass(category, OddkitWarning) and not _state["debug"]:
+        errors.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
 def main() -> None:
     """Entry point: run the app; turn oddkit's errors into one line on stderr and exit code 2."""
+    warnings.showwarning = _show_warning
     try:
         app(standalone_mode=False)
+    except MemoryError as exc:
+        if _state["debug"]:
+            raise
+        errors.print(f"error: not enough memory ({exc or 'MemoryError'}); use less data, a smaller --image-size "
+                     "or smaller --batch-rows", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
     except (OddkitError, OSError) as exc:
         # OSError: a file that is missing or unreadable is the user's to fix, not a bug to trace.
         if _state["debug"]:
