@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from oddkit import ClassifierConfidenceDetector, load
-from oddkit.exceptions import ColumnMismatchError, DataError, LabelError
+from oddkit.exceptions import ColumnMismatchError, DataError, LabelError, ParameterError
 from oddkit.nn.classifier import (
     ConvClassifier,
     logits_with_capped_features,
@@ -127,7 +127,7 @@ def test_temperature_is_fitted_on_the_dev_split_or_fixed(table_model):
     assert fixed.temperature_ == 2.0
     # No dev rows (validation_fraction=0): no early stopping and T = 1.
     assert fast(validation_fraction=0.0, epochs=3).fit(X, classes).temperature_ == 1.0
-    with pytest.raises(DataError, match="temperature"):
+    with pytest.raises(ParameterError, match="temperature"):
         fast(temperature=-1.0).fit(X, classes)
 
 
@@ -196,9 +196,9 @@ def test_activation_clipping_needs_a_network_and_a_valid_percentile():
 
     X, classes = blobs(30, KNOWN, seed=0)
     for bad in (0, 101, -5, "high", True):
-        with pytest.raises(DataError, match="clip_percentile"):
+        with pytest.raises(ParameterError, match="clip_percentile"):
             fast(clip_percentile=bad, epochs=1).fit(X, classes)
-    with pytest.raises(DataError, match="clip_percentile"):
+    with pytest.raises(ParameterError, match="clip_percentile"):
         ClassifierConfidenceDetector(classifier=LogisticRegression(), clip_percentile=90).fit(X, classes)
     assert ClassifierConfidenceDetector(classifier=LogisticRegression()).fit(X, classes).activation_caps_ is None
     model = fast(epochs=2).fit(X, classes)
@@ -254,10 +254,10 @@ def test_knn_training_scores_leave_each_row_out_and_the_reference_is_capped(monk
 
 def test_knn_score_needs_a_network_and_a_valid_k():
     X, classes = blobs(30, KNOWN, seed=0)
-    with pytest.raises(DataError, match="hidden layer"):
+    with pytest.raises(ParameterError, match="hidden layer"):
         ClassifierConfidenceDetector(classifier=LogisticRegression(), score="knn").fit(X, classes)
     for k in (0, 2.5, True, "many"):
-        with pytest.raises(DataError, match="n_neighbors"):
+        with pytest.raises(ParameterError, match="n_neighbors"):
             fast(score="knn", n_neighbors=k, epochs=1).fit(X, classes)
 
 
@@ -304,7 +304,7 @@ def test_energy_exposure_loss_raises_the_energy_of_data_like_the_known_anomalies
     assert roc_auc_score(truth, exposure.decision_function(np.concatenate([known, fresh]))) >= 0.97
     # It moves the energy, not the softmax's shape: the output on "south" stays far from flat.
     assert exposure.scores_from_logits(exposure.logits(fresh), "entropy").mean() < 0.8 * np.log(3)
-    with pytest.raises(DataError, match="exposure_loss"):
+    with pytest.raises(ParameterError, match="exposure_loss"):
         fast(exposure_loss="flat").fit(X, classes, known_anomalies=exposed)
 
 
@@ -415,7 +415,7 @@ def test_ensemble_averages_member_logits_and_saves(digits, tmp_path):
     restored = load(tmp_path / "ensemble")
     np.testing.assert_array_equal(restored.decision_function(X_test), ensemble.decision_function(X_test))
     assert roc_auc_score(unknown, ensemble.decision_function(X_test)) >= 0.8
-    with pytest.raises(DataError, match="n_estimators"):
+    with pytest.raises(ParameterError, match="n_estimators"):
         fast(n_estimators=0).fit(X, classes)
 
 
@@ -444,7 +444,7 @@ def test_shift_augmentation_trains_a_cnn_and_needs_images(image_model, digits, t
     np.testing.assert_array_equal(load(tmp_path / "shifted").decision_function(X_test), model.decision_function(X_test))
     with pytest.raises(DataError, match="CNN"):
         fast(augment="shift").fit(*blobs(20, KNOWN, seed=0))
-    with pytest.raises(DataError, match="augment"):
+    with pytest.raises(ParameterError, match="augment"):
         fast(augment="flip").fit(X, classes)
 
 
@@ -474,7 +474,7 @@ def test_rotation_task_trains_beside_the_classes_and_is_not_saved(image_model, d
                               np.arange(40) % 2)
     assert not wide._learns_rotations()
     assert not fast(classifier="mlp", epochs=2).fit(X, classes)._learns_rotations()
-    with pytest.raises(DataError, match="rotation_weight"):
+    with pytest.raises(ParameterError, match="rotation_weight"):
         fast(rotation_weight=-1).fit(X, classes)
 
 
@@ -519,11 +519,11 @@ def test_sklearn_classifier_backend_fits_scores_and_saves(tmp_path):
 
 def test_sklearn_classifier_refuses_energy_and_exposure():
     X, classes = blobs(30, KNOWN, seed=0)
-    with pytest.raises(DataError, match="energy"):
+    with pytest.raises(ParameterError, match="energy"):
         ClassifierConfidenceDetector(classifier=LogisticRegression(), score="energy").fit(X, classes)
     with pytest.raises(DataError, match="known_anomalies"):
         ClassifierConfidenceDetector(classifier=LogisticRegression()).fit(X, classes, known_anomalies=X[:5])
-    with pytest.raises(DataError, match="predict_proba"):
+    with pytest.raises(ParameterError, match="predict_proba"):
         ClassifierConfidenceDetector(classifier=object()).fit(X, classes)
 
 

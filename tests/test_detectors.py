@@ -21,6 +21,7 @@ from oddkit.exceptions import (
     DataError,
     EmptyDataError,
     NonFiniteError,
+    ParameterError,
     TooFewRowsError,
     UnseenCategoryError,
 )
@@ -301,5 +302,5 @@ def test_autoencoder_error_weightings():
     # The training scores reuse the residuals of that fit-time pass: the same as scoring the rows.
     for detector in (d, fast_autoencoder(epochs=2, robust=True).fit(X)):
         np.testing.assert_array_equal(detector.decision_scores_, detector.decision_function(X))
-    with pytest.raises(DataError, match="normalize_errors"):
+    with pytest.raises(ParameterError, match="normalize_errors"):
         fast_autoencoder(epochs=1, normalize_errors="diagonal").fit(X)

@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 
 import oddkit
 from oddkit import DisentangledAutoEncoderDetector
-from oddkit.exceptions import DataError, LabelError
+from oddkit.exceptions import DataError, LabelError, ParameterError
 from oddkit.nn import mlp_autoencoder
 from oddkit.nn.disentangle import disentangling_losses, same_class_partners, split_code_autoencoder
 from synthetic_images import bar_images
@@ -181,14 +181,14 @@ def test_bad_classes_raise_label_errors(classes, message):
 
 @pytest.mark.parametrize("params, message", [
     ({"class_dim": 5}, "class_dim must be between 1 and latent_dim - 1"),
-    ({"class_dim": 0}, "class_dim must be between 1 and latent_dim - 1"),
+    ({"class_dim": 0}, "class_dim must be an integer >= 1 or None, got 0"),
     ({"latent_dim": 1, "class_dim": None}, "latent_dim must be at least 2"),
-    ({"swap_weight": -1.0}, "swap_weight must be >= 0"),
-    ({"adversary_weight": float("nan")}, "adversary_weight must be >= 0"),
+    ({"swap_weight": -1.0}, "swap_weight must be a number >= 0"),
+    ({"adversary_weight": float("nan")}, "adversary_weight must be a number >= 0"),
 ])
-def test_bad_parameters_raise_data_errors(params, message):
+def test_bad_parameters_raise_parameter_errors(params, message):
     X = np.random.default_rng(0).normal(size=(100, 4))
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(ParameterError, match=message):
         fast_disentangler(epochs=1, **params).fit(X, np.arange(100) % 2)
 
 

@@ -8,7 +8,7 @@ import pytest
 import oddkit
 from oddkit import EnsembleDetector
 from oddkit.detectors.ensemble import normalise_scores
-from oddkit.exceptions import DataError
+from oddkit.exceptions import ParameterError
 
 X = np.random.default_rng(0).normal(size=(300, 4))
 
@@ -46,7 +46,7 @@ def test_combine_takes_the_largest_or_the_mean_normalised_score():
                            for m, q in zip(largest.members_, largest.member_quantiles_)])
     np.testing.assert_allclose(largest.decision_function(rows), normalised.max(axis=0))
     np.testing.assert_allclose(mean.decision_function(rows), normalised.mean(axis=0))
-    with pytest.raises(DataError, match="combine"):
+    with pytest.raises(ParameterError, match="combine"):
         EnsembleDetector(members=members, combine="vote").fit(X)
 
 
@@ -56,9 +56,9 @@ def test_members_share_the_ensembles_contamination():
 
 
 def test_unknown_member_is_a_clear_error():
-    with pytest.raises(DataError, match="members"):
+    with pytest.raises(ParameterError, match="members"):
         EnsembleDetector(members=("knn", "nope")).fit(X)
-    with pytest.raises(DataError, match="members"):
+    with pytest.raises(ParameterError, match="members"):
         EnsembleDetector(members=()).fit(X)
 
 

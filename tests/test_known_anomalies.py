@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from conftest import fast_autoencoder, run_cli
 from oddkit import VAEDetector, VQVAEDetector, load
-from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError
+from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError, ParameterError
 
 
 def ring_and_hole():
@@ -93,7 +93,7 @@ def test_bad_known_anomalies_raise_documented_errors():
     with pytest.raises(EmptyDataError):
         fast_autoencoder(epochs=1).fit(X, known_anomalies=known[:0])
     for bad in ({"exposure_weight": -1.0}, {"exposure_margin": 0.0}):
-        with pytest.raises(DataError, match=next(iter(bad))):
+        with pytest.raises(ParameterError, match=next(iter(bad))):
             fast_autoencoder(epochs=1, **bad).fit(X, known_anomalies=known)
     images = np.random.default_rng(0).random((64, 8, 8), dtype=np.float32)
     with pytest.raises(ColumnMismatchError, match="8x8 pixels"):

@@ -12,7 +12,7 @@ from torch.distributions import Normal, kl_divergence
 
 import oddkit
 from oddkit import VAEDetector
-from oddkit.exceptions import ColumnMismatchError, DataError, NonFiniteError
+from oddkit.exceptions import ColumnMismatchError, DataError, NonFiniteError, ParameterError
 from oddkit.nn.vae import bernoulli_entropy, conv_vae, gaussian_kl, mlp_vae
 from synthetic_images import bar_split
 
@@ -103,7 +103,7 @@ def test_members_beta_and_saving(mixed_frame, tmp_path):
     np.testing.assert_array_equal(loaded.decision_function(mixed_frame), detector.decision_function(mixed_frame))
     pd.testing.assert_frame_equal(loaded.generate(5, random_state=3), detector.generate(5, random_state=3))
     assert float(fast_vae(beta=0.0, epochs=2).fit(mixed_frame).beta) == 0.0
-    with pytest.raises(DataError, match="beta"):
+    with pytest.raises(ParameterError, match="beta"):
         fast_vae(beta=-1.0).fit(mixed_frame)
 
 

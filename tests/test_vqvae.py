@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 import oddkit
 from oddkit import VQVAEDetector
-from oddkit.exceptions import ColumnMismatchError, DataError
+from oddkit.exceptions import ColumnMismatchError, DataError, ParameterError
 from oddkit.nn.vq import VectorQuantizer
 from synthetic_images import bar_split
 
@@ -123,7 +123,7 @@ def test_bad_codes_and_parameters(table_vq, mixed_frame):
     with pytest.raises(DataError, match="integers"):
         table_vq.decode_codes(np.full((2, table_vq.n_positions_), 0.5))
     for bad in [{"codebook_size": 1}, {"code_dim": 0}, {"commitment_weight": -1.0}]:
-        with pytest.raises(DataError):
+        with pytest.raises(ParameterError, match=next(iter(bad))):
             fast_vq(epochs=1, **bad).fit(mixed_frame)
 
 

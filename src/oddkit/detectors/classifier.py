@@ -435,6 +435,26 @@ class ClassifierConfidenceDetector(BaseDetector):
 
     # -- fitting --------------------------------------------------------------------------------
 
+    def _check_param_combinations(self) -> None:
+        super()._check_param_combinations()
+        name = type(self).__name__
+        if isinstance(self.classifier, str):
+            if self.augment is not None and self.classifier == "mlp":
+                raise ParameterError(f"{name}: augment={self.augment!r} moves images: it needs the CNN "
+                                     "(classifier='auto' or 'cnn' on images), not classifier='mlp'")
+            return
+        if self.score == "energy":
+            raise ParameterError(f"{name}: score='energy' needs logits, but a scikit-learn classifier gives "
+                                 "probabilities only (their logsumexp is always 0): use score='msp' or 'entropy'")
+        if self.score == "knn":
+            raise ParameterError(f"{name}: score='knn' reads a network's last hidden layer, which a scikit-learn "
+                                 "classifier does not expose: use one of oddkit's networks (classifier='auto', "
+                                 "'mlp' or 'cnn')")
+        if self.clip_percentile not in ("auto", None):
+            raise ParameterError(f"{name}: clip_percentile caps a network's last hidden layer, which a scikit-learn "
+                                 "classifier does not expose: leave it at 'auto' (no clipping) or use one of "
+                                 "oddkit's networks")
+
     def _dev_split(self, codes: np.ndarray, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
         """Stratified: ``validation_fraction`` of each class to dev, at least one row kept to train."""
         train, dev = [], []
@@ -472,15 +492,6 @@ class ClassifierConfidenceDetector(BaseDetector):
             raise DataError(f"augment={self.augment!r} moves images: it needs the CNN (images with "
                             f"classifier='auto' or 'cnn'), not the {self.backend_} backend")
         self.score_ = ("msp" if sklearn_backend else "energy") if self.score == "auto" else self.score
-        if sklearn_backend and self.score_ == "energy":
-            raise DataError("score='energy' needs logits, but a scikit-learn classifier gives probabilities only "
-                            "(their logsumexp is always 0): use score='msp' or 'entropy'")
-        if sklearn_backend and self.score_ == "knn":
-            raise DataError("score='knn' reads a network's last hidden layer, which a scikit-learn classifier does "
-                            "not expose: use one of oddkit's networks (classifier='auto', 'mlp' or 'cnn')")
-        if sklearn_backend and self.clip_percentile not in ("auto", None):
-            raise DataError("clip_percentile caps a network's last hidden layer, which a scikit-learn classifier "
-                            "does not expose: leave it at 'auto' (no clipping) or use one of oddkit's networks")
         if sklearn_backend and exposure is not None:
             raise DataError("known_anomalies (outlier exposure) need one of oddkit's networks "
                             "(classifier='auto', 'mlp' or 'cnn'), which can be trained to be unsure on them")

@@ -80,8 +80,23 @@ def _as_constraint(constraint) -> _Constraint:
 
 
 def _describe(constraint: _Constraint) -> str:
+    """A constraint in words: "one of 'a', 'b'", "an integer >= 1", "a number in (0, 0.5]", "True or False"."""
     if isinstance(constraint, StrOptions):  # sorted, so that the message is the same from run to run
         return "one of " + ", ".join(repr(o) for o in sorted(constraint.options))
+    if isinstance(constraint, _Booleans):
+        return "True or False"
+    if isinstance(constraint, Interval):
+        kind = "an integer" if constraint.type is Integral else "a number"
+        low, high = constraint.left, constraint.right
+        if high is None and low is None:
+            return kind
+        if high is None:
+            return f"{kind} {'>=' if constraint.closed in ('left', 'both') else '>'} {low:g}"
+        if low is None:
+            return f"{kind} {'<=' if constraint.closed in ('right', 'both') else '<'} {high:g}"
+        opening = "[" if constraint.closed in ("left", "both") else "("
+        closing = "]" if constraint.closed in ("right", "both") else ")"
+        return f"{kind} in {opening}{low:g}, {high:g}{closing}"
     return str(constraint)
 
 
