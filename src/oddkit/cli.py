@@ -654,15 +654,12 @@ def _fit_with_classes(detector: str, params: dict, data: Path, out: Path, class_
                   f"({model.threshold_goal_}); saved to {out}")
 
 
-_python_show_warning = warnings.showwarning
-
-
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """oddkit's own warnings as one line on stderr, ``warning: ...``; others as Python shows them."""
     if issubclass(category, OddkitWarning) and not _state["debug"]:
         errors.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
     else:
-        _python_show_warning(message, category, filename, lineno, file, line)
+        (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def main() -> None:
