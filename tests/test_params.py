@@ -40,7 +40,7 @@ NEEDS_CLASSES = (ClassifierConfidenceDetector, DisentangledAutoEncoderDetector)
 def fit(detector, data=X):
     """``fit`` as each detector takes it (the class-learning ones get classes)."""
     if isinstance(detector, NEEDS_CLASSES):
-        return detector.fit(data, CLASSES[:len(data)] if hasattr(data, "__len__") else CLASSES)
+        return detector.fit(data, CLASSES)
     return detector.fit(data)
 
 
@@ -220,7 +220,7 @@ def test_set_params_is_checked_at_the_next_fit():
 
 def test_knn_clamps_n_neighbors_to_the_training_rows_with_a_warning():
     rows = np.random.default_rng(1).normal(size=(200, 3))
-    with pytest.warns(OddkitWarning, match=r"n_neighbors=1000 .* 200 rows .* n_neighbors_=199"):
+    with pytest.warns(OddkitWarning, match=r"n_neighbors=1000 .* 200 rows.*n_neighbors_=199"):
         clamped = KNNDetector(n_neighbors=1000).fit(rows)
     assert clamped.n_neighbors_ == 199
     exact = KNNDetector(n_neighbors=199).fit(rows)

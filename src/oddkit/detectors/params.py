@@ -27,6 +27,8 @@ from sklearn.utils._param_validation import (
     StrOptions,
     _Booleans,
     _Constraint,
+    _InstancesOf,
+    _VerboseHelper,
     make_constraint,
 )
 
@@ -85,6 +87,8 @@ def _describe(constraint: _Constraint) -> str:
         return "one of " + ", ".join(repr(o) for o in sorted(constraint.options))
     if isinstance(constraint, _Booleans):
         return "True or False"
+    if isinstance(constraint, _VerboseHelper):
+        return "an integer >= 0 or a boolean"
     if isinstance(constraint, Interval):
         kind = "an integer" if constraint.type is Integral else "a number"
         low, high = constraint.left, constraint.right
@@ -108,7 +112,8 @@ def _allowed(constraints: list[_Constraint]) -> str:
 def check_parameter(owner: str, name: str, value, constraints) -> None:
     """Raise :class:`ParameterError` unless ``value`` satisfies one of ``constraints``."""
     constraints = [_as_constraint(c) for c in constraints]
-    takes_booleans = any(isinstance(c, _Booleans) for c in constraints)
+    takes_booleans = any(isinstance(c, (_Booleans, _VerboseHelper)) or (isinstance(c, _InstancesOf) and c.type is bool)
+                         for c in constraints)
     if isinstance(value, (bool, np.bool_)) and not takes_booleans:
         satisfied = False
     elif isinstance(value, Real) and not isinstance(value, Integral) and not math.isfinite(value):
