@@ -18,7 +18,6 @@ from oddkit import (
 )
 from oddkit.exceptions import (
     ColumnMismatchError,
-    DataError,
     EmptyDataError,
     NonFiniteError,
     ParameterError,

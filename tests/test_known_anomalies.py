@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from conftest import fast_autoencoder, run_cli
 from oddkit import VAEDetector, VQVAEDetector, load
-from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError, ParameterError
+from oddkit.exceptions import ColumnMismatchError, EmptyDataError, ParameterError
 
 
 def ring_and_hole():

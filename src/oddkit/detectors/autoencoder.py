@@ -28,12 +28,10 @@ from oddkit.nn import AutoEncoder, mlp_autoencoder
 from oddkit.nn.conv import conv_autoencoder, default_image_architecture
 from oddkit.train import fit_module, resolve_device, seeded, torch_threads
 
-NOISE_KINDS = (None, "gaussian", "mask", "salt_pepper")
 SCORE_CHUNK_ROWS = 65536
 IMAGE_CHUNK_VALUES = 2 ** 20
 """Images are scored in chunks of about this many pixel values (1,337 images of 28x28)."""
 ERROR_FLOOR = 1e-3
-ERROR_WEIGHTINGS = ("covariance", "columns", None, True, False)
 COVARIANCE_MAX_COLUMNS = 2048
 """Wider tables weigh errors by column: a covariance of more columns costs too much to keep and apply."""
 COVARIANCE_ROWS = 65536

@@ -45,6 +45,13 @@ class BaseDetector(BaseEstimator):
     preprocessed float32 matrix ``Z``, plus ``_get_model_state``/``_set_model_state`` for saving.
     Every subclass takes the parameters ``contamination``, ``impute`` and ``unknown_categories``.
 
+    Parameters are validated in one place: each class declares ``_parameter_constraints`` in
+    scikit-learn's style (:mod:`oddkit.detectors.params`), merged with the shared ones declared
+    here, and ``fit`` calls :meth:`_validate_params` before it reads any data. A bad value raises
+    :class:`~oddkit.exceptions.ParameterError` naming the parameter, the value and what is allowed.
+    Sparse matrices (``scipy.sparse``) are refused with a :class:`~oddkit.exceptions.DataError`
+    that says to pass ``X.toarray()``.
+
     Attributes (after ``fit``)
     --------------------------
     n_features_in_ : int
