@@ -25,7 +25,7 @@ from oddkit.exceptions import (
     UnseenCategoryError,
 )
 
-__all__ = ["MAX_CATEGORIES", "MISSING_CATEGORY", "TablePreprocessor"]
+__all__ = ["MAX_CATEGORIES", "MAX_TRAINING_MAGNITUDE", "MISSING_CATEGORY", "STANDARDIZED_BOUND", "TablePreprocessor"]
 
 MISSING_CATEGORY = "<missing>"
 """The category a missing value (None/NaN) in a categorical column is encoded as."""
@@ -33,6 +33,23 @@ MISSING_CATEGORY = "<missing>"
 MAX_CATEGORIES = 1000
 """Most distinct values a categorical column may have. More usually means an id or free-text column
 was passed as a feature, and one-hot encoding it would need one output column per value."""
+
+STANDARDIZED_BOUND = 1e6
+"""Standardised values are clipped to ``[-STANDARDIZED_BOUND, STANDARDIZED_BOUND]``.
+
+A training value lies at most ``sqrt(n - 1)`` standard deviations from its column's mean (1,000 for
+a million rows), so the bound is far beyond any training value: a row that reaches it holds a value
+a million standard deviations out, and every detector labels it an anomaly (see
+:meth:`oddkit.BaseDetector.decision_function`). Clipping keeps every later square, distance and
+network activation finite, whatever the input (``1e300`` included)."""
+
+MAX_TRAINING_MAGNITUDE = 1e150
+"""Largest absolute value a numeric training cell may hold.
+
+Beyond it a value's square overflows float64 (at about ``1.3e154``): it cannot be a measurement but
+is a sentinel or corruption, and standardising with it would squash every other value of its column
+to zero. :meth:`TablePreprocessor.fit` refuses it, naming the column, row and value; scoring accepts
+any finite value (it is clipped, see :data:`STANDARDIZED_BOUND`)."""
 
 IMPUTE_OPTIONS = (None, "median")
 UNKNOWN_CATEGORY_OPTIONS = ("error", "ignore")
@@ -123,6 +140,21 @@ def _non_finite_error(bad: np.ndarray, names: list[str], index: pd.Index | None)
     if len(columns) > _SHOWN_COLUMNS:
         parts.append(f"and {len(columns) - _SHOWN_COLUMNS} more columns")
     return NonFiniteError("; ".join(parts) + "; clean them or pass impute='median'")
+
+
+def _check_magnitudes(block: np.ndarray, names: list[str], index: pd.Index | None) -> None:
+    """Refuse training cells beyond :data:`MAX_TRAINING_MAGNITUDE`, naming column, rows and values."""
+    with np.errstate(invalid="ignore"):
+        huge = np.abs(block) > MAX_TRAINING_MAGNITUDE
+    if not huge.any():
+        return
+    j = int(np.flatnonzero(huge.any(axis=0))[0])
+    rows = np.flatnonzero(huge[:, j])
+    raise DataError(
+        f"column {names[j]!r} holds {rows.size:,} value(s) beyond +-{MAX_TRAINING_MAGNITUDE:g} "
+        f"({preview(block[rows, j], limit=3)} at row(s) {_row_refs(rows, index)}), too large to be a measurement "
+        "(a sentinel or a corrupt cell?) and they would squash the rest of the column to zero; fix or drop "
+        "those rows, or set them to NaN and pass impute='median'")
 
 
 def _state_error(problem: str) -> ModelFileError:
@@ -233,6 +265,7 @@ class TablePreprocessor:
             np.copyto(block, np.broadcast_to(medians, block.shape), where=bad)
         elif bad.any():
             raise _non_finite_error(bad, numeric, None if isinstance(data, np.ndarray) else data.index)
+        _check_magnitudes(block, numeric, None if isinstance(data, np.ndarray) else data.index)
 
         categories = {}
         for name, kind in zip(names, kinds):
@@ -272,11 +305,14 @@ class TablePreprocessor:
         # A constant column's computed std can be a rounding-error 1e-17 rather than 0, which would
         # blow tiny differences up; centring on the value itself with scale 1 gives exact zeros.
         constant = low == high
-        with np.errstate(over="ignore", invalid="ignore"):
-            mean, std = block.mean(axis=0), block.std(axis=0)
+        # Cells are at most MAX_TRAINING_MAGNITUDE, but the sum of their squares over many rows can
+        # still overflow: columns of very large values are divided by their largest magnitude first.
+        magnitude = np.maximum(np.abs(low), np.abs(high))
+        divisor = np.where(magnitude > 1e100, magnitude, 1.0)
+        scaled = block / divisor
+        mean, std = scaled.mean(axis=0) * divisor, scaled.std(axis=0) * divisor
         center = np.where(constant, low, mean)
-        center = np.where(np.isfinite(center), center, 0.0)
-        scale = np.where(constant | ~np.isfinite(std) | (std <= 0), 1.0, std)
+        scale = np.where(constant | ~(std > 0), 1.0, std)
         return center.astype(np.float64), scale.astype(np.float64)
 
     def _set_layout(self, names: list[str], kinds: list[str], categories: dict[str, list[str]]) -> None:
@@ -381,7 +417,9 @@ class TablePreprocessor:
                 raise _non_finite_error(bad, self.numeric_columns_, index)
             np.copyto(block, np.broadcast_to(self.medians_, block.shape), where=bad)
         block -= self.center_
-        block /= self.scale_
+        with np.errstate(over="ignore"):  # a huge value over a small scale: inf, clipped just below
+            block /= self.scale_
+        np.clip(block, -STANDARDIZED_BOUND, STANDARDIZED_BOUND, out=block)
         if not self.categorical_columns_:
             return np.ascontiguousarray(block, dtype=np.float32)
 
@@ -402,6 +440,23 @@ class TablePreprocessor:
             else:
                 out[np.arange(len(out)), self._category_offsets[name] + position] = 1.0
         return out
+
+    def out_of_range_rows(self, Z: np.ndarray) -> np.ndarray:
+        """Which rows of :meth:`transform`'s output hold a numeric value clipped at
+        :data:`STANDARDIZED_BOUND` (a value about a million training standard deviations out).
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_outputs_)
+
+        Returns
+        -------
+        ndarray of bool of shape (n_samples,)
+        """
+        self._check_fitted()
+        if not len(self._numeric_outputs):
+            return np.zeros(len(Z), dtype=bool)
+        return (np.abs(Z[:, self._numeric_outputs]) >= STANDARDIZED_BOUND).any(axis=1)
 
     def _unseen_error(self, name: str, strings: list[str], codes: np.ndarray, known: np.ndarray,
                       index: pd.Index | None) -> UnseenCategoryError:

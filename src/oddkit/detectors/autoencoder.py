@@ -441,12 +441,13 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         return np.concatenate(outputs, axis=axis)
 
     def _member_errors(self, x: torch.Tensor) -> torch.Tensor:
-        """Squared error of each member on each row and column: (members, rows, columns)."""
-        return (self.model_(x) - x).pow(2)
+        """Squared error of each member on each row and column: (members, rows, columns), float64
+        (inputs are clipped at STANDARDIZED_BOUND; squaring in float64 keeps every error finite)."""
+        return (self.model_(x).double() - x.double()).pow(2)
 
     def _normalized_errors(self, x: torch.Tensor) -> torch.Tensor:
         """Per row and column, the members' mean error in units of that column's training error."""
-        scale = torch.from_numpy(self.column_error_scale_).to(x.device).unsqueeze(1)
+        scale = torch.from_numpy(self.column_error_scale_).to(x.device).unsqueeze(1).double()
         return (self._member_errors(x) / scale).mean(dim=0)
 
     def _whitened_errors(self, x: torch.Tensor) -> torch.Tensor:
@@ -455,9 +456,10 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
 
     def _whitened_lengths(self, residuals: torch.Tensor) -> torch.Tensor:
         """Mean squared whitened length of each row's residuals (members, rows, columns) -> rows."""
-        mean = torch.from_numpy(self.residual_mean_).to(residuals.device).unsqueeze(1)
-        whitener = torch.from_numpy(self.residual_whitener_).to(residuals.device)
-        whitened = torch.matmul(residuals - mean, whitener.transpose(1, 2))
+        # float64: a far-out row's residual times the whitener, squared, must not overflow.
+        mean = torch.from_numpy(self.residual_mean_).to(residuals.device).unsqueeze(1).double()
+        whitener = torch.from_numpy(self.residual_whitener_).to(residuals.device).double()
+        whitened = torch.matmul(residuals.double() - mean, whitener.transpose(1, 2))
         return whitened.pow(2).mean(dim=(0, 2))
 
     def _score_array(self, Z: np.ndarray) -> np.ndarray:
