@@ -32,7 +32,8 @@ class BaseDetector(BaseEstimator):
 
     Subclasses implement ``_fit_array(Z)`` and ``_score_array(Z) -> float64 scores`` on the
     preprocessed float32 matrix ``Z``, plus ``_get_model_state``/``_set_model_state`` for saving.
-    Every subclass takes the parameters ``contamination``, ``impute`` and ``unknown_categories``.
+    Every subclass takes the parameters ``contamination``, ``impute``, ``unknown_categories`` and
+    ``column_types``.
 
     Attributes (after ``fit``)
     --------------------------
@@ -329,7 +330,8 @@ class BaseDetector(BaseEstimator):
                 raise TooFewRowsError(
                     "fitting needs at least 2 rows, got 1 sample; pass more training data")
             self.preprocessor_ = TablePreprocessor(
-                impute=self.impute, unknown_categories=self.unknown_categories).fit(checked)
+                impute=self.impute, unknown_categories=self.unknown_categories,
+                column_types=getattr(self, "column_types", None)).fit(checked)
             if hasattr(self, "image_shape_"):
                 del self.image_shape_
         elif not isinstance(checked, pd.DataFrame) and hasattr(self, "feature_names_in_"):
