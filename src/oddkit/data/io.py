@@ -234,7 +234,7 @@ def column_kind(values: pd.Series, name: str, declared: str | None = None) -> st
     if bad.any() and n_numbers > _MOSTLY_NUMERIC_SHARE * len(present):
         raise mostly_numeric_error(name, values, bad)
     is_text = np.fromiter((isinstance(v, str) for v in present), dtype=bool, count=len(present))
-    if not bad.any() and n_numbers == len(present) and not is_text.all():
+    if not bad.any() and n_numbers > 0 and not is_text.all():
         return "numeric"  # numbers of several Python types (floats and bools, ints and numeric strings)
     texts = present[is_text]
     if len(texts) >= _DATE_SHARE * len(present) and len(texts):
