@@ -135,7 +135,7 @@ def _numeric_column(series: pd.Series, name: str, coerce: bool = False) -> np.nd
     naming their rows and values, or missing (NaN) when ``coerce`` (the column was declared numeric)."""
     if isinstance(series.dtype, np.dtype) and series.dtype.kind in "biuf":
         return series.to_numpy(dtype=np.float64)
-    if column_kind_is_dates(series):
+    if _holds_dates_or_complex(series):
         raise DataError(f"column {name!r} was numeric in training but now holds {series.dtype} values; pass numbers")
     numbers, bad = unparseable_cells(series)
     if bad.any() and not coerce:
@@ -143,7 +143,7 @@ def _numeric_column(series: pd.Series, name: str, coerce: bool = False) -> np.nd
     return numbers
 
 
-def column_kind_is_dates(series: pd.Series) -> bool:
+def _holds_dates_or_complex(series: pd.Series) -> bool:
     dtype = series.dtype
     return (pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
             or isinstance(dtype, pd.PeriodDtype) or pd.api.types.is_complex_dtype(dtype))
