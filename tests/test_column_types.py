@@ -75,7 +75,8 @@ def test_a_stray_string_at_scoring_time_names_rows_and_values():
     batch = _amounts(n=30, stray_row=None, seed=2)
     batch["amount"] = batch["amount"].astype(object)
     batch.loc[[4, 9], "amount"] = ["n/a?", "12,5"]
-    with pytest.raises(DataError, match=r"'amount' is numeric in training but 2 cell\(s\).*4 \('n/a\?'\), 9 \('12,5'\)"):
+    expected = r"'amount' is numeric in training but 2 cell\(s\).*4 \('n/a\?'\), 9 \('12,5'\)"
+    with pytest.raises(DataError, match=expected):
         detector.decision_function(batch)
 
 
@@ -97,7 +98,8 @@ def test_mostly_text_with_a_few_numbers_is_categorical():
 def test_an_identifier_column_is_refused_with_the_fix():
     n = ID_MIN_ROWS
     frame = pd.DataFrame({"user": [f"u{i:04d}" for i in range(n)], "x": np.arange(float(n))})
-    with pytest.raises(DataError, match=r"'user' looks like an identifier.*id_cols.*column_types=\{'user': 'categorical'\}"):
+    expected = r"'user' looks like an identifier.*id_cols.*column_types=\{'user': 'categorical'\}"
+    with pytest.raises(DataError, match=expected):
         GaussianDetector().fit(frame)
     pre = TablePreprocessor(column_types={"user": "categorical"}).fit(frame)
     assert pre.kinds_ == ["categorical", "numeric"] and len(pre.categories_["user"]) == n

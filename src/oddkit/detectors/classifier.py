@@ -314,7 +314,8 @@ class ClassifierConfidenceDetector(BaseDetector):
                  dropout=0.0, epochs=30, batch_size="auto", lr=1e-3, weight_decay=0.0, validation_fraction=0.1,
                  patience=5, temperature="auto", exposure_weight=0.5, exposure_loss="cutmix", n_estimators=5,
                  augment=None, rotation_weight=1.0, clip_percentile="auto", contamination=0.1, impute=None,
-                 unknown_categories="error", column_types=None, device="cpu", n_threads=None, random_state=None, verbose=1):
+                 unknown_categories="error", column_types=None, device="cpu", n_threads=None, random_state=None,
+                 verbose=1):
         self.classifier = classifier
         self.score = score
         self.n_neighbors = n_neighbors

@@ -45,8 +45,8 @@ class VAEDetector(AutoEncoderDetector):
     noise : {None, "gaussian", "mask", "salt_pepper"}, default=None
         De-noising: the encoder sees a corrupted row, the likelihood is of the clean one.
     noise_level : float, default=0.2
-    robust, exposure_weight, exposure_margin, contamination, impute, unknown_categories, column_types, device, n_threads, \
-    random_state, verbose
+    robust, exposure_weight, exposure_margin, contamination, impute, unknown_categories, column_types, device, \
+    n_threads, random_state, verbose
         As for :class:`AutoEncoderDetector` (with ``known_anomalies``, the hinge acts on their
         negative ELBO).
 
