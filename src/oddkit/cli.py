@@ -129,6 +129,10 @@ def fit(
     random_state: Annotated[Optional[int], typer.Option(help="Seed, for detectors that are random.")] = 0,
     impute: Annotated[Optional[str], typer.Option(help="'median' fills NaN/inf instead of failing.")] = None,
     unknown_categories: Annotated[Optional[str], typer.Option(help="'error' (default) or 'ignore'.")] = None,
+    column_type: Annotated[Optional[list[str]], typer.Option(
+        "--column-type", help="A column's kind as COLUMN=numeric (cells that are not numbers become missing, "
+                              "then --impute decides) or COLUMN=categorical (one-hot, even if it looks like "
+                              "numbers, dates or ids); repeatable.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Auto-encoder: most training epochs.")] = None,
     hidden_sizes: Annotated[Optional[str], typer.Option(help="Auto-encoder: hidden widths, e.g. 64,32.")] = None,
     latent_dim: Annotated[Optional[int], typer.Option(help="Auto-encoder: code width.")] = None,
@@ -152,7 +156,8 @@ def fit(
     given = {"contamination": contamination, "random_state": random_state, "impute": impute,
              "unknown_categories": unknown_categories, "epochs": epochs, "latent_dim": latent_dim,
              "hidden_sizes": None if hidden_sizes is None else _param_value("hidden_sizes", hidden_sizes),
-             "noise": noise, "device": device, "n_threads": n_threads}
+             "noise": noise, "device": device, "n_threads": n_threads,
+             "column_types": _parse_column_types(column_type)}
     accepted = set(cls._get_param_names())
     params = {k: v for k, v in given.items() if v is not None and k in accepted}
     ignored = [k for k, v in given.items() if v is not None and k not in accepted and k != "random_state"]
@@ -185,6 +190,21 @@ def fit(
     console.print(f"trained {cls.__name__} on {len(table.X):,} rows x {table.X.shape[1]} columns"
                   f"{_known_note(anomalies)} in {time.perf_counter() - started:.1f} s; threshold "
                   f"{model.threshold_:.6g} ({model.threshold_goal_}); saved to {out}")
+
+
+def _parse_column_types(items: list[str] | None) -> dict[str, str] | None:
+    """--column-type COLUMN=KIND options as the column_types dict (None when none were given)."""
+    if not items:
+        return None
+    kinds = {}
+    for item in items:
+        name, sep, kind = item.rpartition("=")
+        if not sep or not name or kind not in ("numeric", "categorical"):
+            raise OddkitError(f"--column-type {item!r}: expected COLUMN=numeric or COLUMN=categorical")
+        if kinds.get(name, kind) != kind:
+            raise OddkitError(f"--column-type names column {name!r} twice, as {kinds[name]} and as {kind}")
+        kinds[name] = kind
+    return kinds
 
 
 def _read_known_anomalies(path: Path, X, label_col: str | None, drop_cols: list[str] | None):

@@ -86,9 +86,12 @@ def check_scores(scores: ArrayLike, *, name: str = "scores") -> np.ndarray:
     finite = np.isfinite(arr)
     if not finite.all():
         bad = np.flatnonzero(~finite)
+        n_nan = int(np.isnan(arr).sum())
         raise DataError(
-            f"{name} contain {bad.size} NaN or infinite value(s) (first at row {bad[0]}); "
-            "scores must be finite, so check the input rows for NaN/inf or a detector that diverged"
+            f"{name} contain {bad.size} NaN or infinite value(s) ({n_nan} NaN, {bad.size - n_nan} inf) at row(s) "
+            f"{', '.join(str(int(r)) for r in bad[:5])}{' and more' if bad.size > 5 else ''}; scores must be "
+            "finite (oddkit's detectors always return finite scores): recompute them with decision_function, "
+            "or drop or replace those rows"
         )
     return arr
 

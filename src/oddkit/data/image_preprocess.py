@@ -90,20 +90,23 @@ class ImagePreprocessor:
         if X.dtype.kind != "f":
             raise DataError(f"images of dtype {X.dtype} cannot be scaled; pass uint8 (0-255), uint16 (0-65535) "
                             "or floats in [0, 1]")
-        values = X.astype(np.float32)
-        flat = values.reshape(len(values), -1)
+        # Checked in the input's own precision: a float64 pixel of 1e300 would be inf in float32 and
+        # then be reported as a NaN/inf that the input never held.
+        flat = X.reshape(len(X), -1)
         bad = ~np.isfinite(flat)
         if bad.any():
             rows = np.flatnonzero(bad.any(axis=1))
             raise NonFiniteError(
                 f"NaN or inf in {len(rows)} image(s), first at index {rows[:5].tolist()}; images must be "
                 "finite (impute applies to tables only): clean or drop those images")
-        low, high = float(flat.min()), float(flat.max())
-        if low < -_FLOAT_TOLERANCE or high > 1.0 + _FLOAT_TOLERANCE:
+        outside = (flat < -_FLOAT_TOLERANCE) | (flat > 1.0 + _FLOAT_TOLERANCE)
+        if outside.any():
+            rows = np.flatnonzero(outside.any(axis=1))
             raise DataError(
-                f"float images must hold values in [0, 1], got {low:g} to {high:g}; divide 8-bit pixels by 255 "
+                f"float images must hold values in [0, 1], got {float(flat.min()):g} to {float(flat.max()):g} "
+                f"in {len(rows)} image(s), first at index {rows[:5].tolist()}; divide 8-bit pixels by 255 "
                 "(or pass them as uint8)")
-        return values
+        return X.astype(np.float32)
 
     def _check(self, X: Any) -> np.ndarray:
         if not is_image_array(X):

@@ -12,6 +12,7 @@ numeric or categorical in one place only.
 
 from __future__ import annotations
 
+import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ import pandas as pd
 from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError, LabelError
 
 __all__ = [
+    "COLUMN_TYPES",
+    "ID_MIN_ROWS",
     "SUPPORTED_FORMATS",
     "Table",
     "column_kind",
@@ -70,11 +73,111 @@ def preview(values: Iterable[Any], limit: int = 5) -> str:
     return f"{shown} and {rest:,} more" if rest > 0 else shown
 
 
-def column_kind(values: pd.Series, name: str) -> str:
+COLUMN_TYPES = ("numeric", "categorical")
+"""The kinds ``column_types`` may declare for a column."""
+
+ID_MIN_ROWS = 30
+"""A text column is refused as an identifier when every one of at least this many values is distinct.
+In a smaller table a column of distinct values may be a genuine category seen once each."""
+
+_MOSTLY_NUMERIC_SHARE = 0.5
+_DATE_SHARE = 0.9
+_DATE_PATTERN = re.compile(
+    r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})"
+    r"([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})?)?\s*$")
+_DECLARE = "column_types={{{name!r}: {kind!r}}} (CLI: --column-type {name}={kind})"
+
+
+def _declare(name: str, kind: str) -> str:
+    return _DECLARE.format(name=name, kind=kind)
+
+
+def _is_date_dtype(dtype: Any) -> bool:
+    return (pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
+            or isinstance(dtype, pd.PeriodDtype))
+
+
+def check_column_types(column_types: Any, columns: Sequence[str] | None = None) -> dict[str, str] | None:
+    """Validate a ``column_types`` option: None, or a dict of column name to ``"numeric"`` or
+    ``"categorical"``; with ``columns``, every named column must be among them.
+
+    Returns
+    -------
+    dict of str to str, or None
+        A copy of ``column_types``.
+
+    Raises
+    ------
+    DataError
+        When it is not such a dict, names an unknown kind, or (with ``columns``) an unknown column.
+
+    Examples
+    --------
+    >>> check_column_types({"amount": "numeric"}, ["amount", "shop"])
+    {'amount': 'numeric'}
+    """
+    if column_types is None:
+        return None
+    if not isinstance(column_types, dict):
+        raise DataError(f"column_types must be None or a dict of column name to 'numeric' or 'categorical', "
+                        f"got {type(column_types).__name__} {column_types!r}")
+    for name, kind in column_types.items():
+        if not isinstance(name, str):
+            raise DataError(f"column_types keys must be column names (str), got {name!r}")
+        if kind not in COLUMN_TYPES:
+            raise DataError(f"column_types[{name!r}] must be 'numeric' or 'categorical', got {kind!r}")
+    if columns is not None:
+        unknown = [n for n in column_types if n not in set(columns)]
+        if unknown:
+            raise DataError(f"column_types names column(s) {preview(unknown)} that X does not have; its columns "
+                            f"are {preview(columns, limit=20)}: fix the name(s) or remove them from column_types")
+    return dict(column_types)
+
+
+def unparseable_cells(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A column parsed as numbers: float64 values (NaN for missing and unparseable cells), and the
+    mask of cells that were present but are not numbers (text such as ``"12.5 EUR"``)."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_complex_dtype(values.dtype):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan), np.zeros(len(values), dtype=bool)
+    raw = values.astype(object)
+    parsed = pd.to_numeric(raw, errors="coerce")
+    numbers = np.asarray(parsed, dtype=np.float64) if parsed.dtype.kind in "biuf" else np.full(len(values), np.nan)
+    bad = values.notna().to_numpy() & np.isnan(numbers)
+    # A cell that says "nan" (or None/NaN itself) is missing, not text.
+    if bad.any():
+        texts = raw[bad].astype(str).str.strip().str.lower()
+        bad[np.flatnonzero(bad)[texts.isin(["nan", "na", "n/a", ""]).to_numpy()]] = False
+    return numbers, bad
+
+
+def mostly_numeric_error(name: str, values: pd.Series, bad: np.ndarray, when: str = "") -> DataError:
+    """The error for a numeric column holding a few cells that are not numbers: names the column,
+    the rows and the values, and the two ways out."""
+    rows = np.flatnonzero(bad)
+    labels = values.index[rows[:5]]
+    shown = ", ".join(f"{label} ({values.iloc[r]!r})" for label, r in zip(labels, rows[:5]))
+    more = f" and {rows.size - 5:,} more" if rows.size > 5 else ""
+    return DataError(
+        f"column {name!r} is numeric{when} but {rows.size:,} cell(s) are not numbers, at row(s) {shown}{more}; "
+        f"clean them (e.g. strip units), or {'retrain with' if when else 'pass'} {_declare(name, 'numeric')} to "
+        "treat them as missing "
+        f"(then impute decides), or {_declare(name, 'categorical')} if the column is a category")
+
+
+def column_kind(values: pd.Series, name: str, declared: str | None = None) -> str:
     """Whether a column is ``"numeric"`` (int, float, bool) or ``"categorical"`` (text, category).
 
-    Object columns are looked into, because a column of Python numbers (with ``None`` for missing)
-    is numeric even though pandas stores it as ``object``.
+    The rules, unless ``declared`` says otherwise:
+
+    - int, float and bool columns, and object columns of Python numbers (``None`` for missing),
+      are numeric; ``pandas.Categorical`` columns are categorical;
+    - a text or object column is categorical, except that it is refused when it
+      - is mostly numbers: more than half of its present cells parse as numbers but some do not
+        (one ``"12.5 EUR"`` among floats) -- the error names the rows and values;
+      - holds dates: at least 90% of its present cells look like dates (``2024-05-01``,
+        ``01/05/2024``, optionally with a time);
+      - is an identifier: all of at least :data:`ID_MIN_ROWS` present values are distinct;
+    - date, time-delta and period dtypes are refused; complex numbers always are.
 
     Parameters
     ----------
@@ -82,6 +185,10 @@ def column_kind(values: pd.Series, name: str) -> str:
         The column.
     name : str
         Its name, for the error message.
+    declared : {None, "numeric", "categorical"}
+        The kind the user declared in ``column_types``: ``"categorical"`` is taken as it is (a date
+        or identifier column is one-hot encoded); ``"numeric"`` parses the cells as numbers and
+        treats those that are not as missing.
 
     Returns
     -------
@@ -91,21 +198,59 @@ def column_kind(values: pd.Series, name: str) -> str:
     Raises
     ------
     DataError
-        For dtypes that are neither, such as dates and complex numbers.
+        For the refused columns above; the message says which ``column_types`` entry accepts them.
     """
     dtype = values.dtype
-    if pd.api.types.is_object_dtype(dtype):
-        inferred = pd.api.types.infer_dtype(values, skipna=True)
-        return "numeric" if inferred in _NUMERIC_INFERRED else "categorical"
+    if pd.api.types.is_complex_dtype(dtype):
+        raise DataError(f"column {name!r} holds complex numbers, which cannot be used as a feature; split it into "
+                        "real and imaginary parts (or magnitude and phase), or drop it")
+    if declared == "categorical":
+        return "categorical"
+    if _is_date_dtype(dtype):
+        raise DataError(
+            f"column {name!r} has dtype {dtype} (dates or times), which is not used as a feature as it is; convert "
+            f"it to numbers (e.g. hour of day, or seconds since an origin) or drop it, or pass "
+            f"{_declare(name, 'categorical')} to one-hot encode its values")
+    if declared == "numeric":
+        return "numeric"
     if pd.api.types.is_bool_dtype(dtype):
         return "numeric"
-    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
+    if pd.api.types.is_numeric_dtype(dtype):
         return "numeric"
-    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype):
+    if isinstance(dtype, pd.CategoricalDtype):
         return "categorical"
-    raise DataError(
-        f"column {name!r} has dtype {dtype}, which cannot be used as a feature; convert it to "
-        "numbers (e.g. a date to seconds since an origin) or to text, or drop it")
+    if not (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)):
+        raise DataError(
+            f"column {name!r} has dtype {dtype}, which cannot be used as a feature; convert it to "
+            "numbers or to text, or drop it")
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred in _NUMERIC_INFERRED:
+        return "numeric"
+    present = values.dropna()
+    if len(present) == 0:
+        return "categorical"
+    numbers, bad = unparseable_cells(values)
+    n_numbers = int(np.count_nonzero(~np.isnan(numbers)))
+    if bad.any() and n_numbers > _MOSTLY_NUMERIC_SHARE * len(present):
+        raise mostly_numeric_error(name, values, bad)
+    is_text = np.fromiter((isinstance(v, str) for v in present), dtype=bool, count=len(present))
+    if not bad.any() and n_numbers > 0 and not is_text.all():
+        return "numeric"  # numbers of several Python types (floats and bools, ints and numeric strings)
+    texts = present[is_text]
+    if len(texts) >= _DATE_SHARE * len(present) and len(texts):
+        looks_like_date = texts.str.match(_DATE_PATTERN)
+        if looks_like_date.mean() >= _DATE_SHARE:
+            example = texts[looks_like_date].iloc[0]
+            raise DataError(
+                f"column {name!r} holds dates (e.g. {example!r}), which are not used as a feature as text; convert "
+                f"it to numbers (e.g. pd.to_datetime(X[{name!r}]).dt.hour, or seconds since an origin) or drop it, "
+                f"or pass {_declare(name, 'categorical')} to one-hot encode its values")
+    if len(present) >= ID_MIN_ROWS and present.nunique() == len(present):
+        raise DataError(
+            f"column {name!r} looks like an identifier: all {len(present):,} of its values are distinct (e.g. "
+            f"{preview(present.iloc[:3])}), so one-hot encoding it learns nothing; pass it in id_cols (CLI: --id-col) "
+            f"or drop it, or pass {_declare(name, 'categorical')} to encode it anyway")
+    return "categorical"
 
 
 # -- the table ------------------------------------------------------------------------------------

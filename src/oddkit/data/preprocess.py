@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oddkit.data.io import column_kind, default_column_names, preview
+from oddkit.data.io import (
+    check_column_types,
+    column_kind,
+    default_column_names,
+    mostly_numeric_error,
+    preview,
+    unparseable_cells,
+)
 from oddkit.exceptions import (
     ColumnMismatchError,
     DataError,
@@ -25,7 +32,7 @@ from oddkit.exceptions import (
     UnseenCategoryError,
 )
 
-__all__ = ["MAX_CATEGORIES", "MISSING_CATEGORY", "TablePreprocessor"]
+__all__ = ["MAX_CATEGORIES", "MAX_TRAINING_MAGNITUDE", "MISSING_CATEGORY", "STANDARDIZED_BOUND", "TablePreprocessor"]
 
 MISSING_CATEGORY = "<missing>"
 """The category a missing value (None/NaN) in a categorical column is encoded as."""
@@ -34,17 +41,40 @@ MAX_CATEGORIES = 1000
 """Most distinct values a categorical column may have. More usually means an id or free-text column
 was passed as a feature, and one-hot encoding it would need one output column per value."""
 
+STANDARDIZED_BOUND = 1e6
+"""Standardised values are clipped to ``[-STANDARDIZED_BOUND, STANDARDIZED_BOUND]``.
+
+A training value lies at most ``sqrt(n - 1)`` standard deviations from its column's mean (1,000 for
+a million rows), so the bound is far beyond any training value: a row that reaches it holds a value
+a million standard deviations out, and every detector labels it an anomaly (see
+:meth:`oddkit.BaseDetector.decision_function`). Clipping keeps every later square, distance and
+network activation finite, whatever the input (``1e300`` included)."""
+
+MAX_TRAINING_MAGNITUDE = 1e150
+"""Largest absolute value a numeric training cell may hold.
+
+Beyond it a value's square overflows float64 (at about ``1.3e154``): it cannot be a measurement but
+is a sentinel or corruption, and standardising with it would squash every other value of its column
+to zero. :meth:`TablePreprocessor.fit` refuses it, naming the column, row and value; scoring accepts
+any finite value (it is clipped, see :data:`STANDARDIZED_BOUND`)."""
+
 IMPUTE_OPTIONS = (None, "median")
 UNKNOWN_CATEGORY_OPTIONS = ("error", "ignore")
 NUMERIC, CATEGORICAL = "numeric", "categorical"
-_STATE_VERSION = 1
+_STATE_VERSION = 2
+_READABLE_STATE_VERSIONS = (1, 2)  # 1: before column_types
 _SHOWN_COLUMNS = 5
 _SHOWN_ROWS = 3
 
 
 # -- small helpers ----------------------------------------------------------------------------------
 
-def _check_options(impute: Any, unknown_categories: Any, error: Callable[[str], Exception]) -> None:
+def _check_options(impute: Any, unknown_categories: Any, error: Callable[[str], Exception],
+                   column_types: Any = None) -> None:
+    try:
+        check_column_types(column_types)
+    except DataError as exc:
+        raise error(str(exc)) from None
     if impute not in IMPUTE_OPTIONS:
         raise error(f"impute must be None or 'median', got {impute!r}")
     if unknown_categories not in UNKNOWN_CATEGORY_OPTIONS:
@@ -100,29 +130,51 @@ def _as_input(X: Any) -> pd.DataFrame | np.ndarray:
     return pd.DataFrame(array, columns=default_column_names(array.shape[1]))
 
 
-def _numeric_column(series: pd.Series, name: str) -> np.ndarray:
-    """One numeric column as float64 (NaN for missing), or a DataError if it holds text."""
+def _numeric_column(series: pd.Series, name: str, coerce: bool = False) -> np.ndarray:
+    """One numeric column as float64 (NaN for missing). Cells that are not numbers are a DataError
+    naming their rows and values, or missing (NaN) when ``coerce`` (the column was declared numeric)."""
     if isinstance(series.dtype, np.dtype) and series.dtype.kind in "biuf":
         return series.to_numpy(dtype=np.float64)
-    if column_kind(series, name) != NUMERIC:
-        missing = series.isna().to_numpy()
-        if not missing.all():
-            raise DataError(
-                f"column {name!r} was numeric in training but now holds {series.dtype} values such as "
-                f"{preview(pd.unique(series[~missing]), limit=3)}; convert it to numbers, e.g. with "
-                f"pd.to_numeric(X[{name!r}], errors='coerce'), which turns bad entries into NaN")
-        return np.full(len(series), np.nan)
-    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    if _holds_dates_or_complex(series):
+        raise DataError(f"column {name!r} was numeric in training but now holds {series.dtype} values; pass numbers")
+    numbers, bad = unparseable_cells(series)
+    if bad.any() and not coerce:
+        raise mostly_numeric_error(name, series, bad, when=" in training")
+    return numbers
 
 
-def _non_finite_error(bad: np.ndarray, names: list[str], index: pd.Index | None) -> NonFiniteError:
+def _holds_dates_or_complex(series: pd.Series) -> bool:
+    dtype = series.dtype
+    return (pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
+            or isinstance(dtype, pd.PeriodDtype) or pd.api.types.is_complex_dtype(dtype))
+
+
+def _non_finite_error(bad: np.ndarray, names: list[str], index: pd.Index | None,
+                      coerced: frozenset[str] = frozenset()) -> NonFiniteError:
     counts = bad.sum(axis=0)
     columns = np.flatnonzero(counts)
-    parts = [f"column {names[j]!r} has {int(counts[j]):,} NaN/inf values "
-             f"(first rows: {_row_refs(np.flatnonzero(bad[:, j]), index)})" for j in columns[:_SHOWN_COLUMNS]]
+    parts = [f"column {names[j]!r} has {int(counts[j]):,} NaN/inf values"
+             + (" (or cells that are not numbers, missing as column_types declares it numeric)"
+                if names[j] in coerced else "")
+             + f" (first rows: {_row_refs(np.flatnonzero(bad[:, j]), index)})" for j in columns[:_SHOWN_COLUMNS]]
     if len(columns) > _SHOWN_COLUMNS:
         parts.append(f"and {len(columns) - _SHOWN_COLUMNS} more columns")
     return NonFiniteError("; ".join(parts) + "; clean them or pass impute='median'")
+
+
+def _check_magnitudes(block: np.ndarray, names: list[str], index: pd.Index | None) -> None:
+    """Refuse training cells beyond :data:`MAX_TRAINING_MAGNITUDE`, naming column, rows and values."""
+    with np.errstate(invalid="ignore"):
+        huge = np.abs(block) > MAX_TRAINING_MAGNITUDE
+    if not huge.any():
+        return
+    j = int(np.flatnonzero(huge.any(axis=0))[0])
+    rows = np.flatnonzero(huge[:, j])
+    raise DataError(
+        f"column {names[j]!r} holds {rows.size:,} value(s) beyond +-{MAX_TRAINING_MAGNITUDE:g} "
+        f"({preview(block[rows, j], limit=3)} at row(s) {_row_refs(rows, index)}), too large to be a measurement "
+        "(a sentinel or a corrupt cell?) and they would squash the rest of the column to zero; fix or drop "
+        "those rows, or set them to NaN and pass impute='median'")
 
 
 def _state_error(problem: str) -> ModelFileError:
@@ -149,6 +201,18 @@ class TablePreprocessor:
     unknown_categories : {"error", "ignore"}, default "error"
         What :meth:`transform` does with a categorical value never seen in training: raise
         :class:`UnseenCategoryError`, or encode it as all zeros in that column's outputs.
+    column_types : dict of str to {"numeric", "categorical"}, or None, default None
+        Column kinds decided by the user instead of by :func:`oddkit.data.io.column_kind`'s rules
+        (which refuse a text column that is mostly numbers, holds dates, or identifies rows).
+        ``"numeric"``: cells that are not numbers become missing, then ``impute`` decides (also
+        when scoring). ``"categorical"``: one-hot encoded even when it looks like numbers, dates
+        or an identifier. Naming a column ``X`` lacks, or another kind, is a :class:`DataError`.
+
+    Notes
+    -----
+    Standardised values are clipped to ``[-STANDARDIZED_BOUND, STANDARDIZED_BOUND]`` (a million
+    training standard deviations), so any finite value scores finitely; a training cell beyond
+    ``MAX_TRAINING_MAGNITUDE`` (1e150) is refused, naming its column and row.
 
     Attributes
     ----------
@@ -181,13 +245,20 @@ class TablePreprocessor:
     [[-1.225, 0.0, 1.0], [0.0, 1.0, 0.0], [1.225, 0.0, 1.0]]
     """
 
-    def __init__(self, impute: str | None = None, unknown_categories: str = "error") -> None:
-        _check_options(impute, unknown_categories, DataError)
+    def __init__(self, impute: str | None = None, unknown_categories: str = "error",
+                 column_types: dict[str, str] | None = None) -> None:
+        _check_options(impute, unknown_categories, DataError, column_types)
         self.impute = impute
         self.unknown_categories = unknown_categories
+        self.column_types = None if column_types is None else dict(column_types)
 
     def __repr__(self) -> str:
-        return f"TablePreprocessor(impute={self.impute!r}, unknown_categories={self.unknown_categories!r})"
+        extra = "" if self.column_types is None else f", column_types={self.column_types!r}"
+        return f"TablePreprocessor(impute={self.impute!r}, unknown_categories={self.unknown_categories!r}{extra})"
+
+    def _coerced(self) -> frozenset[str]:
+        """The columns declared numeric: their cells that are not numbers count as missing."""
+        return frozenset(n for n, k in (self.column_types or {}).items() if k == NUMERIC)
 
     # -- fitting ------------------------------------------------------------------------------------
 
@@ -213,16 +284,20 @@ class TablePreprocessor:
         DataError
             Columns of an unusable type, duplicate names, or too many categories.
         """
-        _check_options(self.impute, self.unknown_categories, DataError)
+        _check_options(self.impute, self.unknown_categories, DataError, self.column_types)
         data = _as_input(X)
         if data.shape[0] == 0 or data.shape[1] == 0:
             raise EmptyDataError(f"cannot fit on data of shape {data.shape}; pass at least one row and one column")
+        declared = check_column_types(self.column_types, data.columns if isinstance(data, pd.DataFrame)
+                                      else default_column_names(data.shape[1])) or {}
+        if isinstance(data, np.ndarray) and any(k == CATEGORICAL for k in declared.values()):
+            data = pd.DataFrame(data, columns=default_column_names(data.shape[1]))
         if isinstance(data, np.ndarray):
             names = default_column_names(data.shape[1])
             kinds = [NUMERIC] * len(names)
         else:
             names = list(data.columns)
-            kinds = [column_kind(data[name], name) for name in names]
+            kinds = [column_kind(data[name], name, declared.get(name)) for name in names]
         numeric = [n for n, k in zip(names, kinds) if k == NUMERIC]
 
         block = self._numeric_block(data, numeric)
@@ -232,7 +307,9 @@ class TablePreprocessor:
             medians = self._finite_medians(block, bad)
             np.copyto(block, np.broadcast_to(medians, block.shape), where=bad)
         elif bad.any():
-            raise _non_finite_error(bad, numeric, None if isinstance(data, np.ndarray) else data.index)
+            raise _non_finite_error(bad, numeric, None if isinstance(data, np.ndarray) else data.index,
+                                    self._coerced())
+        _check_magnitudes(block, numeric, None if isinstance(data, np.ndarray) else data.index)
 
         categories = {}
         for name, kind in zip(names, kinds):
@@ -272,11 +349,14 @@ class TablePreprocessor:
         # A constant column's computed std can be a rounding-error 1e-17 rather than 0, which would
         # blow tiny differences up; centring on the value itself with scale 1 gives exact zeros.
         constant = low == high
-        with np.errstate(over="ignore", invalid="ignore"):
-            mean, std = block.mean(axis=0), block.std(axis=0)
+        # Cells are at most MAX_TRAINING_MAGNITUDE, but the sum of their squares over many rows can
+        # still overflow: columns of very large values are divided by their largest magnitude first.
+        magnitude = np.maximum(np.abs(low), np.abs(high))
+        divisor = np.where(magnitude > 1e100, magnitude, 1.0)
+        scaled = block / divisor
+        mean, std = scaled.mean(axis=0) * divisor, scaled.std(axis=0) * divisor
         center = np.where(constant, low, mean)
-        center = np.where(np.isfinite(center), center, 0.0)
-        scale = np.where(constant | ~np.isfinite(std) | (std <= 0), 1.0, std)
+        scale = np.where(constant | ~(std > 0), 1.0, std)
         return center.astype(np.float64), scale.astype(np.float64)
 
     def _set_layout(self, names: list[str], kinds: list[str], categories: dict[str, list[str]]) -> None:
@@ -319,8 +399,9 @@ class TablePreprocessor:
             return np.array(data, dtype=np.float64, order="C")
         # Fortran order keeps each column's write contiguous, several times faster on wide tables.
         block = np.empty((len(data), len(numeric)), dtype=np.float64, order="F")
+        coerced = self._coerced()
         for j, name in enumerate(numeric):
-            block[:, j] = _numeric_column(data[name], name)
+            block[:, j] = _numeric_column(data[name], name, coerce=name in coerced)
         return block
 
     def _aligned(self, X: Any) -> pd.DataFrame | np.ndarray:
@@ -378,10 +459,12 @@ class TablePreprocessor:
         bad = ~np.isfinite(block)
         if bad.any():
             if self.medians_ is None:
-                raise _non_finite_error(bad, self.numeric_columns_, index)
+                raise _non_finite_error(bad, self.numeric_columns_, index, self._coerced())
             np.copyto(block, np.broadcast_to(self.medians_, block.shape), where=bad)
         block -= self.center_
-        block /= self.scale_
+        with np.errstate(over="ignore"):  # a huge value over a small scale: inf, clipped just below
+            block /= self.scale_
+        np.clip(block, -STANDARDIZED_BOUND, STANDARDIZED_BOUND, out=block)
         if not self.categorical_columns_:
             return np.ascontiguousarray(block, dtype=np.float32)
 
@@ -402,6 +485,23 @@ class TablePreprocessor:
             else:
                 out[np.arange(len(out)), self._category_offsets[name] + position] = 1.0
         return out
+
+    def out_of_range_rows(self, Z: np.ndarray) -> np.ndarray:
+        """Which rows of :meth:`transform`'s output hold a numeric value clipped at
+        :data:`STANDARDIZED_BOUND` (a value about a million training standard deviations out).
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_outputs_)
+
+        Returns
+        -------
+        ndarray of bool of shape (n_samples,)
+        """
+        self._check_fitted()
+        if not len(self._numeric_outputs):
+            return np.zeros(len(Z), dtype=bool)
+        return (np.abs(Z[:, self._numeric_outputs]) >= STANDARDIZED_BOUND).any(axis=1)
 
     def _unseen_error(self, name: str, strings: list[str], codes: np.ndarray, known: np.ndarray,
                       index: pd.Index | None) -> UnseenCategoryError:
@@ -513,6 +613,7 @@ class TablePreprocessor:
             "version": _STATE_VERSION,
             "impute": self.impute,
             "unknown_categories": self.unknown_categories,
+            "column_types": None if self.column_types is None else dict(self.column_types),
             "columns": list(self.feature_names_in_),
             "kinds": list(self.kinds_),
             "categories": {name: list(cats) for name, cats in self.categories_.items()},
@@ -532,12 +633,16 @@ class TablePreprocessor:
         """
         if not isinstance(meta, dict):
             raise _state_error(f"expected a JSON object, got {type(meta).__name__}")
+        version = meta.get("version")
+        if isinstance(version, bool) or version not in _READABLE_STATE_VERSIONS:
+            raise _state_error(f"unknown state version {version!r} (this oddkit reads {_READABLE_STATE_VERSIONS})")
         expected = {"version", "impute", "unknown_categories", "columns", "kinds", "categories"}
+        if version >= 2:
+            expected.add("column_types")
         if set(meta) != expected:
             raise _state_error(f"expected the keys {sorted(expected)}, got {sorted(map(str, meta))}")
-        if meta["version"] != _STATE_VERSION:
-            raise _state_error(f"unknown state version {meta['version']!r} (this oddkit reads {_STATE_VERSION})")
-        _check_options(meta["impute"], meta["unknown_categories"], _state_error)
+        column_types = meta.get("column_types")
+        _check_options(meta["impute"], meta["unknown_categories"], _state_error, column_types)
         names, kinds, categories = meta["columns"], meta["kinds"], meta["categories"]
         if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)
                 and len(set(names)) == len(names)):
@@ -565,7 +670,12 @@ class TablePreprocessor:
         if (arrays["scale"] <= 0).any():
             raise _state_error("array 'scale' must be positive")
 
-        self = cls(impute=meta["impute"], unknown_categories=meta["unknown_categories"])
+        if column_types is not None and not set(column_types) <= set(names):
+            raise _state_error("'column_types' names columns that are not among 'columns'")
+        if column_types is not None and any(
+                (k == CATEGORICAL) != (kinds[names.index(n)] == CATEGORICAL) for n, k in column_types.items()):
+            raise _state_error("'column_types' contradicts 'kinds'")
+        self = cls(impute=meta["impute"], unknown_categories=meta["unknown_categories"], column_types=column_types)
         self._set_layout(names, kinds, categories)
         self.center_ = arrays["center"].astype(np.float64)
         self.scale_ = arrays["scale"].astype(np.float64)

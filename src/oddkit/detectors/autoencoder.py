@@ -168,6 +168,15 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         only: images with NaN/inf always raise :class:`~oddkit.exceptions.NonFiniteError`).
     unknown_categories : {"error", "ignore"}, default="error"
         What to do with a categorical value never seen in training.
+    column_types : dict of str to {"numeric", "categorical"}, default=None
+        Column kinds decided by you rather than by oddkit's rules (tables only). By default a
+        text column that is mostly numbers (one ``"12.5 EUR"`` among floats), holds dates, or is
+        an identifier (all of 30 or more values distinct) is refused with a
+        :class:`~oddkit.exceptions.DataError` naming it. ``{"amount": "numeric"}`` treats the
+        cells of ``amount`` that are not numbers as missing (then ``impute`` decides, at fit and
+        when scoring); ``{"shop_id": "categorical"}`` one-hot encodes ``shop_id`` whatever it
+        looks like. Naming a column the data lacks, or another kind, is a ``DataError``. Saved
+        with the model.
     device : str, default="cpu"
         ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when present).
     n_threads : int, optional
@@ -233,7 +242,8 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
     def __init__(self, hidden_sizes=None, latent_dim=None, n_estimators=1, epochs=100, batch_size="auto", lr=1e-3,
                  weight_decay=0.0, validation_fraction=0.1, patience=10, noise=None, noise_level=0.2,
                  normalize_errors="covariance", robust=False, exposure_weight=1.0, exposure_margin=2.0, contamination=0.1,
-                 impute=None, unknown_categories="error", device="cpu", n_threads=None, random_state=None, verbose=1):
+                 impute=None, unknown_categories="error", column_types=None, device="cpu", n_threads=None,
+                 random_state=None, verbose=1):
         self.hidden_sizes = hidden_sizes
         self.latent_dim = latent_dim
         self.n_estimators = n_estimators
@@ -252,6 +262,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
+        self.column_types = column_types
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state
@@ -444,12 +455,13 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         return np.concatenate(outputs, axis=axis)
 
     def _member_errors(self, x: torch.Tensor) -> torch.Tensor:
-        """Squared error of each member on each row and column: (members, rows, columns)."""
-        return (self.model_(x) - x).pow(2)
+        """Squared error of each member on each row and column: (members, rows, columns), float64
+        (inputs are clipped at STANDARDIZED_BOUND; squaring in float64 keeps every error finite)."""
+        return (self.model_(x).double() - x.double()).pow(2)
 
     def _normalized_errors(self, x: torch.Tensor) -> torch.Tensor:
         """Per row and column, the members' mean error in units of that column's training error."""
-        scale = torch.from_numpy(self.column_error_scale_).to(x.device).unsqueeze(1)
+        scale = torch.from_numpy(self.column_error_scale_).to(x.device).unsqueeze(1).double()
         return (self._member_errors(x) / scale).mean(dim=0)
 
     def _whitened_errors(self, x: torch.Tensor) -> torch.Tensor:
@@ -458,9 +470,10 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
 
     def _whitened_lengths(self, residuals: torch.Tensor) -> torch.Tensor:
         """Mean squared whitened length of each row's residuals (members, rows, columns) -> rows."""
-        mean = torch.from_numpy(self.residual_mean_).to(residuals.device).unsqueeze(1)
-        whitener = torch.from_numpy(self.residual_whitener_).to(residuals.device)
-        whitened = torch.matmul(residuals - mean, whitener.transpose(1, 2))
+        # float64: a far-out row's residual times the whitener, squared, must not overflow.
+        mean = torch.from_numpy(self.residual_mean_).to(residuals.device).unsqueeze(1).double()
+        whitener = torch.from_numpy(self.residual_whitener_).to(residuals.device).double()
+        whitened = torch.matmul(residuals.double() - mean, whitener.transpose(1, 2))
         return whitened.pow(2).mean(dim=(0, 2))
 
     def _score_array(self, Z: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ says how to fit on a validated float32 matrix and how to score one.
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Integral, Real
 from typing import Any
 
@@ -43,7 +44,8 @@ class BaseDetector(BaseEstimator):
 
     Subclasses implement ``_fit_array(Z)`` and ``_score_array(Z) -> float64 scores`` on the
     preprocessed float32 matrix ``Z``, plus ``_get_model_state``/``_set_model_state`` for saving.
-    Every subclass takes the parameters ``contamination``, ``impute`` and ``unknown_categories``.
+    Every subclass takes the parameters ``contamination``, ``impute``, ``unknown_categories`` and
+    ``column_types``.
 
     Parameters are validated in one place: each class declares ``_parameter_constraints`` in
     scikit-learn's style (:mod:`oddkit.detectors.params`), merged with the shared ones declared
@@ -130,7 +132,7 @@ class BaseDetector(BaseEstimator):
         self._validate_params()
         Z = self._prepare(X, reset=True)
         self._fit_array(Z)
-        self.decision_scores_ = self._training_scores(Z)
+        self.decision_scores_ = self._checked_training_scores(self._training_scores(Z))
         self._set_score_statistics(self.decision_scores_)
         self.threshold_ = float(contamination_threshold(self.decision_scores_, self.contamination))
         self.threshold_goal_ = f"contamination:{self.contamination:g}"
@@ -139,9 +141,62 @@ class BaseDetector(BaseEstimator):
         return self
 
     def decision_function(self, X) -> np.ndarray:
-        """Anomaly score of each row of ``X``: higher = more anomalous (float64, shape (n,))."""
+        """Anomaly score of each row of ``X``: higher = more anomalous (float64, shape (n,)).
+
+        Every score is finite. A numeric value beyond the training range is standardised and
+        clipped at ``oddkit.data.preprocess.STANDARDIZED_BOUND`` (a million training standard
+        deviations), so every computation stays finite whatever the input (``1e300`` included).
+
+        Notes
+        -----
+        Two guarantees hold on top of each detector's own score (the last line of defence):
+
+        - a row holding a value clipped at that bound scores at least :meth:`out_of_range_score`,
+          which is above every training score and the threshold: it is ranked above every normal
+          row and labelled an anomaly, even by detectors whose score saturates far from the data
+          (an isolation forest's path length, a classifier's confidence);
+        - a score that still came out NaN or infinite (a numerical failure, never expected) is
+          replaced by :meth:`out_of_range_score` with a ``RuntimeWarning`` naming the rows, so it is
+          labelled an anomaly rather than leaving as NaN/inf or being labelled normal.
+        """
         check_is_fitted(self)
-        return self._score_array(self._prepare(X, reset=False))
+        Z = self._prepare(X, reset=False)
+        return self._guarded_scores(self._score_array(Z), Z)
+
+    def out_of_range_score(self) -> float:
+        """The lowest score given to a row out of range (see :meth:`decision_function`): the highest
+        training score or the threshold, whichever is larger, plus the training scores' range."""
+        check_is_fitted(self)
+        spread = self.score_max_ - self.score_min_
+        return float(max(self.score_max_, self.threshold_) + (spread if spread > 0 else 1.0))
+
+    def _guarded_scores(self, scores: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        scores = np.asarray(scores, dtype=np.float64).copy()
+        floor = None
+        broken = ~np.isfinite(scores)
+        if broken.any():
+            floor = self.out_of_range_score()
+            rows = np.flatnonzero(broken)
+            warnings.warn(
+                f"{type(self).__name__} computed {rows.size} non-finite score(s) (rows {rows[:5].tolist()}); "
+                f"they are set to {floor:g} and labelled anomalies. Please report this with the rows that cause it",
+                RuntimeWarning, stacklevel=3)
+            scores[rows] = floor
+        if isinstance(self.preprocessor_, TablePreprocessor):
+            far = self.preprocessor_.out_of_range_rows(Z)
+            if far.any():
+                floor = self.out_of_range_score() if floor is None else floor
+                scores[far] = np.maximum(scores[far], floor)
+        return scores
+
+    def _checked_training_scores(self, scores: np.ndarray) -> np.ndarray:
+        scores = np.asarray(scores, dtype=np.float64)
+        broken = np.flatnonzero(~np.isfinite(scores))
+        if broken.size:
+            raise DataError(
+                f"{type(self).__name__} computed NaN or infinite scores for {broken.size} training row(s) "
+                f"(first rows: {broken[:5].tolist()}); training diverged: lower lr, or check those rows")
+        return scores
 
     def predict(self, X) -> np.ndarray:
         """1 for rows scoring at or above ``threshold_`` (anomalies), 0 otherwise."""
@@ -322,7 +377,8 @@ class BaseDetector(BaseEstimator):
                 raise TooFewRowsError(
                     "fitting needs at least 2 rows, got 1 sample; pass more training data")
             self.preprocessor_ = TablePreprocessor(
-                impute=self.impute, unknown_categories=self.unknown_categories).fit(checked)
+                impute=self.impute, unknown_categories=self.unknown_categories,
+                column_types=getattr(self, "column_types", None)).fit(checked)
             if hasattr(self, "image_shape_"):
                 del self.image_shape_
         elif not isinstance(checked, pd.DataFrame) and hasattr(self, "feature_names_in_"):

@@ -58,7 +58,7 @@ class OneClassSVMDetector(_SklearnAdapter):
     Parameters
     ----------
     kernel, nu, gamma, tol, max_iter : as in scikit-learn (defaults: "rbf", 0.5, "scale", 1e-3, -1).
-    contamination, impute, unknown_categories : see :class:`AutoEncoderDetector`.
+    contamination, impute, unknown_categories, column_types : see :class:`AutoEncoderDetector`.
 
     Attributes
     ----------
@@ -76,7 +76,7 @@ class OneClassSVMDetector(_SklearnAdapter):
     }
 
     def __init__(self, kernel="rbf", nu=0.5, gamma="scale", tol=1e-3, max_iter=-1,
-                 contamination=0.1, impute=None, unknown_categories="error"):
+                 contamination=0.1, impute=None, unknown_categories="error", column_types=None):
         self.kernel = kernel
         self.nu = nu
         self.gamma = gamma
@@ -85,6 +85,7 @@ class OneClassSVMDetector(_SklearnAdapter):
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
+        self.column_types = column_types
 
     @property
     def n_iter_(self):
@@ -105,7 +106,7 @@ class IsolationForestDetector(_SklearnAdapter):
     ----------
     n_estimators, max_samples, max_features, bootstrap, n_jobs, random_state :
         as in scikit-learn (defaults: 100, "auto", 1.0, False, None, None).
-    contamination, impute, unknown_categories : see :class:`AutoEncoderDetector`.
+    contamination, impute, unknown_categories, column_types : see :class:`AutoEncoderDetector`.
 
     Attributes
     ----------
@@ -123,7 +124,7 @@ class IsolationForestDetector(_SklearnAdapter):
 
     def __init__(self, n_estimators=100, max_samples="auto", max_features=1.0, bootstrap=False,
                  n_jobs=None, random_state=None, contamination=0.1, impute=None,
-                 unknown_categories="error"):
+                 unknown_categories="error", column_types=None):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.max_features = max_features
@@ -133,6 +134,7 @@ class IsolationForestDetector(_SklearnAdapter):
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
+        self.column_types = column_types
 
     def _make_estimator(self):
         return IsolationForest(n_estimators=self.n_estimators, max_samples=self.max_samples,

@@ -260,7 +260,7 @@ class ClassifierConfidenceDetector(BaseDetector):
         ``"auto"``: 90 without known anomalies, None with them. Not for a scikit-learn classifier.
     contamination : float, default=0.1
         Share of training rows flagged by ``threshold_`` (normal data: a false-alarm budget).
-    impute, unknown_categories : see :class:`~oddkit.AutoEncoderDetector` (tables only).
+    impute, unknown_categories, column_types : see :class:`~oddkit.AutoEncoderDetector` (tables only).
     device : str, default="cpu"
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     n_threads : int, optional
@@ -350,7 +350,8 @@ class ClassifierConfidenceDetector(BaseDetector):
                  dropout=0.0, epochs=30, batch_size="auto", lr=1e-3, weight_decay=0.0, validation_fraction=0.1,
                  patience=5, temperature="auto", exposure_weight=0.5, exposure_loss="cutmix", n_estimators=5,
                  augment=None, rotation_weight=1.0, clip_percentile="auto", contamination=0.1, impute=None,
-                 unknown_categories="error", device="cpu", n_threads=None, random_state=None, verbose=1):
+                 unknown_categories="error", column_types=None, device="cpu", n_threads=None, random_state=None,
+                 verbose=1):
         self.classifier = classifier
         self.score = score
         self.n_neighbors = n_neighbors
@@ -373,6 +374,7 @@ class ClassifierConfidenceDetector(BaseDetector):
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
+        self.column_types = column_types
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state

@@ -57,7 +57,7 @@ class DisentangledAutoEncoderDetector(AutoEncoderDetector):
         Weight of the encoder's term that keeps the adversary from reading the class in the style
         part (0 trains without the adversary).
     hidden_sizes, latent_dim, epochs, batch_size, lr, weight_decay, validation_fraction, patience, noise, \
-    noise_level, normalize_errors, robust, contamination, impute, unknown_categories, device, n_threads, \
+    noise_level, normalize_errors, robust, contamination, impute, unknown_categories, column_types, device, n_threads, \
     random_state, verbose
         As for :class:`AutoEncoderDetector` (``latent_dim`` is the whole code: class part plus style
         part, at least 2; by default the auto-encoder's, but at least 4). One network only: the
@@ -102,7 +102,8 @@ class DisentangledAutoEncoderDetector(AutoEncoderDetector):
     def __init__(self, class_dim=None, swap_weight=1.0, adversary_weight=1.0, hidden_sizes=None, latent_dim=None,
                  epochs=100, batch_size="auto", lr=1e-3, weight_decay=0.0, validation_fraction=0.1, patience=10,
                  noise=None, noise_level=0.2, normalize_errors="covariance", robust=False, contamination=0.1,
-                 impute=None, unknown_categories="error", device="cpu", n_threads=None, random_state=None,
+                 impute=None, unknown_categories="error", column_types=None, device="cpu", n_threads=None,
+                 random_state=None,
                  verbose=1):
         self.class_dim = class_dim
         self.swap_weight = swap_weight
@@ -122,6 +123,7 @@ class DisentangledAutoEncoderDetector(AutoEncoderDetector):
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
+        self.column_types = column_types
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state

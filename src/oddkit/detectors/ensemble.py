@@ -103,7 +103,10 @@ class EnsembleDetector(BaseDetector):
         Seeds the random members.
     verbose : int, default=0
         Passed to the auto-encoder (1 shows its progress bar).
-    contamination, impute, unknown_categories : see :class:`AutoEncoderDetector`.
+    contamination, impute, unknown_categories, column_types : see :class:`AutoEncoderDetector`.
+        They apply to the ensemble's own preprocessing, which every member shares (members see
+        the standardised, encoded rows), so a column declared in ``column_types`` is treated the
+        same by all of them.
 
     Attributes
     ----------
@@ -121,7 +124,7 @@ class EnsembleDetector(BaseDetector):
     }
 
     def __init__(self, members=DEFAULT_MEMBERS, combine="max", random_state=None, verbose=0, contamination=0.1,
-                 impute=None, unknown_categories="error"):
+                 impute=None, unknown_categories="error", column_types=None):
         self.members = members
         self.combine = combine
         self.random_state = random_state
@@ -129,6 +132,7 @@ class EnsembleDetector(BaseDetector):
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
+        self.column_types = column_types
 
     def _check_param_combinations(self) -> None:
         super()._check_param_combinations()

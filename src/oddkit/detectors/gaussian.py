@@ -41,7 +41,7 @@ class GaussianDetector(BaseDetector):
         times (the concentration steps of the minimum covariance determinant, from the full data
         and with 1 - ``contamination`` of the rows kept). Hidden anomalies then neither shift the
         mean nor inflate the covariance they are judged by.
-    contamination, impute, unknown_categories : see :class:`AutoEncoderDetector`.
+    contamination, impute, unknown_categories, column_types : see :class:`AutoEncoderDetector`.
 
     Attributes
     ----------
@@ -68,13 +68,14 @@ class GaussianDetector(BaseDetector):
     }
 
     def __init__(self, shrinkage=None, ridge=1e-6, robust=False, contamination=0.1, impute=None,
-                 unknown_categories="error"):
+                 unknown_categories="error", column_types=None):
         self.shrinkage = shrinkage
         self.ridge = ridge
         self.robust = robust
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
+        self.column_types = column_types
 
     def _fit_array(self, Z: np.ndarray) -> None:
         Z = Z.astype(np.float64)

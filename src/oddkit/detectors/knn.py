@@ -32,7 +32,7 @@ class KNNDetector(BaseDetector):
         scikit-learn's neighbour search; every choice is exact.
     n_jobs : int, optional
         Parallel queries.
-    contamination, impute, unknown_categories : see :class:`AutoEncoderDetector`.
+    contamination, impute, unknown_categories, column_types : see :class:`AutoEncoderDetector`.
 
     Attributes
     ----------
@@ -60,7 +60,7 @@ import numpy as np
     }
 
     def __init__(self, n_neighbors=5, method="largest", algorithm="auto", n_jobs=None, contamination=0.1,
-                 impute=None, unknown_categories="error"):
+                 impute=None, unknown_categories="error", column_types=None):
         self.n_neighbors = n_neighbors
         self.method = method
         self.algorithm = algorithm
@@ -68,6 +68,7 @@ import numpy as np
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
+        self.column_types = column_types
 
     def _fit_array(self, Z: np.ndarray) -> None:
         if self.n_neighbors > Z.shape[0] - 1:

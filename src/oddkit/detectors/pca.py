@@ -26,7 +26,7 @@ class PCADetector(BaseDetector):
         preprocessed columns less one) are kept, so that a residual is left to score: on a table
         of 3 columns whose two leading components explain 84% of the variance, 0.9 would
         otherwise keep all three and score every row by rounding noise.
-    contamination, impute, unknown_categories : see :class:`AutoEncoderDetector`.
+    contamination, impute, unknown_categories, column_types : see :class:`AutoEncoderDetector`.
 
     Attributes
     ----------
@@ -51,11 +51,13 @@ import numpy as np
         "n_components": [positive_int, Interval(Real, 0, 1, closed="neither")],
     }
 
-    def __init__(self, n_components=0.9, contamination=0.1, impute=None, unknown_categories="error"):
+    def __init__(self, n_components=0.9, contamination=0.1, impute=None, unknown_categories="error",
+                 column_types=None):
         self.n_components = n_components
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
+        self.column_types = column_types
 
     def _fit_array(self, Z: np.ndarray) -> None:
         Z = Z.astype(np.float64)

@@ -46,8 +46,8 @@ class VAEDetector(AutoEncoderDetector):
     noise : {None, "gaussian", "mask", "salt_pepper"}, default=None
         De-noising: the encoder sees a corrupted row, the likelihood is of the clean one.
     noise_level : float, default=0.2
-    robust, exposure_weight, exposure_margin, contamination, impute, unknown_categories, device, n_threads, \
-    random_state, verbose
+    robust, exposure_weight, exposure_margin, contamination, impute, unknown_categories, column_types, device, \
+    n_threads, random_state, verbose
         As for :class:`AutoEncoderDetector` (with ``known_anomalies``, the hinge acts on their
         negative ELBO).
 
@@ -83,7 +83,8 @@ class VAEDetector(AutoEncoderDetector):
     def __init__(self, hidden_sizes=None, latent_dim=None, beta=1.0, n_estimators=1, epochs=100, batch_size="auto",
                  lr=1e-3, weight_decay=0.0, validation_fraction=0.1, patience=10, noise=None, noise_level=0.2,
                  robust=False, exposure_weight=1.0, exposure_margin=2.0, contamination=0.1, impute=None,
-                 unknown_categories="error", device="cpu", n_threads=None, random_state=None, verbose=1):
+                 unknown_categories="error", column_types=None, device="cpu", n_threads=None, random_state=None,
+                 verbose=1):
         self.hidden_sizes = hidden_sizes
         self.latent_dim = latent_dim
         self.beta = beta
@@ -102,6 +103,7 @@ class VAEDetector(AutoEncoderDetector):
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
+        self.column_types = column_types
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state

@@ -69,7 +69,7 @@ class VQVAEDetector(AutoEncoderDetector):
         the training split): mean AUROC 0.863 vs 0.855 on seed 0 (better on 20 datasets), 0.856
         vs 0.852 on seed 1 (18).
     noise_level, robust, exposure_weight, exposure_margin, contamination, impute, \
-    unknown_categories, device, n_threads, random_state, verbose
+    unknown_categories, column_types, device, n_threads, random_state, verbose
         As for :class:`AutoEncoderDetector` (with ``known_anomalies``, the hinge acts on their
         reconstruction plus commitment loss).
 
@@ -113,8 +113,8 @@ class VQVAEDetector(AutoEncoderDetector):
     def __init__(self, hidden_sizes=None, codebook_size=128, code_dim=None, n_positions=None, commitment_weight=0.25,
                  rarity_weight=0.0, epochs=100, batch_size="auto", lr=1e-3, weight_decay=0.0, validation_fraction=0.1,
                  patience=10, noise=None, noise_level=0.2, normalize_errors="covariance", robust=False, exposure_weight=1.0,
-                 exposure_margin=2.0, contamination=0.1, impute=None, unknown_categories="error", device="cpu",
-                 n_threads=None, random_state=None, verbose=1):
+                 exposure_margin=2.0, contamination=0.1, impute=None, unknown_categories="error", column_types=None,
+                 device="cpu", n_threads=None, random_state=None, verbose=1):
         self.hidden_sizes = hidden_sizes
         self.codebook_size = codebook_size
         self.code_dim = code_dim
@@ -136,6 +136,7 @@ class VQVAEDetector(AutoEncoderDetector):
         self.contamination = contamination
         self.impute = impute
         self.unknown_categories = unknown_categories
+        self.column_types = column_types
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state
