@@ -163,8 +163,12 @@ class ClassifierConfidenceDetector(BaseDetector):
     classifier : {"auto", "mlp", "cnn"} or scikit-learn classifier, default="auto"
         ``"auto"``: a CNN for image arrays, an MLP for tables. ``"mlp"`` on images flattens them.
         A scikit-learn classifier (with ``predict_proba``) is cloned and fitted on the
-        preprocessed rows (images flattened); it is saved with skops, trusting scikit-learn's own
-        types only.
+        preprocessed rows (images flattened); it is saved with skops, and only the classifiers listed
+        in ``oddkit._trusted`` can be saved and loaded (LogisticRegression, RandomForestClassifier,
+        ExtraTreesClassifier, DecisionTreeClassifier, GradientBoostingClassifier,
+        HistGradientBoostingClassifier, KNeighborsClassifier with the Euclidean metric, SVC,
+        GaussianNB, MLPClassifier, a Pipeline of StandardScaler and one of these); saving another
+        raises :class:`~oddkit.exceptions.OddkitError`.
     score : {"auto", "energy", "msp", "entropy", "knn"}, default="auto"
         The anomaly score (see above); ``"auto"`` = energy, or msp for a scikit-learn classifier
         (which has no hidden layer to read, so not ``"knn"`` either).
@@ -753,9 +757,9 @@ class ClassifierConfidenceDetector(BaseDetector):
         if self._image_shape() is not None:
             meta.update(pixel_center=self.pixel_center_, pixel_scale=self.pixel_scale_)
         if self.backend_ == "sklearn":
-            import skops.io
+            from oddkit._trusted import dump_trusted_skops
 
-            return {}, meta, {SKOPS_FILE: skops.io.dumps(self.estimator_)}
+            return {}, meta, {SKOPS_FILE: dump_trusted_skops(self.estimator_, "the scikit-learn classifier")}
         meta["architecture"] = self._architecture()
         arrays = {name: tensor.detach().cpu().numpy() for name, tensor in self.model_.state_dict().items()}
         if self.score_ == "knn":
@@ -824,23 +828,11 @@ class ClassifierConfidenceDetector(BaseDetector):
 
     @staticmethod
     def _load_estimator(files):
-        import skops.io
+        from oddkit._trusted import load_trusted_skops
 
-        try:
-            payload = files[SKOPS_FILE]
-        except KeyError:
-            raise ModelFileError(f"the model folder lacks {SKOPS_FILE}") from None
-        try:
-            untrusted = skops.io.get_untrusted_types(data=payload)
-            foreign = [t for t in untrusted if not t.startswith("sklearn.")]
-            if foreign:
-                raise ModelFileError(f"{SKOPS_FILE} holds types from outside scikit-learn ({', '.join(foreign)}), "
-                                     "which oddkit does not load")
-            estimator = skops.io.loads(payload, trusted=untrusted)
-        except ModelFileError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - skops raises several types for untrusted or malformed content
-            raise ModelFileError(f"{SKOPS_FILE} cannot be loaded safely: {exc}") from None
+        if SKOPS_FILE not in files:
+            raise ModelFileError(f"the model folder lacks {SKOPS_FILE}")
+        estimator = load_trusted_skops(files[SKOPS_FILE], SKOPS_FILE)
         if not (hasattr(estimator, "predict_proba") and hasattr(estimator, "classes_")):
             raise ModelFileError(f"{SKOPS_FILE} holds a {type(estimator).__name__}, not a fitted classifier")
         return estimator
