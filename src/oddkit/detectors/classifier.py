@@ -389,15 +389,16 @@ class ClassifierConfidenceDetector(BaseDetector):
         check_is_fitted(self)
         return softmax(self._logits(self._prepare(X, reset=False)) / self.temperature_, axis=1)
 
-    def save(self, folder) -> None:
-        """Save to ``folder``. A scikit-learn classifier goes to ``estimator.skops``; the saved
-        ``classifier`` parameter then reads ``"sklearn"`` and loading restores an unfitted clone."""
+    def save(self, folder, key: bytes | str | None = None) -> None:
+        """Save to ``folder`` (signed with ``key`` if given, see :meth:`BaseDetector.save`). A
+        scikit-learn classifier goes to ``estimator.skops``; the saved ``classifier`` parameter then
+        reads ``"sklearn"`` and loading restores an unfitted clone."""
         if getattr(self, "backend_", None) != "sklearn":
-            return super().save(folder)
+            return super().save(folder, key=key)
         given = self.classifier
         self.classifier = "sklearn"
         try:
-            super().save(folder)
+            super().save(folder, key=key)
         finally:
             self.classifier = given
 
