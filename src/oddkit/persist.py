@@ -512,7 +512,9 @@ def load_module_weights(build, arrays: dict[str, np.ndarray], what: str):
     with torch.device("meta"):
         skeleton = build()
     expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
-    saved = {name: tuple(array.shape) for name, array in arrays.items()}
+    # torch loads a one-element array into a 0-d buffer (safetensors may store scalars that way).
+    saved = {name: () if array.shape == (1,) and expected.get(name) == () else tuple(array.shape)
+             for name, array in arrays.items()}
     if expected != saved:
         missing = sorted(set(expected) - set(saved))[:3]
         unexpected = sorted(set(saved) - set(expected))[:3]
