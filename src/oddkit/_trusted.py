@@ -101,8 +101,9 @@ def check_skops_archive(payload: bytes) -> list[str]:
 
     Every dictionary in the schema that carries ``__loader__`` is a node skops would rebuild; each
     one (wherever it sits, so nothing can hide in a key skops reads and this walk skips) must use a
-    loader of :data:`TRUSTED_SKOPS_NODES` and name one of that loader's types exactly. Arrays must
-    be stored in NumPy's own format (no object arrays), and a random generator must name one of
+    loader of :data:`TRUSTED_SKOPS_NODES` and name one of that loader's types exactly. Arrays are
+    stored in NumPy's own format (read without pickle) or, for object arrays such as a boosting
+    model's trees, as a list of nodes checked like every other; a random generator must name one of
     NumPy's bit generators.
 
     Returns
@@ -142,8 +143,11 @@ def check_skops_archive(payload: bytes) -> list[str]:
             raise UntrustedSkopsContent(f"a {loader!r} node (naming {type_name}), which oddkit never loads")
         if type_name not in allowed:
             raise UntrustedSkopsContent(f"a {loader} node of type {type_name}, which is not in oddkit's trusted list")
-        if loader == "NdArrayNode" and item.get("type") != "numpy":
-            raise UntrustedSkopsContent("an object array, which oddkit never loads")
+        # An object array ("json") is rebuilt from its items, each a node checked like any other;
+        # it is built as a plain ndarray, so its own class must be exactly that.
+        if loader == "NdArrayNode" and not (item.get("type") == "numpy" or (
+                item.get("type") == "json" and type_name == "numpy.ndarray")):
+            raise UntrustedSkopsContent(f"an array of type {item.get('type')!r} / {type_name}, which oddkit never loads")
         if loader == "RandomGeneratorNode":
             try:
                 bit_generator = json.loads(item["content"]["bit_generator"]["content"]["bit_generator"]["content"])
