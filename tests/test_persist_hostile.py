@@ -331,9 +331,21 @@ def test_edited_config_is_refused_sealed_or_not(edit, copy):
         oddkit.load(folder)
 
 
-def test_huge_architecture_is_refused_before_allocating(copy):
+def test_huge_architecture_is_refused_before_allocating(copy, monkeypatch):
     import resource
 
+    import torch
+
+    from oddkit import AutoEncoderDetector
+
+    devices = []
+    build = AutoEncoderDetector._build_module
+
+    def recording_build(self, n_inputs):
+        devices.append(torch.get_default_device().type)
+        return build(self, n_inputs)
+
+    monkeypatch.setattr(AutoEncoderDetector, "_build_module", recording_build)
     folder = copy("autoencoder")
     config = json.loads((folder / "config.json").read_text())
     config["model"]["hidden_sizes"] = [16000, 16000]  # 2.4 GB of float32 weights from a 2 KB file
@@ -344,6 +356,7 @@ def test_huge_architecture_is_refused_before_allocating(copy):
         oddkit.load(folder)
     grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
     assert grown_kb < 500_000, f"loading grew the peak memory by {grown_kb} KB"
+    assert devices == ["meta"], "the network must only be built on the meta device before the check"
 
 
 # -- signing ----------------------------------------------------------------------------------------
