@@ -393,6 +393,27 @@ def test_signed_then_edited_and_resealed_is_refused(tmp_path):
         oddkit.load(tmp_path / "m", key=b"k")
 
 
+def test_saving_into_a_folder_with_other_files_is_refused_before_writing(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "notes.txt").write_text("mine")
+    with pytest.raises(OddkitError, match="notes.txt"):
+        GaussianDetector().fit(X).save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["notes.txt"]
+
+
+def test_saving_over_an_earlier_model_of_another_kind_loads(tmp_path):
+    IsolationForestDetector(n_estimators=5, random_state=0).fit(X).save(tmp_path / "m")
+    GaussianDetector().fit(X).save(tmp_path / "m")  # the old estimator.skops must go
+    assert not (tmp_path / "m" / "estimator.skops").exists()
+    assert isinstance(oddkit.load(tmp_path / "m"), GaussianDetector)
+
+
+def test_symlinked_model_folder_itself_loads(tmp_path):
+    GaussianDetector().fit(X).save(tmp_path / "v1")
+    (tmp_path / "current").symlink_to(tmp_path / "v1", target_is_directory=True)
+    assert isinstance(oddkit.load(tmp_path / "current"), GaussianDetector)
+
+
 def test_empty_key_is_an_error(tmp_path):
     with pytest.raises(OddkitError, match="key"):
         GaussianDetector().fit(X).save(tmp_path / "m", key="")

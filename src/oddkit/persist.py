@@ -190,6 +190,10 @@ def save(detector: BaseDetector, folder, key: bytes | str | None = None) -> Path
     }
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    foreign = sorted(entry.name for entry in folder.iterdir() if not _is_known_name(entry.name))
+    if foreign:  # loading would refuse the folder: say so now, before writing anything
+        raise OddkitError(f"cannot save into {folder}: it holds {', '.join(foreign[:5])}, which a model folder "
+                          "may not; save into an empty folder (or over an earlier model)")
     # integrity.json goes first (a crash half-way leaves a folder that does not load), and so do
     # the format's files of an earlier save that this one does not write.
     for entry in list(folder.iterdir()):
@@ -248,10 +252,12 @@ def _read_regular_file(path: Path, limit: int) -> bytes:
 def _read_model_files(folder: Path) -> dict[str, bytes]:
     """Every entry of the folder, read as bytes, after checking it is a regular file with a name the
     format knows (no symlink, sub-folder, device or stray file) and not a pickle."""
-    if folder.is_symlink() or not folder.is_dir():
+    # The folder itself may be reached through a link ("models/current" -> "models/v3"); what it
+    # holds may not.
+    if not folder.is_dir():
         if not folder.exists():
             raise ModelFileError(f"{folder} is not a saved oddkit model: the folder (and its {CONFIG_FILE}) is missing")
-        raise ModelFileError(f"{folder} is not a model folder (a model is a directory, not a link or a file)")
+        raise ModelFileError(f"{folder} is not a model folder (a model is a directory, not a file)")
     payloads = {}
     with os.scandir(folder) as entries:
         listed = sorted(entries, key=lambda entry: entry.name)
