@@ -83,6 +83,8 @@ TRUSTED_SKOPS_TYPES: tuple[str, ...] = tuple(sorted({name for names in TRUSTED_S
 
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 MAX_SCHEMA_NODES = 1_000_000
+MAX_SCHEMA_BYTES = 64 * 1024**2
+MAX_UNPACKED_BYTES = 4 * 1024**3
 
 
 class UntrustedSkopsContent(ValueError):
@@ -118,8 +120,11 @@ def check_skops_archive(payload: bytes) -> list[str]:
     """
     try:
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            sizes = {info.filename: info.file_size for info in archive.infolist()}
+            if sizes.get("schema.json", 0) > MAX_SCHEMA_BYTES or sum(sizes.values()) > MAX_UNPACKED_BYTES:
+                raise UntrustedSkopsContent("more data unpacked than a model file may hold (a zip bomb?)")
             schema = json.loads(archive.read("schema.json"))
-    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, ValueError, OSError, RecursionError) as exc:
         raise UntrustedSkopsContent(f"not a skops archive ({exc})") from None
     found: set[str] = set()
     stack, visited = [schema], 0
