@@ -282,6 +282,29 @@ def test_oversized_file_is_refused(copy, monkeypatch):
         oddkit.load(folder)
 
 
+def test_skops_zip_bomb_is_refused_before_unpacking(copy):
+    folder = copy("iforest")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("schema.json", b" " * (65 * 1024**2))  # 65 MiB from about 65 KB
+    (folder / "estimator.skops").write_bytes(out.getvalue())
+    seal(folder)
+    with pytest.raises(ModelFileError, match="zip bomb"):
+        oddkit.load(folder)
+
+
+def test_malformed_integrity_file_is_refused(copy):
+    folder = copy("gaussian")
+    document = json.loads((folder / "integrity.json").read_text())
+    document["sha256"]["config.json"] = "\u00e9" * 64  # compare_digest would raise on non-ASCII text
+    (folder / "integrity.json").write_text(json.dumps(document))
+    with pytest.raises(ModelFileError, match="64 hexadecimal digits"):
+        oddkit.load(folder)
+    (folder / "integrity.json").write_text('{"sha256": ' + "[" * 100_000)  # deep enough to overflow a parser
+    with pytest.raises(ModelFileError, match="malformed"):
+        oddkit.load(folder)
+
+
 def test_nan_in_an_array_is_refused_with_checksums_updated(copy):
     from safetensors.numpy import load, save
 
