@@ -175,6 +175,7 @@ def test_edited_image_shape_in_a_saved_model_is_refused(fitted, tmp_path):
     import json
 
     from oddkit.exceptions import ModelFileError
+    from oddkit.persist import seal
 
     fitted["autoencoder"].save(tmp_path / "m")
     config_path = tmp_path / "m" / "config.json"
@@ -182,9 +183,13 @@ def test_edited_image_shape_in_a_saved_model_is_refused(fitted, tmp_path):
     assert config["preprocessor"]["image_shape"] == [1, 28, 28]
     config["preprocessor"]["image_shape"] = [1, 27, 28]  # same 7x7 grid, so the weights would fit
     config_path.write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="checksum"):
+        oddkit.load(tmp_path / "m")
+    seal(tmp_path / "m")  # with the checksum recomputed, the check of the shape itself
     with pytest.raises(ModelFileError, match="inputs"):
         oddkit.load(tmp_path / "m")
     config["preprocessor"]["image_shape"] = "28x28"
     config_path.write_text(json.dumps(config))
+    seal(tmp_path / "m")
     with pytest.raises(ModelFileError, match="image shape"):
         oddkit.load(tmp_path / "m")

@@ -11,6 +11,7 @@ import oddkit
 from conftest import fast_autoencoder
 from oddkit import EnsembleDetector, GaussianDetector, IsolationForestDetector, KNNDetector, OneClassSVMDetector, PCADetector
 from oddkit.exceptions import ModelFileError, OddkitError
+from oddkit.persist import seal
 
 FACTORIES = {
     "autoencoder": lambda: fast_autoencoder(epochs=5, noise="mask"),
@@ -41,7 +42,9 @@ def test_loaded_model_scores_identically(name, mixed_frame, tmp_path):
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["class"] == type(detector).__name__
     assert set(config["versions"]) >= {"oddkit", "torch", "numpy", "scikit-learn"}
-    assert all(len(digest) == 64 for digest in config["files"].values())
+    integrity = json.loads((tmp_path / "model" / "integrity.json").read_text())
+    assert set(integrity["sha256"]) == {p.name for p in (tmp_path / "model").iterdir()} - {"integrity.json"}
+    assert all(len(digest) == 64 for digest in integrity["sha256"].values())
 
 
 def test_autoencoder_embedding_survives_save(mixed_frame, tmp_path):
@@ -68,7 +71,6 @@ def test_tampered_weights_are_refused(tmp_path):
 
 
 def test_swapped_sklearn_file_is_refused_even_with_matching_checksum(tmp_path):
-    import hashlib
     import pickle
 
     folder = _saved(tmp_path, IsolationForestDetector(n_estimators=5, random_state=0))
@@ -79,10 +81,8 @@ def test_swapped_sklearn_file_is_refused_even_with_matching_checksum(tmp_path):
 
     payload = pickle.dumps(Exploit())
     (folder / "estimator.skops").write_bytes(payload)
-    config = json.loads((folder / "config.json").read_text())
-    config["files"]["estimator.skops"] = hashlib.sha256(payload).hexdigest()
-    (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelFileError):
+    seal(folder)
+    with pytest.raises(ModelFileError, match="pickle"):
         oddkit.load(folder)
 
 
@@ -90,7 +90,6 @@ def test_swapped_sklearn_file_is_refused_even_with_matching_checksum(tmp_path):
     (lambda c: c.update(format_version=99), "format"),
     (lambda c: c.update({"class": "os.system"}), "unknown detector class"),
     (lambda c: c["params"].update(evil="__import__('os')"), "parameters"),
-    (lambda c: c["files"].update({"../outside": "0" * 64}), "unexpected file"),
     (lambda c: c.pop("detector"), "incomplete"),
 ])
 def test_edited_config_is_refused(tmp_path, edit, message):
@@ -98,6 +97,9 @@ def test_edited_config_is_refused(tmp_path, edit, message):
     config = json.loads((folder / "config.json").read_text())
     edit(config)
     (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="config.json does not match its checksum"):
+        oddkit.load(folder)  # the edit alone is caught by the checksum of config.json
+    seal(folder)  # and with the checksum recomputed, by the check of what config.json holds
     with pytest.raises(ModelFileError, match=message):
         oddkit.load(folder)
 
@@ -107,6 +109,13 @@ def test_missing_folder_and_garbage(tmp_path):
         oddkit.load(tmp_path / "nothing")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "config.json").write_text("{not json")
+    with pytest.raises(ModelFileError, match="integrity.json"):
+        oddkit.load(tmp_path / "bad")
+    seal(tmp_path / "bad")
+    with pytest.raises(ModelFileError, match="weights.safetensors is missing"):
+        oddkit.load(tmp_path / "bad")
+    (tmp_path / "bad" / "weights.safetensors").write_bytes(b"\x08" + b"\x00" * 7 + b"{}      ")
+    seal(tmp_path / "bad")
     with pytest.raises(ModelFileError, match="JSON"):
         oddkit.load(tmp_path / "bad")
 

@@ -19,7 +19,9 @@ from rich.table import Table as RichTable
 from oddkit.exceptions import OddkitError, OddkitWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="oddkit: learn what normal looks like, score new data, choose a threshold, evaluate.")
+                  help="oddkit: learn what normal looks like, score new data, choose a threshold, evaluate. "
+                       "When the environment variable ODDKIT_MODEL_KEY is set, every model saved is signed "
+                       "with it (HMAC-SHA256) and every model loaded must carry a valid signature.")
 console = Console()
 errors = Console(stderr=True)
 
@@ -186,7 +188,7 @@ def fit(
     model = cls(**params)
     started = time.perf_counter()
     model.fit(table.X, **({} if anomalies is None else {"known_anomalies": anomalies}))
-    model.save(out)
+    _save_model(model, out)
     console.print(f"trained {cls.__name__} on {len(table.X):,} rows x {table.X.shape[1]} columns"
                   f"{_known_note(anomalies)} in {time.perf_counter() - started:.1f} s; threshold "
                   f"{model.threshold_:.6g} ({model.threshold_goal_}); saved to {out}")
@@ -242,9 +244,8 @@ def score(
 ):
     """Score DATA with MODEL: one row per input row with its score and label (1 = anomaly)."""
     from oddkit.data import iter_table_batches
-    from oddkit.persist import load
 
-    detector = load(model)
+    detector = _load_model(model)
     if _model_image_shape(detector) is not None:
         return _score_images(detector, data, out)
     n_rows = n_flagged = 0
@@ -283,10 +284,9 @@ def evaluate(
 ):
     """Evaluate MODEL on labelled DATA at its stored threshold: AUCs, precision, recall, F1, FPR."""
     from oddkit.metrics import evaluate as evaluate_scores
-    from oddkit.persist import load
     from oddkit.report.plots import plot_curves
 
-    detector = load(model)
+    detector = _load_model(model)
     y, scores = _labelled_scores(detector, data, label_col, id_col)
     report = evaluate_scores(y, scores, threshold=detector.threshold_)
     _print_metrics(f"{type(detector).__name__} on {data.name} (threshold {detector.threshold_:.6g}, "
@@ -305,14 +305,13 @@ def threshold(
     id_col: IdCols = None,
 ):
     """Choose MODEL's threshold on labelled DEV data for a goal, and store it in the model."""
-    from oddkit.persist import load
     from oddkit.threshold import choose_threshold
 
-    detector = load(model)
+    detector = _load_model(model)
     y, scores = _labelled_scores(detector, dev, label_col, id_col)
     choice = choose_threshold(scores, y, goal)
     detector.set_threshold(choice)
-    detector.save(model)
+    _save_model(detector, model)
     rows = [(k, v) for k, v in choice.to_dict().items() if v not in (None, "") and k not in ("goal", "note", "feasible")]
     _print_metrics(f"threshold for {choice.goal} on {dev.name}, stored in {model}", rows)
     if not choice.feasible or choice.note:
@@ -456,9 +455,17 @@ def _require_codes(detector, model: Path, verb: str) -> None:
 
 
 def _load_model(model: Path):
-    from oddkit.persist import load
+    """Load MODEL, verifying its signature with the key in ODDKIT_MODEL_KEY when that is set."""
+    from oddkit.persist import key_from_environment, load
 
-    return load(model)
+    return load(model, key=key_from_environment())
+
+
+def _save_model(detector, folder: Path) -> None:
+    """Save, signed with the key in ODDKIT_MODEL_KEY when that is set."""
+    from oddkit.persist import key_from_environment
+
+    detector.save(folder, key=key_from_environment())
 
 
 @app.command()
@@ -623,7 +630,7 @@ def _fit_images(cls, params: dict, data: Path, out: Path, image_size: str | None
     model = cls(**params)
     started = time.perf_counter()
     model.fit(images.X, **({} if anomalies is None else {"known_anomalies": anomalies}))
-    model.save(out)
+    _save_model(model, out)
     console.print(f"trained {cls.__name__} on {len(images):,} images of {'x'.join(map(str, images.X.shape[1:]))} "
                   f"(channels x height x width){_known_note(anomalies)} in {time.perf_counter() - started:.1f} s; "
                   f"threshold {model.threshold_:.6g} ({model.threshold_goal_}); saved to {out}")
@@ -665,7 +672,7 @@ def _fit_with_classes(detector: str, params: dict, data: Path, out: Path, class_
     model = cls(**params)
     started = time.perf_counter()
     model.fit(X, classes, **({} if anomalies is None else {"known_anomalies": anomalies}))
-    model.save(out)
+    _save_model(model, out)
     exposure = "" if anomalies is None else f" with {len(anomalies):,} known anomalies (outlier exposure)"
     dev_accuracy = getattr(model, "dev_accuracy_", None)
     accuracy = "" if dev_accuracy is None else f"; held-out class accuracy {dev_accuracy:.4f}"

@@ -1,23 +1,47 @@
-"""Saving and loading detectors as a folder, without pickle.
+"""Saving and loading detectors as a folder, without pickle; sealing and signing it.
 
-A saved model is a folder holding ``config.json`` (class, hyper-parameters, preprocessing,
-threshold, versions and a sha256 of every other file) and ``weights.safetensors`` (every array:
-network weights, preprocessing statistics, training scores). Detectors wrapping a scikit-learn
-estimator add ``estimator.skops``. Loading reads JSON, safetensors and skops with an explicit list
-of trusted types: a folder from a stranger can make loading fail, never run code.
+A saved model is a folder holding exactly these regular files:
+
+``config.json``
+    Class, hyper-parameters, preprocessing, threshold, versions.
+``weights.safetensors``
+    Every array: network weights, preprocessing statistics, training scores.
+``estimator.skops`` (and ``member<i>.estimator.skops``, ``classifier.estimator.skops``)
+    A scikit-learn estimator saved by skops, for the detectors that wrap one.
+``integrity.json``
+    The sha256 of every other file, ``config.json`` included, and, when the folder was saved with
+    a key, an HMAC-SHA256 signature of that list.
+
+Loading refuses, before parsing anything, a folder holding any other entry (unknown names,
+sub-folders, symlinks, devices), files over :data:`MAX_FILE_BYTES`, pickles and ``torch.save``
+archives, and any file whose sha256 differs from ``integrity.json``. skops files are walked and
+refused unless every node names a type of :data:`oddkit._trusted.TRUSTED_SKOPS_TYPES`; arrays must
+be numeric or boolean and finite; every loaded value is checked as ``fit`` checks it, and network
+shapes are compared with the architecture before any network is allocated.
+
+What the checksums stop and what they do not: they catch damage and any edit of one file made
+without rewriting ``integrity.json``. Whoever can write every file of the folder can recompute
+them (:func:`seal` does exactly that). Signing closes that gap: ``save(folder, key=...)`` adds an
+HMAC-SHA256 over the checksums with a secret key, and ``load(folder, key=...)`` refuses a folder
+that is unsigned or signed with another key. The command line signs and verifies with the key in
+the environment variable ``ODDKIT_MODEL_KEY`` when it is set.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import io
 import json
+import math
+import os
 import platform
 import re
+import stat
+import zipfile
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load as load_arrays
-from safetensors.numpy import save as dump_arrays
 from sklearn.utils.validation import check_is_fitted
 
 from oddkit.data import TablePreprocessor
@@ -26,13 +50,22 @@ from oddkit.detectors.base import DETECTORS, BaseDetector
 from oddkit.exceptions import ModelFileError, OddkitError
 
 FORMAT = "oddkit-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+INTEGRITY_FORMAT = "oddkit-integrity"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
-# The only file names a model folder may list: the weights, and scikit-learn estimators saved by
-# skops, for an ensemble's members too ("member2.estimator.skops").
-ALLOWED_FILE = re.compile(r"(member\d+\.)*estimator\.skops")
+INTEGRITY_FILE = "integrity.json"
+KEY_ENVIRONMENT_VARIABLE = "ODDKIT_MODEL_KEY"
+# scikit-learn estimators saved by skops, for an ensemble's members and a transformation
+# detector's classifier too ("member2.estimator.skops", "classifier.estimator.skops").
+ALLOWED_FILE = re.compile(r"((member\d+|classifier)\.)*estimator\.skops")
+MAX_FILE_BYTES = 4 * 1024**3
+"""Largest file a model folder may hold (4 GiB); ``config.json`` and ``integrity.json`` at most 64 MiB."""
+MAX_METADATA_BYTES = 64 * 1024**2
 _PREFIXES = ("detector.", "preprocessor.", "model.")
+_SIGNATURE_ALGORITHM = "hmac-sha256"
+_NUMERIC_KINDS = "biuf"
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def _versions() -> dict[str, str]:
@@ -90,84 +123,310 @@ def detector_state(detector: BaseDetector) -> tuple[dict[str, np.ndarray], dict,
     return arrays, meta, files
 
 
-def save(detector: BaseDetector, folder) -> Path:
+def _key_bytes(key) -> bytes | None:
+    if key is None:
+        return None
+    if isinstance(key, str):
+        key = key.encode("utf-8")
+    if not isinstance(key, (bytes, bytearray)) or not key:
+        raise OddkitError(f"a signing key must be non-empty bytes or str, got {type(key).__name__}")
+    return bytes(key)
+
+
+def key_from_environment() -> bytes | None:
+    """The signing key in the environment variable ``ODDKIT_MODEL_KEY`` (UTF-8), or None when unset
+    or empty."""
+    value = os.environ.get(KEY_ENVIRONMENT_VARIABLE)
+    return value.encode("utf-8") if value else None
+
+
+def _manifest_bytes(digests: dict[str, str]) -> bytes:
+    """The canonical bytes the signature covers: the format and every file's sha256."""
+    return json.dumps({"format": INTEGRITY_FORMAT, "sha256": digests}, sort_keys=True,
+                      separators=(",", ":")).encode("utf-8")
+
+
+def _sign(key: bytes, digests: dict[str, str]) -> str:
+    return hmac.new(key, _manifest_bytes(digests), hashlib.sha256).hexdigest()
+
+
+def _integrity_document(payloads: dict[str, bytes], key: bytes | None) -> bytes:
+    digests = {name: hashlib.sha256(payload).hexdigest() for name, payload in sorted(payloads.items())}
+    document = {"format": INTEGRITY_FORMAT, "sha256": digests}
+    if key is not None:
+        document["signature"] = {"algorithm": _SIGNATURE_ALGORITHM, "value": _sign(key, digests)}
+    return (json.dumps(document, indent=2) + "\n").encode("utf-8")
+
+
+def save(detector: BaseDetector, folder, key: bytes | str | None = None) -> Path:
     """Write a fitted detector to ``folder`` (created if needed; files there of the same names are
-    replaced). Returns the folder's path."""
+    replaced). Returns the folder's path.
+
+    Parameters
+    ----------
+    detector : BaseDetector
+        A fitted detector.
+    folder : str or Path
+        Where to write ``config.json``, ``weights.safetensors``, any skops files and
+        ``integrity.json``.
+    key : bytes or str, optional
+        A secret key: ``integrity.json`` then holds an HMAC-SHA256 signature of every file's sha256,
+        and ``load(folder, key=key)`` accepts the folder only with the same key.
+
+    Raises
+    ------
+    OddkitError
+        A parameter that cannot be saved as JSON, a scikit-learn estimator outside the trusted list,
+        or an empty key.
+    """
+    from safetensors.numpy import save as dump_arrays
+
+    key = _key_bytes(key)
     arrays, meta, files = detector_state(detector)
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta, "versions": _versions()}
+    payloads = {
+        CONFIG_FILE: (json.dumps(config, indent=2, allow_nan=False) + "\n").encode("utf-8"),
+        WEIGHTS_FILE: dump_arrays({k: np.ascontiguousarray(v) for k, v in arrays.items()}),
+        **files,
+    }
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    payloads = {WEIGHTS_FILE: dump_arrays({k: np.ascontiguousarray(v) for k, v in arrays.items()}), **files}
+    foreign = sorted(entry.name for entry in folder.iterdir() if not _is_known_name(entry.name))
+    if foreign:  # loading would refuse the folder: say so now, before writing anything
+        raise OddkitError(f"cannot save into {folder}: it holds {', '.join(foreign[:5])}, which a model folder "
+                          "may not; save into an empty folder (or over an earlier model)")
+    # integrity.json goes first (a crash half-way leaves a folder that does not load), and so do
+    # the format's files of an earlier save that this one does not write.
+    for entry in list(folder.iterdir()):
+        if _is_known_name(entry.name) and entry.name not in payloads and (entry.is_file() or entry.is_symlink()):
+            entry.unlink()
     for name, payload in payloads.items():
-        (folder / name).write_bytes(payload)
-    config = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        **meta,
-        "versions": _versions(),
-        "files": {name: hashlib.sha256(payload).hexdigest() for name, payload in payloads.items()},
-    }
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, allow_nan=False) + "\n")
+        target = folder / name
+        if target.is_symlink():
+            target.unlink()
+        target.write_bytes(payload)
+    (folder / INTEGRITY_FILE).write_bytes(_integrity_document(payloads, key))
     return folder
 
 
-def _read_config(folder: Path) -> dict:
-    path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise ModelFileError(f"{folder} is not a saved oddkit model: {CONFIG_FILE} is missing")
+def seal(folder, key: bytes | str | None = None) -> Path:
+    """Rewrite ``integrity.json`` for the files the folder holds now (signed with ``key`` if given).
+
+    It hashes every file there as it is, checking nothing: this is what anyone who can write every
+    file of a folder can do, which is why a checksum alone cannot stop a deliberate edit; only a
+    signature with a key the attacker lacks can (loading still checks every file's format and
+    content).
+    """
+    key = _key_bytes(key)
+    folder = Path(folder)
+    payloads = {entry.name: entry.read_bytes() for entry in folder.iterdir()
+                if entry.is_file() and entry.name != INTEGRITY_FILE}
+    (folder / INTEGRITY_FILE).write_bytes(_integrity_document(payloads, key))
+    return folder
+
+
+def _is_known_name(name: str) -> bool:
+    return name in (CONFIG_FILE, WEIGHTS_FILE, INTEGRITY_FILE) or ALLOWED_FILE.fullmatch(name) is not None
+
+
+def _read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of ``path``, refusing anything but a regular file of at most ``limit`` bytes; the
+    file is opened without following symlinks and checked on the open descriptor."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        config = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ModelFileError(f"{path} cannot be opened as a regular file ({exc.strerror}); copy the model "
+                             "folder again, without links") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelFileError(f"{path} is not a regular file; a model folder holds only regular files")
+        if info.st_size > limit:
+            raise ModelFileError(f"{path} is {info.st_size} bytes, more than the {limit} a model file may hold")
+        payload = handle.read(limit + 1)
+    if len(payload) > limit:
+        raise ModelFileError(f"{path} is more than the {limit} bytes a model file may hold")
+    return payload
+
+
+def _read_model_files(folder: Path) -> dict[str, bytes]:
+    """Every entry of the folder, read as bytes, after checking it is a regular file with a name the
+    format knows (no symlink, sub-folder, device or stray file) and not a pickle."""
+    # The folder itself may be reached through a link ("models/current" -> "models/v3"); what it
+    # holds may not.
+    if not folder.is_dir():
+        if not folder.exists():
+            raise ModelFileError(f"{folder} is not a saved oddkit model: the folder (and its {CONFIG_FILE}) is missing")
+        raise ModelFileError(f"{folder} is not a model folder (a model is a directory, not a file)")
+    payloads = {}
+    with os.scandir(folder) as entries:
+        listed = sorted(entries, key=lambda entry: entry.name)
+    for entry in listed:
+        path = folder / entry.name
+        if entry.is_symlink():
+            raise ModelFileError(f"{path} is a symbolic link; a model folder holds only regular files "
+                                 "(copy the files themselves)")
+        if not entry.is_file(follow_symlinks=False):
+            raise ModelFileError(f"{path} is not a regular file (a folder or a device); a model folder holds "
+                                 "only its own files")
+        if not _is_known_name(entry.name):
+            raise ModelFileError(f"{path} is not a file of the oddkit model format; remove it (a model folder "
+                                 f"holds only {CONFIG_FILE}, {WEIGHTS_FILE}, *.skops and {INTEGRITY_FILE})")
+        limit = MAX_METADATA_BYTES if entry.name in (CONFIG_FILE, INTEGRITY_FILE) else MAX_FILE_BYTES
+        payload = _read_regular_file(path, limit)
+        _refuse_code_formats(path, payload)
+        payloads[entry.name] = payload
+    if CONFIG_FILE not in payloads:
+        raise ModelFileError(f"{folder} is not a saved oddkit model: {CONFIG_FILE} is missing")
+    return payloads
+
+
+def _refuse_code_formats(path: Path, payload: bytes) -> None:
+    """Check by its bytes that each file has its format's shape (JSON text, a safetensors header, a
+    skops zip without pickles) before anything parses it: pickles and ``torch.save`` archives are
+    refused whatever they are called."""
+    if len(payload) >= 2 and payload[0] == 0x80 and 1 <= payload[1] <= 5 and path.name != WEIGHTS_FILE:
+        raise ModelFileError(f"{path} is a pickle, which oddkit never loads (a pickle can run code)")
+    if path.name in (CONFIG_FILE, INTEGRITY_FILE):
+        if not payload.lstrip()[:1] == b"{":
+            raise ModelFileError(f"{path} is not a JSON object; the folder was damaged or edited")
+    elif path.name == WEIGHTS_FILE:
+        header = int.from_bytes(payload[:8], "little") if len(payload) >= 8 else -1
+        if not (0 < header <= len(payload) - 8 and payload[8:9] == b"{"):
+            kind = "a zip archive (a torch.save file?)" if payload[:4] == b"PK\x03\x04" else "not a safetensors file"
+            raise ModelFileError(f"{path} is {kind}; oddkit loads weights only from safetensors")
+    else:
+        if payload[:4] != b"PK\x03\x04":
+            raise ModelFileError(f"{path} is not a skops archive (a pickle?); oddkit never unpickles")
+        try:
+            with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+                names = archive.namelist()
+        except zipfile.BadZipFile as exc:
+            raise ModelFileError(f"{path} is not a valid skops archive ({exc})") from None
+        if "schema.json" not in names or any(name.endswith((".pkl", ".pickle")) or "/" in name for name in names):
+            raise ModelFileError(f"{path} is not a skops archive (it holds a pickle or folders: a torch.save "
+                                 "archive?), which oddkit never loads")
+
+
+def _verify_integrity(folder: Path, payloads: dict[str, bytes], key: bytes | None) -> None:
+    if INTEGRITY_FILE not in payloads:
+        raise ModelFileError(f"{folder} lacks {INTEGRITY_FILE}: it was not saved by this oddkit or was "
+                             "damaged; save the model again")
+    try:
+        document = json.loads(payloads[INTEGRITY_FILE])
+        digests = document["sha256"]
+        if document.get("format") != INTEGRITY_FORMAT or not isinstance(digests, dict):
+            raise ValueError("not an oddkit integrity file")
+        if not all(isinstance(k, str) and isinstance(v, str) and _HEX_DIGEST.fullmatch(v) for k, v in digests.items()):
+            raise ValueError("a digest is not 64 hexadecimal digits")
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise ModelFileError(f"{folder / INTEGRITY_FILE} is malformed ({exc}); the folder was damaged or edited") from None
+    present = set(payloads) - {INTEGRITY_FILE}
+    if set(digests) != present:
+        missing, extra = sorted(set(digests) - present), sorted(present - set(digests))
+        raise ModelFileError(f"{folder} does not hold the files {INTEGRITY_FILE} lists (missing: {missing}, "
+                             f"not listed: {extra}); copy the whole model folder")
+    if WEIGHTS_FILE not in present:
+        raise ModelFileError(f"{folder / WEIGHTS_FILE} is missing; copy the whole model folder")
+    for name in sorted(present):
+        actual = hashlib.sha256(payloads[name]).hexdigest()
+        if not hmac.compare_digest(actual, digests[name]):
+            raise ModelFileError(f"{folder / name} does not match its checksum (sha256) in {INTEGRITY_FILE}: it "
+                                 "was modified or damaged")
+    if key is None:
+        return
+    signature = document.get("signature")
+    if not isinstance(signature, dict) or signature.get("algorithm") != _SIGNATURE_ALGORITHM \
+            or not isinstance(signature.get("value"), str) or not _HEX_DIGEST.fullmatch(signature["value"]):
+        raise ModelFileError(f"{folder} is not signed, and a key was given: load only folders saved with "
+                             "save(folder, key=...) with this key")
+    if not hmac.compare_digest(_sign(key, digests), signature["value"]):
+        raise ModelFileError(f"{folder}'s signature does not match the key: it was signed with another key "
+                             "or edited after signing")
+
+
+def load(folder, key: bytes | str | None = None) -> BaseDetector:
+    """Load a detector saved with ``detector.save(folder)``; it scores exactly as the saved one.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The model folder.
+    key : bytes or str, optional
+        The key the folder was signed with: the folder is then refused unless ``integrity.json``
+        holds a valid HMAC-SHA256 signature made with it. Without a key the signature (if any) is
+        not checked, only the checksums.
+
+    Raises
+    ------
+    ModelFileError
+        When the folder holds anything but its own regular files (links, sub-folders, unknown
+        files, pickles, oversized files), a file differs from its checksum, the signature is
+        missing or wrong (with ``key``), a skops file names an untrusted type, or a loaded value is
+        out of range (non-finite threshold or statistics, parameters ``fit`` would refuse, weights
+        that do not fit the architecture). Loading never runs code from the folder.
+    """
+    from safetensors.numpy import load as load_arrays
+
+    key = _key_bytes(key)
+    folder = Path(folder)
+    payloads = _read_model_files(folder)
+    _verify_integrity(folder, payloads, key)
+    config = _parse_config(folder, payloads.pop(CONFIG_FILE))
+    payloads.pop(INTEGRITY_FILE)
+    try:
+        arrays = load_arrays(payloads.pop(WEIGHTS_FILE))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for malformed files
+        raise ModelFileError(f"{WEIGHTS_FILE} is not a valid safetensors file: {exc}") from None
+    _check_arrays(arrays)
+    return restore_detector(config, arrays, payloads)
+
+
+def _parse_config(folder: Path, payload: bytes) -> dict:
+    path = folder / CONFIG_FILE
+
+    def refuse_constant(name):
+        raise ValueError(f"{name} is not a number JSON allows")
+
+    try:
+        config = json.loads(payload, parse_constant=refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ModelFileError(f"{path} is not valid JSON ({exc}); the folder was damaged or edited") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not an oddkit model configuration")
     if config.get("format_version") != FORMAT_VERSION:
-        saved_by = (config.get("versions") or {}).get("oddkit", "unknown")
+        saved_by = (config.get("versions") or {}).get("oddkit", "unknown") if isinstance(
+            config.get("versions"), dict) else "unknown"
         raise ModelFileError(
             f"{folder} was saved in model format {config.get('format_version')!r} (oddkit {saved_by}); "
             f"this oddkit reads format {FORMAT_VERSION}: retrain, or load it with the oddkit that saved it")
     return config
 
 
-def _read_verified_files(folder: Path, config: dict) -> dict[str, bytes]:
-    listed = config.get("files")
-    if not isinstance(listed, dict) or WEIGHTS_FILE not in listed:
-        raise ModelFileError(f"{folder}/{CONFIG_FILE} does not list {WEIGHTS_FILE} and its checksum")
-    files = {}
-    for name, digest in listed.items():
-        if name != WEIGHTS_FILE and not ALLOWED_FILE.fullmatch(name):
-            raise ModelFileError(f"{CONFIG_FILE} names an unexpected file {name!r}")
-        path = folder / name
-        if not path.is_file():
-            raise ModelFileError(f"{path} is missing; copy the whole model folder")
-        payload = path.read_bytes()
-        if hashlib.sha256(payload).hexdigest() != digest:
-            raise ModelFileError(f"{path} does not match the checksum in {CONFIG_FILE}: it was modified or damaged")
-        files[name] = payload
-    return files
+def _check_arrays(arrays: dict[str, np.ndarray]) -> None:
+    for name, array in arrays.items():
+        if array.dtype.kind not in _NUMERIC_KINDS:
+            raise ModelFileError(f"{WEIGHTS_FILE} holds {name} of dtype {array.dtype}; only numbers and booleans "
+                                 "are allowed")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ModelFileError(f"{WEIGHTS_FILE} holds NaN or infinite values in {name}; the folder was damaged "
+                                 "or edited")
 
 
-def load(folder) -> BaseDetector:
-    """Load a detector saved with ``detector.save(folder)``; it scores exactly as the saved one.
-
-    Raises
-    ------
-    ModelFileError
-        When the folder is missing files, was modified after saving (checksums), names an unknown
-        class or parameter, or comes from an incompatible format version.
-    """
-    folder = Path(folder)
-    config = _read_config(folder)
-    files = _read_verified_files(folder, config)
-    try:
-        arrays = load_arrays(files.pop(WEIGHTS_FILE))
-    except Exception as exc:  # safetensors raises its own error types for malformed files
-        raise ModelFileError(f"{WEIGHTS_FILE} is not a valid safetensors file: {exc}") from None
-    return restore_detector(config, arrays, files)
+def _finite(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ModelFileError(f"{CONFIG_FILE} has {what}={value!r}; it must be a finite number")
+    return float(value)
 
 
 def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str, bytes]) -> BaseDetector:
-    """Rebuild a detector from what :func:`detector_state` produced, checking it on the way."""
-    cls = DETECTORS.get(meta.get("class"))
+    """Rebuild a detector from what :func:`detector_state` produced, checking every value on the way
+    as ``fit`` would: parameters, threshold, score statistics, calibration, preprocessing and the
+    detector's own state."""
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{CONFIG_FILE} is malformed: a detector's entry is not an object")
+    cls = DETECTORS.get(meta.get("class")) if isinstance(meta.get("class"), str) else None
     if cls is None:
         raise ModelFileError(f"the model holds an unknown detector class {meta.get('class')!r}")
     params = meta.get("params")
@@ -180,25 +439,94 @@ def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str,
     detector = cls(**params)
     try:
         state = meta["detector"]
-        detector.n_features_in_ = int(state["n_features_in"])
-        if state["feature_names_in"] is not None:
-            detector.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
+        n_features = state["n_features_in"]
+        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+            raise ValueError(f"n_features_in={n_features!r} is not a positive integer")
+        detector.n_features_in_ = n_features
+        names = state["feature_names_in"]
+        if names is not None:
+            if not (isinstance(names, list) and len(names) == n_features and all(isinstance(n, str) for n in names)):
+                raise ValueError("feature_names_in is not one name per input column")
+            detector.feature_names_in_ = np.asarray(names, dtype=object)
         preprocessing = meta["preprocessor"]
         if isinstance(preprocessing, dict) and preprocessing.get("kind") == "images":
             detector.preprocessor_ = ImagePreprocessor.from_state(grouped["preprocessor."], preprocessing)
             detector.image_shape_ = detector.preprocessor_.image_shape_
         else:
             detector.preprocessor_ = TablePreprocessor.from_state(grouped["preprocessor."], preprocessing)
-        detector.decision_scores_ = grouped["detector."]["decision_scores"]
-        detector.score_mean_, detector.score_std_, detector.score_min_, detector.score_max_ = (
-            float(v) for v in state["score_statistics"])
-        detector.threshold_ = float(state["threshold"])
-        detector.threshold_goal_ = str(state["threshold_goal"])
+        scores = grouped["detector."]["decision_scores"]
+        if scores.ndim != 1 or scores.shape[0] < 1:
+            raise ValueError(f"decision_scores has shape {scores.shape}")
+        detector.decision_scores_ = scores.astype(np.float64)
+        statistics = state["score_statistics"]
+        if not isinstance(statistics, list) or len(statistics) != 4:
+            raise ValueError("score_statistics is not four numbers")
+        mean, std, low, high = (_finite(v, "a score statistic") for v in statistics)
+        if not (std > 0 and high > low):
+            raise ValueError("the score statistics have no positive spread")
+        detector.score_mean_, detector.score_std_, detector.score_min_, detector.score_max_ = mean, std, low, high
+        detector.threshold_ = _finite(state["threshold"], "threshold")
+        goal = state["threshold_goal"]
+        if not isinstance(goal, str):
+            raise ValueError("threshold_goal is not a string")
+        detector.threshold_goal_ = goal
         calibration = state["calibration"]
-        detector.calibration_ = None if calibration is None else (float(calibration[0]), float(calibration[1]))
+        if calibration is not None and not (isinstance(calibration, list) and len(calibration) == 2):
+            raise ValueError("calibration is not two numbers")
+        detector.calibration_ = None if calibration is None else tuple(
+            _finite(v, "calibration") for v in calibration)
         model_meta = meta["model"]
-    except (KeyError, TypeError, ValueError) as exc:
+        if not isinstance(model_meta, dict):
+            raise ValueError("model is not an object")
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ModelFileError(f"{CONFIG_FILE} is incomplete or malformed ({type(exc).__name__}: {exc})") from None
-    detector._set_model_state(grouped["model."], model_meta, files)
+    try:
+        detector._set_model_state(grouped["model."], model_meta, files)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError, OddkitError) as exc:
+        raise ModelFileError(f"the saved {cls.__name__} state in {CONFIG_FILE} / {WEIGHTS_FILE} is malformed "
+                             f"({type(exc).__name__}: {exc})") from None
+    _check_saved_params(detector)  # after the state: a scikit-learn classifier is restored there
     detector.labels_ = (detector.decision_scores_ >= detector.threshold_).astype(np.int64)
     return detector
+
+
+def _check_saved_params(detector: BaseDetector) -> None:
+    """The saved hyper-parameters must pass the checks ``fit`` runs on them."""
+    try:
+        detector._validate_params()
+    except (OddkitError, ValueError, TypeError) as exc:
+        raise ModelFileError(f"{CONFIG_FILE} holds a parameter that fit would refuse: {exc}") from None
+
+
+def load_module_weights(build, arrays: dict[str, np.ndarray], what: str):
+    """Build a torch module with ``build()`` and load ``arrays`` into it, after checking on the meta
+    device (no memory allocated) that every parameter and buffer has exactly the saved shape.
+
+    A configuration asking for a network larger than its weights file is refused before the
+    network exists, so a small edited ``config.json`` cannot make loading allocate gigabytes.
+    """
+    import torch
+
+    with torch.device("meta"):
+        skeleton = build()
+    expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
+    # torch loads a one-element array into a 0-d buffer (safetensors may store scalars that way).
+    saved = {name: () if array.shape == (1,) and expected.get(name) == () else tuple(array.shape)
+             for name, array in arrays.items()}
+    if expected != saved:
+        missing = sorted(set(expected) - set(saved))[:3]
+        unexpected = sorted(set(saved) - set(expected))[:3]
+        wrong = [f"{n}: {saved[n]} vs {expected[n]}" for n in sorted(set(expected) & set(saved))
+                 if saved[n] != expected[n]][:3]
+        raise ModelFileError(f"the saved {what} weights do not fit its architecture in {CONFIG_FILE} (missing "
+                             f"{missing}, unexpected {unexpected}, wrong shapes {wrong})")
+    for name, tensor in skeleton.state_dict().items():
+        if tensor.dtype.is_floating_point != (arrays[name].dtype.kind == "f"):
+            raise ModelFileError(f"the saved {what} weight {name} has dtype {arrays[name].dtype}")
+    module = build()
+    module.load_state_dict({name: torch.from_numpy(np.array(array)) for name, array in arrays.items()})
+    return module

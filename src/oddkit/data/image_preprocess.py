@@ -36,6 +36,11 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "x".join(str(v) for v in shape)
 
 
+MAX_SAVED_PIXELS = 2**28
+"""Most values per image a saved model may declare (C * H * W), so a small edited file cannot ask for
+huge buffers."""
+
+
 class ImagePreprocessor:
     """Scale and flatten image stacks ``(n, H, W)`` or ``(n, C, H, W)`` (channels first).
 
@@ -181,6 +186,14 @@ class ImagePreprocessor:
             raise ModelFileError(f"the saved image layout {meta['input_ndim']!r} is not 3 or 4 dimensions")
         if arrays:
             raise ModelFileError(f"unexpected image preprocessing arrays {sorted(arrays)}")
+        if int(np.prod(shape)) > MAX_SAVED_PIXELS:
+            raise ModelFileError(f"the saved image shape {shape} holds more than {MAX_SAVED_PIXELS} values per image")
+        try:
+            dtype_ok = isinstance(meta["input_dtype"], str) and np.dtype(meta["input_dtype"]).kind in "biuf"
+        except (TypeError, ValueError, SyntaxError):
+            dtype_ok = False
+        if not dtype_ok:
+            raise ModelFileError(f"the saved image dtype {meta['input_dtype']!r} is not a numeric NumPy dtype")
         pre = cls()
         pre.image_shape_ = tuple(shape)
         pre.input_ndim_ = int(meta["input_ndim"])

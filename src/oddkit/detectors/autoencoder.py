@@ -573,7 +573,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         return {"latent_dim": self.latent_dim_}
 
     def _restore_architecture(self, meta: dict) -> None:
-        self.latent_dim_ = int(meta["latent_dim"])
+        self.latent_dim_ = _positive_int(meta["latent_dim"], "latent_dim")
 
     def _extra_arrays(self) -> dict[str, np.ndarray]:
         """Fitted arrays besides the weights and error scales (subclasses extend)."""
@@ -593,29 +593,44 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         return arrays, meta, {}
 
     def _set_model_state(self, arrays, meta, files):
+        from oddkit.persist import load_module_weights
+
         try:
-            self.hidden_sizes_ = tuple(int(h) for h in meta["hidden_sizes"])
+            self.hidden_sizes_ = tuple(_positive_int(h, "hidden_sizes") for h in meta["hidden_sizes"])
             self._restore_architecture(meta)
-            self.n_estimators_ = int(meta["n_members"])
+            self.n_estimators_ = _positive_int(meta["n_members"], "n_members")
             self.history_ = dict(meta["history"])
-            n_inputs = int(meta["n_inputs"])
+            n_inputs = _positive_int(meta["n_inputs"], "n_inputs")
             if n_inputs != self.preprocessor_.n_outputs_ or (
                     self._fitted_on_images() and self.n_features_in_ != n_inputs):
                 raise ValueError(f"the network takes {n_inputs} inputs but the preprocessing gives "
                                  f"{self.preprocessor_.n_outputs_}")
-            module = self._build_module(n_inputs)
             arrays = dict(arrays)
             self.column_error_scale_ = arrays.pop("column_error_scale")
             if self.column_error_scale_.shape != (self.n_estimators_, n_inputs):
                 raise ValueError(f"column_error_scale has shape {self.column_error_scale_.shape}")
+            if not (self.column_error_scale_ > 0).all():
+                raise ValueError("column_error_scale holds values that are not positive")
             self.residual_mean_ = arrays.pop("residual_mean", None)
             self.residual_whitener_ = arrays.pop("residual_whitener", None)
-            if self.residual_whitener_ is not None and (
-                    self.residual_whitener_.shape != (self.n_estimators_, n_inputs, n_inputs)
-                    or self.residual_mean_ is None or self.residual_mean_.shape != (self.n_estimators_, n_inputs)):
+            if (self.residual_whitener_ is None) != (self.residual_mean_ is None) or (
+                    self.residual_whitener_ is not None and (
+                        self.residual_whitener_.shape != (self.n_estimators_, n_inputs, n_inputs)
+                        or self.residual_mean_.shape != (self.n_estimators_, n_inputs))):
                 raise ValueError("the saved residual whitening does not match the network")
             self._restore_extra_arrays(arrays)
-            module.load_state_dict({name: torch.from_numpy(array.copy()) for name, array in arrays.items()})
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"the saved auto-encoder weights do not fit its configuration: {exc}") from None
+        # Shapes are compared on the meta device first: an edited architecture never allocates.
+        try:
+            module = load_module_weights(lambda: self._build_module(n_inputs), arrays, "auto-encoder")
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"the saved auto-encoder architecture cannot be built: {exc}") from None
         self.model_ = module.to(resolve_device(self.device)).eval()
+
+
+def _positive_int(value, name: str) -> int:
+    """A saved architecture number: a positive int (not a bool, not a float)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} holds {value!r}, not a positive integer")
+    return value

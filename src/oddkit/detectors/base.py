@@ -273,11 +273,21 @@ class BaseDetector(BaseEstimator):
         self.labels_ = (self.decision_scores_ >= self.threshold_).astype(np.int64)
         return self
 
-    def save(self, folder) -> None:
-        """Save to ``folder`` (``config.json`` + ``weights.safetensors``); see :func:`oddkit.load`."""
+    def save(self, folder, key: bytes | str | None = None) -> None:
+        """Save to ``folder`` (``config.json``, ``weights.safetensors``, ``integrity.json``); see
+        :func:`oddkit.load`.
+
+        Parameters
+        ----------
+        folder : str or Path
+            The model folder (created if needed).
+        key : bytes or str, optional
+            Sign the folder with HMAC-SHA256 under this secret key; ``oddkit.load(folder, key=key)``
+            then refuses any folder this key did not sign.
+        """
         from oddkit.persist import save
 
-        save(self, folder)
+        save(self, folder, key=key)
 
     # -- shared machinery -----------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """scikit-learn's one-class SVM and isolation forest behind oddkit's API.
 
-The fitted scikit-learn estimator is saved with skops, whose loader rebuilds only the types it is
-told to trust and never unpickles.
+The fitted scikit-learn estimator is saved with skops; loading first walks the file's schema and
+refuses any type outside :data:`oddkit._trusted.TRUSTED_SKOPS_TYPES` (exact names, no functions),
+then lets skops rebuild it without unpickling.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-import skops.io
 from sklearn.ensemble import IsolationForest
 from sklearn.svm import OneClassSVM
 
@@ -23,8 +23,6 @@ SKOPS_FILE = "estimator.skops"
 class _SklearnAdapter(BaseDetector):
     """Fit a scikit-learn outlier detector on the preprocessed rows; flip its sign convention."""
 
-    _trusted_types: tuple[str, ...] = ()
-
     def _make_estimator(self):
         raise NotImplementedError
 
@@ -36,16 +34,17 @@ class _SklearnAdapter(BaseDetector):
         return -self.estimator_.score_samples(Z).astype(np.float64)
 
     def _get_model_state(self):
-        return {}, {}, {SKOPS_FILE: skops.io.dumps(self.estimator_)}
+        from oddkit._trusted import dump_trusted_skops
+
+        return {}, {}, {SKOPS_FILE: dump_trusted_skops(self.estimator_, f"{type(self).__name__}'s estimator")}
 
     def _set_model_state(self, arrays, meta, files):
-        try:
-            estimator = skops.io.loads(files[SKOPS_FILE], trusted=list(self._trusted_types))
-        except KeyError:
-            raise ModelFileError(f"the model folder lacks {SKOPS_FILE}") from None
-        except Exception as exc:  # skops raises several types for untrusted or malformed content
-            raise ModelFileError(f"{SKOPS_FILE} cannot be loaded safely: {exc}") from None
-        if not isinstance(estimator, type(self._make_estimator())):
+        from oddkit._trusted import load_trusted_skops
+
+        if SKOPS_FILE not in files:
+            raise ModelFileError(f"the model folder lacks {SKOPS_FILE}")
+        estimator = load_trusted_skops(files[SKOPS_FILE], SKOPS_FILE)
+        if type(estimator) is not type(self._make_estimator()):
             raise ModelFileError(f"{SKOPS_FILE} holds a {type(estimator).__name__}, not what this detector saves")
         self.estimator_ = estimator
 
@@ -112,8 +111,6 @@ class IsolationForestDetector(_SklearnAdapter):
     ----------
     estimator_ : sklearn.ensemble.IsolationForest
     """
-
-    _trusted_types = ("sklearn.tree._tree.Tree",)
 
     _parameter_constraints: dict = {
         "n_estimators": [positive_int],

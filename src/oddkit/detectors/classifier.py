@@ -176,8 +176,12 @@ class ClassifierConfidenceDetector(BaseDetector):
     classifier : {"auto", "mlp", "cnn"} or scikit-learn classifier, default="auto"
         ``"auto"``: a CNN for image arrays, an MLP for tables. ``"mlp"`` on images flattens them.
         A scikit-learn classifier (with ``predict_proba``) is cloned and fitted on the
-        preprocessed rows (images flattened); it is saved with skops, trusting scikit-learn's own
-        types only.
+        preprocessed rows (images flattened); it is saved with skops, and only the classifiers listed
+        in ``oddkit._trusted`` can be saved and loaded (LogisticRegression, RandomForestClassifier,
+        ExtraTreesClassifier, DecisionTreeClassifier, GradientBoostingClassifier,
+        HistGradientBoostingClassifier, KNeighborsClassifier with the Euclidean metric, SVC,
+        GaussianNB, MLPClassifier, a Pipeline of StandardScaler and one of these); saving another
+        raises :class:`~oddkit.exceptions.OddkitError`.
     score : {"auto", "energy", "msp", "entropy", "knn"}, default="auto"
         The anomaly score (see above); ``"auto"`` = energy, or msp for a scikit-learn classifier
         (which has no hidden layer to read, so not ``"knn"`` either).
@@ -423,15 +427,16 @@ class ClassifierConfidenceDetector(BaseDetector):
         check_is_fitted(self)
         return softmax(self._logits(self._prepare(X, reset=False)) / self.temperature_, axis=1)
 
-    def save(self, folder) -> None:
-        """Save to ``folder``. A scikit-learn classifier goes to ``estimator.skops``; the saved
-        ``classifier`` parameter then reads ``"sklearn"`` and loading restores an unfitted clone."""
+    def save(self, folder, key: bytes | str | None = None) -> None:
+        """Save to ``folder`` (signed with ``key`` if given, see :meth:`BaseDetector.save`). A
+        scikit-learn classifier goes to ``estimator.skops``; the saved ``classifier`` parameter then
+        reads ``"sklearn"`` and loading restores an unfitted clone."""
         if getattr(self, "backend_", None) != "sklearn":
-            return super().save(folder)
+            return super().save(folder, key=key)
         given = self.classifier
         self.classifier = "sklearn"
         try:
-            super().save(folder)
+            super().save(folder, key=key)
         finally:
             self.classifier = given
 
@@ -770,9 +775,9 @@ class ClassifierConfidenceDetector(BaseDetector):
         if self._image_shape() is not None:
             meta.update(pixel_center=self.pixel_center_, pixel_scale=self.pixel_scale_)
         if self.backend_ == "sklearn":
-            import skops.io
+            from oddkit._trusted import dump_trusted_skops
 
-            return {}, meta, {SKOPS_FILE: skops.io.dumps(self.estimator_)}
+            return {}, meta, {SKOPS_FILE: dump_trusted_skops(self.estimator_, "the scikit-learn classifier")}
         meta["architecture"] = self._architecture()
         arrays = {name: tensor.detach().cpu().numpy() for name, tensor in self.model_.state_dict().items()}
         if self.score_ == "knn":
@@ -786,41 +791,61 @@ class ClassifierConfidenceDetector(BaseDetector):
                 "n_inputs": self._n_inputs(), "n_estimators": int(self.n_estimators)}
 
     def _set_model_state(self, arrays, meta, files):
+        from oddkit.detectors.autoencoder import _positive_int
+        from oddkit.persist import load_module_weights
+
         try:
             self.classes_ = restore_classes(meta)
             self.backend_ = str(meta["backend"])
             self.score_ = str(meta["score"])
-            self.temperature_ = float(meta["temperature"])
-            self.dev_accuracy_ = None if meta["dev_accuracy"] is None else float(meta["dev_accuracy"])
+            self.temperature_ = _finite_number(meta["temperature"], "temperature")
+            self.dev_accuracy_ = None if meta["dev_accuracy"] is None else _finite_number(
+                meta["dev_accuracy"], "dev_accuracy")
             self.history_ = dict(meta["history"])
             # Files saved before activation clipping existed have neither key: no clipping.
-            self.clip_percentile_ = meta.get("clip_percentile")
+            clip = meta.get("clip_percentile")
+            if not (clip is None or (isinstance(clip, (int, float)) and not isinstance(clip, bool)
+                                     and 0 < clip <= 100)):
+                raise ValueError(f"clip_percentile={clip!r} is not None or a number in (0, 100]")
+            self.clip_percentile_ = clip
             caps = meta.get("activation_caps")
-            self.activation_caps_ = None if caps is None else [float(c) for c in caps]
+            self.activation_caps_ = None if caps is None else [_finite_number(c, "activation_caps") for c in caps]
+            if self.activation_caps_ is not None and not all(c > 0 for c in self.activation_caps_):
+                raise ValueError(f"activation_caps {self.activation_caps_} are not all positive")
             shape = getattr(self.preprocessor_, "image_shape_", None)  # an ImagePreprocessor's
             if shape is not None:
                 self.image_shape_ = tuple(int(v) for v in shape)
-                self.pixel_center_ = float(meta["pixel_center"])
-                self.pixel_scale_ = float(meta["pixel_scale"])
+                self.pixel_center_ = _finite_number(meta["pixel_center"], "pixel_center")
+                self.pixel_scale_ = _finite_number(meta["pixel_scale"], "pixel_scale")
+                if not self.pixel_scale_ > 0:
+                    raise ValueError(f"pixel_scale={self.pixel_scale_} is not positive")
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"the saved classifier's configuration is malformed: {exc}") from None
         if self.score_ not in SCORES[1:] or self.backend_ not in ("mlp", "cnn", "sklearn") or not self.temperature_ > 0:
-            raise ModelFileError("the saved classifier names an unknown score or backend, or a bad temperature")
+            raise ModelFileError("the saved classifier names an unknown score or backend, or a temperature that "
+                                 "is not a positive number")
         self.model_, self.estimator_ = None, None
         if self.backend_ == "sklearn":
             self.estimator_ = self._load_estimator(files)
+            codes = np.asarray(self.estimator_.classes_)
+            if codes.dtype.kind not in "iu" or codes.ndim != 1 or not ((codes >= 0) & (codes < len(self.classes_))).all() \
+                    or getattr(self.estimator_, "n_features_in_", None) not in (None, self._n_inputs()):
+                raise ModelFileError(f"the saved scikit-learn classifier does not match the model's "
+                                     f"{len(self.classes_)} classes and {self._n_inputs()} inputs")
             self.classifier = clone(self.estimator_)
             return
         arrays = dict(arrays)
         reference = arrays.pop(REFERENCE_ARRAY, None)
         try:
             architecture = meta["architecture"]
-            self.hidden_sizes = architecture["hidden_sizes"]
-            self.conv_channels = tuple(architecture["conv_channels"])
-            self.dropout = float(architecture["dropout"])
-            self.n_estimators = int(architecture.get("n_estimators", 1))
-            module = self._build_module(len(self.classes_))
-            module.load_state_dict({name: torch.from_numpy(array.copy()) for name, array in arrays.items()})
+            hidden = architecture["hidden_sizes"]
+            self.hidden_sizes = None if hidden is None else [_positive_int(h, "hidden_sizes") for h in hidden]
+            self.conv_channels = tuple(_positive_int(c, "conv_channels") for c in architecture["conv_channels"])
+            self.dropout = _finite_number(architecture["dropout"], "dropout")
+            if not 0 <= self.dropout < 1:
+                raise ValueError(f"dropout={self.dropout} is not in [0, 1)")
+            self.n_estimators = _positive_int(architecture.get("n_estimators", 1), "n_estimators")
+            module = load_module_weights(lambda: self._build_module(len(self.classes_)), arrays, "classifier")
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"the saved classifier weights do not fit its configuration: {exc}") from None
         self.model_ = module.to(resolve_device(self.device)).eval()
@@ -832,32 +857,19 @@ class ClassifierConfidenceDetector(BaseDetector):
             if reference is None or reference.ndim != 3 or reference.shape[0] != n_members or reference.shape[1] < 2:
                 raise ModelFileError("the saved classifier scores by nearest neighbours but lacks well-formed "
                                      "reference features")
-            try:
-                k = int(meta["n_neighbors"])
-            except (KeyError, TypeError, ValueError):
-                raise ModelFileError("the saved classifier scores by nearest neighbours but lacks "
-                                     "n_neighbors") from None
+            k = meta.get("n_neighbors")
+            if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < reference.shape[1]:
+                raise ModelFileError(f"the saved classifier's n_neighbors={k!r} is not a positive integer below "
+                                     f"its {reference.shape[1]} reference rows")
             self._index_reference(reference, k)
 
     @staticmethod
     def _load_estimator(files):
-        import skops.io
+        from oddkit._trusted import load_trusted_skops
 
-        try:
-            payload = files[SKOPS_FILE]
-        except KeyError:
-            raise ModelFileError(f"the model folder lacks {SKOPS_FILE}") from None
-        try:
-            untrusted = skops.io.get_untrusted_types(data=payload)
-            foreign = [t for t in untrusted if not t.startswith("sklearn.")]
-            if foreign:
-                raise ModelFileError(f"{SKOPS_FILE} holds types from outside scikit-learn ({', '.join(foreign)}), "
-                                     "which oddkit does not load")
-            estimator = skops.io.loads(payload, trusted=untrusted)
-        except ModelFileError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - skops raises several types for untrusted or malformed content
-            raise ModelFileError(f"{SKOPS_FILE} cannot be loaded safely: {exc}") from None
+        if SKOPS_FILE not in files:
+            raise ModelFileError(f"the model folder lacks {SKOPS_FILE}")
+        estimator = load_trusted_skops(files[SKOPS_FILE], SKOPS_FILE)
         if not (hasattr(estimator, "predict_proba") and hasattr(estimator, "classes_")):
             raise ModelFileError(f"{SKOPS_FILE} holds a {type(estimator).__name__}, not a fitted classifier")
         return estimator
@@ -866,3 +878,10 @@ class ClassifierConfidenceDetector(BaseDetector):
 def _unit_length(hidden: np.ndarray) -> np.ndarray:
     """Each row of ``(n_members, n, n_hidden)`` features scaled to unit length."""
     return F.normalize(torch.from_numpy(hidden), dim=2).numpy()
+
+
+def _finite_number(value, name: str) -> float:
+    """A saved number: finite, not a bool."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} is not a finite number")
+    return float(value)

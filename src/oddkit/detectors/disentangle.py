@@ -248,6 +248,10 @@ class DisentangledAutoEncoderDetector(AutoEncoderDetector):
         return {**super()._architecture_state(), "class_dim": self.class_dim_, **classes_state(self.classes_)}
 
     def _restore_architecture(self, meta: dict) -> None:
+        from oddkit.detectors.autoencoder import _positive_int
+
         super()._restore_architecture(meta)
-        self.class_dim_ = int(meta["class_dim"])
+        self.class_dim_ = _positive_int(meta["class_dim"], "class_dim")
+        if not self.class_dim_ < self.latent_dim_:
+            raise ValueError(f"class_dim {self.class_dim_} is not below latent_dim {self.latent_dim_}")
         self.classes_ = restore_classes(meta)

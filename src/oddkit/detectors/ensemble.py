@@ -189,16 +189,24 @@ class EnsembleDetector(BaseDetector):
             self.member_quantiles_ = arrays["member_quantiles"]
         except (KeyError, TypeError) as exc:
             raise ModelFileError(f"the saved ensemble is incomplete: {exc}") from None
-        if self.member_quantiles_.shape != (len(metas), 101):
+        if not metas or self.member_quantiles_.shape != (len(metas), 101):
             raise ModelFileError("the saved ensemble's quantiles do not match its members")
+        if (np.diff(self.member_quantiles_, axis=1) < 0).any():
+            raise ModelFileError("the saved ensemble's member quantiles are not in increasing order")
+        if self.combine not in COMBINE_RULES:
+            raise ModelFileError(f"the saved ensemble's combine={self.combine!r} is not one of {COMBINE_RULES}")
         self.members_ = []
         for i, member_meta in enumerate(metas):
             prefix = f"member{i}."
-            self.members_.append(restore_detector(
+            member = restore_detector(
                 member_meta,
                 {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
                 {k[len(prefix):]: v for k, v in files.items() if k.startswith(prefix)},
-            ))
+            )
+            if member.n_features_in_ != self.preprocessor_.n_outputs_:
+                raise ModelFileError(f"the saved ensemble's member {i} takes {member.n_features_in_} inputs, "
+                                     f"not the ensemble's {self.preprocessor_.n_outputs_}")
+            self.members_.append(member)
 
 
 def default_detector(random_state=None, **params) -> EnsembleDetector:

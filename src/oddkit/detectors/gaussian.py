@@ -137,8 +137,16 @@ class GaussianDetector(BaseDetector):
             shrinkage = float(meta["shrinkage"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"the saved Gaussian is incomplete: {exc}") from None
-        d = location.shape[0]
-        if covariance.shape != (d, d):
-            raise ModelFileError(f"the saved covariance has shape {covariance.shape}, expected {(d, d)}")
+        d = self.preprocessor_.n_outputs_
+        if location.shape != (d,) or covariance.shape != (d, d):
+            raise ModelFileError(f"the saved Gaussian has location {location.shape} and covariance {covariance.shape}, "
+                                 f"expected {(d,)} and {(d, d)} for the preprocessing's {d} columns")
+        if not (math.isfinite(shrinkage) and 0.0 <= shrinkage <= 1.0):
+            raise ModelFileError(f"the saved shrinkage {shrinkage!r} is not in [0, 1]")
+        if not np.allclose(covariance, covariance.T):
+            raise ModelFileError("the saved covariance is not symmetric")
         self.shrinkage_ = shrinkage
-        self._set_distribution(location, covariance)
+        try:
+            self._set_distribution(location.astype(np.float64), covariance.astype(np.float64))
+        except DataError:
+            raise ModelFileError("the saved covariance is not positive definite; the folder was edited") from None

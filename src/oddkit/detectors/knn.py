@@ -105,6 +105,11 @@ import numpy as np
             rows = arrays["training_rows"]
         except KeyError:
             raise ModelFileError("the saved KNN detector lacks its training rows") from None
-        if rows.ndim != 2 or rows.shape[0] < 2:
-            raise ModelFileError("the saved KNN training rows are malformed")
+        if rows.ndim != 2 or rows.shape[0] < 2 or rows.shape[1] != self.preprocessor_.n_outputs_:
+            raise ModelFileError("the saved KNN training rows are malformed or do not match the preprocessing")
+        if self.method not in METHODS:
+            raise ModelFileError(f"the saved KNN method {self.method!r} is not one of {METHODS}")
+        k = self.n_neighbors
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k:
+            raise ModelFileError(f"the saved KNN n_neighbors={k!r} is not a positive integer")
         self._index(rows)

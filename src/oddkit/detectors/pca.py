@@ -95,6 +95,10 @@ import numpy as np
             self.explained_variance_ratio_ = arrays["explained_variance_ratio"]
         except KeyError as exc:
             raise ModelFileError(f"the saved PCA lacks {exc}") from None
-        if self.components_.ndim != 2 or self.components_.shape[1] != self.mean_.shape[0]:
-            raise ModelFileError("the saved PCA components do not match its mean")
+        d = self.preprocessor_.n_outputs_
+        if self.mean_.shape != (d,) or self.components_.ndim != 2 or self.components_.shape[1] != d \
+                or not 1 <= self.components_.shape[0] < max(d, 2) \
+                or self.explained_variance_ratio_.ndim != 1:
+            raise ModelFileError("the saved PCA mean and components do not match the preprocessing's "
+                                 f"{d} columns (at least one direction must be left out)")
         self.n_components_ = int(self.components_.shape[0])

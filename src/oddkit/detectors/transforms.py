@@ -146,9 +146,15 @@ class TransformationDetector(BaseDetector):
         from oddkit.persist import restore_detector
 
         try:
-            self.n_transforms_ = int(meta["n_transforms"])
+            self.n_transforms_ = meta["n_transforms"]
+            if isinstance(self.n_transforms_, bool) or not isinstance(self.n_transforms_, int) \
+                    or not 2 <= self.n_transforms_ <= 8:
+                raise ValueError(f"n_transforms={self.n_transforms_!r} is not an integer from 2 to 8")
             self.classifier_ = restore_detector(
                 meta["classifier"], {k[len("classifier."):]: v for k, v in arrays.items() if k.startswith("classifier.")},
                 {k[len("classifier."):]: v for k, v in files.items() if k.startswith("classifier.")})
+            if len(self.classifier_.classes_) != self.n_transforms_:
+                raise ValueError(f"the classifier knows {len(self.classifier_.classes_)} transformations, "
+                                 f"not {self.n_transforms_}")
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"the saved transformation detector is incomplete: {exc}") from None

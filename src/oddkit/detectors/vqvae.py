@@ -235,12 +235,15 @@ class VQVAEDetector(AutoEncoderDetector):
                 "codebook_usage": self.codebook_usage_, "perplexity": self.perplexity_}
 
     def _restore_architecture(self, meta: dict) -> None:
-        self.code_dim_ = int(meta["code_dim"])
-        self.n_positions_ = int(meta["n_positions"])
-        self.codebook_size_ = int(meta["codebook_size"])
+        from oddkit.detectors.autoencoder import _positive_int
+
+        self.code_dim_ = _positive_int(meta["code_dim"], "code_dim")
+        self.n_positions_ = _positive_int(meta["n_positions"], "n_positions")
+        self.codebook_size_ = _positive_int(meta["codebook_size"], "codebook_size")
         self.codebook_usage_ = float(meta["codebook_usage"])
         self.perplexity_ = float(meta["perplexity"])
-        if not (math.isfinite(self.perplexity_) and 1 <= self.codebook_size_):
+        if not (math.isfinite(self.perplexity_) and 1 <= self.perplexity_ <= self.codebook_size_ + 1e-6
+                and 0 <= self.codebook_usage_ <= 1 and self.codebook_size_ <= 65536):
             raise ValueError("malformed codebook statistics")
 
     def _extra_arrays(self) -> dict[str, np.ndarray]:
@@ -250,3 +253,5 @@ class VQVAEDetector(AutoEncoderDetector):
         self.code_log_prob_ = arrays.pop("code_log_prob")
         if self.code_log_prob_.shape != (self.codebook_size_,):
             raise ValueError(f"code_log_prob has shape {self.code_log_prob_.shape}, expected ({self.codebook_size_},)")
+        if not (self.code_log_prob_ <= 0).all():
+            raise ValueError("code_log_prob holds log-probabilities above 0")

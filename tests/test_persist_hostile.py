@@ -1,0 +1,525 @@
+"""Hostile model folders: each is refused with ModelFileError and no payload ever runs.
+
+Every payload that names a callable is first shown to be live (skops itself, told to trust
+everything, runs it and writes its marker file); then oddkit is shown to refuse the same bytes,
+with the folder's checksums recomputed so that only the type check can stop it, and the marker is
+asserted absent.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
+
+import oddkit
+from conftest import fast_autoencoder
+from conftest import run_cli as run
+from oddkit import (
+    ClassifierConfidenceDetector,
+    EnsembleDetector,
+    GaussianDetector,
+    IsolationForestDetector,
+    KNNDetector,
+    OneClassSVMDetector,
+    VAEDetector,
+    VQVAEDetector,
+)
+from oddkit._trusted import TRUSTED_SKOPS_TYPES
+from oddkit.exceptions import ModelFileError, OddkitError
+from oddkit.persist import seal
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(80, 3))
+CLASSES = np.repeat(["left", "right"], 40)
+
+
+# -- building payloads --------------------------------------------------------------------------
+
+def _json(value) -> dict:
+    return {"__class__": "str", "__module__": "builtins", "__loader__": "JsonNode",
+            "content": json.dumps(value), "is_json": True}
+
+
+def _call(module: str, name: str, *args) -> dict:
+    """A skops node that calls ``module.name(*args)`` when loaded (``ConstructorFromReduceNode``)."""
+    return {"__class__": name, "__module__": module, "__loader__": "ConstructorFromReduceNode",
+            "content": {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode",
+                        "content": [_json(a) for a in args]}}
+
+
+def _inject(payload: bytes, node: dict) -> bytes:
+    """A genuine skops archive with ``node`` added as one more attribute of its top object."""
+    source = zipfile.ZipFile(io.BytesIO(payload))
+    schema = json.loads(source.read("schema.json"))
+    attrs = schema["content"]
+    attrs["content"]["planted_"] = node
+    attrs["key_types"]["content"].append({"__class__": "str", "__module__": "builtins", "__loader__": "TypeNode"})
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for name in source.namelist():
+            target.writestr(name, json.dumps(schema) if name == "schema.json" else source.read(name))
+    return out.getvalue()
+
+
+class _WritesMarker:
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def _payloads(marker: Path, scratch: Path) -> dict[str, dict]:
+    """Nodes that each write ``marker`` when skops builds them."""
+    pickled = scratch / "payload.npy"
+    pickled.write_bytes(pickle.dumps(_WritesMarker(marker)))
+    return {
+        "check_output": _call("sklearn.utils._testing", "check_output", ["touch", str(marker)]),
+        "run_python_script": _call("sklearn.utils._testing", "assert_run_python_script_without_output",
+                                   f"open({str(marker)!r}, 'w').close()"),
+        "eval": _call("builtins", "eval", f"open({str(marker)!r}, 'w').close()"),
+        "os.system": _call("os", "system", f"touch {marker}"),
+        "numpy.load": _call("numpy", "load", str(pickled), None, True),
+    }
+
+
+PAYLOADS = ["check_output", "run_python_script", "eval", "os.system", "numpy.load"]
+
+
+# -- saved folders --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """One saved folder per kind, copied by each test before it is spoiled."""
+    root = tmp_path_factory.mktemp("saved")
+    models = {
+        "ocsvm": OneClassSVMDetector().fit(X),
+        "iforest": IsolationForestDetector(n_estimators=5, random_state=0).fit(X),
+        "sklearn-classifier": ClassifierConfidenceDetector(classifier=LogisticRegression(), verbose=0).fit(X, CLASSES),
+        "ensemble": EnsembleDetector(members=("iforest", "knn"), random_state=0).fit(X),
+        "gaussian": GaussianDetector().fit(X),
+        "knn": KNNDetector().fit(X),
+        "autoencoder": fast_autoencoder(epochs=2).fit(X),
+        "vae": VAEDetector(epochs=2, random_state=0, verbose=0).fit(X),
+        "vqvae": VQVAEDetector(epochs=2, random_state=0, verbose=0).fit(X),
+        "classifier": ClassifierConfidenceDetector(epochs=2, score="knn", random_state=0, verbose=0).fit(X, CLASSES),
+    }
+    for name, model in models.items():
+        model.save(root / name)
+    return root
+
+
+@pytest.fixture
+def copy(saved, tmp_path):
+    def make(name: str) -> Path:
+        target = tmp_path / "model"
+        shutil.copytree(saved / name, target)
+        return target
+    return make
+
+
+SKOPS_FILES = {"ocsvm": "estimator.skops", "iforest": "estimator.skops",
+               "sklearn-classifier": "estimator.skops", "ensemble": "member0.estimator.skops"}
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_payload_is_live_when_skops_trusts_everything(payload, saved, tmp_path):
+    marker = tmp_path / "ran"
+    node = _payloads(marker, tmp_path)[payload]
+    planted = _inject((saved / "ocsvm" / "estimator.skops").read_bytes(), node)
+    try:
+        skops.io.loads(planted, trusted=skops.io.get_untrusted_types(data=planted))
+    except Exception:  # noqa: BLE001 - the payload's own return value may upset skops afterwards
+        pass
+    assert marker.exists(), "the payload must be able to run code, or the tests below prove nothing"
+
+
+@pytest.mark.parametrize("kind", list(SKOPS_FILES))
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_code_in_a_skops_file_is_refused_with_checksums_updated(kind, payload, copy, tmp_path):
+    folder = copy(kind)
+    marker = tmp_path / "ran"
+    skops_file = folder / SKOPS_FILES[kind]
+    skops_file.write_bytes(_inject(skops_file.read_bytes(), _payloads(marker, tmp_path)[payload]))
+    seal(folder)  # only the type check may stop it
+    with pytest.raises(ModelFileError, match="oddkit never loads|not in oddkit's trusted list"):
+        oddkit.load(folder)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("node", [
+    # a function a prefix-trusting list would let through, returned rather than called
+    {"__class__": "check_output", "__module__": "sklearn.utils._testing", "__loader__": "FunctionNode"},
+    {"__class__": "methodcaller", "__module__": "operator", "__loader__": "OperatorFuncNode",
+     "attrs": {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode",
+               "content": [_json("system"), _json("touch x")]}},
+    # an object of a scikit-learn type outside the list (found in sklearn.*, as a prefix would allow)
+    {"__class__": "FunctionTransformer", "__module__": "sklearn.preprocessing._function_transformer",
+     "__loader__": "ObjectNode"},
+    # a listed name under the wrong loader: a type node that would hand back the class
+    {"__class__": "OneClassSVM", "__module__": "sklearn.svm._classes", "__loader__": "TypeNode"},
+    # an array whose "type" is a function: NdArrayNode calls the named class on its content
+    {"__class__": "system", "__module__": "os", "__loader__": "NdArrayNode", "type": "numpy", "file": "x.npy"},
+    # an object array holding a call, rebuilt item by item
+    {"__class__": "ndarray", "__module__": "numpy", "__loader__": "NdArrayNode", "type": "json",
+     "content": [_call("os", "system", "touch x")],
+     "shape": {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode", "content": [_json(1)]}},
+    # a dictionary whose own class is a function: DictNode calls it
+    {"__class__": "system", "__module__": "os", "__loader__": "DictNode", "content": {},
+     "key_types": {"__class__": "list", "__module__": "builtins", "__loader__": "ListNode", "content": []}},
+], ids=["function", "methodcaller", "unlisted-sklearn-class", "type-node", "array-as-call", "object-array",
+        "dict-as-call"])
+def test_untrusted_nodes_are_refused(node, copy):
+    folder = copy("iforest")
+    skops_file = folder / "estimator.skops"
+    skops_file.write_bytes(_inject(skops_file.read_bytes(), node))
+    seal(folder)
+    with pytest.raises(ModelFileError, match="refused without loading it"):
+        oddkit.load(folder)
+
+
+def test_trusted_list_is_exact_names_without_functions():
+    assert all(name.count(".") >= 1 and not name.endswith(".") and "*" not in name for name in TRUSTED_SKOPS_TYPES)
+    assert "sklearn.utils._testing.check_output" not in TRUSTED_SKOPS_TYPES
+    assert not any(name.startswith(("builtins.eval", "os.", "operator.", "subprocess.")) for name in TRUSTED_SKOPS_TYPES)
+
+
+# -- files that are not what the format allows ---------------------------------------------------
+
+class _Exploit:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_pickle_in_place_of_a_skops_file_is_refused(copy):
+    folder = copy("iforest")
+    (folder / "estimator.skops").write_bytes(pickle.dumps(_Exploit()))
+    seal(folder)
+    with pytest.raises(ModelFileError, match="pickle"):
+        oddkit.load(folder)
+
+
+def test_torch_save_file_in_place_of_the_weights_is_refused(copy):
+    import torch
+
+    folder = copy("autoencoder")
+    torch.save({"weights": torch.zeros(3)}, folder / "weights.safetensors")
+    seal(folder)
+    with pytest.raises(ModelFileError, match="torch.save|zip"):
+        oddkit.load(folder)
+
+
+def test_pickle_in_place_of_the_weights_is_refused(copy):
+    folder = copy("gaussian")
+    (folder / "weights.safetensors").write_bytes(pickle.dumps(_Exploit(), protocol=4))
+    seal(folder)
+    with pytest.raises(ModelFileError, match="safetensors"):
+        oddkit.load(folder)
+
+
+def test_unknown_file_is_refused_sealed_or_not(copy):
+    folder = copy("gaussian")
+    (folder / "extra.pkl").write_bytes(pickle.dumps(_Exploit()))
+    with pytest.raises(ModelFileError, match="extra.pkl"):
+        oddkit.load(folder)
+    seal(folder)
+    with pytest.raises(ModelFileError, match="extra.pkl"):
+        oddkit.load(folder)
+
+
+def test_symlinked_weights_are_refused_even_when_identical(copy, tmp_path):
+    folder = copy("gaussian")
+    outside = tmp_path / "outside.safetensors"
+    shutil.move(folder / "weights.safetensors", outside)
+    (folder / "weights.safetensors").symlink_to(outside)  # same bytes, so the checksum matches
+    with pytest.raises(ModelFileError, match="symbolic link"):
+        oddkit.load(folder)
+
+
+def test_subfolder_and_fifo_are_refused(copy):
+    folder = copy("gaussian")
+    (folder / "estimator.skops").mkdir()
+    with pytest.raises(ModelFileError, match="not a regular file"):
+        oddkit.load(folder)
+    (folder / "estimator.skops").rmdir()
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(folder / "estimator.skops")  # opening it to read would block forever
+        with pytest.raises(ModelFileError, match="not a regular file"):
+            oddkit.load(folder)
+
+
+def test_oversized_file_is_refused(copy, monkeypatch):
+    import oddkit.persist
+
+    folder = copy("knn")
+    monkeypatch.setattr(oddkit.persist, "MAX_FILE_BYTES", 100)
+    with pytest.raises(ModelFileError, match="more than the 100 a model file may hold"):
+        oddkit.load(folder)
+
+
+def test_skops_zip_bomb_is_refused_before_unpacking(copy):
+    folder = copy("iforest")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("schema.json", b" " * (65 * 1024**2))  # 65 MiB from about 65 KB
+    (folder / "estimator.skops").write_bytes(out.getvalue())
+    seal(folder)
+    with pytest.raises(ModelFileError, match="zip bomb"):
+        oddkit.load(folder)
+
+
+def test_malformed_integrity_file_is_refused(copy):
+    folder = copy("gaussian")
+    document = json.loads((folder / "integrity.json").read_text())
+    document["sha256"]["config.json"] = "\u00e9" * 64  # compare_digest would raise on non-ASCII text
+    (folder / "integrity.json").write_text(json.dumps(document))
+    with pytest.raises(ModelFileError, match="64 hexadecimal digits"):
+        oddkit.load(folder)
+    (folder / "integrity.json").write_text('{"sha256": ' + "[" * 100_000)  # deep enough to overflow a parser
+    with pytest.raises(ModelFileError, match="malformed"):
+        oddkit.load(folder)
+
+
+def test_nan_in_an_array_is_refused_with_checksums_updated(copy):
+    from safetensors.numpy import load, save
+
+    folder = copy("gaussian")
+    arrays = load((folder / "weights.safetensors").read_bytes())
+    arrays["model.location"] = arrays["model.location"].copy()
+    arrays["model.location"][0] = np.nan
+    (folder / "weights.safetensors").write_bytes(save(arrays))
+    seal(folder)
+    with pytest.raises(ModelFileError, match="NaN or infinite values in model.location"):
+        oddkit.load(folder)
+
+
+# -- config.json edits: caught by the checksum, and by the value checks once it is recomputed ------
+
+CONFIG_EDITS = {
+    "nan-threshold": ("gaussian", lambda c: c["detector"].update(threshold=float("nan")), "JSON|threshold"),
+    # 1.25e-321 is written as a float and turned into the literal 1e400 (which JSON reads as inf)
+    "huge-threshold": ("gaussian", lambda c: c["detector"].update(threshold=1.25e-321), "threshold=inf"),
+    "contamination-5": ("gaussian", lambda c: c["params"].update(contamination=5), "contamination"),
+    "nan-statistic": ("gaussian", lambda c: c["detector"].update(score_statistics=[0, 0, 1, 2]), "spread"),
+    "calibration-inf": ("gaussian", lambda c: c["detector"].update(calibration=[1.25e-321, 0]), "calibration=inf"),
+    "temperature-0": ("classifier", lambda c: c["model"].update(temperature=0), "temperature"),
+    "temperature-negative": ("sklearn-classifier", lambda c: c["model"].update(temperature=-1.5), "temperature"),
+    "activation-cap-negative": ("classifier", lambda c: c["model"].update(
+        activation_caps=[-1.0] * len(c["model"]["activation_caps"] or [0])), "activation_caps"),
+    "classifier-n-neighbors": ("classifier", lambda c: c["model"].update(n_neighbors=10**6), "n_neighbors"),
+    "knn-n-neighbors": ("knn", lambda c: c["params"].update(n_neighbors=0), "n_neighbors"),
+    "beta-negative": ("vae", lambda c: c["params"].update(beta=-1.0), "beta"),
+    "rarity-weight-negative": ("vqvae", lambda c: c["params"].update(rarity_weight=-3.0), "rarity_weight"),
+    "latent-dim-zero": ("autoencoder", lambda c: c["model"].update(latent_dim=0), "latent_dim"),
+    "residual-shape": ("autoencoder", lambda c: c["model"].update(n_inputs=4), "inputs"),
+}
+
+
+@pytest.mark.parametrize("edit", list(CONFIG_EDITS))
+def test_edited_config_is_refused_sealed_or_not(edit, copy):
+    kind, change, message = CONFIG_EDITS[edit]
+    folder = copy(kind)
+    config = json.loads((folder / "config.json").read_text())
+    change(config)
+    (folder / "config.json").write_text(json.dumps(config).replace("1.25e-321", "1e400"))
+    with pytest.raises(ModelFileError, match="config.json does not match its checksum"):
+        oddkit.load(folder)
+    seal(folder)
+    with pytest.raises(ModelFileError, match=message):
+        oddkit.load(folder)
+
+
+def test_huge_architecture_is_refused_before_allocating(copy, monkeypatch):
+    import resource
+
+    import torch
+
+    from oddkit import AutoEncoderDetector
+
+    devices = []
+    build = AutoEncoderDetector._build_module
+
+    def recording_build(self, n_inputs):
+        devices.append(torch.get_default_device().type)
+        return build(self, n_inputs)
+
+    monkeypatch.setattr(AutoEncoderDetector, "_build_module", recording_build)
+    folder = copy("autoencoder")
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["hidden_sizes"] = [16000, 16000]  # 2.4 GB of float32 weights from a 2 KB file
+    (folder / "config.json").write_text(json.dumps(config))
+    seal(folder)
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ModelFileError, match="do not fit its architecture"):
+        oddkit.load(folder)
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
+    assert grown_kb < 500_000, f"loading grew the peak memory by {grown_kb} KB"
+    assert devices == ["meta"], "the network must only be built on the meta device before the check"
+
+
+# -- signing ----------------------------------------------------------------------------------------
+
+def test_signed_folder_loads_with_its_key_only(tmp_path):
+    detector = GaussianDetector().fit(X)
+    detector.save(tmp_path / "m", key="deployment secret")
+    integrity = json.loads((tmp_path / "m" / "integrity.json").read_text())
+    assert integrity["signature"]["algorithm"] == "hmac-sha256"
+    for key in ("deployment secret", b"deployment secret", None):
+        loaded = oddkit.load(tmp_path / "m", key=key)
+        np.testing.assert_array_equal(loaded.decision_function(X), detector.decision_function(X))
+    with pytest.raises(ModelFileError, match="another key"):
+        oddkit.load(tmp_path / "m", key="guess")
+
+
+def test_unsigned_folder_is_refused_when_a_key_is_required(copy):
+    folder = copy("gaussian")
+    with pytest.raises(ModelFileError, match="not signed"):
+        oddkit.load(folder, key=b"k")
+
+
+def test_signed_then_edited_and_resealed_is_refused(tmp_path):
+    GaussianDetector().fit(X).save(tmp_path / "m", key=b"k")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["detector"]["threshold"] = 1e9  # a valid value: only the signature can catch it
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    seal(tmp_path / "m")  # the attacker recomputes the checksums but has no key
+    oddkit.load(tmp_path / "m")  # without a key this loads: what a checksum cannot stop
+    with pytest.raises(ModelFileError, match="not signed"):
+        oddkit.load(tmp_path / "m", key=b"k")
+    seal(tmp_path / "m", key=b"another")
+    with pytest.raises(ModelFileError, match="another key"):
+        oddkit.load(tmp_path / "m", key=b"k")
+
+
+def test_saving_into_a_folder_with_other_files_is_refused_before_writing(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "notes.txt").write_text("mine")
+    with pytest.raises(OddkitError, match="notes.txt"):
+        GaussianDetector().fit(X).save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["notes.txt"]
+
+
+def test_saving_over_an_earlier_model_of_another_kind_loads(tmp_path):
+    IsolationForestDetector(n_estimators=5, random_state=0).fit(X).save(tmp_path / "m")
+    GaussianDetector().fit(X).save(tmp_path / "m")  # the old estimator.skops must go
+    assert not (tmp_path / "m" / "estimator.skops").exists()
+    assert isinstance(oddkit.load(tmp_path / "m"), GaussianDetector)
+
+
+def test_symlinked_model_folder_itself_loads(tmp_path):
+    GaussianDetector().fit(X).save(tmp_path / "v1")
+    (tmp_path / "current").symlink_to(tmp_path / "v1", target_is_directory=True)
+    assert isinstance(oddkit.load(tmp_path / "current"), GaussianDetector)
+
+
+def test_empty_key_is_an_error(tmp_path):
+    with pytest.raises(OddkitError, match="key"):
+        GaussianDetector().fit(X).save(tmp_path / "m", key="")
+
+
+# -- saving only what can be loaded; every listed classifier round-trips ----------------------------
+
+def test_saving_an_untrusted_estimator_fails_at_save_time(tmp_path):
+    from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
+
+    detector = ClassifierConfidenceDetector(classifier=QuadraticDiscriminantAnalysis(), verbose=0).fit(X, CLASSES)
+    with pytest.raises(OddkitError, match="QuadraticDiscriminantAnalysis.*trusted"):
+        detector.save(tmp_path / "m")
+    assert not (tmp_path / "m" / "config.json").exists()
+
+
+@pytest.mark.parametrize("classifier", [
+    LogisticRegression(), RandomForestClassifier(n_estimators=5, random_state=0),
+    ExtraTreesClassifier(n_estimators=5, random_state=0), DecisionTreeClassifier(random_state=0),
+    GradientBoostingClassifier(n_estimators=5, random_state=0), HistGradientBoostingClassifier(max_iter=5),
+    KNeighborsClassifier(), SVC(probability=True, random_state=0), GaussianNB(),
+    MLPClassifier(hidden_layer_sizes=(8,), max_iter=50, random_state=0),
+    make_pipeline(StandardScaler(), LogisticRegression()),
+], ids=lambda c: type(c).__name__)
+def test_every_listed_classifier_saves_and_loads_identically(classifier, tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        detector = ClassifierConfidenceDetector(classifier=classifier, verbose=0).fit(X, CLASSES)
+    detector.save(tmp_path / "m", key=b"k")
+    loaded = oddkit.load(tmp_path / "m", key=b"k")
+    np.testing.assert_array_equal(loaded.decision_function(X), detector.decision_function(X))
+
+
+def test_tree_with_out_of_range_children_is_refused(copy):
+    folder = copy("iforest")
+    estimator = skops.io.loads((folder / "estimator.skops").read_bytes(), trusted=["sklearn.tree._tree.Tree"])
+    tree = estimator.estimators_[0].tree_
+    state = tree.__getstate__()
+    nodes = state["nodes"].copy()
+    inner = np.flatnonzero(nodes["left_child"] != -1)[0]
+    nodes["left_child"][inner] = 10**6  # scikit-learn would follow it without a bounds check
+    state["nodes"] = nodes
+    tree.__setstate__(state)
+    (folder / "estimator.skops").write_bytes(skops.io.dumps(estimator))
+    seal(folder)
+    with pytest.raises(ModelFileError, match="child indices"):
+        oddkit.load(folder)
+
+
+# -- the command line --------------------------------------------------------------------------------
+
+def test_cli_score_on_a_hostile_folder_fails_in_one_line(copy, tmp_path, monkeypatch, capsys):
+    folder = copy("sklearn-classifier")
+    marker = tmp_path / "ran"
+    skops_file = folder / "estimator.skops"
+    skops_file.write_bytes(_inject(skops_file.read_bytes(), _payloads(marker, tmp_path)["check_output"]))
+    seal(folder)
+    data = tmp_path / "rows.csv"
+    pd.DataFrame(X, columns=["x0", "x1", "x2"]).to_csv(data, index=False)
+    code, out, err = run(monkeypatch, capsys, "score", folder, data, "--out", tmp_path / "scores.csv")
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "estimator.skops" in err
+    assert not marker.exists() and not (tmp_path / "scores.csv").exists()
+
+
+def test_cli_signs_and_verifies_with_the_environment_key(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "rows.csv"
+    pd.DataFrame(X, columns=["x0", "x1", "x2"]).to_csv(data, index=False)
+    monkeypatch.setenv("ODDKIT_MODEL_KEY", "production key")
+    code, _, err = run(monkeypatch, capsys, "fit", data, "--detector", "gaussian", "--out", tmp_path / "m")
+    assert code == 0, err
+    assert "signature" in json.loads((tmp_path / "m" / "integrity.json").read_text())
+    code, _, err = run(monkeypatch, capsys, "score", tmp_path / "m", data, "--out", tmp_path / "s.csv")
+    assert code == 0, err
+    GaussianDetector().fit(X).save(tmp_path / "unsigned")
+    code, _, err = run(monkeypatch, capsys, "score", tmp_path / "unsigned", data, "--out", tmp_path / "s2.csv")
+    assert code == 2 and "not signed" in err and not (tmp_path / "s2.csv").exists()
+    monkeypatch.setenv("ODDKIT_MODEL_KEY", "another key")
+    code, _, err = run(monkeypatch, capsys, "score", tmp_path / "m", data, "--out", tmp_path / "s3.csv")
+    assert code == 2 and "another key" in err
+
+
+if sys.platform == "win32":  # symlinks and FIFOs need privileges or do not exist there
+    pytestmark = pytest.mark.skip("POSIX file types")
