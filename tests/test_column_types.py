@@ -22,7 +22,7 @@ from oddkit import (
 from oddkit.data import TablePreprocessor
 from oddkit.detectors import DETECTORS
 from oddkit.data.io import ID_MIN_ROWS, read_table
-from oddkit.exceptions import DataError, NonFiniteError, UnseenCategoryError
+from oddkit.exceptions import DataError, NonFiniteError, ParameterError, UnseenCategoryError
 
 FAST_TABLE = [GaussianDetector, KNNDetector, PCADetector, OneClassSVMDetector]
 
@@ -147,7 +147,6 @@ def test_numeric_categories_are_one_hot_when_declared():
 @pytest.mark.parametrize("column_types, message", [
     ({"nope": "numeric"}, r"column_types names column\(s\) 'nope' that X does not have"),
     ({"amount": "float"}, r"column_types\['amount'\] must be 'numeric' or 'categorical', got 'float'"),
-    (["amount"], r"column_types must be None or a dict"),
     ({3: "numeric"}, r"column_types keys must be column names"),
 ])
 def test_bad_column_types_are_clear_errors(column_types, message):
@@ -155,6 +154,14 @@ def test_bad_column_types_are_clear_errors(column_types, message):
         GaussianDetector(column_types=column_types).fit(_amounts(stray_row=None))
     with pytest.raises(DataError, match=message.split(" that")[0]):
         TablePreprocessor(column_types=column_types).fit(_amounts(stray_row=None))
+
+
+def test_column_types_that_is_not_a_dict_is_refused():
+    # A detector checks the parameter's type with the other parameters, before reading any data.
+    with pytest.raises(ParameterError, match=r"GaussianDetector: column_types must be .*dict.* got \['amount'\]"):
+        GaussianDetector(column_types=["amount"]).fit(None)
+    with pytest.raises(DataError, match=r"column_types must be None or a dict"):
+        TablePreprocessor(column_types=["amount"]).fit(_amounts(stray_row=None))
 
 
 def test_column_types_on_an_array_uses_the_default_names():

@@ -178,3 +178,13 @@ def test_vae_round_trip_on_a_table(table):
     back = decompress(vae, compress(vae, table, bits=10))
     exact = vae.inverse_transform(vae.transform(table))
     np.testing.assert_allclose(np.asarray(back, float), np.asarray(exact, float), atol=0.1)
+
+
+def test_a_detector_without_a_code_is_refused_with_a_clear_error(table):
+    from oddkit import GaussianDetector
+
+    gaussian = GaussianDetector().fit(table)
+    with pytest.raises(DataError, match="GaussianDetector has no code to compress to"):
+        compress(gaussian, table)
+    with pytest.raises(DataError, match="GaussianDetector has no code to compress to"):
+        decompress(gaussian, b"ODDZ")

@@ -70,6 +70,13 @@ def _uses_indices(detector: Any) -> bool:
     return hasattr(detector, "encode_codes") and hasattr(detector, "decode_codes")
 
 
+def _require_codes(detector: Any) -> None:
+    """Refuse a detector without a code (a Gaussian, a forest, ...) before touching its attributes."""
+    if not (_uses_indices(detector) or (hasattr(detector, "transform") and hasattr(detector, "inverse_transform"))):
+        raise DataError(f"{type(detector).__name__} has no code to compress to; use an auto-encoder detector "
+                        "(AutoEncoderDetector, VAEDetector, VQVAEDetector)")
+
+
 def _check_bits(bits: Any) -> int:
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= int(bits) <= 16:
         raise DataError(f"bits must be an integer from 1 to 16, got {bits!r}")
@@ -187,6 +194,7 @@ def compress(detector: Any, X: Any, bits: int = 8, codec: str = "auto") -> bytes
     >>> decompress(ae, blob).shape
     (200, 10)
     """
+    _require_codes(detector)
     if codec not in CODECS:
         raise DataError(f"codec must be one of {CODECS}, got {codec!r}")
     if _uses_indices(detector):
@@ -283,6 +291,7 @@ def decompress(detector: Any, blob: bytes) -> Any:
     CompressedDataError
         A damaged or foreign blob, or one made with another detector (other weights).
     """
+    _require_codes(detector)
     header, ranges, body = _parse(blob)
     if header["fingerprint"] != _fingerprint(detector):
         raise CompressedDataError(

@@ -18,15 +18,18 @@ written for scikit-learn (which raises ``ValueError`` for bad input) keeps worki
 ``ImageShapeError``        images with mixed channel counts or sizes, or an array that is not an
                            image stack
 ``CompressedDataError``    a compressed blob that is damaged, foreign, or made by another model
-``ModelFileError``         a saved model folder that is missing, tampered with, or from an
-                           incompatible version; loading never runs code from the folder
+``ModelFileError``         a saved model folder that is missing, holds a file or type it may not,
+                           fails its integrity check or signature, holds a value ``fit`` would
+                           refuse, or is from an incompatible version; loading never runs code
 ``ParameterError``         a detector parameter outside its documented values or range (names the
                            parameter, the value given and the values allowed); raised by ``fit``
                            before any data is read, and by loading a model folder
 =========================  =====================================================================
 
 Warnings oddkit issues derive from :class:`OddkitWarning` (a ``UserWarning``), so they can be
-filtered as one: ``warnings.filterwarnings("error", category=oddkit.exceptions.OddkitWarning)``.
+filtered as one: ``warnings.filterwarnings("error", category=oddkit.exceptions.OddkitWarning)``:
+``OddkitWarning`` itself (a parameter adjusted, e.g. ``n_neighbors`` clamped) and
+``NonFiniteScoreWarning`` (also a ``RuntimeWarning``: a score that came out NaN/inf was replaced).
 """
 
 from __future__ import annotations
@@ -91,3 +94,8 @@ class ParameterError(OddkitError, ValueError):
 
 class OddkitWarning(UserWarning):
     """Base class of the warnings oddkit issues (something was adjusted that the user may want to know)."""
+
+
+class NonFiniteScoreWarning(OddkitWarning, RuntimeWarning):
+    """A detector computed a NaN or infinite score (a numerical failure, never expected); the score
+    was replaced by the detector's ``out_of_range_score()`` so the row is labelled an anomaly."""

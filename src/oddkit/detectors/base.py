@@ -22,7 +22,13 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from oddkit.data import TablePreprocessor
 from oddkit.data.image_preprocess import ImagePreprocessor, is_image_array
 from oddkit.detectors.params import DeviceName, Interval, StrOptions, positive_int, validate_params
-from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError, TooFewRowsError
+from oddkit.exceptions import (
+    ColumnMismatchError,
+    DataError,
+    EmptyDataError,
+    NonFiniteScoreWarning,
+    TooFewRowsError,
+)
 from oddkit.threshold import ThresholdChoice, contamination_threshold
 
 DETECTORS: dict[str, type[BaseDetector]] = {}
@@ -156,7 +162,7 @@ class BaseDetector(BaseEstimator):
           row and labelled an anomaly, even by detectors whose score saturates far from the data
           (an isolation forest's path length, a classifier's confidence);
         - a score that still came out NaN or infinite (a numerical failure, never expected) is
-          replaced by :meth:`out_of_range_score` with a ``RuntimeWarning`` naming the rows, so it is
+          replaced by :meth:`out_of_range_score` with a :class:`~oddkit.exceptions.NonFiniteScoreWarning` (a ``RuntimeWarning``) naming the rows, so it is
           labelled an anomaly rather than leaving as NaN/inf or being labelled normal.
         """
         check_is_fitted(self)
@@ -180,7 +186,7 @@ class BaseDetector(BaseEstimator):
             warnings.warn(
                 f"{type(self).__name__} computed {rows.size} non-finite score(s) (rows {rows[:5].tolist()}); "
                 f"they are set to {floor:g} and labelled anomalies. Please report this with the rows that cause it",
-                RuntimeWarning, stacklevel=3)
+                NonFiniteScoreWarning, stacklevel=3)
             scores[rows] = floor
         if isinstance(self.preprocessor_, TablePreprocessor):
             far = self.preprocessor_.out_of_range_rows(Z)
