@@ -34,8 +34,11 @@ from sklearn.utils._param_validation import (
 
 from oddkit.exceptions import ParameterError
 
-__all__ = ["HasMethods", "Hidden", "Interval", "Options", "RealNotInt", "StrOptions", "PositiveIntSequence", "DeviceName", "positive_int",
-           "non_negative_float", "non_negative_int", "positive_float", "fraction_below_one", "merged_constraints", "validate_params"]
+__all__ = [
+    "HasMethods", "Hidden", "Interval", "Options", "RealNotInt", "StrOptions", "PositiveIntSequence", "DeviceName",
+    "positive_int", "non_negative_float", "non_negative_int", "positive_float", "fraction_below_one",
+    "merged_constraints", "validate_params",
+]
 
 
 class PositiveIntSequence(_Constraint):
