@@ -137,3 +137,91 @@ def test_score_errors() -> None:
         roc_auc([0, 1], ["x", "y"])
     with pytest.raises(DataError, match="empty"):
         confusion_at([], [], 0.5)
+
+
+# --- honest metrics: precision, F1, alerts and cost at a stated production prevalence ---------
+
+from oddkit.metrics import at_prevalence, operating_report, write_metrics  # noqa: E402
+from oddkit.threshold import choose_threshold  # noqa: E402
+
+
+def _enriched_dev_set() -> tuple[np.ndarray, np.ndarray]:
+    """1,000 frauds among 5,000 rows (20%): at threshold 10, 800 caught (recall 0.8) and 4 of
+    4,000 normals flagged (FPR 0.001); the other 200 frauds tie with the normals at 0."""
+    y = np.r_[np.ones(1000, int), np.zeros(4000, int)]
+    scores = np.r_[np.full(800, 10.0), np.zeros(200), np.full(4, 10.0), np.zeros(3996)]
+    return y, scores
+
+
+def test_at_prevalence_hand_computed() -> None:
+    # flag rate = 0.8 * 0.0017 + 0.001 * 0.9983 = 0.0023583; precision = 0.00136 / 0.0023583
+    m = at_prevalence(0.8, 0.001, 0.0017, costs=(1, 50))
+    assert m["flag_rate"] == pytest.approx(0.0023583)
+    assert m["alerts_per_10000"] == pytest.approx(23.583)
+    assert m["precision"] == pytest.approx(0.5766865963)
+    assert m["f1"] == pytest.approx(0.6702313777)
+    # cost per row = 1 * 0.001 * 0.9983 + 50 * 0.2 * 0.0017
+    assert m["expected_cost"] == pytest.approx(0.0179983)
+    assert at_prevalence(0.8, 0.001, 0.0017)["expected_cost"] is None
+
+
+def test_at_prevalence_flags_nothing_and_refuses_bad_rates() -> None:
+    m = at_prevalence(0.0, 0.0, 0.01, costs=(1, 50))
+    assert (m["precision"], m["f1"], m["alerts_per_10000"]) == (0.0, 0.0, 0.0)
+    assert m["expected_cost"] == pytest.approx(0.5)
+    with pytest.raises(DataError, match="prevalence .* between 0 and 1 \\(exclusive\\)"):
+        at_prevalence(0.5, 0.1, 0.0)
+    with pytest.raises(DataError, match="recall must be between 0 and 1"):
+        at_prevalence(1.5, 0.1, 0.1)
+    with pytest.raises(DataError, match="costs must be finite and >= 0"):
+        at_prevalence(0.5, 0.1, 0.1, costs=(-1, 5))
+    with pytest.raises(DataError, match="costs must be a pair"):
+        at_prevalence(0.5, 0.1, 0.1, costs=(1,))
+
+
+def test_operating_report_beside_the_data_prevalence() -> None:
+    y, scores = _enriched_dev_set()
+    r = operating_report(y, scores, threshold=10.0, prevalence=0.0017, costs=(1, 50))
+    assert r["confusion"] == {"tp": 800, "fp": 4, "tn": 3996, "fn": 200}
+    assert r["data"]["prevalence"] == pytest.approx(0.2)
+    assert r["data"]["precision"] == pytest.approx(800 / 804)  # 0.995 on the enriched file
+    assert r["data"]["alerts_per_10000"] == pytest.approx(10_000 * 804 / 5000)
+    assert r["data"]["expected_cost"] == pytest.approx((4 * 1 + 200 * 50) / 5000)
+    assert r["production"]["precision"] == pytest.approx(0.5766865963)  # 0.58 in production
+    assert r["production"]["expected_cost"] == pytest.approx(0.0179983)
+    assert operating_report(y, scores, threshold=10.0)["production"] is None
+
+
+def test_choose_threshold_reports_the_stated_prevalence() -> None:
+    y, scores = _enriched_dev_set()
+    c = choose_threshold(scores, y, "cost:1,50,0.0017")
+    assert c.threshold == 10.0
+    assert c.precision == pytest.approx(0.995, abs=1e-3)
+    assert c.dev_anomaly_rate == pytest.approx(0.2)
+    assert c.alerts_per_10000 == pytest.approx(1608.0)
+    assert c.production_anomaly_rate == 0.0017
+    assert c.production_precision == pytest.approx(0.5766865963)
+    assert c.production_f1 == pytest.approx(0.6702313777)
+    assert c.production_alerts_per_10000 == pytest.approx(23.583)
+    assert c.production_expected_cost == pytest.approx(c.expected_cost)
+    assert c.dev_expected_cost == pytest.approx(10_004 / 5000)
+    # A prevalence stated apart from the goal reports there without changing the choice.
+    f = choose_threshold(scores, y, "f1", prevalence=0.0017)
+    assert f.production_precision == pytest.approx(0.5766865963)
+    assert f.production_expected_cost is None and f.dev_expected_cost is None
+    assert choose_threshold(scores, y, "f1").production_precision is None
+    json.dumps(c.to_dict(), allow_nan=False)
+
+
+def test_write_metrics_json_and_csv(tmp_path) -> None:
+    y, scores = _enriched_dev_set()
+    r = operating_report(y, scores, threshold=10.0, prevalence=0.0017)
+    assert json.loads(write_metrics(r, tmp_path / "m.json").read_text()) == r
+    lines = write_metrics(r, tmp_path / "sub" / "m.csv").read_text().splitlines()
+    assert lines[0] == "metric,value"
+    assert "confusion.tp,800" in lines
+    assert "production.expected_cost," in lines  # no costs given: left empty
+    assert any(line.startswith("production.precision,0.576") for line in lines)
+    assert json.loads(write_metrics(evaluate(y, scores, 10.0), tmp_path / "e.json").read_text())["tp"] == 800
+    with pytest.raises(DataError, match=r"ending in \.json or \.csv"):
+        write_metrics(r, tmp_path / "m.txt")

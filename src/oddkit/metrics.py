@@ -9,7 +9,12 @@ with :mod:`oddkit.threshold`, so both report bad input with the same messages.
 
 from __future__ import annotations
 
+import csv
+import json
+import math
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,12 +25,15 @@ from oddkit.exceptions import DataError, EmptyDataError, LabelError
 
 __all__ = [
     "Evaluation",
+    "at_prevalence",
     "check_labels",
     "check_scores",
     "confusion_at",
     "evaluate",
+    "operating_report",
     "pr_auc",
     "roc_auc",
+    "write_metrics",
 ]
 
 _LABEL_FIX = "map your label column to 0/1 first, e.g. y = (df['label'] == 'fraud').astype(int)"
@@ -382,3 +390,235 @@ def evaluate(y: ArrayLike, scores: ArrayLike, threshold: float | None = None) ->
         result["threshold"] = t
         result.update(_confusion(y_arr, s_arr, t))
     return Evaluation(**result)
+
+
+def _check_rate(value: Any, what: str, *, open_interval: bool = False) -> float:
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{what} must be a number between 0 and 1, got {value!r}") from None
+    ok = (0.0 < rate < 1.0) if open_interval else (0.0 <= rate <= 1.0)
+    if math.isnan(rate) or not ok:
+        bounds = "between 0 and 1 (exclusive)" if open_interval else "between 0 and 1"
+        raise DataError(f"{what} must be {bounds}, got {rate}; e.g. 0.0017 for 0.17%")
+    return rate
+
+
+def _check_costs(costs: Any) -> tuple[float, float] | None:
+    if costs is None:
+        return None
+    try:
+        false_alarm, miss = (float(c) for c in costs)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"costs must be a pair (cost of a false alarm, cost of a missed anomaly), got {costs!r}; e.g. (1, 50)"
+        ) from None
+    if not (math.isfinite(false_alarm) and math.isfinite(miss)) or false_alarm < 0 or miss < 0:
+        raise DataError(
+            f"costs must be finite and >= 0, got false alarm {false_alarm}, miss {miss}; e.g. (1, 50)"
+        )
+    return false_alarm, miss
+
+
+def at_prevalence(
+    recall: float,
+    fpr: float,
+    prevalence: float,
+    *,
+    costs: tuple[float, float] | None = None,
+) -> dict[str, float | None]:
+    """What an operating point achieves at a given anomaly rate (prevalence).
+
+    Recall and false-positive rate are rates *within* each class, so they do not depend on how
+    many anomalies the data holds; precision, F1, the number of alerts and the expected cost do.
+    A dev set enriched with anomalies (say 20% fraud where production sees 0.17%) therefore
+    overstates precision; this function gives the figures at the prevalence stated for production.
+
+    Parameters
+    ----------
+    recall : float
+        True-positive rate at the threshold, in [0, 1].
+    fpr : float
+        False-positive rate at the threshold, in [0, 1].
+    prevalence : float
+        Anomaly rate to report at, in (0, 1), e.g. ``0.0017``.
+    costs : (float, float), optional
+        ``(false_alarm, miss)``: the cost of one false alarm and of one missed anomaly, in the
+        order of the ``cost:FALSE_ALARM,MISS[,RATE]`` threshold goal. Without it
+        ``expected_cost`` is ``None``.
+
+    Returns
+    -------
+    dict
+        ``prevalence, recall, fpr`` (as given), ``precision``, ``f1``, ``flag_rate`` (fraction
+        of rows flagged), ``alerts_per_10000`` (rows flagged per 10,000 rows) and
+        ``expected_cost`` (per row; ``None`` without ``costs``).
+
+    Raises
+    ------
+    DataError
+        If a rate is outside its range or a cost is negative or not a number.
+
+    Notes
+    -----
+    With prevalence ``p``: flag rate ``= recall * p + fpr * (1 - p)``;
+    precision ``= recall * p / flag rate`` (Bayes' rule; 0.0 when nothing is flagged);
+    F1 ``= 2 * precision * recall / (precision + recall)``; expected cost per row
+    ``= false_alarm * fpr * (1 - p) + miss * (1 - recall) * p``, as
+    :class:`oddkit.threshold.CostGoal` computes it.
+
+    Examples
+    --------
+    >>> m = at_prevalence(recall=0.8, fpr=0.001, prevalence=0.0017, costs=(1, 50))
+    >>> round(m["precision"], 3), round(m["alerts_per_10000"], 2), round(m["expected_cost"], 4)
+    (0.577, 23.58, 0.018)
+    """
+    r = _check_rate(recall, "recall")
+    f = _check_rate(fpr, "false-positive rate")
+    p = _check_rate(prevalence, "prevalence (the anomaly rate)", open_interval=True)
+    checked_costs = _check_costs(costs)
+    flag_rate = r * p + f * (1.0 - p)
+    precision = r * p / flag_rate if flag_rate > 0 else 0.0
+    f1 = 2 * precision * r / (precision + r) if precision + r > 0 else 0.0
+    cost = None
+    if checked_costs is not None:
+        false_alarm, miss = checked_costs
+        cost = false_alarm * f * (1.0 - p) + miss * (1.0 - r) * p
+    return {
+        "prevalence": p,
+        "recall": r,
+        "fpr": f,
+        "precision": precision,
+        "f1": f1,
+        "flag_rate": flag_rate,
+        "alerts_per_10000": 10_000.0 * flag_rate,
+        "expected_cost": cost,
+    }
+
+
+def operating_report(
+    y: ArrayLike,
+    scores: ArrayLike,
+    threshold: float,
+    *,
+    prevalence: float | None = None,
+    costs: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """Every number of an evaluation at a threshold, at the data's own and at a stated prevalence.
+
+    Parameters
+    ----------
+    y : array-like of shape (n,)
+        Labels, 0 = normal and 1 = anomaly; both classes must occur.
+    scores : array-like of shape (n,)
+        Anomaly scores, higher = more anomalous.
+    threshold : float
+        Rows with ``score >= threshold`` are flagged.
+    prevalence : float, optional
+        The anomaly rate expected in production, e.g. ``0.0017``. When given, the ``production``
+        section reports precision, F1, alerts and cost at that rate (see :func:`at_prevalence`).
+    costs : (float, float), optional
+        ``(false_alarm, miss)`` costs, for the expected cost per row in both sections.
+
+    Returns
+    -------
+    dict
+        JSON-friendly: ``n``, ``n_anomalies``, ``roc_auc``, ``pr_auc``, ``threshold``,
+        ``confusion`` (``tp, fp, tn, fn``), ``data`` (:func:`at_prevalence` at the data's own
+        anomaly rate) and ``production`` (at ``prevalence``, or ``None`` when none is stated).
+        Write it with :func:`write_metrics`.
+
+    Raises
+    ------
+    LabelError, DataError
+        As :func:`evaluate`, or :func:`at_prevalence` for a bad ``prevalence`` or ``costs``.
+
+    Examples
+    --------
+    >>> r = operating_report([0, 0, 0, 1], [0.1, 0.2, 0.9, 0.8], threshold=0.5, prevalence=0.01)
+    >>> r["data"]["precision"], round(r["production"]["precision"], 4)
+    (0.5, 0.0294)
+    """
+    ev = evaluate(y, scores, threshold=threshold)
+    own_rate = ev.n_anomalies / ev.n
+    checked_costs = _check_costs(costs)
+    data = at_prevalence(ev.recall, ev.fpr, own_rate, costs=checked_costs)
+    # At the data's own rate the formulas equal the counts; take the counts' exact values.
+    data["precision"], data["f1"] = ev.precision, ev.f1
+    data["flag_rate"] = (ev.tp + ev.fp) / ev.n
+    data["alerts_per_10000"] = 10_000.0 * data["flag_rate"]
+    if checked_costs is not None:
+        data["expected_cost"] = (checked_costs[0] * ev.fp + checked_costs[1] * ev.fn) / ev.n
+    production = None
+    if prevalence is not None:
+        production = at_prevalence(ev.recall, ev.fpr, prevalence, costs=checked_costs)
+    return {
+        "n": ev.n,
+        "n_anomalies": ev.n_anomalies,
+        "roc_auc": ev.roc_auc,
+        "pr_auc": ev.pr_auc,
+        "threshold": ev.threshold,
+        "confusion": {"tp": ev.tp, "fp": ev.fp, "tn": ev.tn, "fn": ev.fn},
+        "costs": None if checked_costs is None else {"false_alarm": checked_costs[0], "miss": checked_costs[1]},
+        "data": data,
+        "production": production,
+    }
+
+
+def _flatten(record: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.extend(_flatten(value, f"{name}."))
+        else:
+            rows.append((name, value))
+    return rows
+
+
+def write_metrics(metrics: dict[str, Any] | Evaluation, path: str | os.PathLike[str]) -> Path:
+    """Write metrics to a ``.json`` or ``.csv`` file, the format taken from the extension.
+
+    Parameters
+    ----------
+    metrics : dict or Evaluation
+        E.g. the result of :func:`operating_report`, or an :class:`Evaluation`.
+    path : str or path-like
+        ``*.json``: the dict as JSON (``null`` for missing values). ``*.csv``: two columns,
+        ``metric,value``, nested keys joined with dots (``production.precision``) and missing
+        values left empty. Parent folders are created.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    DataError
+        If the extension is neither ``.json`` nor ``.csv``, or a value is not finite.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> out = write_metrics({"roc_auc": 0.9, "data": {"precision": 0.5}}, os.path.join(tempfile.mkdtemp(), "m.csv"))
+    >>> out.read_text().splitlines()
+    ['metric,value', 'roc_auc,0.9', 'data.precision,0.5']
+    """
+    record = metrics.to_dict() if isinstance(metrics, Evaluation) else dict(metrics)
+    out = Path(path)
+    suffix = out.suffix.lower()
+    if suffix not in (".json", ".csv"):
+        raise DataError(f"cannot write metrics to {out}: use a file name ending in .json or .csv")
+    for name, value in _flatten(record):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise DataError(f"metric {name} is {value}, which JSON and CSV readers do not take; it must be finite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".json":
+        out.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    else:
+        with out.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(["metric", "value"])
+            writer.writerows((name, "" if value is None else value) for name, value in _flatten(record))
+    return out

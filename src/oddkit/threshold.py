@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from oddkit.exceptions import DataError
-from oddkit.metrics import _rates, check_labels, check_scores
+from oddkit.metrics import _check_rate, _rates, at_prevalence, check_labels, check_scores
 
 __all__ = [
     "CostGoal",
@@ -338,6 +338,24 @@ class ThresholdChoice:
         ``note`` says why.
     note : str
         Caveats about the choice, empty when there are none.
+    dev_anomaly_rate : float or None
+        The dev data's own anomaly rate, at which ``precision``, ``f1`` and ``alerts_per_10000`` hold.
+    alerts_per_10000 : float or None
+        Dev rows flagged per 10,000 dev rows.
+    production_anomaly_rate : float or None
+        The anomaly rate stated for production: the cost goal's third number, or the
+        ``prevalence`` given to :func:`choose_threshold`; ``None`` when none is stated, and then
+        the ``production_*`` fields are ``None`` too.
+    production_precision, production_f1 : float or None
+        Precision and F1 at the same recall and FPR when anomalies occur at
+        ``production_anomaly_rate`` (see :func:`oddkit.metrics.at_prevalence`). A dev set enriched
+        with anomalies makes ``precision`` look far better than production will see.
+    production_alerts_per_10000 : float or None
+        Rows flagged per 10,000 rows at the production anomaly rate.
+    dev_expected_cost, production_expected_cost : float or None
+        Expected cost per row at the dev data's and at the production anomaly rate; ``None``
+        unless the goal is a cost goal (``production_expected_cost`` equals ``expected_cost``
+        when the goal states a rate).
     """
 
     threshold: float
@@ -350,13 +368,23 @@ class ThresholdChoice:
     n_flagged: int
     feasible: bool
     note: str = ""
+    dev_anomaly_rate: float | None = None
+    alerts_per_10000: float | None = None
+    dev_expected_cost: float | None = None
+    production_anomaly_rate: float | None = None
+    production_precision: float | None = None
+    production_f1: float | None = None
+    production_alerts_per_10000: float | None = None
+    production_expected_cost: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as a JSON-safe dict."""
         return asdict(self)
 
 
-def choose_threshold(scores: ArrayLike, y: ArrayLike, goal: str | Goal) -> ThresholdChoice:
+def choose_threshold(
+    scores: ArrayLike, y: ArrayLike, goal: str | Goal, *, prevalence: float | None = None
+) -> ThresholdChoice:
     """Choose the decision threshold that best meets ``goal`` on labelled dev data.
 
     Parameters
@@ -368,19 +396,26 @@ def choose_threshold(scores: ArrayLike, y: ArrayLike, goal: str | Goal) -> Thres
         goals need both classes.
     goal : str or Goal
         See :func:`parse_goal`.
+    prevalence : float, optional
+        The anomaly rate expected in production, in (0, 1). The choice then also reports
+        precision, F1, alerts per 10,000 rows and (for a cost goal) the expected cost at that
+        rate. Defaults to the rate a ``"cost:FALSE_ALARM,MISS,RATE"`` goal states. It does not
+        change which threshold is chosen (a cost goal's own rate does).
 
     Returns
     -------
     ThresholdChoice
         The threshold (one of the scores, or just above the highest score to flag nothing) and
-        the precision, recall, F1, FPR and flag count it achieves on the dev data.
+        the precision, recall, F1, FPR and flag count it achieves on the dev data, beside the
+        precision, F1, alerts and cost at the production anomaly rate when one is stated.
 
     Raises
     ------
     LabelError
         If ``y`` is not 0/1, or lacks a class the goal needs.
     DataError
-        If the goal is unknown, the scores are not finite, or the lengths differ.
+        If the goal is unknown, the scores are not finite, the lengths differ, or ``prevalence``
+        is not between 0 and 1.
 
     Examples
     --------
@@ -392,6 +427,10 @@ def choose_threshold(scores: ArrayLike, y: ArrayLike, goal: str | Goal) -> Thres
     0.9
     """
     g = parse_goal(goal)
+    if prevalence is not None:
+        prevalence = _check_rate(prevalence, "prevalence (the production anomaly rate)", open_interval=True)
+    elif isinstance(g, CostGoal):
+        prevalence = g.anomaly_rate
     y_arr, s_arr = check_labels(
         y,
         scores,
@@ -404,6 +443,12 @@ def choose_threshold(scores: ArrayLike, y: ArrayLike, goal: str | Goal) -> Thres
     cost = g._cost(curve)
     tp, fp = int(curve.tp[idx]), int(curve.fp[idx])
     rates = _rates(tp, fp, curve.n_neg - fp, curve.n_pos - tp)
+    n = curve.n_pos + curve.n_neg
+    costs = (g.false_alarm, g.miss) if isinstance(g, CostGoal) else None
+    production: dict[str, Any] = {}
+    # Rates at the stated production prevalence need both classes (recall needs anomalies).
+    if prevalence is not None and curve.n_pos > 0 and curve.n_neg > 0:
+        production = at_prevalence(rates["recall"], rates["fpr"], prevalence, costs=costs)
     return ThresholdChoice(
         threshold=float(curve.thresholds[idx]),
         goal=str(g),
@@ -415,6 +460,14 @@ def choose_threshold(scores: ArrayLike, y: ArrayLike, goal: str | Goal) -> Thres
         n_flagged=tp + fp,
         feasible=feasible,
         note=note,
+        dev_anomaly_rate=curve.n_pos / n,
+        alerts_per_10000=10_000.0 * (tp + fp) / n,
+        dev_expected_cost=None if costs is None else (costs[0] * fp + costs[1] * (curve.n_pos - tp)) / n,
+        production_anomaly_rate=production.get("prevalence"),
+        production_precision=production.get("precision"),
+        production_f1=production.get("f1"),
+        production_alerts_per_10000=production.get("alerts_per_10000"),
+        production_expected_cost=production.get("expected_cost"),
     )
 
 
