@@ -30,7 +30,7 @@ KNNDetector                 the squared difference to the neighbour(s) the      
                             ``method="mean"``; the middle one(s) for "median")
 IsolationForestDetector     minus shap's TreeExplainer values of the forest's   ``|share|`` sum
                             mean path length (exact Shapley values)             to 1; signed
-OneClassSVMDetector         shap's permutation explainer on the score over a    ``|share|`` sum
+OneClassSVMDetector         shap's Kernel SHAP on the score over a              ``|share|`` sum
                             background of training rows kept at fit             to 1; signed
 EnsembleDetector            ``combine="max"``: the explanation of the member    as the members'
                             whose normalised score is the row's score;
@@ -38,6 +38,7 @@ EnsembleDetector            ``combine="max"``: the explanation of the member    
                             normalised scores
 ==========================  ==================================================  ===============
 
+Contributions are summed over a categorical column's one-hot outputs before they are made shares.
 A negative share marks a column that makes the row look *more* normal (with the Mahalanobis
 split: a column whose deviation the correlations with the other columns account for). For the
 decompositions that sum to 1, a row whose contributions are all zero gets all-zero shares; for
@@ -47,9 +48,10 @@ the score less the background's mean score, may be near zero for a normal row).
 Cost
 ----
 The exact decompositions cost about one scoring pass (KNN: one neighbour search). The isolation
-forest's TreeExplainer takes about 1 s per 200 rows for 100 trees. The one-class SVM's permutation
-explainer evaluates the SVM on ``PERMUTATIONS * (2 d + 1) * BACKGROUND_ROWS`` rows per explained
-row (``d`` preprocessed columns): a few seconds for a few hundred rows of ten columns.
+forest's TreeExplainer takes about 1 s per 200 rows for 100 trees. The one-class SVM's Kernel SHAP
+evaluates the SVM on ``COALITIONS * BACKGROUND_ROWS`` rows per explained row (from the support
+vectors, in matrix products): about 60 ms a row, 15-20 s for 300 rows. Importing shap takes
+about 1.5 s, once per process.
 """
 
 from __future__ import annotations
@@ -64,11 +66,11 @@ from oddkit.exceptions import MissingDependencyError
 BACKGROUND_ROWS = 32
 """Training rows a detector explained by shap's permutation explainer keeps (seeded sample)."""
 
-PERMUTATIONS = 4
-"""Permutations (each evaluated forwards and backwards) the permutation explainer averages."""
+COALITIONS = 512
+"""Coalitions of columns Kernel SHAP evaluates per row (all of them up to 9 columns)."""
 
 EXPLAIN_SEED = 0
-"""Seed of the background sample and of the permutations: the same model explains the same way."""
+"""Seed of the background sample and of the sampled coalitions: the same model explains the same way."""
 
 
 def shares_from_contributions(contributions: np.ndarray, signed: bool = True) -> np.ndarray:
@@ -93,10 +95,9 @@ def shares_from_contributions(contributions: np.ndarray, signed: bool = True) ->
     return np.divide(contributions, totals, out=np.zeros_like(contributions), where=totals > 0)
 
 
-def explanation_frame(detector, X, output_shares: np.ndarray) -> pd.DataFrame:
-    """Shares over the preprocessed outputs summed back to ``detector``'s input columns, as a
-    DataFrame indexed like ``X`` (a DataFrame's index; else 0 .. n-1)."""
-    per_column = detector.preprocessor_.group_sum(np.asarray(output_shares, dtype=np.float64))
+def explanation_frame(detector, X, per_column: np.ndarray) -> pd.DataFrame:
+    """Shares per input column of ``detector`` as a DataFrame indexed like ``X`` (a DataFrame's
+    index; else 0 .. n-1), its columns named as in training."""
     index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(per_column))
     return pd.DataFrame(per_column, index=index, columns=list(detector.preprocessor_.feature_names_in_))
 
@@ -133,19 +134,28 @@ def background_sample(Z: np.ndarray, n_rows: int = BACKGROUND_ROWS) -> np.ndarra
     return np.ascontiguousarray(Z[picked], dtype=np.float32)
 
 
-def permutation_contributions(score: Callable[[np.ndarray], np.ndarray], Z: np.ndarray,
-                              background: np.ndarray) -> np.ndarray:
-    """Shapley values of ``score`` for each row of ``Z`` by shap's permutation explainer, columns
-    absent from a coalition taking their values from the rows of ``background``.
+def kernel_contributions(score: Callable[[np.ndarray], np.ndarray], Z: np.ndarray,
+                         background: np.ndarray) -> np.ndarray:
+    """Shapley values of ``score`` for each row of ``Z`` by shap's Kernel SHAP, columns absent from a
+    coalition taking their values from the rows of ``background``.
 
-    Each row costs ``PERMUTATIONS * (2 d + 1) * len(background)`` evaluations of ``score``.
+    With ``d`` columns, all ``2^d - 2`` coalitions are evaluated when that is at most
+    ``COALITIONS`` (exact Shapley values); beyond, ``COALITIONS`` are sampled under a fixed seed
+    (numpy's global random state is restored afterwards). Each row costs ``COALITIONS *
+    len(background)`` evaluations of ``score``. Kernel SHAP rather than shap's permutation explainer:
+    that one compiles numba code for several seconds in every new process.
     """
     shap = _import_shap()
     Z = np.asarray(Z, dtype=np.float32)
     if Z.shape[1] == 1:  # a single column carries the whole score
         return np.ones((len(Z), 1))
-    masker = shap.maskers.Independent(np.asarray(background, dtype=np.float32), max_samples=len(background))
-    explainer = shap.explainers.Permutation(
-        lambda rows: score(np.asarray(rows, dtype=np.float32)), masker, seed=EXPLAIN_SEED)
-    explanation = explainer(Z, max_evals=PERMUTATIONS * (2 * Z.shape[1] + 1), silent=True)
-    return np.asarray(explanation.values, dtype=np.float64)
+    explainer = shap.KernelExplainer(lambda rows: score(np.asarray(rows, dtype=np.float32)),
+                                     np.asarray(background, dtype=np.float32))
+    state = np.random.get_state()
+    try:
+        np.random.seed(EXPLAIN_SEED)
+        values = explainer.shap_values(Z, nsamples=min(COALITIONS, 2 ** min(Z.shape[1], 30) - 2),
+                                       l1_reg=False, silent=True)
+    finally:
+        np.random.set_state(state)
+    return np.asarray(values, dtype=np.float64).reshape(Z.shape)

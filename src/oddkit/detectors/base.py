@@ -128,11 +128,18 @@ class BaseDetector(BaseEstimator):
             "e.g. oddkit.default_detector()")
 
     def _explain_shares(self, Z: np.ndarray) -> np.ndarray:
-        """Per-output shares of each row's score (see :func:`oddkit.explain.shares_from_contributions`)."""
+        """Each row's shares of its score per input column, (n, n_features_in_): the contributions
+        summed over each column's outputs, then made shares (see
+        :func:`oddkit.explain.shares_from_contributions`)."""
         from oddkit.explain import shares_from_contributions
 
         contributions, exact = self._explain_contributions(Z)
-        return shares_from_contributions(contributions, signed=exact)
+        return shares_from_contributions(self.preprocessor_.group_sum(contributions), signed=exact)
+
+    def _explains_exactly(self) -> bool:
+        """Whether :meth:`_explain_contributions` is an exact split (shares sum to 1) rather than
+        Shapley values (absolute shares sum to 1)."""
+        return True
 
     def _get_model_state(self) -> tuple[dict[str, np.ndarray], dict, dict[str, bytes]]:
         """Arrays for ``weights.safetensors``, JSON metadata, and extra files (name -> bytes)."""

@@ -170,6 +170,8 @@ class EnsembleDetector(BaseDetector):
         return self._combine([m.decision_function(self._member_input(m, Z)) for m in self.members_])
 
     def _explain_shares(self, Z: np.ndarray) -> np.ndarray:
+        from oddkit.explain import shares_from_contributions
+
         # Explained as the scores are combined: with "max" a row is as odd as the member that finds
         # it oddest, so that member's shares are the row's; with "mean" the members' shares are
         # averaged, each weighted by its normalised score (its part of the mean).
@@ -178,11 +180,17 @@ class EnsembleDetector(BaseDetector):
         shares = np.stack([m._explain_shares(m._prepare(Z, reset=False)) for m in self.members_])
         rows = np.arange(Z.shape[0])
         if self.combine == "max":
-            return shares[normalised.argmax(axis=0), rows]
-        weights = np.maximum(normalised, 0.0)
-        totals = weights.sum(axis=0)
-        weights = np.where(totals > 0, weights / np.where(totals > 0, totals, 1.0), 1.0 / len(self.members_))
-        return np.einsum("mn,mnj->nj", weights, shares)
+            per_output = shares[normalised.argmax(axis=0), rows]
+        else:
+            weights = np.maximum(normalised, 0.0)
+            totals = weights.sum(axis=0)
+            weights = np.where(totals > 0, weights / np.where(totals > 0, totals, 1.0), 1.0 / len(self.members_))
+            per_output = np.einsum("mn,mnj->nj", weights, shares)
+        # Members see the preprocessed outputs as their columns: sum them back into the input's.
+        return shares_from_contributions(self.preprocessor_.group_sum(per_output), signed=self._explains_exactly())
+
+    def _explains_exactly(self) -> bool:
+        return all(m._explains_exactly() for m in self.members_)
 
     def _training_scores(self, Z: np.ndarray) -> np.ndarray:
         return self._combine([m.decision_scores_ for m in self.members_])
