@@ -542,23 +542,38 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         return self._map_chunks(self._prepare(X, reset=False), lambda x: self.model_(x).mean(dim=0))
 
     def explain(self, X):
-        """Each row's share of its anomaly score per original column (rows sum to 1).
+        """Each row's share of its anomaly score carried by each input column.
 
-        One-hot columns of a categorical feature are summed back to that feature, so the result
-        has one column per input column, named as in training (a DataFrame). For images, each
-        pixel's share of the image's squared error, as an array shaped like the input images.
+        Tables: a DataFrame, one row per row of ``X`` (its index kept), one column per input column
+        (one-hot outputs summed back). The reconstruction part of the score is split exactly: with
+        ``normalize_errors="covariance"`` the whitened score ``u^T P u / d`` (``u`` the centred
+        residual, ``P`` the inverse residual covariance) as ``u_j (P u)_j / d``, so shares sum to 1
+        and a column whose residual its correlations account for can be negative; otherwise each
+        column's squared error in units of its training error (shares >= 0, summing to 1). See
+        :mod:`oddkit.explain`. Images: each pixel's share of the image's squared error, as an array
+        shaped like the input images.
         """
         check_is_fitted(self)
+        if not self._fitted_on_images():
+            return super().explain(X)
         errors = self._map_chunks(self._prepare(X, reset=False), self._normalized_errors)
-        if self._fitted_on_images():
-            totals = errors.sum(axis=1, keepdims=True)
-            shares = np.divide(errors, totals, out=np.zeros_like(errors), where=totals > 0)
-            return self.preprocessor_.inverse_transform(shares)
-        per_column = self.preprocessor_.group_sum(errors)
-        per_column = per_column.astype(np.float64)
-        totals = per_column.sum(axis=1, keepdims=True)
-        shares = np.divide(per_column, totals, out=np.zeros_like(per_column), where=totals > 0)
-        return pd.DataFrame(shares, columns=list(self.preprocessor_.feature_names_in_))
+        totals = errors.sum(axis=1, keepdims=True)
+        shares = np.divide(errors, totals, out=np.zeros_like(errors), where=totals > 0)
+        return self.preprocessor_.inverse_transform(shares)
+
+    def _explain_contributions(self, Z: np.ndarray) -> tuple[np.ndarray, bool]:
+        if getattr(self, "residual_whitener_", None) is not None:
+            return self._map_chunks(Z, self._whitened_contributions).astype(np.float64), True
+        return self._map_chunks(Z, self._normalized_errors).astype(np.float64) / Z.shape[1], True
+
+    def _whitened_contributions(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`_whitened_lengths` of the rows' residuals split per column: ``u_j (P u)_j / d``
+        averaged over members, with ``P = W^T W`` (rows sum to the score)."""
+        mean = torch.from_numpy(self.residual_mean_).to(x.device).unsqueeze(1).double()
+        whitener = torch.from_numpy(self.residual_whitener_).to(x.device).double()
+        centred = (x - self.model_(x)).double() - mean
+        precision = torch.matmul(whitener.transpose(1, 2), whitener)
+        return (centred * torch.matmul(centred, precision)).mean(dim=0) / x.shape[1]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -116,6 +116,31 @@ class BaseDetector(BaseEstimator):
         """Scores of the training rows themselves (a detector that memorises rows overrides this)."""
         return self._score_array(Z)
 
+    def _explain_contributions(self, Z: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Each preprocessed row's score split additively over the preprocessed columns, float64
+        of shape (n, n_outputs), and whether it is an exact split whose row sums are a
+        non-negative part of the score (True) or signed Shapley values (False); see
+        :mod:`oddkit.explain`."""
+        from oddkit.exceptions import ExplainError
+
+        raise ExplainError(
+            f"{type(self).__name__} cannot split its score by column; explain a model of another detector, "
+            "e.g. oddkit.default_detector()")
+
+    def _explain_shares(self, Z: np.ndarray) -> np.ndarray:
+        """Each row's shares of its score per input column, (n, n_features_in_): the contributions
+        summed over each column's outputs, then made shares (see
+        :func:`oddkit.explain.shares_from_contributions`)."""
+        from oddkit.explain import shares_from_contributions
+
+        contributions, exact = self._explain_contributions(Z)
+        return shares_from_contributions(self.preprocessor_.group_sum(contributions), signed=exact)
+
+    def _explains_exactly(self) -> bool:
+        """Whether :meth:`_explain_contributions` is an exact split (shares sum to 1) rather than
+        Shapley values (absolute shares sum to 1)."""
+        return True
+
     def _get_model_state(self) -> tuple[dict[str, np.ndarray], dict, dict[str, bytes]]:
         """Arrays for ``weights.safetensors``, JSON metadata, and extra files (name -> bytes)."""
         return {}, {}, {}
@@ -203,6 +228,43 @@ class BaseDetector(BaseEstimator):
                 f"{type(self).__name__} computed NaN or infinite scores for {broken.size} training row(s) "
                 f"(first rows: {broken[:5].tolist()}); training diverged: lower lr, or check those rows")
         return scores
+
+    def explain(self, X) -> pd.DataFrame:
+        """Each row's share of its anomaly score carried by each input column.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Rows to explain, as for :meth:`decision_function`.
+
+        Returns
+        -------
+        pandas.DataFrame of shape (n_samples, n_features)
+            One row per row of ``X``, indexed as ``X`` is (a DataFrame's index, else 0 .. n-1); one
+            column per input column, named as in training (the one-hot outputs of a categorical
+            column summed back into it). How each detector splits its score, whether shares sum
+            to 1 and whether they can be negative: see :mod:`oddkit.explain`.
+
+        Raises
+        ------
+        ExplainError
+            The detector cannot split its score by column, or the model was saved without the
+            state its explanation needs.
+        MissingDependencyError
+            The explanation needs shap (isolation forest, one-class SVM) and it is not installed.
+        DataError
+            When ``X`` cannot be scored (as for :meth:`decision_function`).
+        """
+        from oddkit.explain import explanation_frame
+
+        check_is_fitted(self)
+        if self._fitted_on_images():
+            from oddkit.exceptions import ExplainError
+
+            raise ExplainError(f"{type(self).__name__} explains tables, but was fitted on images; use an "
+                               "auto-encoder detector, whose explain() returns per-pixel shares")
+        Z = self._prepare(X, reset=False)
+        return explanation_frame(self, X, self._explain_shares(Z))
 
     def predict(self, X) -> np.ndarray:
         """1 for rows scoring at or above ``threshold_`` (anomalies), 0 otherwise."""

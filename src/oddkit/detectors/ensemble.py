@@ -98,7 +98,9 @@ class EnsembleDetector(BaseDetector):
         ``contamination``. Fitted on images, members that take images get them as images, the
         others as flat rows of pixels.
     combine : {"max", "mean"}, default="max"
-        How the members' normalised scores become one.
+        How the members' normalised scores become one. :meth:`explain` follows it: with "max" a
+        row's explanation is that of the member whose normalised score is the row's score; with
+        "mean" the members' shares averaged, each weighted by its normalised score.
     random_state : int, RandomState or None
         Seeds the random members.
     verbose : int, default=0
@@ -166,6 +168,29 @@ class EnsembleDetector(BaseDetector):
 
     def _score_array(self, Z: np.ndarray) -> np.ndarray:
         return self._combine([m.decision_function(self._member_input(m, Z)) for m in self.members_])
+
+    def _explain_shares(self, Z: np.ndarray) -> np.ndarray:
+        from oddkit.explain import shares_from_contributions
+
+        # Explained as the scores are combined: with "max" a row is as odd as the member that finds
+        # it oddest, so that member's shares are the row's; with "mean" the members' shares are
+        # averaged, each weighted by its normalised score (its part of the mean).
+        member_scores = [m.decision_function(Z) for m in self.members_]
+        normalised = np.stack([normalise_scores(s, q) for s, q in zip(member_scores, self.member_quantiles_)])
+        shares = np.stack([m._explain_shares(m._prepare(Z, reset=False)) for m in self.members_])
+        rows = np.arange(Z.shape[0])
+        if self.combine == "max":
+            per_output = shares[normalised.argmax(axis=0), rows]
+        else:
+            weights = np.maximum(normalised, 0.0)
+            totals = weights.sum(axis=0)
+            weights = np.where(totals > 0, weights / np.where(totals > 0, totals, 1.0), 1.0 / len(self.members_))
+            per_output = np.einsum("mn,mnj->nj", weights, shares)
+        # Members see the preprocessed outputs as their columns: sum them back into the input's.
+        return shares_from_contributions(self.preprocessor_.group_sum(per_output), signed=self._explains_exactly())
+
+    def _explains_exactly(self) -> bool:
+        return all(m._explains_exactly() for m in self.members_)
 
     def _training_scores(self, Z: np.ndarray) -> np.ndarray:
         return self._combine([m.decision_scores_ for m in self.members_])

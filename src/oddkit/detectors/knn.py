@@ -93,6 +93,24 @@ import numpy as np
     def _score_array(self, Z: np.ndarray) -> np.ndarray:
         return self._combine(self.neighbors_.kneighbors(Z, return_distance=True)[0])
 
+    def _explain_contributions(self, Z: np.ndarray) -> tuple[np.ndarray, bool]:
+        # The squared differences to the neighbour(s) the score is taken from: the k-th for
+        # "largest", the middle one (two middle ones, averaged) for "median", all k averaged for "mean".
+        indices = self.neighbors_.kneighbors(Z, return_distance=False)
+        k = indices.shape[1]
+        if self.method == "largest":
+            used = indices[:, -1:]
+        elif self.method == "median":
+            used = indices[:, (k - 1) // 2:k // 2 + 1]
+        else:
+            used = indices
+        training = self.neighbors_._fit_X
+        rows = Z.astype(np.float64)
+        contributions = np.zeros_like(rows)
+        for column in range(used.shape[1]):
+            contributions += (rows - training[used[:, column]].astype(np.float64)) ** 2
+        return contributions / used.shape[1], True
+
     def _training_scores(self, Z: np.ndarray) -> np.ndarray:
         # kneighbors() without X leaves each training row out of its own neighbours.
         return self._combine(self.neighbors_.kneighbors(return_distance=True)[0])

@@ -1,0 +1,259 @@
+"""Explanations (oddkit.explain and every detector's explain): planted anomalies, index, one-hot
+groups, save/load."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from oddkit import (
+    AutoEncoderDetector,
+    DisentangledAutoEncoderDetector,
+    GaussianDetector,
+    IsolationForestDetector,
+    KNNDetector,
+    OneClassSVMDetector,
+    PCADetector,
+    VAEDetector,
+    VQVAEDetector,
+    default_detector,
+    load,
+)
+from oddkit.exceptions import ExplainError, MissingDependencyError, ModelFileError, OddkitError
+from oddkit.explain import mahalanobis_contributions, shares_from_contributions
+
+NUMERIC = ["a", "b", "c", "d", "e", "f"]
+SHIFT = 6.0
+
+
+def _table(n: int, seed: int) -> pd.DataFrame:
+    """Six numeric columns (two correlated pairs, two independent) and a categorical one."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n, 4))
+    numeric = np.c_[base[:, 0], 0.6 * base[:, 0] + 0.8 * base[:, 1], base[:, 2],
+                    0.6 * base[:, 2] + 0.8 * base[:, 3], rng.normal(size=n), rng.normal(size=n)]
+    frame = pd.DataFrame(numeric, columns=NUMERIC)
+    frame["kind"] = rng.choice(["x", "y", "z"], size=n)
+    return frame
+
+
+TRAIN = _table(300, seed=0)
+HELD_OUT = _table(60, seed=1)
+
+
+def _planted() -> tuple[pd.DataFrame, np.ndarray]:
+    """Each held-out row with one numeric column (in turn) shifted by +6 training standard
+    deviations; an index of strings, as a user's table might have."""
+    rows = HELD_OUT.copy()
+    shifted = np.array([NUMERIC[i % len(NUMERIC)] for i in range(len(rows))])
+    for i, column in enumerate(shifted):
+        rows.loc[i, column] += SHIFT * TRAIN[column].std()
+    rows.index = [f"txn-{i}" for i in range(len(rows))]
+    return rows, shifted
+
+
+def _fast(cls, **params):
+    return cls(epochs=60, random_state=0, verbose=0, n_threads=1, **params)
+
+
+DETECTORS = {
+    "autoencoder": lambda: _fast(AutoEncoderDetector),
+    "autoencoder-columns": lambda: _fast(AutoEncoderDetector, normalize_errors="columns"),
+    "vae": lambda: _fast(VAEDetector),
+    "vqvae": lambda: _fast(VQVAEDetector),
+    "disentangled": lambda: _fast(DisentangledAutoEncoderDetector),
+    "gaussian": lambda: GaussianDetector(),
+    # Three components: the default (90% of the variance: six of the nine preprocessed columns) keeps
+    # the directions of the independent columns e and f, so a shift there does not raise its score.
+    "pca": lambda: PCADetector(n_components=3),
+    "knn": lambda: KNNDetector(),
+    "knn-mean": lambda: KNNDetector(n_neighbors=4, method="median"),
+    "iforest": lambda: IsolationForestDetector(random_state=0),
+    "ocsvm": lambda: OneClassSVMDetector(),
+    "ensemble": lambda: default_detector(random_state=0),
+}
+
+_fitted: dict = {}
+_explained: dict = {}
+
+
+def fitted(name: str):
+    if name not in _fitted:
+        if name == "ensemble-mean":
+            # combine only changes how the fitted members' scores (and explanations) are joined:
+            # the fitted ensemble, set to "mean", saves fitting the four members again.
+            _fitted[name] = copy.deepcopy(fitted("ensemble")).set_params(combine="mean")
+            return _fitted[name]
+        detector = DETECTORS[name]()
+        if name == "disentangled":
+            detector.fit(TRAIN, TRAIN["kind"].to_numpy())
+        else:
+            detector.fit(TRAIN)
+        _fitted[name] = detector
+    return _fitted[name]
+
+
+def explained(name: str) -> pd.DataFrame:
+    """The explanation of the planted rows (computed once per detector)."""
+    if name not in _explained:
+        _explained[name] = fitted(name).explain(_planted()[0])
+    return _explained[name]
+
+
+@pytest.mark.parametrize("name", [*DETECTORS, "ensemble-mean"])
+def test_the_shifted_column_carries_the_largest_share(name):
+    rows, shifted = _planted()
+    shares = explained(name)
+    assert list(shares.columns) == list(TRAIN.columns)
+    assert list(shares.index) == list(rows.index)
+    assert np.isfinite(shares.to_numpy()).all()
+    hits = (shares.idxmax(axis=1).to_numpy() == shifted).mean()
+    assert hits >= 0.9, f"{name}: the shifted column has the largest share in only {hits:.0%} of the rows"
+
+
+@pytest.mark.parametrize("name", ["autoencoder-columns", "vae", "knn", "knn-mean"])
+def test_squared_error_splits_are_non_negative_and_sum_to_one(name):
+    shares = explained(name)
+    assert (shares.to_numpy() >= 0).all()
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["iforest", "ocsvm"])
+def test_shapley_shares_have_absolute_values_summing_to_one(name):
+    shares = explained(name)
+    np.testing.assert_allclose(shares.abs().sum(axis=1), 1.0, rtol=1e-9)
+
+
+def test_pca_shares_sum_to_one():
+    np.testing.assert_allclose(explained("pca").sum(axis=1), 1.0, rtol=1e-9)
+
+
+def test_gaussian_contributions_add_up_to_its_score():
+    detector = fitted("gaussian")
+    rows, _ = _planted()
+    Z = detector._prepare(rows, reset=False)
+    contributions, exact = detector._explain_contributions(Z)
+    assert exact
+    np.testing.assert_allclose(contributions.sum(axis=1) + detector._log_normaliser,
+                               detector.decision_function(rows), rtol=1e-9)
+    shares = detector.explain(rows)
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["autoencoder", "autoencoder-columns", "pca"])
+def test_reconstruction_contributions_add_up_to_the_score(name):
+    detector = fitted(name)
+    rows, _ = _planted()
+    contributions, _ = detector._explain_contributions(detector._prepare(rows, reset=False))
+    np.testing.assert_allclose(contributions.sum(axis=1), detector.decision_function(rows), rtol=1e-4)
+
+
+def test_knn_contributions_are_the_squared_distance_the_score_uses():
+    detector = fitted("knn")
+    rows, _ = _planted()
+    contributions, _ = detector._explain_contributions(detector._prepare(rows, reset=False))
+    np.testing.assert_allclose(np.sqrt(contributions.sum(axis=1)), detector.decision_function(rows), rtol=1e-5)
+
+
+def test_one_hot_columns_are_summed_back_into_their_column():
+    detector = fitted("gaussian")
+    rows = HELD_OUT.iloc[:10].copy()
+    rows["kind"] = ["x", "y"] * 5
+    contributions, _ = detector._explain_contributions(detector._prepare(rows, reset=False))
+    assert contributions.shape[1] == 6 + 3  # three one-hot outputs for "kind"
+    expected = shares_from_contributions(np.c_[contributions[:, :6], contributions[:, 6:].sum(axis=1)])
+    shares = detector.explain(rows)
+    np.testing.assert_allclose(shares.to_numpy(), expected)
+
+
+def test_one_class_svm_kernel_scores_match_scikit_learn():
+    detector = fitted("ocsvm")
+    Z = detector._prepare(_planted()[0], reset=False)
+    np.testing.assert_allclose(detector._kernel_scores(Z), detector._score_array(Z), rtol=1e-6, atol=1e-9)
+
+
+def test_numpy_input_gets_a_range_index_and_its_column_names():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    shares = PCADetector(n_components=1).fit(X).explain(X[:5])
+    assert list(shares.index) == [0, 1, 2, 3, 4]
+    assert shares.shape == (5, 3)
+
+
+@pytest.mark.parametrize("name", ["autoencoder", "knn", "iforest", "ocsvm", "ensemble"])
+def test_explanations_survive_save_and_load(name, tmp_path):
+    detector = fitted(name)
+    rows = _planted()[0].iloc[:12]
+    detector.save(tmp_path / "model")
+    loaded = load(tmp_path / "model")
+    pd.testing.assert_frame_equal(loaded.explain(rows), explained(name).iloc[:12], check_exact=True)
+
+
+def test_a_tampered_background_is_refused(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    detector = fitted("ocsvm")
+    folder = tmp_path / "model"
+    detector.save(folder)
+    saved = load_file(folder / "weights.safetensors")
+    assert saved["model.explain_background"].shape == (32, 9)
+    # An edited folder fails its integrity check first; the shape check stands behind it.
+    saved["model.explain_background"] = saved["model.explain_background"][:, :3].copy()
+    save_file(saved, folder / "weights.safetensors")
+    with pytest.raises(ModelFileError):
+        load(folder)
+    arrays, meta, files = detector._get_model_state()
+    for bad in (arrays["explain_background"][:, :3], np.full((4, 9), np.nan, dtype=np.float32)):
+        copy = OneClassSVMDetector()
+        copy.preprocessor_ = detector.preprocessor_
+        with pytest.raises(ModelFileError, match="explain_background"):
+            copy._set_model_state({**arrays, "explain_background": bad}, meta, files)
+
+
+def test_a_model_saved_without_a_background_says_to_refit():
+    detector = fitted("ocsvm")
+    arrays, meta, files = detector._get_model_state()
+    del arrays["explain_background"]
+    older = OneClassSVMDetector()
+    older.preprocessor_ = detector.preprocessor_
+    older._set_model_state(arrays, meta, files)
+    older.__dict__.update({k: v for k, v in detector.__dict__.items() if k.endswith("_") and k != "explain_background_"})
+    with pytest.raises(ExplainError, match="refit"):
+        older.explain(HELD_OUT)
+
+
+def test_missing_shap_names_the_install_command(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_shap(name, *args, **kwargs):
+        if name == "shap" or name.startswith("shap."):
+            raise ImportError("No module named 'shap'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_shap)
+    with pytest.raises(MissingDependencyError, match=r'pip install "oddkit\[explain\]"'):
+        fitted("iforest").explain(HELD_OUT.iloc[:3])
+    assert issubclass(MissingDependencyError, ImportError) and issubclass(MissingDependencyError, OddkitError)
+
+
+def test_images_are_refused_by_table_only_detectors():
+    rng = np.random.default_rng(0)
+    images = rng.random((30, 8, 8))
+    detector = default_detector(random_state=0, members=("knn1",)).fit(images)
+    with pytest.raises(ExplainError, match="images"):
+        detector.explain(images[:2])
+
+
+def test_shares_helpers():
+    contributions = np.array([[3.0, 1.0], [0.0, 0.0], [2.0, -1.0]])
+    np.testing.assert_allclose(shares_from_contributions(contributions), [[0.75, 0.25], [0, 0], [2.0, -1.0]])
+    np.testing.assert_allclose(shares_from_contributions(contributions, signed=False),
+                               [[0.75, 0.25], [0, 0], [2 / 3, -1 / 3]])
+    z = np.array([[1.0, 2.0]])
+    precision = np.array([[2.0, 0.5], [0.5, 1.0]])
+    np.testing.assert_allclose(mahalanobis_contributions(z, precision).sum(), (z @ precision @ z.T).item())
