@@ -47,7 +47,8 @@ def score(
     unseen: dict = {}
     writer = TableWriter(out)
     progress = Progress(SpinnerColumn(), TextColumn("scoring {task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("rows"), TimeElapsedColumn(), console=errors, disable=quiet, transient=True)
+                        TextColumn("rows"), TimeElapsedColumn(), console=errors, disable=quiet or not errors.is_terminal,
+                        transient=True)
     with progress:
         task = progress.add_task(data.name, total=_row_count(data))
         for batch in iter_table_batches(data, batch_rows=batch_rows, label_col=_label_col(label_col),

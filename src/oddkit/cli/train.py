@@ -61,6 +61,8 @@ def fit(
     --keep-anomalies.
     """
     cls = _detector_class(detector)
+    if n_threads is not None and n_threads < 1:
+        raise OddkitError(f"--n-threads must be at least 1, got {n_threads}")
     _check_model_folder(out, force)
     given = {"contamination": contamination, "random_state": random_state, "impute": impute,
              "unknown_categories": unknown_categories, "epochs": epochs, "latent_dim": latent_dim,
