@@ -8,6 +8,7 @@ what they share. Heavy libraries are imported inside the commands, so ``--help``
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 
@@ -24,11 +25,32 @@ from oddkit.exceptions import OddkitError, OddkitWarning
 
 __all__ = ["app", "main"]
 
+CLI_WORDING = [
+    (re.compile(r"pass impute='median'"), "pass --impute median to fit"),
+    (re.compile(r"[Pp]ass unknown_categories='ignore'"), "pass --unknown-categories ignore to fit"),
+    (re.compile(r"[Nn]ame the right one with label_col, or pass label_col=None"),
+     "name the right one with --label-col, or pass --label-col none"),
+    (re.compile(r"pass label_col=None"), "pass --label-col none"),
+    (re.compile(r"pass size=\(height, width\) \(--image-size on the command line\)"), "pass --image-size HEIGHTxWIDTH"),
+    (re.compile(r"pass channels=1 or 3 to read_images to convert them all, or save"), "save"),
+    (re.compile(r"use device='cpu' or 'auto'"), "use --device cpu or --device auto"),
+    (re.compile(r"Pass n_neighbors <= (\d+)"), r"Pass -p n_neighbors=\1 (or less)"),
+]
+"""The library's advice in Python's words -> the same advice as flags a user of the command line can
+type (the library's messages speak to Python users; the command line re-words them)."""
+
+
+def _cli_wording(message: str) -> str:
+    """MESSAGE with every suggestion written as command-line flags (see CLI_WORDING)."""
+    for pattern, replacement in CLI_WORDING:
+        message = pattern.sub(replacement, message)
+    return message
+
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """oddkit's own warnings as one line on stderr, ``warning: ...``; others as Python shows them."""
     if issubclass(category, OddkitWarning) and not _state["debug"]:
-        errors.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+        errors.print(f"warning: {_cli_wording(str(message))}", markup=False, highlight=False, soft_wrap=True)
     else:
         (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
 
@@ -48,7 +70,7 @@ def main() -> None:
         # OSError: a file that is missing or unreadable is the user's to fix, not a bug to trace.
         if _state["debug"]:
             raise
-        errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        errors.print(f"error: {_cli_wording(str(exc))}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except (typer.Exit, SystemExit) as exc:
         sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))

@@ -43,7 +43,7 @@ _state = {"debug": False}
 
 LabelCol = Annotated[Optional[str], typer.Option(
     "--label-col", help="Anomaly label column (1 = anomaly, 0 = normal); never a feature. "
-                        "Default: 'y' when present.")]
+                        "Default: 'y' when present; 'none' reads no labels.")]
 IdCols = Annotated[Optional[list[str]], typer.Option(
     "--id-col", help="Column carried through to the output and never used as a feature (repeatable).")]
 ImageSize = Annotated[Optional[str], typer.Option(
@@ -76,8 +76,11 @@ SEQUENCE_PARAMS = {"hidden_sizes", "conv_channels", "members"}
 
 
 
-def _label_col(value: str | None) -> str:
-    return "auto" if value is None else value
+def _label_col(value: str | None) -> str | None:
+    """--label-col as read_table takes it: not given -> "auto" ('y' when present); 'none' -> no labels."""
+    if value is None:
+        return "auto"
+    return None if value.lower() == "none" else value
 
 
 def _parse_value(text: str):
