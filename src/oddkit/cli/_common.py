@@ -137,12 +137,12 @@ def _features_for(detector, frame: pd.DataFrame) -> pd.DataFrame:
     return frame[list(names)]
 
 
-def _print_metrics(title: str, rows: list[tuple[str, object]]) -> None:
+def _print_metrics(title: str, rows: list[tuple[str, object]], header: str = "metric") -> None:
     console.print(title)
     from rich.table import Table as RichTable
 
     table = RichTable()
-    table.add_column("metric")
+    table.add_column(header)
     table.add_column("value", justify="right")
     for name, value in rows:
         table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))

@@ -41,7 +41,7 @@ def info(model: Annotated[Path, typer.Argument(help="A model folder written by '
     rows += [(f"parameter {name}", json.dumps(value, default=str)) for name, value in
              sorted(detector.get_params(deep=False).items())]
     rows += [(f"version {name}", str(value)) for name, value in sorted((config.get("versions") or {}).items())]
-    _print_metrics(f"{model}", rows)
+    _print_metrics(f"{model}", rows, header="")
 
 
 @app.command()
