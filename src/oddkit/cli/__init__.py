@@ -20,6 +20,7 @@ from oddkit.cli import scoring  # noqa: F401
 from oddkit.cli import models  # noqa: F401
 from oddkit.cli import codes  # noqa: F401
 from oddkit.cli import demo  # noqa: F401
+# 'oddkit report' (the HTML report) and 'oddkit run' (a config file) go in modules of their own, imported here.
 from oddkit.cli._common import _state, app, errors
 from oddkit.exceptions import OddkitError, OddkitWarning
 
