@@ -103,7 +103,7 @@ def test_too_many_neighbours_is_a_one_line_warning(files, monkeypatch, capsys):
     code, out, err = run(monkeypatch, capsys, *fit_args(files, "--detector", "knn", "-p", "n_neighbors=1000"))
     assert code == 0, err
     assert err.strip() == ("warning: KNNDetector: n_neighbors=1000 but the training data has 200 rows, so each "
-                           "training row has only 199 others; using n_neighbors_=199. Pass n_neighbors <= 199 (or "
+                           "training row has only 199 others; using n_neighbors_=199. Pass -p n_neighbors=199 or less (or "
                            "more rows) to silence this")
     assert "saved to" in out
 

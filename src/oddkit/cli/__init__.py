@@ -35,7 +35,7 @@ CLI_WORDING = [
     (re.compile(r"pass size=\(height, width\) \(--image-size on the command line\)"), "pass --image-size HEIGHTxWIDTH"),
     (re.compile(r"pass channels=1 or 3 to read_images to convert them all, or save"), "save"),
     (re.compile(r"use device='cpu' or 'auto'"), "use --device cpu or --device auto"),
-    (re.compile(r"Pass n_neighbors <= (\d+)"), r"Pass -p n_neighbors=\1 (or less)"),
+    (re.compile(r"Pass n_neighbors <= (\d+) \(or more rows\)"), r"Pass -p n_neighbors=\1 or less (or more rows)"),
 ]
 """The library's advice in Python's words -> the same advice as flags a user of the command line can
 type (the library's messages speak to Python users; the command line re-words them)."""
