@@ -23,6 +23,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                        "with it (HMAC-SHA256) and every model loaded must carry a valid signature.")
 console = Console()
 errors = Console(stderr=True)
+
 DETECTOR_NAMES = {
     "autoencoder": "AutoEncoderDetector",
     "vae": "VAEDetector",
@@ -48,8 +49,6 @@ IdCols = Annotated[Optional[list[str]], typer.Option(
     "--id-col", help="Column carried through to the output and never used as a feature (repeatable).")]
 ImageSize = Annotated[Optional[str], typer.Option(
     "--image-size", help="Images: resize to SIZE or HEIGHTxWIDTH pixels (default: the model's size).")]
-
-
 Force = Annotated[bool, typer.Option("--force", "-f", help="Replace an existing output file or model folder.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 StrictCategories = Annotated[bool, typer.Option(
@@ -72,8 +71,6 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show the full tra
 
 SEQUENCE_PARAMS = {"hidden_sizes", "conv_channels", "members"}
 """Parameters that take a list: one value on the command line (``--hidden-sizes 64``) is a list of one."""
-
-
 
 
 def _label_col(value: str | None) -> str | None:
