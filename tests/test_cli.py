@@ -41,7 +41,7 @@ def test_fit_threshold_score_evaluate(detector, files, monkeypatch, capsys):
     assert code == 0, err
     assert "saved to" in out and (model / "config.json").is_file()
 
-    code, out, err = run(monkeypatch, capsys, "threshold", model, paths["dev"], "--goal", "recall:0.9",
+    code, out, err = run(monkeypatch, capsys, "threshold", model, paths["dev"], "--goal", "recall:0.9", "--force",
                          "--id-col", "patient")
     assert code == 0, err
     config = json.loads((model / "config.json").read_text())
@@ -83,7 +83,7 @@ def test_detector_parameters_as_flags(files, monkeypatch, capsys):
     (["fit", "{train}", "--detector", "gaussian", "-p", "bogus=1", "--out", "{folder}/x"], "bogus"),
     (["score", "{folder}/no-model", "{train}"], "config.json"),
     (["evaluate", "{folder}/model-gaussian", "{train}", "--id-col", "patient"], "label"),
-    (["threshold", "{folder}/model-gaussian", "{dev}", "--goal", "best", "--id-col", "patient"], "goal"),
+    (["threshold", "{folder}/model-gaussian", "{dev}", "--goal", "best", "--id-col", "patient", "--force"], "goal"),
     (["score", "{folder}/model-gaussian", "{train}"], "patient"),
 ])
 def test_errors_are_one_line_with_exit_code_2(args, message, files, monkeypatch, capsys):

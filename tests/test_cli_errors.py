@@ -30,7 +30,7 @@ def files(tmp_path_factory):
 
 
 def fit_args(folder: Path, *extra) -> list:
-    return ["fit", folder / "train.csv", "--out", folder / "model", "--quiet", *extra]
+    return ["fit", folder / "train.csv", "--out", folder / "model", "--quiet", "--force", *extra]
 
 
 CASES = {
@@ -47,7 +47,7 @@ CASES = {
     "unknown-categories": (["--unknown-categories", "skip"], "unknown_categories must be one of 'error', 'ignore'"),
     "noise blur": (["--noise", "blur"], "noise must be one of 'gaussian', 'mask', 'salt_pepper' or None"),
     "device gpu": (["--device", "gpu"], "device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got 'gpu'"),
-    "n-threads 0": (["--n-threads", "0"], "n_threads must be an integer >= 1 or None, got 0"),
+    "n-threads 0": (["--n-threads", "0"], "--n-threads must be at least 1, got 0"),
     "epochs 0": (["--epochs", "0"], "epochs must be an integer >= 1, got 0"),
     "epochs inf": (["-p", "lr=Infinity"], "lr must be a number > 0, got inf"),
     "mask noise level": (["--noise", "mask", "-p", "noise_level=1"], "noise_level must be below 1"),
@@ -81,7 +81,7 @@ def test_bad_fit_options_give_one_line_errors(case, files, monkeypatch, capsys):
     (["generate", "{gaussian}"], "which cannot generate"),
     (["swap", "{gaussian}", "{train}", "{train}"], "whose code has no class and style parts"),
     (["score", "{gaussian}", "{train}", "--batch-rows", "0"], "batch_rows must be a positive integer"),
-    (["threshold", "{gaussian}", "{train}"], "has no anomaly label column"),
+    (["threshold", "{gaussian}", "{train}", "--force"], "has no anomaly label column"),
     (["score", "{folder}/missing", "{train}"], "is not a saved oddkit model"),
     (["fit", "{folder}/images.npz", "--out", "{folder}/model", "--image-size", "abc"], "--image-size 'abc'"),
     (["fit", "{folder}/images.npz", "--out", "{folder}/model", "--image-size", "0"], "size must be positive"),
@@ -103,7 +103,7 @@ def test_too_many_neighbours_is_a_one_line_warning(files, monkeypatch, capsys):
     code, out, err = run(monkeypatch, capsys, *fit_args(files, "--detector", "knn", "-p", "n_neighbors=1000"))
     assert code == 0, err
     assert err.strip() == ("warning: KNNDetector: n_neighbors=1000 but the training data has 200 rows, so each "
-                           "training row has only 199 others; using n_neighbors_=199. Pass n_neighbors <= 199 (or "
+                           "training row has only 199 others; using n_neighbors_=199. Pass -p n_neighbors=199 or less (or "
                            "more rows) to silence this")
     assert "saved to" in out
 

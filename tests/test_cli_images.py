@@ -141,7 +141,7 @@ def test_fit_images_of_mixed_sizes_needs_image_size(tmp_path, monkeypatch, capsy
                          "--out", tmp_path / "m")
     assert code == 0, err
     code, out, err = run(monkeypatch, capsys, "fit", tmp_path, "--epochs", "1", "--quiet", "--image-size", "big",
-                         "--out", tmp_path / "m")
+                         "--out", tmp_path / "m2")
     assert code == 2 and "--image-size" in err
 
 
@@ -195,7 +195,7 @@ def test_evaluate_and_threshold_on_labelled_images(tmp_path, monkeypatch, capsys
     code, _, err = run(monkeypatch, capsys, "fit", tmp_path / "train.npz", "--epochs", "30", "-q",
                        "--out", tmp_path / "model")
     assert code == 0, err
-    code, out, err = run(monkeypatch, capsys, "threshold", tmp_path / "model", tmp_path / "dev.npz", "--goal", "f1")
+    code, out, err = run(monkeypatch, capsys, "threshold", tmp_path / "model", tmp_path / "dev.npz", "--goal", "f1", "--force")
     assert code == 0, err
     assert load(tmp_path / "model").threshold_goal_ == "f1"
     code, out, err = run(monkeypatch, capsys, "evaluate", tmp_path / "model", tmp_path / "test",

@@ -418,23 +418,46 @@ def _open_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"cannot read {path} as an .npz archive ({type(exc).__name__}: {exc})") from None
 
 
+FEATURE_NAMES_KEY = "feature_names"
+"""The array of an ``.npz`` archive that names the columns of ``X`` (one string per column)."""
+
+
+def _npz_feature_names(arrays: dict[str, np.ndarray], n_columns: int, path: Path) -> list[str] | None:
+    """The column names stored beside ``X`` in ``feature_names``, or None when there are none."""
+    names = arrays.get(FEATURE_NAMES_KEY)
+    if names is None:
+        return None
+    names = [str(n) for n in np.asarray(names).ravel()]
+    if len(names) != n_columns or len(set(names)) != len(names):
+        raise DataError(f"{path}: '{FEATURE_NAMES_KEY}' must hold {n_columns} distinct names, one per column of X; "
+                        f"it holds {len(names)} ({len(set(names))} distinct); fix or remove it")
+    return names
+
+
 def _npz_parts(path: Path, label_col: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+    X, y, _ = _npz_parts_named(path, label_col)
+    return X, y
+
+
+def _npz_parts_named(path: Path, label_col: str | None) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """``X``, its labels (or None) and its column names from ``feature_names`` (or None)."""
     arrays = _open_npz(path)
     if "X" not in arrays:
         raise DataError(
             f"{path} has no array named 'X' (it has {preview(arrays, limit=20) or 'none'}); "
             "save the features with np.savez(path, X=X, y=y)")
     X = _check_feature_array(arrays["X"], path, "array 'X'")
-    label = _resolve_label([k for k in arrays if k != "X"], label_col, path)
+    names = _npz_feature_names(arrays, X.shape[1], path)
+    label = _resolve_label([k for k in arrays if k not in ("X", FEATURE_NAMES_KEY)], label_col, path)
     y = None if label is None else _check_labels(arrays[label], label, path)
     if y is not None and len(y) != len(X):
         raise LabelError(
             f"{path} holds {len(X):,} rows of X but {len(y):,} labels in {label!r}; save one label per row")
-    return X, y
+    return X, y, names
 
 
-def _array_frame(array: np.ndarray, start: int = 0) -> pd.DataFrame:
-    return pd.DataFrame(array, columns=default_column_names(array.shape[1]),
+def _array_frame(array: np.ndarray, start: int = 0, names: list[str] | None = None) -> pd.DataFrame:
+    return pd.DataFrame(array, columns=names if names is not None else default_column_names(array.shape[1]),
                         index=pd.RangeIndex(start, start + array.shape[0]))
 
 
@@ -509,7 +532,8 @@ def load_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
 def read_table(path: str | Path, label_col: str | None = "auto", id_cols: str | Sequence[str] = (),
                require_label: bool = False) -> Table:
     """Read a whole table of rows from CSV (``.csv``, ``.csv.gz``), Parquet (``.parquet``, ``.pq``),
-    ``.npy`` (a 2-D numeric array of features) or ``.npz`` (arrays ``X`` and, optionally, ``y``).
+    ``.npy`` (a 2-D numeric array of features) or ``.npz`` (arrays ``X`` and, optionally, ``y``
+    and ``feature_names``, the names of ``X``'s columns; without it columns are ``x0, x1, ...``).
 
     Parameters
     ----------
@@ -548,10 +572,10 @@ def read_table(path: str | Path, label_col: str | None = "auto", id_cols: str | 
     id_cols = _id_tuple(id_cols)
     if fmt in ("npy", "npz"):
         if fmt == "npy":
-            X, y = np.asarray(_load_npy(path)), None
+            X, y, names = np.asarray(_load_npy(path)), None, None
         else:
-            X, y = _npz_parts(path, label_col)
-        table = _split_frame(_array_frame(X), None, id_cols, path, labels=y)
+            X, y, names = _npz_parts_named(path, label_col)
+        table = _split_frame(_array_frame(X, names=names), None, id_cols, path, labels=y)
     else:
         frame = _read_frame(path, fmt)
         table = _split_frame(frame, _resolve_label([str(c) for c in frame.columns], label_col, path), id_cols, path)
@@ -656,8 +680,8 @@ def _npy_batches(path: Path, batch_rows: int, label_col: str | None, id_cols: tu
 
 
 def _npz_batches(path: Path, batch_rows: int, label_col: str | None, id_cols: tuple[str, ...]) -> Iterator[Table]:
-    X, y = _npz_parts(path, label_col)
+    X, y, names = _npz_parts_named(path, label_col)
     for start in range(0, len(X), batch_rows):
         stop = start + batch_rows
-        yield _split_frame(_array_frame(X[start:stop], start), None, id_cols, path,
+        yield _split_frame(_array_frame(X[start:stop], start, names), None, id_cols, path,
                            labels=None if y is None else y[start:stop])

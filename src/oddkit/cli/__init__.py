@@ -1,0 +1,95 @@
+"""The command line: parses, calls the library, prints. Run ``oddkit --help``.
+
+One module per group of commands: :mod:`~oddkit.cli.train` (fit), :mod:`~oddkit.cli.scoring` (score,
+evaluate, threshold), :mod:`~oddkit.cli.models` (info, explain), :mod:`~oddkit.cli.codes` (embed,
+generate, compress, decompress, swap) and :mod:`~oddkit.cli.demo`; :mod:`~oddkit.cli._common` holds
+what they share. Heavy libraries are imported inside the commands, so ``--help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import warnings
+
+import typer
+
+# Each module registers its commands; this order is the order of 'oddkit --help'.
+from oddkit.cli import train  # noqa: F401, I001
+from oddkit.cli import scoring  # noqa: F401
+from oddkit.cli import models  # noqa: F401
+from oddkit.cli import codes  # noqa: F401
+from oddkit.cli import demo  # noqa: F401
+# 'oddkit report' (the HTML report) and 'oddkit run' (a config file) go in modules of their own, imported here.
+from oddkit.cli._common import _state, app, errors
+from oddkit.exceptions import OddkitError, OddkitWarning
+
+__all__ = ["app", "main"]
+
+CLI_WORDING = [
+    (re.compile(r"pass impute='median'"), "pass --impute median to fit"),
+    (re.compile(r"[Pp]ass unknown_categories='ignore'"), "pass --unknown-categories ignore to fit"),
+    (re.compile(r"[Nn]ame the right one with label_col, or pass label_col=None"),
+     "name the right one with --label-col, or pass --label-col none"),
+    (re.compile(r"pass label_col=None"), "pass --label-col none"),
+    (re.compile(r"pass size=\(height, width\) \(--image-size on the command line\)"), "pass --image-size HEIGHTxWIDTH"),
+    (re.compile(r"pass channels=1 or 3 to read_images to convert them all, or save"), "save"),
+    (re.compile(r"use device='cpu' or 'auto'"), "use --device cpu or --device auto"),
+    (re.compile(r"Pass n_neighbors <= (\d+) \(or more rows\)"), r"Pass -p n_neighbors=\1 or less (or more rows)"),
+]
+"""The library's advice in Python's words -> the same advice as flags a user of the command line can
+type (the library's messages speak to Python users; the command line re-words them)."""
+
+
+def _cli_wording(message: str) -> str:
+    """MESSAGE with every suggestion written as command-line flags (see CLI_WORDING)."""
+    for pattern, replacement in CLI_WORDING:
+        message = pattern.sub(replacement, message)
+    return message
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """oddkit's own warnings as one line on stderr, ``warning: ...``; others as Python shows them."""
+    if issubclass(category, OddkitWarning) and not _state["debug"]:
+        errors.print(f"warning: {_cli_wording(str(message))}", markup=False, highlight=False, soft_wrap=True)
+    else:
+        (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def main() -> None:
+    """Entry point: run the app; turn oddkit's errors into one line on stderr and exit code 2."""
+    warnings.showwarning = _show_warning
+    try:
+        app(standalone_mode=False)
+    except MemoryError as exc:
+        if _state["debug"]:
+            raise
+        errors.print(f"error: not enough memory ({exc or 'MemoryError'}); use less data, a smaller --image-size "
+                     "or smaller --batch-rows", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (OddkitError, OSError) as exc:
+        # OSError: a file that is missing or unreadable is the user's to fix, not a bug to trace.
+        if _state["debug"]:
+            raise
+        errors.print(f"error: {_cli_wording(str(exc))}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as exc:
+        sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
+    except Exception as exc:  # click's usage errors and aborts
+        try:
+            from click import ClickException
+            from click.exceptions import Abort
+        except ImportError:  # typer >= 0.26 bundles its own click (typer._click), without Abort
+            from typer._click.exceptions import ClickException
+
+            Abort = ()
+        if isinstance(exc, ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if Abort and isinstance(exc, Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

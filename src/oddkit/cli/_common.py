@@ -1,0 +1,491 @@
+"""What every command shares: the typer app, the consoles, option types, and reading, loading, saving
+and writing helpers.
+
+Nothing heavy is imported at module level (numpy, pandas, scikit-learn, torch are imported inside
+the functions that use them), so ``oddkit --help`` and ``oddkit --version`` start fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from oddkit import __version__
+from oddkit.exceptions import OddkitError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="oddkit: learn what normal looks like, score new data, choose a threshold, evaluate. "
+                       "When the environment variable ODDKIT_MODEL_KEY is set, every model saved is signed "
+                       "with it (HMAC-SHA256) and every model loaded must carry a valid signature.")
+console = Console()
+errors = Console(stderr=True)
+
+DETECTOR_NAMES = {
+    "autoencoder": "AutoEncoderDetector",
+    "vae": "VAEDetector",
+    "vqvae": "VQVAEDetector",
+    "gaussian": "GaussianDetector",
+    "pca": "PCADetector",
+    "ocsvm": "OneClassSVMDetector",
+    "iforest": "IsolationForestDetector",
+    "knn": "KNNDetector",
+    "default": "EnsembleDetector",
+    "classifier": "ClassifierConfidenceDetector",
+    "transforms": "TransformationDetector",
+    "disentangled": "DisentangledAutoEncoderDetector",
+}
+CLASS_DETECTORS = {"classifier": "open-set recognition", "disentangled": "a class part and a style part"}
+"""The detectors that learn from each training row's class (--class-col), and what they do with it."""
+_state = {"debug": False}
+
+LabelCol = Annotated[Optional[str], typer.Option(
+    "--label-col", help="Anomaly label column (1 = anomaly, 0 = normal); never a feature. "
+                        "Default: 'y' when present; 'none' reads no labels.")]
+IdCols = Annotated[Optional[list[str]], typer.Option(
+    "--id-col", help="Column carried through to the output and never used as a feature (repeatable).")]
+ImageSize = Annotated[Optional[str], typer.Option(
+    "--image-size", help="Images: resize to SIZE or HEIGHTxWIDTH pixels (default: the model's size).")]
+Force = Annotated[bool, typer.Option("--force", "-f", help="Replace an existing output file or model folder.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+StrictCategories = Annotated[bool, typer.Option(
+    "--strict-categories", help="Stop on a category never seen in training; by default such rows are scored as "
+                                "anomalies and counted.")]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(f"oddkit {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")] = False,
+          version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                                help="Print oddkit's version and exit.")] = False):
+    _state["debug"] = debug
+
+
+SEQUENCE_PARAMS = {"hidden_sizes", "conv_channels", "members"}
+"""Parameters that take a list: one value on the command line (``--hidden-sizes 64``) is a list of one."""
+
+
+def _label_col(value: str | None) -> str | None:
+    """--label-col as read_table takes it: not given -> "auto" ('y' when present); 'none' -> no labels."""
+    if value is None:
+        return "auto"
+    return None if value.lower() == "none" else value
+
+
+def _parse_value(text: str):
+    """A command-line value: JSON (numbers, null, true, [lists]) or comma lists or a plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    if text.lower() == "none":
+        return None
+    if "," in text:
+        return [_parse_value(part) for part in text.split(",")]
+    return text
+
+
+def _param_value(name: str, text: str):
+    """A detector parameter from the command line; the detector's own validation judges the value."""
+    value = _parse_value(text)
+    if name in SEQUENCE_PARAMS and value is not None and not isinstance(value, list):
+        value = [value]
+    return value
+
+
+def _detector_class(name: str):
+    from oddkit.detectors import DETECTORS
+
+    if name not in DETECTOR_NAMES:
+        raise OddkitError(f"unknown detector {name!r}; choose one of {', '.join(DETECTOR_NAMES)}")
+    return DETECTORS[DETECTOR_NAMES[name]]
+
+
+def _read(path: Path, label_col: str | None, id_cols: list[str] | None, require_label: bool = False):
+    from oddkit.data import read_table
+
+    table = read_table(path, label_col=_label_col(label_col), id_cols=tuple(id_cols or ()))
+    if require_label and table.y is None:
+        raise OddkitError(f"{path} has no anomaly label column; name it with --label-col (1 = anomaly, 0 = normal)")
+    return table
+
+
+def _features_for(detector, frame: pd.DataFrame) -> pd.DataFrame:
+    """Put a table's columns in the order the model was trained with (files may reorder them)."""
+    names = getattr(detector, "feature_names_in_", None)
+    if names is None:
+        return frame
+    missing = [n for n in names if n not in frame.columns]
+    extra = [c for c in frame.columns if c not in set(names)]
+    if missing or extra:
+        from oddkit.exceptions import ColumnMismatchError
+
+        raise ColumnMismatchError(
+            f"the data's columns differ from training: missing {missing}, extra {extra}; "
+            "pass extra columns as --id-col or --label-col, or remove them")
+    return frame[list(names)]
+
+
+def _print_metrics(title: str, rows: list[tuple[str, object]], header: str = "metric") -> None:
+    console.print(title)
+    from rich.table import Table as RichTable
+
+    table = RichTable()
+    table.add_column(header)
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+def _image_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    height, sep, width = text.lower().partition("x")
+    try:
+        return (int(height), int(width)) if sep else (int(height), int(height))
+    except ValueError:
+        raise OddkitError(f"--image-size {text!r}: expected a number of pixels, e.g. 28 or 64x48") from None
+
+
+def _model_image_shape(detector) -> tuple[int, ...] | None:
+    """(C, H, W) of the images a model was trained on, or None for a table model."""
+    shape = getattr(detector, "image_shape_", None)
+    return None if shape is None else tuple(int(v) for v in shape)
+
+
+def _read_for_model(detector, data: Path, label_col, id_col, image_size: str | None):
+    """DATA for a fitted model: ("images", ImageSet) or ("table", Table), features ready for it."""
+    from oddkit.data.images import is_image_source, read_images
+
+    shape = _model_image_shape(detector)
+    if is_image_source(data):
+        if shape is None and hasattr(detector, "feature_names_in_"):
+            raise OddkitError(f"{data} holds images but the model was trained on a table; pass a table file")
+        size = _image_size(image_size) or (shape[1:] if shape is not None else None)
+        images = read_images(data, size=size, channels=shape[0] if shape is not None else None)
+        return "images", images
+    if shape is not None:
+        raise OddkitError(f"the model was trained on images of shape {shape}; pass an image folder or an .npz of images")
+    table = _read(data, label_col, id_col)
+    table.X = _features_for(detector, table.X)
+    return "table", table
+
+
+def _labelled_scores(detector, data: Path, label_col: str | None, id_col: list[str] | None,
+                     strict_categories: bool = False):
+    """Anomaly labels (1 = anomaly) and the model's scores of labelled DATA: a table with a label
+    column; for a model trained on images, an .npz with the labels in ``y`` (or the array named by
+    --label-col), or a folder with the sub-folders ``normal`` and ``anomaly``."""
+    import numpy as np
+
+    shape = _model_image_shape(detector)
+    if shape is None:
+        table = _read(data, label_col, id_col, require_label=True)
+        return table.y, _score_rows(detector, _features_for(detector, table.X), strict_categories)
+    from oddkit.data.images import is_image_source, read_images
+
+    if not is_image_source(data):
+        raise OddkitError(f"the model was trained on images of shape {shape}; pass an image folder or an .npz of images")
+    key = label_col or "y"
+    images = read_images(data, size=shape[1:], channels=shape[0], labels_key=key)
+    if images.class_names:  # a folder: its sub-folders say which images are anomalies
+        if sorted(images.class_names) != ["anomaly", "normal"]:
+            raise OddkitError(f"{data} must have exactly the sub-folders 'normal' and 'anomaly' to be evaluated; "
+                              f"it has {images.class_names}")
+        y = (np.asarray(images.class_names)[images.labels] == "anomaly").astype(np.int64)
+    elif images.labels is None:
+        raise OddkitError(f"{data} holds no anomaly labels: save them in the .npz as {key!r} (1 = anomaly), "
+                          "or name the array with --label-col")
+    else:
+        y = np.asarray(images.labels)
+        if not np.isin(y, (0, 1)).all():
+            raise OddkitError(f"the labels {key!r} in {data} must be 0 (normal) or 1 (anomaly)")
+    return y.astype(np.int64), detector.decision_function(images.X)
+
+
+TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npy": "npy"}
+"""Output formats of the tables commands write, by file name ending; '-' is CSV on standard output."""
+
+
+def _table_format(out: Path) -> str:
+    if str(out) == "-":
+        return "stdout"
+    fmt = TABLE_SUFFIXES.get(out.suffix.lower())
+    if fmt is None:
+        raise OddkitError(f"cannot write a table to {out}: use a file name ending in .csv, .parquet or .npy, "
+                          "or '-' for standard output")
+    return fmt
+
+
+def _check_output(out: Path, force: bool, table: bool = True) -> None:
+    """Refuse, before any work, an output path that exists (without --force) or has no known format."""
+    if table:
+        _table_format(out)
+    if str(out) != "-" and out.exists() and not force:
+        raise OddkitError(f"{out} already exists; pass --force to replace it, or choose another --out")
+
+
+def _check_model_folder(out: Path, force: bool) -> None:
+    """Refuse, before any work, to write a model where something exists: a model folder only with
+    --force; a file, or a folder holding anything but a model, never (--force would delete it)."""
+    if not out.exists():
+        return
+    is_model = (out / "config.json").is_file()
+    if not out.is_dir() or not (is_model or not any(out.iterdir())):
+        what = "a file" if not out.is_dir() else "a folder that holds no oddkit model"
+        raise OddkitError(f"{out} is {what}; choose another --out")
+    if is_model and not force:
+        raise OddkitError(f"{out} already holds a model; pass --force to replace it, or choose another --out")
+
+
+class TableWriter:
+    """Writes a table batch by batch in the format its name says: CSV (appended), Parquet (one row
+    group per batch, through pyarrow), .npy (numbers, written at the end), or CSV on standard output
+    for '-'."""
+
+    def __init__(self, out: Path):
+        self.out, self.format = out, _table_format(out)
+        self._parquet = None
+        self._blocks: list = []
+        self._started = False
+
+    def write(self, frame) -> None:
+        import sys
+
+        if self.format == "stdout":
+            frame.to_csv(sys.stdout, header=not self._started, index=False)
+        elif self.format == "csv":
+            if not self._started:
+                self.out.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_csv(self.out, mode="a" if self._started else "w", header=not self._started, index=False)
+        elif self.format == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            batch = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self.out.parent.mkdir(parents=True, exist_ok=True)
+                self._parquet = pq.ParquetWriter(self.out, batch.schema)
+            self._parquet.write_table(batch)
+        else:
+            import numpy as np
+
+            try:
+                self._blocks.append(frame.to_numpy(dtype=np.float64))
+            except (TypeError, ValueError):
+                raise OddkitError(f"{self.out}: .npy holds numbers only and this table has text columns "
+                                  f"({', '.join(map(str, frame.select_dtypes(exclude='number').columns))}); "
+                                  "write a .csv or .parquet file instead") from None
+        self._started = True
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        if self.format == "npy" and self._blocks:
+            import numpy as np
+
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            np.save(self.out, np.concatenate(self._blocks))
+
+
+def _write_table(frame, out: Path) -> None:
+    """Write a whole table in the format of OUT's name ('-': CSV on standard output)."""
+    writer = TableWriter(out)
+    writer.write(frame)
+    writer.close()
+
+
+UNSEEN_HINT = ("drop --strict-categories to score such rows as anomalies, or retrain with data that has them "
+               "(fit --unknown-categories ignore)")
+
+
+def _unseen_rows(detector, X):
+    """Which rows of table X hold a category the model never saw, and {column: number of such values}."""
+    import numpy as np
+
+    from oddkit.data.preprocess import MISSING_CATEGORY, TablePreprocessor, _factorize
+
+    preprocessor = getattr(detector, "preprocessor_", None)
+    mask = np.zeros(len(X), dtype=bool)
+    counts: dict[str, int] = {}
+    if not isinstance(preprocessor, TablePreprocessor) or not hasattr(X, "columns"):
+        return mask, counts
+    for name in preprocessor.categorical_columns_:
+        if name not in X.columns:
+            continue
+        codes, strings = _factorize(X[name])
+        known = set(preprocessor.categories_[name])
+        unknown = np.asarray([s not in known for s in strings] + [MISSING_CATEGORY not in known], dtype=bool)
+        rows = unknown[codes]
+        if rows.any():
+            mask |= rows
+            counts[name] = int(len(np.unique(codes[rows])))
+    return mask, counts
+
+
+class _unseen_categories_tolerated:
+    """Within this block the model encodes a category it never saw as all zeros instead of raising
+    (unless strict), as ``unknown_categories="ignore"`` does at fit time."""
+
+    def __init__(self, detector, strict: bool):
+        self.preprocessor = getattr(detector, "preprocessor_", None)
+        self.strict = strict or not hasattr(self.preprocessor, "unknown_categories")
+        self.saved = None
+
+    def __enter__(self):
+        if not self.strict:
+            self.saved, self.preprocessor.unknown_categories = self.preprocessor.unknown_categories, "ignore"
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if not self.strict:
+            self.preprocessor.unknown_categories = self.saved
+        from oddkit.exceptions import UnseenCategoryError
+
+        if isinstance(error, UnseenCategoryError):
+            message = str(error).split(". Pass unknown_categories=")[0]
+            raise UnseenCategoryError(f"{message}; {UNSEEN_HINT}") from None
+        return False
+
+
+def _score_rows(detector, X, strict_categories: bool, report: dict | None = None):
+    """The model's scores of table X. Rows with a category never seen in training are scored as
+    anomalies (at least the model's out-of-range score, above every training score and the threshold)
+    and counted in ``report`` ({"rows": n, "columns": {column: values}}), unless ``strict_categories``,
+    where such a category stops the command with an error naming it."""
+    import numpy as np
+
+    with _unseen_categories_tolerated(detector, strict_categories):
+        scores = detector.decision_function(X)
+    if strict_categories:
+        return scores
+    unseen, counts = _unseen_rows(detector, X)
+    if unseen.any():
+        scores = np.asarray(scores, dtype=np.float64).copy()
+        scores[unseen] = np.maximum(scores[unseen], detector.out_of_range_score())
+    if report is not None:
+        report["rows"] = report.get("rows", 0) + int(unseen.sum())
+        for name, n in counts.items():
+            report.setdefault("columns", {})[name] = report.get("columns", {}).get(name, 0) + n
+    elif unseen.any():
+        _warn_unseen({"rows": int(unseen.sum()), "columns": counts})
+    return scores
+
+
+def _warn_unseen(report: dict) -> None:
+    """One warning line on stderr: how many rows held categories never seen in training."""
+    if report.get("rows"):
+        columns = ", ".join(f"{name!r} ({n} value{'s' if n != 1 else ''})" for name, n in report["columns"].items())
+        errors.print(f"warning: {report['rows']:,} row(s) hold categories never seen in training, in {columns}; "
+                     "they are scored as anomalies (pass --strict-categories to stop instead)",
+                     markup=False, highlight=False, soft_wrap=True)
+
+
+def _is_image_stack(data) -> bool:
+    import numpy as np
+
+    return isinstance(data, np.ndarray) and data.ndim in (3, 4)
+
+
+def _write_decoded(detector, data, out: Path) -> Path:
+    """Write what a model decoded: images as a grid/npz/folder, rows as a table. Returns the path written."""
+    import pandas as pd
+
+    from oddkit.data.images import write_images
+
+    if _is_image_stack(data):
+        return write_images(data, out)
+    _write_table(data if isinstance(data, pd.DataFrame) else _named_frame(detector, data), out)
+    return out
+
+
+def _named_frame(detector, rows) -> pd.DataFrame:
+    """Rows as a table with the model's column names (x0, x1, ... when it was trained on an array)."""
+    import numpy as np
+    import pandas as pd
+
+    rows = np.asarray(rows)
+    names = getattr(detector, "feature_names_in_", None)
+    columns = [str(c) for c in names] if names is not None and len(names) == rows.shape[1] else \
+        [f"x{i}" for i in range(rows.shape[1])]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _require_codes(detector, model: Path, verb: str) -> None:
+    """Refuse a model without a code to compress to (a Gaussian, a forest, ...) with a one-line error."""
+    if not (hasattr(detector, "transform") and hasattr(detector, "inverse_transform")):
+        raise OddkitError(f"{model} holds a {type(detector).__name__}, which has no code to {verb} with; fit an "
+                          "auto-encoder (--detector autoencoder, vae or vqvae)")
+
+
+def _load_model(model: Path):
+    """Load MODEL, verifying its signature with the key in ODDKIT_MODEL_KEY when that is set."""
+    from oddkit.persist import key_from_environment, load
+
+    return load(model, key=key_from_environment())
+
+
+def _save_model(detector, folder: Path, replace: bool = False) -> None:
+    """Save, signed with the key in ODDKIT_MODEL_KEY when that is set.
+
+    The model is written to a new sibling folder first and moved into place, so a replaced model
+    (``replace``, from --force) holds no file of the old one and a failed save leaves the old one whole.
+    """
+    import shutil
+    import tempfile
+
+    from oddkit.persist import key_from_environment
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        detector.save(staging, key=key_from_environment())
+        if folder.exists():
+            if not replace:
+                raise OddkitError(f"{folder} already exists; pass --force to replace it, or choose another --out")
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+class _thread_limit:
+    """Within this block numpy's BLAS, OpenMP (scikit-learn) and torch use at most N threads (no limit
+    when N is None): what --n-threads means for every detector."""
+
+    def __init__(self, n_threads: int | None):
+        self.n_threads, self.limits, self.torch_threads = n_threads, None, None
+
+    def __enter__(self):
+        if self.n_threads is None:
+            return self
+        if isinstance(self.n_threads, bool) or self.n_threads < 1:
+            raise OddkitError(f"--n-threads must be at least 1, got {self.n_threads}")
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        self.limits = threadpool_limits(limits=self.n_threads)
+        self.torch_threads = torch.get_num_threads()
+        torch.set_num_threads(self.n_threads)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.limits is not None:
+            import torch
+
+            torch.set_num_threads(self.torch_threads)
+            self.limits.restore_original_limits()
+        return False
+
+

@@ -1,0 +1,93 @@
+"""Looking inside a model: 'oddkit info' (what a model folder holds) and 'oddkit explain' (why rows
+scored high)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from oddkit.cli._common import (Force, StrictCategories, IdCols, LabelCol, _check_output, _load_model, _model_image_shape,
+                                _print_metrics, _read_for_model, _score_rows, _unseen_categories_tolerated, _write_table,
+                                app, console)
+from oddkit.exceptions import OddkitError
+
+
+@app.command()
+def info(model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")]):
+    """Show what MODEL holds: detector, parameters, columns, threshold, training size, versions.
+
+    Columns are listed with their kinds (numeric, categorical), and the threshold with its goal.
+    The folder is loaded as for scoring, so its integrity (and signature, with ODDKIT_MODEL_KEY) is checked.
+    """
+    detector = _load_model(model)
+    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    rows: list[tuple[str, object]] = [("detector", type(detector).__name__)]
+    training_scores = getattr(detector, "decision_scores_", None)
+    if training_scores is not None:
+        rows.append(("training rows", f"{len(training_scores):,}"))
+    rows += [("threshold", f"{detector.threshold_:.6g}"), ("threshold goal", detector.threshold_goal_)]
+    shape = _model_image_shape(detector)
+    preprocessor = getattr(detector, "preprocessor_", None)
+    if shape is not None:
+        rows.append(("input", "images of " + "x".join(map(str, shape)) + " (channels x height x width)"))
+    elif preprocessor is not None and hasattr(preprocessor, "kinds_"):
+        columns = [f"{name} ({kind}" + (f", {len(preprocessor.categories_[name])} values)"
+                                        if kind == "categorical" else ")")
+                   for name, kind in zip(preprocessor.feature_names_in_, preprocessor.kinds_)]
+        rows.append((f"columns ({len(columns)})", ", ".join(columns)))
+    rows += [(f"parameter {name}", json.dumps(value, default=str)) for name, value in
+             sorted(detector.get_params(deep=False).items())]
+    rows += [(f"version {name}", str(value)) for name, value in sorted((config.get("versions") or {}).items())]
+    _print_metrics(f"{model}", rows, header="")
+
+
+@app.command()
+def explain(
+    model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit' (a table model).")],
+    data: Annotated[Path, typer.Argument(help="Rows to explain: CSV, Parquet, .npy or .npz.")],
+    top: Annotated[int, typer.Option("--top", help="How many of the highest-scoring rows to explain.")] = 20,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Table to write (.csv, .parquet, .npy; '-' for "
+                                                          "standard output).")] = Path("explanations.csv"),
+    label_col: LabelCol = None,
+    id_col: IdCols = None,
+    strict_categories: StrictCategories = False,
+    force: Force = False,
+):
+    """Explain the TOP highest-scoring rows of DATA: each column's share of the row's score.
+
+    One output row per explained row, highest score first: its id columns, its row number in DATA, score,
+    label, 'top_column' (the column with the largest share) and share_COLUMN for every column (summing to 1).
+    """
+    import numpy as np
+    import pandas as pd
+
+    if top < 1:
+        raise OddkitError(f"--top must be at least 1, got {top}")
+    _check_output(out, force)
+    detector = _load_model(model)
+    if not hasattr(detector, "explain"):
+        raise OddkitError(f"{model} holds a {type(detector).__name__}, which cannot explain its scores; "
+                          "fit one that can, e.g. --detector autoencoder")
+    if _model_image_shape(detector) is not None:
+        raise OddkitError(f"{model} was trained on images; 'oddkit explain' explains table rows")
+    _, table = _read_for_model(detector, data, label_col, id_col, None)
+    scores = _score_rows(detector, table.X, strict_categories)
+    order = np.argsort(-scores, kind="stable")[:top]
+    rows = table.X.iloc[order]
+    with _unseen_categories_tolerated(detector, strict_categories):
+        shares = detector.explain(rows)
+    shares = pd.DataFrame(np.asarray(shares, dtype=np.float64), columns=[str(c) for c in rows.columns])
+    front = table.ids.iloc[order].reset_index(drop=True) if table.ids is not None else pd.DataFrame(
+        index=range(len(order)))
+    front = front.assign(row=rows.index.to_numpy(), score=scores[order],
+                         label=(scores[order] >= detector.threshold_).astype(np.int64),
+                         top_column=shares.idxmax(axis=1).to_numpy())
+    frame = pd.concat([front, shares.add_prefix("share_")], axis=1)
+    _write_table(frame, out)
+    if str(out) != "-":
+        console.print(f"explained the {len(frame):,} highest-scoring of {len(scores):,} rows of {data.name} "
+                      f"with {type(detector).__name__}; wrote {out}")
+

@@ -1,0 +1,165 @@
+"""Scoring and choosing: 'oddkit score', 'evaluate' and 'threshold'."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from oddkit.cli._common import (Force, IdCols, LabelCol, Quiet, StrictCategories, TableWriter, _check_model_folder,
+                                _check_output, _features_for, _label_col, _labelled_scores, _load_model,
+                                _model_image_shape, _print_metrics, _read_for_model, _save_model, _score_rows,
+                                _warn_unseen, _write_table, app, console, errors)
+from oddkit.exceptions import OddkitError
+
+
+@app.command()
+def score(
+    model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")],
+    data: Annotated[Path, typer.Argument(help="Rows to score: CSV, Parquet, .npy or .npz; images (folder, .npz) "
+                                              "for a model trained on images.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Table to write (id columns, score, label), in the "
+                                                          "format of its name: .csv, .parquet or .npy; '-' for "
+                                                          "CSV on standard output.")] = Path("scores.csv"),
+    label_col: LabelCol = None,
+    id_col: IdCols = None,
+    batch_rows: Annotated[int, typer.Option(help="Rows read and scored at a time.")] = 100_000,
+    strict_categories: StrictCategories = False,
+    quiet: Quiet = False,
+    force: Force = False,
+):
+    """Score DATA with MODEL: one row per input row with its score and label (1 = anomaly).
+
+    Large files are read and scored --batch-rows at a time, with a progress bar on stderr (off with --quiet).
+    """
+    import numpy as np
+    import pandas as pd
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from oddkit.data import iter_table_batches
+
+    _check_output(out, force)
+    detector = _load_model(model)
+    if _model_image_shape(detector) is not None:
+        return _score_images(detector, data, out)
+    n_rows = n_flagged = 0
+    unseen: dict = {}
+    writer = TableWriter(out)
+    progress = Progress(SpinnerColumn(), TextColumn("scoring {task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("rows"), TimeElapsedColumn(), console=errors, disable=quiet or not errors.is_terminal,
+                        transient=True)
+    with progress:
+        task = progress.add_task(data.name, total=_row_count(data))
+        for batch in iter_table_batches(data, batch_rows=batch_rows, label_col=_label_col(label_col),
+                                        id_cols=tuple(id_col or ())):
+            X = _features_for(detector, batch.X)
+            scores = _score_rows(detector, X, strict_categories, report=unseen)
+            labels = (scores >= detector.threshold_).astype(np.int64)
+            frame = batch.ids.reset_index(drop=True) if batch.ids is not None else pd.DataFrame(index=range(len(scores)))
+            frame = frame.assign(score=scores, label=labels)
+            if hasattr(detector, "predict_class"):  # a classifier detector gives the known class too
+                frame = frame.assign(**{"class": detector.predict_class(X)})
+            writer.write(frame)
+            n_rows, n_flagged = n_rows + len(scores), n_flagged + int(labels.sum())
+            progress.update(task, advance=len(scores))
+    writer.close()
+    _warn_unseen(unseen)
+    (errors if str(out) == "-" else console).print(
+        f"scored {n_rows:,} rows: {n_flagged:,} flagged as anomalies (threshold {detector.threshold_:.6g}, "
+        f"{detector.threshold_goal_}); wrote {out}", markup=False, highlight=False)
+
+
+def _row_count(path: Path) -> int | None:
+    """Rows in a Parquet or .npy file, read from its metadata (None for CSV: unknown until read)."""
+    name = path.name.lower()
+    try:
+        if name.endswith((".parquet", ".pq")):
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        if name.endswith(".npy"):
+            import numpy as np
+
+            return int(np.load(path, mmap_mode="r").shape[0])
+    except Exception:  # noqa: BLE001 - a damaged file: reading it will say what is wrong
+        return None
+    return None
+
+
+def _score_images(detector, data: Path, out: Path) -> None:
+    """The image branch of 'oddkit score': one row per image (its name), score and label."""
+    import numpy as np
+    import pandas as pd
+
+    _, images = _read_for_model(detector, data, None, None, None)
+    scores = detector.decision_function(images.X)
+    labels = (scores >= detector.threshold_).astype(np.int64)
+    frame = pd.DataFrame({"image": images.names, "score": scores, "label": labels})
+    if hasattr(detector, "predict_class"):
+        frame["class"] = detector.predict_class(images.X)
+    _write_table(frame, out)
+    (errors if str(out) == "-" else console).print(
+        f"scored {len(frame):,} images: {int(labels.sum()):,} flagged as anomalies (threshold "
+        f"{detector.threshold_:.6g}, {detector.threshold_goal_}); wrote {out}", markup=False, highlight=False)
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")],
+    data: Annotated[Path, typer.Argument(help="Labelled test data (label column: 1 = anomaly).")],
+    label_col: LabelCol = None,
+    id_col: IdCols = None,
+    plots: Annotated[Optional[Path], typer.Option(help="Folder for roc.png and pr.png (default: beside the model).")] = None,
+    strict_categories: StrictCategories = False,
+):
+    """Evaluate MODEL on labelled DATA at its stored threshold: AUCs, precision, recall, F1, FPR."""
+    from oddkit.metrics import evaluate as evaluate_scores
+    from oddkit.report.plots import plot_curves
+
+    detector = _load_model(model)
+    y, scores = _labelled_scores(detector, data, label_col, id_col, strict_categories)
+    # Here the lead wires the metrics file (--out metrics.json|csv) and the HTML report (--report).
+    report = evaluate_scores(y, scores, threshold=detector.threshold_)
+    _print_metrics(f"{type(detector).__name__} on {data.name} (threshold {detector.threshold_:.6g}, "
+                   f"{detector.threshold_goal_})", report.as_rows())
+    folder = plots if plots is not None else model.parent / f"{model.name}-evaluation"
+    written = plot_curves({model.name: (y, scores)}, folder, thresholds={model.name: detector.threshold_})
+    console.print("curves: " + ", ".join(str(p) for p in written.values()))
+
+
+@app.command()
+def threshold(
+    model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")],
+    dev: Annotated[Path, typer.Argument(help="Labelled dev data (label column: 1 = anomaly).")],
+    goal: Annotated[str, typer.Option(help="f1 | fpr:0.01 | recall:0.95 | cost:FALSE_ALARM,MISS[,ANOMALY_RATE]")] = "f1",
+    label_col: LabelCol = None,
+    id_col: IdCols = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="New model folder for the model with its new threshold (MODEL is left as it is).")] = None,
+    strict_categories: StrictCategories = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Store the threshold in MODEL itself (or replace "
+                                                                "the model folder --out names).")] = False,
+):
+    """Choose MODEL's threshold on labelled DEV data for a goal; save the model with it to --out.
+
+    Without --out the model is updated in place, which needs --force: a model folder is never replaced
+    silently.
+    """
+    from oddkit.threshold import choose_threshold
+
+    target = model if out is None else out
+    if out is None and not force:
+        raise OddkitError(f"threshold would replace {model} in place; pass --out NEW_FOLDER to save the model "
+                          "with its new threshold apart, or --force to update it in place")
+    if out is not None:
+        _check_model_folder(out, force)
+    detector = _load_model(model)
+    y, scores = _labelled_scores(detector, dev, label_col, id_col, strict_categories)
+    choice = choose_threshold(scores, y, goal)
+    detector.set_threshold(choice)
+    _save_model(detector, target, replace=True if out is None else force)
+    rows = [(k, v) for k, v in choice.to_dict().items() if v not in (None, "") and k not in ("goal", "note", "feasible")]
+    _print_metrics(f"threshold for {choice.goal} on {dev.name}, stored in {target}", rows)
+    if not choice.feasible or choice.note:
+        errors.print(f"warning: {choice.note or f'no threshold meets {choice.goal} on the dev data'}")
