@@ -112,3 +112,52 @@ def test_demo(tmp_path, monkeypatch, capsys):
     assert table.loc["autoencoder", "roc_auc"] >= 0.95 and table.loc["gaussian", "roc_auc"] >= 0.95
     assert (tmp_path / "demo" / "roc.png").is_file()
     assert (tmp_path / "demo" / "autoencoder-model" / "weights.safetensors").is_file()
+
+
+def test_evaluate_at_the_production_rate_writes_metrics_and_a_report(files, monkeypatch, capsys):
+    folder, paths = files
+    model, tuned = folder / "model-eval-gaussian", folder / "model-eval-gaussian-cost"
+    assert run(monkeypatch, capsys, "fit", paths["train"], "--detector", "gaussian", "--out", model,
+               "--id-col", "patient")[0] == 0
+    code, out, err = run(monkeypatch, capsys, "threshold", model, paths["dev"], "--goal", "cost:1,50,0.01",
+                         "--id-col", "patient", "--out", tuned)
+    assert code == 0, err
+    assert "production_precision" in out
+    metrics, report = folder / "metrics.json", folder / "report.html"
+    code, out, err = run(monkeypatch, capsys, "evaluate", tuned, paths["test"], "--id-col", "patient",
+                         "--out", metrics, "--report", report, "--plots", folder / "plots-eval")
+    assert code == 0, err
+    numbers = json.loads(metrics.read_text())
+    # The cost goal's rate (1%) is the production rate: precision there follows from recall and FPR.
+    production, data = numbers["production"], numbers["data"]
+    assert production["prevalence"] == 0.01
+    recall, fpr = data["recall"], data["fpr"]
+    assert production["precision"] == pytest.approx(recall * 0.01 / (recall * 0.01 + fpr * 0.99))
+    assert production["precision"] < data["precision"]
+    assert "at the production anomaly rate 0.01" in out and "alerts per 10,000 rows" in out
+    assert report.read_text().count('id="model-card"') == 1
+    # An existing output is never replaced silently.
+    code, out, err = run(monkeypatch, capsys, "evaluate", tuned, paths["test"], "--id-col", "patient",
+                         "--out", metrics)
+    assert code == 2 and "already exists; pass --force" in err
+
+
+def test_report_and_evaluate_break_results_down_by_group(files, tmp_path, monkeypatch, capsys):
+    folder, paths = files
+    model = folder / "model-group-gaussian"
+    assert run(monkeypatch, capsys, "fit", paths["train"], "--detector", "gaussian", "--out", model,
+               "--id-col", "patient")[0] == 0
+    test = pd.read_csv(paths["test"])
+    test["site"] = np.where(np.arange(len(test)) % 2 == 0, "north", "south")
+    grouped = tmp_path / "grouped.csv"
+    test.to_csv(grouped, index=False)
+    code, out, err = run(monkeypatch, capsys, "evaluate", model, grouped, "--id-col", "patient",
+                         "--group-col", "site", "--plots", tmp_path / "plots")
+    assert code == 0, err
+    assert "by site" in out and "north" in out and "south" in out
+    html = tmp_path / "r.html"
+    code, out, err = run(monkeypatch, capsys, "report", model, grouped, "--id-col", "patient", "--group-col", "site",
+                         "--out", html)
+    assert code == 0, err
+    text = html.read_text()
+    assert 'id="groups"' in text and "north" in text and "south" in text

@@ -505,3 +505,29 @@ def contamination_threshold(scores: ArrayLike, contamination: float) -> float:
         )
     s = check_scores(scores)
     return float(np.quantile(s, 1.0 - c, method="higher"))
+
+
+def prevalence_and_costs_from_goal(goal: str, prevalence: float | None = None,
+                                   costs: tuple[float, float] | None = None):
+    """The production anomaly rate and ``(false_alarm, miss)`` costs a threshold goal states.
+
+    Values given explicitly win; a ``cost:FALSE_ALARM,MISS[,RATE]`` goal fills the others, any
+    other goal (or an unparseable one, such as ``"manual"``) leaves them as they are.
+
+    Examples
+    --------
+    >>> prevalence_and_costs_from_goal("cost:1,50,0.0017")
+    (0.0017, (1.0, 50.0))
+    >>> prevalence_and_costs_from_goal("f1", 0.01)
+    (0.01, None)
+    """
+    try:
+        parsed = parse_goal(goal)
+    except DataError:
+        return prevalence, costs
+    if isinstance(parsed, CostGoal):
+        if prevalence is None:
+            prevalence = parsed.anomaly_rate
+        if costs is None:
+            costs = (parsed.false_alarm, parsed.miss)
+    return prevalence, costs

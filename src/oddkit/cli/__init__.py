@@ -19,8 +19,9 @@ from oddkit.cli import train  # noqa: F401, I001
 from oddkit.cli import scoring  # noqa: F401
 from oddkit.cli import models  # noqa: F401
 from oddkit.cli import codes  # noqa: F401
+from oddkit.cli import report  # noqa: F401
 from oddkit.cli import demo  # noqa: F401
-# 'oddkit report' (the HTML report) and 'oddkit run' (a config file) go in modules of their own, imported here.
+# 'oddkit run' (a config file) goes in a module of its own, imported here.
 from oddkit.cli._common import _state, app, errors
 from oddkit.exceptions import OddkitError, OddkitWarning
 

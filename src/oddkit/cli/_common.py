@@ -50,6 +50,11 @@ IdCols = Annotated[Optional[list[str]], typer.Option(
 ImageSize = Annotated[Optional[str], typer.Option(
     "--image-size", help="Images: resize to SIZE or HEIGHTxWIDTH pixels (default: the model's size).")]
 Force = Annotated[bool, typer.Option("--force", "-f", help="Replace an existing output file or model folder.")]
+GroupCol = Annotated[Optional[str], typer.Option(
+    "--group-col", help="Column whose values break the results down (e.g. attack type); never a feature.")]
+Prevalence = Annotated[Optional[float], typer.Option(
+    "--prevalence", help="Anomaly rate expected in production, e.g. 0.0017: precision, F1, alerts and cost are "
+                         "also given at that rate (default: the rate of a cost:FA,MISS,RATE threshold goal).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 StrictCategories = Annotated[bool, typer.Option(
     "--strict-categories", help="Stop on a category never seen in training; by default such rows are scored as "

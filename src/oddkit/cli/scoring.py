@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from oddkit.cli._common import (Force, IdCols, LabelCol, Quiet, StrictCategories, TableWriter, _check_model_folder,
+from oddkit.cli._common import (Force, GroupCol, IdCols, LabelCol, Prevalence, Quiet, StrictCategories, TableWriter, _check_model_folder,
                                 _check_output, _features_for, _label_col, _labelled_scores, _load_model,
                                 _model_image_shape, _print_metrics, _read_for_model, _save_model, _score_rows,
                                 _warn_unseen, _write_table, app, console, errors)
@@ -112,20 +112,79 @@ def evaluate(
     id_col: IdCols = None,
     plots: Annotated[Optional[Path], typer.Option(help="Folder for roc.png and pr.png (default: beside the model).")] = None,
     strict_categories: StrictCategories = False,
+    prevalence: Prevalence = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Write every number to a .json or .csv metrics file.")] = None,
+    report: Annotated[Optional[Path], typer.Option(
+        "--report", help="Also write the HTML report (as 'oddkit report') to this file.")] = None,
+    group_col: GroupCol = None,
+    force: Force = False,
 ):
-    """Evaluate MODEL on labelled DATA at its stored threshold: AUCs, precision, recall, F1, FPR."""
-    from oddkit.metrics import evaluate as evaluate_scores
+    """Evaluate MODEL on labelled DATA at its stored threshold: AUCs, precision, recall, F1, FPR, and, at a
+    stated production anomaly rate (--prevalence, or a cost goal's), precision, F1, alerts and cost."""
+    from oddkit.metrics import operating_report, write_metrics
     from oddkit.report.plots import plot_curves
+    from oddkit.threshold import prevalence_and_costs_from_goal
 
+    for path in (out, report):
+        if path is not None:
+            _check_output(path, force, table=False)
     detector = _load_model(model)
-    y, scores = _labelled_scores(detector, data, label_col, id_col, strict_categories)
-    # Here the lead wires the metrics file (--out metrics.json|csv) and the HTML report (--report).
-    report = evaluate_scores(y, scores, threshold=detector.threshold_)
+    carried = list(id_col or []) + ([group_col] if group_col and group_col not in (id_col or []) else [])
+    y, scores = _labelled_scores(detector, data, label_col, carried, strict_categories)
+    prevalence, costs = prevalence_and_costs_from_goal(detector.threshold_goal_, prevalence)
+    numbers = operating_report(y, scores, detector.threshold_, prevalence=prevalence, costs=costs)
     _print_metrics(f"{type(detector).__name__} on {data.name} (threshold {detector.threshold_:.6g}, "
-                   f"{detector.threshold_goal_})", report.as_rows())
+                   f"{detector.threshold_goal_})", _operating_rows(numbers), header="at the data's anomaly rate")
+    if numbers["production"] is not None:
+        _print_metrics(f"at the production anomaly rate {prevalence:g}", _rate_rows(numbers["production"]),
+                       header="in production")
+    if group_col is not None:
+        _print_groups(detector, data, label_col, carried, group_col, y, scores)
+    if out is not None:
+        console.print(f"metrics: {write_metrics(numbers, out)}")
+    if report is not None:
+        from oddkit.cli.report import read_report_table, write_html_report
+
+        detector, X, y_report, groups = read_report_table(model, data, label_col, id_col, group_col)
+        console.print(f"report: {write_html_report(detector, X, y_report, groups, report, model, data, prevalence, 20)}")
     folder = plots if plots is not None else model.parent / f"{model.name}-evaluation"
     written = plot_curves({model.name: (y, scores)}, folder, thresholds={model.name: detector.threshold_})
     console.print("curves: " + ", ".join(str(p) for p in written.values()))
+
+
+RATE_NAMES = {"prevalence": "anomaly rate", "fpr": "false-positive rate", "f1": "F1",
+              "flag_rate": "share flagged", "alerts_per_10000": "alerts per 10,000 rows",
+              "expected_cost": "expected cost per row"}
+"""How 'evaluate' names the numbers of :func:`oddkit.metrics.at_prevalence` (others keep their names)."""
+
+
+def _rate_rows(section: dict) -> list[tuple[str, object]]:
+    return [(RATE_NAMES.get(k, k), v) for k, v in section.items() if v is not None]
+
+
+def _operating_rows(numbers: dict) -> list[tuple[str, object]]:
+    confusion = numbers["confusion"]
+    rows = [("rows", numbers["n"]), ("anomalies", numbers["n_anomalies"]), ("ROC AUC", numbers["roc_auc"]),
+            ("PR AUC (average precision)", numbers["pr_auc"]), ("true positives", confusion["tp"]),
+            ("false positives", confusion["fp"]), ("true negatives", confusion["tn"]),
+            ("false negatives", confusion["fn"])]
+    return rows + _rate_rows(numbers["data"])
+
+
+def _print_groups(detector, data: Path, label_col, carried, group_col: str, y, scores) -> None:
+    """Per group (e.g. attack type): rows, anomalies, the share flagged and the mean score."""
+    import pandas as pd
+
+    from oddkit.cli._common import _read
+
+    groups = _read(data, label_col, carried).ids[group_col].to_numpy()
+    frame = pd.DataFrame({"group": groups, "anomaly": y, "flagged": scores >= detector.threshold_})
+    table = frame.groupby("group", sort=True).agg(rows=("anomaly", "size"), anomalies=("anomaly", "sum"),
+                                                  flagged=("flagged", "mean"))
+    _print_metrics(f"by {group_col}", [(str(g), f"{int(r.rows):,} rows, {int(r.anomalies):,} anomalies, "
+                                                f"{r.flagged:.1%} flagged") for g, r in table.iterrows()],
+                   header=group_col)
 
 
 @app.command()
@@ -138,6 +197,7 @@ def threshold(
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="New model folder for the model with its new threshold (MODEL is left as it is).")] = None,
     strict_categories: StrictCategories = False,
+    prevalence: Prevalence = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Store the threshold in MODEL itself (or replace "
                                                                 "the model folder --out names).")] = False,
 ):
@@ -156,7 +216,7 @@ def threshold(
         _check_model_folder(out, force)
     detector = _load_model(model)
     y, scores = _labelled_scores(detector, dev, label_col, id_col, strict_categories)
-    choice = choose_threshold(scores, y, goal)
+    choice = choose_threshold(scores, y, goal, prevalence=prevalence)
     detector.set_threshold(choice)
     _save_model(detector, target, replace=True if out is None else force)
     rows = [(k, v) for k, v in choice.to_dict().items() if v not in (None, "") and k not in ("goal", "note", "feasible")]

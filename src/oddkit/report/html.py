@@ -275,22 +275,6 @@ def _model_card(detector, model_folder, training_fingerprint, threshold, thresho
     }
 
 
-def _goal_defaults(goal: str, prevalence, costs):
-    """Fill prevalence and costs from a ``cost:FALSE_ALARM,MISS[,RATE]`` goal when not given."""
-    from oddkit.threshold import CostGoal, parse_goal
-
-    try:
-        parsed = parse_goal(goal)
-    except DataError:
-        return prevalence, costs
-    if isinstance(parsed, CostGoal):
-        if prevalence is None:
-            prevalence = parsed.anomaly_rate
-        if costs is None:
-            costs = (parsed.false_alarm, parsed.miss)
-    return prevalence, costs
-
-
 def build_report(
     detector,
     X: Any,
@@ -350,7 +334,9 @@ def build_report(
         threshold = float(detector.threshold_)
     else:
         threshold_goal = "given to the report"
-    prevalence, costs = _goal_defaults(threshold_goal, prevalence, costs)
+    from oddkit.threshold import prevalence_and_costs_from_goal
+
+    prevalence, costs = prevalence_and_costs_from_goal(threshold_goal, prevalence, costs)
     flagged = scores >= threshold
     frame = _as_frame(X)
 

@@ -1,0 +1,64 @@
+"""``oddkit report``: one self-contained HTML report on a model's scores of a data file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from oddkit.cli._common import (
+    Force,
+    GroupCol,
+    IdCols,
+    LabelCol,
+    Prevalence,
+    _check_output,
+    _features_for,
+    _load_model,
+    _model_image_shape,
+    _read,
+    app,
+    console,
+)
+from oddkit.exceptions import OddkitError
+
+def read_report_table(model: Path, data: Path, label_col, id_col, group_col):
+    """The model and DATA's features, labels (None when the file has none) and groups, for a report."""
+    detector = _load_model(model)
+    if _model_image_shape(detector) is not None:
+        raise OddkitError(f"{model} was trained on images; the HTML report covers tables")
+    carried = list(id_col or []) + ([group_col] if group_col and group_col not in (id_col or []) else [])
+    table = _read(data, label_col, carried)
+    groups = None if group_col is None else table.ids[group_col].to_numpy()
+    return detector, _features_for(detector, table.X), table.y, groups
+
+
+def write_html_report(detector, X, y, groups, out: Path, model: Path, data: Path,
+                      prevalence: float | None, top: int) -> Path:
+    """The library's report, titled after the detector and DATA; the model card fingerprints MODEL."""
+    from oddkit.report import write_report
+
+    return write_report(detector, X, y, out, groups=groups, prevalence=prevalence, top=top, data_name=data.name,
+                        model_folder=model, title=f"{type(detector).__name__} on {data.name}")
+
+
+@app.command()
+def report(
+    model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")],
+    data: Annotated[Path, typer.Argument(help="Data to report on (labelled for metrics and curves).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
+    label_col: LabelCol = None,
+    id_col: IdCols = None,
+    group_col: GroupCol = None,
+    prevalence: Prevalence = None,
+    top: Annotated[int, typer.Option(help="How many of the top-scoring rows to list with explanations.")] = 20,
+    force: Force = False,
+):
+    """Write one self-contained HTML report (opens offline): data summary, metrics at the data's and the
+    production anomaly rate, ROC/PR curves, score histograms, confusion matrix, top anomalies explained,
+    a breakdown by --group-col, and a model card."""
+    _check_output(out, force, table=False)
+    detector, X, y, groups = read_report_table(model, data, label_col, id_col, group_col)
+    written = write_html_report(detector, X, y, groups, out, model, data, prevalence, top)
+    console.print(f"report: {written}")
