@@ -131,9 +131,15 @@ def test_explain_writes_the_top_rows_with_their_shares(files, monkeypatch, capsy
 
 
 def test_explain_refuses_a_detector_without_explain_in_one_line(files, monkeypatch, capsys, tmp_path):
+    # Every tabular detector explains now; one that cannot (the classifier's confidence) raises
+    # ExplainError from the library, which the command line shows as its one-line error.
     from oddkit import GaussianDetector
+    from oddkit.exceptions import ExplainError
 
-    monkeypatch.delattr(GaussianDetector, "explain", raising=False)
+    def cannot(self, Z):
+        raise ExplainError("GaussianDetector cannot explain its scores")
+
+    monkeypatch.setattr(GaussianDetector, "_explain_contributions", cannot)
     code, out, err = run(monkeypatch, capsys, "explain", files / "model", files / "rows.csv", "--id-col", "txn",
                          "--out", tmp_path / "e.csv")
     assert code == 2 and err.startswith("error: ") and "cannot explain" in err and err.count("\n") == 1

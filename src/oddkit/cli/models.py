@@ -68,9 +68,6 @@ def explain(
         raise OddkitError(f"--top must be at least 1, got {top}")
     _check_output(out, force)
     detector = _load_model(model)
-    if not hasattr(detector, "explain"):
-        raise OddkitError(f"{model} holds a {type(detector).__name__}, which cannot explain its scores; "
-                          "fit one that can, e.g. --detector autoencoder")
     if _model_image_shape(detector) is not None:
         raise OddkitError(f"{model} was trained on images; 'oddkit explain' explains table rows")
     _, table = _read_for_model(detector, data, label_col, id_col, None)
