@@ -2,8 +2,9 @@
 
 One module per group of commands: :mod:`~oddkit.cli.train` (fit), :mod:`~oddkit.cli.scoring` (score,
 evaluate, threshold), :mod:`~oddkit.cli.models` (info, explain), :mod:`~oddkit.cli.codes` (embed,
-generate, compress, decompress, swap) and :mod:`~oddkit.cli.demo`; :mod:`~oddkit.cli._common` holds
-what they share. Heavy libraries are imported inside the commands, so ``--help`` starts fast.
+generate, compress, decompress, swap), :mod:`~oddkit.cli.report`, :mod:`~oddkit.cli.demo` and
+:mod:`~oddkit.cli.run` (a config file); :mod:`~oddkit.cli._common` holds what they share. Heavy
+libraries are imported inside the commands, so ``--help`` starts fast.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from oddkit.cli import models  # noqa: F401
 from oddkit.cli import codes  # noqa: F401
 from oddkit.cli import report  # noqa: F401
 from oddkit.cli import demo  # noqa: F401
-# 'oddkit run' (a config file) goes in a module of its own, imported here.
+from oddkit.cli import run  # noqa: F401
 from oddkit.cli._common import _state, app, errors
 from oddkit.exceptions import OddkitError, OddkitWarning
 

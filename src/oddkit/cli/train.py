@@ -101,8 +101,9 @@ def fit(
     if table.y is not None and not keep_anomalies:
         normal = table.y == 0
         X = table.X[normal]
-        left_out = (f"; left out the {int((~normal).sum()):,} rows labelled anomalies (pass --keep-anomalies "
-                    "to train on them too)")
+        if not normal.all():
+            left_out = (f"; left out the {int((~normal).sum()):,} rows labelled anomalies (pass --keep-anomalies "
+                        "to train on them too)")
         if not len(X):
             raise OddkitError(f"every row of {data} is labelled an anomaly; pass --keep-anomalies to train on them, "
                               "or name the right --label-col")
