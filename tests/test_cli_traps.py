@@ -229,6 +229,58 @@ def test_fit_force_replaces_the_whole_model_folder(files, monkeypatch, capsys, t
     assert type(load(tmp_path / "m")).__name__ == "GaussianDetector"  # no file of the forest left behind
 
 
+
+def test_evaluate_plots_and_demo_are_not_overwritten_without_force(files, monkeypatch, capsys, tmp_path):
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / "roc.png").write_bytes(b"precious")
+    code, _, err = run(monkeypatch, capsys, "evaluate", files / "model", files / "labelled.csv", "--id-col", "txn",
+                       "--plots", plots)
+    assert code == 2 and "roc.png already exists" in err and "--force" in err
+    assert (plots / "roc.png").read_bytes() == b"precious" and not (plots / "pr.png").exists()
+    code, _, err = run(monkeypatch, capsys, "evaluate", files / "model", files / "labelled.csv", "--id-col", "txn",
+                       "--plots", plots, "--force")
+    assert code == 0, err
+    assert (plots / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    # the default folder beside the model, written by the run above, is not overwritten either
+    code, _, err = run(monkeypatch, capsys, "evaluate", files / "model", files / "labelled.csv", "--id-col", "txn")
+    assert code == 0, err
+    code, _, err = run(monkeypatch, capsys, "evaluate", files / "model", files / "labelled.csv", "--id-col", "txn")
+    assert code == 2 and "model-evaluation" in err and "--force" in err
+
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "notes.txt").write_text("mine")
+    code, out, err = run(monkeypatch, capsys, "demo", "--out-dir", demo)
+    assert code == 2 and "--force" in err and "already holds files" in err
+    assert sorted(p.name for p in demo.iterdir()) == ["notes.txt"]
+
+
+def test_n_threads_on_every_command_that_fits_or_scores(files, monkeypatch, capsys, tmp_path):
+    import typer.main
+
+    from oddkit.cli import app
+
+    commands = typer.main.get_command(app).commands
+    without = sorted(name for name, command in commands.items()
+                     if not any("--n-threads" in getattr(p, "opts", ()) for p in command.params))
+    assert without == ["info", "run"]  # info reads a folder; run passes n-threads on to its steps
+
+    outputs = {}
+    for threads in ([], ["--n-threads", "1"]):
+        out = tmp_path / f"scores{len(threads)}.csv"
+        code, _, err = run(monkeypatch, capsys, "score", files / "model", files / "rows.csv", "--id-col", "txn",
+                           "--out", out, *threads)
+        assert code == 0, err
+        outputs[len(threads)] = pd.read_csv(out)
+    pd.testing.assert_frame_equal(outputs[0], outputs[2])
+    code, _, err = run(monkeypatch, capsys, "explain", files / "model", files / "rows.csv", "--id-col", "txn",
+                       "--out", tmp_path / "e.csv", "--n-threads", "1", "--top", "3")
+    assert code == 0, err
+    code, _, err = run(monkeypatch, capsys, "score", files / "model", files / "rows.csv", "--id-col", "txn",
+                       "--out", tmp_path / "bad.csv", "--n-threads", "0")
+    assert code == 2 and "--n-threads must be at least 1" in err and not (tmp_path / "bad.csv").exists()
+
 # -- training data -------------------------------------------------------------------------------
 
 def test_fit_on_a_labelled_file_trains_on_the_normal_rows(files, monkeypatch, capsys, tmp_path):

@@ -55,6 +55,8 @@ GroupCol = Annotated[Optional[str], typer.Option(
 Prevalence = Annotated[Optional[float], typer.Option(
     "--prevalence", help="Anomaly rate expected in production, e.g. 0.0017: precision, F1, alerts and cost are "
                          "also given at that rate (default: the rate of a cost:FA,MISS,RATE threshold goal).")]
+NThreads = Annotated[Optional[int], typer.Option(
+    "--n-threads", help="Most threads for the model's work (torch, BLAS/OpenMP); default: what the libraries choose.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 StrictCategories = Annotated[bool, typer.Option(
     "--strict-categories", help="Stop on a category never seen in training; by default such rows are scored as "
@@ -463,6 +465,25 @@ def _save_model(detector, folder: Path, replace: bool = False) -> None:
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+
+
+def threads_limited(command):
+    """Run a command within ``_thread_limit(n_threads)``, its --n-threads option (see :data:`NThreads`)."""
+    import functools
+
+    @functools.wraps(command)
+    def limited(*args, **kwargs):
+        with _thread_limit(kwargs.get("n_threads")):
+            return command(*args, **kwargs)
+
+    return limited
+
+
+def _check_plots(folder: Path, force: bool, prefix: str = "") -> None:
+    """Refuse, before any work, to overwrite the curves (roc.png, pr.png) in FOLDER without --force."""
+    existing = [folder / f"{prefix}{name}.png" for name in ("roc", "pr") if (folder / f"{prefix}{name}.png").exists()]
+    if existing and not force:
+        raise OddkitError(f"{existing[0]} already exists; pass --force to replace it, or choose another --plots folder")
 
 
 class _thread_limit:

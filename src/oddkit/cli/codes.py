@@ -7,12 +7,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from oddkit.cli._common import (Force, IdCols, ImageSize, LabelCol, _check_output, _is_image_stack, _load_model,
-                                _read_for_model, _require_codes, _write_decoded, _write_table, app, console)
+from oddkit.cli._common import (Force, NThreads, IdCols, ImageSize, LabelCol, _check_output, _is_image_stack, _load_model,
+                                _read_for_model, _require_codes, _write_decoded, _write_table, app, console, threads_limited)
 from oddkit.exceptions import OddkitError
 
 
 @app.command()
+@threads_limited
 def embed(
     model: Annotated[Path, typer.Argument(help="An auto-encoder model folder written by 'oddkit fit'.")],
     data: Annotated[Path, typer.Argument(help="A table (CSV, Parquet, .npy, .npz) or images (folder, .npz).")],
@@ -22,6 +23,7 @@ def embed(
     id_col: IdCols = None,
     image_size: ImageSize = None,
     force: Force = False,
+    n_threads: NThreads = None,
 ):
     """Write the auto-encoder's code (embedding) of every row or image of DATA: columns z0, z1, ...
 
@@ -61,6 +63,7 @@ def embed(
 
 
 @app.command()
+@threads_limited
 def generate(
     model: Annotated[Path, typer.Argument(help="A generative model folder (a VAE) written by 'oddkit fit'.")],
     n: Annotated[int, typer.Option("-n", "--n-samples", help="How many samples.")] = 64,
@@ -68,6 +71,7 @@ def generate(
                                                           "tables: .csv, .parquet or .npy.")] = Path("samples.png"),
     random_state: Annotated[Optional[int], typer.Option(help="Seed of the samples.")] = 0,
     force: Force = False,
+    n_threads: NThreads = None,
 ):
     """Draw N new examples from a generative model: an image grid (PNG) or a table."""
     _check_output(out, force, table=False)
@@ -83,6 +87,7 @@ def generate(
 
 
 @app.command()
+@threads_limited
 def compress(
     model: Annotated[Path, typer.Argument(help="An auto-encoder model folder written by 'oddkit fit'.")],
     data: Annotated[Path, typer.Argument(help="A table (CSV, Parquet, .npy, .npz) or images (folder, .npz).")],
@@ -92,6 +97,7 @@ def compress(
     id_col: IdCols = None,
     image_size: ImageSize = None,
     force: Force = False,
+    n_threads: NThreads = None,
 ):
     """Compress DATA to the model's quantised codes (lossy); 'oddkit decompress' reads it back.
 
@@ -115,12 +121,14 @@ def compress(
 
 
 @app.command()
+@threads_limited
 def decompress(
     model: Annotated[Path, typer.Argument(help="The model folder that compressed FILE.")],
     file: Annotated[Path, typer.Argument(help="A file written by 'oddkit compress'.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Images: a folder of PNGs, an .npz or a .png grid; "
                                                           "tables: .csv, .parquet or .npy.")],
     force: Force = False,
+    n_threads: NThreads = None,
 ):
     """Rebuild the data in FILE with MODEL (the model that compressed it)."""
     _check_output(out, force, table=False)
@@ -135,6 +143,7 @@ def decompress(
 
 
 @app.command()
+@threads_limited
 def swap(
     model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit --detector disentangled'.")],
     class_data: Annotated[Path, typer.Argument(help="Rows or images that give their class part.")],
@@ -145,6 +154,7 @@ def swap(
     id_col: IdCols = None,
     image_size: ImageSize = None,
     force: Force = False,
+    n_threads: NThreads = None,
 ):
     """Decode the class of each row of CLASS_DATA in the style of the same row of STYLE_DATA.
 

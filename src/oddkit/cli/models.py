@@ -9,9 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from oddkit.cli._common import (Force, StrictCategories, IdCols, LabelCol, _check_output, _load_model, _model_image_shape,
+from oddkit.cli._common import (Force, NThreads, StrictCategories, IdCols, LabelCol, _check_output, _load_model, _model_image_shape,
                                 _print_metrics, _read_for_model, _score_rows, _unseen_categories_tolerated, _write_table,
-                                app, console)
+                                app, console, threads_limited)
 from oddkit.exceptions import OddkitError
 
 
@@ -45,6 +45,7 @@ def info(model: Annotated[Path, typer.Argument(help="A model folder written by '
 
 
 @app.command()
+@threads_limited
 def explain(
     model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit' (a table model).")],
     data: Annotated[Path, typer.Argument(help="Rows to explain: CSV, Parquet, .npy or .npz.")],
@@ -55,6 +56,7 @@ def explain(
     id_col: IdCols = None,
     strict_categories: StrictCategories = False,
     force: Force = False,
+    n_threads: NThreads = None,
 ):
     """Explain the TOP highest-scoring rows of DATA: each column's share of the row's score.
 

@@ -9,6 +9,7 @@ import typer
 
 from oddkit.cli._common import (
     Force,
+    NThreads,
     GroupCol,
     IdCols,
     LabelCol,
@@ -20,6 +21,7 @@ from oddkit.cli._common import (
     _read,
     app,
     console,
+    threads_limited,
 )
 from oddkit.exceptions import OddkitError
 
@@ -44,6 +46,7 @@ def write_html_report(detector, X, y, groups, out: Path, model: Path, data: Path
 
 
 @app.command()
+@threads_limited
 def report(
     model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")],
     data: Annotated[Path, typer.Argument(help="Data to report on (labelled for metrics and curves).")],
@@ -54,6 +57,7 @@ def report(
     prevalence: Prevalence = None,
     top: Annotated[int, typer.Option(help="How many of the top-scoring rows to list with explanations.")] = 20,
     force: Force = False,
+    n_threads: NThreads = None,
 ):
     """Write one self-contained HTML report (opens offline): data summary, metrics at the data's and the
     production anomaly rate, ROC/PR curves, score histograms, confusion matrix, top anomalies explained,

@@ -7,14 +7,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from oddkit.cli._common import (Force, GroupCol, IdCols, LabelCol, Prevalence, Quiet, StrictCategories, TableWriter, _check_model_folder,
+from oddkit.cli._common import (Force, GroupCol, IdCols, LabelCol, NThreads, Prevalence, Quiet, StrictCategories,
+                                TableWriter, _check_model_folder, _check_plots,
                                 _check_output, _features_for, _label_col, _labelled_scores, _load_model,
                                 _model_image_shape, _print_metrics, _read_for_model, _save_model, _score_rows,
-                                _warn_unseen, _write_table, app, console, errors)
+                                _warn_unseen, _write_table, app, console, errors, threads_limited)
 from oddkit.exceptions import OddkitError
 
 
 @app.command()
+@threads_limited
 def score(
     model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")],
     data: Annotated[Path, typer.Argument(help="Rows to score: CSV, Parquet, .npy or .npz; images (folder, .npz) "
@@ -28,6 +30,7 @@ def score(
     strict_categories: StrictCategories = False,
     quiet: Quiet = False,
     force: Force = False,
+    n_threads: NThreads = None,
 ):
     """Score DATA with MODEL: one row per input row with its score and label (1 = anomaly).
 
@@ -105,6 +108,7 @@ def _score_images(detector, data: Path, out: Path) -> None:
 
 
 @app.command()
+@threads_limited
 def evaluate(
     model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")],
     data: Annotated[Path, typer.Argument(help="Labelled test data (label column: 1 = anomaly).")],
@@ -119,6 +123,7 @@ def evaluate(
         "--report", help="Also write the HTML report (as 'oddkit report') to this file.")] = None,
     group_col: GroupCol = None,
     force: Force = False,
+    n_threads: NThreads = None,
 ):
     """Evaluate MODEL on labelled DATA at its stored threshold: AUCs, precision, recall, F1, FPR, and, at a
     stated production anomaly rate (--prevalence, or a cost goal's), precision, F1, alerts and cost."""
@@ -129,6 +134,8 @@ def evaluate(
     for path in (out, report):
         if path is not None:
             _check_output(path, force, table=False)
+    folder = plots if plots is not None else model.parent / f"{model.name}-evaluation"
+    _check_plots(folder, force)
     detector = _load_model(model)
     carried = list(id_col or []) + ([group_col] if group_col and group_col not in (id_col or []) else [])
     y, scores = _labelled_scores(detector, data, label_col, carried, strict_categories)
@@ -148,7 +155,6 @@ def evaluate(
 
         detector, X, y_report, groups = read_report_table(model, data, label_col, id_col, group_col)
         console.print(f"report: {write_html_report(detector, X, y_report, groups, report, model, data, prevalence, 20)}")
-    folder = plots if plots is not None else model.parent / f"{model.name}-evaluation"
     written = plot_curves({model.name: (y, scores)}, folder, thresholds={model.name: detector.threshold_})
     console.print("curves: " + ", ".join(str(p) for p in written.values()))
 
@@ -188,6 +194,7 @@ def _print_groups(detector, data: Path, label_col, carried, group_col: str, y, s
 
 
 @app.command()
+@threads_limited
 def threshold(
     model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")],
     dev: Annotated[Path, typer.Argument(help="Labelled dev data (label column: 1 = anomaly).")],
@@ -200,6 +207,7 @@ def threshold(
     prevalence: Prevalence = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Store the threshold in MODEL itself (or replace "
                                                                 "the model folder --out names).")] = False,
+    n_threads: NThreads = None,
 ):
     """Choose MODEL's threshold on labelled DEV data for a goal; save the model with it to --out.
 
