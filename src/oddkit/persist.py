@@ -63,6 +63,7 @@ MAX_FILE_BYTES = 4 * 1024**3
 """Largest file a model folder may hold (4 GiB); ``config.json`` and ``integrity.json`` at most 64 MiB."""
 MAX_METADATA_BYTES = 64 * 1024**2
 _PREFIXES = ("detector.", "preprocessor.", "model.")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _SIGNATURE_ALGORITHM = "hmac-sha256"
 _NUMERIC_KINDS = "biuf"
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -116,6 +117,8 @@ def detector_state(detector: BaseDetector) -> tuple[dict[str, np.ndarray], dict,
             "threshold_goal": detector.threshold_goal_,
             "calibration": None if detector.calibration_ is None else list(detector.calibration_),
             "score_statistics": [detector.score_mean_, detector.score_std_, detector.score_min_, detector.score_max_],
+            "training_fingerprint": getattr(detector, "training_fingerprint_", None),
+            "n_training_rows": getattr(detector, "n_training_rows_", None),
         },
         "preprocessor": preprocessor_meta,
         "model": model_meta,
@@ -475,6 +478,17 @@ def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str,
             raise ValueError("calibration is not two numbers")
         detector.calibration_ = None if calibration is None else tuple(
             _finite(v, "calibration") for v in calibration)
+        # Which data the model learned from; folders saved before it was recorded have neither key.
+        fingerprint = state.get("training_fingerprint")
+        if fingerprint is not None:
+            if not (isinstance(fingerprint, str) and _SHA256_HEX.fullmatch(fingerprint)):
+                raise ValueError("training_fingerprint is not a sha256 of 64 hexadecimal digits")
+            detector.training_fingerprint_ = fingerprint
+        n_rows = state.get("n_training_rows")
+        if n_rows is not None:
+            if isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows < 1:
+                raise ValueError(f"n_training_rows={n_rows!r} is not a positive integer")
+            detector.n_training_rows_ = n_rows
         model_meta = meta["model"]
         if not isinstance(model_meta, dict):
             raise ValueError("model is not an object")

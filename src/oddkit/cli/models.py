@@ -25,9 +25,13 @@ def info(model: Annotated[Path, typer.Argument(help="A model folder written by '
     detector = _load_model(model)
     config = json.loads((model / "config.json").read_text(encoding="utf-8"))
     rows: list[tuple[str, object]] = [("detector", type(detector).__name__)]
-    training_scores = getattr(detector, "decision_scores_", None)
-    if training_scores is not None:
-        rows.append(("training rows", f"{len(training_scores):,}"))
+    n_rows = getattr(detector, "n_training_rows_", None)
+    if n_rows is None and getattr(detector, "decision_scores_", None) is not None:
+        n_rows = len(detector.decision_scores_)
+    if n_rows is not None:
+        rows.append(("training rows", f"{n_rows:,}"))
+    rows.append(("training data fingerprint", getattr(detector, "training_fingerprint_", None)
+                 or "not recorded (saved before oddkit recorded it)"))
     rows += [("threshold", f"{detector.threshold_:.6g}"), ("threshold goal", detector.threshold_goal_)]
     shape = _model_image_shape(detector)
     preprocessor = getattr(detector, "preprocessor_", None)
@@ -42,6 +46,9 @@ def info(model: Annotated[Path, typer.Argument(help="A model folder written by '
              sorted(detector.get_params(deep=False).items())]
     rows += [(f"version {name}", str(value)) for name, value in sorted((config.get("versions") or {}).items())]
     _print_metrics(f"{model}", rows, header="")
+    fingerprint = getattr(detector, "training_fingerprint_", None)
+    if fingerprint is not None:  # whole on one line, to copy and compare (the table may fold it)
+        console.print(f"training data sha256: {fingerprint}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

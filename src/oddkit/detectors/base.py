@@ -35,6 +35,40 @@ DETECTORS: dict[str, type[BaseDetector]] = {}
 """Every detector class by name: the only classes :func:`oddkit.load` will build."""
 
 
+def training_fingerprint(X) -> str:
+    """The sha256 (64 hex characters) of a data set as a detector sees it at fit time.
+
+    It covers the shape, each column's name and dtype, and every value: a DataFrame column by column
+    (numbers as their bytes, other columns through :func:`pandas.util.hash_pandas_object`), an array
+    (a table of float64 or a stack of images) as its bytes. The same data gives the same fingerprint
+    and a changed cell a different one; the row index is left out (it is not data the model learns
+    from). One pass over the data, at hashing speed.
+
+    Parameters
+    ----------
+    X : DataFrame or ndarray
+        The validated training data: the table ``fit`` preprocesses, or the image stack.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(f"{type(X).__name__}:{tuple(int(n) for n in X.shape)}\0".encode())
+    if isinstance(X, pd.DataFrame):
+        for name in X.columns:
+            column = X[name]
+            digest.update(f"{name!s}\0{column.dtype!s}\0".encode())
+            if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biufc":
+                values = column.to_numpy()
+            else:  # text, categories, dates, nullable dtypes: one 64-bit hash per value
+                values = pd.util.hash_pandas_object(column, index=False).to_numpy()
+            digest.update(np.ascontiguousarray(values).reshape(-1).view(np.uint8))
+    else:
+        array = np.ascontiguousarray(X)
+        digest.update(f"{array.dtype.str}\0".encode())
+        digest.update(array.reshape(-1).view(np.uint8))
+    return digest.hexdigest()
+
+
 def refuse_sparse(X) -> None:
     """Raise :class:`DataError` for a scipy.sparse matrix or array: oddkit's detectors need dense rows."""
     import scipy.sparse
@@ -80,6 +114,11 @@ class BaseDetector(BaseEstimator):
         ``predict`` on the training rows: 1 = anomaly, 0 = normal.
     threshold_goal_ : str
         How ``threshold_`` was chosen, e.g. ``"contamination:0.1"`` or ``"fpr:0.01"``.
+    training_fingerprint_ : str
+        sha256 of the training data as the detector saw it (see :func:`training_fingerprint`), for
+        the model card: which data a saved model learned from. Absent from models saved before it.
+    n_training_rows_ : int
+        How many rows (or images) the detector was fitted on.
     """
 
     _parameter_constraints: dict = {
@@ -383,6 +422,12 @@ class BaseDetector(BaseEstimator):
         spread = float(np.max(scores)) - self.score_min_
         self.score_max_ = self.score_min_ + (spread if spread > 0 else 1.0)
 
+    def _record_training_data(self, X) -> None:
+        """Fitted attributes that say which data the model learned from (the model card shows them):
+        ``training_fingerprint_`` (one sha256 pass over the validated data) and ``n_training_rows_``."""
+        self.training_fingerprint_ = training_fingerprint(X)
+        self.n_training_rows_ = int(X.shape[0])
+
     def _fitted_on_images(self) -> bool:
         return isinstance(getattr(self, "preprocessor_", None), ImagePreprocessor)
 
@@ -395,6 +440,7 @@ class BaseDetector(BaseEstimator):
                 raise TooFewRowsError(f"fitting needs at least 2 images, got {X.shape[0]}; pass more training data")
             preprocessor = ImagePreprocessor().fit(X)
             Z = preprocessor.transform(X)
+            self._record_training_data(X)
             self.preprocessor_ = preprocessor
             self.image_shape_ = preprocessor.image_shape_
             self.n_features_in_ = preprocessor.n_outputs_
@@ -457,6 +503,7 @@ class BaseDetector(BaseEstimator):
             self.preprocessor_ = TablePreprocessor(
                 impute=self.impute, unknown_categories=self.unknown_categories,
                 column_types=getattr(self, "column_types", None)).fit(checked)
+            self._record_training_data(checked)
             if hasattr(self, "image_shape_"):
                 del self.image_shape_
         elif not isinstance(checked, pd.DataFrame) and hasattr(self, "feature_names_in_"):

@@ -243,9 +243,12 @@ def _model_card(detector, model_folder, training_fingerprint, threshold, thresho
     params = {}
     for name, value in sorted(detector.get_params(deep=False).items()):
         params[name] = repr(value) if not isinstance(value, str) else value
-    fingerprint, fingerprint_of = "not known", ""
+    fingerprint, fingerprint_of = "not recorded", ""
+    own = getattr(detector, "training_fingerprint_", None)
     if training_fingerprint:
         fingerprint, fingerprint_of = str(training_fingerprint), "training data (sha256)"
+    elif own:
+        fingerprint, fingerprint_of = str(own), "the training data as the detector saw it at fit (sha256)"
     elif model_folder is not None and (Path(model_folder) / "integrity.json").is_file():
         fingerprint = sha256_of_file(Path(model_folder) / "integrity.json")
         fingerprint_of = "the model folder's integrity.json (sha256; the training data's is not known)"
@@ -258,11 +261,13 @@ def _model_card(detector, model_folder, training_fingerprint, threshold, thresho
         versions["torch"] = torch.__version__
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
-    training_scores = getattr(detector, "decision_scores_", None)
+    training_rows = getattr(detector, "n_training_rows_", None)
+    if training_rows is None and getattr(detector, "decision_scores_", None) is not None:
+        training_rows = len(detector.decision_scores_)
     return {
         "detector": type(detector).__name__,
         "params": params,
-        "training_rows": None if training_scores is None else _fmt(len(training_scores)),
+        "training_rows": None if training_rows is None else _fmt(training_rows),
         "n_features": _fmt(getattr(detector, "n_features_in_", None)),
         "threshold": _fmt(threshold, 6),
         "threshold_goal": threshold_goal,
