@@ -38,9 +38,18 @@ CLI_WORDING = [
     (re.compile(r"pass channels=1 or 3 to read_images to convert them all, or save"), "save"),
     (re.compile(r"use device='cpu' or 'auto'"), "use --device cpu or --device auto"),
     (re.compile(r"Pass n_neighbors <= (\d+) \(or more rows\)"), r"Pass -p n_neighbors=\1 or less (or more rows)"),
+    (re.compile(r"use score='(\w+)' or '(\w+)'"), r"use -p score=\1 or -p score=\2"),
+    (re.compile(r"\(classifier='auto', 'mlp' or 'cnn'\)"), "(-p classifier=auto, mlp or cnn)"),
+    (re.compile(r"\(images with classifier='auto' or 'cnn'\)"), "(images with -p classifier=auto or cnn)"),
+    (re.compile(r"\(classifier='auto' or 'cnn' on images\), not classifier='mlp'"),
+     "(-p classifier=auto or cnn on images), not -p classifier=mlp"),
+    (re.compile(r"pass a larger ridge= or shrinkage='ledoit_wolf'"),
+     "pass a larger -p ridge=VALUE or -p shrinkage=ledoit_wolf"),
 ]
 """The library's advice in Python's words -> the same advice as flags a user of the command line can
-type (the library's messages speak to Python users; the command line re-words them)."""
+type (the library's messages speak to Python users; the command line re-words them). A test
+(tests/test_cli_wording.py) finds every suggestion in the library's messages and fails when one has
+no rule here, or when a rule no longer matches any message."""
 
 
 def _cli_wording(message: str) -> str:
