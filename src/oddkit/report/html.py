@@ -244,14 +244,19 @@ def _model_card(detector, model_folder, training_fingerprint, threshold, thresho
     for name, value in sorted(detector.get_params(deep=False).items()):
         params[name] = repr(value) if not isinstance(value, str) else value
     fingerprint, fingerprint_of = "not recorded", ""
-    own = getattr(detector, "training_fingerprint_", None)
+    own = getattr(detector, "training_fingerprint_", None)  # recorded by fit, saved with the model
+    integrity = None
+    if model_folder is not None and (Path(model_folder) / "integrity.json").is_file():
+        integrity = sha256_of_file(Path(model_folder) / "integrity.json")
     if training_fingerprint:
         fingerprint, fingerprint_of = str(training_fingerprint), "training data (sha256)"
     elif own:
         fingerprint, fingerprint_of = str(own), "the training data as the detector saw it at fit (sha256)"
-    elif model_folder is not None and (Path(model_folder) / "integrity.json").is_file():
-        fingerprint = sha256_of_file(Path(model_folder) / "integrity.json")
-        fingerprint_of = "the model folder's integrity.json (sha256; the training data's is not known)"
+        if integrity is not None:
+            fingerprint_of += f"; the model folder's integrity.json has sha256 {integrity}"
+    elif integrity is not None:
+        fingerprint = integrity
+        fingerprint_of = "the model folder's integrity.json (sha256; the training data's was not recorded)"
     versions = {"oddkit": __version__, "python": platform.python_version(), "numpy": np.__version__,
                 "pandas": pd.__version__, "scikit-learn": sklearn.__version__,
                 "matplotlib": matplotlib.__version__, "jinja2": jinja2.__version__}
