@@ -87,13 +87,13 @@ def main() -> None:
     except (typer.Exit, SystemExit) as exc:
         sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
     except Exception as exc:  # click's usage errors and aborts
-        try:
-            from click import ClickException
-            from click.exceptions import Abort
-        except ImportError:  # typer >= 0.26 bundles its own click (typer._click), without Abort
+        try:  # typer >= 0.26 bundles its own click (typer._click), without Abort, even when click is installed
             from typer._click.exceptions import ClickException
 
             Abort = ()
+        except ImportError:
+            from click import ClickException
+            from click.exceptions import Abort
         if isinstance(exc, ClickException):
             exc.show()
             sys.exit(exc.exit_code)

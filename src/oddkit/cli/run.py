@@ -208,12 +208,10 @@ def plan(config: Path) -> list[list[str]]:
 def _check_parses(command, argv: list[str], config: Path, where: str) -> None:
     """Parse ARGV as the command would (types, choices, required values) without running it."""
     try:
-        from click import ClickException
-    except ImportError:  # typer >= 0.26 bundles its own click
-        from typer._click.exceptions import ClickException
-    try:
         command.make_context(argv[0], list(argv[1:]))
-    except ClickException as exc:
+    except Exception as exc:  # click's usage errors (typer >= 0.26 bundles its own click, older ones use click)
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
         raise OddkitError(f"{config}: {where} {exc.format_message()}") from None
 
 
