@@ -76,7 +76,7 @@ def test_run_does_every_step(project, monkeypatch, capsys):
     assert (out_dir / "plots" / "roc.png").is_file()
     html = (out_dir / "report.html").read_text()
     assert "<html" in html.lower() and "north" in html
-    assert out.count("$ oddkit ") == 4
+    assert err.count("$ oddkit ") == 4 and "$ oddkit" not in out  # the steps on stderr, as 'set -x' shows them
 
 
 def test_printed_commands_reproduce_the_run(project, monkeypatch, capsys):
@@ -130,4 +130,21 @@ def test_bad_config_stops_before_any_step(project, monkeypatch, capsys, text, me
     code, out, err = run(monkeypatch, capsys, "run", "cfg/run.toml")
     assert code == 2
     assert message in err
-    assert "$ oddkit" not in out and not (project / "cfg" / "m").exists()  # nothing ran
+    assert "$ oddkit" not in err + out and not (project / "cfg" / "m").exists()  # nothing ran
+
+
+def test_score_and_explain_steps_and_a_table_on_standard_output(project, monkeypatch, capsys):
+    import io
+
+    (project / "cfg" / "run.toml").write_text(
+        'model = "m"\n[fit]\ndata = "../train.csv"\ndetector = "gaussian"\n'
+        '[score]\ndata = "../test.csv"\nout = "-"\nid-col = ["site"]\nbatch-rows = 50\n'
+        '[explain]\ndata = "../test.csv"\ntop = 3\nout = "e.csv"\nid-col = ["site"]\n')
+    code, out, err = run(monkeypatch, capsys, "run", "cfg/run.toml")
+    assert code == 0, err
+    lines = out.splitlines()  # the score table on standard output, whole, after fit's message
+    start = lines.index("site,score,label")
+    scores = pd.read_csv(io.StringIO("\n".join(lines[start:start + 201])))
+    assert scores["score"].notna().all() and set(scores["label"]) <= {0, 1}
+    assert list(scores.columns) == ["site", "score", "label"] and len(scores) == 200
+    assert len(pd.read_csv(project / "cfg" / "e.csv")) == 3

@@ -36,7 +36,7 @@ from typing import Annotated
 
 import typer
 
-from oddkit.cli._common import _state, app, console
+from oddkit.cli._common import _state, app, console, errors
 from oddkit.exceptions import OddkitError
 
 STEPS = ("fit", "threshold", "evaluate", "report", "score", "explain")
@@ -243,5 +243,6 @@ def run(
     group = typer.main.get_command(app)
     debug = ["--debug"] if _state["debug"] else []
     for argv in argvs:
-        console.print(f"$ {command_line(argv)}", markup=False, highlight=False, soft_wrap=True)
+        # on stderr, like the shell's 'set -x': standard output stays the steps' own (a score --out - table)
+        errors.print(f"$ {command_line(argv)}", markup=False, highlight=False, soft_wrap=True)
         group.main(args=[*debug, *argv], prog_name="oddkit", standalone_mode=False)
