@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from oddkit.cli._common import (Force, NThreads, IdCols, ImageSize, LabelCol, _check_output, _is_image_stack, _load_model,
-                                _read_for_model, _require_codes, _write_decoded, _write_table, app, console, threads_limited)
+from oddkit.cli._common import (Force, IdCols, ImageSize, LabelCol, NThreads, _check_output, _is_image_stack,
+                                _load_model, _read_for_model, _require_codes, _write_decoded, _write_table, app, console,
+                                threads_limited)
 from oddkit.exceptions import OddkitError
 
 

@@ -9,9 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from oddkit.cli._common import (Force, NThreads, StrictCategories, IdCols, LabelCol, _check_output, _load_model, _model_image_shape,
-                                _print_metrics, _read_for_model, _score_rows, _unseen_categories_tolerated, _write_table,
-                                app, console, threads_limited)
+from oddkit.cli._common import (Force, IdCols, LabelCol, NThreads, StrictCategories, _check_output, _load_model,
+                                _model_image_shape, _print_metrics, _read_for_model, _score_rows,
+                                _unseen_categories_tolerated, _write_table, app, console, threads_limited)
 from oddkit.exceptions import OddkitError
 
 

@@ -227,7 +227,8 @@ def run(
                                                 "whose keys are that command's long options without the dashes, "
                                                 "plus 'data' for its data file.")],
     print_only: Annotated[bool, typer.Option(
-        "--print", "--dry-run", help="Print the equivalent 'oddkit ...' command lines instead of running them.")] = False,
+        "--print", "--dry-run", help="Print the equivalent 'oddkit ...' command lines instead of running them.",
+    )] = False,
 ):
     """Run the steps a config file names, in the order fit, threshold, evaluate, report, score, explain.
 
