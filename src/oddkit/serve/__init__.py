@@ -139,7 +139,7 @@ def _check_cell_types(frame, detector) -> None:
     for column in _columns(detector) or []:
         name, values = column["name"], frame[column["name"]]
         if column["kind"] == "numeric" and values.dtype == bool:
-            raise DataError(f"column {name!r} must hold a number (or null), but row 0 holds {values.iloc[0]!r}")
+            raise DataError(f"column {name!r} must hold a number (or null), but row 0 holds {bool(values.iloc[0])!r}")
         if values.dtype != object:
             continue
         if column["kind"] == "numeric":
