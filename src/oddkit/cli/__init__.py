@@ -22,6 +22,7 @@ from oddkit.cli import codes  # noqa: F401
 from oddkit.cli import report  # noqa: F401
 from oddkit.cli import demo  # noqa: F401
 from oddkit.cli import serve  # noqa: F401
+from oddkit.cli import export  # noqa: F401
 # 'oddkit run' (a config file) goes in a module of its own, imported here.
 from oddkit.cli._common import _state, app, errors
 from oddkit.exceptions import OddkitError, OddkitWarning

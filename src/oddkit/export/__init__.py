@@ -170,6 +170,21 @@ def _scoring_module(detector):
     return Score().eval()
 
 
+def _register_symbolics() -> None:
+    """ONNX translations of the operators oddkit's networks use that torch's exporter lacks at OPSET:
+    ``xlogy(x, y)`` (the Bernoulli likelihood of image VAEs) as ``where(x == 0, 0, x * log(y))``."""
+    from torch.onnx import register_custom_op_symbolic
+
+    def xlogy(g, x, y):
+        zero = g.op("Constant", value_t=__import__("torch").tensor(0.0))
+        zero = g.op("CastLike", zero, x)
+        product = g.op("Mul", x, g.op("Log", y))
+        return g.op("Where", g.op("Equal", x, zero), zero, product)
+
+    for name in ("aten::xlogy", "aten::special_xlogy"):
+        register_custom_op_symbolic(name, xlogy, OPSET)
+
+
 def onnx_inputs(detector, X) -> dict:
     """The inputs of :func:`export_onnx`'s graph for rows ``X`` (a DataFrame or array, as
     ``decision_function`` takes it; images as an array): ``{"numeric": float64, column: strings}`` or
@@ -265,6 +280,7 @@ def export_onnx(detector, out) -> Path:
     else:
         example = (torch.zeros(2, int(preprocessor.n_outputs_), dtype=torch.float32),)
         names = ["pixels"]
+    _register_symbolics()
     buffer = io.BytesIO()
     model_device = None
     if hasattr(detector, "model_"):
