@@ -192,7 +192,7 @@ def onnx_inputs(detector, X) -> dict:
     import numpy as np
     import pandas as pd
 
-    from oddkit.data.preprocess import MISSING_CATEGORY, TablePreprocessor, _category_string
+    from oddkit.data.preprocess import MISSING_CATEGORY, TablePreprocessor, _factorize
 
     preprocessor = detector.preprocessor_
     if not isinstance(preprocessor, TablePreprocessor):
@@ -202,9 +202,9 @@ def onnx_inputs(detector, X) -> dict:
     feeds = {"numeric": np.ascontiguousarray(
         X[preprocessor.numeric_columns_].to_numpy(dtype=np.float64).reshape(len(X), -1))}
     for name in preprocessor.categorical_columns_:
-        values = X[name]
-        feeds[name] = np.asarray([MISSING_CATEGORY if pd.isna(v) else _category_string(v) for v in values],
-                                 dtype=object)
+        # Each distinct value turned into its category string once (the last entry is the missing code -1's).
+        codes, strings = _factorize(X[name])
+        feeds[name] = np.asarray(strings + [MISSING_CATEGORY], dtype=object)[codes]
     return feeds
 
 
