@@ -319,3 +319,51 @@ def test_bounded_load_from_16_concurrent_clients_gets_no_5xx(service, gaussian_f
     assert all(status == 200 for _, status, _ in results)
     for i, _, answer in results[:40]:
         assert [row["score"] for row in answer["rows"]] == scores[i % 40: i % 40 + 10].tolist()
+
+
+def test_image_model_scores_npy_bodies_bit_for_bit(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from synthetic_images import bar_images
+
+    from oddkit import AutoEncoderDetector
+
+    folder = tmp_path / "images"
+    AutoEncoderDetector(epochs=2, random_state=0, verbose=0).fit(bar_images(40, size=16)).save(folder)
+    images = np.concatenate([bar_images(3, size=16, seed=1), bar_images(2, size=16, vertical=True, seed=2)])
+    detector, scores = _library(folder, images)
+    body = io.BytesIO()
+    np.save(body, images)
+    service = Service(folder).wait()
+    try:
+        status, answer = service.request("POST", "/score", body.getvalue(), "application/x-npy")
+        assert status == 200, answer
+        _check_answer(answer, detector, scores)
+        status, answer = service.score({"rows": [GOOD]})
+        assert status == 422 and "application/x-npy" in answer["detail"]
+        status, answer = service.request("POST", "/score", b"not an array", "application/x-npy")
+        assert status == 422 and ".npy" in answer["detail"]
+        assert service.request("GET", "/model")[1]["input"] == {"kind": "images", "shape": [1, 16, 16]}
+    finally:
+        service.stop()
+
+
+def test_several_workers_serve_the_same_scores(gaussian_folder, rows):
+    _, scores = _library(gaussian_folder, rows)
+    service = Service(gaussian_folder, "--workers", "2").wait()
+    try:
+        payload = json.dumps({"rows": rows.to_dict(orient="records")}).encode()
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: service.request("POST", "/score", payload), range(8)))
+        for status, answer in answers:
+            assert status == 200
+            assert [row["score"] for row in answer["rows"]] == scores.tolist()
+    finally:
+        service.stop()
+
+
+def test_bad_command_lines_stop_with_a_message(gaussian_folder, tmp_path):
+    for args, message in (((str(gaussian_folder), "--workers", "0"), "--workers"),
+                          ((str(tmp_path / "absent"),), "absent")):
+        done = subprocess.run([sys.executable, "-m", "oddkit.cli", "serve", *args], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": SRC}, timeout=60)
+        assert done.returncode == 2 and message in done.stderr
