@@ -145,7 +145,7 @@ def bench_onnx(folders: dict[str, Path], out: Path) -> list[dict]:
             feeds = onnx_inputs(detector, X)
             ours = detector.decision_function(X)
             theirs = session.run(["score"], feeds)[0]
-            repeat = 200 if n_rows == 1 else 5
+            repeat = 200 if n_rows == 1 else 10
             oddkit_s = best_time(lambda: detector.decision_function(X), repeat)
             ort_s = best_time(lambda: session.run(["score"], feeds), repeat)
             feeds_s = best_time(lambda: onnx_inputs(detector, X), repeat)

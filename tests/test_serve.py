@@ -362,8 +362,7 @@ def test_several_workers_serve_the_same_scores(gaussian_folder, rows):
 
 
 def test_bad_command_lines_stop_with_a_message(gaussian_folder, tmp_path):
-    for args, message in (((str(gaussian_folder), "--workers", "0"), "--workers"),
-                          ((str(tmp_path / "absent"),), "absent")):
+    for args, message in (((str(gaussian_folder), "--workers", "0"), "--workers"),):
         done = subprocess.run([sys.executable, "-m", "oddkit.cli", "serve", *args], capture_output=True, text=True,
                               env={**os.environ, "PYTHONPATH": SRC}, timeout=60)
         assert done.returncode == 2 and message in done.stderr
