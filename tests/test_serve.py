@@ -204,6 +204,8 @@ BAD_REQUESTS = [
      422, "must hold a number"),
     ("a list in a categorical column", json.dumps({"rows": [{**GOOD, "channel": ["web"]}]}).encode(),
      "application/json", 422, "'channel'"),
+    ("an integer beyond float64", b'{"rows": [{"amount": 1' + b"0" * 400 + b', "hour": 1, "channel": "web"}]}',
+     "application/json", 422, "too large for float64"),
     ("NaN", b'{"rows": [{"amount": NaN, "hour": 1, "channel": "web"}]}', "application/json", 422, "NaN"),
     ("null where the model does not impute", json.dumps({"rows": [{**GOOD, "amount": None}]}).encode(),
      "application/json", 422, "NaN/inf"),
@@ -265,6 +267,9 @@ def test_api_key_is_required_when_configured(gaussian_folder):
             assert service.request("GET", "/model", headers=headers)[0] == 401
         assert service.score([GOOD], headers={"X-API-Key": "s3cret"})[0] == 200
         assert service.request("GET", "/model", headers={"X-API-Key": "s3cret"})[0] == 200
+        schema = service.request("GET", "/openapi.json")[1]
+        assert schema["components"]["securitySchemes"]["APIKey"]["name"] == "X-API-Key"
+        assert schema["paths"]["/score"]["post"]["security"] == [{"APIKey": []}]
     finally:
         service.stop()
 

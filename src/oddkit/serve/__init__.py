@@ -153,7 +153,12 @@ def _check_cell_types(frame, detector) -> None:
             raise DataError(f"column {name!r} must hold {expected}, but row {bad[0]} holds {values.iloc[bad[0]]!r}"
                             + (f" ({len(bad)} such rows)" if len(bad) > 1 else ""))
         if column["kind"] == "numeric":
-            frame[name] = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+            try:
+                frame[name] = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+            except OverflowError:  # an integer beyond float64's range (JSON allows any number of digits)
+                row = next(i for i, v in enumerate(values) if isinstance(v, int) and abs(v) > 1.7e308)
+                raise DataError(f"column {name!r} holds a number too large for float64 at row {row} "
+                                f"({str(values.iloc[row])[:20]}...); send values within +-1.7e308") from None
 
 
 def _frame_from_json(payload: Any, detector):
@@ -322,7 +327,7 @@ def _request_models(detector):
     return Union[Records, ColumnsBody, list[Row]], ScoreResponse
 
 
-def _install_openapi(app, detector) -> None:
+def _install_openapi(app, detector, api_key: bool) -> None:
     """Document POST /score's JSON body with the model's own columns (the handler reads the body itself,
     so that a bad one is answered with oddkit's message, not a generic validation error)."""
     from pydantic import TypeAdapter
@@ -346,6 +351,11 @@ def _install_openapi(app, detector) -> None:
             content["multipart/form-data"] = {"schema": {"type": "object", "properties": {
                 "file": {"type": "string", "format": "binary", "description": "A CSV or Parquet file."}}}}
         schema["paths"]["/score"]["post"]["requestBody"] = {"required": True, "content": content}
+        if api_key:
+            schema["components"]["securitySchemes"] = {"APIKey": {"type": "apiKey", "in": "header",
+                                                                  "name": API_KEY_HEADER}}
+            schema["paths"]["/score"]["post"]["security"] = [{"APIKey": []}]
+            schema["paths"]["/model"]["get"]["security"] = [{"APIKey": []}]
         app.openapi_schema = schema
         return schema
 
@@ -518,7 +528,7 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
 
         return Response(await run_in_threadpool(work), media_type="application/json")
 
-    _install_openapi(app, detector)
+    _install_openapi(app, detector, bool(api_key))
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
     return app
 
