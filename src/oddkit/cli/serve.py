@@ -1,0 +1,58 @@
+"""'oddkit serve': a model behind an HTTP scoring service (FastAPI on uvicorn; see :mod:`oddkit.serve`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from oddkit.cli._common import _load_model, app, console
+from oddkit.exceptions import OddkitError
+
+
+@app.command()
+def serve(
+    model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; 0.0.0.0 listens on every "
+                                                     "interface (put an API key in ODDKIT_API_KEY first).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes, each holding the model.")] = 1,
+    max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="Largest request body in MiB; a larger one "
+                                                                     "is answered 413.")] = 64.0,
+):
+    """Serve MODEL over HTTP: POST /score (JSON rows or columns, or a CSV/Parquet file), GET /model, GET /health.
+
+    With ODDKIT_API_KEY set, every request but /health must send that key in the X-API-Key header. With
+    ODDKIT_MODEL_KEY set, MODEL must be signed with it or the service does not start. The OpenAPI schema and
+    its docs are at /openapi.json and /docs.
+    """
+    import os
+
+    if workers < 1:
+        raise OddkitError(f"--workers must be at least 1, got {workers}")
+    if not 0 < port < 65536:
+        raise OddkitError(f"--port must be between 1 and 65535, got {port}")
+    if not max_body_mb > 0:
+        raise OddkitError(f"--max-body-mb must be positive, got {max_body_mb}")
+    try:
+        import uvicorn
+
+        import oddkit.serve  # noqa: F401 - checks FastAPI is there before the model is loaded
+        import fastapi  # noqa: F401
+    except ImportError as exc:
+        from oddkit.exceptions import MissingDependencyError
+
+        raise MissingDependencyError(f"'oddkit serve' needs FastAPI and uvicorn ({exc}); "
+                                     "pip install 'oddkit[serve]'") from None
+    # Load once here, so a damaged or unsigned folder stops the command with oddkit's message before
+    # any worker starts; each worker then loads (and checks) it again.
+    detector = _load_model(model)
+    os.environ["ODDKIT_SERVE_MODEL"] = str(model.resolve())
+    os.environ["ODDKIT_SERVE_MAX_BODY_BYTES"] = str(int(max_body_mb * 1024 * 1024))
+    console.print(f"serving {type(detector).__name__} from {model} on http://{host}:{port} ({workers} worker"
+                  f"{'s' if workers != 1 else ''}; API key {'required' if os.environ.get('ODDKIT_API_KEY') else 'off'})",
+                  markup=False, highlight=False)
+    del detector
+    uvicorn.run("oddkit.serve:_app_from_environment", factory=True, host=host, port=port, workers=workers,
+                log_level="warning")

@@ -1,0 +1,320 @@
+"""ONNX export: a fitted detector's whole scoring path as one ONNX graph (``oddkit export MODEL --format onnx``).
+
+Exported detectors: :class:`~oddkit.AutoEncoderDetector` (tables and images), :class:`~oddkit.VAEDetector`,
+:class:`~oddkit.GaussianDetector` and :class:`~oddkit.PCADetector`. The graph holds the preprocessing
+(standardisation with the training mean and standard deviation, clipping at ``STANDARDIZED_BOUND``, median
+imputation when the model imputes, one-hot encoding of categorical columns), the network or the
+statistics, the error normalisation, and the guarantee that a far-out row scores at least
+``out_of_range_score()``. The score is computed in float64 where oddkit computes it in float64.
+
+Inputs (a table model):
+
+- ``numeric``: float64, shape ``(rows, n_numeric)``, the numeric columns in training order (the metadata
+  key ``numeric_columns`` lists them);
+- one string tensor of shape ``(rows,)`` per categorical column, named as the column (``categorical_columns``
+  in the metadata); a missing value is the string ``"<missing>"``, and a category never seen in training is
+  encoded as all zeros (as ``unknown_categories="ignore"`` does) instead of raising.
+
+An image model takes ``pixels``: float32 of shape ``(rows, C*H*W)``, the images scaled to [0, 1] and
+flattened as ``detector.preprocessor_.transform`` does (:func:`onnx_inputs` does it).
+
+Outputs: ``score`` (float64, higher = more anomalous) and ``label`` (int64, 1 = anomaly, score >=
+threshold). The metadata also holds ``threshold``, ``detector`` and ``oddkit_version``.
+
+What the graph does not do (oddkit does it before scoring): refuse NaN when the model does not impute (the
+graph's score is then NaN), refuse an unseen category, check column names and types.
+"""
+
+import json
+from pathlib import Path
+
+from oddkit.exceptions import MissingDependencyError, OddkitError
+
+__all__ = ["EXPORTABLE", "ExportError", "export_onnx", "onnx_inputs"]
+
+EXPORTABLE = ("AutoEncoderDetector", "VAEDetector", "GaussianDetector", "PCADetector")
+"""Detector classes :func:`export_onnx` writes (subclasses that change the score are refused)."""
+OPSET = 17
+
+
+class ExportError(OddkitError):
+    """A detector that cannot be written as an ONNX graph."""
+
+
+def _check_exportable(detector) -> None:
+    from sklearn.utils.validation import check_is_fitted
+
+    name = type(detector).__name__
+    if name not in EXPORTABLE:
+        reason = {
+            "KNNDetector": "its score searches the training rows for neighbours at scoring time",
+            "IsolationForestDetector": "its trees are scikit-learn's, which this exporter does not translate",
+            "OneClassSVMDetector": "its kernel machine is scikit-learn's, which this exporter does not translate",
+            "EnsembleDetector": "it combines members some of which cannot be exported",
+            "VQVAEDetector": "its codebook look-up is not translated",
+        }.get(name, "no ONNX translation of its score is written")
+        raise ExportError(f"{name} cannot be exported to ONNX ({reason}); export one of {', '.join(EXPORTABLE)}, or "
+                          "serve this model with 'oddkit serve'")
+    check_is_fitted(detector)
+
+
+def _modules():
+    try:
+        import torch
+        from torch import nn
+    except ImportError as exc:  # pragma: no cover - torch is a dependency
+        raise MissingDependencyError(f"ONNX export needs torch ({exc})") from None
+    return torch, nn
+
+
+def _scoring_module(detector):
+    """One torch module: preprocessing inputs -> (score float64, label int64)."""
+    torch, nn = _modules()
+    from oddkit.data.preprocess import STANDARDIZED_BOUND, TablePreprocessor
+
+    name = type(detector).__name__
+    preprocessor = detector.preprocessor_
+    table = isinstance(preprocessor, TablePreprocessor)
+
+    def buffer(value, dtype=torch.float64):
+        return torch.as_tensor(__import__("numpy").asarray(value), dtype=dtype).clone()
+
+    class Score(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = table
+            self.register_buffer("threshold", buffer(float(detector.threshold_)))
+            self.register_buffer("floor", buffer(float(detector.out_of_range_score())))
+            if table:
+                import numpy as np
+
+                self.n_numeric = len(preprocessor.numeric_columns_)
+                self.register_buffer("center", buffer(preprocessor.center_))
+                self.register_buffer("scale", buffer(preprocessor.scale_))
+                self.impute = preprocessor.medians_ is not None
+                if self.impute:
+                    self.register_buffer("medians", buffer(preprocessor.medians_))
+                self.sizes = [len(preprocessor.categories_[c]) for c in preprocessor.categorical_columns_]
+                # Outputs are numeric columns then each categorical column's one-hot block; this order
+                # puts them back in the preprocessor's output order.
+                numeric_outputs = list(preprocessor._numeric_outputs)
+                categorical_outputs = [int(i) for name_, idx in preprocessor.output_groups_
+                                       if name_ in set(preprocessor.categorical_columns_) for i in idx]
+                source = np.empty(preprocessor.n_outputs_, dtype=np.int64)
+                source[np.asarray(numeric_outputs + categorical_outputs, dtype=np.int64)] = np.arange(
+                    preprocessor.n_outputs_)
+                self.register_buffer("order", torch.as_tensor(source))
+            if name == "GaussianDetector":
+                import numpy as np
+
+                self.register_buffer("location", buffer(detector.location_))
+                self.register_buffer("inverse_cholesky", buffer(np.linalg.inv(detector._cholesky)))
+                self.register_buffer("log_normaliser", buffer(float(detector._log_normaliser)))
+            elif name == "PCADetector":
+                self.register_buffer("mean", buffer(detector.mean_))
+                self.register_buffer("components", buffer(detector.components_))
+            else:
+                self.model = detector.model_
+                self.beta = float(getattr(detector, "beta", 1.0))
+                self.whitened = getattr(detector, "residual_whitener_", None) is not None
+                if name == "AutoEncoderDetector":
+                    if self.whitened:
+                        self.register_buffer("residual_mean", buffer(detector.residual_mean_).unsqueeze(1))
+                        self.register_buffer("whitener", buffer(detector.residual_whitener_))
+                    else:
+                        self.register_buffer("error_scale", buffer(detector.column_error_scale_).unsqueeze(1))
+
+        def preprocess(self, numeric, codes):
+            x = numeric.to(torch.float64)
+            if self.impute:
+                x = torch.where(torch.isfinite(x), x, self.medians)
+            x = torch.clamp((x - self.center) / self.scale, -STANDARDIZED_BOUND, STANDARDIZED_BOUND)
+            far = (torch.abs(x) >= STANDARDIZED_BOUND).any(dim=1) if self.n_numeric else None
+            parts = [x.to(torch.float32)]
+            for size, code in zip(self.sizes, codes):
+                parts.append((code.unsqueeze(1) == torch.arange(size).unsqueeze(0)).to(torch.float32))
+            z = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+            if len(parts) > 1:
+                z = torch.index_select(z, 1, self.order)
+            return z, far
+
+        def raw_score(self, z):
+            if name == "GaussianDetector":
+                centred = z.to(torch.float64) - self.location
+                whitened = centred @ self.inverse_cholesky.T
+                return 0.5 * (whitened * whitened).sum(dim=1) + self.log_normaliser
+            if name == "PCADetector":
+                centred = z.to(torch.float64) - self.mean
+                residual = centred - (centred @ self.components.T) @ self.components
+                return (residual * residual).mean(dim=1)
+            if name == "VAEDetector":
+                return self.model.negative_elbo(z, beta=self.beta).mean(dim=0).to(torch.float64)
+            if self.whitened:
+                residuals = (z - self.model(z)).to(torch.float64) - self.residual_mean
+                whitened = torch.matmul(residuals, self.whitener.transpose(1, 2))
+                return (whitened * whitened).mean(dim=(0, 2))
+            errors = (self.model(z).to(torch.float64) - z.to(torch.float64)) ** 2
+            return (errors / self.error_scale).mean(dim=0).mean(dim=1)
+
+        def forward(self, first, *codes):
+            if self.table:
+                z, far = self.preprocess(first, codes)
+            else:
+                z, far = first.to(torch.float32), None
+            score = self.raw_score(z)
+            score = torch.where(torch.isfinite(score), score, self.floor)
+            if far is not None:
+                score = torch.where(far, torch.maximum(score, self.floor), score)
+            return score, (score >= self.threshold).to(torch.int64)
+
+    return Score().eval()
+
+
+def _register_symbolics() -> None:
+    """ONNX translations of the operators oddkit's networks use that torch's exporter lacks at OPSET:
+    ``xlogy(x, y)`` (the Bernoulli likelihood of image VAEs) as ``where(x == 0, 0, x * log(y))``."""
+    from torch.onnx import register_custom_op_symbolic
+
+    def xlogy(g, x, y):
+        zero = g.op("Constant", value_t=__import__("torch").tensor(0.0))
+        zero = g.op("CastLike", zero, x)
+        product = g.op("Mul", x, g.op("Log", y))
+        return g.op("Where", g.op("Equal", x, zero), zero, product)
+
+    for name in ("aten::xlogy", "aten::special_xlogy"):
+        register_custom_op_symbolic(name, xlogy, OPSET)
+
+
+def onnx_inputs(detector, X) -> dict:
+    """The inputs of :func:`export_onnx`'s graph for rows ``X`` (a DataFrame or array, as
+    ``decision_function`` takes it; images as an array): ``{"numeric": float64, column: strings}`` or
+    ``{"pixels": float32}``."""
+    import numpy as np
+    import pandas as pd
+
+    from oddkit.data.preprocess import MISSING_CATEGORY, TablePreprocessor, _factorize
+
+    preprocessor = detector.preprocessor_
+    if not isinstance(preprocessor, TablePreprocessor):
+        return {"pixels": np.ascontiguousarray(preprocessor.transform(X), dtype=np.float32)}
+    if not isinstance(X, pd.DataFrame):
+        X = pd.DataFrame(np.asarray(X), columns=preprocessor.feature_names_in_)
+    feeds = {"numeric": np.ascontiguousarray(
+        X[preprocessor.numeric_columns_].to_numpy(dtype=np.float64).reshape(len(X), -1))}
+    for name in preprocessor.categorical_columns_:
+        # Each distinct value turned into its category string once (the last entry is the missing code -1's).
+        codes, strings = _factorize(X[name])
+        feeds[name] = np.asarray(strings + [MISSING_CATEGORY], dtype=object)[codes]
+    return feeds
+
+
+def _add_string_inputs(model, preprocessor):
+    """Replace each int64 code input by a string input and an ai.onnx.ml LabelEncoder (unseen -> -1)."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    nodes = []
+    for i, name in enumerate(preprocessor.categorical_columns_):
+        code_input = f"code_{i}"
+        old = next(inp for inp in graph.input if inp.name == code_input)
+        graph.input.remove(old)
+        graph.input.append(helper.make_tensor_value_info(name, TensorProto.STRING, ["rows"]))
+        nodes.append(helper.make_node("LabelEncoder", [name], [code_input], name=f"encode_{i}", domain="ai.onnx.ml",
+                                      keys_strings=list(preprocessor.categories_[name]),
+                                      values_int64s=list(range(len(preprocessor.categories_[name]))),
+                                      default_int64=-1))
+    existing = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes + existing)
+    if nodes and not any(o.domain == "ai.onnx.ml" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("ai.onnx.ml", 2))
+    return model
+
+
+def export_onnx(detector, out) -> Path:
+    """Write ``detector``'s scoring path, preprocessing included, as an ONNX graph.
+
+    Parameters
+    ----------
+    detector : BaseDetector
+        A fitted :class:`~oddkit.AutoEncoderDetector` (tables or images), :class:`~oddkit.VAEDetector`,
+        :class:`~oddkit.GaussianDetector` or :class:`~oddkit.PCADetector`.
+    out : str or Path
+        The ``.onnx`` file to write.
+
+    Returns
+    -------
+    Path
+        ``out``. Inputs, outputs and metadata: see :mod:`oddkit.export`. onnxruntime's scores equal
+        ``decision_function``'s to a relative 1e-5.
+
+    Raises
+    ------
+    ExportError
+        The detector cannot be exported (its class is not one of :data:`EXPORTABLE`).
+    MissingDependencyError
+        ``onnx`` is not installed (``pip install 'oddkit[onnx]'``).
+    """
+    import io
+    import warnings
+
+    import numpy as np
+
+    from oddkit import __version__
+    from oddkit.data.preprocess import TablePreprocessor
+
+    _check_exportable(detector)
+    try:
+        import onnx
+    except ImportError as exc:
+        raise MissingDependencyError(f"ONNX export needs the onnx package ({exc}); pip install 'oddkit[onnx]'") from None
+    torch, _ = _modules()
+    module = _scoring_module(detector)
+    preprocessor = detector.preprocessor_
+    table = isinstance(preprocessor, TablePreprocessor)
+    if table:
+        n_categorical = len(preprocessor.categorical_columns_)
+        example = (torch.zeros(2, len(preprocessor.numeric_columns_), dtype=torch.float64),
+                   *[torch.zeros(2, dtype=torch.int64) for _ in range(n_categorical)])
+        names = ["numeric", *[f"code_{i}" for i in range(n_categorical)]]
+    else:
+        example = (torch.zeros(2, int(preprocessor.n_outputs_), dtype=torch.float32),)
+        names = ["pixels"]
+    _register_symbolics()
+    buffer = io.BytesIO()
+    model_device = None
+    if hasattr(detector, "model_"):
+        model_device = next(detector.model_.parameters()).device
+        detector.model_.cpu()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, example, buffer, dynamo=False, input_names=names,
+                              output_names=["score", "label"], opset_version=OPSET,
+                              dynamic_axes={**{n: {0: "rows"} for n in names}, "score": {0: "rows"},
+                                            "label": {0: "rows"}})
+    except Exception as exc:  # noqa: BLE001 - the exporter's own errors are many; say which model failed
+        raise ExportError(f"torch.onnx could not export {type(detector).__name__} ({type(exc).__name__}: {exc})") from None
+    finally:
+        if model_device is not None:
+            detector.model_.to(model_device)
+    model = onnx.load_from_string(buffer.getvalue())
+    if table:
+        model = _add_string_inputs(model, preprocessor)
+        metadata = {"numeric_columns": preprocessor.numeric_columns_,
+                    "categorical_columns": preprocessor.categorical_columns_,
+                    "categories": preprocessor.categories_}
+    else:
+        metadata = {"image_shape": [int(v) for v in detector.image_shape_]}
+    metadata.update(detector=type(detector).__name__, threshold=float(detector.threshold_),
+                    threshold_goal=detector.threshold_goal_, oddkit_version=__version__)
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
+    model.doc_string = (f"oddkit {type(detector).__name__}: inputs and outputs are described in the oddkit.export "
+                        "module's documentation")
+    onnx.checker.check_model(model)
+    out = Path(out)
+    out.write_bytes(model.SerializeToString())
+    del np
+    return out

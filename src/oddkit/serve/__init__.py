@@ -1,0 +1,547 @@
+"""The HTTP scoring service: a saved model behind FastAPI, run by uvicorn (``oddkit serve MODEL``).
+
+Endpoints:
+
+- ``POST /score``: rows as JSON — records ``{"rows": [{"col": value, ...}, ...]}`` (or a bare list of
+  records), or columns ``{"columns": {"col": [values], ...}}`` — or a CSV / Parquet file, uploaded as
+  multipart form field ``file`` or sent as the body with ``Content-Type: text/csv`` /
+  ``application/vnd.apache.parquet``; a model trained on images takes a ``.npy`` array of images
+  (``application/x-npy``). Answers ``{"rows": [{"score", "label", "probability"}, ...], ...}`` in the
+  order of the input; ``?explain=true`` adds each row's ``explanation`` (``detector.explain``: the share of
+  the score each column carries).
+- ``GET /health``: ``{"status": "ok"}`` (no API key needed, for load balancers).
+- ``GET /model``: what ``oddkit info`` shows, as JSON (:func:`model_info`).
+
+The model is loaded once, when the app is built, by :func:`oddkit.load` (checksums, and the signature
+when a signing key is set: the service refuses to start on an unsigned folder then). Scoring is
+CPU-bound and runs in a worker thread, so the event loop keeps accepting requests. Every error oddkit
+raises on purpose (bad JSON, a missing or extra column, text in a numeric column, NaN, an unseen
+category) is answered 4xx with oddkit's message as ``{"detail": ...}``; a body over ``max_body_bytes``
+gets 413 before it is read in full.
+"""
+
+
+import hmac
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError, OddkitError
+
+__all__ = ["API_KEY_ENVIRONMENT_VARIABLE", "API_KEY_HEADER", "DEFAULT_MAX_BODY_BYTES", "create_app", "model_info",
+           "score_payload"]
+
+API_KEY_ENVIRONMENT_VARIABLE = "ODDKIT_API_KEY"
+"""When set (non-empty), every request but ``GET /health`` must carry this value in :data:`API_KEY_HEADER`."""
+API_KEY_HEADER = "X-API-Key"
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+"""Largest request body accepted (64 MiB); a larger one is answered 413."""
+_MODEL_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MODEL"
+_MAX_BODY_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_BODY_BYTES"
+_PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet",
+                  "application/octet-stream")
+_NPY_TYPES = ("application/x-npy", "application/npy")
+
+
+# -- what the model is ---------------------------------------------------------------------------------
+
+def _image_shape(detector) -> tuple[int, ...] | None:
+    shape = getattr(detector, "image_shape_", None)
+    return None if shape is None else tuple(int(v) for v in shape)
+
+
+def _columns(detector) -> list[dict[str, Any]] | None:
+    """[{"name", "kind", ("categories")}] of a table model, in training order; None for images."""
+    preprocessor = getattr(detector, "preprocessor_", None)
+    if _image_shape(detector) is not None or preprocessor is None or not hasattr(preprocessor, "kinds_"):
+        return None
+    columns = []
+    for name, kind in zip(preprocessor.feature_names_in_, preprocessor.kinds_):
+        column: dict[str, Any] = {"name": str(name), "kind": kind}
+        if kind == "categorical":
+            column["categories"] = list(preprocessor.categories_[name])
+        columns.append(column)
+    return columns
+
+
+def model_info(detector, folder: str | Path | None = None) -> dict[str, Any]:
+    """What ``oddkit info`` shows about a loaded model, as a JSON-ready dict.
+
+    Parameters
+    ----------
+    detector : BaseDetector
+        A fitted (usually loaded) detector.
+    folder : str or Path, optional
+        Its model folder: adds the library versions it was saved with (from ``config.json``).
+
+    Returns
+    -------
+    dict
+        ``detector`` (class name), ``training_rows``, ``threshold``, ``threshold_goal``, ``input`` (``{"kind":
+        "table", "columns": [{"name", "kind", "categories"}]}`` or ``{"kind": "images", "shape": [C, H, W]}``),
+        ``parameters`` and ``versions``.
+    """
+    info: dict[str, Any] = {"detector": type(detector).__name__}
+    training_scores = getattr(detector, "decision_scores_", None)
+    info["training_rows"] = None if training_scores is None else int(len(training_scores))
+    info["threshold"] = float(detector.threshold_)
+    info["threshold_goal"] = getattr(detector, "threshold_goal_", None)
+    shape = _image_shape(detector)
+    if shape is not None:
+        info["input"] = {"kind": "images", "shape": list(shape)}
+    else:
+        info["input"] = {"kind": "table", "columns": _columns(detector) or []}
+    info["parameters"] = json.loads(json.dumps(detector.get_params(deep=False), default=str))
+    versions: dict[str, str] = {}
+    if folder is not None:
+        try:
+            config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+            versions = {str(k): str(v) for k, v in sorted((config.get("versions") or {}).items())}
+        except (OSError, ValueError, AttributeError):
+            versions = {}
+    info["versions"] = versions
+    return info
+
+
+# -- reading a request --------------------------------------------------------------------------------
+
+def _refuse_constant(name: str):
+    raise DataError(f"the JSON body holds {name}, which JSON does not allow; send null for a missing value")
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise EmptyDataError("the request body is empty; send rows as JSON: {\"rows\": [{\"column\": value, ...}]}")
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise DataError(f"the request body is not valid JSON ({exc}); send {{\"rows\": [{{\"column\": value, ...}}]}} "
+                        "or {\"columns\": {\"column\": [values]}}") from None
+
+
+def _check_names(names: list[str], present, where: str) -> None:
+    present = list(present)
+    missing = [n for n in names if n not in present]
+    extra = [c for c in present if c not in set(names)]
+    if missing or extra:
+        raise ColumnMismatchError(f"{where} differ from training: missing {missing}, extra {extra}; send exactly "
+                                  f"the model's columns {names}")
+
+
+def _check_cell_types(frame, detector) -> None:
+    """Refuse a JSON value of the wrong type (text, true/false, a list or an object in a numeric column;
+    a list or an object in a categorical one), naming the column and row."""
+    import numpy as np
+
+    for column in _columns(detector) or []:
+        name, values = column["name"], frame[column["name"]]
+        if column["kind"] == "numeric" and values.dtype == bool:
+            raise DataError(f"column {name!r} must hold a number (or null), but row 0 holds {bool(values.iloc[0])!r}")
+        if values.dtype != object:
+            continue
+        if column["kind"] == "numeric":
+            bad = [i for i, v in enumerate(values) if v is not None and (isinstance(v, bool) or not isinstance(
+                v, (int, float)))]
+            expected = "a number (or null)"
+        else:
+            bad = [i for i, v in enumerate(values) if isinstance(v, (list, dict))]
+            expected = "a string, a number or null"
+        if bad:
+            raise DataError(f"column {name!r} must hold {expected}, but row {bad[0]} holds {values.iloc[bad[0]]!r}"
+                            + (f" ({len(bad)} such rows)" if len(bad) > 1 else ""))
+        if column["kind"] == "numeric":
+            try:
+                frame[name] = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+            except OverflowError:  # an integer beyond float64's range (JSON allows any number of digits)
+                row = next(i for i, v in enumerate(values) if isinstance(v, int) and abs(v) > 1.7e308)
+                raise DataError(f"column {name!r} holds a number too large for float64 at row {row} "
+                                f"({str(values.iloc[row])[:20]}...); send values within +-1.7e308") from None
+
+
+def _frame_from_json(payload: Any, detector):
+    """JSON records or columns -> a DataFrame of the training columns, in training order."""
+    import pandas as pd
+
+    names = [c["name"] for c in (_columns(detector) or [])]
+    if isinstance(payload, dict) and "rows" in payload and set(payload) <= {"rows"}:
+        payload = payload["rows"]
+    if isinstance(payload, list):
+        if not payload:
+            raise EmptyDataError("'rows' is empty; send at least one row")
+        for i, record in enumerate(payload):
+            if not isinstance(record, dict):
+                raise DataError(f"row {i} is {type(record).__name__}, not an object; send each row as "
+                                "{\"column\": value, ...}")
+            if len(record) != len(names) or any(n not in record for n in names):
+                _check_names(names, record, f"the columns of row {i}")
+        frame = pd.DataFrame.from_records(payload, columns=names)
+    elif isinstance(payload, dict) and "columns" in payload and set(payload) <= {"columns"}:
+        columns = payload["columns"]
+        if not isinstance(columns, dict):
+            raise DataError("'columns' must be an object {\"column\": [values, ...]}")
+        _check_names(names, columns, "the columns")
+        lengths = {name: len(v) if isinstance(v, list) else None for name, v in columns.items()}
+        if any(n is None for n in lengths.values()):
+            bad = next(name for name, n in lengths.items() if n is None)
+            raise DataError(f"column {bad!r} must be a list of values")
+        if len(set(lengths.values())) > 1:
+            raise DataError(f"the columns have different lengths {lengths}; send one value per row in every column")
+        if not next(iter(lengths.values()), 0):
+            raise EmptyDataError("the columns are empty; send at least one row")
+        frame = pd.DataFrame({name: pd.Series(columns[name], dtype=object) for name in names})
+        frame = frame.infer_objects()
+    else:
+        raise DataError("send rows as {\"rows\": [{\"column\": value, ...}, ...]} or columns as "
+                        "{\"columns\": {\"column\": [values, ...]}}")
+    _check_cell_types(frame, detector)
+    return frame
+
+
+def _frame_from_file(data: bytes, filename: str, detector, parquet: bool | None = None):
+    """An uploaded CSV or Parquet file, read as ``oddkit.data.read_table`` reads files. ``parquet``: the
+    format, or None to tell it from the file's name and first bytes."""
+    from oddkit.data import read_table
+
+    if parquet is None:
+        parquet = filename.lower().endswith((".parquet", ".pq")) or data[:4] == b"PAR1"
+    suffix = ".parquet" if parquet else ".csv"
+    with tempfile.TemporaryDirectory(prefix="oddkit-serve-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        path.write_bytes(data)
+        try:
+            table = read_table(path, label_col=None)
+        except OddkitError as exc:
+            raise type(exc)(str(exc).replace(str(path), filename or f"the uploaded {suffix[1:]} file")) from None
+    names = [c["name"] for c in (_columns(detector) or [])]
+    _check_names(names, table.X.columns, "the file's columns")
+    return table.X[names]
+
+
+def _images_from_npy(data: bytes):
+    import numpy as np
+
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"the body is not a .npy array of images ({exc}); send numpy.save's bytes") from None
+
+
+# -- scoring ---------------------------------------------------------------------------------------------
+
+def score_payload(detector, X, explain: bool = False) -> bytes:
+    """Score rows ``X`` (a DataFrame or an image array) and return the JSON answer of ``POST /score``.
+
+    Floats are written by Python's ``repr``, so a client that parses them as float64 gets exactly the
+    library's scores.
+    """
+    scores = detector.decision_function(X)
+    probabilities = detector.proba_from_scores(scores)[:, 1]
+    labels = (scores >= detector.threshold_).astype(int)
+    rows = [{"score": s, "label": lab, "probability": p}
+            for s, lab, p in zip(scores.tolist(), labels.tolist(), probabilities.tolist())]
+    if explain:
+        shares = detector.explain(X)
+        for row, values in zip(rows, shares.to_dict(orient="records")):
+            row["explanation"] = {str(k): float(v) for k, v in values.items()}
+    answer = {"rows": rows, "threshold": float(detector.threshold_), "detector": type(detector).__name__}
+    return json.dumps(answer, allow_nan=False).encode("utf-8")
+
+
+def _read_request(detector, body: bytes, content_type: str, upload: tuple[bytes, str] | None):
+    images = _image_shape(detector) is not None
+    if upload is not None:
+        data, filename = upload
+        if images:
+            return _images_from_npy(data)
+        return _frame_from_file(data, filename, detector)
+    kind = content_type.split(";")[0].strip().lower()
+    if images:
+        if kind not in _NPY_TYPES:
+            raise DataError(f"this model scores images: send a .npy array (numpy.save) with Content-Type "
+                            f"application/x-npy, not {kind or 'no Content-Type'}")
+        return _images_from_npy(body)
+    if kind in ("text/csv", "application/csv"):
+        return _frame_from_file(body, "the CSV body", detector, parquet=False)
+    if kind in _PARQUET_TYPES:
+        return _frame_from_file(body, "the Parquet body", detector, parquet=True)
+    return _frame_from_json(_parse_json(body), detector)
+
+
+def _status(exc: OddkitError) -> int:
+    from oddkit.exceptions import ExplainError, MissingDependencyError
+
+    if isinstance(exc, MissingDependencyError):
+        return 501
+    if isinstance(exc, (DataError, ExplainError, ValueError)):
+        return 422
+    return 400
+
+
+# -- the OpenAPI schema -----------------------------------------------------------------------------------
+
+def _request_models(detector):
+    """Pydantic models of the request bodies, naming the model's columns and their types."""
+    from typing import Literal, Optional, Union
+
+    from pydantic import BaseModel, ConfigDict, Field, create_model
+
+    columns = _columns(detector) or []
+    row_fields, column_fields = {}, {}
+    for i, column in enumerate(columns):
+        if column["kind"] == "numeric":
+            kind, text = Optional[float], "number (null only when the model imputes missing values)"
+        else:
+            categories = column["categories"]
+            kind = Literal[tuple(categories)] if 0 < len(categories) <= 100 else str  # type: ignore[misc]
+            text = f"one of the {len(categories)} categories seen in training"
+        description = f"{column['name']}: {column['kind']}, {text}"
+        row_fields[f"c{i}"] = (kind, Field(alias=column["name"], description=description))
+        column_fields[f"c{i}"] = (list[kind], Field(alias=column["name"], description=description))
+    strict = ConfigDict(extra="forbid", populate_by_name=False)
+    Row = create_model("Row", __config__=strict, **row_fields)
+    Columns = create_model("Columns", __config__=strict, **column_fields)
+
+    class Records(BaseModel):
+        model_config = strict
+        rows: list[Row] = Field(min_length=1, description="One object per row, keyed by column name.")
+
+    class ColumnsBody(BaseModel):
+        model_config = strict
+        columns: Columns = Field(description="One list of values per column, all of the same length.")
+
+    class RowScore(BaseModel):
+        score: float = Field(description="Anomaly score: higher = more anomalous.")
+        label: int = Field(description="1 = anomaly (score >= threshold), 0 = normal.")
+        probability: float = Field(description="Probability of being an anomaly (detector.predict_proba).")
+        explanation: Optional[dict[str, float]] = Field(
+            None, description="With ?explain=true: each column's share of the score (detector.explain).")
+
+    class ScoreResponse(BaseModel):
+        rows: list[RowScore]
+        threshold: float
+        detector: str
+
+    return Union[Records, ColumnsBody, list[Row]], ScoreResponse
+
+
+def _install_openapi(app, detector, api_key: bool) -> None:
+    """Document POST /score's JSON body with the model's own columns (the handler reads the body itself,
+    so that a bad one is answered with oddkit's message, not a generic validation error)."""
+    from pydantic import TypeAdapter
+
+    body, _ = _request_models(detector)
+    default_openapi = app.openapi
+
+    def openapi():
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = default_openapi()
+        body_schema = TypeAdapter(body).json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+        definitions = body_schema.pop("$defs", {})
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions)
+        content = {"application/json": {"schema": body_schema}}
+        if _image_shape(detector) is not None:
+            content = {"application/x-npy": {"schema": {"type": "string", "format": "binary"}}}
+        else:
+            content["text/csv"] = {"schema": {"type": "string"}}
+            content["application/vnd.apache.parquet"] = {"schema": {"type": "string", "format": "binary"}}
+            content["multipart/form-data"] = {"schema": {"type": "object", "properties": {
+                "file": {"type": "string", "format": "binary", "description": "A CSV or Parquet file."}}}}
+        schema["paths"]["/score"]["post"]["requestBody"] = {"required": True, "content": content}
+        if api_key:
+            schema["components"]["securitySchemes"] = {"APIKey": {"type": "apiKey", "in": "header",
+                                                                  "name": API_KEY_HEADER}}
+            schema["paths"]["/score"]["post"]["security"] = [{"APIKey": []}]
+            schema["paths"]["/model"]["get"]["security"] = [{"APIKey": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi
+
+
+# -- the app ------------------------------------------------------------------------------------------------
+
+class _BodyLimit:
+    """ASGI middleware: answer 413 to a body over ``limit`` bytes (by Content-Length, or while it streams)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        message = (f"the request body is over the service's limit of {self.limit:,} bytes; send fewer rows per "
+                   "request (or start the service with a larger --max-body-mb)")
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_large = int(value) > self.limit
+                except ValueError:
+                    too_large = False
+                if too_large:
+                    return await _send_json(send, 413, {"detail": message})
+        received = 0
+        answered = False
+
+        async def limited_receive():
+            nonlocal received
+            event = await receive()
+            if event["type"] == "http.request":
+                received += len(event.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge(message)
+            return event
+
+        async def tracking_send(event):
+            nonlocal answered
+            if event["type"] == "http.response.start":
+                answered = True
+            await send(event)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge as exc:
+            if not answered:
+                await _send_json(send, 413, {"detail": str(exc)})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _send_json(send, status: int, payload: dict) -> None:
+    body = json.dumps(payload).encode("utf-8")
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(model, *, api_key: str | None = None, key: bytes | str | None = None,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
+    """The FastAPI app serving one model.
+
+    Parameters
+    ----------
+    model : str, Path or BaseDetector
+        A model folder (loaded once, here, by :func:`oddkit.load`, which checks its integrity) or a
+        fitted detector.
+    api_key : str, optional
+        When given, every request but ``GET /health`` must send it in the ``X-API-Key`` header (401
+        otherwise). ``oddkit serve`` reads it from ``ODDKIT_API_KEY``.
+    key : bytes or str, optional
+        The signing key: a folder that is not signed with it is refused (:class:`ModelFileError`), so the
+        service never starts on it. ``oddkit serve`` reads it from ``ODDKIT_MODEL_KEY``.
+    max_body_bytes : int, default 64 MiB
+        Largest request body; a larger one is answered 413 without being read in full.
+
+    Returns
+    -------
+    fastapi.FastAPI
+    """
+    try:
+        from fastapi import FastAPI, Request
+        from fastapi.responses import JSONResponse, Response
+        from starlette.concurrency import run_in_threadpool
+    except ImportError as exc:
+        from oddkit.exceptions import MissingDependencyError
+
+        raise MissingDependencyError(f"the scoring service needs FastAPI and uvicorn ({exc}); "
+                                     "pip install 'oddkit[serve]'") from None
+    from oddkit import __version__
+
+    folder = None
+    if isinstance(model, (str, Path)):
+        from oddkit.persist import load
+
+        folder = Path(model)
+        detector = load(folder, key=key)
+    else:
+        detector = model
+    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
+        raise OddkitError(f"max_body_bytes must be a positive number of bytes, got {max_body_bytes!r}")
+    info = model_info(detector, folder)
+    _, ScoreResponse = _request_models(detector)
+    columns = ", ".join(f"{c['name']} ({c['kind']})" for c in (_columns(detector) or []))
+    app = FastAPI(title=f"oddkit: {info['detector']}", version=__version__,
+                  description=f"Scores rows with a {info['detector']} model"
+                              + (f" of the columns {columns}." if columns else " of images."))
+    app.state.detector = detector
+
+    def authorised(request: Request) -> bool:
+        if not api_key:
+            return True
+        sent = request.headers.get(API_KEY_HEADER)
+        return sent is not None and hmac.compare_digest(sent.encode("utf-8"), api_key.encode("utf-8"))
+
+    def refused() -> JSONResponse:
+        return JSONResponse({"detail": f"missing or wrong API key; send it in the {API_KEY_HEADER} header"},
+                            status_code=401, headers={"WWW-Authenticate": "API key"})
+
+    @app.exception_handler(OddkitError)
+    async def _oddkit_error(request: Request, exc: OddkitError):
+        return JSONResponse({"detail": str(exc)}, status_code=_status(exc))
+
+    @app.get("/health", summary="Liveness: the model is loaded")
+    def health():
+        return {"status": "ok", "detector": info["detector"]}
+
+    @app.get("/model", summary="What the model is (as 'oddkit info' shows it)")
+    def describe(request: Request):
+        if not authorised(request):
+            return refused()
+        return info
+
+    @app.post("/score", summary="Score rows: score, label and probability of each (explanation on request)",
+              responses={200: {"model": ScoreResponse}, 401: {"description": "Missing or wrong API key"},
+                         413: {"description": "Body over the size limit"},
+                         422: {"description": "Rows the model cannot score; 'detail' says why and how to fix it"}})
+    async def score(request: Request, explain: bool = False):
+        if not authorised(request):
+            return refused()
+        content_type = request.headers.get("content-type", "")
+        upload = None
+        if content_type.lower().startswith("multipart/form-data"):
+            try:
+                form = await request.form()
+            except AssertionError as exc:  # python-multipart missing
+                from oddkit.exceptions import MissingDependencyError
+
+                raise MissingDependencyError(f"uploads need python-multipart ({exc}); pip install 'oddkit[serve]'")
+            except _TooLarge:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the multipart parser's own errors are the client's
+                raise DataError(f"the multipart body cannot be read ({exc}); upload the file as form field 'file'") from None
+            part = form.get("file")
+            if part is None or isinstance(part, str):
+                raise DataError("upload the CSV or Parquet file as the multipart form field 'file'")
+            upload = (await part.read(), part.filename or "the uploaded file")
+            body = b""
+        else:
+            body = await request.body()
+
+        def work() -> bytes:
+            X = _read_request(detector, body, content_type, upload)
+            return score_payload(detector, X, explain=explain)
+
+        return Response(await run_in_threadpool(work), media_type="application/json")
+
+    _install_openapi(app, detector, bool(api_key))
+    app.add_middleware(_BodyLimit, limit=max_body_bytes)
+    return app
+
+
+def _app_from_environment():
+    """The app ``oddkit serve`` runs in each uvicorn worker: the model folder and limits come from the
+    environment the command set, the keys from ``ODDKIT_API_KEY`` and ``ODDKIT_MODEL_KEY``."""
+    from oddkit.persist import key_from_environment
+
+    folder = os.environ.get(_MODEL_ENVIRONMENT_VARIABLE)
+    if not folder:
+        raise OddkitError(f"{_MODEL_ENVIRONMENT_VARIABLE} is not set; start the service with 'oddkit serve MODEL'")
+    limit = int(os.environ.get(_MAX_BODY_ENVIRONMENT_VARIABLE, DEFAULT_MAX_BODY_BYTES))
+    return create_app(folder, api_key=os.environ.get(API_KEY_ENVIRONMENT_VARIABLE) or None,
+                      key=key_from_environment(), max_body_bytes=limit)
+

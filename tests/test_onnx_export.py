@@ -1,0 +1,157 @@
+"""ONNX export: onnxruntime's scores equal oddkit's to rtol 1e-5 on held-out rows, per exported detector,
+with the preprocessing (standardisation, one-hot of string inputs, imputation, the out-of-range floor) in
+the graph; detectors that cannot be exported say so."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+onnx = pytest.importorskip("onnx")
+onnxruntime = pytest.importorskip("onnxruntime")
+
+from oddkit.export import ExportError, export_onnx, onnx_inputs  # noqa: E402
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def _table(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(n, 4)) * [1.0, 10.0, 0.1, 1000.0] + [0, 50, 1, -3000],
+                         columns=["a", "b", "c", "d"])
+    frame["channel"] = rng.choice(["web", "shop", "phone"], n)
+    frame["tier"] = rng.choice(["gold", "basic"], n)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def split():
+    train, held_out = _table(300, 0), _table(120, 1)
+    held_out.loc[0, "a"] = 1e9  # far beyond training: clipped, floored at out_of_range_score
+    held_out.loc[1, "d"] = -1e300
+    held_out.loc[2, "b"] = 400.0  # an ordinary anomaly
+    return train, held_out
+
+
+def _session(detector, tmp_path):
+    path = export_onnx(detector, tmp_path / "model.onnx")
+    onnx.checker.check_model(str(path))
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]), path
+
+
+def _detectors():
+    from oddkit import AutoEncoderDetector, GaussianDetector, PCADetector, VAEDetector
+
+    neural = {"epochs": 3, "random_state": 0, "verbose": 0, "hidden_sizes": [16]}
+    return {
+        "gaussian": lambda: GaussianDetector(),
+        "pca": lambda: PCADetector(n_components=2),
+        "autoencoder": lambda: AutoEncoderDetector(**neural),
+        "autoencoder-ensemble": lambda: AutoEncoderDetector(**neural, n_estimators=2),
+        "autoencoder-columns": lambda: AutoEncoderDetector(**neural, normalize_errors="columns"),
+        "autoencoder-denoising": lambda: AutoEncoderDetector(**neural, noise="mask"),
+        "vae": lambda: VAEDetector(**neural, latent_dim=2),
+    }
+
+
+@pytest.mark.parametrize("name", list(_detectors()))
+def test_onnxruntime_scores_equal_oddkits_on_held_out_rows(name, split, tmp_path):
+    train, held_out = split
+    detector = _detectors()[name]().fit(train)
+    session, path = _session(detector, tmp_path)
+    assert [i.name for i in session.get_inputs()] == ["numeric", "channel", "tier"]
+    assert session.get_inputs()[1].type == "tensor(string)"
+    score, label = session.run(["score", "label"], onnx_inputs(detector, held_out))
+    expected = detector.decision_function(held_out)
+    np.testing.assert_allclose(score, expected, rtol=1e-5)
+    np.testing.assert_array_equal(label, detector.predict(held_out))
+    assert label[0] == label[1] == 1 and score[0] >= detector.out_of_range_score()
+    metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert json.loads(metadata["numeric_columns"]) == ["a", "b", "c", "d"]
+    assert float(metadata["threshold"]) == detector.threshold_
+
+
+def test_the_graph_is_not_a_copy_of_the_training_scores(split, tmp_path):
+    """Two rows differing only in a category score differently in the graph as in oddkit (the one-hot is
+    really in the graph), and an unseen category is encoded as all zeros, as unknown_categories='ignore'."""
+    from oddkit import GaussianDetector
+
+    train, held_out = split
+    detector = GaussianDetector().fit(train)
+    session, _ = _session(detector, tmp_path)
+    rows = pd.concat([held_out.iloc[[5]]] * 3, ignore_index=True)
+    rows.loc[1, "channel"] = "web" if rows.loc[0, "channel"] != "web" else "shop"
+    rows.loc[2, "channel"] = "fax"
+    score = session.run(["score"], onnx_inputs(detector, rows))[0]
+    assert score[0] != score[1]
+    np.testing.assert_allclose(score[:2], detector.decision_function(rows.iloc[:2]), rtol=1e-5)
+    ignoring = GaussianDetector(unknown_categories="ignore").fit(train)
+    np.testing.assert_allclose(session.run(["score"], onnx_inputs(detector, rows.iloc[[2]]))[0],
+                               ignoring.decision_function(rows.iloc[[2]]), rtol=1e-5)
+
+
+def test_median_imputation_is_in_the_graph(split, tmp_path):
+    from oddkit import PCADetector
+
+    train, held_out = split
+    detector = PCADetector(impute="median").fit(train)
+    rows = held_out.iloc[3:13].copy()
+    rows.loc[rows.index[0], "a"] = np.nan
+    rows.loc[rows.index[1], "c"] = np.inf
+    session, _ = _session(detector, tmp_path)
+    np.testing.assert_allclose(session.run(["score"], onnx_inputs(detector, rows))[0],
+                               detector.decision_function(rows), rtol=1e-5)
+
+
+def test_image_autoencoder_and_vae_export(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from synthetic_images import bar_images
+
+    from oddkit import AutoEncoderDetector, VAEDetector
+
+    train, held_out = bar_images(60), np.concatenate([bar_images(8), bar_images(4, vertical=True)])
+    for cls in (AutoEncoderDetector, VAEDetector):
+        detector = cls(epochs=2, random_state=0, verbose=0).fit(train)
+        session, _ = _session(detector, tmp_path)
+        assert [i.name for i in session.get_inputs()] == ["pixels"]
+        score = session.run(["score"], onnx_inputs(detector, held_out))[0]
+        np.testing.assert_allclose(score, detector.decision_function(held_out), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["KNNDetector", "IsolationForestDetector"])
+def test_models_that_cannot_be_exported_say_so(name, split, tmp_path):
+    from oddkit.detectors import DETECTORS
+
+    detector = DETECTORS[name]().fit(split[0].drop(columns=["channel", "tier"]))
+    with pytest.raises(ExportError, match=f"{name} cannot be exported to ONNX.*export one of AutoEncoderDetector"):
+        export_onnx(detector, tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_cli_export(split, tmp_path):
+    from oddkit import GaussianDetector
+
+    train, held_out = split
+    GaussianDetector().fit(train).save(tmp_path / "model")
+    command = [sys.executable, "-m", "oddkit.cli", "export", str(tmp_path / "model"), "--format", "onnx",
+               "--out", str(tmp_path / "model.onnx")]
+    env = {"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    import oddkit
+
+    detector = oddkit.load(tmp_path / "model")
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(["score"], onnx_inputs(detector, held_out))[0],
+                               detector.decision_function(held_out), rtol=1e-5)
+    again = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert again.returncode == 2 and "--force" in again.stderr
+    wrong = subprocess.run([*command[:-4], "--format", "pmml", "--out", str(tmp_path / "m.pmml")],
+                           capture_output=True, text=True, env=env)
+    assert wrong.returncode == 2 and "--format onnx" in wrong.stderr
