@@ -16,8 +16,8 @@ any job starts); then every executor loads it again itself. Two ways to give it 
     or a path on storage every node mounts (NFS, a shared volume, a Databricks ``/dbfs/...`` path).
 ``ship="addFile"``
     The driver sends the folder with ``SparkContext.addFile(folder, recursive=True)`` and each
-    executor reads its own copy (``SparkFiles.get``): nothing shared needed. The folder may also be
-    sent by ``spark-submit --files`` yourself.
+    executor reads its own copy (``SparkFiles.get``): nothing shared needed, but the folder must be on
+    the driver's local disk.
 
 Either way the executor checks the folder's integrity before scoring: a folder edited in transit
 or on the shared disk is refused there, not scored.
@@ -34,7 +34,8 @@ On a cluster
 Install oddkit (with its dependencies; pyspark comes with the cluster) in the Python environment of
 the executors, then, for example::
 
-    spark-submit --master yarn --deploy-mode cluster \\
+    export ODDKIT_MODEL_KEY=...   # only for signed models: the driver reads it
+    spark-submit --master yarn --deploy-mode client \\
         --conf spark.executorEnv.OMP_NUM_THREADS=1 \\
         score_job.py
 
@@ -45,11 +46,12 @@ with ``score_job.py``::
 
     spark = SparkSession.builder.getOrCreate()
     rows = spark.read.parquet("s3a://bucket/transactions/2026-12-04/")
-    scored = oddkit.spark.score(rows, "/mnt/models/fraud", ship="addFile")
+    scored = oddkit.spark.score(rows, "/home/me/models/fraud", ship="addFile")
     scored.write.parquet("s3a://bucket/scores/2026-12-04/")
 
 ``ship="addFile"`` needs the folder on the driver's local disk (it is copied from there); with
-``ship="path"`` it must be at that path on every node. ``oddkit score MODEL DATA --engine spark
+``ship="path"`` it must be at that path on every node (in ``--deploy-mode cluster`` the driver runs on
+a cluster node too, so use shared storage there). ``oddkit score MODEL DATA --engine spark
 --spark-master URL --out OUT`` runs the same call from the command line.
 """
 
@@ -210,8 +212,9 @@ def score(df, model_folder, *, key: bytes | str | None = None, ship: str = "path
 def local_session(master: str = "local[*]", app_name: str = "oddkit", conf: dict | None = None):
     """A SparkSession for scoring on this machine (or on ``master``), set up for oddkit.
 
-    The Python workers run this interpreter (``sys.executable``, where oddkit is installed), the
-    web UI is off, and Arrow batches carry the rows to pandas. An existing session is reused.
+    With a ``local`` master the Python workers run this interpreter (``sys.executable``, where oddkit
+    is installed); the web UI is off and Arrow batches carry the rows to pandas; ``conf`` adds or
+    overrides Spark settings. An existing session is reused (its settings unchanged).
 
     Raises
     ------
@@ -225,11 +228,14 @@ def local_session(master: str = "local[*]", app_name: str = "oddkit", conf: dict
         raise OddkitError("Spark needs a Java runtime (17 or later): install one, or set JAVA_HOME")
     from pyspark.sql import SparkSession
 
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     settings = {"spark.ui.enabled": "false", "spark.sql.execution.arrow.pyspark.enabled": "true",
-                "spark.sql.shuffle.partitions": "4", "spark.pyspark.python": sys.executable,
-                "spark.pyspark.driver.python": sys.executable, **(conf or {})}
+                "spark.sql.shuffle.partitions": "4"}
+    if master.startswith("local"):  # a cluster's executors have their own Python, configured there
+        # the workers' interpreter is read from the environment when the SparkContext starts
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        settings.update({"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable})
+    settings.update(conf or {})
     builder = SparkSession.builder.master(master).appName(app_name)
     for name, value in settings.items():
         builder = builder.config(name, value)

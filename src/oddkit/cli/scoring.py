@@ -30,7 +30,7 @@ def score(
     force: Force = False,
     engine: Annotated[str, typer.Option(help="local: stream DATA through this process; spark: a Spark job "
                                              "(DATA a Parquet file or folder, --out a Parquet folder; needs "
-                                             "'pip install oddkit[spark]' and Java 17).")] = "local",
+                                             "'pip install oddkit\\[spark]' and Java 17).")] = "local",
     spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark.")] = "local[*]",
 ):
     """Score DATA with MODEL: one row per input row with its score and label (1 = anomaly).
