@@ -31,11 +31,17 @@ def score(
     quiet: Quiet = False,
     force: Force = False,
     n_threads: NThreads = None,
+    engine: Annotated[str, typer.Option(help="local: stream DATA through this process; spark: a Spark job "
+                                             "(DATA a Parquet file or folder, --out a Parquet folder; needs "
+                                             "'pip install oddkit\\[spark]' and Java 17).")] = "local",
+    spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark.")] = "local[*]",
 ):
     """Score DATA with MODEL: one row per input row with its score and label (1 = anomaly).
 
     Large files are read and scored --batch-rows at a time, with a progress bar on stderr (off with --quiet).
     """
+    if engine != "local":
+        return _score_on_spark(model, data, out, engine, spark_master, id_col, label_col, force)
     import numpy as np
     import pandas as pd
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -71,6 +77,18 @@ def score(
     (errors if str(out) == "-" else console).print(
         f"scored {n_rows:,} rows: {n_flagged:,} flagged as anomalies (threshold {detector.threshold_:.6g}, "
         f"{detector.threshold_goal_}); wrote {out}", markup=False, highlight=False)
+
+
+def _score_on_spark(model: Path, data: Path, out: Path, engine: str, master: str, id_col, label_col, force: bool) -> None:
+    """'oddkit score --engine spark': the library's oddkit.spark.score_files, and its summary line."""
+    if engine != "spark":
+        raise OddkitError(f"unknown --engine {engine!r}; choose local or spark")
+    from oddkit.spark import score_files
+
+    n_rows, n_flagged, detector = score_files(model, data, out, master=master, id_cols=tuple(id_col or ()),
+                                              label_col=_label_col(label_col), force=force)
+    console.print(f"scored {n_rows:,} rows on Spark ({master}): {n_flagged:,} flagged as anomalies (threshold "
+                  f"{detector.threshold_:.6g}, {detector.threshold_goal_}); wrote {out}", markup=False, highlight=False)
 
 
 def _row_count(path: Path) -> int | None:

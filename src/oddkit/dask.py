@@ -1,0 +1,101 @@
+"""Scoring a Dask DataFrame with a saved oddkit model (``pip install oddkit[dask]``).
+
+:func:`score` adds ``score`` (float64) and ``label`` (int32, 1 = anomaly) columns with
+``DataFrame.map_partitions``. Each worker process loads the model folder once, verifying its checksums
+(and its signature, with a key) there, and keeps it for later partitions; the scores equal
+``decision_function`` on the same rows, bit for bit.
+
+The folder is read by path on every worker: on a ``LocalCluster`` any local path; on a distributed
+cluster a path every worker mounts (NFS, a shared volume). With ``key=`` (or ``ODDKIT_MODEL_KEY`` set
+where :func:`score` is called) the key travels to the workers inside the task graph: use TLS between
+client, scheduler and workers on a real cluster.
+
+    from dask.distributed import Client
+    import dask.dataframe as dd
+    import oddkit.dask
+
+    client = Client("tcp://scheduler:8786")
+    rows = dd.read_parquet("s3://bucket/transactions/2026-12-04/")
+    oddkit.dask.score(rows, "/mnt/models/fraud").to_parquet("s3://bucket/scores/2026-12-04/")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from oddkit.exceptions import ColumnMismatchError, DataError, MissingDependencyError
+
+
+def _score_partition(frame, *, folder: str, key: bytes | None, features: list[str]):
+    import numpy as np
+
+    from oddkit.spark import _load_verified
+
+    if len(frame) == 0:
+        return frame.assign(score=np.empty(0, np.float64), label=np.empty(0, np.int32))
+    detector = _load_verified(folder, key)
+    scores = np.asarray(detector.decision_function(frame[features]), dtype=np.float64)
+    return frame.assign(score=scores, label=(scores >= detector.threshold_).astype(np.int32))
+
+
+def score(ddf, model_folder, *, key: bytes | str | None = None, features: Sequence[str] | None = None):
+    """Score a Dask DataFrame with a saved model: the DataFrame with ``score`` and ``label`` added.
+
+    Lazy like any Dask operation: rows are scored on ``compute``, ``persist`` or a write.
+
+    Parameters
+    ----------
+    ddf : dask.dataframe.DataFrame
+        Rows to score; it must hold the model's feature columns (by name). Other columns are carried.
+    model_folder : str or Path
+        A model folder written by ``detector.save`` or ``oddkit fit``, at a path every worker can read.
+        It is loaded here first, so a damaged folder, a wrong key or a missing column fails at once.
+    key : bytes or str, optional
+        The signing key: the folder is refused, here and on every worker, unless signed with it.
+        Default: ``ODDKIT_MODEL_KEY`` when set.
+    features : sequence of str, optional
+        The feature columns, for a model fitted without column names. Default: the model's
+        ``feature_names_in_``, or else every column.
+
+    Returns
+    -------
+    dask.dataframe.DataFrame
+        The input columns, then ``score`` (float64) and ``label`` (int32).
+
+    Raises
+    ------
+    MissingDependencyError
+        When dask is not installed.
+    ModelFileError
+        When the folder fails its integrity check or signature.
+    ColumnMismatchError
+        When ``ddf`` lacks one of the model's feature columns.
+    DataError
+        When ``ddf`` already has a ``score`` or ``label`` column, or the model was trained on images.
+    """
+    try:
+        import dask.dataframe  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("scoring on Dask needs dask; install it with: pip install 'oddkit[dask]'") from None
+    import numpy as np
+
+    from oddkit.persist import load
+    from oddkit.spark import OUTPUT_COLUMNS, _key
+
+    folder = Path(model_folder).expanduser().resolve()
+    key = _key(key)
+    detector = load(folder, key=key)
+    if getattr(detector, "image_shape_", None) is not None:
+        raise DataError(f"{folder} is an image model; oddkit.dask scores tables only")
+    columns = list(ddf.columns)
+    clash = [c for c in OUTPUT_COLUMNS if c in columns]
+    if clash:
+        raise DataError(f"the DataFrame already has a column named {clash[0]!r}; rename or drop it before scoring")
+    names = getattr(detector, "feature_names_in_", None)
+    features = [str(c) for c in (features if features is not None else names if names is not None else columns)]
+    missing = [c for c in features if c not in columns]
+    if missing:
+        raise ColumnMismatchError(f"the DataFrame lacks the model's feature columns {missing}; it has {columns}")
+    meta = ddf._meta.assign(score=np.empty(0, np.float64), label=np.empty(0, np.int32))
+    return ddf.map_partitions(_score_partition, folder=str(folder), key=key, features=features, meta=meta)

@@ -1,0 +1,294 @@
+"""Scoring a Spark DataFrame with a saved oddkit model (``pip install oddkit[spark]``, Java 17+).
+
+:func:`score` adds a ``score`` (double) and a ``label`` (int, 1 = anomaly) column to a Spark
+DataFrame through ``DataFrame.mapInPandas``: each Python worker on each executor loads the model
+folder once, verifying its checksums (and its signature, with a key) there, keeps it for every
+later partition of the job, and scores Arrow batches of rows with ``decision_function``. The scores
+are the single-process scores of the same rows, bit for bit.
+
+Where the model folder must be
+------------------------------
+The driver loads the folder first (so a bad folder, a wrong key or a missing column fails before
+any job starts); then every executor loads it again itself. Two ways to give it to them:
+
+``ship="path"`` (default)
+    Executors read the folder at the same path as the driver: a local path in ``local[*]`` mode,
+    or a path on storage every node mounts (NFS, a shared volume, a Databricks ``/dbfs/...`` path).
+``ship="addFile"``
+    The driver sends the folder with ``SparkContext.addFile(folder, recursive=True)`` and each
+    executor reads its own copy (``SparkFiles.get``): nothing shared needed, but the folder must be on
+    the driver's local disk.
+
+Either way the executor checks the folder's integrity before scoring: a folder edited in transit
+or on the shared disk is refused there, not scored.
+
+Signed models
+-------------
+With ``key=`` (or ``ODDKIT_MODEL_KEY`` set on the driver) the folder must carry a valid signature,
+on the driver and on every executor. The key travels to the executors inside the task closure, so on
+a real cluster turn on Spark's RPC authentication and encryption (``spark.authenticate``,
+``spark.network.crypto.enabled``), as for any secret a job carries.
+
+On a cluster
+------------
+Install oddkit (with its dependencies; pyspark comes with the cluster) in the Python environment of
+the executors, then, for example::
+
+    export ODDKIT_MODEL_KEY=...   # only for signed models: the driver reads it
+    spark-submit --master yarn --deploy-mode client \\
+        --conf spark.executorEnv.OMP_NUM_THREADS=1 \\
+        score_job.py
+
+with ``score_job.py``::
+
+    from pyspark.sql import SparkSession
+    import oddkit.spark
+
+    spark = SparkSession.builder.getOrCreate()
+    rows = spark.read.parquet("s3a://bucket/transactions/2026-12-04/")
+    scored = oddkit.spark.score(rows, "/home/me/models/fraud", ship="addFile")
+    scored.write.parquet("s3a://bucket/scores/2026-12-04/")
+
+``ship="addFile"`` needs the folder on the driver's local disk (it is copied from there); with
+``ship="path"`` it must be at that path on every node (in ``--deploy-mode cluster`` the driver runs on
+a cluster node too, so use shared storage there). ``oddkit score MODEL DATA --engine spark
+--spark-master URL --out OUT`` runs the same call from the command line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from oddkit.exceptions import ColumnMismatchError, DataError, MissingDependencyError, OddkitError
+
+SHIP_MODES = ("path", "addFile")
+OUTPUT_COLUMNS = ("score", "label")
+
+_DETECTORS: dict[tuple, Any] = {}
+"""This Python worker's loaded models: (folder, key digest, integrity.json digest) -> detector.
+
+Spark reuses its Python workers across tasks (``spark.python.worker.reuse``, on by default), so a
+model is loaded and verified once per worker, not once per partition. The key includes the digest
+of ``integrity.json``: a folder re-saved at the same path is loaded (and verified) again."""
+_MAX_CACHED = 4
+
+
+def _require_pyspark():
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("scoring on Spark needs pyspark; install it with: "
+                                     "pip install 'oddkit[spark]'") from None
+
+
+def _load_verified(folder: str, key: bytes | None):
+    """The detector saved in ``folder``, loaded (checksums and signature verified) at most once per
+    Python worker."""
+    from oddkit.persist import INTEGRITY_FILE, load
+
+    try:
+        integrity = Path(folder, INTEGRITY_FILE).read_bytes()
+    except OSError:
+        integrity = b""  # load() says what is missing
+    token = (os.path.realpath(folder), hashlib.sha256(key).hexdigest() if key else None,
+             hashlib.sha256(integrity).hexdigest())
+    detector = _DETECTORS.get(token)
+    if detector is None:
+        detector = load(folder, key=key)
+        if len(_DETECTORS) >= _MAX_CACHED:
+            _DETECTORS.clear()
+        _DETECTORS[token] = detector
+    return detector
+
+
+def _score_batches(batches, *, location: str, shipped: bool, key: bytes | None, features: list[str]):
+    """mapInPandas body: every pandas batch of a partition with its score and label appended."""
+    import numpy as np
+
+    if shipped:
+        from pyspark import SparkFiles
+
+        location = SparkFiles.get(location)
+    detector = _load_verified(location, key)
+    for frame in batches:
+        if len(frame) == 0:
+            yield frame.assign(score=np.empty(0, np.float64), label=np.empty(0, np.int32))
+            continue
+        scores = np.asarray(detector.decision_function(frame[features]), dtype=np.float64)
+        yield frame.assign(score=scores, label=(scores >= detector.threshold_).astype(np.int32))
+
+
+def _key(key) -> bytes | None:
+    from oddkit.persist import _key_bytes, key_from_environment
+
+    return key_from_environment() if key is None else _key_bytes(key)
+
+
+def score(df, model_folder, *, key: bytes | str | None = None, ship: str = "path",
+          features: Sequence[str] | None = None):
+    """Score a Spark DataFrame with a saved model: the DataFrame with ``score`` and ``label`` added.
+
+    Lazy like any Spark transformation: the rows are scored when the result is written, collected or
+    counted. Each Python worker loads (and verifies) the folder once and keeps it for the job.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        Rows to score. It must hold the model's feature columns (by name; order does not matter);
+        every other column (ids, labels, timestamps) is carried through unchanged.
+    model_folder : str or Path
+        A model folder written by ``detector.save`` or ``oddkit fit``. It is loaded on the driver
+        first, so a damaged folder, a wrong key or a missing column fails here, before any job.
+    key : bytes or str, optional
+        The signing key: the folder is refused, on the driver and on every executor, unless it is
+        signed with it. Default: ``ODDKIT_MODEL_KEY`` from the driver's environment, when set.
+    ship : {"path", "addFile"}, default="path"
+        How executors reach the folder: ``"path"`` reads it at the same path (local mode, or
+        storage every node mounts); ``"addFile"`` sends it with ``SparkContext.addFile`` so each
+        executor reads its own copy.
+    features : sequence of str, optional
+        The feature columns, in the order the model expects; only for a model fitted without column
+        names (on a NumPy array). Default: the model's ``feature_names_in_``, or else every column.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        The input columns, then ``score`` (double, higher = more anomalous, equal to
+        ``detector.decision_function`` on the same rows) and ``label`` (int, 1 where the score is at
+        or above the model's threshold).
+
+    Raises
+    ------
+    MissingDependencyError
+        When pyspark is not installed.
+    ModelFileError
+        When the folder fails its integrity check or signature (on the driver; on an executor the
+        same error ends the job).
+    ColumnMismatchError
+        When ``df`` lacks one of the model's feature columns.
+    DataError
+        When ``df`` already has a ``score`` or ``label`` column, or the model was trained on images.
+    """
+    _require_pyspark()
+    from pyspark.sql.types import DoubleType, IntegerType, StructField, StructType
+
+    from oddkit.persist import load
+
+    if ship not in SHIP_MODES:
+        raise OddkitError(f"ship must be one of {', '.join(SHIP_MODES)}, got {ship!r}")
+    folder = Path(model_folder).expanduser().resolve()
+    key = _key(key)
+    detector = load(folder, key=key)  # fail early, on the driver, before any executor starts
+    if getattr(detector, "image_shape_", None) is not None:
+        raise DataError(f"{folder} is an image model; oddkit.spark scores tables only")
+    clash = [c for c in OUTPUT_COLUMNS if c in df.columns]
+    if clash:
+        raise DataError(f"the DataFrame already has a column named {clash[0]!r}; rename or drop it before scoring")
+    names = getattr(detector, "feature_names_in_", None)
+    features = [str(c) for c in (features if features is not None else names if names is not None else df.columns)]
+    missing = [c for c in features if c not in df.columns]
+    if missing:
+        raise ColumnMismatchError(f"the DataFrame lacks the model's feature columns {missing}; "
+                                  f"it has {list(df.columns)}")
+    if ship == "addFile":
+        df.sparkSession.sparkContext.addFile(str(folder), recursive=True)
+        location, shipped = folder.name, True
+    else:
+        location, shipped = str(folder), False
+    schema = StructType(list(df.schema.fields) + [StructField("score", DoubleType(), False),
+                                                  StructField("label", IntegerType(), False)])
+
+    def score_partition(batches):
+        return _score_batches(batches, location=location, shipped=shipped, key=key, features=features)
+
+    return df.mapInPandas(score_partition, schema)
+
+
+def local_session(master: str = "local[*]", app_name: str = "oddkit", conf: dict | None = None):
+    """A SparkSession for scoring on this machine (or on ``master``), set up for oddkit.
+
+    With a ``local`` master the Python workers run this interpreter (``sys.executable``, where oddkit
+    is installed); the web UI is off and Arrow batches carry the rows to pandas; ``conf`` adds or
+    overrides Spark settings. An existing session is reused (its settings unchanged).
+
+    Raises
+    ------
+    MissingDependencyError
+        When pyspark is not installed.
+    OddkitError
+        When no Java runtime is found (Spark needs Java 17 or later).
+    """
+    _require_pyspark()
+    if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
+        raise OddkitError("Spark needs a Java runtime (17 or later): install one, or set JAVA_HOME")
+    from pyspark.sql import SparkSession
+
+    settings = {"spark.ui.enabled": "false", "spark.sql.execution.arrow.pyspark.enabled": "true",
+                "spark.sql.shuffle.partitions": "4"}
+    if master.startswith("local"):  # a cluster's executors have their own Python, configured there
+        # the workers' interpreter is read from the environment when the SparkContext starts
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        settings.update({"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable})
+    settings.update(conf or {})
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for name, value in settings.items():
+        builder = builder.config(name, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _check_spark_output(out: Path, force: bool) -> None:
+    """Spark writes OUT as a folder of Parquet parts: refuse an existing OUT unless --force and it is
+    a file or a folder Spark wrote (``_SUCCESS``) or an empty one; never delete anything else."""
+    if not out.exists():
+        return
+    if not force:
+        raise OddkitError(f"{out} already exists; pass --force to replace it, or choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / "_SUCCESS").exists():
+        raise OddkitError(f"{out} is a folder Spark did not write; choose another --out")
+
+
+def score_files(model: Path, data: Path, out: Path, *, master: str = "local[*]", id_cols: Sequence[str] = (),
+                label_col: str | None = "auto", force: bool = False) -> tuple[int, int, Any]:
+    """``oddkit score --engine spark``: score a Parquet file or folder, write OUT as a Parquet folder
+    of the id columns, ``score`` and ``label``.
+
+    Returns
+    -------
+    (rows, flagged, detector)
+        Rows scored, rows labelled anomalies, and the driver's copy of the model (for its threshold).
+    """
+    from oddkit.persist import load
+
+    out, data = Path(out), Path(data)
+    if str(out) == "-" or out.suffix.lower() in (".csv", ".npy", ".tsv"):
+        raise OddkitError("--engine spark writes a folder of Parquet files; give --out a folder name "
+                          "such as scores.parquet")
+    if not data.exists():
+        raise OddkitError(f"{data} does not exist")
+    _check_spark_output(out, force)
+    detector = load(model, key=_key(None))
+    spark = local_session(master)
+    rows = spark.read.parquet(str(data.resolve()))
+    names = getattr(detector, "feature_names_in_", None)
+    if names is None:
+        label = "y" if label_col == "auto" and "y" in rows.columns else (None if label_col == "auto" else label_col)
+        features = [c for c in rows.columns if c not in set(id_cols) and c != label]
+    else:
+        features = [str(c) for c in names]
+    missing = [c for c in id_cols if c not in rows.columns]
+    if missing:
+        raise ColumnMismatchError(f"--id-col {missing[0]!r} is not a column of {data}")
+    scored = score(rows.select(*dict.fromkeys([*id_cols, *features])), model, features=features)
+    scored.select(*id_cols, "score", "label").write.mode("overwrite").parquet(str(out.resolve()))
+    from pyspark.sql import functions as F
+
+    counts = spark.read.parquet(str(out.resolve())).agg(F.count("*").alias("n"), F.sum("label").alias("k")).first()
+    return int(counts["n"]), int(counts["k"] or 0), detector
