@@ -313,7 +313,8 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
             del self._known_anomalies
 
     def fit_stream(self, source, *, shuffle_rows: int = SHUFFLE_ROWS, validation_rows: int = STREAM_VALIDATION_ROWS,
-                   score_sample_rows: int = SCORE_SAMPLE_ROWS, **source_options):
+                   score_sample_rows: int = SCORE_SAMPLE_ROWS, score_state_rows: int = COVARIANCE_ROWS,
+                   **source_options):
         """Train on a table larger than memory, reading it a batch of rows at a time.
 
         Peak memory is bounded by the options below and the network, whatever the size of the
@@ -331,8 +332,8 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
            ``row_uniform(r, seed) < validation_fraction`` (a fixed hash of its row number and the
            seed: the same rows every epoch and every run); at most ``validation_rows`` of them
            are kept in memory to measure the held-out loss, collected during the first epoch, and
-           a uniform sample of at most 65,536 of all rows (as :meth:`fit` uses) is kept for what
-           scoring needs;
+           a uniform sample of at most ``score_state_rows`` of all rows (65,536, as :meth:`fit`
+           uses) is kept for what scoring needs;
         3. after training, that sample sets the error scales and the residual covariance
            (``normalize_errors``), and a last pass scores every row: ``score_mean_``,
            ``score_std_``, ``score_min_`` and ``score_max_`` are those of all training rows,
@@ -351,6 +352,8 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
             Most held-out rows kept in memory for early stopping.
         score_sample_rows : int, default 100,000
             Training scores kept to set ``threshold_``.
+        score_state_rows : int, default 65,536
+            Training rows kept to estimate the error scales and the residual covariance.
         **source_options
             ``batch_rows``, ``label_col``, ``id_cols``, ``keep_anomalies`` for a path.
 
@@ -385,7 +388,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
             raise ParameterError(f"{name}: noise='salt_pepper' is not supported by a streamed fit; use 'gaussian' or "
                                  "'mask'")
         for option, value in (("shuffle_rows", shuffle_rows), ("validation_rows", validation_rows),
-                              ("score_sample_rows", score_sample_rows)):
+                              ("score_sample_rows", score_sample_rows), ("score_state_rows", score_state_rows)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ParameterError(f"{option} must be a positive integer, got {value!r}")
         source = as_source(source, **source_options)
@@ -415,7 +418,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         batch = max(1, min(batch, n_train))
         device = resolve_device(self.device)
         self._set_architecture(pre.n_outputs_)
-        held_out, kept = BoundedSample(validation_rows), BoundedSample(COVARIANCE_ROWS)
+        held_out, kept = BoundedSample(validation_rows), BoundedSample(score_state_rows)
         most_buffered = [0]
 
         def shuffled(buffer: list[np.ndarray], generator: torch.Generator):
