@@ -328,7 +328,9 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
            groups (or files) in a new random order and shuffles the rows of about
            ``shuffle_rows`` at a time before cutting them into mini-batches (a bounded shuffle
            buffer: rows of different row groups mix, but a batch never draws from the whole
-           file as in memory). Row ``r`` is held out for early stopping when
+           file as in memory; a CSV file is one unit, read in file order and mixed only by the
+           buffer, so a large CSV shuffles better split into several files or as Parquet).
+           Row ``r`` is held out for early stopping when
            ``row_uniform(r, seed) < validation_fraction`` (a fixed hash of its row number and the
            seed: the same rows every epoch and every run); at most ``validation_rows`` of them
            are kept in memory to measure the held-out loss, collected during the first epoch, and
