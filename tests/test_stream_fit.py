@@ -86,7 +86,10 @@ def test_median_imputation_from_a_sample(data):
     rng = np.random.default_rng(2)
     frame = data["train"].copy()
     frame.loc[rng.random(len(frame)) < 0.05, "f0"] = np.nan
-    batches = lambda: ((np.arange(s, min(s + 3000, len(frame))), frame.iloc[s:s + 3000]) for s in range(0, len(frame), 3000))  # noqa: E731
+
+    def batches():
+        return ((np.arange(s, min(s + 3000, len(frame))), frame.iloc[s:s + 3000]) for s in range(0, len(frame), 3000))
+
     exact = TablePreprocessor(impute="median").fit(frame)
     # A sample that holds every row: the exact median, and then the exact moments after imputation.
     whole = TablePreprocessor(impute="median").fit_batches(batches(), median_sample_rows=50_000)

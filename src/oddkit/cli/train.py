@@ -57,7 +57,8 @@ def fit(
                                   "apart from DATA (outlier exposure; a margin loss for the auto-encoders).")] = None,
     stream: Annotated[bool, typer.Option(
         "--stream", help="Auto-encoders: train on a Parquet or CSV file or folder larger than memory, reading "
-                         "it in batches (memory bounded whatever its size; see AutoEncoderDetector.fit_stream).")] = False,
+                         "it in batches (memory bounded whatever its size; see "
+                         "AutoEncoderDetector.fit_stream).")] = False,
 ):
     """Train a detector on DATA (mostly normal rows) and save it to --out (a new folder, or --force).
 

@@ -428,7 +428,8 @@ class TablePreprocessor:
             if self.impute == "median":
                 continue  # the statistics of imputed columns need the medians: a second pass below
             n, mean, m2 = _chan_merge(n, mean, m2, block)
-            low, high = np.minimum(low, block.min(axis=0, initial=np.inf)), np.maximum(high, block.max(axis=0, initial=-np.inf))
+            low = np.minimum(low, block.min(axis=0, initial=np.inf))
+            high = np.maximum(high, block.max(axis=0, initial=-np.inf))
         if names is None:
             raise EmptyDataError("the data has no rows; pass at least two rows to fit")
         medians = None
@@ -460,7 +461,8 @@ class TablePreprocessor:
             bad = ~np.isfinite(block)
             np.copyto(block, np.broadcast_to(self.medians_, block.shape), where=bad)
             n, mean, m2 = _chan_merge(n, mean, m2, block)
-            low, high = np.minimum(low, block.min(axis=0, initial=np.inf)), np.maximum(high, block.max(axis=0, initial=-np.inf))
+            low = np.minimum(low, block.min(axis=0, initial=np.inf))
+            high = np.maximum(high, block.max(axis=0, initial=-np.inf))
         self.n_rows_seen_ = n
         self._set_moments(n, mean, m2, low, high)
         return self

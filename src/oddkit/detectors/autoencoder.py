@@ -37,7 +37,7 @@ COVARIANCE_MAX_COLUMNS = 2048
 COVARIANCE_ROWS = 65536
 """At most about this many training rows estimate the error scales and the residual covariance."""
 SHUFFLE_ROWS = 262_144
-"""Rows a streamed fit (:meth:`AutoEncoderDetector.fit_stream`) shuffles together (21 MB for 20 columns)."""
+"""Rows a streamed fit (:meth:`AutoEncoderDetector.fit_stream`) shuffles together (21 MB at 20 columns)."""
 STREAM_VALIDATION_ROWS = 65_536
 """Most held-out rows a streamed fit keeps in memory to measure the held-out loss on."""
 SCORE_SAMPLE_ROWS = 100_000
@@ -312,7 +312,8 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         finally:
             del self._known_anomalies
 
-    def fit_stream(self, source, *, shuffle_rows: int = SHUFFLE_ROWS, validation_rows: int = STREAM_VALIDATION_ROWS,
+    def fit_stream(self, source, *, shuffle_rows: int = SHUFFLE_ROWS,
+                   validation_rows: int = STREAM_VALIDATION_ROWS,
                    score_sample_rows: int = SCORE_SAMPLE_ROWS, score_state_rows: int = COVARIANCE_ROWS,
                    **source_options):
         """Train on a table larger than memory, reading it a batch of rows at a time.
