@@ -190,6 +190,65 @@ def fit_module(
     return history
 
 
+def fit_module_stream(
+    module: nn.Module,
+    loss: RowLoss,
+    epoch_batches: Callable[[int], Iterator[torch.Tensor]],
+    validation: Callable[[], torch.Tensor | None],
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float = 0.0,
+    patience: int | None = 10,
+    generator: torch.Generator,
+    verbose: int = 0,
+    description: str = "training",
+) -> History:
+    """:func:`fit_module` for data that does not fit in memory: Adam on the mini-batches that
+    ``epoch_batches(epoch)`` yields (already shuffled, already on the module's device), stopping
+    early on the rows ``validation()`` returns after each epoch (None or under 8 rows: no early
+    stopping). ``validation`` is called after the epoch, so the first epoch may collect them.
+
+    Early stopping and the restoring of the best epoch's weights are :func:`fit_module`'s.
+    """
+    optimizer = _adam(module, lr, weight_decay)
+    history = History()
+    best_val, best_state, epochs_without_gain = math.inf, None, 0
+    with _progress(verbose, description, epochs) as advance:
+        for epoch in range(epochs):
+            module.train()
+            epoch_loss, n_rows = 0.0, 0
+            for batch in epoch_batches(epoch):
+                module.train()
+                batch_loss = loss(module, batch, generator).mean()
+                optimizer.zero_grad(set_to_none=True)
+                batch_loss.backward()
+                optimizer.step()
+                epoch_loss += float(batch_loss.detach()) * batch.shape[0]
+                n_rows += batch.shape[0]
+            history.train_loss.append(epoch_loss / max(n_rows, 1))
+            held_out = validation()
+            n_val = 0 if held_out is None or held_out.shape[0] < 8 else held_out.shape[0]
+            if n_val:
+                val = mean_loss(module, loss, held_out, generator)
+                history.val_loss.append(val)
+                if val < best_val - 1e-7 * abs(best_val) or math.isinf(best_val):
+                    best_val, history.best_epoch, epochs_without_gain = val, epoch, 0
+                    best_state = copy.deepcopy(module.state_dict())
+                else:
+                    epochs_without_gain += 1
+            else:
+                history.best_epoch = epoch
+            advance(history)
+            if n_val and patience is not None and epochs_without_gain >= patience:
+                history.stopped_early = True
+                break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return history
+
+
 def _n_kept(n_rows: int, trim_fraction: float) -> int:
     return max(1, n_rows - int(n_rows * trim_fraction))
 

@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from oddkit.cli._common import (CLASS_DETECTORS, DETECTOR_NAMES, Force, IdCols, ImageSize, LabelCol, Quiet,
-                                _check_model_folder, _detector_class, _image_size, _param_value, _read, _save_model,
+                                _check_model_folder, _detector_class, _image_size, _label_col, _param_value, _read,
+                               _save_model,
                                 _thread_limit, app, console)
 from oddkit.exceptions import OddkitError
 
@@ -54,11 +55,15 @@ def fit(
     known_anomalies: Annotated[Optional[Path], typer.Option(
         "--known-anomalies", help="Classifier and auto-encoders: a table or images of anomaly examples, kept "
                                   "apart from DATA (outlier exposure; a margin loss for the auto-encoders).")] = None,
+    stream: Annotated[bool, typer.Option(
+        "--stream", help="Auto-encoders: train on a Parquet or CSV file or folder larger than memory, reading "
+                         "it in batches (memory bounded whatever its size; see "
+                         "AutoEncoderDetector.fit_stream).")] = False,
 ):
     """Train a detector on DATA (mostly normal rows) and save it to --out (a new folder, or --force).
 
     When DATA has an anomaly label column (--label-col, or 'y'), only its normal rows (0) are used unless
-    --keep-anomalies.
+    --keep-anomalies. With --stream, DATA may be a folder of Parquet (or CSV) files of any size.
     """
     cls = _detector_class(detector)
     if n_threads is not None and n_threads < 1:
@@ -91,6 +96,8 @@ def fit(
     if known_anomalies is not None and "known_anomalies" not in inspect.signature(cls.fit).parameters:
         raise OddkitError(f"{detector} cannot learn from --known-anomalies; the classifier, autoencoder, vae and "
                           "vqvae detectors can")
+    if stream:
+        return _fit_stream(cls, params, data, out, label_col, id_col, keep_anomalies, known_anomalies, n_threads, force)
     if detector in CLASS_DETECTORS or class_col is not None:
         return _fit_with_classes(detector, params, data, out, class_col, known_anomalies, label_col, id_col,
                                  image_size, n_threads, force)
@@ -116,6 +123,30 @@ def fit(
     console.print(f"trained {cls.__name__} on {len(X):,} rows x {X.shape[1]} columns{left_out}"
                   f"{_known_note(anomalies)} in {time.perf_counter() - started:.1f} s; threshold "
                   f"{model.threshold_:.6g} ({model.threshold_goal_}); saved to {out}")
+
+
+def _fit_stream(cls, params: dict, data: Path, out: Path, label_col: str | None, id_col: list[str] | None,
+                keep_anomalies: bool, known_anomalies: Path | None, n_threads: int | None, force: bool) -> None:
+    """'oddkit fit --stream': train an auto-encoder on a file or folder read a batch at a time."""
+    from oddkit.data.stream import TableSource
+    from oddkit.detectors.autoencoder import AutoEncoderDetector
+
+    if not issubclass(cls, AutoEncoderDetector) or cls.__name__ == "DisentangledAutoEncoderDetector":
+        raise OddkitError("--stream trains the autoencoder, vae and vqvae detectors; fit other detectors in memory")
+    if known_anomalies is not None:
+        raise OddkitError("--stream cannot be combined with --known-anomalies; fit in memory to use them")
+    source = TableSource(data, label_col=_label_col(label_col), id_cols=tuple(id_col or ()),
+                         keep_anomalies=keep_anomalies)
+    model = cls(**params)
+    started = time.perf_counter()
+    with _thread_limit(n_threads):
+        model.fit_stream(source)
+    _save_model(model, out, replace=force)
+    info = model.stream_info_
+    console.print(f"trained {cls.__name__} streamed on {info['rows']:,} rows x {model.n_features_in_} columns "
+                  f"({info['passes']} passes, at most {info['max_rows_read_at_once']:,} rows read at once) in "
+                  f"{time.perf_counter() - started:.1f} s; threshold {model.threshold_:.6g} ({model.threshold_goal_}, "
+                  f"from {info['score_sample_rows']:,} sampled training scores); saved to {out}")
 
 
 def _parse_column_types(items: list[str] | None) -> dict[str, str] | None:

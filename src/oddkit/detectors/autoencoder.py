@@ -36,6 +36,12 @@ COVARIANCE_MAX_COLUMNS = 2048
 """Wider tables weigh errors by column: a covariance of more columns costs too much to keep and apply."""
 COVARIANCE_ROWS = 65536
 """At most about this many training rows estimate the error scales and the residual covariance."""
+SHUFFLE_ROWS = 262_144
+"""Rows a streamed fit (:meth:`AutoEncoderDetector.fit_stream`) shuffles together (21 MB at 20 columns)."""
+STREAM_VALIDATION_ROWS = 65_536
+"""Most held-out rows a streamed fit keeps in memory to measure the held-out loss on."""
+SCORE_SAMPLE_ROWS = 100_000
+"""Training scores a streamed fit keeps (a uniform sample) to set ``threshold_`` and ``decision_scores_``."""
 
 
 def default_architecture(n_inputs: int) -> tuple[tuple[int, ...], int]:
@@ -275,7 +281,9 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
 
         Parameters
         ----------
-        X : table (DataFrame or 2-D array) or images (ndarray (n, H, W) or (n, C, H, W))
+        X : table (DataFrame or 2-D array), images (ndarray (n, H, W) or (n, C, H, W)), or a
+            :class:`oddkit.data.stream.TableSource` (a Parquet or CSV file or folder larger than
+            memory), which is trained on by :meth:`fit_stream`
         y : ignored
         known_anomalies : table or images like ``X``, optional
             Examples of anomalies, kept apart from ``X`` (never mixed into it, so they are neither
@@ -291,11 +299,201 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         ColumnMismatchError
             ``known_anomalies`` do not have ``X``'s columns or image shape.
         """
+        from oddkit.data.stream import TableSource
+
+        if isinstance(X, TableSource):
+            if known_anomalies is not None:
+                raise ParameterError("known_anomalies cannot be combined with a streamed fit (a TableSource); "
+                                     "pass the training data in memory to use them")
+            return self.fit_stream(X)
         self._known_anomalies = known_anomalies
         try:
             return super().fit(X)
         finally:
             del self._known_anomalies
+
+    def fit_stream(self, source, *, shuffle_rows: int = SHUFFLE_ROWS,
+                   validation_rows: int = STREAM_VALIDATION_ROWS,
+                   score_sample_rows: int = SCORE_SAMPLE_ROWS, score_state_rows: int = COVARIANCE_ROWS,
+                   **source_options):
+        """Train on a table larger than memory, reading it a batch of rows at a time.
+
+        Peak memory is bounded by the options below and the network, whatever the size of the
+        table. The passes over the data:
+
+        1. the preprocessing: column kinds (judged on the first batch), means and standard
+           deviations merged batch by batch (Chan's update; equal to :meth:`fit`'s to float
+           rounding), categories collected as sets; with ``impute="median"``, medians of a
+           uniform sample of 100,000 rows, then one more pass for the moments;
+        2. ``epochs`` training passes (fewer with early stopping). Each reads the Parquet row
+           groups (or files) in a new random order and shuffles the rows of about
+           ``shuffle_rows`` at a time before cutting them into mini-batches (a bounded shuffle
+           buffer: rows of different row groups mix, but a batch never draws from the whole
+           file as in memory; a CSV file is one unit, read in file order and mixed only by the
+           buffer, so a large CSV shuffles better split into several files or as Parquet).
+           Row ``r`` is held out for early stopping when
+           ``row_uniform(r, seed) < validation_fraction`` (a fixed hash of its row number and the
+           seed: the same rows every epoch and every run); at most ``validation_rows`` of them
+           are kept in memory to measure the held-out loss, collected during the first epoch, and
+           a uniform sample of at most ``score_state_rows`` of all rows (65,536, as :meth:`fit`
+           uses) is kept for what scoring needs;
+        3. after training, that sample sets the error scales and the residual covariance
+           (``normalize_errors``), and a last pass scores every row: ``score_mean_``,
+           ``score_std_``, ``score_min_`` and ``score_max_`` are those of all training rows,
+           while ``threshold_`` is the ``contamination`` quantile of a uniform sample of at most
+           ``score_sample_rows`` training scores, which ``decision_scores_`` and ``labels_`` then
+           hold (in row order), not every row's.
+
+        Parameters
+        ----------
+        source : str, pathlib.Path or oddkit.data.stream.TableSource
+            A Parquet file or folder, or a CSV file or folder (see
+            :class:`~oddkit.data.stream.TableSource`; a path is opened with ``source_options``).
+        shuffle_rows : int, default 262,144
+            Rows shuffled together in training (the buffer holds at most this plus one batch).
+        validation_rows : int, default 65,536
+            Most held-out rows kept in memory for early stopping.
+        score_sample_rows : int, default 100,000
+            Training scores kept to set ``threshold_``.
+        score_state_rows : int, default 65,536
+            Training rows kept to estimate the error scales and the residual covariance.
+        **source_options
+            ``batch_rows``, ``label_col``, ``id_cols``, ``keep_anomalies`` for a path.
+
+        Returns
+        -------
+        self
+            With ``stream_info_``: rows trained on, held out, kept, passes read and the most rows
+            the reader and the shuffle buffer held.
+
+        Raises
+        ------
+        ParameterError
+            ``robust=True`` or ``noise="salt_pepper"`` (not supported streamed), or a detector
+            that needs more than rows (the disentangled one).
+        EmptyDataError, TooFewRowsError, NonFiniteError, DataError, ColumnMismatchError
+            As :meth:`fit`, and for an empty folder or files whose columns differ.
+        """
+        from oddkit.data import TablePreprocessor
+        from oddkit.data.preprocess import _chan_merge
+        from oddkit.data.stream import BoundedSample, as_source, row_uniform
+        from oddkit.exceptions import TooFewRowsError
+        from oddkit.threshold import contamination_threshold
+        from oddkit.train import fit_module_stream
+
+        self._validate_params()
+        name = type(self).__name__
+        if type(self)._training_rows is not AutoEncoderDetector._training_rows:
+            raise ParameterError(f"{name} cannot be trained streamed (it needs more than the rows); fit it in memory")
+        if self.robust:
+            raise ParameterError(f"{name}: robust=True is not supported by a streamed fit; pass robust=False")
+        if self.noise == "salt_pepper":
+            raise ParameterError(f"{name}: noise='salt_pepper' is not supported by a streamed fit; use 'gaussian' or "
+                                 "'mask'")
+        for option, value in (("shuffle_rows", shuffle_rows), ("validation_rows", validation_rows),
+                              ("score_sample_rows", score_sample_rows), ("score_state_rows", score_state_rows)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ParameterError(f"{option} must be a positive integer, got {value!r}")
+        source = as_source(source, **source_options)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+
+        # Pass 1: the preprocessing.
+        pre = TablePreprocessor(impute=self.impute, unknown_categories=self.unknown_categories,
+                                column_types=self.column_types).fit_batches(source.batches(), seed=seed)
+        passes = 1
+        if self.impute == "median":
+            pre.fit_moments(source.batches())
+            passes += 1
+        n = pre.n_rows_seen_
+        if n < 2:
+            raise TooFewRowsError(f"fitting needs at least 2 rows, got {n}; pass more training data")
+        self.preprocessor_ = pre
+        self.n_features_in_ = pre.n_features_in_
+        self.feature_names_in_ = np.asarray(pre.feature_names_in_, dtype=object)
+        for stale in ("image_shape_", "_fit_scores"):
+            self.__dict__.pop(stale, None)
+
+        # Passes 2..: training.
+        n_held = int(round(n * float(self.validation_fraction))) if self.validation_fraction else 0
+        held_p = float(self.validation_fraction) if n_held >= 8 and n - n_held >= 2 else 0.0
+        n_train = n - (n_held if held_p else 0)
+        batch = default_batch_size(n_train) if self.batch_size == "auto" else int(self.batch_size)
+        batch = max(1, min(batch, n_train))
+        device = resolve_device(self.device)
+        self._set_architecture(pre.n_outputs_)
+        held_out, kept = BoundedSample(validation_rows), BoundedSample(score_state_rows)
+        most_buffered = [0]
+
+        def shuffled(buffer: list[np.ndarray], generator: torch.Generator):
+            rows = torch.from_numpy(np.concatenate(buffer)).to(device)
+            most_buffered[0] = max(most_buffered[0], rows.shape[0])
+            permutation = torch.randperm(rows.shape[0], generator=generator).to(device)
+            for start in range(0, rows.shape[0], batch):
+                yield rows[permutation[start:start + batch]]
+
+        def epoch_batches(epoch: int, generator: torch.Generator):
+            order = np.random.default_rng([seed, epoch]).permutation(len(source.units))
+            buffer, buffered = [], 0
+            for rows, frame in source.batches(order):
+                Z = pre.transform(frame)
+                u = row_uniform(rows, seed)
+                held = u < held_p
+                if epoch == 0:
+                    if held.any():
+                        held_out.add(u[held], Z[held], rows[held])
+                    kept.add(row_uniform(rows, seed + 1), Z, rows)
+                train = Z[~held]
+                if len(train):
+                    buffer.append(train)
+                    buffered += len(train)
+                if buffered >= shuffle_rows:
+                    yield from shuffled(buffer, generator)
+                    buffer, buffered = [], 0
+            if buffer:
+                yield from shuffled(buffer, generator)
+
+        def validation():
+            values = held_out.values()
+            return None if values is None else torch.from_numpy(values).to(device)
+
+        self._exposure = None
+        with torch_threads(self.n_threads), seeded(seed) as generator:
+            self.model_ = self._build_module(pre.n_outputs_).to(device)
+            history = fit_module_stream(
+                self.model_, self._row_loss, lambda epoch: epoch_batches(epoch, generator), validation,
+                epochs=int(self.epochs), lr=float(self.lr), weight_decay=float(self.weight_decay),
+                patience=self.patience, generator=generator, verbose=self.verbose, description=name)
+        self.history_ = history.to_dict()
+        passes += len(history.train_loss)
+
+        # What scoring needs, from the kept sample; then the last pass: every row's training score.
+        self._fit_score_state(kept.values())
+        self.__dict__.pop("_fit_scores", None)
+        sample = BoundedSample(score_sample_rows)
+        count, mean, m2 = 0, np.zeros(1), np.zeros(1)
+        low, high = np.inf, -np.inf
+        for rows, frame in source.batches():
+            scores = self._checked_training_scores(self._score_array(pre.transform(frame)))
+            count, mean, m2 = _chan_merge(count, mean, m2, scores[:, None])
+            low, high = min(low, float(scores.min())), max(high, float(scores.max()))
+            sample.add(row_uniform(rows, seed + 2), scores, rows)
+        passes += 1
+        self.decision_scores_ = sample.values()
+        std = math.sqrt(max(float(m2[0]), 0.0) / count)
+        self.score_mean_, self.score_std_ = float(mean[0]), std if std > 0 else 1.0
+        self.score_min_ = low
+        self.score_max_ = low + (high - low if high > low else 1.0)
+        self.threshold_ = float(contamination_threshold(self.decision_scores_, self.contamination))
+        self.threshold_goal_ = f"contamination:{self.contamination:g}"
+        self.calibration_ = None
+        self.labels_ = (self.decision_scores_ >= self.threshold_).astype(np.int64)
+        self.stream_info_ = {
+            "rows": int(n), "held_out_rows": int(held_out.seen), "validation_rows_kept": len(held_out),
+            "score_state_rows": len(kept), "score_sample_rows": len(sample), "passes": passes,
+            "max_rows_read_at_once": int(source.max_rows_in_memory), "max_rows_shuffled_at_once": most_buffered[0],
+            "batch_size": batch,
+        }
+        return self
 
     def fit_predict(self, X, y=None, known_anomalies=None) -> np.ndarray:
         """Fit on ``X`` (see :meth:`fit`) and return the training labels ``labels_``."""
