@@ -22,6 +22,11 @@ from oddkit.nn.conv import ConvDecoder, ConvEncoder, activation, init_convolutio
 class VectorQuantizer(nn.Module):
     """Nearest-code quantisation of ``(..., dim)`` vectors with an EMA codebook.
 
+    ``forward(z)`` returns ``(quantised, indices, commitment)``: the quantised vectors with
+    straight-through gradients, the code index of each vector, and ``|z - code|^2`` averaged over
+    ``dim`` (the commitment loss of each vector; its gradient reaches the encoder only). In training
+    mode the codebook is updated in place (buffers, not parameters: the optimiser never sees it).
+
     Parameters
     ----------
     codebook_size : int
@@ -34,11 +39,6 @@ class VectorQuantizer(nn.Module):
         A code whose EMA count (vectors per batch) falls below this is re-seeded from the batch.
     eps : float, default=1e-5
         Laplace smoothing of the counts.
-
-    ``forward(z)`` returns ``(quantised, indices, commitment)``: the quantised vectors with
-    straight-through gradients, the code index of each vector, and ``|z - code|^2`` averaged over
-    ``dim`` (the commitment loss of each vector; its gradient reaches the encoder only). In training
-    mode the codebook is updated in place (buffers, not parameters: the optimiser never sees it).
     """
 
     def __init__(self, codebook_size: int, dim: int, decay: float = 0.99, dead_code_threshold: float = 1.0,
