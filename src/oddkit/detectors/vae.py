@@ -68,6 +68,12 @@ class VAEDetector(AutoEncoderDetector):
     :meth:`explain` splits the squared error of the posterior-mean reconstruction by column (the KL
     term belongs to no column).
 
+    References
+    ----------
+    - Kingma, D. P. and Welling, M. "Auto-encoding variational Bayes." ICLR, 2014.
+    - An, J. and Cho, S. "Variational autoencoder based anomaly detection using reconstruction
+      probability." SNU Data Mining Center, 2015.
+
     Examples
     --------
     >>> import numpy as np

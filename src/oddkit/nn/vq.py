@@ -209,10 +209,9 @@ def conv_vq_autoencoder(image_shape: Sequence[int], widths: Sequence[int], n_pos
     layer to ``n_positions`` vectors of ``code_dim`` that describe the whole image, each quantised;
     the decoder mirrors the encoder.
 
-    The code is global rather than one vector per cell of the last feature map: with a 7x7 grid of
-    codes from 128 words, a network trained on one MNIST digit reconstructed every other digit as
-    well, scoring a mean one-class AUROC of 0.675 (``benchmarks/IMAGES.md``). A few symbols for the
-    whole image are a real bottleneck."""
+    The code is global rather than one vector per cell of the last feature map: a few symbols for
+    the whole image are a real bottleneck, where a grid of codes lets a network trained on one
+    class reconstruct the others as well (``benchmarks/IMAGES.md``)."""
     return VQAutoEncoder(_ImageEncoder(image_shape, widths, n_positions, code_dim),
                          _ImageDecoder(image_shape, widths, n_positions, code_dim),
                          VectorQuantizer(codebook_size, code_dim), n_positions)
