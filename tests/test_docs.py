@@ -60,10 +60,13 @@ def test_site_builds_without_warnings(tmp_path):
     for html in site.rglob("*.html"):
         text = html.read_text(encoding="utf-8")
         assert not fetched.search(text), f"{html} loads something from the network: {fetched.search(text)}"
-    # Sphinx roles in the docstrings are rewritten (docs/_ext/sphinx_roles.py), not shown raw.
+    # Sphinx roles in the docstrings become links or code (docs/_ext/sphinx_roles.py), not raw text.
     for html in (site / "api").glob("*.html"):
         text = html.read_text(encoding="utf-8")
         assert ":class:" not in text and ":func:" not in text and ":meth:" not in text, html
+        assert "<autoref" not in text, html
+    exceptions = (site / "api" / "exceptions.html").read_text(encoding="utf-8")
+    assert 'href="#oddkit.exceptions.OddkitError"' in exceptions  # a role became a link
 
 
 @pytest.mark.parametrize("page", GUIDE_PAGES, ids=lambda p: p.name)
