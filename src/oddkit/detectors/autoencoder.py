@@ -194,7 +194,8 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         ``(C, H, W)`` of the training images (only when fitted on images).
     history_ : dict
         Per-epoch training and held-out losses, the best epoch and whether training stopped early.
-    hidden_sizes_, latent_dim_, n_estimators_ : the architecture actually used.
+    hidden_sizes_, latent_dim_, n_estimators_
+        The architecture actually used.
 
     References
     ----------

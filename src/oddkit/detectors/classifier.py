@@ -196,7 +196,8 @@ class ClassifierConfidenceDetector(BaseDetector):
         classifier.
     contamination : float, default=0.1
         Share of training rows flagged by ``threshold_`` (normal data: a false-alarm budget).
-    impute, unknown_categories, column_types : see :class:`~oddkit.AutoEncoderDetector` (tables only).
+    impute, unknown_categories, column_types
+        See :class:`~oddkit.AutoEncoderDetector` (tables only).
     device : str, default="cpu"
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     n_threads : int, optional

@@ -105,7 +105,8 @@ class EnsembleDetector(BaseDetector):
         Seeds the random members.
     verbose : int, default=0
         Passed to the auto-encoder (1 shows its progress bar).
-    contamination, impute, unknown_categories, column_types : see :class:`AutoEncoderDetector`.
+    contamination, impute, unknown_categories, column_types
+        See :class:`AutoEncoderDetector`.
         They apply to the ensemble's own preprocessing, which every member shares (members see
         the standardised, encoded rows), so a column declared in ``column_types`` is treated the
         same by all of them.

@@ -55,7 +55,8 @@ class VAEDetector(AutoEncoderDetector):
     ----------
     model_ : oddkit.nn.vae.VariationalAutoEncoder
         The trained torch module.
-    hidden_sizes_, latent_dim_, n_estimators_ : the architecture actually used.
+    hidden_sizes_, latent_dim_, n_estimators_
+        The architecture actually used.
     history_ : dict
         Per-epoch training and held-out losses (negative ELBO per row), best epoch, early stop.
     image_shape_ : tuple of int
