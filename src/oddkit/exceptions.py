@@ -4,32 +4,30 @@ Every error oddkit raises on purpose derives from :class:`OddkitError`, and its 
 wrong and how to fix it. Errors about the input data also derive from :class:`ValueError`, so code
 written for scikit-learn (which raises ``ValueError`` for bad input) keeps working.
 
-===========================  =====================================================================
-``DataError``                base for every problem with the data a user passed in
-``EmptyDataError``           a file or array without rows (or without feature columns)
-``TooFewRowsError``          fewer than two rows at fit time
-``NonFiniteError``           NaN or inf in features (names the columns and first rows); fix with
-                             ``impute="median"`` or by cleaning the data
-``ColumnMismatchError``      a column missing or extra at scoring time, or a wrong width
-``UnseenCategoryError``      a categorical value never seen in training (``unknown_categories="ignore"``
-                             encodes it as all-zeros instead)
-``LabelError``               an anomaly label column that is not 0/1 numeric
-``UnreadableImageError``     an image file that is not an image or is damaged (names the file)
-``ImageShapeError``          images with mixed channel counts or sizes, or an array that is not an
-                             image stack
-``CompressedDataError``      a compressed blob that is damaged, foreign, or made by another model
-``ModelFileError``           a saved model folder that is missing, holds a file or type it may not,
-                             fails its integrity check or signature, holds a value ``fit`` would
-                             refuse, or is from an incompatible version; loading never runs code
-``ParameterError``           a detector parameter outside its documented values or range (names the
-                             parameter, the value given and the values allowed); raised by ``fit``
-                             before any data is read, and by loading a model folder
-``MissingDependencyError`  ` an optional library a feature needs is not installed (names the
-                             ``pip install`` that adds it), e.g. shap for ``explain`` on an
-                             isolation forest or one-class SVM; also an ``ImportError``
-``ExplainError``             ``explain`` asked of a detector or model that cannot split its score
-                             (names the detector and what to do instead)
-===========================  =====================================================================
+- ``DataError``: base for every problem with the data a user passed in
+- ``EmptyDataError``: a file or array without rows (or without feature columns)
+- ``TooFewRowsError``: fewer than two rows at fit time
+- ``NonFiniteError``: NaN or inf in features (names the columns and first rows); fix with
+  ``impute="median"`` or by cleaning the data
+- ``ColumnMismatchError``: a column missing or extra at scoring time, or a wrong width
+- ``UnseenCategoryError``: a categorical value never seen in training
+  (``unknown_categories="ignore"`` encodes it as all-zeros instead)
+- ``LabelError``: an anomaly label column that is not 0/1 numeric
+- ``UnreadableImageError``: an image file that is not an image or is damaged (names the file)
+- ``ImageShapeError``: images with mixed channel counts or sizes, or an array that is not an
+  image stack
+- ``CompressedDataError``: a compressed blob that is damaged, foreign, or made by another model
+- ``ModelFileError``: a saved model folder that is missing, holds a file or type it may not, fails
+  its integrity check or signature, holds a value ``fit`` would refuse, or is from an incompatible
+  version; loading never runs code
+- ``ParameterError``: a detector parameter outside its documented values or range (names the
+  parameter, the value given and the values allowed); raised by ``fit`` before any data is read,
+  and by loading a model folder
+- ``MissingDependencyError``: an optional library a feature needs is not installed (names the
+  ``pip install`` that adds it), e.g. shap for ``explain`` on an isolation forest or one-class
+  SVM; also an ``ImportError``
+- ``ExplainError``: ``explain`` asked of a detector or model that cannot split its score (names
+  the detector and what to do instead)
 
 Warnings oddkit issues derive from :class:`OddkitWarning` (a ``UserWarning``), so they can be
 filtered as one: ``warnings.filterwarnings("error", category=oddkit.exceptions.OddkitWarning)``:

@@ -4,39 +4,32 @@
 one column per input column (the one-hot outputs of a categorical column summed back into it):
 each row's share of its score that each column carries. This module holds what the detectors'
 ``explain`` methods share: turning per-output contributions into shares and a DataFrame, and the
-model-agnostic fallbacks built on `shap <https://shap.readthedocs.io>`_ (an optional dependency:
+model-agnostic fallbacks built on shap (https://shap.readthedocs.io; an optional dependency:
 ``pip install "oddkit[explain]"``).
 
 How each detector splits its score
 ----------------------------------
-==========================  ==================================================  ===============
-Detector                    Contribution of preprocessed column ``j``           Shares
-==========================  ==================================================  ===============
-AutoEncoderDetector and     ``normalize_errors="covariance"``: the whitened     sum to 1;
-its family (VAE, VQ-VAE,    score ``u^T P u / d`` (``u`` the centred residual,  negative possible
-disentangled)               ``P`` the inverse residual covariance) split as     with covariance
-                            ``u_j (P u)_j / d``; otherwise the squared error
-                            of column ``j`` in units of its training error.
-                            Exact for the reconstruction part of the score; the
-                            VAE's KL term and the VQ-VAE's code rarity belong
-                            to no column and are left out.
-PCADetector                 ``z_j r_j / d``: the centred value times its        sum to 1;
-                            residual (``|r|^2 = z^T Q z``, Q idempotent; exact) may be negative
-GaussianDetector            the Mahalanobis form ``z^T P z`` split as           sum to 1;
-                            ``z_j (P z)_j`` (exact for the score less its       may be negative
-                            constant normaliser)
-KNNDetector                 the squared difference to the neighbour(s) the      sum to 1, >= 0
-                            score uses (the k-th; the k nearest averaged for
-                            ``method="mean"``; the middle one(s) for "median")
-IsolationForestDetector     minus shap's TreeExplainer values of the forest's   ``|share|`` sum
-                            mean path length (exact Shapley values)             to 1; signed
-OneClassSVMDetector         shap's Kernel SHAP on the score over a              ``|share|`` sum
-                            background of training rows kept at fit             to 1; signed
-EnsembleDetector            ``combine="max"``: the explanation of the member    as the members'
-                            whose normalised score is the row's score;
-                            ``"mean"``: the members' shares weighted by their
-                            normalised scores
-==========================  ==================================================  ===============
+Contribution of preprocessed column ``j``, and what the shares add up to:
+
+- **AutoEncoderDetector and its family** (VAE, VQ-VAE, disentangled):
+  with ``normalize_errors="covariance"``, the whitened score ``u^T P u / d`` (``u`` the centred
+  residual, ``P`` the inverse residual covariance) split as ``u_j (P u)_j / d``; otherwise the
+  squared error of column ``j`` in units of its training error. Exact for the reconstruction part
+  of the score; the VAE's KL term and the VQ-VAE's code rarity belong to no column and are left
+  out. Shares sum to 1; negative ones are possible with the covariance.
+- **PCADetector**: ``z_j r_j / d``, the centred value times its residual (``|r|^2 = z^T Q z``,
+  Q idempotent; exact). Shares sum to 1 and may be negative.
+- **GaussianDetector**: the Mahalanobis form ``z^T P z`` split as ``z_j (P z)_j`` (exact for the
+  score less its constant normaliser). Shares sum to 1 and may be negative.
+- **KNNDetector**: the squared difference to the neighbour(s) the score uses (the k-th; the k
+  nearest averaged for ``method="mean"``; the middle one(s) for "median"). Shares sum to 1, >= 0.
+- **IsolationForestDetector**: minus shap's TreeExplainer values of the forest's mean path length
+  (exact Shapley values). Signed; ``|share|`` sums to 1.
+- **OneClassSVMDetector**: shap's Kernel SHAP on the score over a background of training rows
+  kept at fit. Signed; ``|share|`` sums to 1.
+- **EnsembleDetector**: with ``combine="max"``, the explanation of the member whose normalised
+  score is the row's score; with ``"mean"``, the members' shares weighted by their normalised
+  scores. Shares as the members'.
 
 Contributions are summed over a categorical column's one-hot outputs before they are made shares.
 A negative share marks a column that makes the row look *more* normal (with the Mahalanobis

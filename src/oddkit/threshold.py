@@ -3,16 +3,13 @@
 A row is flagged anomalous when ``score >= threshold``. With labelled dev data,
 :func:`choose_threshold` picks the threshold that best meets a *goal*:
 
-==========================  ===================================================================
-``"f1"``                    maximise F1
-``"fpr:0.01"``              lowest threshold whose false-positive rate is <= 0.01 (most recall
-                            for that false-alarm budget)
-``"recall:0.95"``           highest threshold whose recall is >= 0.95 (fewest false alarms that
-                            still catch 95% of anomalies)
-``"cost:1,20"``             lowest expected cost when a false alarm costs 1 and a missed anomaly
-                            costs 20
-``"cost:1,20,0.001"``       the same, re-weighted to an expected production anomaly rate of 0.001
-==========================  ===================================================================
+| goal                  | threshold chosen                                                                         |
+|-----------------------|------------------------------------------------------------------------------------------|
+| ``"f1"``              | maximise F1                                                                              |
+| ``"fpr:0.01"``        | lowest whose false-positive rate is <= 0.01 (most recall for that false-alarm budget)    |
+| ``"recall:0.95"``     | highest whose recall is >= 0.95 (fewest false alarms that still catch 95% of anomalies)  |
+| ``"cost:1,20"``       | lowest expected cost when a false alarm costs 1 and a missed anomaly costs 20            |
+| ``"cost:1,20,0.001"`` | the same, re-weighted to an expected production anomaly rate of 0.001                    |
 
 Without labels, :func:`contamination_threshold` flags about a given fraction of training rows.
 

@@ -432,9 +432,12 @@ def one_class_split(X: np.ndarray, labels: np.ndarray, normal: Any, train_fracti
 
     Returns
     -------
-    X_train : the training examples (normal only), in their original order
-    X_test : the other normal examples, then the examples of every other class (original order)
-    y_test : int8, 1 = anomaly (another class), 0 = normal
+    X_train : ndarray
+        The training examples (normal only), in their original order.
+    X_test : ndarray
+        The other normal examples, then the examples of every other class (original order).
+    y_test : ndarray of int8
+        1 = anomaly (another class), 0 = normal.
 
     Examples
     --------

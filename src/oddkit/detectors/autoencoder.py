@@ -141,9 +141,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
           reconstruction) under the mean and covariance of the training rows' residuals, divided
           by the number of columns. Errors the network normally makes together count little; an
           error in a column it normally reconstructs well, or a pattern of errors it never makes,
-          counts much. On the 31 tabular datasets of ``benchmarks/`` this lifted the clean-setting
-          mean AUROC from 0.848 to 0.862 over ``"columns"``. Tables wider than 2,048 columns fall
-          back to ``"columns"``.
+          counts much. Tables wider than 2,048 columns fall back to ``"columns"``.
         - ``"columns"`` (or ``True``): each column's squared error divided by its mean over the
           training rows, so a column that is always hard to reconstruct does not drown the others.
           Errors below ``1e-3`` (in squared standard deviations) count as that floor.
@@ -154,12 +152,8 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         early stopping watches a held-out loss trimmed by the same share; the residual covariance
         is estimated without that share too. Anomalies hidden in the training data then barely
         shape the network, so they keep large errors — but only those it already reconstructs
-        worst. Measured (``benchmarks/CONTAMINATION.md``, 11 datasets x 3 seeds): from 0% to 10%
-        hidden anomalies, mean AUROC falls by 0.040 with it and 0.047 without; at 10% the fitted
-        network ranks its hidden anomalies with an AUROC of only 0.72 and leaves out 38% of them.
-        It helps where the detector is accurate to begin with, and costs nothing on clean data.
-        Leaving out the top 10% or 20% of rows as ranked by an auto-encoder trained on clean data
-        (an oracle) still keeps 66% or 53% of the plain fit's loss (``benchmarks/TRIMMING_BOUND.md``).
+        worst. It helps where the detector is accurate to begin with, and costs nothing on clean
+        data (``benchmarks/CONTAMINATION.md``).
     exposure_weight : float, default=1.0
         Weight of the margin loss on ``known_anomalies`` passed to :meth:`fit` (0 ignores them).
     exposure_margin : float, default=2.0
@@ -206,7 +200,17 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         ``(C, H, W)`` of the training images (only when fitted on images).
     history_ : dict
         Per-epoch training and held-out losses, the best epoch and whether training stopped early.
-    hidden_sizes_, latent_dim_, n_estimators_ : the architecture actually used.
+    hidden_sizes_, latent_dim_, n_estimators_
+        The architecture actually used.
+
+    References
+    ----------
+    - Hinton, G. E. and Salakhutdinov, R. R. "Reducing the dimensionality of data with neural
+      networks." Science, 2006.
+    - Vincent, P., Larochelle, H., Bengio, Y. and Manzagol, P.-A. "Extracting and composing robust
+      features with denoising autoencoders." ICML, 2008.
+    - Aggarwal, C. C. "Outlier Analysis", 2nd ed., Springer, 2017, chapter 3 (reconstruction error
+      as an outlier score).
 
     Examples
     --------

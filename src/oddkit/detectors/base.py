@@ -94,10 +94,11 @@ class BaseDetector(BaseEstimator):
     Sparse matrices (``scipy.sparse``) are refused with a :class:`~oddkit.exceptions.DataError`
     that says to pass ``X.toarray()``.
 
-    Attributes (after ``fit``)
-    --------------------------
+    Attributes
+    ----------
     n_features_in_ : int
-        Number of input columns (for images: ``C * H * W``).
+        Number of input columns (for images: ``C * H * W``). This and the attributes below exist
+        after ``fit``.
     feature_names_in_ : ndarray of str
         Input column names, when ``X`` was a DataFrame with string column names.
     preprocessor_ : TablePreprocessor or ImagePreprocessor

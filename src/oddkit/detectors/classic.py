@@ -58,8 +58,10 @@ class OneClassSVMDetector(_SklearnAdapter):
 
     Parameters
     ----------
-    kernel, nu, gamma, tol, max_iter : as in scikit-learn (defaults: "rbf", 0.5, "scale", 1e-3, -1).
-    contamination, impute, unknown_categories, column_types : see :class:`AutoEncoderDetector`.
+    kernel, nu, gamma, tol, max_iter
+        As in scikit-learn (defaults: "rbf", 0.5, "scale", 1e-3, -1).
+    contamination, impute, unknown_categories, column_types
+        See :class:`AutoEncoderDetector`.
 
     Attributes
     ----------
@@ -162,7 +164,8 @@ class IsolationForestDetector(_SklearnAdapter):
     ----------
     n_estimators, max_samples, max_features, bootstrap, n_jobs, random_state :
         as in scikit-learn (defaults: 100, "auto", 1.0, False, None, None).
-    contamination, impute, unknown_categories, column_types : see :class:`AutoEncoderDetector`.
+    contamination, impute, unknown_categories, column_types
+        See :class:`AutoEncoderDetector`.
 
     Attributes
     ----------

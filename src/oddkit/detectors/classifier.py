@@ -74,102 +74,43 @@ def default_hidden_sizes(n_inputs: int) -> tuple[int, int]:
 
 def default_batch_size(n_rows: int) -> int:
     """About 50 steps per epoch, 32 to 256 rows: a classifier needs more updates per epoch than an
-    auto-encoder (measured on MNIST digits: batches of ~200 rows left accuracy a point lower)."""
+    auto-encoder."""
     return int(min(256, max(32, n_rows // 50)))
 
 
 class ClassifierConfidenceDetector(BaseDetector):
     """Anomaly score = how unsure a classifier trained on the normal classes is.
 
-    ``fit(X, classes)`` trains a classifier on normal data and its class labels; an input that
-    belongs to none of the classes tends to get flat, low logits, and the score measures that:
+    ``fit(X, classes)`` trains a classifier on normal data and its class labels (open-set
+    recognition); an input that belongs to none of the classes tends to get flat, low logits, and
+    the score measures that:
 
-    - ``"energy"`` (the default): ``-T * logsumexp(logits / T)`` (Liu et al., 2020), the free
-      energy of the classifier read as an energy-based model: low for inputs the network maps to
-      large logits of some class, high for inputs it has no strong response to.
+    - ``"energy"`` (the default): ``-T * logsumexp(logits / T)`` (Liu et al., 2020), low for inputs
+      the network maps to a large logit of some class. Softmax probabilities saturate (most inputs,
+      known or not, get 0.999...), the logsumexp keeps the logits' magnitude.
     - ``"msp"``: ``1 - max softmax(logits / T)`` (Hendrycks & Gimpel, 2017).
     - ``"entropy"``: the entropy of ``softmax(logits / T)``, in nats.
-    - ``"knn"``: reads the network's features rather than its logits (Sun et al., 2022, "Out-of-
-      distribution detection with deep nearest neighbors"): each member's last hidden layer,
-      scaled to unit length, and the distance to the ``n_neighbors``-th nearest training row in
-      that space, averaged over the ensemble's members. The detector keeps those training features
-      (at most 10,000 rows, drawn at random beyond that; for MNIST's 3,600 training digits about
-      9 MB), in memory and in saved models. It is an option, not the default: issue 5 asked for a
-      default among the three softmax scores, fixed before any benchmark, and this one was added
-      afterwards. Measured (``benchmarks/OPEN_SET.md``, three seeds): on NSL-KDD's unseen attacks
-      AUROC 0.891 against energy's 0.720 (0.887 against 0.832 with outlier exposure); on unknown
-      MNIST digits 0.957 against 0.948, but 0.967 against 0.979 with exposure. Scoring costs a
-      neighbour search per member on top of the forward pass.
+    - ``"knn"``: the distance to the ``n_neighbors``-th nearest training row in the network's last
+      hidden layer, scaled to unit length, averaged over the members (Sun et al., 2022). The
+      detector keeps those training features (at most 10,000 rows) in memory and in saved models.
 
-    Activation clipping (ReAct, Sun et al., 2021, "ReAct: out-of-distribution detection with
-    rectified activations"): unknown inputs tend to provoke a few unusually large activations in the
-    last hidden layer, which make their logits, and so their energy, look confident. With
-    ``clip_percentile`` each member's hidden layer is capped at that percentile of its activations
-    on the training rows before the logits are computed — for every score read from logits, for
-    ``predict_class`` and for the temperature. By default (``"auto"``) the cap is the 90th
-    percentile (ReAct's own choice) when the network is trained without known anomalies, and there is
-    none with them. Chosen without any test set (``benchmarks/activation_clipping.py``, the selection
-    folds, two seeds): without outlier exposure it raised the energy score's AUROC on NSL-KDD's
-    pseudo-unknown attack types from 0.788 to 0.859 (better in 8 of 10 runs) and on pseudo-unknown
-    digits from 0.923 to 0.933 (5 of 6); with exposure it helped NSL-KDD even more (0.752 to 0.861,
-    8 of 10) but lowered every MNIST run (0.958 to 0.944), hence off there; set a number to clip
-    anyway (on tables with known anomalies, for instance). On scikit-learn's 8x8 digits (not used
-    for the choice) it was neutral (0.932 both, better in 4 of 6 runs). On the test protocols
-    (``benchmarks/OPEN_SET.md``, three seeds, run after the choice) the gain was small: unknown
-    MNIST digits 0.947 to 0.948 (better on every seed), NSL-KDD's unseen attacks 0.717 to 0.720
-    (two seeds of three), with NSL-KDD's closed-set accuracy up from 0.949 to 0.959. Training is
-    the same either way.
+    The network is an MLP for tables and a small convolutional network for images (an ndarray
+    ``(n, H, W)`` or ``(n, C, H, W)``, read as :func:`oddkit.data.images.as_image_batch` reads them,
+    then centred and scaled by the training pixels' mean and standard deviation); any scikit-learn
+    classifier with ``predict_proba`` can be passed instead. A stratified ``validation_fraction`` of
+    the training data stops training early and fits the temperature ``T`` (Guo et al., 2017), so
+    that ``predict_class_proba`` is calibrated.
 
-    Why energy is the default (chosen from the literature before any oddkit benchmark was run):
-    softmax probabilities saturate — a well-trained network gives 0.999... to most inputs, known
-    or not, so ``1 - max softmax`` and the entropy tie at the top and rank poorly, whereas the
-    logsumexp keeps the logits' magnitude, which is what separates unknown inputs (Liu et al.,
-    2020; Vaze et al., 2022, "Open-set recognition: a good closed-set classifier is all you need",
-    found the related maximum logit better than softmax scores too). ``score="auto"`` means energy
-    for oddkit's networks and ``"msp"`` for a scikit-learn classifier, which gives probabilities
-    only (its log-probabilities' logsumexp is always 0).
+    Unknown inputs tend to provoke a few unusually large activations in the last hidden layer
+    (ReAct, Sun et al., 2021); ``clip_percentile`` caps each member's hidden layer at a percentile
+    of its training activations before the logits are computed.
 
-    The network is an MLP for tables and a small convolutional network for images — an ndarray
-    of shape ``(n, height, width)`` or ``(n, channels, height, width)``, read with the shared image
-    conventions of :func:`oddkit.data.images.as_image_batch` (``uint8`` divided by 255, floats
-    already in [0, 1], ``(n, H, W, C)`` moved to channels first), then centred and scaled by the
-    training pixels' mean and standard deviation. Any scikit-learn classifier with
-    ``predict_proba`` can be passed instead. A
-    stratified ``validation_fraction`` of the training data is held out: it stops training early
-    and fits the temperature ``T`` (temperature scaling, Guo et al., 2017: the ``T`` that
-    minimises the held-out negative log-likelihood, so that ``predict_class_proba`` is calibrated).
+    A few examples of anomalies, when they exist, are passed as ``known_anomalies`` (never mixed
+    into the classes): training then also teaches the network to be unsure on them (outlier
+    exposure, Hendrycks et al., 2019), with the loss ``exposure_loss``.
 
-    Known anomalies, when a few examples exist, are passed as ``known_anomalies`` (never mixed into
-    the classes): training then also teaches the network to be unsure on them (outlier exposure,
-    Hendrycks et al., 2019). Every training batch is joined by as many known anomalies drawn at
-    random, and a loss on them is added with weight ``exposure_weight``:
-
-    - ``exposure_loss="cutmix"`` (the default; Mixture Outlier Exposure, Zhang et al., 2023): each
-      normal row of the batch gets a random rectangle of its known anomaly pasted in (for tables, a
-      random subset of its columns replaced), covering a share ``1 - lam`` of it with ``lam``
-      uniform on [0, 1), and the output on the mixture is trained towards ``lam`` x the row's class
-      + ``(1 - lam)`` x the uniform distribution. The mixtures fill the space between the known
-      classes and the anomalies, where an unknown class that resembles a known one lies (an unknown
-      digit), which plain exposure to far-away anomalies leaves untaught.
-    - ``exposure_loss="mixup"``: the same with the two rows blended, ``lam x normal + (1 - lam) x
-      anomaly``.
-    - ``exposure_loss="uniform"`` (Hendrycks et al.): the KL divergence of the output on the known
-      anomalies themselves from the uniform distribution.
-    - ``exposure_loss="energy"``: each known anomaly is paired with a normal row of the batch, and
-      the logistic loss ``log(1 + exp(E(normal) - E(anomaly)))`` pushes the anomaly's energy above
-      the normal row's (a margin-free form of the energy loss of Liu et al., 2020, whose fixed
-      margins depend on the logits' scale).
-
-    ``"cutmix"`` was chosen without the test sets (a rule fixed before they were run: the default
-    only if it matched the uniform target on both checks): on the MNIST digit folds
-    (``benchmarks/open_set.py --protocols selection``, Fashion-MNIST exposure, three pairs of digits
-    as the pseudo-unknown, two seeds) mean AUROC 0.961 against the uniform target's 0.958 (better
-    in 4 of 6 runs; ``"mixup"`` 0.956, 2 of 6), and on NSL-KDD's training file with known attack
-    types as the pseudo-unknown (``--protocols selection-nslkdd``) 0.868 against 0.752 (8 of 10;
-    ``"energy"`` 0.840). On the test protocols (``benchmarks/OPEN_SET.md``, three seeds): unknown
-    MNIST digits 0.979 against 0.964 (better on all three seeds; closed-set accuracy 0.995 against
-    0.992), but on NSL-KDD's unseen attacks 0.832 against 0.834 (better on one seed of three; the
-    energy loss 0.859 there): on that table the fold's promise did not carry over.
+    Why each default was chosen, and what it measured: the user guide's benchmarks page and
+    ``benchmarks/OPEN_SET.md``.
 
     Parameters
     ----------
@@ -183,22 +124,19 @@ class ClassifierConfidenceDetector(BaseDetector):
         GaussianNB, MLPClassifier, a Pipeline of StandardScaler and one of these); saving another
         raises :class:`~oddkit.exceptions.OddkitError`.
     score : {"auto", "energy", "msp", "entropy", "knn"}, default="auto"
-        The anomaly score (see above); ``"auto"`` = energy, or msp for a scikit-learn classifier
-        (which has no hidden layer to read, so not ``"knn"`` either).
+        The anomaly score (see above); ``"auto"`` = energy, or msp for a scikit-learn classifier,
+        which gives probabilities only (their logsumexp is always 0) and has no hidden layer to
+        read, so not ``"knn"`` either.
     n_neighbors : int or "auto", default="auto"
         ``k`` of ``score="knn"`` (ignored by the other scores): the distance to the k-th nearest
         training row; clamped, with an :class:`~oddkit.exceptions.OddkitWarning`, to the training
-        rows kept less one. ``"auto"``: one per 1,000 training rows kept, at least 1 (4 for 3,600 MNIST
-        digits, 10 for NSL-KDD's 25,000 rows, of which 10,000 are kept) — the ratio of Sun et al.
-        (2022), k=50 for 50,000 images, and their finding that a random share of the training rows
-        works as well with k scaled by it. A training row's own score leaves itself out.
+        rows kept less one. ``"auto"``: one per 1,000 training rows kept, at least 1 — the ratio
+        of Sun et al. (2022), k=50 for 50,000 images. A training row's own score leaves itself out.
     hidden_sizes : sequence of int, optional
         MLP hidden widths (default: :func:`default_hidden_sizes`); for the CNN, one int is the
         width of its fully connected layer (default 128).
     conv_channels : sequence of int, default=(16, 32)
         Channels of the CNN's convolutional blocks (each halves the image's height and width).
-        Checked against (32, 64) without the test set (``benchmarks/open_set.py --protocols
-        selection``): the same open-set AUROC within the seed-to-seed spread, in half the time.
     dropout : float, default=0.0
         Dropout probability in the network's fully connected layers.
     epochs : int, default=30
@@ -222,49 +160,44 @@ class ClassifierConfidenceDetector(BaseDetector):
         (1.0 = none).
     exposure_weight : float, default=0.5
         Weight of the outlier-exposure loss when ``known_anomalies`` are given (0.5 as in Hendrycks
-        et al., 2019). With the uniform target, 1.0 did no better without the test set
-        (``benchmarks/open_set.py --protocols selection`` with Fashion-MNIST exposure, three seeds:
-        AUROC 0.927 against 0.925).
+        et al., 2019).
     exposure_loss : {"cutmix", "mixup", "uniform", "energy"}, default="cutmix"
-        The outlier-exposure loss (see above).
+        The outlier-exposure loss. Each training batch is joined by as many known anomalies drawn
+        at random. ``"cutmix"`` (Mixture Outlier Exposure, Zhang et al., 2023): a random rectangle
+        of a known anomaly is pasted into each normal image (for tables, a random subset of its
+        columns), covering a share ``1 - lam`` with ``lam`` uniform on [0, 1), and the output is
+        trained towards ``lam`` x the row's class + ``(1 - lam)`` x the uniform distribution, so
+        the space between the classes and the anomalies is taught too. ``"mixup"``: the same with
+        the two rows blended. ``"uniform"`` (Hendrycks et al., 2019): the known anomalies'
+        outputs trained towards the uniform distribution. ``"energy"``: the logistic loss
+        ``log(1 + exp(E(normal) - E(anomaly)))`` pushes each known anomaly's energy above a normal
+        row's (a margin-free form of Liu et al., 2020).
     n_estimators : int, default=5
         Networks trained independently (their own initial weights and batches, the same held-out
-        split), whose logits are averaged: a deep ensemble. Each costs one more training run; the
-        scores become steadier from seed to seed, as the members disagree on unknown inputs.
-        Ignored with a scikit-learn classifier (ensemble it in scikit-learn instead). Chosen
-        without the test set (``benchmarks/open_set.py --protocols selection``, three seeds):
-        open-set AUROC 0.915 on average with 5 members against 0.905 with one, and a seed-to-seed
-        range of 0.037 against 0.079. On the MNIST test protocol it was no better than the single
-        network's earlier run (0.943 vs 0.947; ``benchmarks/OPEN_SET.md``).
+        split), whose logits are averaged: a deep ensemble (Lakshminarayanan et al., 2017). Each
+        costs one more training run; the scores become steadier from seed to seed, as the members
+        disagree on unknown inputs. Ignored with a scikit-learn classifier.
     augment : {None, "shift"}, default=None
         ``"shift"`` (the CNN only): each training image is moved by its own random whole number of
         pixels, up to 8% of its smaller side (2 on 28x28), the uncovered edge repeating the border.
-        A trade-off, measured without the test set (``benchmarks/open_set.py --protocols
-        selection``, three seeds): closed-set accuracy rose from 0.989 to 0.995, but open-set
-        AUROC fell from 0.915 to 0.869 (a network taught to accept displaced strokes seems to
-        accept unknown digits too). Hence off by default; turn it on when the class matters more
-        than flagging the unknown.
+        More accurate classes, but a network taught to accept displaced strokes accepts more
+        unknown inputs too; turn it on when the class matters more than flagging the unknown.
     rotation_weight : float, default=1.0
         The CNN on square images also learns, from a second head on its last hidden layer, by how
         many quarter turns each training image was rotated (a self-supervised task, Hendrycks et
         al., 2019), its loss weighted by this; 0 turns it off. The head is dropped after training:
-        scores and saved models are the classifier's alone. Chosen without the test set
-        (``benchmarks/open_set.py --protocols selection``): open-set AUROC 0.923 against 0.914
-        over six seeds (better on five), and 0.936 against 0.922 with Fashion-MNIST outlier
-        exposure (six seeds, better on five; also with the digits 0-1 or 2-3 as the pseudo-unknown:
-        0.985 against 0.983 and 0.943 against 0.927, two seeds each, better on all); closed-set
-        accuracy unchanged (0.989). Training takes about 1.7 times as long (each step also passes
-        the rotated images through the network). On the MNIST test protocol it helped without
-        exposure (mean of three seeds 0.947 against 0.940) but not with the uniform exposure target
-        (0.964 against 0.968): ``rotation_weight=0`` gives the earlier network back. Ignored by
-        the MLP and for images that are not square.
+        scores and saved models are the classifier's alone. Training takes about 1.7 times as
+        long. Ignored by the MLP and for images that are not square.
     clip_percentile : "auto", float in (0, 100] or None, default="auto"
         Cap each member's last hidden layer at this percentile of its activations on the training
-        rows (the dev split left out) before computing the logits (see above); None: no cap.
-        ``"auto"``: 90 without known anomalies, None with them. Not for a scikit-learn classifier.
+        rows (the dev split left out) before computing the logits, for every score read from
+        logits, for ``predict_class`` and for the temperature; None: no cap. ``"auto"``: 90
+        (ReAct's own choice) without known anomalies, None with them. Not for a scikit-learn
+        classifier.
     contamination : float, default=0.1
         Share of training rows flagged by ``threshold_`` (normal data: a false-alarm budget).
-    impute, unknown_categories, column_types : see :class:`~oddkit.AutoEncoderDetector` (tables only).
+    impute, unknown_categories, column_types
+        See :class:`~oddkit.AutoEncoderDetector` (tables only).
     device : str, default="cpu"
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     n_threads : int, optional
@@ -313,6 +246,23 @@ class ClassifierConfidenceDetector(BaseDetector):
     ``fit`` needs the class labels, so scikit-learn's ``check_estimator`` (which calls ``fit(X)``
     and ``fit(X, y)`` with anomaly labels) does not apply to this detector; its tests are in
     ``tests/test_classifier.py``.
+
+    References
+    ----------
+    - Hendrycks, D. and Gimpel, K. "A baseline for detecting misclassified and
+      out-of-distribution examples in neural networks." ICLR, 2017.
+    - Liu, W., Wang, X., Owens, J. and Li, Y. "Energy-based out-of-distribution detection."
+      NeurIPS, 2020.
+    - Sun, Y., Guo, C. and Li, Y. "ReAct: out-of-distribution detection with rectified
+      activations." NeurIPS, 2021.
+    - Sun, Y., Ming, Y., Zhu, X. and Li, Y. "Out-of-distribution detection with deep nearest
+      neighbors." ICML, 2022.
+    - Hendrycks, D., Mazeika, M. and Dietterich, T. "Deep anomaly detection with outlier
+      exposure." ICLR, 2019.
+    - Zhang, J. et al. "Mixture outlier exposure: towards out-of-distribution detection in
+      fine-grained environments." WACV, 2023.
+    - Guo, C., Pleiss, G., Sun, Y. and Weinberger, K. "On calibration of modern neural
+      networks." ICML, 2017.
 
     Examples
     --------

@@ -70,8 +70,8 @@ class DisentangledAutoEncoderDetector(AutoEncoderDetector):
     class_dim_, latent_dim_ : int
         Sizes of the class part and of the whole code actually used.
     model_ : oddkit.nn.disentangle.SplitCodeAutoEncoder
-        The trained torch module (with its adversary).
-    Others as for :class:`AutoEncoderDetector`.
+        The trained torch module (with its adversary). The other fitted attributes are
+        :class:`AutoEncoderDetector`'s.
 
     Examples
     --------

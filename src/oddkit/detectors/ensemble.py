@@ -105,7 +105,8 @@ class EnsembleDetector(BaseDetector):
         Seeds the random members.
     verbose : int, default=0
         Passed to the auto-encoder (1 shows its progress bar).
-    contamination, impute, unknown_categories, column_types : see :class:`AutoEncoderDetector`.
+    contamination, impute, unknown_categories, column_types
+        See :class:`AutoEncoderDetector`.
         They apply to the ensemble's own preprocessing, which every member shares (members see
         the standardised, encoded rows), so a column declared in ``column_types`` is treated the
         same by all of them.
@@ -238,6 +239,26 @@ def default_detector(random_state=None, **params) -> EnsembleDetector:
     """oddkit's recommended detector: :class:`EnsembleDetector` with its default members (the
     nearest neighbour, the mean distance to 50 neighbours, and a robust Gaussian and robust
     auto-encoder), combined by the largest normalised score.
+
+    Distance at two scales, density and reconstruction are ways to be odd that fail on different
+    data: the nearest neighbour is the sharpest on clean training data, fifty neighbours are not
+    fooled by a few anomalies that are each other's neighbours, and the trimmed (``robust=True``)
+    Gaussian and auto-encoder see global structure without fitting anomalies hidden in the
+    training data. How it compares with each member and with PyOD's detectors, clean and
+    contaminated: ``benchmarks/RESULTS.md``.
+
+    Parameters
+    ----------
+    random_state : int, RandomState or None
+        Seeds the random members (the auto-encoder), so the same seed gives the same scores.
+    **params
+        Any other parameter of :class:`EnsembleDetector` (``contamination``, ``combine``,
+        ``impute``, ``verbose``, ...).
+
+    Returns
+    -------
+    EnsembleDetector
+        Unfitted.
 
     Examples
     --------

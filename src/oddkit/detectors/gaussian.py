@@ -41,7 +41,8 @@ class GaussianDetector(BaseDetector):
         times (the concentration steps of the minimum covariance determinant, from the full data
         and with 1 - ``contamination`` of the rows kept). Hidden anomalies then neither shift the
         mean nor inflate the covariance they are judged by.
-    contamination, impute, unknown_categories, column_types : see :class:`AutoEncoderDetector`.
+    contamination, impute, unknown_categories, column_types
+        See :class:`AutoEncoderDetector`.
 
     Attributes
     ----------

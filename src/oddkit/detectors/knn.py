@@ -32,7 +32,8 @@ class KNNDetector(BaseDetector):
         scikit-learn's neighbour search; every choice is exact.
     n_jobs : int, optional
         Parallel queries.
-    contamination, impute, unknown_categories, column_types : see :class:`AutoEncoderDetector`.
+    contamination, impute, unknown_categories, column_types
+        See :class:`AutoEncoderDetector`.
 
     Attributes
     ----------

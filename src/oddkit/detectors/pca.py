@@ -26,7 +26,8 @@ class PCADetector(BaseDetector):
         preprocessed columns less one) are kept, so that a residual is left to score: on a table
         of 3 columns whose two leading components explain 84% of the variance, 0.9 would
         otherwise keep all three and score every row by rounding noise.
-    contamination, impute, unknown_categories, column_types : see :class:`AutoEncoderDetector`.
+    contamination, impute, unknown_categories, column_types
+        See :class:`AutoEncoderDetector`.
 
     Attributes
     ----------

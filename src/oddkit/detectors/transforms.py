@@ -46,9 +46,8 @@ class TransformationDetector(BaseDetector):
     "8" turned half round, an "0" mirrored) gives the network less to learn, and scores less well.
 
     It fails where the VAE succeeds and the other way round, so the two are best together:
-    ``EnsembleDetector(members=("vae", "transforms"), combine="mean")`` scored mean one-class
-    AUROC 0.968 on MNIST and 0.927 on Fashion-MNIST, against 0.915 and 0.882 for this detector
-    alone and 0.958 and 0.921 for the VAE (``benchmarks/IMAGES.md``).
+    ``EnsembleDetector(members=("vae", "transforms"), combine="mean")``
+    (``benchmarks/IMAGES.md``).
 
     Training uses :class:`~oddkit.ClassifierConfidenceDetector` (its CNN, its held-out split for
     early stopping, one network, no rotation task of its own: predicting the transformation already
@@ -79,6 +78,13 @@ class TransformationDetector(BaseDetector):
         8 for square images, 4 otherwise.
     image_shape_ : tuple of int
         ``(C, H, W)`` of the training images.
+
+    References
+    ----------
+    - Golan, I. and El-Yaniv, R. "Deep anomaly detection using geometric transformations."
+      NeurIPS, 2018.
+    - Hendrycks, D., Mazeika, M., Kadavath, S. and Song, D. "Using self-supervised learning can
+      improve model robustness and uncertainty." NeurIPS, 2019.
     """
 
     _accepts_images = True

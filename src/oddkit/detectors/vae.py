@@ -55,7 +55,8 @@ class VAEDetector(AutoEncoderDetector):
     ----------
     model_ : oddkit.nn.vae.VariationalAutoEncoder
         The trained torch module.
-    hidden_sizes_, latent_dim_, n_estimators_ : the architecture actually used.
+    hidden_sizes_, latent_dim_, n_estimators_
+        The architecture actually used.
     history_ : dict
         Per-epoch training and held-out losses (negative ELBO per row), best epoch, early stop.
     image_shape_ : tuple of int
@@ -67,6 +68,12 @@ class VAEDetector(AutoEncoderDetector):
     images the Bernoulli probabilities), :meth:`generate` decodes draws from the prior, and
     :meth:`explain` splits the squared error of the posterior-mean reconstruction by column (the KL
     term belongs to no column).
+
+    References
+    ----------
+    - Kingma, D. P. and Welling, M. "Auto-encoding variational Bayes." ICLR, 2014.
+    - An, J. and Cho, S. "Variational autoencoder based anomaly detection using reconstruction
+      probability." SNU Data Mining Center, 2015.
 
     Examples
     --------

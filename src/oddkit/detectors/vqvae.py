@@ -51,10 +51,8 @@ class VQVAEDetector(AutoEncoderDetector):
         :func:`default_architecture` picks for the input width (a quarter of it, 2 to 32); for
         images, half the code size of
         :func:`oddkit.nn.conv.default_image_architecture` (8 for 28x28 gray images: 8 x 7 = 56
-        bits per image with 128 codes). Chosen on one-class MNIST, normal digits 0, 2, 5 and 8:
-        8 positions scored AUROC 0.934 on average, where a 7x7 grid of codes (the earlier design)
-        scored 0.563; 4 positions lost to 8 on digits 2 and 5 (0.922 vs 0.940), 16 on 0 and 8
-        (0.908 vs 0.928).
+        bits per image with 128 codes): a few codes for the whole image are a real bottleneck,
+        where a grid of codes lets the network reconstruct other classes as well.
     commitment_weight : float, default=0.25
         Weight of the commitment loss ``|encoder output - code|²`` in training.
     rarity_weight : float, default=0.0
@@ -64,10 +62,7 @@ class VQVAEDetector(AutoEncoderDetector):
     noise : {None, "gaussian", "mask", "salt_pepper"}, default=None
         De-noising: the encoder sees a corrupted row, the loss compares with the clean one.
     normalize_errors : {"covariance", "columns", None}, default="covariance"
-        As for :class:`AutoEncoderDetector`. ``"covariance"`` replaced ``"columns"`` as the default
-        after a run on the 31 tabular datasets of ``benchmarks/`` (clean protocol, normal rows of
-        the training split): mean AUROC 0.863 vs 0.855 on seed 0 (better on 20 datasets), 0.856
-        vs 0.852 on seed 1 (18).
+        As for :class:`AutoEncoderDetector`.
     noise_level, robust, exposure_weight, exposure_margin, contamination, impute, \
     unknown_categories, column_types, device, n_threads, random_state, verbose
         As for :class:`AutoEncoderDetector` (with ``known_anomalies``, the hinge acts on their
@@ -90,6 +85,11 @@ class VQVAEDetector(AutoEncoderDetector):
         Log of each code's smoothed frequency on the training data (for ``rarity_weight``).
     column_error_scale_, history_, hidden_sizes_, image_shape_
         As for :class:`AutoEncoderDetector` (``n_estimators_`` is always 1).
+
+    References
+    ----------
+    - van den Oord, A., Vinyals, O. and Kavukcuoglu, K. "Neural discrete representation learning."
+      NeurIPS, 2017.
 
     Examples
     --------

@@ -43,6 +43,10 @@ def bernoulli_entropy(p: torch.Tensor) -> torch.Tensor:
 class VariationalAutoEncoder(nn.Module):
     """A VAE made of an encoder trunk, two linear heads (mean, log-variance) and a decoder.
 
+    ``encode(x)`` gives the posterior mean (the embedding), ``encode_distribution(x)`` the mean and
+    log-variance, ``decode(z)`` the mean of ``p(x | z)``; ``forward(x)`` decodes the posterior mean,
+    a deterministic reconstruction.
+
     Parameters
     ----------
     trunk : nn.Module
@@ -53,10 +57,6 @@ class VariationalAutoEncoder(nn.Module):
         ``p(x | z)`` (``"gaussian"``) or its logits (``"bernoulli"``).
     latent_dim, n_members : int
     likelihood : {"gaussian", "bernoulli"}
-
-    ``encode(x)`` gives the posterior mean (the embedding), ``encode_distribution(x)`` the mean and
-    log-variance, ``decode(z)`` the mean of ``p(x | z)``; ``forward(x)`` decodes the posterior mean,
-    a deterministic reconstruction.
     """
 
     def __init__(self, trunk: nn.Module, trunk_features: int, decoder: nn.Module, latent_dim: int,

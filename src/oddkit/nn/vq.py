@@ -22,6 +22,11 @@ from oddkit.nn.conv import ConvDecoder, ConvEncoder, activation, init_convolutio
 class VectorQuantizer(nn.Module):
     """Nearest-code quantisation of ``(..., dim)`` vectors with an EMA codebook.
 
+    ``forward(z)`` returns ``(quantised, indices, commitment)``: the quantised vectors with
+    straight-through gradients, the code index of each vector, and ``|z - code|^2`` averaged over
+    ``dim`` (the commitment loss of each vector; its gradient reaches the encoder only). In training
+    mode the codebook is updated in place (buffers, not parameters: the optimiser never sees it).
+
     Parameters
     ----------
     codebook_size : int
@@ -34,11 +39,6 @@ class VectorQuantizer(nn.Module):
         A code whose EMA count (vectors per batch) falls below this is re-seeded from the batch.
     eps : float, default=1e-5
         Laplace smoothing of the counts.
-
-    ``forward(z)`` returns ``(quantised, indices, commitment)``: the quantised vectors with
-    straight-through gradients, the code index of each vector, and ``|z - code|^2`` averaged over
-    ``dim`` (the commitment loss of each vector; its gradient reaches the encoder only). In training
-    mode the codebook is updated in place (buffers, not parameters: the optimiser never sees it).
     """
 
     def __init__(self, codebook_size: int, dim: int, decay: float = 0.99, dead_code_threshold: float = 1.0,
@@ -209,10 +209,9 @@ def conv_vq_autoencoder(image_shape: Sequence[int], widths: Sequence[int], n_pos
     layer to ``n_positions`` vectors of ``code_dim`` that describe the whole image, each quantised;
     the decoder mirrors the encoder.
 
-    The code is global rather than one vector per cell of the last feature map: with a 7x7 grid of
-    codes from 128 words, a network trained on one MNIST digit reconstructed every other digit as
-    well, scoring a mean one-class AUROC of 0.675 (``benchmarks/IMAGES.md``). A few symbols for the
-    whole image are a real bottleneck."""
+    The code is global rather than one vector per cell of the last feature map: a few symbols for
+    the whole image are a real bottleneck, where a grid of codes lets a network trained on one
+    class reconstruct the others as well (``benchmarks/IMAGES.md``)."""
     return VQAutoEncoder(_ImageEncoder(image_shape, widths, n_positions, code_dim),
                          _ImageDecoder(image_shape, widths, n_positions, code_dim),
                          VectorQuantizer(codebook_size, code_dim), n_positions)
