@@ -79,7 +79,7 @@ def compare(train, dev, y_dev, test, y_test, goal: str, seed: int, *, prevalence
     """Fit every detector on ``train`` (normal rows), choose its threshold for ``goal`` on the
     labelled dev rows, and measure it on the test rows.
 
-    Returns the table (one row per detector) and, per detector, ``(fitted, threshold, test scores)``.
+    Returns the table (one row per detector) and, per detector, ``(fitted, ThresholdChoice, test scores)``.
     """
     rows, fitted = [], {}
     for name, detector in detectors(seed).items():
@@ -101,9 +101,16 @@ def compare(train, dev, y_dev, test, y_test, goal: str, seed: int, *, prevalence
                 row["cost /row @ prod"] = r["production"]["expected_cost"]
         row["fit+score s"] = seconds
         rows.append(row)
-        fitted[name] = (detector, choice.threshold, scores)
+        fitted[name] = (detector, choice, scores)
         print(f"  {name}: ROC AUC {r['roc_auc']:.3f}, recall {r['data']['recall']:.3f} ({seconds:.1f} s)", flush=True)
     return pd.DataFrame(rows).set_index("detector"), fitted
+
+
+def fingerprint(X) -> str:
+    """sha256 of the training rows as float64, for the report's model card."""
+    import hashlib
+
+    return "sha256 " + hashlib.sha256(np.ascontiguousarray(np.asarray(X, dtype=np.float64)).tobytes()).hexdigest()
 
 
 def write_table(table: pd.DataFrame, out: Path, name: str = "results") -> str:

@@ -24,7 +24,9 @@ print(f"cancer: train {len(split.train)} benign rows; dev {len(split.dev)} rows 
       f"test {len(split.test)} rows ({int(split.y_test.sum())} malignant); goal {GOAL}")
 table, fitted = _apps.compare(split.train, split.dev, split.y_dev, split.test, split.y_test, GOAL, args.seed)
 print(_apps.write_table(table, args.out))
-detector, threshold, _ = fitted["oddkit default_detector"]
-report = write_report(detector, split.test, split.y_test, args.out / "report.html", threshold=threshold,
+detector, choice, _ = fitted["oddkit default_detector"]
+detector.set_threshold(choice)  # the report and its model card show the threshold and its goal
+report = write_report(detector, split.test, split.y_test, args.out / "report.html",
+                      training_fingerprint=_apps.fingerprint(split.train),
                       title="WDBC: oddkit default detector on the test split", data_name="WDBC (scikit-learn), test split")
 print(f"wrote {args.out / 'results.md'}, {args.out / 'results.csv'} and {report}")

@@ -46,8 +46,8 @@ print(f"intrusion: train {len(train)} normal rows of KDDTrain+_20Percent; dev {l
 
 table, fitted = _apps.compare(X_file.iloc[train], X_file.iloc[dev], y_file[dev], X_test, y_test, GOAL, args.seed)
 # Recall on the attack types seen in training and on the unseen ones, as two more columns.
-for name, (_, threshold, scores) in fitted.items():
-    flagged = scores >= threshold
+for name, (_, choice, scores) in fitted.items():
+    flagged = scores >= choice.threshold
     table.loc[name, "recall seen types"] = flagged[(y_test == 1) & ~unseen].mean()
     table.loc[name, "recall unseen types"] = flagged[unseen].mean()
 markdown = _apps.write_table(table, args.out)
@@ -55,8 +55,8 @@ markdown = _apps.write_table(table, args.out)
 # Per attack type: rows and each detector's recall (share flagged); normal rows give the FPR.
 kind = np.where(y_test == 0, "normal", np.where(unseen, "unseen", "seen in training"))
 by_type = pd.DataFrame({"attack type": attack_test, "kind": kind})
-for name, (_, threshold, scores) in fitted.items():
-    by_type[name] = scores >= threshold
+for name, (_, choice, scores) in fitted.items():
+    by_type[name] = scores >= choice.threshold
 per_type = by_type.groupby(["kind", "attack type"]).agg(rows=("kind", "size"), **{
     name: (name, "mean") for name in fitted})
 per_type = per_type.sort_values(["kind", "rows"], ascending=[True, False]).reset_index(level=0)
@@ -66,8 +66,9 @@ by_type_md = _apps.write_table(per_type, args.out, "by_attack_type")
 print(markdown)
 print()
 print(by_type_md)
-detector, threshold, _ = fitted["oddkit default_detector"]
+detector, choice, _ = fitted["oddkit default_detector"]
+detector.set_threshold(choice)  # the report and its model card show the threshold and its goal
 groups = [t if k != "unseen" else f"{t} (unseen)" for t, k in zip(attack_test, kind)]
-report = write_report(detector, X_test, y_test, args.out / "report.html", groups=groups, threshold=threshold,
-                      title="NSL-KDD: oddkit default detector on KDDTest+", data_name="KDDTest+ (nslkdd.npz)")
+report = write_report(detector, X_test, y_test, args.out / "report.html", groups=groups,
+                      training_fingerprint=_apps.fingerprint(X_file.iloc[train]), title="NSL-KDD: oddkit default detector on KDDTest+", data_name="KDDTest+ (nslkdd.npz)")
 print(f"wrote {args.out}/results.md|csv, by_attack_type.md|csv and {report}")
