@@ -225,3 +225,22 @@ def test_write_metrics_json_and_csv(tmp_path) -> None:
     assert json.loads(write_metrics(evaluate(y, scores, 10.0), tmp_path / "e.json").read_text())["tp"] == 800
     with pytest.raises(DataError, match=r"ending in \.json or \.csv"):
         write_metrics(r, tmp_path / "m.txt")
+
+
+def test_operating_report_prices_each_missed_anomaly_by_its_amount() -> None:
+    y, scores = _enriched_dev_set()
+    # The 200 missed frauds cost 10 each, the 800 caught ones 1,000: 2,000 missed in all.
+    amount = np.r_[np.full(800, 1000.0), np.full(200, 10.0), np.full(4000, 3.0)]
+    r = operating_report(y, scores, threshold=10.0, prevalence=0.0017, costs=(1, 2), miss_costs=amount)
+    assert r["miss_costs"] == {"total": 802_000.0, "caught": 800_000.0, "missed": 2_000.0, "missed_per_anomaly": 2.0}
+    assert r["data"]["expected_cost"] == pytest.approx((4 * 1 + 2 * 2_000) / 5000)
+    # In production the missed amount per anomaly (2.0) replaces the missed share (0.2).
+    assert r["production"]["expected_cost"] == pytest.approx(1 * 0.001 * (1 - 0.0017) + 2 * 2.0 * 0.0017)
+    assert r["production"] == at_prevalence(0.8, 0.001, 0.0017, costs=(1, 2), missed_cost_per_anomaly=2.0)
+    plain = operating_report(y, scores, threshold=10.0, prevalence=0.0017, costs=(1, 2))
+    assert plain["miss_costs"] is None
+    assert plain["production"]["expected_cost"] == pytest.approx(1 * 0.001 * (1 - 0.0017) + 2 * 0.2 * 0.0017)
+    with pytest.raises(DataError, match="needs costs too"):
+        operating_report(y, scores, threshold=10.0, miss_costs=amount)
+    with pytest.raises(DataError, match="missed_cost_per_anomaly"):
+        at_prevalence(0.8, 0.001, 0.0017, costs=(1, 2), missed_cost_per_anomaly=-1)

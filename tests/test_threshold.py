@@ -412,3 +412,99 @@ def test_contamination_out_of_range(contamination: object) -> None:
 def test_contamination_rejects_nan_scores() -> None:
     with pytest.raises(DataError, match="NaN"):
         contamination_threshold([0.1, np.nan, 0.3], 0.1)
+
+
+# --- Per-row miss costs: a missed anomaly costs its own amount -------------------------------------------------
+#   20 anomalies: 10 cheap ones (amount 1) score 0.9, 10 dear ones (amount 1,000) score 0.5, among 100 normals of
+#   which 20 score 0.55 and 80 score 0.1. With "cost:5,1" a false alarm costs 5.
+#   t       fp  missed rows  missed amount  cost (count)   cost (amount)
+#   0.9      0  10           10,000         10             10,000
+#   0.5     20   0                0         100            100          <- only worth it when priced by amount
+
+
+def _amount_dev_set() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y = np.r_[np.ones(20, int), np.zeros(100, int)]
+    scores = np.r_[np.full(10, 0.9), np.full(10, 0.5), np.full(20, 0.55), np.full(80, 0.1)]
+    amount = np.r_[np.ones(10), np.full(10, 1000.0), np.full(100, 7.0)]  # normals' amounts are never used
+    return y, scores, amount
+
+
+def test_miss_costs_move_the_threshold_to_catch_the_dear_anomalies() -> None:
+    y, scores, amount = _amount_dev_set()
+    by_count = choose_threshold(scores, y, "cost:5,1")
+    by_amount = choose_threshold(scores, y, "cost:5,1", miss_costs=amount)
+    assert by_count.threshold == 0.9 and by_count.recall == 0.5
+    assert by_amount.threshold == 0.5 and by_amount.recall == 1.0
+    assert by_count.expected_cost == pytest.approx(10 / 120)
+    assert by_amount.expected_cost == pytest.approx(20 * 5 / 120)
+    assert by_amount.dev_expected_cost == pytest.approx(by_amount.expected_cost)
+
+
+def test_miss_costs_of_one_change_nothing() -> None:
+    y, scores, _ = _amount_dev_set()
+    for goal in ("cost:5,1", "cost:1,20,0.01"):
+        plain = choose_threshold(scores, y, goal)
+        ones = choose_threshold(scores, y, goal, miss_costs=np.ones(y.size))
+        assert ones.threshold == plain.threshold
+        assert ones.expected_cost == pytest.approx(plain.expected_cost)
+        assert ones.production_expected_cost == pytest.approx(plain.production_expected_cost)
+
+
+def test_miss_costs_at_a_stated_prevalence_use_the_missed_amount_per_anomaly() -> None:
+    y, scores, amount = _amount_dev_set()
+    p = 0.0017
+    c = choose_threshold(scores, y, f"cost:5,1,{p}", miss_costs=amount)
+    # At 0.9: 10,000 missed over 20 anomalies = 500 per anomaly -> 500 * p = 0.85 per row;
+    # at 0.5: 20/100 false alarms x 5 x (1 - p) = 0.998 per row. So the dear frauds are let go.
+    assert c.threshold == 0.9
+    assert c.expected_cost == pytest.approx(500 * p)
+    assert c.production_expected_cost == pytest.approx(c.expected_cost)
+    # Ten times dearer frauds tip the balance back.
+    c10 = choose_threshold(scores, y, f"cost:5,10,{p}", miss_costs=amount)
+    assert c10.threshold == 0.5
+    assert c10.production_expected_cost == pytest.approx(5 * 0.2 * (1 - p))
+
+
+def test_miss_costs_are_checked() -> None:
+    y, scores, amount = _amount_dev_set()
+    with pytest.raises(DataError, match="needs a cost goal"):
+        choose_threshold(scores, y, "f1", miss_costs=amount)
+    with pytest.raises(DataError, match="one miss cost per row"):
+        choose_threshold(scores, y, "cost:5,1", miss_costs=amount[:-1])
+    with pytest.raises(DataError, match=r"must be >= 0, got -3 at row 4"):
+        choose_threshold(scores, y, "cost:5,1", miss_costs=np.r_[amount[:4], -3.0, amount[5:]])
+    with pytest.raises(DataError, match="NaN"):
+        choose_threshold(scores, y, "cost:5,1", miss_costs=np.r_[np.nan, amount[1:]])
+
+
+def test_cli_threshold_and_evaluate_price_misses_by_a_column(tmp_path, monkeypatch, capsys) -> None:
+    import pandas as pd
+
+    from conftest import run_cli
+
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    y, scores, amount = _amount_dev_set()
+    # Dev rows whose distance from the training centre follows the hand-made scores' order.
+    radius = np.interp(scores, [0.1, 0.9], [0.5, 6.0])
+    dev = pd.DataFrame({"a": radius, "b": np.zeros_like(radius), "Amount": amount, "y": y})
+    train.to_csv(tmp_path / "train.csv", index=False)
+    dev.to_csv(tmp_path / "dev.csv", index=False)
+    model = tmp_path / "model"
+    assert run_cli(monkeypatch, capsys, "fit", tmp_path / "train.csv", "--detector", "gaussian", "--out", model)[0] == 0
+    thresholds = {}
+    for name, extra in (("count", []), ("amount", ["--miss-cost-col", "Amount"])):
+        code, out, err = run_cli(monkeypatch, capsys, "threshold", model, tmp_path / "dev.csv", "--goal", "cost:5,1",
+                                 "--id-col", "Amount", "--out", tmp_path / name, *extra)
+        assert code == 0, err
+        from oddkit import load
+
+        thresholds[name] = load(tmp_path / name).threshold_
+    assert thresholds["amount"] < thresholds["count"]  # moved down to catch the dear anomalies
+    code, out, err = run_cli(monkeypatch, capsys, "evaluate", tmp_path / "count", tmp_path / "dev.csv", "--id-col",
+                             "Amount", "--miss-cost-col", "Amount", "--out", tmp_path / "m.json",
+                             "--plots", tmp_path / "plots")
+    assert code == 0, err
+    numbers = json.loads((tmp_path / "m.json").read_text())
+    assert numbers["miss_costs"]["missed"] == pytest.approx(10_000)
+    assert numbers["data"]["expected_cost"] == pytest.approx(10_000 / 120)

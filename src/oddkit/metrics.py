@@ -420,12 +420,43 @@ def _check_costs(costs: Any) -> tuple[float, float] | None:
     return false_alarm, miss
 
 
+def _check_missed_cost(value: Any) -> float:
+    try:
+        missed = float(value)
+    except (TypeError, ValueError):
+        missed = math.nan
+    if not math.isfinite(missed) or missed < 0:
+        raise DataError(
+            f"missed_cost_per_anomaly must be a finite number >= 0, got {value!r}; it is the missed anomalies' "
+            "summed miss costs divided by the number of anomalies"
+        )
+    return missed
+
+
+def _check_row_costs(miss_costs: ArrayLike, n: int) -> np.ndarray:
+    """Per-row miss costs as float64: one finite value >= 0 per row."""
+    arr = check_scores(miss_costs, name="miss_costs")
+    if arr.shape[0] != n:
+        raise DataError(
+            f"miss_costs has {arr.shape[0]} values but there are {n} labelled rows; pass one miss cost per row "
+            "(e.g. the transaction amount column)"
+        )
+    if (arr < 0).any():
+        row = int(np.flatnonzero(arr < 0)[0])
+        raise DataError(
+            f"miss_costs must be >= 0, got {arr[row]:g} at row {row}; a missed anomaly cannot save money, "
+            "so clip or fix those rows"
+        )
+    return arr
+
+
 def at_prevalence(
     recall: float,
     fpr: float,
     prevalence: float,
     *,
     costs: tuple[float, float] | None = None,
+    missed_cost_per_anomaly: float | None = None,
 ) -> dict[str, float | None]:
     """What an operating point achieves at a given anomaly rate (prevalence).
 
@@ -446,6 +477,11 @@ def at_prevalence(
         ``(false_alarm, miss)``: the cost of one false alarm and of one missed anomaly, in the
         order of the ``cost:FALSE_ALARM,MISS[,RATE]`` threshold goal. Without it
         ``expected_cost`` is ``None``.
+    missed_cost_per_anomaly : float, optional
+        When each missed anomaly costs its own amount (per-row miss costs, e.g. a transaction's
+        value): the summed miss costs of the missed anomalies divided by the number of anomalies,
+        measured on labelled data. The expected cost then charges ``miss`` times this per anomaly
+        in place of ``miss * (1 - recall)`` (every anomaly costing 1).
 
     Returns
     -------
@@ -465,7 +501,8 @@ def at_prevalence(
     precision ``= recall * p / flag rate`` (Bayes' rule; 0.0 when nothing is flagged);
     F1 ``= 2 * precision * recall / (precision + recall)``; expected cost per row
     ``= false_alarm * fpr * (1 - p) + miss * (1 - recall) * p``, as
-    :class:`oddkit.threshold.CostGoal` computes it.
+    :class:`oddkit.threshold.CostGoal` computes it (``missed_cost_per_anomaly`` in place of
+    ``1 - recall`` when given).
 
     Examples
     --------
@@ -477,13 +514,16 @@ def at_prevalence(
     f = _check_rate(fpr, "false-positive rate")
     p = _check_rate(prevalence, "prevalence (the anomaly rate)", open_interval=True)
     checked_costs = _check_costs(costs)
+    missed = 1.0 - r
+    if missed_cost_per_anomaly is not None:
+        missed = _check_missed_cost(missed_cost_per_anomaly)
     flag_rate = r * p + f * (1.0 - p)
     precision = r * p / flag_rate if flag_rate > 0 else 0.0
     f1 = 2 * precision * r / (precision + r) if precision + r > 0 else 0.0
     cost = None
     if checked_costs is not None:
         false_alarm, miss = checked_costs
-        cost = false_alarm * f * (1.0 - p) + miss * (1.0 - r) * p
+        cost = false_alarm * f * (1.0 - p) + miss * missed * p
     return {
         "prevalence": p,
         "recall": r,
@@ -503,6 +543,7 @@ def operating_report(
     *,
     prevalence: float | None = None,
     costs: tuple[float, float] | None = None,
+    miss_costs: ArrayLike | None = None,
 ) -> dict[str, Any]:
     """Every number of an evaluation at a threshold, at the data's own and at a stated prevalence.
 
@@ -519,12 +560,17 @@ def operating_report(
         section reports precision, F1, alerts and cost at that rate (see :func:`at_prevalence`).
     costs : (float, float), optional
         ``(false_alarm, miss)`` costs, for the expected cost per row in both sections.
+    miss_costs : array-like of shape (n,), optional
+        Per-row miss costs (e.g. each transaction's amount): a missed anomaly then costs
+        ``miss`` times its own value (see :func:`oddkit.threshold.choose_threshold`); at the
+        production rate the missed cost per anomaly measured here is re-weighted. Needs ``costs``.
 
     Returns
     -------
     dict
         JSON-friendly: ``n``, ``n_anomalies``, ``roc_auc``, ``pr_auc``, ``threshold``,
-        ``confusion`` (``tp, fp, tn, fn``), ``data`` (:func:`at_prevalence` at the data's own
+        ``confusion`` (``tp, fp, tn, fn``), ``miss_costs`` (``None``, or the anomalies' summed
+        miss costs: ``total``, ``caught``, ``missed`` and ``missed_per_anomaly``), ``data`` (:func:`at_prevalence` at the data's own
         anomaly rate) and ``production`` (at ``prevalence``, or ``None`` when none is stated).
         Write it with :func:`write_metrics`.
 
@@ -542,16 +588,30 @@ def operating_report(
     ev = evaluate(y, scores, threshold=threshold)
     own_rate = ev.n_anomalies / ev.n
     checked_costs = _check_costs(costs)
-    data = at_prevalence(ev.recall, ev.fpr, own_rate, costs=checked_costs)
+    amounts = per_anomaly = None
+    missed_units = float(ev.fn)
+    if miss_costs is not None:
+        if checked_costs is None:
+            raise DataError("miss_costs prices missed anomalies, so it needs costs too; e.g. costs=(5, 1)")
+        weights = _check_row_costs(miss_costs, ev.n)
+        y_arr, s_arr = check_labels(y, scores)
+        anomalies = y_arr == 1
+        caught = float(weights[anomalies & (s_arr >= ev.threshold)].sum())
+        total = float(weights[anomalies].sum())
+        missed_units = total - caught
+        per_anomaly = missed_units / ev.n_anomalies
+        amounts = {"total": total, "caught": caught, "missed": missed_units, "missed_per_anomaly": per_anomaly}
+    data = at_prevalence(ev.recall, ev.fpr, own_rate, costs=checked_costs, missed_cost_per_anomaly=per_anomaly)
     # At the data's own rate the formulas equal the counts; take the counts' exact values.
     data["precision"], data["f1"] = ev.precision, ev.f1
     data["flag_rate"] = (ev.tp + ev.fp) / ev.n
     data["alerts_per_10000"] = 10_000.0 * data["flag_rate"]
     if checked_costs is not None:
-        data["expected_cost"] = (checked_costs[0] * ev.fp + checked_costs[1] * ev.fn) / ev.n
+        data["expected_cost"] = (checked_costs[0] * ev.fp + checked_costs[1] * missed_units) / ev.n
     production = None
     if prevalence is not None:
-        production = at_prevalence(ev.recall, ev.fpr, prevalence, costs=checked_costs)
+        production = at_prevalence(ev.recall, ev.fpr, prevalence, costs=checked_costs,
+                                   missed_cost_per_anomaly=per_anomaly)
     return {
         "n": ev.n,
         "n_anomalies": ev.n_anomalies,
@@ -560,6 +620,7 @@ def operating_report(
         "threshold": ev.threshold,
         "confusion": {"tp": ev.tp, "fp": ev.fp, "tn": ev.tn, "fn": ev.fn},
         "costs": None if checked_costs is None else {"false_alarm": checked_costs[0], "miss": checked_costs[1]},
+        "miss_costs": amounts,
         "data": data,
         "production": production,
     }

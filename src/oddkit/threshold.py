@@ -11,6 +11,10 @@ A row is flagged anomalous when ``score >= threshold``. With labelled dev data,
 | ``"cost:1,20"``       | lowest expected cost when a false alarm costs 1 and a missed anomaly costs 20            |
 | ``"cost:1,20,0.001"`` | the same, re-weighted to an expected production anomaly rate of 0.001                    |
 
+A cost goal can also price each missed anomaly by its own amount: with ``miss_costs=amount``
+(e.g. a transaction's value) a missed anomaly costs ``miss * amount`` of its row, so the chosen
+threshold moves to catch the expensive anomalies first.
+
 Without labels, :func:`contamination_threshold` flags about a given fraction of training rows.
 
 Candidate thresholds are the distinct score values plus one value just above the highest score
@@ -30,7 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from oddkit.exceptions import DataError
-from oddkit.metrics import _check_rate, _rates, at_prevalence, check_labels, check_scores
+from oddkit.metrics import _check_rate, _check_row_costs, _rates, at_prevalence, check_labels, check_scores
 
 __all__ = [
     "CostGoal",
@@ -71,9 +75,20 @@ class _Curve:
     fp: np.ndarray
     n_pos: int
     n_neg: int
+    # With per-row miss costs: the summed miss cost of the anomalies caught at each candidate,
+    # and of all anomalies.
+    caught_cost: np.ndarray | None = None
+    total_miss_cost: float | None = None
+
+    def missed(self) -> np.ndarray:
+        """Missed anomalies at each candidate: a count, or their summed miss cost when per-row
+        miss costs were given."""
+        if self.caught_cost is None:
+            return self.n_pos - self.tp
+        return self.total_miss_cost - self.caught_cost
 
 
-def _curve(y: np.ndarray, scores: np.ndarray) -> _Curve:
+def _curve(y: np.ndarray, scores: np.ndarray, miss_costs: np.ndarray | None = None) -> _Curve:
     order = np.argsort(scores)[::-1]
     s = scores[order]
     ctp = np.cumsum(y[order], dtype=np.int64)
@@ -81,12 +96,18 @@ def _curve(y: np.ndarray, scores: np.ndarray) -> _Curve:
     # The last row of each run of tied scores: a threshold equal to that score flags the whole run.
     ends = np.append(np.flatnonzero(s[1:] != s[:-1]), s.size - 1)
     above_max = np.nextafter(s[0], np.inf)
+    caught_cost = total = None
+    if miss_costs is not None:
+        ccost = np.cumsum(np.where(y[order] == 1, miss_costs[order], 0.0))
+        caught_cost, total = np.concatenate(([0.0], ccost[ends])), float(ccost[-1])
     return _Curve(
         thresholds=np.concatenate(([above_max], s[ends])),
         tp=np.concatenate(([0], ctp[ends])),
         fp=np.concatenate(([0], cfp[ends])),
         n_pos=int(ctp[-1]),
         n_neg=int(cfp[-1]),
+        caught_cost=caught_cost,
+        total_miss_cost=total,
     )
 
 
@@ -207,6 +228,11 @@ class CostGoal(Goal):
     ``anomaly_rate``, the expected anomaly rate in production, or the dev set's anomaly rate when
     ``None``. Giving ``anomaly_rate`` matters when the dev set was enriched with anomalies.
 
+    With per-row miss costs (``miss_costs`` of :func:`choose_threshold`), a missed anomaly costs
+    ``miss`` times its own row's cost, and ``FNR`` above becomes the missed cost per dev anomaly
+    (the summed miss costs of the missed anomalies divided by the number of anomalies), so at a
+    stated ``anomaly_rate`` the cost is re-weighted the same way.
+
     Examples
     --------
     >>> str(CostGoal(false_alarm=1, miss=20))
@@ -244,7 +270,7 @@ class CostGoal(Goal):
         return "cost:" + ",".join(parts)
 
     def _cost(self, curve: _Curve) -> np.ndarray:
-        fn = curve.n_pos - curve.tp
+        fn = curve.missed()
         if self.anomaly_rate is None:
             # Same value as the re-weighted formula with p = n_pos / n, but exact for integer
             # costs, so equal costs tie exactly.
@@ -327,7 +353,8 @@ class ThresholdChoice:
     precision, recall, f1, fpr : float
         Achieved on the dev data (0.0 where undefined, e.g. precision when nothing is flagged).
     expected_cost : float or None
-        Expected cost per row under the goal's costs; ``None`` unless the goal is a cost goal.
+        Expected cost per row under the goal's costs (and per-row miss costs, when given);
+        ``None`` unless the goal is a cost goal.
     n_flagged : int
         Dev rows flagged.
     feasible : bool
@@ -380,7 +407,12 @@ class ThresholdChoice:
 
 
 def choose_threshold(
-    scores: ArrayLike, y: ArrayLike, goal: str | Goal, *, prevalence: float | None = None
+    scores: ArrayLike,
+    y: ArrayLike,
+    goal: str | Goal,
+    *,
+    prevalence: float | None = None,
+    miss_costs: ArrayLike | None = None,
 ) -> ThresholdChoice:
     """Choose the decision threshold that best meets ``goal`` on labelled dev data.
 
@@ -398,6 +430,11 @@ def choose_threshold(
         precision, F1, alerts per 10,000 rows and (for a cost goal) the expected cost at that
         rate. Defaults to the rate a ``"cost:FALSE_ALARM,MISS,RATE"`` goal states. It does not
         change which threshold is chosen (a cost goal's own rate does).
+    miss_costs : array-like of shape (n,), optional
+        With a cost goal only: what missing each row would cost, in units of the goal's ``miss``
+        cost (e.g. a transaction's amount with ``"cost:5,1"``: a false alarm costs 5 and a missed
+        fraud its amount). Only the anomalies' values are used; they must be finite and >= 0.
+        Without it every missed anomaly costs ``miss``.
 
     Returns
     -------
@@ -422,8 +459,20 @@ def choose_threshold(
     0.3
     >>> choose_threshold(scores, y, "fpr:0").threshold
     0.9
+
+    A missed anomaly that costs its own amount: catching the anomaly at 0.3 costs a false alarm
+    (5) at 0.4, worth it only when that anomaly's amount is above 5.
+
+    >>> choose_threshold(scores, y, "cost:5,1", miss_costs=[0, 0, 2, 0, 100]).threshold
+    0.9
+    >>> choose_threshold(scores, y, "cost:5,1", miss_costs=[0, 0, 20, 0, 100]).threshold
+    0.3
     """
     g = parse_goal(goal)
+    if miss_costs is not None and not isinstance(g, CostGoal):
+        raise DataError(
+            f"miss_costs prices missed anomalies, so it needs a cost goal such as 'cost:5,1', not {str(g)!r}"
+        )
     if prevalence is not None:
         prevalence = _check_rate(prevalence, "prevalence (the production anomaly rate)", open_interval=True)
     elif isinstance(g, CostGoal):
@@ -435,7 +484,8 @@ def choose_threshold(
         need_anomalies=g.needs_anomalies,
         purpose=f"choosing a threshold for goal {str(g)!r}",
     )
-    curve = _curve(y_arr, s_arr)
+    weights = None if miss_costs is None else _check_row_costs(miss_costs, s_arr.shape[0])
+    curve = _curve(y_arr, s_arr, weights)
     idx, feasible, note = g._select(curve)
     cost = g._cost(curve)
     tp, fp = int(curve.tp[idx]), int(curve.fp[idx])
@@ -444,8 +494,11 @@ def choose_threshold(
     costs = (g.false_alarm, g.miss) if isinstance(g, CostGoal) else None
     production: dict[str, Any] = {}
     # Rates at the stated production prevalence need both classes (recall needs anomalies).
+    missed = float(curve.missed()[idx])
     if prevalence is not None and curve.n_pos > 0 and curve.n_neg > 0:
-        production = at_prevalence(rates["recall"], rates["fpr"], prevalence, costs=costs)
+        per_anomaly = None if weights is None else missed / curve.n_pos
+        production = at_prevalence(rates["recall"], rates["fpr"], prevalence, costs=costs,
+                                   missed_cost_per_anomaly=per_anomaly)
     return ThresholdChoice(
         threshold=float(curve.thresholds[idx]),
         goal=str(g),
@@ -459,7 +512,7 @@ def choose_threshold(
         note=note,
         dev_anomaly_rate=curve.n_pos / n,
         alerts_per_10000=10_000.0 * (tp + fp) / n,
-        dev_expected_cost=None if costs is None else (costs[0] * fp + costs[1] * (curve.n_pos - tp)) / n,
+        dev_expected_cost=None if costs is None else (costs[0] * fp + costs[1] * missed) / n,
         production_anomaly_rate=production.get("prevalence"),
         production_precision=production.get("precision"),
         production_f1=production.get("f1"),

@@ -125,6 +125,11 @@ def _score_images(detector, data: Path, out: Path) -> None:
         f"{detector.threshold_:.6g}, {detector.threshold_goal_}); wrote {out}", markup=False, highlight=False)
 
 
+MissCostCol = Annotated[Optional[str], typer.Option(
+    "--miss-cost-col", help="Column whose value is what missing that row's anomaly costs (e.g. Amount), in units of "
+                            "the cost goal's MISS: a missed anomaly costs MISS x its value.")]
+
+
 @app.command()
 @threads_limited
 def evaluate(
@@ -140,6 +145,7 @@ def evaluate(
     report: Annotated[Optional[Path], typer.Option(
         "--report", help="Also write the HTML report (as 'oddkit report') to this file.")] = None,
     group_col: GroupCol = None,
+    miss_cost_col: MissCostCol = None,
     force: Force = False,
     n_threads: NThreads = None,
 ):
@@ -158,7 +164,8 @@ def evaluate(
     carried = list(id_col or []) + ([group_col] if group_col and group_col not in (id_col or []) else [])
     y, scores = _labelled_scores(detector, data, label_col, carried, strict_categories)
     prevalence, costs = prevalence_and_costs_from_goal(detector.threshold_goal_, prevalence)
-    numbers = operating_report(y, scores, detector.threshold_, prevalence=prevalence, costs=costs)
+    numbers = operating_report(y, scores, detector.threshold_, prevalence=prevalence, costs=costs,
+                               miss_costs=_miss_costs(data, label_col, miss_cost_col))
     _print_metrics(f"{type(detector).__name__} on {data.name} (threshold {detector.threshold_:.6g}, "
                    f"{detector.threshold_goal_})", _operating_rows(numbers), header="at the data's anomaly rate")
     if numbers["production"] is not None:
@@ -175,6 +182,15 @@ def evaluate(
         console.print(f"report: {write_html_report(detector, X, y_report, groups, report, model, data, prevalence, 20)}")
     written = plot_curves({model.name: (y, scores)}, folder, thresholds={model.name: detector.threshold_})
     console.print("curves: " + ", ".join(str(p) for p in written.values()))
+
+
+def _miss_costs(data: Path, label_col, column: str | None):
+    """The --miss-cost-col column of DATA as floats, or None without the option."""
+    if column is None:
+        return None
+    from oddkit.cli._common import _read
+
+    return _read(data, label_col, [column]).ids[column].to_numpy(dtype=float)
 
 
 RATE_NAMES = {"prevalence": "anomaly rate", "fpr": "false-positive rate", "f1": "F1",
@@ -223,6 +239,7 @@ def threshold(
         "--out", "-o", help="New model folder for the model with its new threshold (MODEL is left as it is).")] = None,
     strict_categories: StrictCategories = False,
     prevalence: Prevalence = None,
+    miss_cost_col: MissCostCol = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Store the threshold in MODEL itself (or replace "
                                                                 "the model folder --out names).")] = False,
     n_threads: NThreads = None,
@@ -242,7 +259,8 @@ def threshold(
         _check_model_folder(out, force)
     detector = _load_model(model)
     y, scores = _labelled_scores(detector, dev, label_col, id_col, strict_categories)
-    choice = choose_threshold(scores, y, goal, prevalence=prevalence)
+    choice = choose_threshold(scores, y, goal, prevalence=prevalence,
+                              miss_costs=_miss_costs(dev, label_col, miss_cost_col))
     detector.set_threshold(choice)
     _save_model(detector, target, replace=True if out is None else force)
     rows = [(k, v) for k, v in choice.to_dict().items() if v not in (None, "") and k not in ("goal", "note", "feasible")]
