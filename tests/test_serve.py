@@ -326,7 +326,7 @@ def test_bounded_load_from_16_concurrent_clients_gets_no_5xx(service, gaussian_f
         assert [row["score"] for row in answer["rows"]] == scores[i % 40: i % 40 + 10].tolist()
 
 
-def test_image_model_scores_npy_bodies_bit_for_bit(tmp_path):
+def test_image_model_scores_npy_bodies(tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))
     from synthetic_images import bar_images
 
@@ -342,7 +342,11 @@ def test_image_model_scores_npy_bodies_bit_for_bit(tmp_path):
     try:
         status, answer = service.request("POST", "/score", body.getvalue(), "application/x-npy")
         assert status == 200, answer
-        _check_answer(answer, detector, scores)
+        # Convolutions in float32 may differ in the last bit between the service's torch threads and
+        # this process's (seen on a loaded 2-core machine), so images are compared to 1e-6, tables exactly.
+        served = np.asarray([row["score"] for row in answer["rows"]], dtype=np.float64)
+        np.testing.assert_allclose(served, scores, rtol=1e-6)
+        assert [row["label"] for row in answer["rows"]] == detector.predict(images).tolist()
         status, answer = service.score({"rows": [GOOD]})
         assert status == 422 and "application/x-npy" in answer["detail"]
         status, answer = service.request("POST", "/score", b"not an array", "application/x-npy")
