@@ -19,8 +19,9 @@ from sklearn.base import BaseEstimator
 
 from oddkit import AutoEncoderDetector, GaussianDetector
 from oddkit.exceptions import DataError
-from oddkit.metrics import at_prevalence
+from oddkit.metrics import at_prevalence, operating_report
 from oddkit.report import build_report, write_report
+from oddkit.report.html import distinct_top, histogram_range, one_hot_groups, precision_recall_at_prevalence
 from oddkit.threshold import choose_threshold
 
 COLUMNS = ["amount", "<b>age</b>", "duration"]
@@ -150,6 +151,161 @@ def test_group_column_by_name_and_bad_input(fitted) -> None:
         build_report(detector, X, y, groups=["a", "b"])
     with pytest.raises(DataError, match="prevalence"):
         build_report(detector, X, y, prevalence=2.0)
+
+
+class _Stub(BaseEstimator):
+    """A fitted stand-in whose score is the first column and whose explanation, when given, is
+    the same shares for every row: it pins down what the report draws."""
+
+    def __init__(self, shares=None, threshold=0.5) -> None:
+        self.shares = shares
+        self.threshold = threshold
+        self.threshold_ = threshold
+        self.threshold_goal_ = "manual"
+
+    def fit(self, X, y=None):
+        return self
+
+    def decision_function(self, X):
+        return np.asarray(X, dtype=float)[:, 0]
+
+    def explain(self, X):
+        return pd.DataFrame([self.shares] * len(X), index=X.index, columns=X.columns)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+
+def _section(text: str, name: str) -> str:
+    return text.split(f'<section id="{name}">', 1)[1].split("</section>", 1)[0]
+
+
+def test_report_prices_each_missed_anomaly_by_its_own_cost(fitted) -> None:
+    detector, X, y, _ = fitted
+    amounts = np.abs(X["amount"].to_numpy()) * 100
+    scores = detector.decision_function(X)
+    threshold = float(np.sort(scores[y == 1])[4])  # misses four anomalies
+    kwargs = {"threshold": threshold, "costs": (1, 50), "prevalence": 0.0017}
+    text, metrics = build_report(detector, X, y, miss_costs=amounts, **kwargs)
+    expected = operating_report(y, scores, threshold, prevalence=0.0017, costs=(1, 50), miss_costs=amounts)
+    assert metrics["miss_costs"] == pytest.approx(expected["miss_costs"])
+    assert metrics["miss_costs"]["missed"] == pytest.approx(np.sort(amounts[y == 1][np.argsort(scores[y == 1])][:4]).sum())
+    assert metrics["production"]["expected_cost"] == pytest.approx(expected["production"]["expected_cost"])
+    # The per-row costs change the figure: it is not the flat 50 per missed anomaly.
+    _, flat = build_report(detector, X, y, **kwargs)
+    assert metrics["data"]["expected_cost"] != pytest.approx(flat["data"]["expected_cost"])
+    assert "its own miss cost" in text
+    cost_row = re.search(r"<td>expected cost per row</td><td class=\"num\">([^<]*)</td><td class=\"num\">([^<]*)</td>",
+                         text)
+    assert cost_row and "–" not in cost_row.groups()
+    # By column name: taken out of the features (the detector was not trained on it), same numbers.
+    _, by_name = build_report(detector, X.assign(value=amounts), y, miss_costs="value", **kwargs)
+    assert by_name["production"] == pytest.approx(metrics["production"])
+    with pytest.raises(DataError, match="miss cost column 'nope' is not a column"):
+        build_report(detector, X, y, miss_costs="nope")
+    with pytest.raises(DataError, match="miss_costs has 2 values"):
+        build_report(detector, X, y, miss_costs=[1.0, 2.0])
+    with pytest.raises(DataError, match="needs costs too"):
+        build_report(detector, X, y, miss_costs=amounts, threshold=1.0)
+
+
+def test_explanation_bars_show_signed_shares_within_the_cell() -> None:
+    X = pd.DataFrame({"a": np.linspace(0, 1, 20), "b": 0.0, "c": 0.0})
+    text, _ = build_report(_Stub(shares=[1.5, -0.6, 0.1]), X, top=2)
+    bars = re.findall(r'<span class="bar-fill( negative)?" style="display:block;width:([0-9.]+)%"></span></span>\s*'
+                      r'<span class="bar-value">([^<]*)</span>', text)
+    assert len(bars) == 6
+    first_row = bars[:3]
+    # Largest in absolute value first; lengths are parts of |1.5| + |-0.6| + |0.1| = 2.2.
+    assert [b[2] for b in first_row] == ["+150%", "-60%", "+10%"]
+    assert [float(b[1]) for b in first_row] == pytest.approx([68.2, 27.3, 4.5], abs=0.05)
+    assert [bool(b[0]) for b in first_row] == [False, True, False]
+    assert sum(float(b[1]) for b in first_row) <= 100.05
+    assert "summed absolute shares" in text
+
+
+def test_histogram_axis_survives_one_extreme_outlier(fitted) -> None:
+    rng = np.random.default_rng(3)
+    plain = rng.normal(size=500)
+    assert histogram_range(plain, 2.0) == (plain.min(), plain.max(), 0)
+    extreme = np.r_[plain, 1e9]
+    low, high, beyond = histogram_range(extreme, 2.0)
+    assert low == plain.min() and beyond == 1 and plain.max() <= high < 10
+    # The threshold stays on the axis even when it is above the 99th percentile.
+    assert histogram_range(extreme, 50.0)[1] >= 50.0
+    detector, X, y, _ = fitted
+    X = X.copy()
+    X.iloc[0, 0] = 1e5
+    text, _ = build_report(detector, X, y)
+    note = re.search(r'<p class="note" id="histogram-note">([^<]*)</p>', text)
+    assert note and note.group(1).startswith("1 row scores above") and "(0 labelled anomalies, 1 normal)" in note.group(1)
+    assert 'id="histogram-note"' not in build_report(detector, fitted[1], y)[0]
+
+
+def test_data_summary_collapses_one_hot_columns() -> None:
+    rng = np.random.default_rng(4)
+    services = rng.choice([f"s{i:03d}" for i in range(120)], size=300)
+    services[:150] = "http"
+    X = pd.concat([pd.DataFrame({"score": rng.normal(size=300), "bytes": rng.exponential(size=300)}),
+                   pd.get_dummies(pd.Series(services, name="service"), prefix="service", prefix_sep="=",
+                                  dtype=float)], axis=1)
+    text, _ = build_report(_Stub(), X, top=1)
+    summary = _section(text, "summary")
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td>", summary)
+    assert [name for name, _ in rows] == ["score", "bytes", f"service=… ({X.shape[1] - 2} columns)"]
+    assert rows[2][1] == "one-hot 0/1" and "most common: http (50%)" in summary
+    assert f"{X.shape[1] - 2} one-hot columns are summarised as 1 categorical columns" in summary
+    # pandas' own dummy names group too; independent 0/1 flags (both 1 in a row) stay apart.
+    frame = pd.get_dummies(pd.DataFrame({"proto": ["tcp", "udp", "icmp", "tcp"]}), dtype=int)
+    frame["is_a"], frame["is_b"] = [1, 1, 0, 0], [1, 0, 1, 0]
+    assert one_hot_groups(frame) == {"proto_": ["proto_icmp", "proto_tcp", "proto_udp"]}
+    # Many ordinary columns: the first ones, then a count and their names.
+    wide = pd.DataFrame(rng.normal(size=(50, 45)), columns=[f"c{i}" for i in range(45)])
+    more = re.search(r'<p class="note" id="more-columns">([^<]*)</p>', build_report(_Stub(), wide, top=1)[0])
+    assert more and more.group(1) == "… and 5 more columns: c40, c41, c42, c43, c44"
+
+
+def test_pr_curve_at_the_production_prevalence(fitted) -> None:
+    from sklearn.metrics import precision_recall_curve
+
+    detector, X, y, _ = fitted
+    scores = detector.decision_function(X)
+    # At the data's own rate the re-weighted curve is the ordinary one (the oracle: scikit-learn).
+    recall, precision = precision_recall_at_prevalence(y, scores, y.mean())
+    p_ref, r_ref, _ = precision_recall_curve(y, scores)
+    assert set(zip(np.round(recall, 9), np.round(precision, 9))) >= set(zip(np.round(r_ref[:-1], 9),
+                                                                            np.round(p_ref[:-1], 9)))
+    # At 0.17% the threshold's point (recall, precision there) lies on the re-weighted curve.
+    threshold = float(np.sort(scores[y == 0])[-10])  # ten false alarms
+    text, metrics = build_report(detector, X, y, threshold=threshold, prevalence=0.0017)
+    prod = metrics["production"]
+    assert prod["precision"] < metrics["data"]["precision"]
+    r_prod, p_prod = precision_recall_at_prevalence(y, scores, 0.0017)
+    assert (np.isclose(r_prod, prod["recall"]) & np.isclose(p_prod, prod["precision"])).any()
+    curves = _section(text, "curves")
+    assert "dashed precision-recall curve is the same detector at the production anomaly rate (0.17%)" in curves
+    assert f"precision is {round(metrics['production']['precision'], 4):g}" in curves
+    # Without a production rate: no second curve, no sentence.
+    plain = _NoExplain(detector)
+    plain.threshold_goal_ = "f1"
+    assert "production anomaly rate" not in _section(build_report(plain, X, y)[0], "curves")
+
+
+def test_top_anomalies_list_identical_rows_once() -> None:
+    keys = np.array([7, 7, 3, 7, 5, 1])
+    scores = np.array([9.0, 9.0, 8.0, 9.0, 1.0, 8.5])
+    assert [list(e) for e in distinct_top(keys, scores, 3)] == [[0, 1, 3], [5], [2]]
+    X = pd.DataFrame({"a": np.r_[np.full(6, 9.0), 5.0, 4.0, np.linspace(0, 1, 30)], "b": 1.0},
+                     index=[f"r{i}" for i in range(38)])
+    y = np.r_[np.ones(6, int), 1, 1, np.zeros(30, int)]
+    y[5] = 0  # one of the identical rows is labelled normal
+    text, _ = build_report(_Stub(shares=[0.9, 0.1]), X, y, top=3)
+    anomalies = _section(text, "anomalies")
+    ranked = re.findall(r'<tr>\s*<td class="num">(\d+)</td><td>([^<]*)', anomalies)
+    assert [(int(rank), row.strip()) for rank, row in ranked] == [(1, "r0"), (2, "r6"), (3, "r7")]
+    assert "&times; 6 identical rows (also r1, r2, r3, …)" in anomalies
+    assert "5 of 6 are 1" in anomalies
+    assert "Top 3 anomalies (8 rows: identical rows are listed once)" in anomalies
 
 
 # --- in a real browser --------------------------------------------------------------------------

@@ -28,8 +28,14 @@ __all__ = ["build_report", "sha256_of_file", "write_report"]
 
 _TOP_COLUMNS = 5
 """Columns drawn per explained anomaly (the largest shares)."""
-_MAX_SUMMARY_COLUMNS = 60
+_MAX_SUMMARY_COLUMNS = 40
+"""Rows of the data summary's column table; one-hot groups count as one row, the rest are counted."""
 _MAX_GROUPS = 60
+_HISTOGRAM_QUANTILE = 0.99
+"""The histogram's axis ends near this quantile of the scores (or the threshold, if higher) when
+the highest scores lie so far beyond it that drawing them would squash every other bar."""
+_SHOWN_DUPLICATE_IDS = 3
+"""Row ids listed for a top anomaly that occurs several times in the data."""
 
 
 def sha256_of_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
@@ -72,7 +78,29 @@ def _figure(title: str, xlabel: str, ylabel: str, *, size=(6.0, 4.6)):
     return fig, ax
 
 
-def _curve_images(y: np.ndarray, scores: np.ndarray, threshold: float, confusion: dict) -> dict[str, str]:
+def precision_recall_at_prevalence(y: np.ndarray, scores: np.ndarray, prevalence: float) -> tuple[np.ndarray, np.ndarray]:
+    """The precision-recall curve re-weighted to a stated anomaly rate.
+
+    Every threshold's recall and false-positive rate are rates within a class, so they hold at any
+    anomaly rate ``p``; its precision there is ``recall * p / (recall * p + fpr * (1 - p))``
+    (Bayes' rule, as :func:`oddkit.metrics.at_prevalence` computes it for one threshold).
+
+    Returns
+    -------
+    recall, precision : ndarray
+        One point per distinct threshold, from the highest threshold down (points that flag
+        nothing are left out).
+    """
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, scores, drop_intermediate=False)
+    flagged = tpr * prevalence + fpr * (1.0 - prevalence)
+    keep = flagged > 0
+    return tpr[keep], tpr[keep] * prevalence / flagged[keep]
+
+
+def _curve_images(y: np.ndarray, scores: np.ndarray, threshold: float, confusion: dict,
+                  production: dict | None) -> dict[str, str]:
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     fig, ax = _figure("ROC curve", "false-positive rate", "recall (true-positive rate)")
@@ -88,33 +116,74 @@ def _curve_images(y: np.ndarray, scores: np.ndarray, threshold: float, confusion
     fig, ax = _figure("Precision-recall curve", "recall", "precision")
     ax.set(xlim=(0, 1), ylim=(0, 1.02))
     ax.axhline(float(y.mean()), linestyle="--", color="grey", linewidth=1,
-               label=f"chance (anomaly rate {y.mean():.3g})")
+               label=f"chance at this data's rate ({y.mean():.3g})")
     precision, recall, _ = precision_recall_curve(y, scores)
-    ax.plot(recall, precision, drawstyle="steps-post", linewidth=1.6, label="detector")
-    if confusion["tp"] + confusion["fp"] > 0:
+    (line,) = ax.plot(recall, precision, drawstyle="steps-post", linewidth=1.6,
+                      label=f"detector at this data's rate ({_pct(float(y.mean()))})")
+    flags = confusion["tp"] + confusion["fp"] > 0
+    if flags:
         ax.plot(confusion["recall"], confusion["precision"], marker="o", markersize=8, linestyle="none",
                 color="crimson", markeredgecolor="black", label=f"threshold {threshold:.4g}")
+    if production is not None:
+        rate = production["prevalence"]
+        r_prod, p_prod = precision_recall_at_prevalence(y, scores, rate)
+        ax.plot(r_prod, p_prod, linestyle="--", linewidth=1.6, color=line.get_color(), alpha=0.9,
+                label=f"detector at the production rate ({_pct(rate)})")
+        if flags:
+            ax.plot(production["recall"], production["precision"], marker="D", markersize=7, linestyle="none",
+                    color="darkorange", markeredgecolor="black",
+                    label=f"threshold {threshold:.4g} at {_pct(rate)}: precision {production['precision']:.3g}")
     ax.legend(loc="best", fontsize="small")
     return {"roc": roc, "pr": _png(fig)}
 
 
-def _histogram_image(scores: np.ndarray, y: np.ndarray | None, threshold: float) -> str:
+def histogram_range(scores: np.ndarray, threshold: float) -> tuple[float, float, int]:
+    """The score axis of the histogram: ``(low, high, rows_beyond)``.
+
+    The axis runs from the lowest score to the highest, unless the highest lie so far out that
+    the rest would be squashed into a few bars: when the top score is more than twice as far from
+    the lowest as the 99th percentile (or the threshold, if higher) is, the axis ends at the
+    highest score within that distance and ``rows_beyond`` counts the rows above it (the report
+    says how many, and how high they go).
+    """
+    low, top = float(scores.min()), float(scores.max())
+    if top <= low:
+        return low, low + 1.0, 0
+    anchor = max(float(np.quantile(scores, _HISTOGRAM_QUANTILE)), min(float(threshold), top))
+    limit = low + 2.0 * (anchor - low)
+    if anchor > low and top > limit:
+        high = max(float(scores[scores <= limit].max()), min(float(threshold), top))
+        return low, high, int((scores > high).sum())
+    return low, top, 0
+
+
+def _histogram_image(scores: np.ndarray, y: np.ndarray | None, threshold: float) -> tuple[str, str]:
+    """The histogram as a data URL, and a note on the rows beyond its axis ("" when none)."""
     fig, ax = _figure("Anomaly scores", "score (higher = more anomalous)",
                       "density" if y is not None else "rows", size=(7.5, 4.2))
-    low, high = float(scores.min()), float(scores.max())
-    if high <= low:
-        high = low + 1.0
+    low, high, beyond = histogram_range(scores, threshold)
     bins = np.linspace(low, high, 51)
+    drawn = scores <= high
     if y is None:
-        ax.hist(scores, bins=bins, color="steelblue", alpha=0.8, label="all rows")
+        ax.hist(scores[drawn], bins=bins, color="steelblue", alpha=0.8, label="all rows")
     else:
         for label, name, colour in ((0, "normal (label 0)", "steelblue"), (1, "anomaly (label 1)", "crimson")):
-            part = scores[y == label]
+            part = scores[drawn & (y == label)]
             if part.size:
                 ax.hist(part, bins=bins, density=True, color=colour, alpha=0.55, label=f"{name}, {part.size:,} rows")
     ax.axvline(threshold, color="black", linestyle="--", linewidth=1.2, label=f"threshold {threshold:.4g}")
+    note = ""
+    if beyond:
+        kinds = "" if y is None else (f" ({int(y[~drawn].sum()):,} labelled anomalies, "
+                                      f"{int((y[~drawn] == 0).sum()):,} normal)")
+        note = (f"{beyond:,} {'row scores' if beyond == 1 else 'rows score'} above {_fmt(high)}{kinds}, up to "
+                f"{_fmt(float(scores.max()))}: beyond the axis, cut so that the other bars stay readable (the "
+                f"highest score within twice the {100 * _HISTOGRAM_QUANTILE:g}th percentile's distance from the lowest).")
+        ax.set_xlim(low, high)
+        ax.annotate(f"{beyond:,} more → up to {float(scores.max()):.3g}", xy=(1.0, 0.5), xycoords="axes fraction",
+                    ha="right", va="center", fontsize="small", color="dimgray")
     ax.legend(loc="best", fontsize="small")
-    return _png(fig)
+    return _png(fig), note
 
 
 def _as_frame(X: Any) -> pd.DataFrame | None:
@@ -148,8 +217,44 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.3g}%"
 
 
+def _is_indicator(col: pd.Series) -> bool:
+    """A numeric or boolean column holding only 0 and 1 (a dummy / one-hot output)."""
+    if pd.api.types.is_bool_dtype(col):
+        return True
+    if not pd.api.types.is_numeric_dtype(col):
+        return False
+    values = col.dropna().unique()
+    return values.size > 0 and bool(np.isin(values, (0, 1)).all())
+
+
+def one_hot_groups(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Groups of one-hot (dummy) columns: prefix -> its columns, in the frame's order.
+
+    A group is two or more 0/1 columns whose names share a prefix before ``=`` (``service=http``)
+    or before the last ``_`` (pandas' ``get_dummies`` and scikit-learn's ``OneHotEncoder``
+    names, ``service_http``), with at most one 1 per row among them.
+    """
+    candidates: dict[str, list[str]] = {}
+    for name in frame.columns:
+        text = str(name)
+        if "=" in text:
+            prefix = text.split("=", 1)[0] + "="
+        elif "_" in text.strip("_"):
+            prefix = text.rsplit("_", 1)[0] + "_"
+        else:
+            continue
+        candidates.setdefault(prefix, []).append(name)
+    groups = {}
+    for prefix, names in candidates.items():
+        if len(names) < 2 or not all(_is_indicator(frame[n]) for n in names):
+            continue
+        if (frame[names].fillna(0).astype(float).sum(axis=1) <= 1).all():
+            groups[prefix] = names
+    return groups
+
+
 def _data_summary(frame: pd.DataFrame | None, X: Any, y: np.ndarray | None, scores: np.ndarray) -> dict:
-    summary: dict[str, Any] = {"rows": len(scores), "columns": [], "more_columns": 0}
+    summary: dict[str, Any] = {"rows": len(scores), "columns": [], "more_columns": 0, "more_names": ""}
     if frame is None:
         shape = np.asarray(X).shape
         summary["shape"] = " × ".join(str(s) for s in shape)
@@ -158,10 +263,30 @@ def _data_summary(frame: pd.DataFrame | None, X: Any, y: np.ndarray | None, scor
         summary["shape"] = f"{frame.shape[0]:,} rows × {frame.shape[1]:,} columns"
         summary["n_columns"] = frame.shape[1]
         summary["missing"] = int(frame.isna().to_numpy().sum())
-        for name in list(frame.columns)[:_MAX_SUMMARY_COLUMNS]:
-            col = frame[name]
+        groups = one_hot_groups(frame)
+        grouped = {name: prefix for prefix, names in groups.items() for name in names}
+        entries: list[tuple[str, Any]] = []  # ("column", name) or ("one-hot", prefix), in the frame's order
+        for name in frame.columns:
+            if name not in grouped:
+                entries.append(("column", name))
+            elif groups[grouped[name]][0] == name:
+                entries.append(("one-hot", grouped[name]))
+        for kind, key in entries[:_MAX_SUMMARY_COLUMNS]:
+            if kind == "one-hot":
+                names = groups[key]
+                part = frame[names].fillna(0).astype(float)
+                ones = part.sum(axis=0).sort_values(ascending=False, kind="stable")
+                none = int((part.sum(axis=1) == 0).sum())
+                top = ", ".join(f"{str(n)[len(key):]} ({_pct(v / len(part))})" for n, v in ones.head(3).items())
+                detail = f"{len(names):,} categories; most common: {top}"
+                if none:
+                    detail += f"; {none:,} rows in none of them"
+                summary["columns"].append({"name": f"{key}… ({len(names):,} columns)", "dtype": "one-hot 0/1",
+                                           "missing": int(frame[names].isna().to_numpy().sum()), "detail": detail})
+                continue
+            col = frame[key]
             numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
-            entry = {"name": str(name), "dtype": str(col.dtype), "missing": int(col.isna().sum())}
+            entry = {"name": str(key), "dtype": str(col.dtype), "missing": int(col.isna().sum())}
             if numeric:
                 values = pd.to_numeric(col, errors="coerce")
                 entry["detail"] = (f"mean {_fmt(values.mean())}, sd {_fmt(values.std())}, "
@@ -171,7 +296,13 @@ def _data_summary(frame: pd.DataFrame | None, X: Any, y: np.ndarray | None, scor
                 top = ", ".join(f"{k} ({v:,})" for k, v in counts.head(3).items())
                 entry["detail"] = f"{counts.size:,} distinct; most common: {top}"
             summary["columns"].append(entry)
-        summary["more_columns"] = max(0, frame.shape[1] - _MAX_SUMMARY_COLUMNS)
+        rest = entries[_MAX_SUMMARY_COLUMNS:]
+        summary["more_columns"] = sum(len(groups[k]) if kind == "one-hot" else 1 for kind, k in rest)
+        shown = [f"{k}…" if kind == "one-hot" else str(k) for kind, k in rest[:10]]
+        summary["more_names"] = ", ".join(shown) + (", …" if len(rest) > 10 else "")
+        summary["one_hot_note"] = (
+            f"{sum(len(v) for v in groups.values()):,} one-hot columns are summarised as {len(groups):,} "
+            "categorical columns (the share of rows with a 1 per category)." if groups else "")
     if y is not None:
         summary["anomalies"] = int(y.sum())
         summary["anomaly_rate"] = _pct(float(y.mean()))
@@ -209,10 +340,49 @@ def _explanations(detector, X: Any, frame: pd.DataFrame | None, top_positions: n
         return [], "explain did not return one row of per-column shares per anomaly; nothing drawn."
     drawn = []
     for i in range(len(shares)):
-        row = shares.iloc[i].astype(float).sort_values(ascending=False).head(_TOP_COLUMNS)
-        drawn.append([{"column": str(col), "share": float(v), "width": max(0.0, min(100.0, 100 * float(v)))}
-                      for col, v in row.items()])
+        row = shares.iloc[i].astype(float)
+        total = float(row.abs().sum())
+        largest = row.reindex(row.abs().sort_values(ascending=False, kind="stable").index).head(_TOP_COLUMNS)
+        # Bar length: the column's part of the row's summed absolute shares, so a row's bars never
+        # add up to more than 100% even where negative shares push others above 1; the number
+        # beside it is the signed share itself.
+        drawn.append([{"column": str(col), "share": float(v), "negative": v < 0,
+                       "width": 0.0 if total == 0 else 100 * abs(float(v)) / total}
+                      for col, v in largest.items()])
     return drawn, ""
+
+
+def _row_keys(frame: pd.DataFrame | None, n: int) -> np.ndarray:
+    """One hash per row of its values (equal rows, equal keys), or the positions when not a table."""
+    if frame is None:
+        return np.arange(n, dtype=np.uint64)
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+def distinct_top(keys: np.ndarray, scores: np.ndarray, top: int) -> list[np.ndarray]:
+    """The ``top`` highest-scoring distinct rows, each as the positions of every row equal to it.
+
+    Rows are ranked by score (stable, so ties keep the data's order); a row whose values equal a
+    higher-ranked one joins that one's entry instead of taking a rank of its own. Each entry's
+    first position is its highest-scoring row.
+    """
+    order = np.argsort(-scores, kind="stable")
+    firsts: list[int] = []
+    seen: set = set()
+    for pos in order:
+        key = keys[pos]
+        if key in seen:
+            continue
+        seen.add(key)
+        firsts.append(int(pos))
+        if len(firsts) >= top:
+            break
+    out = []
+    for pos in firsts:
+        rows = np.flatnonzero(keys == keys[pos])
+        rows = rows[np.argsort(-scores[rows], kind="stable")]
+        out.append(np.r_[pos, rows[rows != pos]].astype(np.int64))
+    return out
 
 
 def _group_rows(groups: np.ndarray, scores: np.ndarray, flagged: np.ndarray, y: np.ndarray | None) -> list[dict]:
@@ -285,6 +455,35 @@ def _model_card(detector, model_folder, training_fingerprint, threshold, thresho
     }
 
 
+def _per_row(detector, X: Any, values: ArrayLike | str | None, what: str, fix: str) -> tuple[Any, Any]:
+    """A per-row argument given as values or as the name of a column of ``X``.
+
+    A named column is taken out of ``X`` unless the detector was trained on it (a transaction's
+    amount can be both a feature and what missing it costs). Returns ``(values, X)``.
+    """
+    if not isinstance(values, str):
+        return values, X
+    if not isinstance(X, pd.DataFrame) or values not in X.columns:
+        raise DataError(f"{what} column {values!r} is not a column of the data; pass one of its columns or an "
+                        f"array with {fix}")
+    column = X[values].to_numpy()
+    if values not in list(getattr(detector, "feature_names_in_", [])):
+        X = X.drop(columns=[values])
+    return column, X
+
+
+def _labels_of(labels: np.ndarray) -> str:
+    """A top anomaly's label; for identical rows labelled differently, how many are anomalies."""
+    if labels.min() == labels.max():
+        return str(int(labels[0]))
+    return f"{int(labels.sum()):,} of {labels.size:,} are 1"
+
+
+def _groups_of(groups: np.ndarray) -> str:
+    distinct = list(dict.fromkeys(str(g) for g in groups))
+    return ", ".join(distinct[:3]) + (f" (+{len(distinct) - 3} more)" if len(distinct) > 3 else "")
+
+
 def build_report(
     detector,
     X: Any,
@@ -293,6 +492,7 @@ def build_report(
     groups: ArrayLike | str | None = None,
     prevalence: float | None = None,
     costs: tuple[float, float] | None = None,
+    miss_costs: ArrayLike | str | None = None,
     threshold: float | None = None,
     top: int = 20,
     title: str | None = None,
@@ -316,15 +516,9 @@ def build_report(
     from oddkit.metrics import _check_y, operating_report
 
     check_is_fitted(detector)
-    if isinstance(groups, str):
-        if not isinstance(X, pd.DataFrame) or groups not in X.columns:
-            raise DataError(f"group column {groups!r} is not a column of the data; pass one of its columns "
-                            "or an array with one group per row")
-        group_values = X[groups].to_numpy()
-        if groups not in list(getattr(detector, "feature_names_in_", [])):
-            X = X.drop(columns=[groups])
-    else:
-        group_values = None if groups is None else np.asarray(groups, dtype=object)
+    group_values, X = _per_row(detector, X, groups, "group", "one group per row")
+    group_values = None if group_values is None else np.asarray(group_values, dtype=object)
+    row_costs, X = _per_row(detector, X, miss_costs, "miss cost", "one miss cost per row (e.g. the amount)")
     try:
         top = int(top)
     except (TypeError, ValueError):
@@ -339,6 +533,9 @@ def build_report(
         raise DataError(f"y has {y_arr.shape[0]} labels but the data has {n} rows; pass one label per row")
     if group_values is not None and group_values.shape[0] != n:
         raise DataError(f"groups has {group_values.shape[0]} values but the data has {n} rows; pass one group per row")
+    if row_costs is not None and np.shape(row_costs)[0] != n:
+        raise DataError(f"miss_costs has {np.shape(row_costs)[0]} values but the data has {n} rows; "
+                        "pass one miss cost per row (e.g. the amount)")
     threshold_goal = getattr(detector, "threshold_goal_", "")
     if threshold is None:
         threshold = float(detector.threshold_)
@@ -359,22 +556,29 @@ def build_report(
         labels_note = (f"Every label is {int(y_arr[0])}, so recall, precision and the curves cannot be computed: "
                        "pass data with both normal rows and anomalies.")
     else:
-        metrics = operating_report(y_arr, scores, threshold, prevalence=prevalence, costs=costs)
+        metrics = operating_report(y_arr, scores, threshold, prevalence=prevalence, costs=costs,
+                                   miss_costs=row_costs)
 
-    order = np.argsort(-scores, kind="stable")[:top]
-    explanations, explain_note = _explanations(detector, X, frame, order) if top else ([], "")
+    entries = distinct_top(_row_keys(frame, n), scores, top) if top else []
+    firsts = np.array([rows[0] for rows in entries], dtype=np.int64)
+    explanations, explain_note = _explanations(detector, X, frame, firsts) if top else ([], "")
     index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(n)
     anomalies = []
-    for rank, pos in enumerate(order, start=1):
+    for rank, rows in enumerate(entries, start=1):
+        pos = rows[0]
         anomalies.append({
             "rank": rank,
             "row": str(index[pos]),
+            "count": len(rows),
+            "others": ", ".join(str(index[r]) for r in rows[1:1 + _SHOWN_DUPLICATE_IDS])
+                      + (", …" if len(rows) > 1 + _SHOWN_DUPLICATE_IDS else ""),
             "score": _fmt(float(scores[pos]), 6),
             "flagged": bool(flagged[pos]),
-            "label": None if y_arr is None else int(y_arr[pos]),
-            "group": None if group_values is None else str(group_values[pos]),
+            "label": None if y_arr is None else _labels_of(y_arr[rows]),
+            "group": None if group_values is None else _groups_of(group_values[rows]),
             "shares": explanations[rank - 1] if explanations else [],
         })
+    histogram, histogram_note = _histogram_image(scores, y_arr, threshold)
 
     context = {
         "title": title or f"oddkit report: {type(detector).__name__}" + (f" on {data_name}" if data_name else ""),
@@ -386,8 +590,11 @@ def build_report(
         "flag_rate": _pct(float(flagged.mean())),
         "labels_note": labels_note,
         "metrics": None,
-        "histogram": _histogram_image(scores, y_arr, threshold),
+        "histogram": histogram,
+        "histogram_note": histogram_note,
         "anomalies": anomalies,
+        "anomaly_rows": sum(a["count"] for a in anomalies),
+        "top_columns": _TOP_COLUMNS,
         "explain_note": explain_note,
         "has_labels": y_arr is not None,
         "has_groups": group_values is not None,
@@ -406,8 +613,12 @@ def build_report(
             "production_rate": None if prod is None else _pct(prod["prevalence"]),
             "confusion": metrics["confusion"],
             "costs": None if metrics["costs"] is None else {k: _fmt(v) for k, v in metrics["costs"].items()},
+            "miss_costs": None if metrics["miss_costs"] is None else {
+                k: _fmt(v) for k, v in metrics["miss_costs"].items()},
             "images": _curve_images(y_arr, scores, threshold, {**metrics["confusion"], **{
-                k: metrics["data"][k] for k in ("recall", "fpr", "precision")}}),
+                k: metrics["data"][k] for k in ("recall", "fpr", "precision")}}, prod),
+            "production_precision": None if prod is None else _fmt(prod["precision"]),
+            "data_precision": _fmt(metrics["data"]["precision"]),
         }
         if prod is None:
             context["prevalence_note"] = ("No production anomaly rate was stated (a cost goal's third number or "
@@ -433,6 +644,7 @@ def write_report(
     groups: ArrayLike | str | None = None,
     prevalence: float | None = None,
     costs: tuple[float, float] | None = None,
+    miss_costs: ArrayLike | str | None = None,
     threshold: float | None = None,
     top: int = 20,
     title: str | None = None,
@@ -469,10 +681,18 @@ def write_report(
     costs : (float, float), optional
         ``(false_alarm, miss)`` cost of one false alarm and one missed anomaly; defaults to the
         detector's cost goal's costs. Gives the expected cost per row.
+    miss_costs : array-like of shape (n,) or str, optional
+        What missing each row's anomaly costs (e.g. a transaction's amount), or the name of a
+        column of ``X`` holding it (kept as a feature when the detector was trained on it). A
+        missed anomaly then costs ``miss`` times its own value, as in
+        :func:`oddkit.threshold.choose_threshold`; the expected cost, at the data's rate and at
+        the production rate, charges the missed anomalies' summed values. Needs ``costs`` (or a
+        cost goal).
     threshold : float, optional
         Flag rows scoring at or above it; defaults to ``detector.threshold_``.
     top : int, default 20
-        How many of the highest-scoring rows to list and explain.
+        How many of the highest-scoring distinct rows to list and explain; rows whose values are
+        all equal share one entry, with their count.
     title, data_name : str, optional
         The page title and the data's name (e.g. the file name) shown in it.
     model_folder : str or path-like, optional
@@ -489,8 +709,9 @@ def write_report(
     Raises
     ------
     DataError
-        If ``y`` or ``groups`` do not have one value per row, ``prevalence`` or ``costs`` are
-        out of range, or ``groups`` names no column.
+        If ``y``, ``groups`` or ``miss_costs`` do not have one value per row, ``prevalence``,
+        ``costs`` or a miss cost are out of range, ``miss_costs`` come without costs, or
+        ``groups`` or ``miss_costs`` names no column.
     LabelError
         If ``y`` is not 0/1.
 
@@ -506,7 +727,8 @@ def write_report(
     '.html'
     """
     html, _ = build_report(
-        detector, X, y, groups=groups, prevalence=prevalence, costs=costs, threshold=threshold, top=top,
+        detector, X, y, groups=groups, prevalence=prevalence, costs=costs, miss_costs=miss_costs,
+        threshold=threshold, top=top,
         title=title, data_name=data_name, model_folder=model_folder, training_fingerprint=training_fingerprint,
     )
     path = Path(out)
