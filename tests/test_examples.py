@@ -6,6 +6,7 @@ Fraud and intrusion read ../shared/data and skip without it; cancer needs only s
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,8 +47,12 @@ def test_application_runs_and_writes_its_outputs(app, dataset, floor, tmp_path):
     assert table[["ROC AUC", "PR AUC", "precision", "recall"]].apply(lambda c: c.between(0, 1)).all().all()
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert 'id="model-card"' in html
-    if app == "fraud":  # the production rate and the Amount-priced cost
+    if app == "fraud":  # the production rate and the Amount-priced cost, in the table and in the report
         assert {"precision @ prod", "cost /row @ prod"} <= set(table.columns)
+        cost = re.search(r'<td>expected cost per row</td><td class="num">([^<]*)</td><td class="num">([^<]*)</td>', html)
+        assert cost, "the report shows no expected cost"
+        assert float(cost.group(2)) == pytest.approx(table.loc["oddkit default_detector", "cost /row @ prod"], rel=1e-3)
+        assert "its own miss cost" in html
     if app == "intrusion":  # the breakdown by attack type, unseen types apart, also in the report
         by_type = pd.read_csv(tmp_path / "by_attack_type.csv", index_col=0)
         assert any(name.endswith("(unseen)") for name in by_type.index)

@@ -308,6 +308,43 @@ def test_top_anomalies_list_identical_rows_once() -> None:
     assert "Top 3 anomalies (8 rows: identical rows are listed once)" in anomalies
 
 
+def test_cli_report_and_evaluate_price_misses_by_a_column(tmp_path, monkeypatch, capsys) -> None:
+    from conftest import run_cli
+
+    rng = np.random.default_rng(5)
+    pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)}).to_csv(tmp_path / "train.csv", index=False)
+    y = np.r_[np.zeros(80, int), np.ones(20, int)]
+    a = np.r_[rng.normal(size=80), np.linspace(1.0, 6.0, 20)]  # the mildest anomalies will be missed
+    amount = np.r_[np.full(80, 10.0), np.full(20, 100.0)]
+    pd.DataFrame({"a": a, "b": 0.0, "Amount": amount, "y": y}).to_csv(tmp_path / "test.csv", index=False)
+    model = tmp_path / "model"
+    assert run_cli(monkeypatch, capsys, "fit", tmp_path / "train.csv", "--detector", "gaussian", "--out", model)[0] == 0
+    code, _, err = run_cli(monkeypatch, capsys, "threshold", model, tmp_path / "test.csv", "--goal", "cost:5,1,0.01",
+                           "--id-col", "Amount", "--out", tmp_path / "costed")
+    assert code == 0, err
+    code, _, err = run_cli(monkeypatch, capsys, "report", tmp_path / "costed", tmp_path / "test.csv", "--id-col",
+                           "Amount", "--miss-cost-col", "Amount", "--out", tmp_path / "report.html")
+    assert code == 0, err
+    code, _, err = run_cli(monkeypatch, capsys, "evaluate", tmp_path / "costed", tmp_path / "test.csv", "--id-col",
+                           "Amount", "--miss-cost-col", "Amount", "--out", tmp_path / "m.json", "--report",
+                           tmp_path / "evaluated.html", "--plots", tmp_path / "plots")
+    assert code == 0, err
+    numbers = json.loads((tmp_path / "m.json").read_text())
+    missed = numbers["miss_costs"]["missed"]
+    assert missed == pytest.approx(100.0 * numbers["confusion"]["fn"]) and numbers["confusion"]["fn"] > 0
+    for name in ("report.html", "evaluated.html"):
+        text = (tmp_path / name).read_text(encoding="utf-8")
+        assert "its own miss cost" in text and f"{missed:,.0f} missed" in text
+        cost = re.search(r"<td>expected cost per row</td><td class=\"num\">([^<]*)</td><td class=\"num\">([^<]*)</td>",
+                         text)
+        assert float(cost.group(1)) == pytest.approx(numbers["data"]["expected_cost"], rel=1e-3)
+        assert float(cost.group(2)) == pytest.approx(numbers["production"]["expected_cost"], rel=1e-3)
+    # Without a cost goal there is no MISS to multiply: the message says which command sets one.
+    code, _, err = run_cli(monkeypatch, capsys, "report", model, tmp_path / "test.csv", "--id-col", "Amount",
+                           "--miss-cost-col", "Amount", "--out", tmp_path / "other.html")
+    assert code == 2 and "--goal cost:FALSE_ALARM,MISS" in err and "threshold goal is 'contamination" in err
+
+
 # --- in a real browser --------------------------------------------------------------------------
 
 _PROBE = r"""<script>

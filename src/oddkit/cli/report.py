@@ -23,6 +23,7 @@ from oddkit.cli._common import (
     console,
     threads_limited,
 )
+from oddkit.cli.scoring import MissCostCol
 from oddkit.exceptions import OddkitError
 
 def read_report_table(model: Path, data: Path, label_col, id_col, group_col):
@@ -37,12 +38,22 @@ def read_report_table(model: Path, data: Path, label_col, id_col, group_col):
 
 
 def write_html_report(detector, X, y, groups, out: Path, model: Path, data: Path,
-                      prevalence: float | None, top: int) -> Path:
-    """The library's report, titled after the detector and DATA; the model card fingerprints MODEL."""
-    from oddkit.report import write_report
+                      prevalence: float | None, top: int, miss_costs=None) -> Path:
+    """The library's report, titled after the detector and DATA; the model card fingerprints MODEL.
 
+    ``miss_costs`` (the --miss-cost-col values) price each missed anomaly, in units of the MISS of
+    the model's cost goal, which they need."""
+    from oddkit.report import write_report
+    from oddkit.threshold import prevalence_and_costs_from_goal
+
+    if miss_costs is not None and prevalence_and_costs_from_goal(detector.threshold_goal_)[1] is None:
+        raise OddkitError(f"--miss-cost-col prices each missed anomaly in units of a cost goal's MISS, but {model}'s "
+                          f"threshold goal is {detector.threshold_goal_!r}; choose its threshold with "
+                          "'oddkit threshold MODEL DEV --goal cost:FALSE_ALARM,MISS[,ANOMALY_RATE] --miss-cost-col "
+                          "COLUMN' first")
     return write_report(detector, X, y, out, groups=groups, prevalence=prevalence, top=top, data_name=data.name,
-                        model_folder=model, title=f"{type(detector).__name__} on {data.name}")
+                        model_folder=model, title=f"{type(detector).__name__} on {data.name}",
+                        miss_costs=miss_costs)
 
 
 @app.command()
@@ -55,14 +66,19 @@ def report(
     id_col: IdCols = None,
     group_col: GroupCol = None,
     prevalence: Prevalence = None,
-    top: Annotated[int, typer.Option(help="How many of the top-scoring rows to list with explanations.")] = 20,
+    top: Annotated[int, typer.Option(help="How many of the top-scoring distinct rows to list with explanations.")] = 20,
+    miss_cost_col: MissCostCol = None,
     force: Force = False,
     n_threads: NThreads = None,
 ):
     """Write one self-contained HTML report (opens offline): data summary, metrics at the data's and the
     production anomaly rate, ROC/PR curves, score histograms, confusion matrix, top anomalies explained,
-    a breakdown by --group-col, and a model card."""
+    a breakdown by --group-col, and a model card. With --miss-cost-col, a missed anomaly costs its own value
+    (times the cost goal's MISS) in the expected cost."""
+    from oddkit.cli.scoring import _miss_costs
+
     _check_output(out, force, table=False)
     detector, X, y, groups = read_report_table(model, data, label_col, id_col, group_col)
-    written = write_html_report(detector, X, y, groups, out, model, data, prevalence, top)
+    written = write_html_report(detector, X, y, groups, out, model, data, prevalence, top,
+                                _miss_costs(data, label_col, miss_cost_col))
     console.print(f"report: {written}")

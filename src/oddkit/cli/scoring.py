@@ -164,8 +164,9 @@ def evaluate(
     carried = list(id_col or []) + ([group_col] if group_col and group_col not in (id_col or []) else [])
     y, scores = _labelled_scores(detector, data, label_col, carried, strict_categories)
     prevalence, costs = prevalence_and_costs_from_goal(detector.threshold_goal_, prevalence)
+    miss_costs = _miss_costs(data, label_col, miss_cost_col)
     numbers = operating_report(y, scores, detector.threshold_, prevalence=prevalence, costs=costs,
-                               miss_costs=_miss_costs(data, label_col, miss_cost_col))
+                               miss_costs=miss_costs)
     _print_metrics(f"{type(detector).__name__} on {data.name} (threshold {detector.threshold_:.6g}, "
                    f"{detector.threshold_goal_})", _operating_rows(numbers), header="at the data's anomaly rate")
     if numbers["production"] is not None:
@@ -179,7 +180,7 @@ def evaluate(
         from oddkit.cli.report import read_report_table, write_html_report
 
         detector, X, y_report, groups = read_report_table(model, data, label_col, id_col, group_col)
-        console.print(f"report: {write_html_report(detector, X, y_report, groups, report, model, data, prevalence, 20)}")
+        console.print(f"report: {write_html_report(detector, X, y_report, groups, report, model, data, prevalence, 20, miss_costs)}")
     written = plot_curves({model.name: (y, scores)}, folder, thresholds={model.name: detector.threshold_})
     console.print("curves: " + ", ".join(str(p) for p in written.values()))
 
