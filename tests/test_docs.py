@@ -83,3 +83,41 @@ def test_guide_python_runs(page, tmp_path, monkeypatch):
         except Exception as error:  # name the page and block: the traceback points into the text
             raise AssertionError(f"{page.relative_to(ROOT)}: Python block {number} fails: "
                                  f"{type(error).__name__}: {error}") from error
+
+
+def test_cli_guide_config_is_the_shipped_file_and_runs(tmp_path, monkeypatch, capsys):
+    """The guide's `oddkit run` example is examples/breast_cancer/run.toml, and that config runs:
+    fit, threshold, evaluate and report, each writing what its table names."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    import shutil
+
+    from conftest import run_cli
+
+    guide = (DOCS / "guide" / "cli.md").read_text(encoding="utf-8")
+    shipped = ROOT / "examples" / "breast_cancer" / "run.toml"
+    blocks = re.findall(r"^```toml\n(.*?)^```$", guide, re.MULTILINE | re.DOTALL)
+    assert blocks, "docs/guide/cli.md lost its config example"
+    assert tomllib.loads(blocks[0]) == tomllib.loads(shipped.read_text(encoding="utf-8"))
+    assert f"oddkit run {shipped.relative_to(ROOT).as_posix()}" in guide
+    # Run a copy beside copies of its data, so the checkout's examples/ folder stays as it is.
+    for name in ("run.toml", "train.csv", "dev.csv", "test.csv"):
+        shutil.copy(shipped.parent / name, tmp_path / name)
+    code, out, err = run_cli(monkeypatch, capsys, "run", tmp_path / "run.toml")
+    assert code == 0, err[-2000:]
+    for written in ("out/model-cost/config.json", "out/metrics.json", "out/curves/pr.png", "out/report.html"):
+        assert (tmp_path / written).is_file(), written
+    assert "cost:1,20,0.01" in (tmp_path / "out" / "model-cost" / "config.json").read_text(encoding="utf-8")
+
+
+def test_data_package_exports_the_streamed_table_source():
+    """oddkit.data exports each submodule's entry point, the streamed fit's TableSource included,
+    and the API reference documents its module."""
+    import oddkit.data
+    from oddkit.data.stream import TableSource
+
+    assert oddkit.data.TableSource is TableSource and "TableSource" in oddkit.data.__all__
+    assert all(hasattr(oddkit.data, name) for name in oddkit.data.__all__)
+    assert "::: oddkit.data.stream" in (DOCS / "api" / "data.md").read_text(encoding="utf-8")

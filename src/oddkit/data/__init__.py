@@ -5,6 +5,8 @@ into :class:`Table` objects (features, labels, ids); :class:`TablePreprocessor` 
 the standardised, one-hot encoded float32 matrix that detectors learn from. :func:`read_images`
 reads folders of PNG/JPEG files and ``.npz`` image stacks into float32 (n, C, H, W) arrays in
 [0, 1], and :func:`one_class_split` makes the one-class protocol (:mod:`oddkit.data.images`).
+:class:`TableSource` names a table too large for memory (Parquet or CSV files, in batches) for a
+detector's streamed ``fit`` (:mod:`oddkit.data.stream`).
 Ready-made datasets live in :mod:`oddkit.data.datasets`.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 from oddkit.data.images import ImageSet, one_class_split, read_images
 from oddkit.data.io import Table, iter_table_batches, load_npz, read_table
 from oddkit.data.preprocess import TablePreprocessor
+from oddkit.data.stream import TableSource
 
-__all__ = ["ImageSet", "Table", "TablePreprocessor", "iter_table_batches", "load_npz", "one_class_split",
-           "read_images", "read_table"]
+__all__ = ["ImageSet", "Table", "TablePreprocessor", "TableSource", "iter_table_batches", "load_npz",
+           "one_class_split", "read_images", "read_table"]
