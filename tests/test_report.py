@@ -239,7 +239,11 @@ def test_histogram_axis_survives_one_extreme_outlier(fitted) -> None:
     text, _ = build_report(detector, X, y)
     note = re.search(r'<p class="note" id="histogram-note">([^<]*)</p>', text)
     assert note and note.group(1).startswith("1 row scores above") and "(0 labelled anomalies, 1 normal)" in note.group(1)
-    assert 'id="histogram-note"' not in build_report(detector, fitted[1], y)[0]
+    assert not re.search(r"rows? scores? above", build_report(detector, fitted[1], y)[0])
+    # Positive scores over orders of magnitude: a logarithmic axis, said so.
+    wide = pd.DataFrame({"s": np.r_[rng.uniform(0.01, 0.05, 90), rng.uniform(5, 50, 10)]})
+    note = re.search(r'<p class="note" id="histogram-note">([^<]*)</p>', build_report(_Stub(), wide, top=1)[0])
+    assert note and note.group(1).startswith("The score axis is logarithmic")
 
 
 def test_data_summary_collapses_one_hot_columns() -> None:

@@ -34,6 +34,9 @@ _MAX_GROUPS = 60
 _HISTOGRAM_QUANTILE = 0.99
 """The histogram's axis ends near this quantile of the scores (or the threshold, if higher) when
 the highest scores lie so far beyond it that drawing them would squash every other bar."""
+_LOG_AXIS_RATIO = 100.0
+"""The histogram's axis is logarithmic when all scores are positive and the highest drawn is at
+least this many times the lowest."""
 _SHOWN_DUPLICATE_IDS = 3
 """Row ids listed for a top anomaly that occurs several times in the data."""
 
@@ -127,7 +130,7 @@ def _curve_images(y: np.ndarray, scores: np.ndarray, threshold: float, confusion
     if production is not None:
         rate = production["prevalence"]
         r_prod, p_prod = precision_recall_at_prevalence(y, scores, rate)
-        ax.plot(r_prod, p_prod, linestyle="--", linewidth=1.6, color=line.get_color(), alpha=0.9,
+        ax.plot(r_prod, p_prod, drawstyle="steps-pre", linestyle="--", linewidth=1.6, color=line.get_color(), alpha=0.9,
                 label=f"detector at the production rate ({_pct(rate)})")
         if flags:
             ax.plot(production["recall"], production["precision"], marker="D", markersize=7, linestyle="none",
@@ -162,7 +165,12 @@ def _histogram_image(scores: np.ndarray, y: np.ndarray | None, threshold: float)
     fig, ax = _figure("Anomaly scores", "score (higher = more anomalous)",
                       "density" if y is not None else "rows", size=(7.5, 4.2))
     low, high, beyond = histogram_range(scores, threshold)
-    bins = np.linspace(low, high, 51)
+    # Positive scores spanning orders of magnitude (the normal rows in one bar near zero, the
+    # anomalies spread far to the right) read better on a logarithmic axis.
+    log_axis = low > 0 and high / low >= _LOG_AXIS_RATIO
+    bins = np.geomspace(low, high, 51) if log_axis else np.linspace(low, high, 51)
+    if log_axis:
+        ax.set_xscale("log")
     drawn = scores <= high
     if y is None:
         ax.hist(scores[drawn], bins=bins, color="steelblue", alpha=0.8, label="all rows")
@@ -182,6 +190,11 @@ def _histogram_image(scores: np.ndarray, y: np.ndarray | None, threshold: float)
         ax.set_xlim(low, high)
         ax.annotate(f"{beyond:,} more → up to {float(scores.max()):.3g}", xy=(1.0, 0.5), xycoords="axes fraction",
                     ha="right", va="center", fontsize="small", color="dimgray")
+    if log_axis:
+        ax.set_xlabel("score (higher = more anomalous), logarithmic axis")
+        note = (note + " " if note else "") + (
+            f"The score axis is logarithmic: the scores shown run from {_fmt(low)} to {_fmt(high)}, "
+            f"{math.log10(high / low):.1f} orders of magnitude.")
     ax.legend(loc="best", fontsize="small")
     return _png(fig), note
 
@@ -614,7 +627,7 @@ def build_report(
             "confusion": metrics["confusion"],
             "costs": None if metrics["costs"] is None else {k: _fmt(v) for k, v in metrics["costs"].items()},
             "miss_costs": None if metrics["miss_costs"] is None else {
-                k: _fmt(v) for k, v in metrics["miss_costs"].items()},
+                k: _fmt(v, 2) for k, v in metrics["miss_costs"].items()},
             "images": _curve_images(y_arr, scores, threshold, {**metrics["confusion"], **{
                 k: metrics["data"][k] for k in ("recall", "fpr", "precision")}}, prod),
             "production_precision": None if prod is None else _fmt(prod["precision"]),
