@@ -264,9 +264,9 @@ def test_data_summary_collapses_one_hot_columns() -> None:
     frame["is_a"], frame["is_b"] = [1, 1, 0, 0], [1, 0, 1, 0]
     assert one_hot_groups(frame) == {"proto_": ["proto_icmp", "proto_tcp", "proto_udp"]}
     # Many ordinary columns: the first ones, then a count and their names.
-    wide = pd.DataFrame(rng.normal(size=(50, 45)), columns=[f"c{i}" for i in range(45)])
+    wide = pd.DataFrame(rng.normal(size=(50, 55)), columns=[f"c{i}" for i in range(55)])
     more = re.search(r'<p class="note" id="more-columns">([^<]*)</p>', build_report(_Stub(), wide, top=1)[0])
-    assert more and more.group(1) == "… and 5 more columns: c40, c41, c42, c43, c44"
+    assert more and more.group(1) == "… and 5 more columns: c50, c51, c52, c53, c54"
 
 
 def test_pr_curve_at_the_production_prevalence(fitted) -> None:
@@ -299,17 +299,25 @@ def test_top_anomalies_list_identical_rows_once() -> None:
     keys = np.array([7, 7, 3, 7, 5, 1])
     scores = np.array([9.0, 9.0, 8.0, 9.0, 1.0, 8.5])
     assert [list(e) for e in distinct_top(keys, scores, 3)] == [[0, 1, 3], [5], [2]]
-    X = pd.DataFrame({"a": np.r_[np.full(6, 9.0), 5.0, 4.0, np.linspace(0, 1, 30)], "b": 1.0},
-                     index=[f"r{i}" for i in range(38)])
-    y = np.r_[np.ones(6, int), 1, 1, np.zeros(30, int)]
+    # Different rows with the same score join the entry above them when their context (label,
+    # group) matches too.
+    same = np.array([5.0, 5.0, 5.0, 1.0])
+    assert [list(e) for e in distinct_top(np.arange(4), same, 3, np.array(["a", "a", "b", "b"]))] == [[0, 1], [2], [3]]
+    assert [list(e) for e in distinct_top(np.arange(4), same, 3)] == [[0, 1, 2], [3]]
+    X = pd.DataFrame({"a": np.r_[np.full(6, 9.0), 5.0, 5.0, 4.0, np.linspace(0, 1, 30)], "b": 1.0},
+                     index=[f"r{i}" for i in range(39)])
+    X.loc["r7", "b"] = 2.0  # near-identical to r6: same score, another value
+    y = np.r_[np.ones(9, int), np.zeros(30, int)]
     y[5] = 0  # one of the identical rows is labelled normal
     text, _ = build_report(_Stub(shares=[0.9, 0.1]), X, y, top=3)
     anomalies = _section(text, "anomalies")
     ranked = re.findall(r'<tr>\s*<td class="num">(\d+)</td><td>([^<]*)', anomalies)
-    assert [(int(rank), row.strip()) for rank, row in ranked] == [(1, "r0"), (2, "r6"), (3, "r7")]
+    assert [(int(rank), row.strip()) for rank, row in ranked] == [(1, "r0"), (2, "r6"), (3, "r8")]
     assert "&times; 6 identical rows (also r1, r2, r3, …)" in anomalies
     assert "5 of 6 are 1" in anomalies
-    assert "Top 3 anomalies (8 rows: identical rows are listed once)" in anomalies
+    assert "&times; 2 rows with this score, label (also r7)" in anomalies
+    assert "Top 3 anomalies (9 rows: identical rows, and rows the detector scores alike, are listed once)" in anomalies
+    assert anomalies.count('class="bar-row"') == 3 * 2  # one explanation per entry
 
 
 def test_cli_report_and_evaluate_price_misses_by_a_column(tmp_path, monkeypatch, capsys) -> None:

@@ -28,7 +28,7 @@ __all__ = ["build_report", "sha256_of_file", "write_report"]
 
 _TOP_COLUMNS = 5
 """Columns drawn per explained anomaly (the largest shares)."""
-_MAX_SUMMARY_COLUMNS = 40
+_MAX_SUMMARY_COLUMNS = 50
 """Rows of the data summary's column table; one-hot groups count as one row, the rest are counted."""
 _MAX_GROUPS = 60
 _HISTOGRAM_QUANTILE = 0.99
@@ -372,29 +372,39 @@ def _row_keys(frame: pd.DataFrame | None, n: int) -> np.ndarray:
     return pd.util.hash_pandas_object(frame, index=False).to_numpy()
 
 
-def distinct_top(keys: np.ndarray, scores: np.ndarray, top: int) -> list[np.ndarray]:
-    """The ``top`` highest-scoring distinct rows, each as the positions of every row equal to it.
+def distinct_top(keys: np.ndarray, scores: np.ndarray, top: int, context: np.ndarray | None = None) -> list[np.ndarray]:
+    """The ``top`` highest-scoring distinct rows, each as the positions of the rows it stands for.
 
-    Rows are ranked by score (stable, so ties keep the data's order); a row whose values equal a
-    higher-ranked one joins that one's entry instead of taking a rank of its own. Each entry's
-    first position is its highest-scoring row.
+    Rows are ranked by score (stable, so ties keep the data's order). A row joins a
+    higher-ranked entry instead of taking a rank of its own when its values equal that entry's
+    (equal ``keys``), or when it has the same score as the entry just above it and the same
+    ``context`` (e.g. label and group): such rows the report would show alike, and a mass attack
+    of near-identical rows would otherwise fill the whole list. Each entry's first position is its
+    highest-scoring row.
     """
     order = np.argsort(-scores, kind="stable")
-    firsts: list[int] = []
-    seen: set = set()
+    entries: list[tuple[int, set]] = []  # (first position, keys of the rows it stands for)
+    where: dict = {}
     for pos in order:
         key = keys[pos]
-        if key in seen:
+        if key in where:
             continue
-        seen.add(key)
-        firsts.append(int(pos))
-        if len(firsts) >= top:
+        if entries:
+            first, members = entries[-1]
+            if math.isclose(scores[first], scores[pos], rel_tol=1e-9, abs_tol=0.0) and (
+                    context is None or context[first] == context[pos]):
+                members.add(key)
+                where[key] = len(entries) - 1
+                continue
+        if len(entries) >= top:
             break
+        entries.append((int(pos), {key}))
+        where[key] = len(entries) - 1
     out = []
-    for pos in firsts:
-        rows = np.flatnonzero(keys == keys[pos])
+    for first, members in entries:
+        rows = np.flatnonzero(np.isin(keys, np.fromiter(members, dtype=keys.dtype, count=len(members))))
         rows = rows[np.argsort(-scores[rows], kind="stable")]
-        out.append(np.r_[pos, rows[rows != pos]].astype(np.int64))
+        out.append(np.r_[first, rows[rows != first]].astype(np.int64))
     return out
 
 
@@ -572,7 +582,12 @@ def build_report(
         metrics = operating_report(y_arr, scores, threshold, prevalence=prevalence, costs=costs,
                                    miss_costs=row_costs)
 
-    entries = distinct_top(_row_keys(frame, n), scores, top) if top else []
+    keys = _row_keys(frame, n)
+    context = None
+    if y_arr is not None or group_values is not None:
+        context = np.array([f"{'' if y_arr is None else y_arr[i]}|{'' if group_values is None else group_values[i]}"
+                            for i in range(n)], dtype=object)
+    entries = distinct_top(keys, scores, top, context) if top else []
     firsts = np.array([rows[0] for rows in entries], dtype=np.int64)
     explanations, explain_note = _explanations(detector, X, frame, firsts) if top else ([], "")
     index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(n)
@@ -583,6 +598,7 @@ def build_report(
             "rank": rank,
             "row": str(index[pos]),
             "count": len(rows),
+            "identical": int((keys[rows] == keys[pos]).sum()),
             "others": ", ".join(str(index[r]) for r in rows[1:1 + _SHOWN_DUPLICATE_IDS])
                       + (", …" if len(rows) > 1 + _SHOWN_DUPLICATE_IDS else ""),
             "score": _fmt(float(scores[pos]), 6),
