@@ -650,9 +650,9 @@ def build_report(
             "data_precision": _fmt(metrics["data"]["precision"]),
         }
         if prod is None:
-            context["prevalence_note"] = ("No production anomaly rate was stated (a cost goal's third number or "
-                                          "prevalence=...), so precision, F1, alerts and cost hold at this data's "
-                                          "own anomaly rate only.")
+            context["prevalence_note"] = ("No production anomaly rate was stated (a cost goal's third number, or "
+                                          "the report's prevalence: --prevalence on the command line), so "
+                                          "precision, F1, alerts and cost hold at this data's own anomaly rate only.")
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("oddkit.report", "templates"),
         autoescape=True,
