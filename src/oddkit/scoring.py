@@ -16,16 +16,18 @@ copy of the preprocessor) does the encoding, so concurrent strict and tolerant r
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from oddkit.exceptions import UnseenCategoryError
 
-__all__ = ["UnseenScores", "score_rows", "tolerant", "unseen_rows", "with_hint"]
+__all__ = ["UnseenScores", "add_counts", "merge_counts", "score_rows", "tolerant", "unseen_rows", "with_hint"]
 
-_LIBRARY_HINT = ". Pass unknown_categories="
-"""Where the preprocessor's own advice starts in an :class:`UnseenCategoryError` message."""
+_ADVICE = re.compile(r"\. Pass unknown_categories=|; (?:drop|leave out) ")
+"""Where the advice starts in an :class:`UnseenCategoryError` message: the preprocessor's own, or a hint
+:func:`with_hint` put there (each front end's hint starts "drop ..." or "leave out ...")."""
 
 
 class UnseenScores(NamedTuple):
@@ -112,7 +114,7 @@ def tolerant(detector):
 def with_hint(error: UnseenCategoryError, hint: str) -> UnseenCategoryError:
     """The same error with the preprocessor's advice (``unknown_categories='ignore'``) replaced by ``hint``:
     how to fix it where it was raised (a command-line flag, a query parameter, a keyword)."""
-    return UnseenCategoryError(f"{str(error).split(_LIBRARY_HINT)[0]}; {hint}")
+    return UnseenCategoryError(f"{_ADVICE.split(str(error), maxsplit=1)[0]}; {hint}")
 
 
 def score_rows(detector, X, *, strict_categories: bool = False, hint: str | None = None) -> UnseenScores:
@@ -163,7 +165,12 @@ def score_rows(detector, X, *, strict_categories: bool = False, hint: str | None
 def add_counts(total: dict[str, Any], unseen: np.ndarray, columns: dict[str, int]) -> dict[str, Any]:
     """Add one batch's unseen rows to a running report ``{"rows": n, "columns": {column: values}}``
     (values summed over batches: a value unseen in two batches counts twice)."""
-    total["rows"] = total.get("rows", 0) + int(np.count_nonzero(unseen))
-    for name, n in columns.items():
+    return merge_counts(total, {"rows": int(np.count_nonzero(unseen)), "columns": columns})
+
+
+def merge_counts(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """Add report ``more`` to report ``total`` (both ``{"rows": n, "columns": {column: values}}``), in place."""
+    total["rows"] = total.get("rows", 0) + more.get("rows", 0)
+    for name, n in more.get("columns", {}).items():
         total.setdefault("columns", {})[name] = total.get("columns", {}).get(name, 0) + n
     return total
