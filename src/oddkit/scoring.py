@@ -25,7 +25,7 @@ from oddkit.exceptions import UnseenCategoryError
 
 __all__ = ["UnseenScores", "add_counts", "merge_counts", "score_rows", "tolerant", "unseen_rows", "with_hint"]
 
-_ADVICE = re.compile(r"\. Pass unknown_categories=|; (?:drop|leave out) ")
+_ADVICE = re.compile(r"\. Pass unknown_categories[=]|; (?:drop|leave out) ")
 """Where the advice starts in an :class:`UnseenCategoryError` message: the preprocessor's own, or a hint
 :func:`with_hint` put there (each front end's hint starts "drop ..." or "leave out ...")."""
 
