@@ -7,9 +7,10 @@ distribution, saved as folders.
 
 For each model, in the same run and on the same files:
 
-- **one process**: the library in batches, as 'oddkit score' streams: pyarrow reads 100,000-row
-  batches of the folder, ``decision_function`` scores them, ``score`` and ``label`` are written to a
-  Parquet file. Timed from the start of a fresh Python process (imports and model load included).
+- **one process**: the command line, ``oddkit score MODEL FOLDER --out OUT.parquet --batch-rows 100000``
+  (run in the worker process through ``oddkit.cli.main``): it streams the folder's files one after
+  the other, 100,000 rows at a time, and writes ``score`` and ``label`` to one Parquet file. Timed from
+  the start of a fresh Python process (imports and model load included).
 - **Spark local[2]**: ``oddkit.spark.score`` on ``spark.read.parquet(folder)``, ``score`` and
   ``label`` written as a Parquet folder. Timed from the start of a fresh Python process too (JVM and
   session start included), and the job alone (after the session is up) reported beside it.
@@ -66,24 +67,22 @@ def train(models: Path) -> None:
 
 
 def worker_single(model: Path, data: Path, out: Path) -> dict:
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.dataset as ds
+    """The command line itself, in this process: 'oddkit score MODEL DATA --out OUT --batch-rows 100000'."""
     import pyarrow.parquet as pq
 
-    from oddkit.persist import load
+    from oddkit import cli
 
-    detector = load(model)
-    names = list(detector.feature_names_in_)
-    rows = flagged = 0
-    schema = pa.schema([("score", pa.float64()), ("label", pa.int32())])
-    with pq.ParquetWriter(out, schema) as writer:
-        for batch in ds.dataset(data, format="parquet").to_batches(columns=names, batch_size=BATCH_ROWS):
-            scores = np.asarray(detector.decision_function(batch.to_pandas()), dtype=np.float64)
-            labels = (scores >= detector.threshold_).astype(np.int32)
-            writer.write_table(pa.table({"score": scores, "label": labels}, schema=schema))
-            rows, flagged = rows + len(scores), flagged + int(labels.sum())
-    return {"rows": rows, "flagged": flagged}
+    argv = sys.argv
+    sys.argv = ["oddkit", "score", str(model), str(data), "--out", str(out), "--batch-rows", str(BATCH_ROWS), "--quiet"]
+    try:
+        cli.main()
+    except SystemExit as exc:
+        if exc.code:
+            raise
+    finally:
+        sys.argv = argv
+    labels = pq.read_table(out, columns=["label"]).column("label")
+    return {"rows": len(labels), "flagged": int(labels.to_numpy().sum())}
 
 
 def worker_spark(model: Path, data: Path, out: Path) -> dict:

@@ -73,3 +73,39 @@ def run_cli(monkeypatch, capsys, *args):
         code = exc.code or 0
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def scoring_rows(seed: int, n: int = 3000, n_features: int = 6) -> pd.DataFrame:
+    """Normal rows x0..x5, the first 30 shifted far out (clear anomalies, so both labels occur)."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(n, n_features)), columns=[f"x{i}" for i in range(n_features)])
+    frame.iloc[:30] += 6.0
+    return frame
+
+
+@pytest.fixture(scope="session")
+def scoring_models(tmp_path_factory):
+    """For the distributed scoring tests (Spark, Dask): a Gaussian (numbers only) and an auto-encoder with a
+    categorical column 'kind' (values 'a', 'b'), fitted and saved: {name: (detector, folder, columns)}."""
+    from oddkit import GaussianDetector
+
+    root = tmp_path_factory.mktemp("scoring-models")
+    train = scoring_rows(0)
+    gaussian = GaussianDetector().fit(train)
+    gaussian.save(root / "gaussian")
+    mixed = train.assign(kind=np.where(np.arange(len(train)) % 3 == 0, "a", "b"))
+    autoencoder = fast_autoencoder(epochs=5).fit(mixed)
+    autoencoder.save(root / "autoencoder")
+    return {"gaussian": (gaussian, root / "gaussian", train.columns.tolist()),
+            "autoencoder": (autoencoder, root / "autoencoder", mixed.columns.tolist())}
+
+
+def scoring_frame(columns: list[str], unseen_every: int | None = None) -> pd.DataFrame:
+    """Rows to score: the model's columns in reverse order plus an 'id' and a label 'y' that are carried,
+    not scored. With ``unseen_every`` every such row's 'kind' is 'c', a category never seen in training."""
+    rows = scoring_rows(1)
+    if "kind" in columns:
+        rows["kind"] = np.where(np.arange(len(rows)) % 2 == 0, "a", "b")
+        if unseen_every:
+            rows.loc[rows.index % unseen_every == 1, "kind"] = "c"
+    return rows[columns[::-1]].assign(id=np.arange(len(rows)), y=(np.arange(len(rows)) < 30).astype(int))

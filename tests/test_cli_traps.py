@@ -264,9 +264,8 @@ def test_n_threads_on_every_command_that_fits_or_scores(files, monkeypatch, caps
     commands = typer.main.get_command(app).commands
     without = sorted(name for name, command in commands.items()
                      if not any("--n-threads" in getattr(p, "opts", ()) for p in command.params))
-    # info reads a folder, export traces a saved model once, run passes n-threads on to its steps;
-    # serve has no --n-threads yet (its uvicorn workers use torch's default threads): a known gap.
-    assert without == ["export", "info", "run", "serve"]
+    # info reads a folder, export traces a saved model once, run passes n-threads on to its steps.
+    assert without == ["export", "info", "run"]
 
     outputs = {}
     for threads in ([], ["--n-threads", "1"]):

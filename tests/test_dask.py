@@ -12,8 +12,7 @@ import pytest
 dd = pytest.importorskip("dask.dataframe", reason="dask is not installed (pip install 'oddkit[dask]')")
 distributed = pytest.importorskip("dask.distributed", reason="dask.distributed is not installed")
 
-from conftest import fast_autoencoder  # noqa: E402
-from oddkit import GaussianDetector  # noqa: E402
+from conftest import scoring_frame  # noqa: E402
 from oddkit.exceptions import ColumnMismatchError, DataError, ModelFileError  # noqa: E402
 
 
@@ -24,51 +23,50 @@ def client():
             yield c
 
 
-def _rows(seed: int, n: int = 2000) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(rng.normal(size=(n, 5)), columns=[f"x{i}" for i in range(5)])
-    frame.iloc[:20] += 6.0
-    return frame
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    train = _rows(0)
-    gaussian = GaussianDetector().fit(train)
-    gaussian.save(root / "gaussian")
-    autoencoder = fast_autoencoder(epochs=5).fit(train)
-    autoencoder.save(root / "autoencoder")
-    return {"gaussian": (gaussian, root / "gaussian"), "autoencoder": (autoencoder, root / "autoencoder")}
-
-
-def _frame() -> pd.DataFrame:
-    rows = _rows(1)
-    return rows[rows.columns[::-1]].assign(id=np.arange(len(rows)))
-
-
 @pytest.mark.parametrize("name", ["gaussian", "autoencoder"])
-def test_scores_equal_single_process(client, models, name):
+def test_scores_equal_single_process(client, scoring_models, name):
     from oddkit.dask import score
 
-    detector, folder = models[name]
-    frame = _frame()
+    detector, folder, columns = scoring_models[name]
+    frame = scoring_frame(columns)
     scored = score(dd.from_pandas(frame, npartitions=4), folder)
-    assert list(scored.columns) == [*frame.columns, "score", "label"]
+    assert list(scored.columns) == [*frame.columns, "score", "label", "unseen_category"]
     got = scored.compute().sort_values("id")
-    assert got["score"].dtype == np.float64 and got["label"].dtype == np.int32
-    features = [f"x{i}" for i in range(5)]
-    np.testing.assert_array_equal(got["score"].to_numpy(), detector.decision_function(frame[features]))
-    np.testing.assert_array_equal(got["label"].to_numpy(), detector.predict(frame[features]))
-    assert 0 < got["label"].sum() < len(got)
+    assert got["score"].dtype == np.float64 and got["label"].dtype == np.int32 and got["unseen_category"].dtype == bool
+    np.testing.assert_array_equal(got["score"].to_numpy(), detector.decision_function(frame[columns]))
+    np.testing.assert_array_equal(got["label"].to_numpy(), detector.predict(frame[columns]))
+    assert 0 < got["label"].sum() < len(got) and not got["unseen_category"].any()
 
 
-def test_integrity_checked_on_the_worker(client, models, tmp_path):
+def test_unseen_categories_scored_as_anomalies_flagged_and_counted(client, scoring_models):
+    """As 'oddkit score' does: scored as oddkit.scoring.score_rows scores them (at least the out-of-range
+    score), flagged in unseen_category (its sum counts them); strict_categories=True fails instead."""
+    from oddkit.dask import score
+    from oddkit.exceptions import UnseenCategoryError
+    from oddkit.scoring import score_rows
+
+    detector, folder, columns = scoring_models["autoencoder"]
+    frame = scoring_frame(columns, unseen_every=7)
+    scored = score(dd.from_pandas(frame, npartitions=3), folder)
+    got = scored.compute().sort_values("id")
+    expected = score_rows(detector, frame[columns])
+    assert int(scored["unseen_category"].sum().compute()) == (frame["kind"] == "c").sum() == expected.unseen.sum()
+    np.testing.assert_array_equal(got["unseen_category"].to_numpy(), expected.unseen)
+    np.testing.assert_array_equal(got["score"].to_numpy(), expected.scores)
+    assert (got["score"][expected.unseen] >= detector.out_of_range_score()).all()
+    assert (got["label"][expected.unseen] == 1).all()
+    seen = ~expected.unseen
+    np.testing.assert_array_equal(got["score"].to_numpy()[seen], detector.decision_function(frame[columns][seen]))
+    with pytest.raises(UnseenCategoryError, match="never seen in training.*strict_categories"):
+        score(dd.from_pandas(frame, npartitions=3), folder, strict_categories=True).compute()
+
+
+def test_integrity_checked_on_the_worker(client, scoring_models, tmp_path):
     from oddkit.dask import score
 
-    _, folder = models["gaussian"]
+    _, folder, columns = scoring_models["gaussian"]
     copy = shutil.copytree(folder, tmp_path / "model")
-    lazy = score(dd.from_pandas(_frame(), npartitions=2), copy)
+    lazy = score(dd.from_pandas(scoring_frame(columns), npartitions=2), copy)
     weights = copy / "weights.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
@@ -77,15 +75,15 @@ def test_integrity_checked_on_the_worker(client, models, tmp_path):
         lazy.compute()
 
 
-def test_signed_model_and_errors(client, models, tmp_path, monkeypatch):
+def test_signed_model_and_errors(client, scoring_models, tmp_path, monkeypatch):
     from oddkit.dask import score
 
-    detector, folder = models["gaussian"]
+    detector, folder, columns = scoring_models["gaussian"]
     detector.save(tmp_path / "signed", key="s3cret")
-    ddf = dd.from_pandas(_frame(), npartitions=2)
+    ddf = dd.from_pandas(scoring_frame(columns), npartitions=2)
     monkeypatch.setenv("ODDKIT_MODEL_KEY", "s3cret")
     got = score(ddf, tmp_path / "signed").compute().sort_values("id")
-    np.testing.assert_array_equal(got["score"].to_numpy(), detector.decision_function(_frame()[[f"x{i}" for i in range(5)]]))
+    np.testing.assert_array_equal(got["score"].to_numpy(), detector.decision_function(scoring_frame(columns)[columns]))
     with pytest.raises(ModelFileError):
         score(ddf, folder)  # unsigned, with a key configured
     monkeypatch.delenv("ODDKIT_MODEL_KEY")

@@ -172,7 +172,8 @@ def test_explanations_on_request(service, gaussian_folder, rows):
 def test_health_model_and_openapi_name_the_columns(service, gaussian_folder):
     from oddkit.serve import model_info
 
-    assert service.request("GET", "/health") == (200, {"status": "ok", "detector": "GaussianDetector"})
+    status, health = service.request("GET", "/health")
+    assert status == 200 and (health["status"], health["detector"]) == ("ok", "GaussianDetector")
     status, info = service.request("GET", "/model")
     assert status == 200
     import oddkit
@@ -209,8 +210,6 @@ BAD_REQUESTS = [
     ("NaN", b'{"rows": [{"amount": NaN, "hour": 1, "channel": "web"}]}', "application/json", 422, "NaN"),
     ("null where the model does not impute", json.dumps({"rows": [{**GOOD, "amount": None}]}).encode(),
      "application/json", 422, "NaN/inf"),
-    ("an unseen category", json.dumps({"rows": [{**GOOD, "channel": "fax"}]}).encode(), "application/json", 422,
-     "never seen in training"),
     ("no rows", b'{"rows": []}', "application/json", 422, "at least one row"),
     ("neither rows nor columns", b'{"data": 1}', "application/json", 422, "send rows as"),
     ("columns of different lengths", json.dumps({"columns": {"amount": [1.0], "hour": [1.0, 2.0],
@@ -228,6 +227,41 @@ def test_bad_requests_get_4xx_with_oddkits_message(service, body, content_type, 
     assert got == status, answer
     assert message in answer["detail"]
     assert service.request("POST", "/score", json.dumps([GOOD]).encode())[0] == 200  # still serving
+
+
+def test_unseen_categories_are_scored_as_anomalies_flagged_and_counted(service, gaussian_folder, rows):
+    """As 'oddkit score' does: an unseen category raises the row's score to the model's out-of-range score
+    (label 1), the row is flagged and the answer counts them; ?strict_categories=true answers 422."""
+    from oddkit.scoring import tolerant
+
+    detector, scores = _library(gaussian_folder, rows)
+    odd = rows.head(6).copy()
+    odd.loc[[1, 4], "channel"] = ["fax", "telex"]
+    status, answer = service.score({"rows": odd.to_dict(orient="records")}, path="/score?explain=true")
+    assert status == 200, answer
+    assert [row["unseen_category"] for row in answer["rows"]] == [False, True, False, False, True, False]
+    assert (answer["unseen_category_rows"], answer["unseen_categories"]) == (2, {"channel": 2})
+    got = np.asarray([row["score"] for row in answer["rows"]])
+    seen = [0, 2, 3, 5]
+    np.testing.assert_array_equal(got[seen], scores[seen])  # the other rows keep their scores exactly
+    floor = detector.out_of_range_score()
+    np.testing.assert_array_equal(got[[1, 4]], np.maximum(tolerant(detector).decision_function(odd)[[1, 4]], floor))
+    assert floor > detector.threshold_ and [answer["rows"][i]["label"] for i in (1, 4)] == [1, 1]
+    assert all(np.isfinite(list(row["explanation"].values())).all() for row in answer["rows"])
+    status, clean = service.score({"rows": rows.head(3).to_dict(orient="records")})
+    assert status == 200 and clean["unseen_category_rows"] == 0 and clean["unseen_categories"] == {}
+
+    # strict and tolerant requests at once: one does not leak its setting into the other
+    body = json.dumps({"rows": odd.to_dict(orient="records")}).encode()
+    paths = ["/score?strict_categories=true", "/score"] * 8
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda path: service.request("POST", path, body), paths))
+    for path, (status, answer) in zip(paths, answers):
+        if "strict" in path:
+            assert status == 422 and "never seen in training" in answer["detail"], answer
+            assert "strict_categories" in answer["detail"] and "'fax'" in answer["detail"]
+        else:
+            assert status == 200 and answer["unseen_category_rows"] == 2
 
 
 def test_a_body_over_the_limit_gets_413_before_it_is_read(service):
@@ -267,9 +301,17 @@ def test_api_key_is_required_when_configured(gaussian_folder):
             assert service.request("GET", "/model", headers=headers)[0] == 401
         assert service.score([GOOD], headers={"X-API-Key": "s3cret"})[0] == 200
         assert service.request("GET", "/model", headers={"X-API-Key": "s3cret"})[0] == 200
-        schema = service.request("GET", "/openapi.json")[1]
+        for path in ("/openapi.json", "/docs"):  # the schema and its docs are behind the key too
+            for headers in ({}, {"X-API-Key": "wrong"}):
+                assert service.request("GET", path, headers=headers)[0] == 401
+        assert service.request("GET", "/redoc", headers={"X-API-Key": "s3cret"})[0] == 404
+        status, schema = service.request("GET", "/openapi.json", headers={"X-API-Key": "s3cret"})
+        assert status == 200
         assert schema["components"]["securitySchemes"]["APIKey"]["name"] == "X-API-Key"
         assert schema["paths"]["/score"]["post"]["security"] == [{"APIKey": []}]
+        status, page = service.request("GET", "/docs", headers={"X-API-Key": "s3cret"})
+        assert status == 200 and "SwaggerUIBundle" in page
+        assert '"securitySchemes"' in page and "url: '/openapi.json'" not in page  # the schema is inline
     finally:
         service.stop()
 
@@ -357,9 +399,12 @@ def test_image_model_scores_npy_bodies(tmp_path):
 
 
 def test_several_workers_serve_the_same_scores(gaussian_folder, rows):
+    """Two worker processes, each capped at one thread by --n-threads: the same scores."""
     _, scores = _library(gaussian_folder, rows)
-    service = Service(gaussian_folder, "--workers", "2").wait()
+    service = Service(gaussian_folder, "--workers", "2", "--n-threads", "1").wait()
     try:
+        for _ in range(4):  # whichever worker answers
+            assert service.request("GET", "/health")[1]["threads"] == {"torch": 1, "blas": 1}
         payload = json.dumps({"rows": rows.to_dict(orient="records")}).encode()
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(lambda _: service.request("POST", "/score", payload), range(8)))
@@ -371,7 +416,8 @@ def test_several_workers_serve_the_same_scores(gaussian_folder, rows):
 
 
 def test_bad_command_lines_stop_with_a_message(gaussian_folder, tmp_path):
-    for args, message in (((str(gaussian_folder), "--workers", "0"), "--workers"),):
+    for args, message in (((str(gaussian_folder), "--workers", "0"), "--workers"),
+                          ((str(gaussian_folder), "--n-threads", "0"), "--n-threads")):
         done = subprocess.run([sys.executable, "-m", "oddkit.cli", "serve", *args], capture_output=True, text=True,
                               env={**os.environ, "PYTHONPATH": SRC}, timeout=60)
         assert done.returncode == 2 and message in done.stderr

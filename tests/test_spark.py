@@ -15,16 +15,12 @@ pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'od
 if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
     pytest.skip("Spark needs a Java runtime (17 or later); none found", allow_module_level=True)
 
-from conftest import fast_autoencoder, run_cli  # noqa: E402
-from oddkit import GaussianDetector  # noqa: E402
+from conftest import run_cli, scoring_frame  # noqa: E402
 from oddkit.exceptions import ColumnMismatchError, DataError, ModelFileError, OddkitError  # noqa: E402
 from oddkit.persist import seal  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings("ignore::FutureWarning"),  # pyspark on pandas 3 says it is untested
               pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
-
-N_ROWS, N_FEATURES = 3000, 6
-
 
 @pytest.fixture(scope="module")
 def spark():
@@ -38,61 +34,57 @@ def spark():
     session.stop()
 
 
-def _rows(seed: int, n: int = N_ROWS) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(rng.normal(size=(n, N_FEATURES)), columns=[f"x{i}" for i in range(N_FEATURES)])
-    frame.iloc[:30] += 6.0  # a few clear anomalies, so both labels occur
-    return frame
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """A Gaussian (numbers only) and an auto-encoder with a categorical column, saved."""
-    root = tmp_path_factory.mktemp("models")
-    train = _rows(0)
-    gaussian = GaussianDetector().fit(train)
-    gaussian.save(root / "gaussian")
-    mixed = train.assign(kind=np.where(np.arange(len(train)) % 3 == 0, "a", "b"))
-    autoencoder = fast_autoencoder(epochs=5).fit(mixed)
-    autoencoder.save(root / "autoencoder")
-    return {"gaussian": (gaussian, root / "gaussian", train.columns.tolist()),
-            "autoencoder": (autoencoder, root / "autoencoder", mixed.columns.tolist())}
-
-
-def _test_frame(columns: list[str]) -> pd.DataFrame:
-    rows = _rows(1)
-    if "kind" in columns:
-        rows["kind"] = np.where(np.arange(len(rows)) % 2 == 0, "a", "b")
-    # the model's columns in another order, plus an id and a label that are carried, not scored
-    return rows[columns[::-1]].assign(id=np.arange(len(rows)), y=(np.arange(len(rows)) < 30).astype(int))
-
-
 @pytest.mark.parametrize("name", ["gaussian", "autoencoder"])
 @pytest.mark.parametrize("ship", ["path", "addFile"])
-def test_scores_equal_single_process(spark, models, name, ship):
+def test_scores_equal_single_process(spark, scoring_models, name, ship):
     from oddkit.spark import score
 
-    detector, folder, columns = models[name]
-    frame = _test_frame(columns)
+    detector, folder, columns = scoring_models[name]
+    frame = scoring_frame(columns)
     scored = score(spark.createDataFrame(frame).repartition(3), folder, ship=ship)
     fields = {f.name: f.dataType.simpleString() for f in scored.schema.fields}
-    assert list(fields) == [*frame.columns, "score", "label"]
-    assert (fields["score"], fields["label"]) == ("double", "int")
+    assert list(fields) == [*frame.columns, "score", "label", "unseen_category"]
+    assert (fields["score"], fields["label"], fields["unseen_category"]) == ("double", "int", "boolean")
     got = scored.toPandas().sort_values("id").reset_index(drop=True)
     expected = detector.decision_function(frame[columns])
     np.testing.assert_array_equal(got["score"].to_numpy(), expected)  # exactly, not approximately
     np.testing.assert_array_equal(got["label"].to_numpy(), detector.predict(frame[columns]))
     assert 0 < got["label"].sum() < len(got)
     pd.testing.assert_frame_equal(got[frame.columns.tolist()], frame, check_dtype=False)
+    assert not got["unseen_category"].any()
 
 
-def test_integrity_checked_on_the_executor(spark, models, tmp_path):
+def test_unseen_categories_scored_as_anomalies_flagged_and_counted(spark, scoring_models):
+    """As 'oddkit score' does: the rows with an unseen category score what oddkit.scoring.score_rows gives
+    them (at least the out-of-range score), are flagged and counted; strict_categories=True fails the job."""
+    from oddkit.scoring import score_rows
+    from oddkit.spark import UnseenCounts, score
+
+    detector, folder, columns = scoring_models["autoencoder"]
+    frame = scoring_frame(columns, unseen_every=7)
+    counts = spark.sparkContext.accumulator({}, UnseenCounts())
+    got = score(spark.createDataFrame(frame).repartition(3), folder, counts=counts).toPandas().sort_values("id")
+    expected = score_rows(detector, frame[columns])
+    assert expected.unseen.sum() == (frame["kind"] == "c").sum() > 0
+    np.testing.assert_array_equal(got["unseen_category"].to_numpy(), expected.unseen)
+    np.testing.assert_array_equal(got["score"].to_numpy(), expected.scores)
+    assert (got["score"][expected.unseen] >= detector.out_of_range_score()).all()
+    assert (got["label"][expected.unseen] == 1).all()
+    seen = ~expected.unseen  # the other rows keep the library's scores exactly
+    np.testing.assert_array_equal(got["score"].to_numpy()[seen], detector.decision_function(frame[columns][seen]))
+    assert counts.value["rows"] == expected.unseen.sum() and set(counts.value["columns"]) == {"kind"}
+    strict = score(spark.createDataFrame(frame), folder, strict_categories=True)
+    with pytest.raises(Exception, match="never seen in training"):
+        strict.collect()
+
+
+def test_integrity_checked_on_the_executor(spark, scoring_models, tmp_path):
     """The driver's check passes; the folder is damaged before the job runs: the executors refuse it."""
     from oddkit.spark import score
 
-    detector, folder, columns = models["gaussian"]
+    detector, folder, columns = scoring_models["gaussian"]
     copy = shutil.copytree(folder, tmp_path / "model")
-    scored = score(spark.createDataFrame(_test_frame(columns)), copy)  # verified here, on the driver
+    scored = score(spark.createDataFrame(scoring_frame(columns)), copy)  # verified here, on the driver
     weights = copy / "weights.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
@@ -101,16 +93,16 @@ def test_integrity_checked_on_the_executor(spark, models, tmp_path):
         scored.collect()
 
 
-def test_signed_model(spark, models, tmp_path, monkeypatch):
+def test_signed_model(spark, scoring_models, tmp_path, monkeypatch):
     from oddkit.spark import score
 
-    detector, _, columns = models["gaussian"]
+    detector, _, columns = scoring_models["gaussian"]
     detector.save(tmp_path / "signed", key="s3cret")
     detector.save(tmp_path / "unsigned")
-    frame = spark.createDataFrame(_test_frame(columns))
+    frame = spark.createDataFrame(scoring_frame(columns))
     monkeypatch.setenv("ODDKIT_MODEL_KEY", "s3cret")
     got = score(frame, tmp_path / "signed").toPandas().sort_values("id")
-    np.testing.assert_array_equal(got["score"].to_numpy(), detector.decision_function(_test_frame(columns)[columns]))
+    np.testing.assert_array_equal(got["score"].to_numpy(), detector.decision_function(scoring_frame(columns)[columns]))
     with pytest.raises(ModelFileError):
         score(frame, tmp_path / "unsigned")  # refused on the driver
     monkeypatch.delenv("ODDKIT_MODEL_KEY")
@@ -123,11 +115,11 @@ def test_signed_model(spark, models, tmp_path, monkeypatch):
         lazy.collect()
 
 
-def test_errors(spark, models):
+def test_errors(spark, scoring_models):
     from oddkit.spark import score
 
-    _, folder, columns = models["gaussian"]
-    frame = _test_frame(columns)
+    _, folder, columns = scoring_models["gaussian"]
+    frame = scoring_frame(columns)
     with pytest.raises(ColumnMismatchError, match="x0"):
         score(spark.createDataFrame(frame.drop(columns="x0")), folder)
     with pytest.raises(DataError, match="score"):
@@ -136,12 +128,12 @@ def test_errors(spark, models):
         score(spark.createDataFrame(frame), folder, ship="scp")
 
 
-def test_cli_engine_spark(spark, models, tmp_path, monkeypatch, capsys):
+def test_cli_engine_spark(spark, scoring_models, tmp_path, monkeypatch, capsys):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    detector, folder, columns = models["autoencoder"]
-    frame = _test_frame(columns)
+    detector, folder, columns = scoring_models["autoencoder"]
+    frame = scoring_frame(columns)
     data = tmp_path / "rows"
     data.mkdir()
     for i, part in enumerate(np.array_split(np.arange(len(frame)), 3)):  # a folder of three Parquet files
@@ -159,6 +151,19 @@ def test_cli_engine_spark(spark, models, tmp_path, monkeypatch, capsys):
 
     code, _, stderr = run_cli(monkeypatch, capsys, "score", folder, data, "--engine", "spark", "--out", out)
     assert code != 0 and "--force" in stderr
+
+    # a category never seen in training: scored as an anomaly and counted, or refused with --strict-categories
+    odd = tmp_path / "odd.parquet"
+    scoring_frame(columns, unseen_every=10).to_parquet(odd)
+    n_unseen = int((pd.read_parquet(odd)["kind"] == "c").sum())
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "score", folder, odd, "--engine", "spark", "--spark-master",
+                                   "local[2]", "--out", out, "--force")
+    assert code == 0, stderr
+    assert f"{n_unseen:,} row(s) hold categories never seen in training, in 'kind'" in stderr
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "score", folder, odd, "--engine", "spark", "--spark-master",
+                                   "local[2]", "--out", out, "--force", "--strict-categories")
+    assert code != 0 and "never seen in training" in stderr and "drop --strict-categories" in stderr
+    assert "Traceback" not in stderr
     code, _, stderr = run_cli(monkeypatch, capsys, "score", folder, data, "--engine", "spark",
                               "--out", tmp_path / "scores.csv")
     assert code != 0 and "Parquet" in stderr

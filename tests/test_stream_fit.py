@@ -241,3 +241,29 @@ def test_cli_fit_stream(data, monkeypatch, capsys, tmp_path):
     code, out, err = run(monkeypatch, capsys, "fit", data["folder"], "--out", tmp_path / "k", "--stream",
                          "--detector", "iforest")
     assert code != 0 and "--stream trains the autoencoder" in out + err
+
+
+def test_cli_score_streams_a_parquet_folder_as_one_file(data, fits, monkeypatch, capsys, tmp_path):
+    """'oddkit score MODEL FOLDER' reads the folder's files one after the other, --batch-rows at a time, and
+    writes exactly what scoring the same rows as one file writes (ids, scores, labels, in file order)."""
+    memory, _, _ = fits
+    model = tmp_path / "model"
+    memory.save(model)
+    rows = data["test"].assign(txn=np.arange(len(data["test"])), y=data["y"].astype(int))
+    folder = tmp_path / "rows"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(rows)), 3)):
+        pq.write_table(pa.Table.from_pandas(rows.iloc[part], preserve_index=False), folder / f"part-{i}.parquet",
+                       row_group_size=150)
+    rows.to_parquet(tmp_path / "rows.parquet", index=False)
+    outputs = {}
+    for name, source in (("folder", folder), ("file", tmp_path / "rows.parquet")):
+        outputs[name] = tmp_path / f"{name}.csv"
+        code, out, err = run(monkeypatch, capsys, "score", model, source, "--id-col", "txn", "--batch-rows", "100",
+                             "--out", outputs[name], "--quiet")
+        assert code == 0, out + err
+        assert f"scored {len(rows):,} rows" in out
+    got, expected = pd.read_csv(outputs["folder"]), pd.read_csv(outputs["file"])
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["txn"].tolist() == list(range(len(rows)))
+    np.testing.assert_allclose(got["score"], memory.decision_function(data["test"]), rtol=1e-6)  # other batch sizes

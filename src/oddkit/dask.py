@@ -1,9 +1,11 @@
 """Scoring a Dask DataFrame with a saved oddkit model (``pip install oddkit[dask]``).
 
-:func:`score` adds ``score`` (float64) and ``label`` (int32, 1 = anomaly) columns with
-``DataFrame.map_partitions``. Each worker process loads the model folder once, verifying its checksums
-(and its signature, with a key) there, and keeps it for later partitions; the scores equal
-``decision_function`` on the same rows, bit for bit.
+:func:`score` adds ``score`` (float64), ``label`` (int32, 1 = anomaly) and ``unseen_category`` (bool)
+columns with ``DataFrame.map_partitions``. Each worker process loads the model folder once, verifying its
+checksums (and its signature, with a key) there, and keeps it for later partitions; the scores equal
+``decision_function`` on the same rows, bit for bit. A row holding a category never seen in training is
+scored as an anomaly and flagged in ``unseen_category`` (``ddf["unseen_category"].sum()`` counts them), as
+``oddkit score`` does; ``strict_categories=True`` fails the computation on it instead.
 
 The folder is read by path on every worker: on a ``LocalCluster`` any local path; on a distributed
 cluster a path every worker mounts (NFS, a shared volume). With ``key=`` (or ``ODDKIT_MODEL_KEY`` set
@@ -27,20 +29,17 @@ from typing import Sequence
 from oddkit.exceptions import ColumnMismatchError, DataError, MissingDependencyError
 
 
-def _score_partition(frame, *, folder: str, key: bytes | None, features: list[str]):
-    import numpy as np
+def _score_partition(frame, *, folder: str, key: bytes | None, features: list[str], strict_categories: bool = False):
+    from oddkit.spark import _load_verified, score_frame
 
-    from oddkit.spark import _load_verified
-
-    if len(frame) == 0:
-        return frame.assign(score=np.empty(0, np.float64), label=np.empty(0, np.int32))
-    detector = _load_verified(folder, key)
-    scores = np.asarray(detector.decision_function(frame[features]), dtype=np.float64)
-    return frame.assign(score=scores, label=(scores >= detector.threshold_).astype(np.int32))
+    detector = _load_verified(folder, key) if len(frame) else None
+    return score_frame(detector, frame, features, strict_categories)
 
 
-def score(ddf, model_folder, *, key: bytes | str | None = None, features: Sequence[str] | None = None):
-    """Score a Dask DataFrame with a saved model: the DataFrame with ``score`` and ``label`` added.
+def score(ddf, model_folder, *, key: bytes | str | None = None, features: Sequence[str] | None = None,
+          strict_categories: bool = False):
+    """Score a Dask DataFrame with a saved model: the DataFrame with ``score``, ``label`` and
+    ``unseen_category`` added.
 
     Lazy like any Dask operation: rows are scored on ``compute``, ``persist`` or a write.
 
@@ -57,11 +56,16 @@ def score(ddf, model_folder, *, key: bytes | str | None = None, features: Sequen
     features : sequence of str, optional
         The feature columns, for a model fitted without column names. Default: the model's
         ``feature_names_in_``, or else every column.
+    strict_categories : bool, default=False
+        Fail the computation (:class:`UnseenCategoryError`) on a category never seen in training,
+        instead of scoring its row as an anomaly and flagging it.
 
     Returns
     -------
     dask.dataframe.DataFrame
-        The input columns, then ``score`` (float64) and ``label`` (int32).
+        The input columns, then ``score`` (float64), ``label`` (int32) and ``unseen_category`` (bool:
+        the row holds a category never seen in training; its score is then at least
+        ``detector.out_of_range_score()``, as :func:`oddkit.scoring.score_rows` gives it).
 
     Raises
     ------
@@ -72,7 +76,8 @@ def score(ddf, model_folder, *, key: bytes | str | None = None, features: Sequen
     ColumnMismatchError
         When ``ddf`` lacks one of the model's feature columns.
     DataError
-        When ``ddf`` already has a ``score`` or ``label`` column, or the model was trained on images.
+        When ``ddf`` already has a ``score``, ``label`` or ``unseen_category`` column, or the model was
+        trained on images.
     """
     try:
         import dask.dataframe  # noqa: F401
@@ -97,5 +102,7 @@ def score(ddf, model_folder, *, key: bytes | str | None = None, features: Sequen
     missing = [c for c in features if c not in columns]
     if missing:
         raise ColumnMismatchError(f"the DataFrame lacks the model's feature columns {missing}; it has {columns}")
-    meta = ddf._meta.assign(score=np.empty(0, np.float64), label=np.empty(0, np.int32))
-    return ddf.map_partitions(_score_partition, folder=str(folder), key=key, features=features, meta=meta)
+    meta = ddf._meta.assign(score=np.empty(0, np.float64), label=np.empty(0, np.int32),
+                            unseen_category=np.empty(0, bool))
+    return ddf.map_partitions(_score_partition, folder=str(folder), key=key, features=features,
+                              strict_categories=bool(strict_categories), meta=meta)

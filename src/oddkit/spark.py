@@ -1,10 +1,12 @@
 """Scoring a Spark DataFrame with a saved oddkit model (``pip install oddkit[spark]``, Java 17+).
 
-:func:`score` adds a ``score`` (double) and a ``label`` (int, 1 = anomaly) column to a Spark
-DataFrame through ``DataFrame.mapInPandas``: each Python worker on each executor loads the model
-folder once, verifying its checksums (and its signature, with a key) there, keeps it for every
-later partition of the job, and scores Arrow batches of rows with ``decision_function``. The scores
-are the single-process scores of the same rows, bit for bit.
+:func:`score` adds a ``score`` (double), a ``label`` (int, 1 = anomaly) and an ``unseen_category``
+(boolean) column to a Spark DataFrame through ``DataFrame.mapInPandas``: each Python worker on each
+executor loads the model folder once, verifying its checksums (and its signature, with a key) there,
+keeps it for every later partition of the job, and scores Arrow batches of rows with
+:func:`oddkit.scoring.score_rows`. The scores are the single-process scores of the same rows, bit for
+bit. A row holding a category never seen in training is scored as an anomaly and flagged in
+``unseen_category``, as ``oddkit score`` does; ``strict_categories=True`` fails the job on it instead.
 
 Where the model folder must be
 ------------------------------
@@ -67,7 +69,9 @@ from typing import Any, Sequence
 from oddkit.exceptions import ColumnMismatchError, DataError, MissingDependencyError, OddkitError
 
 SHIP_MODES = ("path", "addFile")
-OUTPUT_COLUMNS = ("score", "label")
+OUTPUT_COLUMNS = ("score", "label", "unseen_category")
+STRICT_HINT = ("leave out strict_categories=True to score such rows as anomalies (flagged in 'unseen_category'), "
+               "or retrain with data that has them (unknown_categories='ignore')")
 
 _DETECTORS: dict[tuple, Any] = {}
 """This Python worker's loaded models: (folder, key digest, integrity.json digest) -> detector.
@@ -106,21 +110,33 @@ def _load_verified(folder: str, key: bytes | None):
     return detector
 
 
-def _score_batches(batches, *, location: str, shipped: bool, key: bytes | None, features: list[str]):
-    """mapInPandas body: every pandas batch of a partition with its score and label appended."""
+def score_frame(detector, frame, features: list[str], strict_categories: bool = False, counts=None):
+    """One pandas batch with ``score``, ``label`` and ``unseen_category`` appended (what Spark's and Dask's
+    partitions go through); ``counts``, a Spark accumulator or None, adds the batch's unseen rows."""
     import numpy as np
 
+    from oddkit.scoring import add_counts, score_rows
+
+    if len(frame) == 0:
+        return frame.assign(score=np.empty(0, np.float64), label=np.empty(0, np.int32),
+                            unseen_category=np.empty(0, bool))
+    scores, unseen, columns = score_rows(detector, frame[features], strict_categories=strict_categories,
+                                         hint=STRICT_HINT)
+    if counts is not None and unseen.any():
+        counts.add(add_counts({}, unseen, columns))
+    return frame.assign(score=scores, label=(scores >= detector.threshold_).astype(np.int32), unseen_category=unseen)
+
+
+def _score_batches(batches, *, location: str, shipped: bool, key: bytes | None, features: list[str],
+                   strict_categories: bool = False, counts=None):
+    """mapInPandas body: every pandas batch of a partition with its score, label and unseen_category."""
     if shipped:
         from pyspark import SparkFiles
 
         location = SparkFiles.get(location)
     detector = _load_verified(location, key)
     for frame in batches:
-        if len(frame) == 0:
-            yield frame.assign(score=np.empty(0, np.float64), label=np.empty(0, np.int32))
-            continue
-        scores = np.asarray(detector.decision_function(frame[features]), dtype=np.float64)
-        yield frame.assign(score=scores, label=(scores >= detector.threshold_).astype(np.int32))
+        yield score_frame(detector, frame, features, strict_categories, counts)
 
 
 def _key(key) -> bytes | None:
@@ -130,8 +146,9 @@ def _key(key) -> bytes | None:
 
 
 def score(df, model_folder, *, key: bytes | str | None = None, ship: str = "path",
-          features: Sequence[str] | None = None):
-    """Score a Spark DataFrame with a saved model: the DataFrame with ``score`` and ``label`` added.
+          features: Sequence[str] | None = None, strict_categories: bool = False, counts=None):
+    """Score a Spark DataFrame with a saved model: the DataFrame with ``score``, ``label`` and
+    ``unseen_category`` added.
 
     Lazy like any Spark transformation: the rows are scored when the result is written, collected or
     counted. Each Python worker loads (and verifies) the folder once and keeps it for the job.
@@ -154,13 +171,22 @@ def score(df, model_folder, *, key: bytes | str | None = None, ship: str = "path
     features : sequence of str, optional
         The feature columns, in the order the model expects; only for a model fitted without column
         names (on a NumPy array). Default: the model's ``feature_names_in_``, or else every column.
+    strict_categories : bool, default=False
+        Fail the job (:class:`UnseenCategoryError`, on the executor) on a category never seen in
+        training, instead of scoring its row as an anomaly and flagging it.
+    counts : pyspark.Accumulator, optional
+        An accumulator made with :class:`UnseenCounts` (``spark.sparkContext.accumulator({},
+        UnseenCounts())``): once the result is computed its ``value`` is ``{"rows": n, "columns":
+        {column: values}}``, the rows with unseen categories, as ``oddkit score`` reports them.
 
     Returns
     -------
     pyspark.sql.DataFrame
         The input columns, then ``score`` (double, higher = more anomalous, equal to
-        ``detector.decision_function`` on the same rows) and ``label`` (int, 1 where the score is at
-        or above the model's threshold).
+        ``detector.decision_function`` on the same rows), ``label`` (int, 1 where the score is at
+        or above the model's threshold) and ``unseen_category`` (boolean, True where the row holds a
+        category never seen in training; its score is then at least ``detector.out_of_range_score()``,
+        as :func:`oddkit.scoring.score_rows` gives it).
 
     Raises
     ------
@@ -172,10 +198,11 @@ def score(df, model_folder, *, key: bytes | str | None = None, ship: str = "path
     ColumnMismatchError
         When ``df`` lacks one of the model's feature columns.
     DataError
-        When ``df`` already has a ``score`` or ``label`` column, or the model was trained on images.
+        When ``df`` already has a ``score``, ``label`` or ``unseen_category`` column, or the model was
+        trained on images.
     """
     _require_pyspark()
-    from pyspark.sql.types import DoubleType, IntegerType, StructField, StructType
+    from pyspark.sql.types import BooleanType, DoubleType, IntegerType, StructField, StructType
 
     from oddkit.persist import load
 
@@ -201,10 +228,13 @@ def score(df, model_folder, *, key: bytes | str | None = None, ship: str = "path
     else:
         location, shipped = str(folder), False
     schema = StructType(list(df.schema.fields) + [StructField("score", DoubleType(), False),
-                                                  StructField("label", IntegerType(), False)])
+                                                  StructField("label", IntegerType(), False),
+                                                  StructField("unseen_category", BooleanType(), False)])
+    strict = bool(strict_categories)
 
     def score_partition(batches):
-        return _score_batches(batches, location=location, shipped=shipped, key=key, features=features)
+        return _score_batches(batches, location=location, shipped=shipped, key=key, features=features,
+                              strict_categories=strict, counts=counts)
 
     return df.mapInPandas(score_partition, schema)
 
@@ -255,15 +285,45 @@ def _check_spark_output(out: Path, force: bool) -> None:
         raise OddkitError(f"{out} is a folder Spark did not write; choose another --out")
 
 
+def _executor_error(error: Exception) -> OddkitError | None:
+    """The oddkit error an executor raised, out of the Spark exception (and Java stack) that carries it back
+    to the driver, so the command line shows oddkit's message alone; None when it is not one of oddkit's."""
+    import re
+
+    from oddkit import exceptions
+
+    found = re.findall(r"oddkit\.exceptions\.(\w+): ([^\n]+)", str(error))
+    kind = getattr(exceptions, found[-1][0], None) if found else None
+    if not (isinstance(kind, type) and issubclass(kind, OddkitError)):
+        return None
+    return kind(found[-1][1].strip())
+
+
+class UnseenCounts:
+    """A Spark ``AccumulatorParam`` summing ``{"rows": n, "columns": {column: values}}`` reports of rows with
+    unseen categories (see :func:`score`'s ``counts``)."""
+
+    def zero(self, value):
+        return {}
+
+    def addInPlace(self, total, more):
+        from oddkit.scoring import merge_counts
+
+        return merge_counts(total, more)
+
+
 def score_files(model: Path, data: Path, out: Path, *, master: str = "local[*]", id_cols: Sequence[str] = (),
-                label_col: str | None = "auto", force: bool = False) -> tuple[int, int, Any]:
+                label_col: str | None = "auto", force: bool = False,
+                strict_categories: bool = False) -> tuple[int, int, Any, dict]:
     """``oddkit score --engine spark``: score a Parquet file or folder, write OUT as a Parquet folder
-    of the id columns, ``score`` and ``label``.
+    of the id columns, ``score`` and ``label`` (as ``oddkit score`` writes them).
 
     Returns
     -------
-    (rows, flagged, detector)
-        Rows scored, rows labelled anomalies, and the driver's copy of the model (for its threshold).
+    (rows, flagged, detector, unseen)
+        Rows scored, rows labelled anomalies, the driver's copy of the model (for its threshold), and
+        ``{"rows": n, "columns": {column: values}}``: the rows that held a category never seen in
+        training (scored as anomalies; with ``strict_categories`` the job fails on them instead).
     """
     from oddkit.persist import load
 
@@ -286,9 +346,14 @@ def score_files(model: Path, data: Path, out: Path, *, master: str = "local[*]",
     missing = [c for c in id_cols if c not in rows.columns]
     if missing:
         raise ColumnMismatchError(f"--id-col {missing[0]!r} is not a column of {data}")
-    scored = score(rows.select(*dict.fromkeys([*id_cols, *features])), model, features=features)
-    scored.select(*id_cols, "score", "label").write.mode("overwrite").parquet(str(out.resolve()))
+    unseen = spark.sparkContext.accumulator({}, UnseenCounts())
+    scored = score(rows.select(*dict.fromkeys([*id_cols, *features])), model, features=features,
+                   strict_categories=strict_categories, counts=unseen)
+    try:
+        scored.select(*id_cols, "score", "label").write.mode("overwrite").parquet(str(out.resolve()))
+    except Exception as error:  # noqa: BLE001 - an executor's oddkit error comes back wrapped in Spark's
+        raise _executor_error(error) or error
     from pyspark.sql import functions as F
 
     counts = spark.read.parquet(str(out.resolve())).agg(F.count("*").alias("n"), F.sum("label").alias("k")).first()
-    return int(counts["n"]), int(counts["k"] or 0), detector
+    return int(counts["n"]), int(counts["k"] or 0), detector, dict(unseen.value)

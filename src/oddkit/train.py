@@ -148,7 +148,7 @@ def fit_module(
 
     optimizer = _adam(module, lr, weight_decay)
     history = History()
-    best_val, best_state, epochs_without_gain = math.inf, None, 0
+    stopping = _EarlyStopping(module, history, patience)
 
     with _progress(verbose, description, epochs) as advance:
         for epoch in range(epochs):
@@ -167,27 +167,11 @@ def fit_module(
                 optimizer.step()
                 epoch_loss += float(batch_loss.detach()) * batch.shape[0]
             history.train_loss.append(epoch_loss / rows.shape[0])
-
-            if n_val:
-                val = mean_loss(module, loss, X_val, generator, trim_fraction)
-                history.val_loss.append(val)
-                # Improvement must beat float noise; the first epoch always counts (best_val is inf).
-                if val < best_val - 1e-7 * abs(best_val) or math.isinf(best_val):
-                    best_val, history.best_epoch, epochs_without_gain = val, epoch, 0
-                    best_state = copy.deepcopy(module.state_dict())
-                else:
-                    epochs_without_gain += 1
-            else:
-                history.best_epoch = epoch
+            stop = stopping.record(epoch, mean_loss(module, loss, X_val, generator, trim_fraction) if n_val else None)
             advance(history)
-            if n_val and patience is not None and epochs_without_gain >= patience:
-                history.stopped_early = True
+            if stop:
                 break
-
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
-    return history
+    return stopping.finish()
 
 
 def fit_module_stream(
@@ -213,7 +197,7 @@ def fit_module_stream(
     """
     optimizer = _adam(module, lr, weight_decay)
     history = History()
-    best_val, best_state, epochs_without_gain = math.inf, None, 0
+    stopping = _EarlyStopping(module, history, patience)
     with _progress(verbose, description, epochs) as advance:
         for epoch in range(epochs):
             module.train()
@@ -228,25 +212,46 @@ def fit_module_stream(
                 n_rows += batch.shape[0]
             history.train_loss.append(epoch_loss / max(n_rows, 1))
             held_out = validation()
-            n_val = 0 if held_out is None or held_out.shape[0] < 8 else held_out.shape[0]
-            if n_val:
-                val = mean_loss(module, loss, held_out, generator)
-                history.val_loss.append(val)
-                if val < best_val - 1e-7 * abs(best_val) or math.isinf(best_val):
-                    best_val, history.best_epoch, epochs_without_gain = val, epoch, 0
-                    best_state = copy.deepcopy(module.state_dict())
-                else:
-                    epochs_without_gain += 1
-            else:
-                history.best_epoch = epoch
+            enough = held_out is not None and held_out.shape[0] >= 8
+            stop = stopping.record(epoch, mean_loss(module, loss, held_out, generator) if enough else None)
             advance(history)
-            if n_val and patience is not None and epochs_without_gain >= patience:
-                history.stopped_early = True
+            if stop:
                 break
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
-    return history
+    return stopping.finish()
+
+
+class _EarlyStopping:
+    """The early-stopping bookkeeping of :func:`fit_module` and :func:`fit_module_stream`: after each
+    epoch :meth:`record` notes the held-out loss, keeps a copy of the best epoch's weights and says
+    whether ``patience`` epochs have passed without a gain; :meth:`finish` restores the best weights."""
+
+    def __init__(self, module: nn.Module, history: History, patience: int | None):
+        self.module, self.history, self.patience = module, history, patience
+        self.best_val, self.best_state, self.epochs_without_gain = math.inf, None, 0
+
+    def record(self, epoch: int, val: float | None) -> bool:
+        """Note epoch ``epoch``'s held-out loss (None: no held-out rows, every epoch counts as the best);
+        True when training should stop."""
+        if val is None:
+            self.history.best_epoch = epoch
+            return False
+        self.history.val_loss.append(val)
+        # Improvement must beat float noise; the first epoch always counts (best_val is inf).
+        if val < self.best_val - 1e-7 * abs(self.best_val) or math.isinf(self.best_val):
+            self.best_val, self.history.best_epoch, self.epochs_without_gain = val, epoch, 0
+            self.best_state = copy.deepcopy(self.module.state_dict())
+        else:
+            self.epochs_without_gain += 1
+        if self.patience is not None and self.epochs_without_gain >= self.patience:
+            self.history.stopped_early = True
+        return self.history.stopped_early
+
+    def finish(self) -> History:
+        """Restore the best epoch's weights (when there was a held-out loss), switch to eval mode."""
+        if self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+        self.module.eval()
+        return self.history
 
 
 def _n_kept(n_rows: int, trim_fraction: float) -> int:

@@ -315,30 +315,6 @@ UNSEEN_HINT = ("drop --strict-categories to score such rows as anomalies, or ret
                "(fit --unknown-categories ignore)")
 
 
-def _unseen_rows(detector, X):
-    """Which rows of table X hold a category the model never saw, and {column: number of such values}."""
-    import numpy as np
-
-    from oddkit.data.preprocess import MISSING_CATEGORY, TablePreprocessor, _factorize
-
-    preprocessor = getattr(detector, "preprocessor_", None)
-    mask = np.zeros(len(X), dtype=bool)
-    counts: dict[str, int] = {}
-    if not isinstance(preprocessor, TablePreprocessor) or not hasattr(X, "columns"):
-        return mask, counts
-    for name in preprocessor.categorical_columns_:
-        if name not in X.columns:
-            continue
-        codes, strings = _factorize(X[name])
-        known = set(preprocessor.categories_[name])
-        unknown = np.asarray([s not in known for s in strings] + [MISSING_CATEGORY not in known], dtype=bool)
-        rows = unknown[codes]
-        if rows.any():
-            mask |= rows
-            counts[name] = int(len(np.unique(codes[rows])))
-    return mask, counts
-
-
 class _unseen_categories_tolerated:
     """Within this block the model encodes a category it never saw as all zeros instead of raising
     (unless strict), as ``unknown_categories="ignore"`` does at fit time."""
@@ -359,8 +335,9 @@ class _unseen_categories_tolerated:
         from oddkit.exceptions import UnseenCategoryError
 
         if isinstance(error, UnseenCategoryError):
-            message = str(error).split(". Pass unknown_categories=")[0]
-            raise UnseenCategoryError(f"{message}; {UNSEEN_HINT}") from None
+            from oddkit.scoring import with_hint
+
+            raise with_hint(error, UNSEEN_HINT) from None
         return False
 
 
@@ -369,20 +346,11 @@ def _score_rows(detector, X, strict_categories: bool, report: dict | None = None
     anomalies (at least the model's out-of-range score, above every training score and the threshold)
     and counted in ``report`` ({"rows": n, "columns": {column: values}}), unless ``strict_categories``,
     where such a category stops the command with an error naming it."""
-    import numpy as np
+    from oddkit.scoring import add_counts, score_rows
 
-    with _unseen_categories_tolerated(detector, strict_categories):
-        scores = detector.decision_function(X)
-    if strict_categories:
-        return scores
-    unseen, counts = _unseen_rows(detector, X)
-    if unseen.any():
-        scores = np.asarray(scores, dtype=np.float64).copy()
-        scores[unseen] = np.maximum(scores[unseen], detector.out_of_range_score())
+    scores, unseen, counts = score_rows(detector, X, strict_categories=strict_categories, hint=UNSEEN_HINT)
     if report is not None:
-        report["rows"] = report.get("rows", 0) + int(unseen.sum())
-        for name, n in counts.items():
-            report.setdefault("columns", {})[name] = report.get("columns", {}).get(name, 0) + n
+        add_counts(report, unseen, counts)
     elif unseen.any():
         _warn_unseen({"rows": int(unseen.sum()), "columns": counts})
     return scores

@@ -11,7 +11,7 @@ from oddkit.cli._common import (Force, GroupCol, IdCols, LabelCol, NThreads, Pre
                                 TableWriter, _check_model_folder, _check_plots,
                                 _check_output, _features_for, _label_col, _labelled_scores, _load_model,
                                 _model_image_shape, _print_metrics, _read_for_model, _save_model, _score_rows,
-                                _warn_unseen, _write_table, app, console, errors, threads_limited)
+                                UNSEEN_HINT, _warn_unseen, _write_table, app, console, errors, threads_limited)
 from oddkit.exceptions import OddkitError
 
 
@@ -19,8 +19,8 @@ from oddkit.exceptions import OddkitError
 @threads_limited
 def score(
     model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")],
-    data: Annotated[Path, typer.Argument(help="Rows to score: CSV, Parquet, .npy or .npz; images (folder, .npz) "
-                                              "for a model trained on images.")],
+    data: Annotated[Path, typer.Argument(help="Rows to score: CSV, Parquet, .npy or .npz, or a folder of Parquet "
+                                              "(or CSV) files; images (folder, .npz) for a model trained on images.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Table to write (id columns, score, label), in the "
                                                           "format of its name: .csv, .parquet or .npy; '-' for "
                                                           "CSV on standard output.")] = Path("scores.csv"),
@@ -38,10 +38,11 @@ def score(
 ):
     """Score DATA with MODEL: one row per input row with its score and label (1 = anomaly).
 
-    Large files are read and scored --batch-rows at a time, with a progress bar on stderr (off with --quiet).
+    Large files, and folders of Parquet files (one after the other), are read and scored --batch-rows at a time,
+    with a progress bar on stderr (off with --quiet).
     """
     if engine != "local":
-        return _score_on_spark(model, data, out, engine, spark_master, id_col, label_col, force)
+        return _score_on_spark(model, data, out, engine, spark_master, id_col, label_col, force, strict_categories)
     import numpy as np
     import pandas as pd
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -58,10 +59,18 @@ def score(
     progress = Progress(SpinnerColumn(), TextColumn("scoring {task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("rows"), TimeElapsedColumn(), console=errors, disable=quiet or not errors.is_terminal,
                         transient=True)
+    if data.is_dir():  # a folder of Parquet (or CSV) files, streamed file after file
+        from oddkit.data.stream import TableSource
+
+        source = TableSource(data, batch_rows=batch_rows, label_col=_label_col(label_col), id_cols=tuple(id_col or ()))
+        batches, total = source.tables(), source.n_rows
+    else:
+        batches = iter_table_batches(data, batch_rows=batch_rows, label_col=_label_col(label_col),
+                                     id_cols=tuple(id_col or ()))
+        total = _row_count(data)
     with progress:
-        task = progress.add_task(data.name, total=_row_count(data))
-        for batch in iter_table_batches(data, batch_rows=batch_rows, label_col=_label_col(label_col),
-                                        id_cols=tuple(id_col or ())):
+        task = progress.add_task(data.name, total=total)
+        for batch in batches:
             X = _features_for(detector, batch.X)
             scores = _score_rows(detector, X, strict_categories, report=unseen)
             labels = (scores >= detector.threshold_).astype(np.int64)
@@ -79,14 +88,22 @@ def score(
         f"{detector.threshold_goal_}); wrote {out}", markup=False, highlight=False)
 
 
-def _score_on_spark(model: Path, data: Path, out: Path, engine: str, master: str, id_col, label_col, force: bool) -> None:
+def _score_on_spark(model: Path, data: Path, out: Path, engine: str, master: str, id_col, label_col, force: bool,
+                    strict_categories: bool) -> None:
     """'oddkit score --engine spark': the library's oddkit.spark.score_files, and its summary line."""
     if engine != "spark":
         raise OddkitError(f"unknown --engine {engine!r}; choose local or spark")
+    from oddkit.exceptions import UnseenCategoryError
+    from oddkit.scoring import with_hint
     from oddkit.spark import score_files
 
-    n_rows, n_flagged, detector = score_files(model, data, out, master=master, id_cols=tuple(id_col or ()),
-                                              label_col=_label_col(label_col), force=force)
+    try:
+        n_rows, n_flagged, detector, unseen = score_files(
+            model, data, out, master=master, id_cols=tuple(id_col or ()), label_col=_label_col(label_col),
+            force=force, strict_categories=strict_categories)
+    except UnseenCategoryError as error:
+        raise with_hint(error, UNSEEN_HINT) from None
+    _warn_unseen(unseen)
     console.print(f"scored {n_rows:,} rows on Spark ({master}): {n_flagged:,} flagged as anomalies (threshold "
                   f"{detector.threshold_:.6g}, {detector.threshold_goal_}); wrote {out}", markup=False, highlight=False)
 

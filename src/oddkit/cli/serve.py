@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from oddkit.cli._common import _load_model, app, console
+from oddkit.cli._common import NThreads, _load_model, app, console
 from oddkit.exceptions import OddkitError
 
 
@@ -20,12 +20,14 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", help="Worker processes, each holding the model.")] = 1,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="Largest request body in MiB; a larger one "
                                                                      "is answered 413.")] = 64.0,
+    n_threads: NThreads = None,
 ):
     """Serve MODEL over HTTP: POST /score (JSON rows or columns, or a CSV/Parquet file), GET /model, GET /health.
 
     With ODDKIT_API_KEY set, every request but /health must send that key in the X-API-Key header. With
     ODDKIT_MODEL_KEY set, MODEL must be signed with it or the service does not start. The OpenAPI schema and
-    its docs are at /openapi.json and /docs.
+    its docs are at /openapi.json and /docs (behind the API key when one is set). --n-threads caps the threads
+    each worker's torch and BLAS use (a worker answers several requests at once, each in its own thread).
     """
     import os
 
@@ -35,6 +37,8 @@ def serve(
         raise OddkitError(f"--port must be between 1 and 65535, got {port}")
     if not max_body_mb > 0:
         raise OddkitError(f"--max-body-mb must be positive, got {max_body_mb}")
+    if n_threads is not None and n_threads < 1:
+        raise OddkitError(f"--n-threads must be at least 1, got {n_threads}")
     try:
         import uvicorn
 
@@ -50,8 +54,12 @@ def serve(
     detector = _load_model(model)
     os.environ["ODDKIT_SERVE_MODEL"] = str(model.resolve())
     os.environ["ODDKIT_SERVE_MAX_BODY_BYTES"] = str(int(max_body_mb * 1024 * 1024))
+    if n_threads is not None:
+        os.environ["ODDKIT_SERVE_THREADS"] = str(n_threads)
+    else:
+        os.environ.pop("ODDKIT_SERVE_THREADS", None)
     console.print(f"serving {type(detector).__name__} from {model} on http://{host}:{port} ({workers} worker"
-                  f"{'s' if workers != 1 else ''}; API key {'required' if os.environ.get('ODDKIT_API_KEY') else 'off'})",
+                  f"{'s' if workers != 1 else ''}{f', {n_threads} thread(s) each' if n_threads else ''}; API key {'required' if os.environ.get('ODDKIT_API_KEY') else 'off'})",
                   markup=False, highlight=False)
     del detector
     uvicorn.run("oddkit.serve:_app_from_environment", factory=True, host=host, port=port, workers=workers,

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oddkit.data.io import _check_labels, _resolve_label, preview
+from oddkit.data.io import Table, _check_labels, _resolve_label, _split_frame, preview
 from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError
 
 __all__ = ["BoundedSample", "TableSource", "as_source", "row_uniform"]
@@ -227,6 +227,26 @@ class TableSource:
             The feature columns, indexed by the row numbers (rows labelled anomalies left out
             unless ``keep_anomalies``).
         """
+        for unit, rows, frame in self._frames(order):
+            if self.label is not None:
+                y = _check_labels(frame[self.label], self.label, unit.path)
+                if not self.keep_anomalies:
+                    keep = y == 0
+                    frame, rows = frame[keep], rows[keep]
+            if len(frame):
+                yield rows, frame[self.columns]
+
+    def tables(self) -> Iterator[Table]:
+        """Yield every row, in file order, as :func:`oddkit.data.io.iter_table_batches` yields a file's:
+        :class:`~oddkit.data.io.Table` batches of at most ``batch_rows`` rows (features, labels, id
+        columns), indexed by row number; ``keep_anomalies`` does not apply. How ``oddkit score`` streams
+        a folder.
+        """
+        for unit, _, frame in self._frames(None):
+            yield _split_frame(frame, self.label, self.id_cols, unit.path)
+
+    def _frames(self, order: Sequence[int] | None) -> Iterator[tuple[_Unit, np.ndarray, pd.DataFrame]]:
+        """(unit, row numbers, every column of the rows) batches, the units in ``order``."""
         order = range(len(self.units)) if order is None else order
         if self.format == "csv":
             starts = self._csv_starts()
@@ -238,13 +258,7 @@ class TableSource:
                 start += len(frame)
                 frame.index = pd.Index(rows)
                 self.max_rows_in_memory = max(self.max_rows_in_memory, len(frame))
-                if self.label is not None:
-                    y = _check_labels(frame[self.label], self.label, unit.path)
-                    if not self.keep_anomalies:
-                        keep = y == 0
-                        frame, rows = frame[keep], rows[keep]
-                if len(frame):
-                    yield rows, frame[self.columns]
+                yield unit, rows, frame
 
     def _parquet_frames(self, unit: _Unit) -> Iterator[pd.DataFrame]:
         import pyarrow.parquet as pq

@@ -9,15 +9,21 @@ Endpoints:
   (``application/x-npy``). Answers ``{"rows": [{"score", "label", "probability"}, ...], ...}`` in the
   order of the input; ``?explain=true`` adds each row's ``explanation`` (``detector.explain``: the share of
   the score each column carries).
-- ``GET /health``: ``{"status": "ok"}`` (no API key needed, for load balancers).
+  A row holding a category never seen in training is scored as an anomaly, flagged
+  (``"unseen_category": true``) and counted (``unseen_category_rows``, ``unseen_categories``), as
+  ``oddkit score`` does; ``?strict_categories=true`` answers 422 instead.
+- ``GET /health``: ``{"status": "ok", "detector", "threads"}`` (no API key needed, for load balancers);
+  ``threads``: the most threads torch and BLAS use in a request (``oddkit serve --n-threads`` caps them).
 - ``GET /model``: what ``oddkit info`` shows, as JSON (:func:`model_info`).
+- ``GET /openapi.json`` and ``GET /docs``: the schema, naming the model's columns, and its Swagger UI page
+  (behind the API key when one is configured).
 
 The model is loaded once, when the app is built, by :func:`oddkit.load` (checksums, and the signature
 when a signing key is set: the service refuses to start on an unsigned folder then). Scoring is
 CPU-bound and runs in a worker thread, so the event loop keeps accepting requests. Every error oddkit
 raises on purpose (bad JSON, a missing or extra column, text in a numeric column, NaN, an unseen
-category) is answered 4xx with oddkit's message as ``{"detail": ...}``; a body over ``max_body_bytes``
-gets 413 before it is read in full.
+category under ``strict_categories``) is answered 4xx with oddkit's message as ``{"detail": ...}``; a
+body over ``max_body_bytes`` gets 413 before it is read in full.
 """
 
 
@@ -26,13 +32,14 @@ import io
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError, OddkitError
 
-__all__ = ["API_KEY_ENVIRONMENT_VARIABLE", "API_KEY_HEADER", "DEFAULT_MAX_BODY_BYTES", "create_app", "model_info",
-           "score_payload"]
+__all__ = ["API_KEY_ENVIRONMENT_VARIABLE", "API_KEY_HEADER", "DEFAULT_MAX_BODY_BYTES", "create_app", "limit_threads",
+           "model_info", "score_payload"]
 
 API_KEY_ENVIRONMENT_VARIABLE = "ODDKIT_API_KEY"
 """When set (non-empty), every request but ``GET /health`` must carry this value in :data:`API_KEY_HEADER`."""
@@ -41,6 +48,7 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 """Largest request body accepted (64 MiB); a larger one is answered 413."""
 _MODEL_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MODEL"
 _MAX_BODY_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_BODY_BYTES"
+_THREADS_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_THREADS"
 _PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet",
                   "application/octet-stream")
 _NPY_TYPES = ("application/x-npy", "application/npy")
@@ -231,22 +239,35 @@ def _images_from_npy(data: bytes):
 
 # -- scoring ---------------------------------------------------------------------------------------------
 
-def score_payload(detector, X, explain: bool = False) -> bytes:
+_STRICT_HINT = ("leave out ?strict_categories=true to score such rows as anomalies, or retrain with data that has "
+                "them (unknown_categories='ignore')")
+
+
+def score_payload(detector, X, explain: bool = False, strict_categories: bool = False) -> bytes:
     """Score rows ``X`` (a DataFrame or an image array) and return the JSON answer of ``POST /score``.
+
+    A row holding a category never seen in training is scored as an anomaly and flagged
+    (``unseen_category``), and the answer counts such rows (``unseen_category_rows``, and per column the
+    distinct unseen values in ``unseen_categories``), as ``oddkit score`` does (see
+    :func:`oddkit.scoring.score_rows`); with ``strict_categories`` such a row is refused
+    (:class:`UnseenCategoryError`, answered 422).
 
     Floats are written by Python's ``repr``, so a client that parses them as float64 gets exactly the
     library's scores.
     """
-    scores = detector.decision_function(X)
+    from oddkit.scoring import score_rows, tolerant
+
+    scores, unseen, columns = score_rows(detector, X, strict_categories=strict_categories, hint=_STRICT_HINT)
     probabilities = detector.proba_from_scores(scores)[:, 1]
     labels = (scores >= detector.threshold_).astype(int)
-    rows = [{"score": s, "label": lab, "probability": p}
-            for s, lab, p in zip(scores.tolist(), labels.tolist(), probabilities.tolist())]
+    rows = [{"score": s, "label": lab, "probability": p, "unseen_category": u}
+            for s, lab, p, u in zip(scores.tolist(), labels.tolist(), probabilities.tolist(), unseen.tolist())]
     if explain:
-        shares = detector.explain(X)
+        shares = (tolerant(detector) if unseen.any() else detector).explain(X)
         for row, values in zip(rows, shares.to_dict(orient="records")):
             row["explanation"] = {str(k): float(v) for k, v in values.items()}
-    answer = {"rows": rows, "threshold": float(detector.threshold_), "detector": type(detector).__name__}
+    answer = {"rows": rows, "threshold": float(detector.threshold_), "detector": type(detector).__name__,
+              "unseen_category_rows": int(unseen.sum()), "unseen_categories": columns}
     return json.dumps(answer, allow_nan=False).encode("utf-8")
 
 
@@ -316,6 +337,8 @@ def _request_models(detector):
         score: float = Field(description="Anomaly score: higher = more anomalous.")
         label: int = Field(description="1 = anomaly (score >= threshold), 0 = normal.")
         probability: float = Field(description="Probability of being an anomaly (detector.predict_proba).")
+        unseen_category: bool = Field(description="The row holds a category never seen in training (scored as an "
+                                                  "anomaly; refused instead with ?strict_categories=true).")
         explanation: Optional[dict[str, float]] = Field(
             None, description="With ?explain=true: each column's share of the score (detector.explain).")
 
@@ -323,6 +346,9 @@ def _request_models(detector):
         rows: list[RowScore]
         threshold: float
         detector: str
+        unseen_category_rows: int = Field(description="How many rows hold a category never seen in training.")
+        unseen_categories: dict[str, int] = Field(
+            description="Per categorical column, how many distinct values never seen in training it holds.")
 
     return Union[Records, ColumnsBody, list[Row]], ScoreResponse
 
@@ -419,8 +445,18 @@ async def _send_json(send, status: int, payload: dict) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _docs_page(title: str, schema: dict) -> str:
+    """FastAPI's Swagger UI page with the schema written into it, for a service behind an API key: the
+    page's script cannot send the key when it fetches /openapi.json, so it gets the schema inline."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} - docs").body.decode("utf-8")
+    inline = json.dumps(schema).replace("</", "<\\/")
+    return page.replace("url: '/openapi.json'", f"spec: {inline}", 1)
+
+
 def create_app(model, *, api_key: str | None = None, key: bytes | str | None = None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, n_threads: int | None = None):
     """The FastAPI app serving one model.
 
     Parameters
@@ -430,12 +466,16 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
         fitted detector.
     api_key : str, optional
         When given, every request but ``GET /health`` must send it in the ``X-API-Key`` header (401
-        otherwise). ``oddkit serve`` reads it from ``ODDKIT_API_KEY``.
+        otherwise), ``GET /openapi.json`` and ``GET /docs`` included (the docs page then carries the schema
+        inline; ReDoc is off). ``oddkit serve`` reads it from ``ODDKIT_API_KEY``.
     key : bytes or str, optional
         The signing key: a folder that is not signed with it is refused (:class:`ModelFileError`), so the
         service never starts on it. ``oddkit serve`` reads it from ``ODDKIT_MODEL_KEY``.
     max_body_bytes : int, default 64 MiB
         Largest request body; a larger one is answered 413 without being read in full.
+    n_threads : int, optional
+        Most threads torch and BLAS/OpenMP use while scoring a request (:func:`limit_threads`, applied in
+        every thread that scores); default: what the libraries choose. ``oddkit serve --n-threads``.
 
     Returns
     -------
@@ -443,7 +483,7 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
     """
     try:
         from fastapi import FastAPI, Request
-        from fastapi.responses import JSONResponse, Response
+        from fastapi.responses import HTMLResponse, JSONResponse, Response
         from starlette.concurrency import run_in_threadpool
     except ImportError as exc:
         from oddkit.exceptions import MissingDependencyError
@@ -462,12 +502,15 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
         detector = model
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
         raise OddkitError(f"max_body_bytes must be a positive number of bytes, got {max_body_bytes!r}")
+    _limit_this_thread(n_threads)
     info = model_info(detector, folder)
     _, ScoreResponse = _request_models(detector)
     columns = ", ".join(f"{c['name']} ({c['kind']})" for c in (_columns(detector) or []))
+    # With an API key the schema and its docs page are behind it too (routes added below); ReDoc is off.
+    gated = {"openapi_url": None, "docs_url": None, "redoc_url": None} if api_key else {}
     app = FastAPI(title=f"oddkit: {info['detector']}", version=__version__,
                   description=f"Scores rows with a {info['detector']} model"
-                              + (f" of the columns {columns}." if columns else " of images."))
+                              + (f" of the columns {columns}." if columns else " of images."), **gated)
     app.state.detector = detector
 
     def authorised(request: Request) -> bool:
@@ -484,9 +527,21 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
     async def _oddkit_error(request: Request, exc: OddkitError):
         return JSONResponse({"detail": str(exc)}, status_code=_status(exc))
 
+    if api_key:
+        @app.get("/openapi.json", include_in_schema=False)
+        def openapi_schema(request: Request):
+            return JSONResponse(app.openapi()) if authorised(request) else refused()
+
+        @app.get("/docs", include_in_schema=False)
+        def docs(request: Request):
+            if not authorised(request):
+                return refused()
+            return HTMLResponse(_docs_page(app.title, app.openapi()))
+
     @app.get("/health", summary="Liveness: the model is loaded")
     def health():
-        return {"status": "ok", "detector": info["detector"]}
+        _limit_this_thread(n_threads)  # the threads a request in this thread scores with
+        return {"status": "ok", "detector": info["detector"], "threads": _threads_in_use()}
 
     @app.get("/model", summary="What the model is (as 'oddkit info' shows it)")
     def describe(request: Request):
@@ -498,7 +553,7 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
               responses={200: {"model": ScoreResponse}, 401: {"description": "Missing or wrong API key"},
                          413: {"description": "Body over the size limit"},
                          422: {"description": "Rows the model cannot score; 'detail' says why and how to fix it"}})
-    async def score(request: Request, explain: bool = False):
+    async def score(request: Request, explain: bool = False, strict_categories: bool = False):
         if not authorised(request):
             return refused()
         content_type = request.headers.get("content-type", "")
@@ -523,14 +578,59 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
             body = await request.body()
 
         def work() -> bytes:
+            _limit_this_thread(n_threads)
             X = _read_request(detector, body, content_type, upload)
-            return score_payload(detector, X, explain=explain)
+            return score_payload(detector, X, explain=explain, strict_categories=strict_categories)
 
         return Response(await run_in_threadpool(work), media_type="application/json")
 
     _install_openapi(app, detector, bool(api_key))
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
     return app
+
+
+_LIMITED = threading.local()
+
+
+def limit_threads(n_threads: int) -> None:
+    """Cap the threads torch and the BLAS/OpenMP libraries use at ``n_threads``, from the calling thread on,
+    for the rest of the process's life (``oddkit serve --n-threads``). OpenMP's setting is per thread, so
+    the service calls this once in each thread that scores (:func:`_limit_this_thread`). Libraries already
+    loaded are capped through threadpoolctl, those loaded later through ``OMP_NUM_THREADS``,
+    ``OPENBLAS_NUM_THREADS`` and ``MKL_NUM_THREADS``.
+
+    Parameters
+    ----------
+    n_threads : int
+        At least 1.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+        raise OddkitError(f"n_threads must be a positive number of threads, got {n_threads!r}")
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # libraries loaded later
+        os.environ[name] = str(n_threads)
+    torch.set_num_threads(n_threads)
+    threadpool_limits(limits=n_threads)
+
+
+def _limit_this_thread(n_threads: int | None) -> None:
+    """:func:`limit_threads` in this thread, the first time it scores."""
+    if n_threads is not None and getattr(_LIMITED, "n_threads", None) != n_threads:
+        limit_threads(n_threads)
+        _LIMITED.n_threads = n_threads
+
+
+def _threads_in_use() -> dict[str, int | None]:
+    """The threads a request would score with: torch's (when loaded) and the most any BLAS/OpenMP pool has."""
+    import sys
+
+    from threadpoolctl import threadpool_info
+
+    torch = sys.modules.get("torch")
+    pools = [int(pool["num_threads"]) for pool in threadpool_info()]
+    return {"torch": torch.get_num_threads() if torch is not None else None, "blas": max(pools) if pools else None}
 
 
 def _app_from_environment():
@@ -542,6 +642,7 @@ def _app_from_environment():
     if not folder:
         raise OddkitError(f"{_MODEL_ENVIRONMENT_VARIABLE} is not set; start the service with 'oddkit serve MODEL'")
     limit = int(os.environ.get(_MAX_BODY_ENVIRONMENT_VARIABLE, DEFAULT_MAX_BODY_BYTES))
+    threads = os.environ.get(_THREADS_ENVIRONMENT_VARIABLE)
     return create_app(folder, api_key=os.environ.get(API_KEY_ENVIRONMENT_VARIABLE) or None,
-                      key=key_from_environment(), max_body_bytes=limit)
+                      key=key_from_environment(), max_body_bytes=limit, n_threads=int(threads) if threads else None)
 
