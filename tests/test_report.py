@@ -304,6 +304,9 @@ def test_top_anomalies_list_identical_rows_once() -> None:
     same = np.array([5.0, 5.0, 5.0, 1.0])
     assert [list(e) for e in distinct_top(np.arange(4), same, 3, np.array(["a", "a", "b", "b"]))] == [[0, 1], [2], [3]]
     assert [list(e) for e in distinct_top(np.arange(4), same, 3)] == [[0, 1, 2], [3]]
+    # Same score means equal to a relative 1e-6 (float32 models differ in the last bits), not closer.
+    near = np.array([5.0, 5.0 * (1 - 3e-7), 5.0 * (1 - 3e-5)])
+    assert [list(e) for e in distinct_top(np.arange(3), near, 3)] == [[0, 1], [2]]
     X = pd.DataFrame({"a": np.r_[np.full(6, 9.0), 5.0, 5.0, 4.0, np.linspace(0, 1, 30)], "b": 1.0},
                      index=[f"r{i}" for i in range(39)])
     X.loc["r7", "b"] = 2.0  # near-identical to r6: same score, another value

@@ -37,6 +37,9 @@ the highest scores lie so far beyond it that drawing them would squash every oth
 _LOG_AXIS_RATIO = 100.0
 """The histogram's axis is logarithmic when all scores are positive and the highest drawn is at
 least this many times the lowest."""
+_SAME_SCORE = 1e-6
+"""Relative difference below which two scores count as the same for the top anomalies' list (the
+report shows six significant digits; float32 models differ in the last bits between rows)."""
 _SHOWN_DUPLICATE_IDS = 3
 """Row ids listed for a top anomaly that occurs several times in the data."""
 
@@ -377,7 +380,7 @@ def distinct_top(keys: np.ndarray, scores: np.ndarray, top: int, context: np.nda
 
     Rows are ranked by score (stable, so ties keep the data's order). A row joins a
     higher-ranked entry instead of taking a rank of its own when its values equal that entry's
-    (equal ``keys``), or when it has the same score as the entry just above it and the same
+    (equal ``keys``), or when it has the same score (to a relative 1e-6) as the entry just above it and the same
     ``context`` (e.g. label and group): such rows the report would show alike, and a mass attack
     of near-identical rows would otherwise fill the whole list. Each entry's first position is its
     highest-scoring row.
@@ -391,7 +394,7 @@ def distinct_top(keys: np.ndarray, scores: np.ndarray, top: int, context: np.nda
             continue
         if entries:
             first, members = entries[-1]
-            if math.isclose(scores[first], scores[pos], rel_tol=1e-9, abs_tol=0.0) and (
+            if math.isclose(scores[first], scores[pos], rel_tol=_SAME_SCORE, abs_tol=0.0) and (
                     context is None or context[first] == context[pos]):
                 members.add(key)
                 where[key] = len(entries) - 1
