@@ -119,12 +119,16 @@ class AudioData:
         for the FSDD archive, ``digit``, ``speaker`` (index into ``speaker_names``) and ``take``.
     source : pathlib.Path or None
         Where the recordings came from (None when synthesised or built in memory).
+    features : oddkit.data.audio_features.AudioFeatures or None
+        The features a detector fitted on these recordings computes (None: ``AudioFeatures()``,
+        log-mel statistics); ignored at scoring time, where the model's saved settings apply.
     """
 
     waveforms: list[np.ndarray]
     sample_rate: int
     labels: pd.DataFrame
     source: Path | None = field(default=None)
+    features: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.waveforms)
@@ -150,7 +154,7 @@ class AudioData:
             positions = np.flatnonzero(positions)
         positions = positions.astype(np.int64).reshape(-1)
         return AudioData([self.waveforms[i] for i in positions], self.sample_rate,
-                         self.labels.iloc[positions].reset_index(drop=True), self.source)
+                         self.labels.iloc[positions].reset_index(drop=True), self.source, self.features)
 
     def durations(self) -> np.ndarray:
         """Length of each recording in seconds (float64)."""
@@ -162,7 +166,7 @@ class AudioData:
         if sample_rate == self.sample_rate:
             return self
         return AudioData([resample(w, self.sample_rate, sample_rate) for w in self.waveforms], sample_rate,
-                         self.labels.copy(), self.source)
+                         self.labels.copy(), self.source, self.features)
 
 
 # -- reading ---------------------------------------------------------------------------------------

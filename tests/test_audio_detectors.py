@@ -1,0 +1,104 @@
+"""Detectors on recordings: features, ranking of an odd sound, save/load identity, resampling, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("librosa")
+pytest.importorskip("soundfile")
+
+import oddkit  # noqa: E402
+from oddkit.data.audio import synthetic_speech  # noqa: E402
+from oddkit.data.audio_features import AudioFeatures, AudioPreprocessor  # noqa: E402
+from oddkit.exceptions import ColumnMismatchError, ExplainError, ModelFileError, ParameterError  # noqa: E402
+from oddkit.metrics import roc_auc  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def split():
+    """Words 0 and 1 are normal; word 2 (another formant path) is the odd sound."""
+    data = synthetic_speech(n_speakers=2, n_words=3, n_takes=8, seconds=0.3, random_state=0)
+    labels = data.labels
+    train = data.subset((labels["word"] < 2) & (labels["take"] < 5))
+    test = data.subset(labels["take"] >= 5)
+    y = (test.labels["word"] == 2).to_numpy().astype(int)
+    return train, test, y
+
+
+def test_features_shapes_and_names(split):
+    train, _, _ = split
+    stats = AudioFeatures().fit(train)
+    rows = stats.transform(train)
+    assert rows.shape == (len(train), 3 * 40 + 1) and rows.dtype == np.float32
+    assert stats.feature_names_[0] == "mel0_mean" and stats.feature_names_[-1] == "log_duration"
+    patch = AudioFeatures(representation="patch", n_frames=8).fit(train)
+    assert patch.transform(train).shape == (len(train), 8 * 40)
+    # Trimming removes the quiet ends: a recording padded with silence gives the same statistics.
+    padded = train.waveforms[0].copy()
+    padded = np.concatenate([np.zeros(2000, np.float32), padded, np.zeros(2000, np.float32)])
+    untrimmed = AudioFeatures(trim_db=None).fit(train)
+    gap_trimmed = np.abs(stats.transform([padded])[0][:40] - rows[0][:40]).mean()
+    gap_untrimmed = np.abs(untrimmed.transform([padded])[0][:40] - untrimmed.transform(train)[0][:40]).mean()
+    assert gap_trimmed < 0.25 * gap_untrimmed
+    with pytest.raises(ParameterError, match="representation"):
+        AudioFeatures(representation="mfcc").fit(train)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: oddkit.AutoEncoderDetector(epochs=40, random_state=0, verbose=0),
+    lambda: oddkit.default_detector(random_state=0),
+], ids=["autoencoder", "default"])
+def test_odd_sound_ranks_above_normal_and_survives_save_load(tmp_path, split, make):
+    train, test, y = split
+    detector = make().fit(train)
+    scores = detector.decision_function(test)
+    assert np.all(np.isfinite(scores))
+    assert roc_auc(y, scores) >= 0.9
+    detector.save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    saved = config["preprocessor"] if "preprocessor" in config else config["detector"]["preprocessor"]
+    assert saved["kind"] == "audio" and saved["features"]["log_mel"]["sample_rate"] == 8000
+    back = oddkit.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.decision_function(test), scores)
+    # Recordings at another rate are resampled to the model's 8 kHz and still ranked.
+    assert roc_auc(y, back.decision_function(test.resampled(16000))) >= 0.9
+
+
+def test_patch_representation_through_audio_data(split):
+    train, test, y = split
+    train = train.subset(np.arange(len(train)))
+    train.features = AudioFeatures(representation="patch", n_frames=16)
+    detector = oddkit.KNNDetector(n_neighbors=1).fit(train)
+    assert detector.n_features_in_ == 16 * 40
+    assert roc_auc(y, detector.decision_function(test)) >= 0.9
+
+
+def test_wrong_kind_of_data_is_refused(split):
+    train, test, _ = split
+    detector = oddkit.GaussianDetector().fit(train)
+    with pytest.raises(ColumnMismatchError, match="recordings"):
+        detector.decision_function(np.zeros((3, detector.n_features_in_)))
+    with pytest.raises(ExplainError, match="recordings"):
+        detector.explain(test)
+    table_model = oddkit.GaussianDetector().fit(np.random.default_rng(0).normal(size=(20, 3)))
+    with pytest.raises(ColumnMismatchError, match="table"):
+        table_model.decision_function(test)
+
+
+def test_saved_audio_settings_are_validated(split):
+    train, _, _ = split
+    pre = AudioPreprocessor().fit(train)
+    arrays, meta = pre.get_state()
+    clone = AudioPreprocessor.from_state(arrays, json.loads(json.dumps(meta)))
+    np.testing.assert_array_equal(clone.transform(train), pre.transform(train))
+    bad = json.loads(json.dumps(meta))
+    bad["features"]["log_mel"]["n_mels"] = 20  # no longer matches the saved columns
+    with pytest.raises(ModelFileError, match="columns"):
+        AudioPreprocessor.from_state(arrays, bad)
+    bad = json.loads(json.dumps(meta))
+    bad["features"]["representation"] = "code"
+    with pytest.raises(ModelFileError, match="representation"):
+        AudioPreprocessor.from_state(arrays, bad)
