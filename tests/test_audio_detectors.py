@@ -102,3 +102,47 @@ def test_saved_audio_settings_are_validated(split):
     bad["features"]["representation"] = "code"
     with pytest.raises(ModelFileError, match="representation"):
         AudioPreprocessor.from_state(arrays, bad)
+
+
+def test_trim_matches_librosa_and_frames_representation(split):
+    import librosa
+
+    from oddkit.data.audio_features import trim_silence
+
+    train, _, _ = split
+    for wave in train.waveforms[:3]:
+        padded = np.concatenate([np.zeros(1500, np.float32), wave, np.zeros(900, np.float32)])
+        expected, _ = librosa.effects.trim(padded, top_db=30, frame_length=256, hop_length=80)
+        np.testing.assert_array_equal(trim_silence(padded, 30, 256, 80), expected)
+    frames = AudioFeatures(representation="frames", context=2).fit(train)
+    rows = frames.frame_rows(train.subset([0, 1]))
+    mel = frames.frames(train.subset([0]))[0]
+    assert rows[0].shape == (len(mel), 5 * 40)
+    centred = mel - mel.mean(axis=0)
+    np.testing.assert_allclose(rows[0][3, 80:120], centred[3], atol=1e-5)  # the middle of the window
+    np.testing.assert_allclose(rows[0][0, :40], centred[0], atol=1e-5)  # the edge repeats the first frame
+    assert frames.transform(train.subset([0, 1])).shape[0] == len(rows[0]) + len(rows[1])
+
+
+def test_speech_units_follow_the_word_and_survive_save_load(tmp_path):
+    from oddkit.detectors.units import fit_speech_units, speech_units, unit_vectors
+
+    data = synthetic_speech(n_speakers=2, n_words=2, n_takes=3, seconds=0.3, random_state=1)
+    model = fit_speech_units(data, codebook_size=16, epochs=15, random_state=0)
+    assert model.n_positions_ == 1 and 0 < model.codebook_usage_ <= 1 and 1 <= model.perplexity_ <= 16
+    units = speech_units(model, data)
+    assert len(units) == len(data) and all(u.dtype == np.int64 and u.min() >= 0 and u.max() < 16 for u in units)
+    # The two words glide in opposite directions: their unit histograms differ more across words than
+    # across speakers saying the same word.
+    hist = np.stack([np.bincount(u, minlength=16) / len(u) for u in units])
+    words, speakers = data.labels["word"].to_numpy(), data.labels["speaker"].to_numpy()
+    same_word = [np.abs(hist[i] - hist[j]).sum() for i in range(len(data)) for j in range(len(data))
+                 if i < j and words[i] == words[j] and speakers[i] != speakers[j]]
+    other_word = [np.abs(hist[i] - hist[j]).sum() for i in range(len(data)) for j in range(len(data))
+                  if i < j and words[i] != words[j]]
+    assert np.mean(same_word) < np.mean(other_word)
+    model.save(tmp_path / "units")
+    back = oddkit.load(tmp_path / "units")
+    assert all(np.array_equal(a, b) for a, b in zip(units, speech_units(back, data), strict=True))
+    vectors = unit_vectors(back, data)
+    assert vectors[0].shape == (len(units[0]), 16)

@@ -8,7 +8,12 @@ silence before and after the sound is trimmed. Two representations:
   energy over the recording's frames and the standard deviation of its frame-to-frame change, plus
   the logarithm of the trimmed duration: ``3 * n_mels + 1`` numbers whatever the length;
 - ``"patch"``: the trimmed spectrogram stretched or squeezed in time to ``n_frames`` frames (linear
-  interpolation), flattened: ``n_frames * n_mels`` numbers that keep the order of the sounds.
+  interpolation), flattened: ``n_frames * n_mels`` numbers that keep the order of the sounds;
+- ``"frames"``: one row per frame, not per recording: each log-mel frame with ``context`` frames on
+  either side (``(2 * context + 1) * n_mels`` numbers), after the recording's mean log-mel is
+  subtracted (cepstral mean normalisation's log-mel form, which removes much of the speaker's and
+  the channel's fixed colouring). A detector fitted on these scores frames; this is what the speech
+  units of :mod:`oddkit.detectors.units` learn from.
 
 How the default was chosen, on training recordings only: ``benchmarks/AUDIO_ANOMALY.md``.
 
@@ -27,13 +32,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oddkit.data.audio import AudioData, LogMel, _check_rate, _librosa, as_waveforms
+from oddkit.data.audio import AudioData, LogMel, _check_rate, as_waveforms
 from oddkit.data.preprocess import TablePreprocessor
 from oddkit.exceptions import DataError, ModelFileError, ParameterError
 
 __all__ = ["REPRESENTATIONS", "AudioFeatures", "AudioPreprocessor"]
 
-REPRESENTATIONS = ("stats", "patch")
+REPRESENTATIONS = ("stats", "patch", "frames")
 """The representations :class:`AudioFeatures` offers."""
 
 _STATE_VERSION = 1
@@ -48,10 +53,14 @@ class AudioFeatures:
         ``"stats"``: per mel band the mean and standard deviation over frames and the standard
         deviation of the frame-to-frame change, and the log of the trimmed duration
         (``3 * n_mels + 1`` values). ``"patch"``: the trimmed log-mel spectrogram resampled in time to
-        ``n_frames`` frames, flattened (``n_frames * n_mels`` values).
+        ``n_frames`` frames, flattened (``n_frames * n_mels`` values). ``"frames"``: one row per
+        frame (see the module's description).
     n_frames : int, default=32
         Frames of the ``"patch"`` representation (at the default 10 ms hop, 0.32 s of frames for a
         word stretched or squeezed to it).
+    context : int, default=2
+        Frames on either side of each frame in the ``"frames"`` representation (edges repeat the
+        first and last frame).
     trim_db : float or None, default=30.0
         Leading and trailing parts quieter than this many decibels below the recording's loudest
         frame are cut before the features are computed (``librosa.effects.trim``); None keeps them.
@@ -78,11 +87,13 @@ class AudioFeatures:
     (8, 121)
     """
 
-    def __init__(self, representation: str = "stats", n_frames: int = 32, trim_db: float | None = 30.0,
+    def __init__(self, representation: str = "stats", n_frames: int = 32, context: int = 2,
+                 trim_db: float | None = 30.0,
                  sample_rate: int | None = None, n_mels: int = 40, n_fft: int | None = None,
                  hop_length: int | None = None, fmin: float = 20.0, fmax: float | None = None):
         self.representation = representation
         self.n_frames = n_frames
+        self.context = context
         self.trim_db = trim_db
         self.sample_rate = sample_rate
         self.n_mels = n_mels
@@ -95,7 +106,7 @@ class AudioFeatures:
         return f"AudioFeatures(representation={self.representation!r}, n_frames={self.n_frames!r}, " \
                f"trim_db={self.trim_db!r}, sample_rate={self.sample_rate!r})"
 
-    _PARAMS = ("representation", "n_frames", "trim_db", "sample_rate", "n_mels", "n_fft", "hop_length", "fmin",
+    _PARAMS = ("representation", "n_frames", "context", "trim_db", "sample_rate", "n_mels", "n_fft", "hop_length", "fmin",
                "fmax")
 
     def clone(self) -> AudioFeatures:
@@ -108,6 +119,8 @@ class AudioFeatures:
                                  f"got {self.representation!r}")
         if isinstance(self.n_frames, bool) or not isinstance(self.n_frames, Integral) or not 2 <= self.n_frames <= 4096:
             raise ParameterError(f"n_frames must be a whole number from 2 to 4096, got {self.n_frames!r}")
+        if isinstance(self.context, bool) or not isinstance(self.context, Integral) or not 0 <= self.context <= 64:
+            raise ParameterError(f"context must be a whole number from 0 to 64, got {self.context!r}")
         if self.trim_db is not None and (isinstance(self.trim_db, bool) or not isinstance(self.trim_db, Real)
                                          or not math.isfinite(self.trim_db) or self.trim_db <= 0):
             raise ParameterError(f"trim_db must be a positive number of decibels or None, got {self.trim_db!r}")
@@ -130,8 +143,11 @@ class AudioFeatures:
         if self.representation == "stats":
             self.feature_names_ = ([f"mel{i}_mean" for i in range(n_mels)] + [f"mel{i}_std" for i in range(n_mels)]
                                    + [f"mel{i}_delta_std" for i in range(n_mels)] + ["log_duration"])
-        else:
+        elif self.representation == "patch":
             self.feature_names_ = [f"t{t}_mel{i}" for t in range(self.n_frames) for i in range(n_mels)]
+        else:
+            self.feature_names_ = [f"t{t:+d}_mel{i}" for t in range(-self.context, self.context + 1)
+                                   for i in range(n_mels)]
         self.n_features_ = len(self.feature_names_)
 
     def _check_fitted(self) -> None:
@@ -140,13 +156,15 @@ class AudioFeatures:
 
     def trimmed(self, waveform: np.ndarray) -> np.ndarray:
         """``waveform`` without its quiet start and end (unchanged when ``trim_db`` is None or when
-        trimming would leave less than one analysis window)."""
+        trimming would leave less than one analysis window).
+
+        The rule of ``librosa.effects.trim``: frames (``n_fft`` samples every ``hop_length``, centred)
+        whose RMS is more than ``trim_db`` below the loudest frame's are cut from both ends. Written
+        here with NumPy because importing ``librosa.effects`` costs seconds (numba compilation).
+        """
         if self.trim_db is None:
             return waveform
-        mel = self.log_mel_
-        cut, _ = _librosa().effects.trim(waveform, top_db=float(self.trim_db), frame_length=mel.n_fft,
-                                         hop_length=mel.hop_length)
-        return cut if len(cut) >= mel.n_fft else waveform
+        return trim_silence(waveform, float(self.trim_db), self.log_mel_.n_fft, self.log_mel_.hop_length)
 
     def frames(self, recordings) -> list[np.ndarray]:
         """The trimmed log-mel frames of each recording, float32 (n_frames_i, n_mels)."""
@@ -163,13 +181,28 @@ class AudioFeatures:
         patch = np.stack([np.interp(positions, source, frames[:, i]) for i in range(frames.shape[1])], axis=1)
         return patch.reshape(-1)
 
+    def frame_rows(self, recordings) -> list[np.ndarray]:
+        """The ``"frames"`` rows of each recording apart: float32 arrays (n_frames_i, n_features_)."""
+        self._check_fitted()
+        if self.representation != "frames":
+            raise DataError(f"frame_rows needs representation='frames', this AudioFeatures has {self.representation!r}")
+        out = []
+        for frames in self.frames(recordings):
+            frames = frames - frames.mean(axis=0, keepdims=True)
+            padded = np.pad(frames, ((self.context, self.context), (0, 0)), mode="edge")
+            windows = [padded[i:i + len(frames)] for i in range(2 * self.context + 1)]
+            out.append(np.concatenate(windows, axis=1).astype(np.float32))
+        return out
+
     def transform(self, recordings) -> np.ndarray:
-        """One row per recording, float32 of shape (n_recordings, n_features_).
+        """One row per recording (per frame for ``"frames"``), float32 of shape (n_rows, n_features_).
 
         ``recordings``: :class:`~oddkit.data.audio.AudioData` (resampled to ``sample_rate_`` when its
         rate differs), or waveforms already at ``sample_rate_``.
         """
         self._check_fitted()
+        if self.representation == "frames":
+            return np.concatenate(self.frame_rows(recordings), axis=0)
         rows = []
         for wave in as_waveforms(recordings, self.sample_rate_):
             cut = self.trimmed(wave)
@@ -185,18 +218,19 @@ class AudioFeatures:
     def get_config(self) -> dict:
         """The fitted settings as a JSON-safe dict."""
         self._check_fitted()
-        return {"representation": self.representation, "n_frames": int(self.n_frames),
+        return {"representation": self.representation, "n_frames": int(self.n_frames), "context": int(self.context),
                 "trim_db": None if self.trim_db is None else float(self.trim_db), "log_mel": self.log_mel_.get_config()}
 
     @classmethod
     def from_config(cls, config: dict) -> AudioFeatures:
         """Rebuild a fitted :class:`AudioFeatures` from :meth:`get_config`'s dict, validating it
         (raises :class:`~oddkit.exceptions.ModelFileError`)."""
-        keys = {"representation", "n_frames", "trim_db", "log_mel"}
+        keys = {"representation", "n_frames", "context", "trim_db", "log_mel"}
         if not isinstance(config, dict) or set(config) != keys:
             raise ModelFileError(f"the saved audio features must have the keys {sorted(keys)}")
         log_mel = LogMel.from_config(config["log_mel"])
-        self = cls(representation=config["representation"], n_frames=config["n_frames"], trim_db=config["trim_db"],
+        self = cls(representation=config["representation"], n_frames=config["n_frames"], context=config["context"],
+                   trim_db=config["trim_db"],
                    sample_rate=log_mel.sample_rate, n_mels=log_mel.n_mels, n_fft=log_mel.n_fft,
                    hop_length=log_mel.hop_length, fmin=log_mel.fmin, fmax=log_mel.fmax)
         try:
@@ -206,6 +240,24 @@ class AudioFeatures:
         self.log_mel_ = log_mel
         self._set_fitted()
         return self
+
+
+def trim_silence(waveform: np.ndarray, top_db: float, frame_length: int, hop_length: int) -> np.ndarray:
+    """``waveform`` with the leading and trailing frames quieter than ``top_db`` below the loudest
+    frame removed (as ``librosa.effects.trim``); the waveform itself when fewer than ``frame_length``
+    samples would remain."""
+    waveform = np.asarray(waveform, dtype=np.float32)
+    padded = np.pad(waveform.astype(np.float64), frame_length // 2)
+    if len(padded) < frame_length:
+        return waveform
+    windows = np.lib.stride_tricks.sliding_window_view(padded, frame_length)[::hop_length]
+    power = np.mean(windows ** 2, axis=1)
+    loud = np.flatnonzero(10.0 * np.log10(np.maximum(power, 1e-20) / max(float(power.max()), 1e-20)) > -top_db)
+    if loud.size == 0:
+        return waveform
+    start, stop = loud[0] * hop_length, min(len(waveform), (loud[-1] + 1) * hop_length)
+    cut = waveform[start:stop]
+    return cut if len(cut) >= frame_length else waveform
 
 
 class AudioPreprocessor(TablePreprocessor):
