@@ -185,7 +185,8 @@ class AudioFeatures:
         """The ``"frames"`` rows of each recording apart: float32 arrays (n_frames_i, n_features_)."""
         self._check_fitted()
         if self.representation != "frames":
-            raise DataError(f"frame_rows needs representation='frames', this AudioFeatures has {self.representation!r}")
+            raise DataError(f"frame_rows works on the 'frames' representation only; this AudioFeatures computes "
+                            f"{self.representation!r}")
         out = []
         for frames in self.frames(recordings):
             frames = frames - frames.mean(axis=0, keepdims=True)

@@ -508,6 +508,10 @@ class BaseDetector(BaseEstimator):
         if isinstance(X, AudioData):
             return self._prepare_audio(X, reset)
         if not reset and self._fitted_on_audio():
+            names = self.preprocessor_.features_.feature_names_
+            if isinstance(X, pd.DataFrame) and [str(c) for c in X.columns] == names:
+                # The model's own features as a table (oddkit report draws these).
+                return self.preprocessor_.transform_rows(X.to_numpy(dtype=np.float64))
             raise ColumnMismatchError(
                 f"the model was trained on recordings, got {type(X).__name__}; pass AudioData "
                 "(oddkit.data.audio.read_audio reads WAV/FLAC files, folders and .npz archives)")
