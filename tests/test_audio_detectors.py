@@ -48,7 +48,7 @@ def test_features_shapes_and_names(split):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: oddkit.AutoEncoderDetector(epochs=40, random_state=0, verbose=0),
+    lambda: oddkit.AutoEncoderDetector(epochs=20, random_state=0, verbose=0),
     lambda: oddkit.default_detector(random_state=0),
 ], ids=["autoencoder", "default"])
 def test_odd_sound_ranks_above_normal_and_survives_save_load(tmp_path, split, make):
@@ -59,7 +59,7 @@ def test_odd_sound_ranks_above_normal_and_survives_save_load(tmp_path, split, ma
     assert roc_auc(y, scores) >= 0.9
     detector.save(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    saved = config["preprocessor"] if "preprocessor" in config else config["detector"]["preprocessor"]
+    saved = config["preprocessor"]
     assert saved["kind"] == "audio" and saved["features"]["log_mel"]["sample_rate"] == 8000
     back = oddkit.load(tmp_path / "m")
     np.testing.assert_array_equal(back.decision_function(test), scores)
@@ -128,7 +128,7 @@ def test_speech_units_follow_the_word_and_survive_save_load(tmp_path):
     from oddkit.detectors.units import fit_speech_units, speech_units, unit_vectors
 
     data = synthetic_speech(n_speakers=2, n_words=2, n_takes=3, seconds=0.3, random_state=1)
-    model = fit_speech_units(data, codebook_size=16, epochs=15, random_state=0)
+    model = fit_speech_units(data, codebook_size=16, epochs=8, random_state=0)
     assert model.n_positions_ == 1 and 0 < model.codebook_usage_ <= 1 and 1 <= model.perplexity_ <= 16
     units = speech_units(model, data)
     assert len(units) == len(data) and all(u.dtype == np.int64 and u.min() >= 0 and u.max() < 16 for u in units)

@@ -33,7 +33,7 @@ from oddkit.exceptions import DataError
 __all__ = ["fit_speech_units", "speech_units", "unit_vectors"]
 
 
-def fit_speech_units(recordings: AudioData, codebook_size: int = 64, code_dim: int = 16, context: int = 2,
+def fit_speech_units(recordings: AudioData, codebook_size: int = 128, code_dim: int = 16, context: int = 2,
                      epochs: int = 30, random_state=None, verbose: int = 0, **params) -> VQVAEDetector:
     """Train a VQ-VAE on the log-mel frames of ``recordings``, one code per frame.
 
@@ -41,8 +41,9 @@ def fit_speech_units(recordings: AudioData, codebook_size: int = 64, code_dim: i
     ----------
     recordings : AudioData
         Speech (any sample rate; the spectrogram settings follow it).
-    codebook_size : int, default=64
-        Number of units (the order of a language's phone inventory).
+    codebook_size : int, default=128
+        Number of units: chosen among 32, 64 and 128 by the across-speaker ABX error on spoken
+        digits, on training recordings only (``benchmarks/SPEECH_UNITS.md``).
     code_dim : int, default=16
         Length of each unit's code vector.
     context : int, default=2
