@@ -265,6 +265,27 @@ def write_report() -> None:
         label = "MFCC mean+std (20)" if rep == "mfcc" else f"log-mel {rep}" + (" (default)" if rep == chosen else "")
         lines.append(f"| {detector} | {label} | {np.mean(digit):.3f} ± {np.std(digit):.3f} | "
                      f"{np.mean(speaker):.3f} ± {np.std(speaker):.3f} |")
+    summary = {}
+    for detector, rep in combos:
+        seeds = [None] if rep == "mfcc" else SEEDS if rep == chosen else SEEDS[:1]
+        summary[(detector, rep)] = [
+            np.mean([_mean(results, task="digits 0-4 normal", detector=detector, representation=rep, seed=s)[0]
+                     for s in seeds]),
+            np.mean([_mean(results, task=t, detector=detector, representation=rep, seed=s)[0]
+                     for s in seeds for t in speaker_tasks])]
+    base = summary[("MFCC + KNN (baseline)", "mfcc")]
+    default = summary[("oddkit default", chosen)]
+    autoencoder = summary[("AutoEncoderDetector", chosen)]
+    lines += ["", "## Against the baseline", "",
+              f"oddkit's default detector on the default features minus the MFCC + KNN baseline: "
+              f"{default[0] - base[0]:+.3f} AUROC on unseen digits, {default[1] - base[1]:+.3f} on an unseen speaker; "
+              f"the auto-encoder: {autoencoder[0] - base[0]:+.3f} and {autoencoder[1] - base[1]:+.3f}. "
+              "What was tried for the representation: the log-mel statistics and a 16-frame log-mel patch (which "
+              "keeps the order of the sounds), compared on the training folds above; the higher mean there "
+              f"({chosen}) is the default. The baseline's MFCCs "
+              "are a decorrelated, compressed form of the same log-mel energies; its k-NN with 5 neighbours is a "
+              "different scorer from the default ensemble's (nearest neighbour, 50 neighbours, a robust Gaussian "
+              "and a robust auto-encoder, combined by the largest normalised score)."]
     lines += ["", "### Each speaker left out (AUROC, mean over seeds)", "",
               "| detector | features | " + " | ".join(t.replace(" odd", "") for t in speaker_tasks) + " |",
               "|---|---|" + "---|" * len(speaker_tasks)]

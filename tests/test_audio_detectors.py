@@ -17,6 +17,17 @@ from oddkit.exceptions import ColumnMismatchError, ExplainError, ModelFileError,
 from oddkit.metrics import roc_auc  # noqa: E402
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """These models are tiny: one thread is fastest, and on a busy machine more threads only spin."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def split():
     """Words 0 and 1 are normal; word 2 (another formant path) is the odd sound."""
