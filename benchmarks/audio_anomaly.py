@@ -263,8 +263,12 @@ def write_report() -> None:
         speaker = [np.mean([_mean(results, task=t, detector=detector, representation=rep, seed=s)[0]
                             for t in speaker_tasks]) for s in seeds]
         label = "MFCC mean+std (20)" if rep == "mfcc" else f"log-mel {rep}" + (" (default)" if rep == chosen else "")
-        lines.append(f"| {detector} | {label} | {np.mean(digit):.3f} ± {np.std(digit):.3f} | "
-                     f"{np.mean(speaker):.3f} ± {np.std(speaker):.3f} |")
+        def cell(values):
+            if len(values) > 1:
+                return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+            return f"{values[0]:.3f}" + (" (no randomness)" if rep == "mfcc" else " (seed 0)")
+
+        lines.append(f"| {detector} | {label} | {cell(digit)} | {cell(speaker)} |")
     summary = {}
     for detector, rep in combos:
         seeds = [None] if rep == "mfcc" else SEEDS if rep == chosen else SEEDS[:1]
@@ -292,6 +296,10 @@ def write_report() -> None:
     for detector, rep in combos:
         cells = [f"{_mean(results, task=t, detector=detector, representation=rep)[0]:.3f}" for t in speaker_tasks]
         lines.append(f"| {detector} | {rep} | " + " | ".join(cells) + " |")
+    if DATA.exists():
+        with np.load(DATA) as archive:
+            names = [str(n) for n in archive["speaker_names"]]
+        lines += ["", "Speakers: " + ", ".join(f"{i} = {n}" for i, n in enumerate(names)) + "."]
     lines.append("")
     REPORT.write_text("\n".join(lines) + "\n")
     print(f"wrote {REPORT}")
