@@ -14,6 +14,8 @@ written for scikit-learn (which raises ``ValueError`` for bad input) keeps worki
   (``unknown_categories="ignore"`` encodes it as all-zeros instead)
 - ``LabelError``: an anomaly label column that is not 0/1 numeric
 - ``UnreadableImageError``: an image file that is not an image or is damaged (names the file)
+- ``UnreadableAudioError``: an audio file that is not WAV/FLAC audio, is damaged, or holds no
+  sample (names the file)
 - ``ImageShapeError``: images with mixed channel counts or sizes, or an array that is not an
   image stack
 - ``CompressedDataError``: a compressed blob that is damaged, foreign, or made by another model
@@ -72,6 +74,10 @@ class LabelError(DataError):
 
 class UnreadableImageError(DataError):
     """An image file cannot be decoded (not an image, or damaged)."""
+
+
+class UnreadableAudioError(DataError):
+    """An audio file cannot be decoded (not audio, damaged, or without a single sample)."""
 
 
 class ImageShapeError(DataError):
