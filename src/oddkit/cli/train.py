@@ -96,6 +96,10 @@ def fit(
     if known_anomalies is not None and "known_anomalies" not in inspect.signature(cls.fit).parameters:
         raise OddkitError(f"{detector} cannot learn from --known-anomalies; the classifier, autoencoder, vae and "
                           "vqvae detectors can")
+    if detector == "voice":  # voice conversion trains on speech (oddkit.cli.audio)
+        from oddkit.cli.audio import fit_voice
+
+        return fit_voice(cls, params, data, out, n_threads, force)
     if stream:
         return _fit_stream(cls, params, data, out, label_col, id_col, keep_anomalies, known_anomalies, n_threads, force)
     if detector in CLASS_DETECTORS or class_col is not None:

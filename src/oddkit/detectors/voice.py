@@ -42,8 +42,8 @@ class VoiceConversion(BaseDetector):
 
     Parameters
     ----------
-    channels : int, default=64
-        Width of every convolution.
+    channels : int, default=48
+        Width of every convolution (small enough to train on FSDD on a CPU in minutes).
     content_dim : int, default=4
         Numbers per frame in the content code (the bottleneck).
     speaker_dim : int, default=64
@@ -97,6 +97,8 @@ class VoiceConversion(BaseDetector):
         The spectrogram settings, saved with the model.
     sample_rate_ : int
         Rate of the audio the model takes and returns.
+    speakers_ : ndarray or None
+        The distinct speaker labels ``fit`` was given (None when trained without them).
     preprocessor_ : oddkit.data.TablePreprocessor
         Standardisation of each mel band (mean and spread over every training frame).
     n_features_in_ : int
@@ -143,7 +145,7 @@ class VoiceConversion(BaseDetector):
         "patience": [positive_int, None],
     }
 
-    def __init__(self, channels=64, content_dim=4, speaker_dim=64, n_blocks=2, kernel_size=5, instance_norm=True,
+    def __init__(self, channels=48, content_dim=4, speaker_dim=64, n_blocks=2, kernel_size=5, instance_norm=True,
                  speaker_encoder=True, kl_weight=0.01, segment_frames=32, sample_rate=None, spectrogram=None,
                  griffin_lim_iter=32, epochs=40, batch_size=32, lr=1e-3, validation_fraction=0.1, patience=10,
                  contamination=0.1, device="cpu", n_threads=None, random_state=None, verbose=1):
@@ -212,20 +214,38 @@ class VoiceConversion(BaseDetector):
         return [np.ascontiguousarray(self.preprocessor_.transform(f.astype(np.float64)).T)
                 for f in self.log_mel_.transform(waves)]
 
-    def _segments(self, frames: list[np.ndarray]) -> np.ndarray:
+    def _segments(self, frames: list[np.ndarray], speaker_codes: np.ndarray) -> np.ndarray:
         """Every utterance cut into segments of ``segment_frames`` frames, half overlapping (the last
-        one ends on the last frame; shorter utterances are padded with their edge frames)."""
+        one ends on the last frame; shorter utterances are padded with their edge frames), float32
+        (n_segments, n_mels + 1, segment_frames): the last row holds the utterance's speaker code, so
+        that batches and the held-out split keep each segment with its speaker."""
         length = int(self.segment_frames)
         segments = []
-        for f in frames:
+        for f, code in zip(frames, speaker_codes):
             if f.shape[1] < length:
-                segments.append(np.pad(f, ((0, 0), (0, length - f.shape[1])), mode="edge"))
-                continue
+                f = np.pad(f, ((0, 0), (0, length - f.shape[1])), mode="edge")
             starts = list(range(0, f.shape[1] - length + 1, max(1, length // 2)))
             if starts[-1] != f.shape[1] - length:
                 starts.append(f.shape[1] - length)
-            segments.extend(f[:, s:s + length] for s in starts)
+            segments.extend(np.vstack([f[:, s:s + length], np.full((1, length), code)]) for s in starts)
         return np.stack(segments).astype(np.float32)
+
+    @staticmethod
+    def _speaker_codes(X, speakers, n: int) -> tuple[np.ndarray | None, np.ndarray]:
+        """The distinct speakers and each recording's index into them (None and -1 without speakers)."""
+        from oddkit.data.audio import AudioData
+        from oddkit.data.labels import encode_classes
+
+        if speakers is None:
+            return None, np.full(n, -1, dtype=np.int64)
+        if isinstance(speakers, str):
+            if not isinstance(X, AudioData) or speakers not in X.labels.columns:
+                columns = list(X.labels.columns) if isinstance(X, AudioData) else []
+                raise DataError(f"VoiceConversion.fit: speakers={speakers!r} names a column of an AudioData's labels "
+                                f"({columns}); pass recordings read with read_audio, or one speaker label per "
+                                "recording")
+            speakers = X.labels[speakers].to_numpy()
+        return encode_classes(speakers, n, "VoiceConversion.fit")
 
     # -- fitting -----------------------------------------------------------------------------------
 
@@ -237,14 +257,22 @@ class VoiceConversion(BaseDetector):
                                   kernel_size=int(self.kernel_size), instance_norm=bool(self.instance_norm),
                                   speaker_encoder=bool(self.speaker_encoder))
 
-    def fit(self, X, y=None, sample_rate=None):
+    def fit(self, X, y=None, speakers=None, sample_rate=None):
         """Learn the content and speaker encoders and the decoder from recordings ``X``.
 
         Parameters
         ----------
         X : AudioData, path, 1-D array or list of 1-D arrays
-            Speech recordings (at least two); no labels are needed.
+            Speech recordings (at least two); no transcripts and no parallel recordings.
         y : ignored
+        speakers : array-like of shape (n_recordings,) or str, optional
+            Who speaks in each recording (a str names a column of an AudioData's ``labels``, e.g.
+            ``"group"`` for the sub-folders of a folder, ``"speaker"`` for the FSDD archive).
+            Without them each segment is reconstructed with its own speaker vector, as in the
+            paper. With them, with the speaker vector of another segment of the same speaker in the
+            batch: the speaker vector is then of no use for what was said, and carries the voice
+            only (on FSDD, where a time-averaged digit is recognisable, this is what keeps the
+            digit through a conversion; see ``benchmarks/VOICE_CONVERSION.md``).
         sample_rate : int, optional
             Rate of waveforms given as arrays (an AudioData or a file carries its own).
 
@@ -264,6 +292,7 @@ class VoiceConversion(BaseDetector):
 
         from oddkit.data import TablePreprocessor
         from oddkit.data.audio import LogMel
+        from oddkit.nn.disentangle import same_class_partners
         from oddkit.nn.speech import voice_conversion_loss
         from oddkit.train import fit_module, resolve_device, seeded, torch_threads
 
@@ -271,6 +300,7 @@ class VoiceConversion(BaseDetector):
         waves, rate = self._waveforms(X, sample_rate, self.sample_rate, "VoiceConversion.fit")
         if len(waves) < 2:
             raise TooFewRowsError(f"VoiceConversion.fit needs at least 2 recordings, got {len(waves)}")
+        self.speakers_, speaker_codes = self._speaker_codes(X, speakers, len(waves))
         self.log_mel_ = LogMel(sample_rate=rate, **(self.spectrogram or {}))
         self.sample_rate_ = rate
         raw = self.log_mel_.transform(waves)
@@ -279,13 +309,19 @@ class VoiceConversion(BaseDetector):
         self.training_fingerprint_ = training_fingerprint(np.concatenate(waves))
         self.n_training_rows_ = len(waves)
         frames = [np.ascontiguousarray(self.preprocessor_.transform(f.astype(np.float64)).T) for f in raw]
-        segments = self._segments(frames)
+        segments = self._segments(frames, speaker_codes)
         device = resolve_device(self.device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         kl_weight = float(self.kl_weight)
 
+        with_speakers = self.speakers_ is not None
+
         def row_loss(module, batch, generator):
-            return voice_conversion_loss(module, batch, kl_weight, generator)
+            x = batch[:, :-1]
+            reference = None
+            if with_speakers:
+                reference = x[same_class_partners(batch[:, -1, 0].to(torch.int64), generator)]
+            return voice_conversion_loss(module, x, kl_weight, generator, reference)
 
         with torch_threads(self.n_threads), seeded(seed) as generator:
             module = self._build_module(self.n_features_in_).to(device)
@@ -305,9 +341,9 @@ class VoiceConversion(BaseDetector):
         self.labels_ = (self.decision_scores_ >= self.threshold_).astype(np.int64)
         return self
 
-    def fit_predict(self, X, y=None, sample_rate=None) -> np.ndarray:
+    def fit_predict(self, X, y=None, speakers=None, sample_rate=None) -> np.ndarray:
         """Fit on ``X`` (see :meth:`fit`) and return the training labels ``labels_``."""
-        return self.fit(X, sample_rate=sample_rate).labels_
+        return self.fit(X, speakers=speakers, sample_rate=sample_rate).labels_
 
     # -- the networks on whole utterances -----------------------------------------------------------
 
@@ -423,14 +459,20 @@ class VoiceConversion(BaseDetector):
 
     def _get_model_state(self) -> tuple[dict[str, np.ndarray], dict, dict[str, bytes]]:
         arrays = {name: tensor.detach().cpu().numpy() for name, tensor in self.model_.state_dict().items()}
-        return arrays, {"log_mel": self.log_mel_.get_config()}, {}
+        from oddkit.data.labels import classes_state
+
+        speakers = None if self.speakers_ is None else classes_state(self.speakers_)
+        return arrays, {"log_mel": self.log_mel_.get_config(), "speakers": speakers}, {}
 
     def _set_model_state(self, arrays: dict[str, np.ndarray], meta: dict, files: dict[str, bytes]) -> None:
         from oddkit.data.audio import LogMel
         from oddkit.persist import load_module_weights
         from oddkit.train import resolve_device
 
+        from oddkit.data.labels import restore_classes
+
         self.log_mel_ = LogMel.from_config(meta["log_mel"])
+        self.speakers_ = None if meta["speakers"] is None else restore_classes(meta["speakers"])
         self.sample_rate_ = self.log_mel_.sample_rate
         if self.log_mel_.n_mels != self.n_features_in_:
             raise ModelFileError(f"the saved log-mel settings have {self.log_mel_.n_mels} mel bands but the model "

@@ -172,13 +172,16 @@ class VoiceConversionNet(nn.Module):
 
 
 def voice_conversion_loss(net: VoiceConversionNet, x: torch.Tensor, kl_weight: float,
-                          generator: torch.Generator | None = None) -> torch.Tensor:
+                          generator: torch.Generator | None = None,
+                          reference: torch.Tensor | None = None) -> torch.Tensor:
     """Training loss of each log-mel segment of a batch ``(batch, n_mels, frames)``.
 
     The reconstruction term is the mean absolute error between ``x`` and its reconstruction from its
-    content code plus standard Gaussian noise (in training mode) and its own speaker vector; the KL
-    term (weight ``kl_weight``) is ``mean(code**2) / 2``, the KL divergence from a unit-variance
-    Gaussian centred on the code to the standard normal, up to a constant (Chou et al., 2019, eq. 3-4).
+    content code plus standard Gaussian noise (in training mode) and the speaker vector of
+    ``reference`` (default ``x`` itself, as in the paper; another segment of the same speaker
+    leaves the speaker vector no use for what the segment says); the KL term (weight
+    ``kl_weight``) is ``mean(code**2) / 2``, the KL divergence from a unit-variance Gaussian
+    centred on the code to the standard normal, up to a constant (Chou et al., 2019, eq. 3-4).
 
     Returns
     -------
@@ -191,5 +194,6 @@ def voice_conversion_loss(net: VoiceConversionNet, x: torch.Tensor, kl_weight: f
         content_in = content + noise
     else:
         content_in = content
-    error = (net.decode(content_in, net.speaker(x)) - x).abs().mean(dim=(1, 2))
+    speaker = net.speaker(x if reference is None else reference)
+    error = (net.decode(content_in, speaker) - x).abs().mean(dim=(1, 2))
     return error + float(kl_weight) * 0.5 * content.pow(2).mean(dim=(1, 2))
