@@ -201,8 +201,8 @@ class VoiceConversion(BaseDetector):
             return as_waveforms(recordings, rate), rate
         rate = sample_rate if sample_rate is not None else target_rate
         if rate is None:
-            raise DataError(f"{what}: waveforms were given without their rate; pass sample_rate= (samples per "
-                            "second), or an AudioData from oddkit.data.audio.read_audio")
+            raise DataError(f"{what}: waveforms were given without their rate; give the sample_rate argument "
+                            "(samples per second), or an AudioData from oddkit.data.audio.read_audio")
         waves = as_waveforms(recordings, int(rate))
         if target_rate is not None and int(rate) != target_rate:
             waves = [resample(w, int(rate), target_rate) for w in waves]
