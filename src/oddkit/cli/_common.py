@@ -195,6 +195,10 @@ def _labelled_scores(detector, data: Path, label_col: str | None, id_col: list[s
     --label-col), or a folder with the sub-folders ``normal`` and ``anomaly``."""
     import numpy as np
 
+    from oddkit.cli.audio import labelled_recordings, model_takes_recordings
+
+    if model_takes_recordings(detector):
+        return labelled_recordings(detector, data, label_col)[:2]
     shape = _model_image_shape(detector)
     if shape is None:
         table = _read(data, label_col, id_col, require_label=True)

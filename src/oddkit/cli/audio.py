@@ -1,78 +1,125 @@
-"""Voice conversion on the command line: 'oddkit fit SPEECH --detector voice' (through :func:`fit_voice`)
-and 'oddkit convert MODEL SOURCE REFERENCE'."""
+"""Recordings on the command line: the audio branches of 'oddkit fit', 'score', 'evaluate',
+'threshold' and 'report'.
+
+RECORDINGS is a .wav/.flac file, a folder of them (sub-folders = speakers, classes or machines) or an
+.npz of recordings (keys audio, offsets, sample_rate). Anomaly labels for 'evaluate' and 'threshold':
+a folder with the sub-folders 'normal' and 'anomaly', or an .npz with a 0/1 array 'y' (or the array
+--label-col names). 'fit' on such a labelled folder or .npz trains on the normal recordings only,
+unless --keep-anomalies.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from oddkit.cli._common import (Force, NThreads, _check_output, _load_model, _save_model, _thread_limit, app, console,
-                                threads_limited)
+from oddkit.cli._common import _save_model, _thread_limit, _write_table, console, errors
 from oddkit.exceptions import OddkitError
 
 
-def _speaker_column(recordings) -> str | None:
-    """Which column of the recordings' labels names the speakers: ``speaker`` (the FSDD archive) or
-    ``group`` (the sub-folders of a folder) when it holds at least two speakers; None otherwise."""
-    for column in ("speaker", "group"):
-        if column in recordings.labels.columns and recordings.labels[column].nunique() >= 2:
-            return column
+def is_recordings(path: Path) -> bool:
+    """Whether PATH holds recordings (checked before images: a folder of .wav files is not images)."""
+    from oddkit.data.audio import is_audio_source
+
+    return is_audio_source(path)
+
+
+def model_takes_recordings(detector) -> bool:
+    from oddkit.data.audio_features import audio_settings
+
+    return audio_settings(detector) is not None
+
+
+def _anomaly_labels(data, path: Path, label_col: str | None, required: bool):
+    """0/1 per recording from 'normal'/'anomaly' sub-folders or the .npz array 'y' (--label-col), else None."""
+    import numpy as np
+
+    groups = set(data.labels["group"])
+    if groups == {"normal", "anomaly"} or (groups <= {"normal", "anomaly"} and not required and groups):
+        return (data.labels["group"] == "anomaly").to_numpy().astype(np.int64)
+    if path.suffix.lower() == ".npz":
+        key = label_col or "y"
+        with np.load(path, allow_pickle=False) as archive:
+            if key in archive.files:
+                y = np.asarray(archive[key]).reshape(-1)
+                if len(y) != len(data) or not np.isin(y, (0, 1)).all():
+                    raise OddkitError(f"the labels {key!r} in {path} must be one 0 (normal) or 1 (anomaly) per "
+                                      f"recording ({len(data)})")
+                return y.astype(np.int64)
+    if required:
+        raise OddkitError(f"{path} holds no anomaly labels: put the recordings in the sub-folders 'normal' and "
+                          "'anomaly', or save a 0/1 array 'y' in the .npz (or name it with --label-col)")
     return None
 
 
-def fit_voice(cls, params: dict, data: Path, out: Path, n_threads: int | None, force: bool) -> None:
-    """'oddkit fit SPEECH --detector voice': train VoiceConversion on a folder of recordings (sub-folders
-    = speakers), one file, or an FSDD-style .npz, and save it to OUT."""
-    from oddkit.data.audio import is_audio_source, read_audio
+def fit_recordings(cls, params: dict, data: Path, out: Path, label_col: str | None, keep_anomalies: bool,
+                   n_threads: int | None, force: bool, unsupported: list[str]) -> None:
+    """'oddkit fit RECORDINGS': log-mel features (the model keeps their settings), then the detector."""
+    from oddkit.data.audio import read_audio
 
-    if not is_audio_source(data):
-        raise OddkitError(f"{data} holds no recordings; --detector voice trains on speech: a folder of WAV/FLAC "
-                          "files (one sub-folder per speaker), one file, or an .npz of recordings")
-    recordings = read_audio(data, sample_rate=params.get("sample_rate"))
-    speakers = _speaker_column(recordings)
+    if unsupported:
+        raise OddkitError(f"{', '.join(unsupported)} cannot be used with recordings; leave it out")
+    recordings = read_audio(data)
+    y = _anomaly_labels(recordings, data, label_col, required=False)
+    left_out = ""
+    if y is not None and not keep_anomalies:
+        if y.all():
+            raise OddkitError(f"every recording in {data} is labelled an anomaly; pass --keep-anomalies to train on "
+                              "them")
+        if y.any():
+            left_out = f"; left out the {int(y.sum()):,} recordings labelled anomalies (--keep-anomalies keeps them)"
+        recordings = recordings.subset(y == 0)
     model = cls(**params)
     started = time.perf_counter()
     with _thread_limit(n_threads):
-        model.fit(recordings, speakers=speakers)
+        model.fit(recordings)
     _save_model(model, out, replace=force)
-    who = (f"{recordings.labels[speakers].nunique()} speakers named by the {speakers} "
-           f"{'sub-folders' if speakers == 'group' else 'labels'}" if speakers else
-           "no speaker labels (put each speaker's files in a sub-folder to give them)")
-    console.print(f"trained {cls.__name__} on {len(recordings):,} recordings at {model.sample_rate_} Hz, {who}, in "
-                  f"{time.perf_counter() - started:.1f} s; saved to {out}")
+    features = model.preprocessor_.features_
+    console.print(f"trained {cls.__name__} on {len(recordings):,} recordings at {features.sample_rate_} Hz "
+                  f"({features.representation} of {features.log_mel_.n_mels} log-mel bands: "
+                  f"{features.n_features_} features){left_out} in {time.perf_counter() - started:.1f} s; threshold "
+                  f"{model.threshold_:.6g} ({model.threshold_goal_}); saved to {out}", markup=False, highlight=False)
 
 
-@app.command()
-@threads_limited
-def convert(
-    model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit SPEECH --detector voice'.")],
-    source: Annotated[Path, typer.Argument(help="The recording whose words to keep (WAV or FLAC).")],
-    reference: Annotated[Path, typer.Argument(help="A recording of the voice to give them (WAV or FLAC).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The WAV file to write.")] = Path("converted.wav"),
-    force: Force = False,
-    n_threads: NThreads = None,
-):
-    """Say what SOURCE says in the voice of REFERENCE (voice conversion) and write it to --out as WAV.
+def _read_for(detector, data: Path):
+    from oddkit.data.audio import read_audio
 
-    Recordings at another sample rate than the model's are resampled; the output has the model's rate.
-    """
-    if out.suffix.lower() != ".wav":
-        raise OddkitError(f"cannot write audio to {out}: use a file name ending in .wav")
-    _check_output(out, force, table=False)
-    from oddkit.data.audio import write_wav
-    from oddkit.detectors.voice import VoiceConversion
+    if not is_recordings(data):
+        raise OddkitError(f"the model was trained on recordings; pass a .wav/.flac file, a folder of them or an "
+                          f".npz of recordings, not {data}")
+    return read_audio(data)
 
-    detector = _load_model(model)
-    if not isinstance(detector, VoiceConversion):
-        raise OddkitError(f"{model} holds a {type(detector).__name__}, which cannot convert voices; train one with "
-                          "'oddkit fit SPEECH --detector voice'")
-    for path in (source, reference):
-        if not path.is_file():
-            raise OddkitError(f"{path} is not a file; pass one WAV or FLAC recording")
-    wave = detector.convert(source, reference)
-    write_wav(out, wave, detector.sample_rate_)
-    console.print(f"converted {source} ({len(wave) / detector.sample_rate_:.2f} s) to the voice of {reference}; "
-                  f"wrote {out}")
+
+def score_recordings(detector, data: Path, out: Path) -> None:
+    """'oddkit score MODEL RECORDINGS': one row per recording (file, group, score, label)."""
+    import numpy as np
+
+    recordings = _read_for(detector, data)
+    scores = detector.decision_function(recordings)
+    labels = (scores >= detector.threshold_).astype(np.int64)
+    frame = recordings.labels[["file", "group"]].assign(score=scores, label=labels)
+    _write_table(frame, out)
+    (errors if str(out) == "-" else console).print(
+        f"scored {len(frame):,} recordings: {int(labels.sum()):,} flagged as anomalies (threshold "
+        f"{detector.threshold_:.6g}, {detector.threshold_goal_}); wrote {out}", markup=False, highlight=False)
+
+
+def labelled_recordings(detector, data: Path, label_col: str | None):
+    """Anomaly labels and scores of labelled RECORDINGS (for 'evaluate', 'threshold' and 'report')."""
+    recordings = _read_for(detector, data)
+    y = _anomaly_labels(recordings, data, label_col, required=True)
+    return y, detector.decision_function(recordings), recordings
+
+
+def report_table(detector, data: Path, label_col: str | None):
+    """The report's inputs for a model trained on recordings: the model, the recordings' log-mel
+    features as a table (one row per recording, indexed by its file; the model scores this table
+    exactly as it scores the recordings) and the labels when DATA has them."""
+    import pandas as pd
+
+    recordings = _read_for(detector, data)
+    y = _anomaly_labels(recordings, data, label_col, required=False)
+    raw = detector.preprocessor_.features_.transform(recordings)
+    X = pd.DataFrame(raw.astype("float64"), columns=detector.preprocessor_.features_.feature_names_,
+                     index=recordings.labels["file"].to_numpy())
+    return detector, X, y

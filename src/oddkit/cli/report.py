@@ -28,6 +28,12 @@ from oddkit.exceptions import OddkitError
 def read_report_table(model: Path, data: Path, label_col, id_col, group_col):
     """The model and DATA's features, labels (None when the file has none) and groups, for a report."""
     detector = _load_model(model)
+    from oddkit.cli.audio import model_takes_recordings, report_table
+
+    if model_takes_recordings(detector):
+        if group_col is not None or id_col:
+            raise OddkitError("--group-col and --id-col name table columns; recordings have none, leave them out")
+        return (*report_table(detector, data, label_col), None)
     if _model_image_shape(detector) is not None:
         raise OddkitError(f"{model} was trained on images; the HTML report covers tables")
     carried = list(id_col or []) + ([group_col] if group_col and group_col not in (id_col or []) else [])

@@ -20,7 +20,8 @@ from oddkit.exceptions import OddkitError
 def score(
     model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")],
     data: Annotated[Path, typer.Argument(help="Rows to score: CSV, Parquet, .npy or .npz; images (folder, .npz) "
-                                              "for a model trained on images.")],
+                                              "for a model trained on images; recordings (.wav/.flac, folder, "
+                                              ".npz) for a model trained on recordings.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Table to write (id columns, score, label), in the "
                                                           "format of its name: .csv, .parquet or .npy; '-' for "
                                                           "CSV on standard output.")] = Path("scores.csv"),
@@ -50,6 +51,10 @@ def score(
 
     _check_output(out, force)
     detector = _load_model(model)
+    from oddkit.cli.audio import model_takes_recordings, score_recordings
+
+    if model_takes_recordings(detector):
+        return score_recordings(detector, data, out)
     if _model_image_shape(detector) is not None:
         return _score_images(detector, data, out)
     n_rows = n_flagged = 0

@@ -1,4 +1,4 @@
-"""'oddkit fit': train a detector on a table or on images and save it."""
+"""'oddkit fit': train a detector on a table, on images or on recordings and save it."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from oddkit.exceptions import OddkitError
 @app.command()
 def fit(
     data: Annotated[Path, typer.Argument(help="Training data: CSV, Parquet, .npy or .npz; or images: a folder "
-                                              "(sub-folders = classes) or an .npz of X (n, [C,] H, W).")],
+                                              "(sub-folders = classes) or an .npz of X (n, [C,] H, W); or "
+                                              "recordings: a .wav/.flac file, a folder of them or an .npz of "
+                                              "audio.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to save the model in.")],
     detector: Annotated[str, typer.Option(help=f"One of: {', '.join(DETECTOR_NAMES)}.")] = "autoencoder",
     label_col: LabelCol = None,
@@ -96,10 +98,17 @@ def fit(
     if known_anomalies is not None and "known_anomalies" not in inspect.signature(cls.fit).parameters:
         raise OddkitError(f"{detector} cannot learn from --known-anomalies; the classifier, autoencoder, vae and "
                           "vqvae detectors can")
-    if detector == "voice":  # voice conversion trains on speech (oddkit.cli.audio)
-        from oddkit.cli.audio import fit_voice
+    if detector == "voice":  # voice conversion trains on speech (oddkit.cli.voice)
+        from oddkit.cli.voice import fit_voice
 
         return fit_voice(cls, params, data, out, n_threads, force)
+    from oddkit.cli.audio import fit_recordings, is_recordings
+
+    if is_recordings(data):
+        unsupported = [flag for flag, value in (("--stream", stream), ("--known-anomalies", known_anomalies),
+                                                ("--class-col", class_col), ("--image-size", image_size),
+                                                ("--id-col", id_col)) if value]
+        return fit_recordings(cls, params, data, out, label_col, keep_anomalies, n_threads, force, unsupported)
     if stream:
         return _fit_stream(cls, params, data, out, label_col, id_col, keep_anomalies, known_anomalies, n_threads, force)
     if detector in CLASS_DETECTORS or class_col is not None:

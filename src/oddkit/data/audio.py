@@ -65,6 +65,7 @@ __all__ = [
     "read_audio",
     "resample",
     "synthetic_speech",
+    "write_recordings",
     "write_wav",
 ]
 
@@ -119,12 +120,16 @@ class AudioData:
         for the FSDD archive, ``digit``, ``speaker`` (index into ``speaker_names``) and ``take``.
     source : pathlib.Path or None
         Where the recordings came from (None when synthesised or built in memory).
+    features : oddkit.data.audio_features.AudioFeatures or None
+        The features a detector fitted on these recordings computes (None: ``AudioFeatures()``,
+        log-mel statistics); ignored at scoring time, where the model's saved settings apply.
     """
 
     waveforms: list[np.ndarray]
     sample_rate: int
     labels: pd.DataFrame
     source: Path | None = field(default=None)
+    features: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.waveforms)
@@ -150,7 +155,7 @@ class AudioData:
             positions = np.flatnonzero(positions)
         positions = positions.astype(np.int64).reshape(-1)
         return AudioData([self.waveforms[i] for i in positions], self.sample_rate,
-                         self.labels.iloc[positions].reset_index(drop=True), self.source)
+                         self.labels.iloc[positions].reset_index(drop=True), self.source, self.features)
 
     def durations(self) -> np.ndarray:
         """Length of each recording in seconds (float64)."""
@@ -162,7 +167,7 @@ class AudioData:
         if sample_rate == self.sample_rate:
             return self
         return AudioData([resample(w, self.sample_rate, sample_rate) for w in self.waveforms], sample_rate,
-                         self.labels.copy(), self.source)
+                         self.labels.copy(), self.source, self.features)
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -398,6 +403,33 @@ def write_wav(path: str | Path, waveform: np.ndarray, sample_rate: int) -> None:
     _soundfile().write(str(path), np.clip(waveform, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
 
 
+def write_recordings(recordings: AudioData, folder: str | Path) -> list[Path]:
+    """Write every recording as a 16-bit WAV file under ``folder``, at the path its ``file`` label
+    names (``.wav`` replacing another ending), so that :func:`read_audio` reads the folder back with
+    the same groups. Returns the paths written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> data = synthetic_speech(n_speakers=2, n_words=1, n_takes=1, seconds=0.1)
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = write_recordings(data, folder)
+    >>> read_audio(folder).labels["group"].tolist()
+    ['speaker0', 'speaker1']
+    """
+    if not isinstance(recordings, AudioData):
+        raise DataError(f"write_recordings takes AudioData, got {type(recordings).__name__}")
+    folder = Path(folder)
+    written = []
+    for wave, name in zip(recordings.waveforms, recordings.labels["file"], strict=True):
+        relative = Path(str(name)).with_suffix(".wav")
+        if relative.is_absolute() or ".." in relative.parts:
+            raise DataError(f"recording name {name!r} would be written outside {folder}; rename it")
+        write_wav(folder / relative, wave, recordings.sample_rate)
+        written.append(folder / relative)
+    return written
+
+
 def as_waveforms(recordings, sample_rate: int) -> list[np.ndarray]:
     """Recordings as a list of float32 waveforms at ``sample_rate``.
 
@@ -479,11 +511,11 @@ class LogMel:
         self.fmin = self._float(fmin, "fmin", 0.0)
         self.fmax = float(self.sample_rate / 2) if fmax is None else self._float(fmax, "fmax", 0.0)
         if not self.fmin < self.fmax <= self.sample_rate / 2:
-            raise ParameterError(f"LogMel needs 0 <= fmin < fmax <= sample_rate / 2 = {self.sample_rate / 2:g}, "
-                                 f"got fmin={self.fmin:g}, fmax={self.fmax:g}")
+            raise ParameterError(f"LogMel's fmin ({self.fmin:g} Hz) must be below its fmax ({self.fmax:g} Hz), and fmax "
+                                 f"at most half the sample rate ({self.sample_rate / 2:g} Hz)")
         if self.n_fft > 65536 or self.hop_length > self.n_fft or self.n_mels > self.n_fft // 2 + 1:
-            raise ParameterError(f"LogMel needs n_fft <= 65536, hop_length <= n_fft and n_mels <= n_fft/2 + 1, got "
-                                 f"n_fft={self.n_fft}, hop_length={self.hop_length}, n_mels={self.n_mels}")
+            raise ParameterError(f"LogMel's n_fft ({self.n_fft}) must be at most 65536, its hop_length ({self.hop_length}) at "
+                                 f"most n_fft, and its n_mels ({self.n_mels}) at most n_fft / 2 + 1")
         self.floor = self._float(floor, "floor", 0.0)
         if self.floor <= 0:
             raise ParameterError(f"LogMel floor must be > 0, got {self.floor!r}")

@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from oddkit.data import TablePreprocessor
+from oddkit.data.audio import AudioData
 from oddkit.data.image_preprocess import ImagePreprocessor, is_image_array
 from oddkit.detectors.params import DeviceName, Interval, StrOptions, positive_int, validate_params
 from oddkit.exceptions import (
@@ -298,6 +299,11 @@ class BaseDetector(BaseEstimator):
         from oddkit.explain import explanation_frame
 
         check_is_fitted(self)
+        if self._fitted_on_audio():
+            from oddkit.exceptions import ExplainError
+
+            raise ExplainError(f"{type(self).__name__} was fitted on recordings, whose columns are computed "
+                               "log-mel features, not input columns; explain applies to tables")
         if self._fitted_on_images():
             from oddkit.exceptions import ExplainError
 
@@ -454,6 +460,35 @@ class BaseDetector(BaseEstimator):
                 f"shape {X.shape}; pass a 2-D table (rows x columns)")
         return self.preprocessor_.transform(X)
 
+    def _fitted_on_audio(self) -> bool:
+        from oddkit.data.audio_features import AudioPreprocessor
+
+        return isinstance(getattr(self, "preprocessor_", None), AudioPreprocessor)
+
+    def _prepare_audio(self, X: AudioData, reset: bool) -> np.ndarray:
+        """Recordings -> float32 rows of standardised log-mel features (see
+        :class:`~oddkit.data.audio_features.AudioPreprocessor`); other sample rates are resampled."""
+        from oddkit.data.audio_features import AudioPreprocessor
+
+        if reset:
+            if len(X) < 2:
+                raise TooFewRowsError(f"fitting needs at least 2 recordings, got {len(X)}; pass more training data")
+            preprocessor = AudioPreprocessor(X.features).fit(X)
+            raw = preprocessor.raw_training_rows_
+            del preprocessor.raw_training_rows_
+            self._record_training_data(raw)
+            self.preprocessor_ = preprocessor
+            self.n_features_in_ = preprocessor.n_outputs_
+            for stale in ("feature_names_in_", "image_shape_"):
+                if hasattr(self, stale):
+                    delattr(self, stale)
+            return preprocessor.transform_rows(raw)
+        if not self._fitted_on_audio():
+            raise ColumnMismatchError(
+                f"the model was trained on {'images' if self._fitted_on_images() else 'a table'}, got "
+                f"{len(X)} recordings; pass the kind of data it was trained on")
+        return self.preprocessor_.transform(X)
+
     def _to_input_space(self, Z: np.ndarray):
         """Preprocessed rows back in the input's space: images in the training layout (float32 in
         [0, 1]); for tables a DataFrame with the training columns when fitted on named columns,
@@ -470,6 +505,16 @@ class BaseDetector(BaseEstimator):
         :meth:`_prepare_images` instead of the table preprocessor.
         """
         refuse_sparse(X)
+        if isinstance(X, AudioData):
+            return self._prepare_audio(X, reset)
+        if not reset and self._fitted_on_audio():
+            names = self.preprocessor_.features_.feature_names_
+            if isinstance(X, pd.DataFrame) and [str(c) for c in X.columns] == names:
+                # The model's own features as a table (oddkit report draws these).
+                return self.preprocessor_.transform_rows(X.to_numpy(dtype=np.float64))
+            raise ColumnMismatchError(
+                f"the model was trained on recordings, got {type(X).__name__}; pass AudioData "
+                "(oddkit.data.audio.read_audio reads WAV/FLAC files, folders and .npz archives)")
         if self._accepts_images and is_image_array(X):
             return self._prepare_images(X, reset)
         if not reset and self._fitted_on_images():
