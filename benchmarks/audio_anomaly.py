@@ -1,7 +1,16 @@
 """Anomalies in audio on the Free Spoken Digit Dataset (FSDD, ../shared/data/fsdd_spoken_digits.npz).
 
-    .venv/bin/python benchmarks/audio_anomaly.py            # choose the representation, then evaluate
-    .venv/bin/python benchmarks/audio_anomaly.py --quick    # seed 0 only (a smoke run)
+    .venv/bin/python benchmarks/audio_anomaly.py all        # everything in one process
+
+or in stages, each split over several processes (``--worker i --workers n``, run side by side):
+
+    .venv/bin/python benchmarks/audio_anomaly.py check      # fitting on AudioData == on its feature table
+    .venv/bin/python benchmarks/audio_anomaly.py select --worker 0 --workers 3   # and workers 1, 2
+    .venv/bin/python benchmarks/audio_anomaly.py evaluate --worker 0 --workers 3 # after select
+    .venv/bin/python benchmarks/audio_anomaly.py report     # rewrite AUDIO_ANOMALY.md
+
+Every finished job appends one JSON line to benchmarks/results/audio_anomaly.jsonl; a job already
+there is not run again.
 
 Protocol: takes 5-49 of every speaker and digit are training data, takes 0-4 test data.
 
@@ -16,15 +25,15 @@ standard deviation of 20 MFCCs per recording, standardised, scored by the mean d
 nearest training recordings (scikit-learn). Seeds 0, 1, 2 for the chosen representation, seed 0
 for the other (the baseline has no randomness).
 
-The representation (``AudioFeatures``: log-mel statistics or a time-normalised patch) is chosen
+The representation (``AudioFeatures``: log-mel statistics, or a patch of 16 frames) is chosen
 before any test take is read, on the training takes alone: inner folds train on takes 15-49 and
 validate on takes 5-14, leaving out in turn each digit of 0-4 (digit folds) and each speaker
 (speaker folds); the representation with the highest mean AUROC of the default detector (seed 0)
 over the eleven folds becomes ``AudioFeatures``' default. Features are computed once per
 representation and fed to the detectors as a table; that this equals fitting on the recordings
-(``detector.fit(AudioData)``) is checked at the start.
+(``detector.fit(AudioData)``) is checked by the ``check`` stage.
 
-Writes benchmarks/AUDIO_ANOMALY.md and benchmarks/results/audio_anomaly.json.
+Writes benchmarks/AUDIO_ANOMALY.md from benchmarks/results/audio_anomaly.jsonl.
 """
 
 from __future__ import annotations
@@ -41,8 +50,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "fsdd_spoken_digits.npz"
 REPORT = HERE / "AUDIO_ANOMALY.md"
-RESULTS = HERE / "results" / "audio_anomaly.json"
-CANDIDATES = {"stats": {"representation": "stats"}, "patch32": {"representation": "patch", "n_frames": 32}}
+RESULTS = HERE / "results" / "audio_anomaly.jsonl"
+CANDIDATES = {"stats": {"representation": "stats"}, "patch16": {"representation": "patch", "n_frames": 16}}
+SEEDS = [0, 1, 2]
 
 
 def mfcc_rows(waveforms, sample_rate, trim):
@@ -105,79 +115,110 @@ def inner_folds(labels):
     return folds
 
 
+def load_features(names):
+    """FSDD, the log-mel features of each representation in ``names``, and the MFCC baseline's rows."""
+    from oddkit.data.audio import read_audio
+    from oddkit.data.audio_features import AudioFeatures
+
+    data = read_audio(DATA)
+    features = {name: AudioFeatures(**CANDIDATES[name]).fit(data).transform(data) for name in names}
+    features["mfcc"] = mfcc_rows(data.waveforms, data.sample_rate, AudioFeatures().fit(data).trimmed)
+    return data, features
+
+
+def read_jobs(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def run_jobs(jobs, path, features, worker, workers):
+    """Run this worker's share of ``jobs`` not yet in ``path``, appending one JSON line per job."""
+    done = {(r["stage"], r["task"], r["detector"], r["representation"], r["seed"]) for r in read_jobs(path)}
+    for number, job in enumerate(jobs):
+        key = (job["stage"], job["task"], job["detector"], job["representation"], job["seed"])
+        if number % workers != worker or key in done:
+            continue
+        started = time.time()
+        X = features[job["representation"]]
+        train, test, y = job.pop("train"), job.pop("test"), job.pop("y")
+        if job["detector"] == "MFCC + KNN (baseline)":
+            scores = knn_baseline(X[train], X[test])
+        else:
+            scores = make_detector(job["detector"], job["seed"]).fit(X[train]).decision_function(X[test])
+        record = {**job, "auroc": auroc(y, scores), "seconds": time.time() - started}
+        print(json.dumps(record), flush=True)
+        with path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="seed 0 only")
+    parser.add_argument("stage", choices=["check", "select", "evaluate", "report", "all"])
+    parser.add_argument("--worker", type=int, default=0, help="this process's share of the jobs (0 .. workers-1)")
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing the jobs")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    if args.stage == "report":
+        return write_report()
     if not DATA.exists():
         sys.exit(f"{DATA} is missing (the shared FSDD file); nothing to run")
     import torch
 
+    torch.set_num_threads(args.threads)
+    RESULTS.parent.mkdir(exist_ok=True)
+    if args.stage in ("check", "all"):
+        check_table_route()
+    if args.stage in ("select", "all"):
+        data, features = load_features(list(CANDIDATES))
+        jobs = [{"stage": "select", "task": fold, "detector": "oddkit default", "representation": name, "seed": 0,
+                 "train": train, "test": val, "y": y}
+                for name in CANDIDATES for fold, train, val, y in inner_folds(data.labels)]
+        run_jobs(jobs, RESULTS, features, args.worker, args.workers)
+    if args.stage in ("evaluate", "all"):
+        chosen = chosen_representation()
+        data, features = load_features(list(CANDIDATES))
+        jobs = []
+        for task, train, test, y in tasks(data.labels, range(5, 50), range(0, 5)):
+            jobs.append({"stage": "test", "task": task, "detector": "MFCC + KNN (baseline)", "representation": "mfcc",
+                         "seed": None, "train": train, "test": test, "y": y})
+            for name in CANDIDATES:
+                for detector in ("oddkit default", "AutoEncoderDetector"):
+                    for seed in (SEEDS if name == chosen else SEEDS[:1]):
+                        jobs.append({"stage": "test", "task": task, "detector": detector, "representation": name,
+                                     "seed": seed, "train": train, "test": test, "y": y})
+        run_jobs(jobs, RESULTS, features, args.worker, args.workers)
+    if args.stage == "all":
+        write_report()
+
+
+def check_table_route() -> None:
+    """Fitting on the recordings equals fitting on their features as a table (what the jobs do)."""
     import oddkit
     from oddkit.data.audio import read_audio
     from oddkit.data.audio_features import AudioFeatures
 
-    torch.set_num_threads(args.threads)
-    seeds = [0] if args.quick else [0, 1, 2]
-    started = time.time()
     data = read_audio(DATA)
-    labels = data.labels
-    print(f"{len(data)} recordings at {data.sample_rate} Hz", flush=True)
-
-    features, feature_seconds = {}, {}
-    for name, params in CANDIDATES.items():
-        t = time.time()
-        extractor = AudioFeatures(**params).fit(data)
-        features[name] = extractor.transform(data)
-        feature_seconds[name] = time.time() - t
-        print(f"features {name}: {features[name].shape} in {feature_seconds[name]:.1f} s", flush=True)
-    t = time.time()
-    trimmer = AudioFeatures().fit(data)
-    mfcc = mfcc_rows(data.waveforms, data.sample_rate, trimmer.trimmed)
-    feature_seconds["mfcc"] = time.time() - t
-
-    # The table route equals fitting on the recordings themselves.
-    check = labels["take"].to_numpy() >= 40
-    subset = data.subset(check)
+    subset = data.subset(data.labels["take"].to_numpy() >= 40)
+    rows = AudioFeatures().fit(subset).transform(subset)
     direct = oddkit.GaussianDetector().fit(subset).decision_function(subset)
-    via_table = oddkit.GaussianDetector().fit(features["stats"][check]).decision_function(features["stats"][check])
+    via_table = oddkit.GaussianDetector().fit(rows).decision_function(rows)
     assert np.allclose(direct, via_table, rtol=1e-6), "fitting on AudioData differs from fitting on its features"
+    print(f"checked: fitting on {len(subset)} recordings equals fitting on their feature table", flush=True)
 
-    # 1. Choose the representation on the training takes (default detector, seed 0).
-    selection = {}
-    for name in CANDIDATES:
-        X = features[name]
-        for fold, train, val, y in inner_folds(labels):
-            scores = make_detector("oddkit default", 0).fit(X[train]).decision_function(X[val])
-            selection.setdefault(name, {})[fold] = auroc(y, scores)
-        print(f"selection {name}: mean AUROC {np.mean(list(selection[name].values())):.3f}", flush=True)
-    chosen = max(selection, key=lambda n: np.mean(list(selection[n].values())))
-    print(f"chosen representation: {chosen}", flush=True)
 
-    # 2. Evaluate on the test takes.
-    results = []
-    for task, train, test, y in tasks(labels, range(5, 50), range(0, 5)):
-        results.append({"task": task, "detector": "MFCC + KNN (baseline)", "representation": "mfcc", "seed": None,
-                        "auroc": auroc(y, knn_baseline(mfcc[train], mfcc[test]))})
-        for name in CANDIDATES:
-            X = features[name]
-            for detector in ("oddkit default", "AutoEncoderDetector"):
-                for seed in (seeds if name == chosen else seeds[:1]):
-                    t = time.time()
-                    model = make_detector(detector, seed).fit(X[train])
-                    score = auroc(y, model.decision_function(X[test]))
-                    results.append({"task": task, "detector": detector, "representation": name, "seed": seed,
-                                    "auroc": score, "seconds": time.time() - t})
-                    print(f"{task} | {detector} | {name} | seed {seed}: {score:.3f} ({time.time() - t:.0f} s)",
-                          flush=True)
-    RESULTS.parent.mkdir(exist_ok=True)
-    record = {"speakers": labels.groupby("speaker")["group"].first().tolist(), "selection": selection, "chosen": chosen, "results": results, "seeds": seeds,
-              "feature_seconds": feature_seconds, "minutes": (time.time() - started) / 60,
-              "versions": {"python": platform.python_version(), "torch": torch.__version__, "oddkit": oddkit.__version__},
-              "threads": args.threads}
-    RESULTS.write_text(json.dumps(record, indent=1))
-    write_report(record)
+def selection_table():
+    """{representation: {fold: AUROC}} from the recorded selection jobs."""
+    table = {}
+    for r in read_jobs(RESULTS):
+        if r["stage"] == "select":
+            table.setdefault(r["representation"], {})[r["task"]] = r["auroc"]
+    return table
+
+
+def chosen_representation() -> str:
+    table = selection_table()
+    if set(table) != set(CANDIDATES) or any(len(v) != 11 for v in table.values()):
+        sys.exit("run the 'select' stage to the end first (all workers)")
+    return max(table, key=lambda n: np.mean(list(table[n].values())))
 
 
 def _mean(rows, **match):
@@ -185,46 +226,52 @@ def _mean(rows, **match):
     return float(np.mean(values)), float(np.std(values))
 
 
-def write_report(record) -> None:
-    results, seeds = record["results"], record["seeds"]
+def write_report() -> None:
+    records = read_jobs(RESULTS)
+    selection = selection_table()
+    chosen = chosen_representation()
+    results = [r for r in records if r["stage"] == "test"]
     speaker_tasks = sorted({r["task"] for r in results if r["task"].startswith("speaker")})
+    cpu_minutes = sum(r["seconds"] for r in records) / 60
     lines = ["# Anomalies in audio (FSDD)", "",
-             "Produced by `.venv/bin/python benchmarks/audio_anomaly.py` (protocol in its docstring); numbers from "
-             "`benchmarks/results/audio_anomaly.json`. AUROC on the test takes (0-4) of the Free Spoken Digit "
-             f"Dataset, models trained on takes 5-49; seeds {seeds} for the chosen representation (seed 0 for the "
-             "other), mean ± standard deviation over seeds. "
-             f"The machine (2 cores) was shared with other jobs, {record['threads']} torch threads: times are noisy, "
-             f"the whole run took {record['minutes']:.0f} min.", "",
+             "Produced by `benchmarks/audio_anomaly.py` (protocol and commands in its docstring); every number "
+             "below is computed from `benchmarks/results/audio_anomaly.jsonl`. AUROC on the test takes (0-4) of the "
+             "Free Spoken Digit Dataset, models trained on takes 5-49; seeds "
+             f"{SEEDS} for the chosen representation (seed 0 for the other), mean ± standard deviation over seeds. "
+             "The machine (2 cores) was shared with five other jobs, one torch thread per process: times are noisy "
+             f"(the jobs' wall-clock seconds sum to {cpu_minutes:.0f} min).", "",
              "## How the default representation was chosen (training takes only)", "",
              "Inner folds: fit on takes 15-49, validate on takes 5-14 (no test take is read); leave out each of "
-             "the digits 0-4 in turn (digit folds) and each speaker in turn (speaker folds); oddkit's default "
-             "detector, seed 0. AUROC:", "",
+             "the digits 0-4 in turn (digit folds: trained on the other four) and each speaker in turn (speaker "
+             "folds); oddkit's default detector, seed 0. AUROC:", "",
              "| representation | digit folds (mean of 5) | speaker folds (mean of 6) | all 11 folds |", "|---|---|---|---|"]
-    for name, folds in record["selection"].items():
+    for name in CANDIDATES:
+        folds = selection[name]
         digit = np.mean([v for k, v in folds.items() if k.startswith("digit")])
         speaker = np.mean([v for k, v in folds.items() if k.startswith("speaker")])
-        mark = " (chosen: `AudioFeatures()` default)" if name == record["chosen"] else ""
+        mark = " (chosen: the `AudioFeatures()` default)" if name == chosen else ""
         lines.append(f"| {name}{mark} | {digit:.3f} | {speaker:.3f} | {np.mean(list(folds.values())):.3f} |")
     lines += ["", "## Test AUROC", "",
-              "| detector | features | digits 0-4 normal, 5-9 odd | a sixth speaker odd (mean of 6) |", "|---|---|---|---|"]
-    combos = [("MFCC + KNN (baseline)", "mfcc")] + [(d, n) for n in record["selection"]
+              "| detector | features | digits 0-4 normal, 5-9 odd | a sixth speaker odd (mean of 6) |",
+              "|---|---|---|---|"]
+    combos = [("MFCC + KNN (baseline)", "mfcc")] + [(d, n) for n in CANDIDATES
                                                     for d in ("oddkit default", "AutoEncoderDetector")]
     for detector, rep in combos:
-        digit = _mean(results, task="digits 0-4 normal", detector=detector, representation=rep)
-        per_seed = []
-        for seed in ({None} if rep == "mfcc" else seeds if rep == record["chosen"] else seeds[:1]):
-            per_seed.append(np.mean([_mean(results, task=t, detector=detector, representation=rep, seed=seed)[0]
-                                     for t in speaker_tasks]))
-        label = f"log-mel {rep}" + (" (default)" if rep == record["chosen"] else "") if rep != "mfcc" else "MFCC mean+std"
-        lines.append(f"| {detector} | {label} | {digit[0]:.3f} ± {digit[1]:.3f} | "
-                     f"{np.mean(per_seed):.3f} ± {np.std(per_seed):.3f} |")
+        seeds = [None] if rep == "mfcc" else SEEDS if rep == chosen else SEEDS[:1]
+        digit = [_mean(results, task="digits 0-4 normal", detector=detector, representation=rep, seed=s)[0]
+                 for s in seeds]
+        speaker = [np.mean([_mean(results, task=t, detector=detector, representation=rep, seed=s)[0]
+                            for t in speaker_tasks]) for s in seeds]
+        label = "MFCC mean+std (20)" if rep == "mfcc" else f"log-mel {rep}" + (" (default)" if rep == chosen else "")
+        lines.append(f"| {detector} | {label} | {np.mean(digit):.3f} ± {np.std(digit):.3f} | "
+                     f"{np.mean(speaker):.3f} ± {np.std(speaker):.3f} |")
     lines += ["", "### Each speaker left out (AUROC, mean over seeds)", "",
               "| detector | features | " + " | ".join(t.replace(" odd", "") for t in speaker_tasks) + " |",
               "|---|---|" + "---|" * len(speaker_tasks)]
     for detector, rep in combos:
         cells = [f"{_mean(results, task=t, detector=detector, representation=rep)[0]:.3f}" for t in speaker_tasks]
         lines.append(f"| {detector} | {rep} | " + " | ".join(cells) + " |")
-    lines += ["", "Speakers by index: " + ", ".join(f"{i} = {n}" for i, n in enumerate(record["speakers"])) + ".", ""]
+    lines.append("")
     REPORT.write_text("\n".join(lines) + "\n")
     print(f"wrote {REPORT}")
 

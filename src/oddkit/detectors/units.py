@@ -64,8 +64,9 @@ def fit_speech_units(recordings: AudioData, codebook_size: int = 64, code_dim: i
     >>> from oddkit.data.audio import synthetic_speech
     >>> data = synthetic_speech(n_speakers=2, n_words=2, n_takes=2, seconds=0.2)
     >>> model = fit_speech_units(data, codebook_size=8, epochs=2, random_state=0)
-    >>> [u.shape for u in speech_units(model, data)][:2]
-    [(19, ), (20, )]  # doctest: +SKIP
+    >>> units = speech_units(model, data)
+    >>> len(units) == len(data), int(units[0].max()) < 8
+    (True, True)
     """
     if not isinstance(recordings, AudioData):
         raise DataError(f"fit_speech_units takes AudioData (oddkit.data.audio.read_audio), got "
