@@ -41,9 +41,9 @@ speaker vector); seeds 0, 1, 2, every model's seed 0 first. Every model trains f
 40 with early stopping) with the library's other defaults. Two trials, seed 0 only and run only when
 named (``--models "default, 36 epochs" --seeds 0``, ``--models content_dim=16 --seeds 0``), ask
 what closes the gap to the goals: three times longer training, and a four times wider content
-code. One JSON line per (model, seed) in
-``benchmarks/results/voice_conversion.jsonl``; the run resumes where it stopped. Seed 0 of the default model also writes a few converted WAVs and
-a spectrogram figure under ``benchmarks/results/voice_conversion/``.
+code. One JSON line per (model, seed) in ``benchmarks/results/voice_conversion.jsonl``; the run
+resumes where it stopped. Seed 0 of the default model also writes a few converted WAVs and a
+spectrogram figure under ``benchmarks/results/voice_conversion/``.
 
     .venv/bin/python benchmarks/voice_conversion.py                      # all models, seeds 0 1 2
     .venv/bin/python benchmarks/voice_conversion.py --models default --seeds 0
@@ -359,12 +359,12 @@ def reading(records) -> list[str]:
              f"- Recognised as the reference speaker: {speaker:.3f} (default, {n} seeds); goal 0.8 "
              + ("met." if speaker >= 0.8 else f"**not met**, {0.8 - speaker:.3f} short (chance is 0.167)."),
              f"- Recognised as the source's digit: {digit:.3f}; goal 0.8 "
-             + ("met." if digit >= 0.8 else f"**not met**, {0.8 - digit:.3f} short (the judge reads 0.97 of "
-                                             "real test takes and of their Griffin-Lim copies)."),
+             + ("met." if digit >= 0.8 else f"**not met**, {0.8 - digit:.3f} short (chance 0.1; the judge "
+                                             "reads 0.97 of real test takes and of their Griffin-Lim copies)."),
              f"- Mel-cepstral distortion to the reference speaker's own recording of the digit: {converted:.2f} dB "
              f"after conversion against {source:.2f} dB for the source: "
              + ("it falls." if converted < source else "**it does not fall**."), ""]
-    lines += ["## What the ablations and the longer run say", ""]
+    lines += ["## Ablations and trials", ""]
     for name, what in (("instance_norm=False", "without instance normalisation in the content encoder"),
                        ("speaker_encoder=False", "without a speaker encoder"),
                        ("without speaker labels", "trained as the paper does, without speaker labels"),
