@@ -394,8 +394,9 @@ three ablations and a three times longer training. The machine (two cores shared
 load average above 20 during these runs) allowed 12 epochs per model (6,052 segments of 32 frames,
 5,447 trained on: 2,052 optimiser steps of 32 segments);
 the paper trains for far longer. The two trials ask how much of the gap is training time and how
-much the narrow content code (the model without a speaker encoder, a plain auto-encoder through
-that code, keeps the digit no better than the default: the code, not the conversion, loses it).
+much the narrow content code. The model without a speaker encoder is a plain auto-encoder through
+the same content code, and it keeps the digit no better than the default: the digit is lost in
+reconstruction, not in the change of voice.
 Not tried, for time: a neural vocoder in place of Griffin-Lim (its copies of real speech keep the
 judges at 0.97-0.98, so it is not the bottleneck), a KL weight other than 0.01, more epochs still."""
 
