@@ -396,7 +396,9 @@ load average above 20 during these runs) allowed 12 epochs per model (6,052 segm
 the paper trains for far longer. The two trials ask how much of the gap is training time and how
 much the narrow content code. The model without a speaker encoder is a plain auto-encoder through
 the same content code, and it keeps the digit no better than the default: the digit is lost in
-reconstruction, not in the change of voice.
+reconstruction, not in the change of voice; a four times wider code does not change that, while
+three times longer training raises both shares (one seed each; see the trials above): training
+time is the part of the gap these runs could show, and it is not closed at 36 epochs.
 Not tried, for time: a neural vocoder in place of Griffin-Lim (its copies of real speech keep the
 judges at 0.97-0.98, so it is not the bottleneck), a KL weight other than 0.01, more epochs still."""
 
