@@ -25,6 +25,7 @@ _LAZY = {
     "TransformationDetector": "oddkit.detectors",
     "VAEDetector": "oddkit.detectors",
     "VQVAEDetector": "oddkit.detectors",
+    "VoiceConversion": "oddkit.detectors",
     "default_detector": "oddkit.detectors",
     "load": "oddkit.persist",
 }

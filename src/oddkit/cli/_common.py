@@ -37,6 +37,7 @@ DETECTOR_NAMES = {
     "classifier": "ClassifierConfidenceDetector",
     "transforms": "TransformationDetector",
     "disentangled": "DisentangledAutoEncoderDetector",
+    "voice": "VoiceConversion",
 }
 CLASS_DETECTORS = {"classifier": "open-set recognition", "disentangled": "a class part and a style part"}
 """The detectors that learn from each training row's class (--class-col), and what they do with it."""

@@ -98,6 +98,10 @@ def fit(
     if known_anomalies is not None and "known_anomalies" not in inspect.signature(cls.fit).parameters:
         raise OddkitError(f"{detector} cannot learn from --known-anomalies; the classifier, autoencoder, vae and "
                           "vqvae detectors can")
+    if detector == "voice":  # voice conversion trains on speech (oddkit.cli.voice)
+        from oddkit.cli.voice import fit_voice
+
+        return fit_voice(cls, params, data, out, n_threads, force)
     from oddkit.cli.audio import fit_recordings, is_recordings
 
     if is_recordings(data):

@@ -14,6 +14,7 @@ from oddkit.detectors.pca import PCADetector
 from oddkit.detectors.transforms import TransformationDetector
 from oddkit.detectors.vae import VAEDetector
 from oddkit.detectors.vqvae import VQVAEDetector
+from oddkit.detectors.voice import VoiceConversion
 
 __all__ = [
     "DETECTORS",
@@ -30,5 +31,6 @@ __all__ = [
     "TransformationDetector",
     "VAEDetector",
     "VQVAEDetector",
+    "VoiceConversion",
     "default_detector",
 ]
