@@ -31,9 +31,11 @@ from oddkit.exceptions import (ColumnMismatchError, DataError, EmptyDataError, L
 __all__ = [
     "SPECIAL_TOKENS",
     "TEXT_FORMATS",
+    "TextPreprocessor",
     "TextTokenizer",
     "read_texts",
     "synthetic_corpus",
+    "texts_of",
 ]
 
 TEXT_FORMATS = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq")
@@ -581,3 +583,105 @@ def synthetic_corpus(n_normal: int = 200, n_anomalous: int = 20, random_state: i
         texts.append(" ".join(words))
     labels = np.r_[np.zeros(n_normal, np.int8), np.ones(n_anomalous, np.int8)]
     return texts, labels
+
+
+# -- texts as token-id rows, for the text detectors -----------------------------------------------
+
+def texts_of(X: Any, text_col: str | None = None) -> tuple[list[str], str | None]:
+    """The texts of ``X`` and the name of the column they came from (None for a list or array).
+
+    ``X`` is a list/tuple/1-D array of strings, a Series, a one-column 2-D array of strings, or a
+    DataFrame with the text column ``text_col`` (None: ``"text"`` or the only column).
+    """
+    if isinstance(X, pd.DataFrame):
+        columns = [str(c) for c in X.columns]
+        name = _pick_text_col(columns, text_col, "the DataFrame")
+        texts, _ = read_texts(X.set_axis(columns, axis=1), text_col=name)
+        return texts, name
+    if isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == 1:
+        X = X[:, 0]
+    if isinstance(X, (str, bytes)):
+        raise DataError("X is a single string; pass a list of texts (e.g. [text])")
+    if isinstance(X, pd.Series):
+        return read_texts(X)[0], None
+    if isinstance(X, (list, tuple)) or (isinstance(X, np.ndarray) and X.ndim == 1):
+        return read_texts(list(X))[0], None
+    raise DataError(f"X is a {type(X).__name__}{getattr(X, 'shape', '')}; a text detector takes a list of strings, "
+                    "a pandas Series, or a DataFrame with a text column (text_col)")
+
+
+class TextPreprocessor:
+    """Texts to rows of token ids, ``[BOS] t1 ... tn [EOS]`` padded with ``[PAD]``: the
+    preprocessing of the text detectors, saved with the model (the tokenizer as its own JSON file).
+
+    Parameters
+    ----------
+    text_col : str or None
+        The DataFrame column holding the texts (None: ``"text"`` or the only column).
+    tokenizer : TextTokenizer
+        An unfitted tokenizer; :meth:`fit` fits it on the training texts.
+
+    Attributes
+    ----------
+    tokenizer_ : TextTokenizer
+        The fitted tokenizer.
+    text_col_ : str or None
+        The column the training texts came from (None when they were a list or a Series).
+    """
+
+    TOKENIZER_FILE = "tokenizer.json"
+    """The model folder's file that holds the tokenizer (the ``tokenizers`` library's JSON)."""
+
+    def __init__(self, text_col: str | None = None, tokenizer: TextTokenizer | None = None):
+        self.text_col = text_col
+        self.tokenizer = tokenizer
+
+    def fit(self, X) -> TextPreprocessor:
+        """Fit the tokenizer on the texts of ``X`` (see :func:`texts_of`)."""
+        texts, self.text_col_ = texts_of(X, self.text_col)
+        self.tokenizer_ = (self.tokenizer or TextTokenizer()).fit(texts)
+        return self
+
+    def texts(self, X) -> list[str]:
+        """The texts of ``X``, from the training column when ``X`` is a DataFrame."""
+        return texts_of(X, self.text_col_ if self.text_col_ is not None else self.text_col)[0]
+
+    def rows(self, texts: Sequence[str]) -> np.ndarray:
+        """Token-id rows ``(n, longest + 2)`` of int64 for texts already read."""
+        ids = self.tokenizer_.encode(list(texts))
+        tok = self.tokenizer_
+        rows = np.full((len(ids), max(map(len, ids), default=0) + 2), tok.pad_id, dtype=np.int64)
+        for i, row in enumerate(ids):
+            rows[i, 0], rows[i, 1:len(row) + 1], rows[i, len(row) + 1] = tok.bos_id, row, tok.eos_id
+        return rows
+
+    def transform(self, X) -> np.ndarray:
+        """Token-id rows ``(n, longest + 2)`` of int64 for the texts of ``X``."""
+        return self.rows(self.texts(X))
+
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Arrays and JSON metadata for a model folder (the tokenizer goes in :meth:`files`)."""
+        return {}, {"kind": "text", "text_col": self.text_col_}
+
+    def files(self) -> dict[str, bytes]:
+        """The model folder's files this preprocessing needs: the tokenizer JSON."""
+        return {self.TOKENIZER_FILE: self.tokenizer_.to_json().encode("utf-8")}
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, files: dict[str, bytes]) -> TextPreprocessor:
+        """Rebuild from :meth:`get_state` and :meth:`files`; raises ``ValueError`` on malformed state."""
+        if arrays:
+            raise ValueError(f"text preprocessing holds no arrays, got {sorted(arrays)}")
+        text_col = meta.get("text_col")
+        if text_col is not None and not isinstance(text_col, str):
+            raise ValueError(f"text_col={text_col!r} is not a column name")
+        payload = files.get(cls.TOKENIZER_FILE)
+        if payload is None:
+            raise ValueError(f"the model folder lacks {cls.TOKENIZER_FILE}, the tokenizer of its texts")
+        try:
+            tokenizer = TextTokenizer.from_json(payload.decode("utf-8"))
+        except (UnicodeDecodeError, DataError, ParameterError) as exc:
+            raise ValueError(f"{cls.TOKENIZER_FILE} is not a valid tokenizer ({exc})") from None
+        self = cls(text_col=text_col, tokenizer=None)
+        self.text_col_, self.tokenizer_ = text_col, tokenizer
+        return self
