@@ -104,3 +104,12 @@ def test_text_col_errors_use_flag_wording(monkeypatch, capsys, folder):
     code, out, err = run(monkeypatch, capsys, "fit", folder / "train.csv", "--detector", "text", "--text-col",
                          "message", "--out", folder / "t")
     assert code != 0 and "'message' not found" in err and "--text-col" in err
+
+
+def test_fit_reads_the_headerless_layout_and_learns_the_ham_only(monkeypatch, capsys, folder):
+    code, out, err = run(monkeypatch, capsys, "fit", folder / "messages.tsv", "--detector", "text", "--out",
+                         folder / "sms-model", "--epochs", "1", "--n-threads", "1", "--quiet")
+    assert code == 0, err
+    assert "left out the 20 rows labelled anomalies" in " ".join(out.split())
+    detector = load(folder / "sms-model")
+    assert detector.n_training_rows_ == 40 and list(detector.feature_names_in_) == ["text"]
