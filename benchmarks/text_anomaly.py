@@ -190,7 +190,7 @@ def write_table(rows, selection, chosen, examples, seeds) -> None:
         f"Goal: beat the best baseline ({best_baseline}). The auto-encoder {verdict} it: AUROC "
         f"{d_auroc:+.3f}, AUPRC {d_auprc:+.3f} (means over seeds). It trained {epochs:.1f} epochs on average "
         f"(at most {BASE['epochs']}, early stopping with patience {BASE['patience']}), {fit:.0f} s per fit."
-        + (" Every fit ran all its epochs with the held-out loss still falling: longer training was not tried "
+        + (" No fit stopped early (each ran all its epochs): longer training was not tried "
            "(machine time)." if epochs == BASE["epochs"] else ""),
         "",
         "TF-IDF + SVD + Gaussian ranks spam below ham (AUROC under 0.5): a vocabulary and an SVD fitted on ham "
