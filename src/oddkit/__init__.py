@@ -22,6 +22,7 @@ _LAZY = {
     "KNNDetector": "oddkit.detectors",
     "OneClassSVMDetector": "oddkit.detectors",
     "PCADetector": "oddkit.detectors",
+    "TextAutoEncoderDetector": "oddkit.detectors",
     "TransformationDetector": "oddkit.detectors",
     "VAEDetector": "oddkit.detectors",
     "VQVAEDetector": "oddkit.detectors",
