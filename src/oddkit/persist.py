@@ -455,6 +455,10 @@ def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str,
         if isinstance(preprocessing, dict) and preprocessing.get("kind") == "images":
             detector.preprocessor_ = ImagePreprocessor.from_state(grouped["preprocessor."], preprocessing)
             detector.image_shape_ = detector.preprocessor_.image_shape_
+        elif isinstance(preprocessing, dict) and preprocessing.get("kind") == "text":
+            from oddkit.detectors.readable import TextPreprocessor
+
+            detector.preprocessor_ = TextPreprocessor.from_state(grouped["preprocessor."], preprocessing)
         else:
             detector.preprocessor_ = TablePreprocessor.from_state(grouped["preprocessor."], preprocessing)
         scores = grouped["detector."]["decision_scores"]

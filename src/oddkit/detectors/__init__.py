@@ -11,6 +11,7 @@ from oddkit.detectors.disentangle import DisentangledAutoEncoderDetector
 from oddkit.detectors.gaussian import GaussianDetector
 from oddkit.detectors.knn import KNNDetector
 from oddkit.detectors.pca import PCADetector
+from oddkit.detectors.readable import TextSummaryAutoEncoder, TreeAutoEncoder
 from oddkit.detectors.transforms import TransformationDetector
 from oddkit.detectors.vae import VAEDetector
 from oddkit.detectors.vqvae import VQVAEDetector
@@ -27,7 +28,9 @@ __all__ = [
     "KNNDetector",
     "OneClassSVMDetector",
     "PCADetector",
+    "TextSummaryAutoEncoder",
     "TransformationDetector",
+    "TreeAutoEncoder",
     "VAEDetector",
     "VQVAEDetector",
     "default_detector",
