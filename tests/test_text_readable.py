@@ -136,3 +136,33 @@ def test_bad_input_and_parameters_are_refused(tree_model):
         TextSummaryAutoEncoder(summary_ratio=1.5).fit(NORMAL)
     with pytest.raises(DataError, match="at least 2"):
         TreeAutoEncoder().fit(["one text"])
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+def test_cli_summarize_and_parse_write_one_row_per_text(summary_model, tree_model, monkeypatch, capsys, tmp_path):
+    import pandas as pd
+
+    from conftest import run_cli
+
+    summary_model.save(tmp_path / "summary")
+    tree_model.save(tmp_path / "tree")
+    pd.DataFrame({"id": range(12), "message": TEXTS[150:162]}).to_csv(tmp_path / "texts.csv", index=False)
+    code, out, err = run_cli(monkeypatch, capsys, "summarize", tmp_path / "summary", tmp_path / "texts.csv",
+                             "--text-col", "message", "--out", tmp_path / "s.csv", "--n-threads", "1")
+    assert code == 0, err
+    frame = pd.read_csv(tmp_path / "s.csv")
+    assert list(frame.columns) == ["text", "summary", "rebuilt", "score"] and len(frame) == 12
+    assert frame.summary.tolist() == summary_model.encode_text(TEXTS[150:162])
+    code, out, err = run_cli(monkeypatch, capsys, "parse", tmp_path / "tree", tmp_path / "texts.csv",
+                             "--text-col", "message", "--out", tmp_path / "t.csv")
+    assert code == 0, err
+    frame = pd.read_csv(tmp_path / "t.csv")
+    assert frame.tree.tolist() == tree_model.parse(TEXTS[150:162])
+    # --force before overwriting; the wrong model kind is named with the flag that fits the right one
+    code, out, err = run_cli(monkeypatch, capsys, "parse", tmp_path / "tree", tmp_path / "texts.csv",
+                             "--text-col", "message", "--out", tmp_path / "t.csv")
+    assert code == 2 and "--force" in err
+    code, out, err = run_cli(monkeypatch, capsys, "parse", tmp_path / "summary", tmp_path / "texts.csv",
+                             "--text-col", "message", "--out", tmp_path / "t2.csv")
+    assert code == 2 and "--detector text-tree" in err and not (tmp_path / "t2.csv").exists()

@@ -25,6 +25,7 @@ from oddkit.cli import demo  # noqa: F401
 from oddkit.cli import run  # noqa: F401
 from oddkit.cli import serve  # noqa: F401
 from oddkit.cli import export  # noqa: F401
+from oddkit.cli import text  # noqa: F401
 from oddkit.cli._common import _state, app, errors
 from oddkit.exceptions import OddkitError, OddkitWarning
 
