@@ -9,7 +9,7 @@ pytest.importorskip("tokenizers")
 
 from oddkit import TextSummaryAutoEncoder, TreeAutoEncoder, load  # noqa: E402
 from oddkit.data.text import synthetic_corpus  # noqa: E402
-from oddkit.exceptions import DataError, ModelFileError, ParameterError  # noqa: E402
+from oddkit.exceptions import DataError, ModelFileError, ParameterError, TooFewRowsError  # noqa: E402
 
 TEXTS, LABELS = synthetic_corpus(160, 20, random_state=0)
 NORMAL = TEXTS[:160]
@@ -57,7 +57,7 @@ def tree_model():
 
 def test_summaries_are_shorter_strings_of_vocabulary_words(summary_model):
     summaries = summary_model.encode_text(TEXTS[:20])
-    vocabulary = summary_model.preprocessor_.tokenizer.tokenizer_.get_vocab()
+    vocabulary = summary_model.preprocessor_.tokenizer_.tokenizer_.get_vocab()
     assert len(summaries) == 20
     for text, summary in zip(TEXTS[:20], summaries):
         words = summary.split()
@@ -113,9 +113,9 @@ def test_a_saved_tokenizer_that_does_not_fit_the_network_is_refused(tree_model, 
     from oddkit.persist import seal
 
     tree_model.save(tmp_path / "m")
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
-    config["preprocessor"]["tokenizer"] = "not json"
-    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    tokenizer = json.loads((tmp_path / "m" / "tokenizer.json").read_text())
+    tokenizer["model"]["vocab"] = dict(list(tokenizer["model"]["vocab"].items())[:-3])  # 3 words fewer
+    (tmp_path / "m" / "tokenizer.json").write_text(json.dumps(tokenizer))
     seal(tmp_path / "m")
     with pytest.raises(ModelFileError, match="tokenizer"):
         load(tmp_path / "m")
@@ -130,12 +130,22 @@ def test_same_seed_same_scores():
 def test_bad_input_and_parameters_are_refused(tree_model):
     with pytest.raises(DataError, match="row 1"):
         tree_model.decision_function(["the cat", ""])
-    with pytest.raises(DataError, match="list of strings"):
+    with pytest.raises(DataError, match="list of texts"):
         tree_model.parse("the cat sees")
     with pytest.raises(ParameterError, match="summary_ratio"):
         TextSummaryAutoEncoder(summary_ratio=1.5).fit(NORMAL)
-    with pytest.raises(DataError, match="at least 2"):
+    with pytest.raises(TooFewRowsError, match="at least 2"):
         TreeAutoEncoder().fit(["one text"])
+
+
+def test_a_dataframe_is_read_from_its_text_column(tree_model):
+    import pandas as pd
+
+    frame = pd.DataFrame({"id": range(5), "message": NORMAL[:5]})
+    model = TreeAutoEncoder(text_col="message", epochs=1, hidden_dim=16, embed_dim=16, random_state=0).fit(
+        pd.DataFrame({"message": NORMAL[:40]}))
+    assert list(model.feature_names_in_) == ["message"]
+    np.testing.assert_array_equal(model.decision_function(frame), model.decision_function(NORMAL[:5]))
 
 
 # -- command line ---------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ _LAZY = {
     "KNNDetector": "oddkit.detectors",
     "OneClassSVMDetector": "oddkit.detectors",
     "PCADetector": "oddkit.detectors",
+    "TextAutoEncoderDetector": "oddkit.detectors",
     "TextSummaryAutoEncoder": "oddkit.detectors",
     "TransformationDetector": "oddkit.detectors",
     "TreeAutoEncoder": "oddkit.detectors",

@@ -8,6 +8,8 @@ A saved model is a folder holding exactly these regular files:
     Every array: network weights, preprocessing statistics, training scores.
 ``estimator.skops`` (and ``member<i>.estimator.skops``, ``classifier.estimator.skops``)
     A scikit-learn estimator saved by skops, for the detectors that wrap one.
+``tokenizer.json``
+    A text detector's tokenizer, as the Hugging Face ``tokenizers`` library writes it (JSON).
 ``integrity.json``
     The sha256 of every other file, ``config.json`` included, and, when the folder was saved with
     a key, an HMAC-SHA256 signature of that list.
@@ -59,6 +61,8 @@ KEY_ENVIRONMENT_VARIABLE = "ODDKIT_MODEL_KEY"
 # scikit-learn estimators saved by skops, for an ensemble's members and a transformation
 # detector's classifier too ("member2.estimator.skops", "classifier.estimator.skops").
 ALLOWED_FILE = re.compile(r"((member\d+|classifier)\.)*estimator\.skops")
+TOKENIZER_FILE = "tokenizer.json"
+"""A text detector's tokenizer: the Hugging Face ``tokenizers`` library's own JSON (data, no code)."""
 MAX_FILE_BYTES = 4 * 1024**3
 """Largest file a model folder may hold (4 GiB); ``config.json`` and ``integrity.json`` at most 64 MiB."""
 MAX_METADATA_BYTES = 64 * 1024**2
@@ -229,7 +233,7 @@ def seal(folder, key: bytes | str | None = None) -> Path:
 
 
 def _is_known_name(name: str) -> bool:
-    return name in (CONFIG_FILE, WEIGHTS_FILE, INTEGRITY_FILE) or ALLOWED_FILE.fullmatch(name) is not None
+    return name in (CONFIG_FILE, WEIGHTS_FILE, INTEGRITY_FILE, TOKENIZER_FILE) or ALLOWED_FILE.fullmatch(name) is not None
 
 
 def _read_regular_file(path: Path, limit: int) -> bytes:
@@ -275,7 +279,7 @@ def _read_model_files(folder: Path) -> dict[str, bytes]:
                                  "only its own files")
         if not _is_known_name(entry.name):
             raise ModelFileError(f"{path} is not a file of the oddkit model format; remove it (a model folder "
-                                 f"holds only {CONFIG_FILE}, {WEIGHTS_FILE}, *.skops and {INTEGRITY_FILE})")
+                                 f"holds only {CONFIG_FILE}, {WEIGHTS_FILE}, *.skops, {TOKENIZER_FILE} and {INTEGRITY_FILE})")
         limit = MAX_METADATA_BYTES if entry.name in (CONFIG_FILE, INTEGRITY_FILE) else MAX_FILE_BYTES
         payload = _read_regular_file(path, limit)
         _refuse_code_formats(path, payload)
@@ -291,7 +295,7 @@ def _refuse_code_formats(path: Path, payload: bytes) -> None:
     refused whatever they are called."""
     if len(payload) >= 2 and payload[0] == 0x80 and 1 <= payload[1] <= 5 and path.name != WEIGHTS_FILE:
         raise ModelFileError(f"{path} is a pickle, which oddkit never loads (a pickle can run code)")
-    if path.name in (CONFIG_FILE, INTEGRITY_FILE):
+    if path.name in (CONFIG_FILE, INTEGRITY_FILE, TOKENIZER_FILE):
         if not payload.lstrip()[:1] == b"{":
             raise ModelFileError(f"{path} is not a JSON object; the folder was damaged or edited")
     elif path.name == WEIGHTS_FILE:
@@ -456,9 +460,9 @@ def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str,
             detector.preprocessor_ = ImagePreprocessor.from_state(grouped["preprocessor."], preprocessing)
             detector.image_shape_ = detector.preprocessor_.image_shape_
         elif isinstance(preprocessing, dict) and preprocessing.get("kind") == "text":
-            from oddkit.detectors.readable import TextPreprocessor
+            from oddkit.data.text import TextPreprocessor
 
-            detector.preprocessor_ = TextPreprocessor.from_state(grouped["preprocessor."], preprocessing)
+            detector.preprocessor_ = TextPreprocessor.from_state(grouped["preprocessor."], preprocessing, files)
         else:
             detector.preprocessor_ = TablePreprocessor.from_state(grouped["preprocessor."], preprocessing)
         scores = grouped["detector."]["decision_scores"]

@@ -12,6 +12,7 @@ from oddkit.detectors.gaussian import GaussianDetector
 from oddkit.detectors.knn import KNNDetector
 from oddkit.detectors.pca import PCADetector
 from oddkit.detectors.readable import TextSummaryAutoEncoder, TreeAutoEncoder
+from oddkit.detectors.text import TextAutoEncoderDetector
 from oddkit.detectors.transforms import TransformationDetector
 from oddkit.detectors.vae import VAEDetector
 from oddkit.detectors.vqvae import VQVAEDetector
@@ -28,6 +29,7 @@ __all__ = [
     "KNNDetector",
     "OneClassSVMDetector",
     "PCADetector",
+    "TextAutoEncoderDetector",
     "TextSummaryAutoEncoder",
     "TransformationDetector",
     "TreeAutoEncoder",

@@ -5,7 +5,7 @@
 - :class:`TreeAutoEncoder`: the code of a message is a binary tree over its words (DIORA, Drozdov
   et al., 2019).
 
-Both learn from texts (a list of strings, a pandas Series, or a one-column table), tokenise them
+Both learn from texts (a list of strings, a pandas Series, or a DataFrame with a text column), tokenise them
 with a word-level :class:`oddkit.data.text.TextTokenizer` fitted on the training texts, and score
 a text by how badly they rebuild it (mean cross-entropy per token): higher = more anomalous.
 """
@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from oddkit.detectors.base import BaseDetector, refuse_sparse
 from oddkit.detectors.params import Interval, non_negative_float, positive_float, positive_int
-from oddkit.exceptions import DataError, ModelFileError
+from oddkit.exceptions import DataError, ModelFileError, TooFewRowsError
 from oddkit.threshold import contamination_threshold
 
 __all__ = ["TextSummaryAutoEncoder", "TreeAutoEncoder"]
@@ -29,56 +29,11 @@ __all__ = ["TextSummaryAutoEncoder", "TreeAutoEncoder"]
 _BRACKETS = {"(": "-LRB-", ")": "-RRB-"}
 
 
-class TextPreprocessor:
-    """The fitted text preprocessing of a text detector: its word-level tokenizer.
-
-    Saved as the tokenizer's own JSON inside ``config.json`` (plain text, nothing callable).
-    """
-
-    kind = "text"
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-
-    def get_state(self) -> tuple[dict[str, np.ndarray], dict]:
-        return {}, {"kind": self.kind, "tokenizer": self.tokenizer.to_json()}
-
-    @classmethod
-    def from_state(cls, arrays: dict, meta: dict) -> TextPreprocessor:
-        from oddkit.data.text import TextTokenizer
-
-        if not isinstance(meta, dict) or meta.get("kind") != cls.kind or not isinstance(meta.get("tokenizer"), str):
-            raise ModelFileError("the saved text preprocessing is not a tokenizer JSON document")
-        if arrays:
-            raise ModelFileError(f"the saved text preprocessing holds unexpected arrays {sorted(arrays)[:3]}")
-        try:
-            return cls(TextTokenizer.from_json(meta["tokenizer"]))
-        except DataError as exc:
-            raise ModelFileError(f"the saved tokenizer is malformed: {exc}") from None
-
-
-def _read(X, what: str = "texts") -> list[str]:
-    """A list of strings from a list, array, Series or one-column DataFrame."""
-    from oddkit.data.text import read_texts
-
-    refuse_sparse(X)
-    if isinstance(X, pd.DataFrame):
-        if X.shape[1] != 1:
-            raise DataError(f"{what}: a DataFrame of {X.shape[1]} columns; pass its text column (X['text']) or a "
-                            "list of strings")
-        X = X.iloc[:, 0]
-    if isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == 1:
-        X = X[:, 0]
-    if isinstance(X, str):
-        raise DataError(f"{what}: a single string; pass a list of strings ([text])")
-    texts, _ = read_texts(X)
-    return texts
-
-
 class _TextCodeAutoEncoder(BaseDetector):
     """What the two readable-code auto-encoders share: tokenizer, threshold, scores, saving."""
 
     _parameter_constraints: dict = {
+        "text_col": [str, None],
         "vocab_size": [Interval(Integral, 8, None, closed="left")],
         "min_frequency": [positive_int],
         "max_length": [Interval(Integral, 2, None, closed="left")],
@@ -102,8 +57,13 @@ class _TextCodeAutoEncoder(BaseDetector):
 
     # -- shared --------------------------------------------------------------------------------
 
+    def _texts(self, X) -> list[str]:
+        """The texts of ``X`` (from the training column when ``X`` is a DataFrame)."""
+        refuse_sparse(X)
+        return self.preprocessor_.texts(X)
+
     def _encode(self, texts: list[str], cut: bool = True) -> list[list[int]]:
-        ids = self.preprocessor_.tokenizer.encode(texts)
+        ids = self.preprocessor_.tokenizer_.encode(texts)
         empty = [i for i, row in enumerate(ids) if not row]
         if empty:
             raise DataError(f"{len(empty)} text(s) hold no token (rows {empty[:5]}); every text needs a word")
@@ -124,16 +84,17 @@ class _TextCodeAutoEncoder(BaseDetector):
         """
         import torch
 
-        from oddkit.data.text import TextTokenizer
+        from oddkit.data.text import TextPreprocessor, TextTokenizer, texts_of
         from oddkit.train import seeded, torch_threads
 
         self._validate_params()
-        texts = _read(X)
+        refuse_sparse(X)
+        texts, name = texts_of(X, self.text_col)
         if len(texts) < 2:
-            raise DataError(f"fitting needs at least 2 texts, got {len(texts)}; pass more training texts")
-        tokenizer = TextTokenizer(kind="word", vocab_size=int(self.vocab_size),
-                                  min_frequency=int(self.min_frequency)).fit(texts)
-        self.preprocessor_ = TextPreprocessor(tokenizer)
+            raise TooFewRowsError(f"fitting needs at least 2 texts, got {len(texts)}; pass more training texts")
+        tokenizer = TextTokenizer(kind="word", vocab_size=int(self.vocab_size), min_frequency=int(self.min_frequency))
+        self.preprocessor_ = TextPreprocessor(text_col=name, tokenizer=tokenizer).fit(texts)
+        self.preprocessor_.text_col_ = name
         ids = self._encode(texts)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         with torch_threads(self.n_threads), seeded(seed) as generator:
@@ -141,7 +102,11 @@ class _TextCodeAutoEncoder(BaseDetector):
             self.history_ = {"train_loss": self._train(ids, generator)}
             self.model_.eval()
         self.n_features_in_ = 1
-        self._record_training_data(pd.DataFrame({"text": texts}))
+        if name is not None:
+            self.feature_names_in_ = np.asarray([name], dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self._record_training_data(pd.DataFrame({name or "text": texts}))
         with torch.inference_mode():
             self.decision_scores_ = self._checked_training_scores(self._scores(ids))
         self._set_score_statistics(self.decision_scores_)
@@ -172,7 +137,7 @@ class _TextCodeAutoEncoder(BaseDetector):
         import torch
 
         check_is_fitted(self)
-        ids = self._encode(_read(X))
+        ids = self._encode(self._texts(X))
         with torch.inference_mode():
             return self._guarded_scores(self._scores(ids), None)
 
@@ -183,17 +148,19 @@ class _TextCodeAutoEncoder(BaseDetector):
 
     def _get_model_state(self):
         arrays = {name: tensor.detach().cpu().numpy() for name, tensor in self.model_.state_dict().items()}
-        meta = {"vocab_size": int(self.preprocessor_.tokenizer.vocab_size_), "history": self.history_}
-        return arrays, meta, {}
+        meta = {"vocab_size": int(self.preprocessor_.tokenizer_.vocab_size_), "history": self.history_}
+        return arrays, meta, self.preprocessor_.files()
 
     def _set_model_state(self, arrays, meta, files):
         from oddkit.persist import load_module_weights
 
+        from oddkit.data.text import TextPreprocessor
+
         if not isinstance(self.preprocessor_, TextPreprocessor):
             raise ModelFileError(f"the saved {type(self).__name__} has no text preprocessing")
-        if meta.get("vocab_size") != self.preprocessor_.tokenizer.vocab_size_:
+        if meta.get("vocab_size") != self.preprocessor_.tokenizer_.vocab_size_:
             raise ModelFileError(f"the saved network's vocabulary ({meta.get('vocab_size')!r}) is not the "
-                                 f"tokenizer's ({self.preprocessor_.tokenizer.vocab_size_})")
+                                 f"tokenizer's ({self.preprocessor_.tokenizer_.vocab_size_})")
         history = meta.get("history")
         if not isinstance(history, dict):
             raise ModelFileError("the saved training history is not an object")
@@ -258,6 +225,9 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
 
     Parameters
     ----------
+    text_col : str or None, default=None
+        The DataFrame column holding the texts (None: ``"text"``, or the only column). Lists of
+        strings and Series need none.
     summary_ratio : float, default=0.5
         Summary length as a share of the message's length, in (0, 1).
     max_summary_length : int, default=12
@@ -293,13 +263,15 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
     ----------
     model_ : oddkit.nn.summary.TextSummaryAutoEncoder
         The trained summariser, reconstructor and discriminator.
-    preprocessor_ : TextPreprocessor
-        The word tokenizer (``preprocessor_.tokenizer``).
+    preprocessor_ : oddkit.data.text.TextPreprocessor
+        The word tokenizer (``preprocessor_.tokenizer_``) and the text column.
     history_ : dict
         ``train_loss`` (mean reconstruction loss per epoch) and, with the discriminator,
         ``discriminator_loss`` and ``adversarial_loss`` per epoch.
+    feature_names_in_ : ndarray of str
+        The text column's name, when fitted on a DataFrame.
     decision_scores_, threshold_, labels_, threshold_goal_, n_features_in_
-        As for every detector (``n_features_in_`` is 1: one text column).
+        As for every detector (``n_features_in_`` is 1: one text per row).
 
     References
     ----------
@@ -323,9 +295,10 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
         "temperature": [positive_float],
     }
 
-    def __init__(self, summary_ratio=0.5, max_summary_length=12, adversarial_weight=0.3, temperature=1.0,
+    def __init__(self, text_col=None, summary_ratio=0.5, max_summary_length=12, adversarial_weight=0.3, temperature=1.0,
                  vocab_size=2000, min_frequency=2, max_length=30, embed_dim=64, hidden_dim=128, epochs=10,
                  batch_size=64, lr=2e-3, contamination=0.1, n_threads=None, random_state=None, verbose=0):
+        self.text_col = text_col
         self.summary_ratio = summary_ratio
         self.max_summary_length = max_summary_length
         self.adversarial_weight = adversarial_weight
@@ -346,7 +319,7 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
     def _build(self):
         from oddkit.nn.summary import TextSummaryAutoEncoder as Module
 
-        tok = self.preprocessor_.tokenizer
+        tok = self.preprocessor_.tokenizer_
         return Module(tok.vocab_size_, tok.pad_id, tok.bos_id, int(self.embed_dim), int(self.hidden_dim),
                       float(self.summary_ratio), int(self.max_summary_length),
                       forbidden_ids=(tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id))
@@ -356,7 +329,7 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
 
         from oddkit.nn.summary import adversarial_loss, discriminator_loss, length_mask
 
-        model, tok = self.model_, self.preprocessor_.tokenizer
+        model, tok = self.model_, self.preprocessor_.tokenizer_
         adversarial = float(self.adversarial_weight) > 0
         discriminator = [p for n, p in model.named_parameters() if n.startswith("dis_")]
         autoencoder = [p for n, p in model.named_parameters() if not n.startswith("dis_")]
@@ -411,7 +384,7 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
     def _summaries(self, ids):
         import torch
 
-        tok = self.preprocessor_.tokenizer
+        tok = self.preprocessor_.tokenizer_
         out_words, out_k, losses = [], [], []
         for start in range(0, len(ids), 256):
             tokens, lengths = _padded(ids[start:start + 256], tok.pad_id, tok.eos_id)
@@ -445,9 +418,9 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
         from oddkit.train import torch_threads
 
         check_is_fitted(self)
-        tok = self.preprocessor_.tokenizer
+        tok = self.preprocessor_.tokenizer_
         with torch_threads(self.n_threads), torch.inference_mode():
-            words, _ = self._summaries(self._encode(_read(texts)))
+            words, _ = self._summaries(self._encode(self._texts(texts)))
         return [" ".join(tok.id_to_token(i) for i in row) for row in words]
 
     def decode_text(self, summaries) -> list[str]:
@@ -469,8 +442,8 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
         from oddkit.train import torch_threads
 
         check_is_fitted(self)
-        tok = self.preprocessor_.tokenizer
-        rows = self._encode(_read(summaries, "summaries"), cut=False)
+        tok = self.preprocessor_.tokenizer_
+        rows = self._encode(self._texts(summaries), cut=False)
         rows = [r[: int(self.max_summary_length)] for r in rows]
         out = []
         with torch_threads(self.n_threads), torch.inference_mode():
@@ -498,6 +471,8 @@ class TreeAutoEncoder(_TextCodeAutoEncoder):
 
     Parameters
     ----------
+    text_col : str or None, default=None
+        As for :class:`TextSummaryAutoEncoder`.
     vocab_size : int, default=2000
         Largest vocabulary of the word tokenizer, special tokens included.
     min_frequency : int, default=1
@@ -517,8 +492,8 @@ class TreeAutoEncoder(_TextCodeAutoEncoder):
     Attributes
     ----------
     model_ : oddkit.nn.tree.DIORA
-    preprocessor_ : TextPreprocessor
-        The word tokenizer (``preprocessor_.tokenizer``).
+    preprocessor_ : oddkit.data.text.TextPreprocessor
+        The word tokenizer (``preprocessor_.tokenizer_``) and the text column.
     history_ : dict
         ``train_loss``: mean loss per epoch.
     decision_scores_, threshold_, labels_, threshold_goal_, n_features_in_
@@ -536,8 +511,9 @@ class TreeAutoEncoder(_TextCodeAutoEncoder):
     ['((the dog) (ran away))']
     """
 
-    def __init__(self, vocab_size=2000, min_frequency=1, max_length=20, embed_dim=64, hidden_dim=64, epochs=10,
+    def __init__(self, text_col=None, vocab_size=2000, min_frequency=1, max_length=20, embed_dim=64, hidden_dim=64, epochs=10,
                  batch_size=32, lr=2e-3, contamination=0.1, n_threads=None, random_state=None, verbose=0):
+        self.text_col = text_col
         self.vocab_size = vocab_size
         self.min_frequency = min_frequency
         self.max_length = max_length
@@ -554,7 +530,7 @@ class TreeAutoEncoder(_TextCodeAutoEncoder):
     def _build(self):
         from oddkit.nn.tree import DIORA
 
-        return DIORA(self.preprocessor_.tokenizer.vocab_size_, int(self.embed_dim), int(self.hidden_dim))
+        return DIORA(self.preprocessor_.tokenizer_.vocab_size_, int(self.embed_dim), int(self.hidden_dim))
 
     def _train(self, ids, generator):
         import torch
@@ -604,7 +580,7 @@ class TreeAutoEncoder(_TextCodeAutoEncoder):
         import torch
 
         check_is_fitted(self)
-        ids = self._encode(_read(X), cut=False)
+        ids = self._encode(self._texts(X), cut=False)
         with torch.inference_mode():
             return self._guarded_scores(self._scores(ids), None)
 
@@ -630,8 +606,8 @@ class TreeAutoEncoder(_TextCodeAutoEncoder):
         from oddkit.train import torch_threads
 
         check_is_fitted(self)
-        texts = _read(texts)
-        encoded = self.preprocessor_.tokenizer.tokenizer_.encode_batch(texts, add_special_tokens=False)
+        texts = self._texts(texts)
+        encoded = self.preprocessor_.tokenizer_.tokenizer_.encode_batch(texts, add_special_tokens=False)
         ids = [list(e.ids) for e in encoded]
         empty = [i for i, row in enumerate(ids) if not row]
         if empty:

@@ -1,0 +1,687 @@
+"""Text in: reading messages, a tokenizer fitted on the training texts, and a toy language.
+
+- :func:`read_texts` reads texts (and, where the source has them, anomaly labels) from a list of
+  strings, a pandas Series, a table file with a text column (CSV, TSV, Parquet), or the headerless
+  ``label<TAB>text`` layout of the SMS Spam Collection.
+- :class:`TextTokenizer` wraps Hugging Face ``tokenizers``: a subword (byte-pair encoding) or a
+  word-level vocabulary learned from the training texts. It is saved as the library's own JSON
+  (plain text, no pickle), which a model folder stores beside its weights.
+- :func:`synthetic_corpus` samples a tiny toy language (sentences from a small grammar) and
+  malformed sentences (shuffled word order, foreign tokens), for tests and demos.
+
+``tokenizers`` is an optional dependency (``pip install 'oddkit[text]'``), imported only when a
+tokenizer is fitted or loaded, so ``import oddkit`` stays fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from oddkit.data.io import _check_labels, preview
+from oddkit.exceptions import (ColumnMismatchError, DataError, EmptyDataError, LabelError,
+                               MissingDependencyError, ParameterError)
+
+__all__ = [
+    "SPECIAL_TOKENS",
+    "TEXT_FORMATS",
+    "TextPreprocessor",
+    "TextTokenizer",
+    "read_texts",
+    "synthetic_corpus",
+    "texts_of",
+]
+
+TEXT_FORMATS = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq")
+"""File name endings :func:`read_texts` understands (case-insensitive)."""
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[BOS]", "[EOS]")
+"""The special tokens every :class:`TextTokenizer` holds, with ids 0, 1, 2, 3 in this order."""
+
+_SMS_LABELS = ("label", "text")
+_SMS_ANOMALY = "spam"
+_INSTALL = "pip install 'oddkit[text]'"
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+def _text_format(path: Path) -> str:
+    name = path.name.lower()
+    for ending, fmt in ((".csv.gz", "csv"), (".csv", "csv"), (".tsv.gz", "tsv"), (".tsv", "tsv"),
+                        (".txt", "tsv"), (".parquet", "parquet"), (".pq", "parquet")):
+        if name.endswith(ending):
+            return fmt
+    raise DataError(f"cannot read texts from {path}: unknown file type {path.suffix or '(no suffix)'!r}; "
+                    f"save it as one of {', '.join(TEXT_FORMATS)}")
+
+
+def _check_texts(values: Sequence[Any], source: str) -> list[str]:
+    """Every entry must be a non-blank string; name the first rows that are not."""
+    texts = list(values)
+    if not texts:
+        raise EmptyDataError(f"{source} holds no texts; pass at least one message")
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    if bad:
+        first = texts[bad[0]]
+        what = "an empty or blank string" if isinstance(first, str) else f"a {type(first).__name__} ({first!r})"
+        raise DataError(
+            f"{source}: {len(bad):,} entries are not non-empty strings (first rows: {preview(bad)}; "
+            f"row {bad[0]} is {what}); every row needs a message: drop or fill those rows")
+    return texts
+
+
+def _anomaly_flags(values: pd.Series, name: str, source: str, anomaly_label: Any) -> np.ndarray:
+    """Labels as int8 0/1: numeric 0/1 columns as they are, other values compared with
+    ``anomaly_label`` (1 where equal)."""
+    if anomaly_label is None:
+        return _check_labels(values.reset_index(drop=True), name, Path(source))
+    missing = np.flatnonzero(values.isna().to_numpy())
+    if missing.size:
+        raise LabelError(f"label column {name!r} in {source} has {missing.size:,} missing values "
+                         f"(first rows: {preview(missing)}); every row needs a label")
+    flags = (values.astype(str).to_numpy() == str(anomaly_label)).astype(np.int8)
+    if not flags.any():
+        raise LabelError(f"label column {name!r} in {source} never holds the anomaly label {anomaly_label!r} "
+                         f"(its values: {preview(pd.unique(values))}); name the value that marks an anomaly")
+    return flags
+
+
+def _read_sms_layout(path: Path) -> pd.DataFrame:
+    """The headerless ``label<TAB>text`` layout: the first tab separates label and text (a text may
+    hold further tabs)."""
+    compression = "gzip" if path.name.lower().endswith(".gz") else None
+    import gzip
+
+    opener = gzip.open if compression else open
+    labels, texts = [], []
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        for number, line in enumerate(handle):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            label, tab, text = line.partition("\t")
+            if not tab:
+                raise DataError(f"line {number + 1} of {path} has no tab; the headerless layout is "
+                                "'label<TAB>text' on every line (or give the file a header row and name "
+                                "the text column with text_col)")
+            labels.append(label.strip())
+            texts.append(text)
+    return pd.DataFrame({"label": labels, "text": texts})
+
+
+def _first_fields(path: Path, delimiter: str) -> list[str]:
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        for row in csv.reader(handle, delimiter=delimiter):
+            return [field.strip() for field in row]
+    return []
+
+
+def _read_text_frame(path: Path, fmt: str, text_col: str | None) -> tuple[pd.DataFrame, bool]:
+    """The file as a frame, and whether it is the headerless SMS layout."""
+    if fmt == "parquet":
+        try:
+            return pd.read_parquet(path), False
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read {path} as Parquet ({type(exc).__name__}: {exc})") from None
+    delimiter = "\t" if fmt == "tsv" else ","
+    try:
+        header = _first_fields(path, delimiter)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"cannot read {path} as UTF-8 text ({exc}); save it as UTF-8") from None
+    if fmt == "tsv" and (text_col or "text") not in header:
+        if text_col not in (None, "text"):
+            raise ColumnMismatchError(
+                f"text column {text_col!r} not found in {path}; its first line is {preview(header, limit=10)}. "
+                "Name the right column, or use the headerless 'label<TAB>text' layout, whose columns are "
+                "'label' and 'text'")
+        return _read_sms_layout(path), True
+    try:
+        frame = pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False, na_values=[""],
+                            quoting=csv.QUOTE_MINIMAL)
+    except pd.errors.EmptyDataError:
+        raise EmptyDataError(f"{path} holds no data; pass a file with a header and at least one row") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"cannot read {path} ({type(exc).__name__}: {exc}); save it as UTF-8 "
+                        f"{'tab' if fmt == 'tsv' else 'comma'}-separated text with a header row") from None
+    return frame, False
+
+
+def _pick_text_col(columns: Sequence[str], text_col: str | None, source: str) -> str:
+    if text_col is not None:
+        if text_col not in columns:
+            raise ColumnMismatchError(f"text column {text_col!r} not found in {source}; its columns are "
+                                      f"{preview(columns, limit=20)}. Name the right one with text_col")
+        return text_col
+    if "text" in columns:
+        return "text"
+    if len(columns) == 1:
+        return columns[0]
+    raise ColumnMismatchError(f"{source} has several columns ({preview(columns, limit=20)}) and none is named "
+                              "'text'; name the text column with text_col (CLI: --text-col NAME)")
+
+
+def read_texts(path_or_obj: Any, text_col: str | None = None, label_col: str | None = None,
+               anomaly_label: Any = None) -> tuple[list[str], np.ndarray | None]:
+    """Read messages, and their anomaly labels where the source has them.
+
+    Parameters
+    ----------
+    path_or_obj : str, pathlib.Path, list of str, pandas.Series or pandas.DataFrame
+        The texts: a list (or tuple, or array) of strings; a Series of strings; a DataFrame with a
+        text column; or a file: CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``, ``.pq``) with a
+        header row, TSV (``.tsv``, ``.txt``) either with a header row holding ``text_col`` or in the
+        headerless ``label<TAB>text`` layout of the SMS Spam Collection (one message per line, the
+        first tab separates label and text).
+    text_col : str or None, default None
+        The column holding the texts. None takes the column ``"text"``, or the only column. A TSV
+        file whose first line does not hold this column (``"text"`` when None) is read in the
+        headerless layout, whose columns are ``"label"`` and ``"text"``.
+    label_col : str or None, default None
+        An anomaly label column (1 = anomaly, 0 = normal), or a column of class names together with
+        ``anomaly_label``. None reads no labels from a table. The headerless layout always yields
+        labels: ``spam`` (or ``anomaly_label``) = 1, anything else = 0.
+    anomaly_label : str or None, default None
+        The value of ``label_col`` that marks an anomaly, when the labels are names, not 0/1.
+
+    Returns
+    -------
+    texts : list of str
+    labels : numpy.ndarray of int8, or None
+        1 = anomaly, 0 = normal; None when no labels were read.
+
+    Raises
+    ------
+    DataError
+        A missing file, unknown format, unreadable content, or an entry that is empty, blank or not
+        a string (the message names the rows).
+    ColumnMismatchError
+        The text or label column is not in the table.
+    LabelError
+        Labels that are neither 0/1 nor compared with ``anomaly_label``.
+
+    Examples
+    --------
+    >>> read_texts(["free prize now", "see you at noon"])
+    (['free prize now', 'see you at noon'], None)
+    >>> texts, y = read_texts("sms_spam_collection.tsv")  # doctest: +SKIP
+    """
+    if isinstance(path_or_obj, (str, Path)) and not (isinstance(path_or_obj, str) and "\n" in path_or_obj):
+        path = Path(path_or_obj)
+        fmt = _text_format(path)
+        if not path.is_file():
+            raise DataError(f"{path} does not exist or is not a file; check the path "
+                            f"(relative paths start from {Path.cwd()})")
+        if path.stat().st_size == 0:
+            raise EmptyDataError(f"{path} is empty (0 bytes); pass a file with at least one message")
+        frame, sms = _read_text_frame(path, fmt, text_col)
+        source = str(path)
+        if sms:
+            if len(frame) == 0:
+                raise EmptyDataError(f"{path} holds no messages")
+            texts = _check_texts(frame["text"].tolist(), source)
+            return texts, _anomaly_flags(frame["label"], "label", source,
+                                         _SMS_ANOMALY if anomaly_label is None else anomaly_label)
+    elif isinstance(path_or_obj, pd.DataFrame):
+        frame, source = path_or_obj, "the DataFrame"
+    elif isinstance(path_or_obj, pd.Series):
+        return _check_texts(path_or_obj.tolist(), "the Series"), None
+    elif isinstance(path_or_obj, (list, tuple, np.ndarray)):
+        return _check_texts(list(path_or_obj), "the list of texts"), None
+    else:
+        raise DataError(f"cannot read texts from a {type(path_or_obj).__name__}; pass a list of strings, a "
+                        f"pandas Series or DataFrame, or the path of a {', '.join(TEXT_FORMATS)} file")
+    columns = [str(c) for c in frame.columns]
+    frame = frame.set_axis(columns, axis=1)
+    if len(frame) == 0:
+        raise EmptyDataError(f"{source} has a header but no rows; pass at least one message")
+    name = _pick_text_col(columns, text_col, source)
+    texts = _check_texts(frame[name].tolist(), f"text column {name!r} of {source}")
+    labels = None
+    if label_col is not None:
+        if label_col not in columns:
+            raise ColumnMismatchError(f"label column {label_col!r} not found in {source}; its columns are "
+                                      f"{preview(columns, limit=20)}")
+        values = frame[label_col]
+        if anomaly_label is None and not pd.api.types.is_numeric_dtype(values):
+            values = _numeric_or_same(values)
+        labels = _anomaly_flags(values, label_col, source, anomaly_label)
+    return texts, labels
+
+
+def _numeric_or_same(values: pd.Series) -> pd.Series:
+    """Text read as strings ("0", "1") back to numbers, so that 0/1 label columns pass the check."""
+    converted = pd.to_numeric(values, errors="coerce")
+    return converted if converted.notna().sum() == values.notna().sum() else values
+
+
+# -- the tokenizer --------------------------------------------------------------------------------
+
+def _import_tokenizers():
+    try:
+        import tokenizers
+    except ImportError:
+        raise MissingDependencyError(
+            f"text needs the Hugging Face 'tokenizers' library, which is not installed; run {_INSTALL}") from None
+    return tokenizers
+
+
+_KINDS = ("bpe", "word")
+
+
+class TextTokenizer:
+    """A vocabulary learned from training texts: subword (byte-pair encoding) or whole words.
+
+    A thin layer over Hugging Face ``tokenizers``. Texts are Unicode-normalised (NFKC) and, by
+    default, lower-cased. ``"bpe"`` splits on whitespace (the Metaspace scheme of SentencePiece:
+    a token that starts a word carries a leading ``"▁"``) and merges frequent character pairs into
+    subwords, so an unseen word is still spelled out of known pieces. ``"word"`` keeps whole words
+    and punctuation marks (a WordLevel model with a whitespace/punctuation pre-tokenizer), so each
+    token is a readable word; a word outside the vocabulary becomes ``[UNK]``.
+
+    The special tokens ``[PAD]``, ``[UNK]``, ``[BOS]``, ``[EOS]`` have ids 0, 1, 2, 3.
+
+    Parameters
+    ----------
+    kind : {"bpe", "word"}, default "bpe"
+        Subword or whole-word vocabulary.
+    vocab_size : int, default 2000
+        The largest vocabulary, special tokens included (at least 8).
+    lowercase : bool, default True
+        Lower-case texts before tokenizing.
+    max_length : int or None, default None
+        Keep at most this many tokens of a text (its beginning); None keeps all.
+    min_frequency : int, default 1
+        A word (``"word"``) or merge (``"bpe"``) must occur this often in the training texts.
+
+    Attributes
+    ----------
+    vocab_size_ : int
+        The size of the learned vocabulary, special tokens included.
+    pad_id, unk_id, bos_id, eos_id : int
+        The ids of the special tokens (0, 1, 2, 3).
+
+    References
+    ----------
+    Sennrich, Haddow and Birch, "Neural machine translation of rare words with subword units",
+    ACL 2016 (byte-pair encoding). Hugging Face tokenizers, https://github.com/huggingface/tokenizers.
+
+    Examples
+    --------
+    >>> tok = TextTokenizer(kind="word").fit(["the cat sat", "the dog sat"])
+    >>> tok.tokens("The cat sat!")
+    ['the', 'cat', 'sat', '[UNK]']
+    >>> tok.decode(tok.encode(["the dog sat"]))
+    ['the dog sat']
+    """
+
+    pad_id = 0
+    unk_id = 1
+    bos_id = 2
+    eos_id = 3
+
+    def __init__(self, kind: str = "bpe", vocab_size: int = 2000, lowercase: bool = True,
+                 max_length: int | None = None, min_frequency: int = 1):
+        self.kind = kind
+        self.vocab_size = vocab_size
+        self.lowercase = lowercase
+        self.max_length = max_length
+        self.min_frequency = min_frequency
+
+    def __repr__(self) -> str:
+        return (f"TextTokenizer(kind={self.kind!r}, vocab_size={self.vocab_size}, lowercase={self.lowercase}, "
+                f"max_length={self.max_length}, min_frequency={self.min_frequency})")
+
+    def _validate(self) -> None:
+        if self.kind not in _KINDS:
+            raise ParameterError(f"kind={self.kind!r} is not a tokenizer kind; use one of {', '.join(map(repr, _KINDS))}")
+        for name, low in (("vocab_size", 8), ("min_frequency", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ParameterError(f"{name}={value!r} must be an integer of at least {low}")
+        if self.max_length is not None and (isinstance(self.max_length, bool)
+                                            or not isinstance(self.max_length, (int, np.integer))
+                                            or self.max_length < 1):
+            raise ParameterError(f"max_length={self.max_length!r} must be None or a positive integer")
+        if not isinstance(self.lowercase, (bool, np.bool_)):
+            raise ParameterError(f"lowercase={self.lowercase!r} must be True or False")
+
+    def _build(self):
+        tk = _import_tokenizers()
+        from tokenizers import decoders, normalizers, pre_tokenizers, trainers
+        from tokenizers.models import BPE, WordLevel
+
+        steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if self.lowercase else [])
+        specials = list(SPECIAL_TOKENS)
+        if self.kind == "bpe":
+            tokenizer = tk.Tokenizer(BPE(unk_token="[UNK]"))
+            tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+            tokenizer.decoder = decoders.Metaspace()
+            trainer = trainers.BpeTrainer(vocab_size=int(self.vocab_size), min_frequency=int(self.min_frequency),
+                                          special_tokens=specials, show_progress=False)
+        else:
+            tokenizer = tk.Tokenizer(WordLevel(unk_token="[UNK]"))
+            tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+            trainer = trainers.WordLevelTrainer(vocab_size=int(self.vocab_size),
+                                                min_frequency=int(self.min_frequency),
+                                                special_tokens=specials, show_progress=False)
+        # Strip: leading/trailing whitespace would otherwise become tokens of their own under Metaspace.
+        tokenizer.normalizer = normalizers.Sequence(steps + [normalizers.Strip()])
+        return tokenizer, trainer
+
+    def fit(self, texts, y=None) -> TextTokenizer:
+        """Learn the vocabulary from ``texts``.
+
+        Parameters
+        ----------
+        texts : list of str or pandas.Series
+            The training texts (every entry a non-empty string).
+        y : ignored
+
+        Returns
+        -------
+        self : TextTokenizer
+        """
+        self._validate()
+        texts, _ = read_texts(texts if not isinstance(texts, (str, Path)) else [texts])
+        tokenizer, trainer = self._build()
+        tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
+        self._set_tokenizer(tokenizer)
+        return self
+
+    def _set_tokenizer(self, tokenizer) -> None:
+        for token, expected in zip(SPECIAL_TOKENS, (self.pad_id, self.unk_id, self.bos_id, self.eos_id)):
+            if tokenizer.token_to_id(token) != expected:
+                raise DataError(f"tokenizer JSON maps {token} to id {tokenizer.token_to_id(token)}, not {expected}; "
+                                "it was not written by oddkit's TextTokenizer")
+        tokenizer.no_padding()
+        if self.max_length is not None:
+            tokenizer.enable_truncation(int(self.max_length))
+        else:
+            tokenizer.no_truncation()
+        self.tokenizer_ = tokenizer
+        self.vocab_size_ = int(tokenizer.get_vocab_size())
+
+    def _fitted(self):
+        tokenizer = getattr(self, "tokenizer_", None)
+        if tokenizer is None:
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("this TextTokenizer is not fitted yet; call fit(texts) first")
+        return tokenizer
+
+    def encode(self, texts) -> list[list[int]]:
+        """Token ids of each text, without ``[BOS]``/``[EOS]``, cut to ``max_length``.
+
+        Parameters
+        ----------
+        texts : list of str or pandas.Series
+
+        Returns
+        -------
+        list of list of int
+            One list per text; may be empty for a text that normalises to nothing.
+        """
+        tokenizer = self._fitted()
+        texts, _ = read_texts(texts)
+        return [list(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    def tokens(self, text: str) -> list[str]:
+        """The tokens of one text as strings (as :meth:`encode` splits it)."""
+        tokenizer = self._fitted()
+        (text,), _ = read_texts([text])
+        return list(tokenizer.encode(text, add_special_tokens=False).tokens)
+
+    def id_to_token(self, index: int) -> str:
+        """The token string of one id."""
+        token = self._fitted().id_to_token(int(index))
+        if token is None:
+            raise DataError(f"token id {index} is outside the vocabulary (0 to {self.vocab_size_ - 1})")
+        return token
+
+    def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        """Texts from lists of token ids (special tokens are dropped).
+
+        Parameters
+        ----------
+        ids : list of list of int
+
+        Returns
+        -------
+        list of str
+        """
+        tokenizer = self._fitted()
+        rows = [[int(i) for i in row] for row in ids]
+        for number, row in enumerate(rows):
+            bad = [i for i in row if not 0 <= i < self.vocab_size_]
+            if bad:
+                raise DataError(f"row {number} holds token ids outside the vocabulary (0 to {self.vocab_size_ - 1}): "
+                                f"{preview(bad)}")
+        return list(tokenizer.decode_batch(rows, skip_special_tokens=True))
+
+    def to_json(self) -> str:
+        """The fitted tokenizer as the ``tokenizers`` library's own JSON (plain text; no code)."""
+        return self._fitted().to_str()
+
+    @classmethod
+    def from_json(cls, text: str) -> TextTokenizer:
+        """A fitted tokenizer from :meth:`to_json`'s output.
+
+        The parameters are read back from the JSON: ``kind`` from its model, ``lowercase`` from its
+        normaliser, ``max_length`` from its truncation, ``vocab_size`` as the learned size.
+
+        Raises
+        ------
+        DataError
+            Text that is not such a JSON document.
+        """
+        tk = _import_tokenizers()
+        try:
+            document = json.loads(text)
+            tokenizer = tk.Tokenizer.from_str(text)
+        except Exception as exc:  # noqa: BLE001 - json and the Rust parser raise several types
+            raise DataError(f"not a tokenizer JSON document ({type(exc).__name__}: {exc})") from None
+        model = (document.get("model") or {}).get("type")
+        kinds = {"BPE": "bpe", "WordLevel": "word"}
+        if model not in kinds:
+            raise DataError(f"tokenizer JSON holds a {model!r} model; oddkit's TextTokenizer writes BPE or WordLevel")
+        normalizer = json.dumps(document.get("normalizer"))
+        truncation = document.get("truncation") or {}
+        self = cls(kind=kinds[model], vocab_size=max(int(tokenizer.get_vocab_size()), 8),
+                   lowercase='"Lowercase"' in normalizer, max_length=truncation.get("max_length"))
+        self._validate()
+        self._set_tokenizer(tokenizer)
+        return self
+
+
+# -- a toy language -------------------------------------------------------------------------------
+
+_DETERMINERS = ("the", "a", "every", "my", "your")
+_ADJECTIVES = ("small", "big", "red", "quiet", "happy", "old", "green")
+_NOUNS = ("cat", "dog", "bird", "child", "teacher", "farmer", "horse", "girl", "boy", "doctor")
+_VERBS = ("sees", "likes", "follows", "feeds", "helps", "finds", "calls", "watches")
+_PLACES = ("garden", "park", "house", "market", "river", "school")
+_PREPOSITIONS = ("in", "near", "behind")
+_FOREIGN = ("zorp", "qwix", "blarg", "xxv", "9731", "vrunk", "plif", "@@", "kzt", "ummagum")
+
+
+def _noun_phrase(rng: np.random.Generator) -> list[str]:
+    words = [str(rng.choice(_DETERMINERS))]
+    if rng.random() < 0.5:
+        words.append(str(rng.choice(_ADJECTIVES)))
+    words.append(str(rng.choice(_NOUNS)))
+    return words
+
+
+def _sentence(rng: np.random.Generator) -> list[str]:
+    words = _noun_phrase(rng) + [str(rng.choice(_VERBS))] + _noun_phrase(rng)
+    if rng.random() < 0.5:
+        words += [str(rng.choice(_PREPOSITIONS)), "the", str(rng.choice(_PLACES))]
+    return words
+
+
+def synthetic_corpus(n_normal: int = 200, n_anomalous: int = 20, random_state: int | None = 0,
+                     kinds: Sequence[str] = ("shuffled", "foreign")) -> tuple[list[str], np.ndarray]:
+    """Sentences of a tiny toy language, and malformed ones.
+
+    A normal sentence is ``noun-phrase verb noun-phrase [preposition the place]``, e.g. "the red
+    cat follows a farmer near the river". A malformed one is a normal sentence with its words in
+    random order (``"shuffled"``) or with two to three words replaced by tokens from outside the
+    language (``"foreign"``, e.g. "zorp", "9731").
+
+    Parameters
+    ----------
+    n_normal : int, default 200
+        Normal sentences.
+    n_anomalous : int, default 20
+        Malformed sentences, spread over ``kinds`` in turn.
+    random_state : int or None, default 0
+        Seed; the same seed gives the same corpus.
+    kinds : sequence of {"shuffled", "foreign"}, default ("shuffled", "foreign")
+        The kinds of malformed sentences.
+
+    Returns
+    -------
+    texts : list of str
+        The normal sentences first, then the malformed ones.
+    labels : numpy.ndarray of int8
+        1 for a malformed sentence, 0 for a normal one.
+
+    Examples
+    --------
+    >>> texts, y = synthetic_corpus(3, 1, random_state=0)
+    >>> len(texts), y.tolist()
+    (4, [0, 0, 0, 1])
+    """
+    for name, value in (("n_normal", n_normal), ("n_anomalous", n_anomalous)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ParameterError(f"{name}={value!r} must be a non-negative integer")
+    kinds = tuple(kinds)
+    unknown = [k for k in kinds if k not in ("shuffled", "foreign")]
+    if unknown or (n_anomalous and not kinds):
+        raise ParameterError(f"kinds={kinds!r}: each kind must be 'shuffled' or 'foreign' (at least one)")
+    rng = np.random.default_rng(random_state)
+    texts = [" ".join(_sentence(rng)) for _ in range(n_normal)]
+    for i in range(n_anomalous):
+        words = _sentence(rng)
+        if kinds[i % len(kinds)] == "shuffled":
+            original = list(words)
+            while words == original:
+                words = [str(w) for w in rng.permutation(words)]
+        else:
+            spots = rng.choice(len(words), size=int(rng.integers(2, 4)), replace=False)
+            for spot in spots:
+                words[spot] = str(rng.choice(_FOREIGN))
+        texts.append(" ".join(words))
+    labels = np.r_[np.zeros(n_normal, np.int8), np.ones(n_anomalous, np.int8)]
+    return texts, labels
+
+
+# -- texts as token-id rows, for the text detectors -----------------------------------------------
+
+def texts_of(X: Any, text_col: str | None = None) -> tuple[list[str], str | None]:
+    """The texts of ``X`` and the name of the column they came from (None for a list or array).
+
+    ``X`` is a list/tuple/1-D array of strings, a Series, a one-column 2-D array of strings, or a
+    DataFrame with the text column ``text_col`` (None: ``"text"`` or the only column).
+    """
+    if isinstance(X, pd.DataFrame):
+        columns = [str(c) for c in X.columns]
+        name = _pick_text_col(columns, text_col, "the DataFrame")
+        texts, _ = read_texts(X.set_axis(columns, axis=1), text_col=name)
+        return texts, name
+    if isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == 1:
+        X = X[:, 0]
+    if isinstance(X, (str, bytes)):
+        raise DataError("X is a single string; pass a list of texts (e.g. [text])")
+    if isinstance(X, pd.Series):
+        return read_texts(X)[0], None
+    if isinstance(X, (list, tuple)) or (isinstance(X, np.ndarray) and X.ndim == 1):
+        return read_texts(list(X))[0], None
+    raise DataError(f"X is a {type(X).__name__}{getattr(X, 'shape', '')}; a text detector takes a list of strings, "
+                    "a pandas Series, or a DataFrame with a text column (text_col)")
+
+
+class TextPreprocessor:
+    """Texts to rows of token ids, ``[BOS] t1 ... tn [EOS]`` padded with ``[PAD]``: the
+    preprocessing of the text detectors, saved with the model (the tokenizer as its own JSON file).
+
+    Parameters
+    ----------
+    text_col : str or None
+        The DataFrame column holding the texts (None: ``"text"`` or the only column).
+    tokenizer : TextTokenizer
+        An unfitted tokenizer; :meth:`fit` fits it on the training texts.
+
+    Attributes
+    ----------
+    tokenizer_ : TextTokenizer
+        The fitted tokenizer.
+    text_col_ : str or None
+        The column the training texts came from (None when they were a list or a Series).
+    """
+
+    TOKENIZER_FILE = "tokenizer.json"
+    """The model folder's file that holds the tokenizer (the ``tokenizers`` library's JSON)."""
+
+    def __init__(self, text_col: str | None = None, tokenizer: TextTokenizer | None = None):
+        self.text_col = text_col
+        self.tokenizer = tokenizer
+
+    def fit(self, X) -> TextPreprocessor:
+        """Fit the tokenizer on the texts of ``X`` (see :func:`texts_of`)."""
+        texts, self.text_col_ = texts_of(X, self.text_col)
+        self.tokenizer_ = (self.tokenizer or TextTokenizer()).fit(texts)
+        return self
+
+    def texts(self, X) -> list[str]:
+        """The texts of ``X``, from the training column when ``X`` is a DataFrame."""
+        return texts_of(X, self.text_col_ if self.text_col_ is not None else self.text_col)[0]
+
+    def rows(self, texts: Sequence[str]) -> np.ndarray:
+        """Token-id rows ``(n, longest + 2)`` of int64 for texts already read."""
+        ids = self.tokenizer_.encode(list(texts))
+        tok = self.tokenizer_
+        rows = np.full((len(ids), max(map(len, ids), default=0) + 2), tok.pad_id, dtype=np.int64)
+        for i, row in enumerate(ids):
+            rows[i, 0], rows[i, 1:len(row) + 1], rows[i, len(row) + 1] = tok.bos_id, row, tok.eos_id
+        return rows
+
+    def transform(self, X) -> np.ndarray:
+        """Token-id rows ``(n, longest + 2)`` of int64 for the texts of ``X``."""
+        return self.rows(self.texts(X))
+
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Arrays and JSON metadata for a model folder (the tokenizer goes in :meth:`files`)."""
+        return {}, {"kind": "text", "text_col": self.text_col_}
+
+    def files(self) -> dict[str, bytes]:
+        """The model folder's files this preprocessing needs: the tokenizer JSON."""
+        return {self.TOKENIZER_FILE: self.tokenizer_.to_json().encode("utf-8")}
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, files: dict[str, bytes]) -> TextPreprocessor:
+        """Rebuild from :meth:`get_state` and :meth:`files`; raises ``ValueError`` on malformed state."""
+        if arrays:
+            raise ValueError(f"text preprocessing holds no arrays, got {sorted(arrays)}")
+        text_col = meta.get("text_col")
+        if text_col is not None and not isinstance(text_col, str):
+            raise ValueError(f"text_col={text_col!r} is not a column name")
+        payload = files.get(cls.TOKENIZER_FILE)
+        if payload is None:
+            raise ValueError(f"the model folder lacks {cls.TOKENIZER_FILE}, the tokenizer of its texts")
+        try:
+            tokenizer = TextTokenizer.from_json(payload.decode("utf-8"))
+        except (UnicodeDecodeError, DataError, ParameterError) as exc:
+            raise ValueError(f"{cls.TOKENIZER_FILE} is not a valid tokenizer ({exc})") from None
+        self = cls(text_col=text_col, tokenizer=None)
+        self.text_col_, self.tokenizer_ = text_col, tokenizer
+        return self
