@@ -49,6 +49,8 @@ CLI_WORDING = [
      "(-p classifier=auto or cnn on images), not -p classifier=mlp"),
     (re.compile(r"pass a larger ridge= or shrinkage='ledoit_wolf'"),
      "pass a larger -p ridge=VALUE or -p shrinkage=ledoit_wolf"),
+    (re.compile(r"with text_col( \(CLI: --text-col NAME\))?"), "with --text-col"),
+    (re.compile(r"name it with label_col \(1 = anomaly"), "name it with --label-col (1 = anomaly"),
 ]
 """The library's advice in Python's words -> the same advice as flags a user of the command line can
 type (the library's messages speak to Python users; the command line re-words them). A test

@@ -37,6 +37,7 @@ DETECTOR_NAMES = {
     "classifier": "ClassifierConfidenceDetector",
     "transforms": "TransformationDetector",
     "disentangled": "DisentangledAutoEncoderDetector",
+    "text": "TextAutoEncoderDetector",
 }
 CLASS_DETECTORS = {"classifier": "open-set recognition", "disentangled": "a class part and a style part"}
 """The detectors that learn from each training row's class (--class-col), and what they do with it."""
@@ -58,6 +59,12 @@ Prevalence = Annotated[Optional[float], typer.Option(
 NThreads = Annotated[Optional[int], typer.Option(
     "--n-threads", help="Most threads for the model's work (torch, BLAS/OpenMP); default: what the libraries choose.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+TextCol = Annotated[Optional[str], typer.Option(
+    "--text-col", help="Text detectors: the column holding the messages (CSV, TSV or Parquet with a header; a TSV "
+                       "without one is read as 'label<TAB>text', spam = anomaly). Default 'text'; a text model "
+                       "remembers it.")]
+TEXT_DETECTORS = {"text"}
+"""The detectors that learn from a text column (--text-col) instead of a table."""
 StrictCategories = Annotated[bool, typer.Option(
     "--strict-categories", help="Stop on a category never seen in training; by default such rows are scored as "
                                 "anomalies and counted.")]
@@ -116,10 +123,44 @@ def _detector_class(name: str):
     return DETECTORS[DETECTOR_NAMES[name]]
 
 
-def _read(path: Path, label_col: str | None, id_cols: list[str] | None, require_label: bool = False):
+def _model_text_col(detector) -> str | None:
+    """The text column of a model trained on texts ('text' when it learned from a list), else None."""
+    preprocessor = getattr(detector, "preprocessor_", None)
+    if getattr(preprocessor, "tokenizer_", None) is None:
+        return None
+    return getattr(preprocessor, "text_col_", None) or "text"
+
+
+def _read_model_texts(detector, path: Path, label_col: str | None, id_cols: list[str] | None,
+                      require_label: bool = False):
+    """DATA's messages for a text model: from the model's text column, or, in a TSV file without
+    that column, from the headerless 'label<TAB>text' layout (or its 'text' column)."""
+    from oddkit.exceptions import ColumnMismatchError
+
+    name = _model_text_col(detector)
+    try:
+        return _read(path, label_col, id_cols, require_label, text_col=name)
+    except ColumnMismatchError as first:
+        if not path.name.lower().endswith((".tsv", ".tsv.gz", ".txt")):
+            raise
+        try:
+            table = _read(path, label_col, id_cols, require_label, text_col="text")
+        except ColumnMismatchError:
+            raise first from None
+    table.X.columns = [name]
+    return table
+
+
+def _read(path: Path, label_col: str | None, id_cols: list[str] | None, require_label: bool = False,
+          text_col: str | None = None):
     from oddkit.data import read_table
 
-    table = read_table(path, label_col=_label_col(label_col), id_cols=tuple(id_cols or ()))
+    if text_col is not None:
+        from oddkit.data.text import read_text_table
+
+        table = read_text_table(path, text_col=text_col, label_col=_label_col(label_col), id_cols=tuple(id_cols or ()))
+    else:
+        table = read_table(path, label_col=_label_col(label_col), id_cols=tuple(id_cols or ()))
     if require_label and table.y is None:
         raise OddkitError(f"{path} has no anomaly label column; name it with --label-col (1 = anomaly, 0 = normal)")
     return table
@@ -174,6 +215,8 @@ def _read_for_model(detector, data: Path, label_col, id_col, image_size: str | N
     from oddkit.data.images import is_image_source, read_images
 
     shape = _model_image_shape(detector)
+    if _model_text_col(detector) is not None:
+        return "table", _read_model_texts(detector, data, label_col, id_col)
     if is_image_source(data):
         if shape is None and hasattr(detector, "feature_names_in_"):
             raise OddkitError(f"{data} holds images but the model was trained on a table; pass a table file")
@@ -196,7 +239,8 @@ def _labelled_scores(detector, data: Path, label_col: str | None, id_col: list[s
 
     shape = _model_image_shape(detector)
     if shape is None:
-        table = _read(data, label_col, id_col, require_label=True)
+        table = (_read(data, label_col, id_col, require_label=True) if _model_text_col(detector) is None
+                 else _read_model_texts(detector, data, label_col, id_col, require_label=True))
         return table.y, _score_rows(detector, _features_for(detector, table.X), strict_categories)
     from oddkit.data.images import is_image_source, read_images
 

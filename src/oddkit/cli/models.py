@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from oddkit.cli._common import (Force, IdCols, LabelCol, NThreads, StrictCategories, _check_output, _load_model,
-                                _model_image_shape, _print_metrics, _read_for_model, _score_rows,
+                                _model_image_shape, _model_text_col, _print_metrics, _read_for_model, _score_rows,
                                 _unseen_categories_tolerated, _write_table, app, console, threads_limited)
 from oddkit.exceptions import OddkitError
 
@@ -79,6 +79,8 @@ def explain(
     detector = _load_model(model)
     if _model_image_shape(detector) is not None:
         raise OddkitError(f"{model} was trained on images; 'oddkit explain' explains table rows")
+    if _model_text_col(detector) is not None:
+        return _explain_texts(detector, data, top, out, label_col, id_col)
     _, table = _read_for_model(detector, data, label_col, id_col, None)
     scores = _score_rows(detector, table.X, strict_categories)
     order = np.argsort(-scores, kind="stable")[:top]
@@ -97,3 +99,32 @@ def explain(
         console.print(f"explained the {len(frame):,} highest-scoring of {len(scores):,} rows of {data.name} "
                       f"with {type(detector).__name__}; wrote {out}")
 
+
+
+TOP_TOKENS = 5
+"""Tokens listed per explained text by 'oddkit explain' on a text model."""
+
+
+def _explain_texts(detector, data: Path, top: int, out: Path, label_col, id_col) -> None:
+    """The TOP highest-scoring texts of DATA with the tokens that raise their scores most."""
+    import numpy as np
+    import pandas as pd
+
+    _, table = _read_for_model(detector, data, label_col, id_col, None)
+    scores = detector.decision_function(table.X)
+    order = np.argsort(-scores, kind="stable")[:top]
+    rows = table.X.iloc[order]
+    tokens = detector.explain(rows)
+    listed = []
+    for row in rows.index:
+        worst = tokens[tokens["row"] == row].nlargest(TOP_TOKENS, "contribution")
+        listed.append(", ".join(f"{t} ({c:.3g})" for t, c in zip(worst["token"], worst["contribution"])))
+    front = table.ids.iloc[order].reset_index(drop=True) if table.ids is not None else pd.DataFrame(
+        index=range(len(order)))
+    frame = front.assign(row=rows.index.to_numpy(), score=scores[order],
+                         label=(scores[order] >= detector.threshold_).astype(np.int64),
+                         top_tokens=listed, text=rows.iloc[:, 0].to_numpy())
+    _write_table(frame, out)
+    if str(out) != "-":
+        console.print(f"explained the {len(frame):,} highest-scoring of {len(scores):,} texts of {data.name} "
+                      f"with {type(detector).__name__} (the {TOP_TOKENS} tokens adding most to each score); wrote {out}")

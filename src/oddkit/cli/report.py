@@ -18,7 +18,9 @@ from oddkit.cli._common import (
     _features_for,
     _load_model,
     _model_image_shape,
+    _model_text_col,
     _read,
+    _read_model_texts,
     app,
     console,
     threads_limited,
@@ -31,7 +33,8 @@ def read_report_table(model: Path, data: Path, label_col, id_col, group_col):
     if _model_image_shape(detector) is not None:
         raise OddkitError(f"{model} was trained on images; the HTML report covers tables")
     carried = list(id_col or []) + ([group_col] if group_col and group_col not in (id_col or []) else [])
-    table = _read(data, label_col, carried)
+    table = (_read(data, label_col, carried) if _model_text_col(detector) is None
+             else _read_model_texts(detector, data, label_col, carried))
     groups = None if group_col is None else table.ids[group_col].to_numpy()
     return detector, _features_for(detector, table.X), table.y, groups
 

@@ -10,8 +10,8 @@ import typer
 from oddkit.cli._common import (Force, GroupCol, IdCols, LabelCol, NThreads, Prevalence, Quiet, StrictCategories,
                                 TableWriter, _check_model_folder, _check_plots,
                                 _check_output, _features_for, _label_col, _labelled_scores, _load_model,
-                                _model_image_shape, _print_metrics, _read_for_model, _save_model, _score_rows,
-                                _warn_unseen, _write_table, app, console, errors, threads_limited)
+                                _model_image_shape, _model_text_col, _print_metrics, _read_for_model, _save_model,
+                                _score_rows, _warn_unseen, _write_table, app, console, errors, threads_limited)
 from oddkit.exceptions import OddkitError
 
 
@@ -52,6 +52,8 @@ def score(
     detector = _load_model(model)
     if _model_image_shape(detector) is not None:
         return _score_images(detector, data, out)
+    if _model_text_col(detector) is not None:
+        return _score_texts(detector, data, out, label_col, id_col)
     n_rows = n_flagged = 0
     unseen: dict = {}
     writer = TableWriter(out)
@@ -106,6 +108,21 @@ def _row_count(path: Path) -> int | None:
     except Exception:  # noqa: BLE001 - a damaged file: reading it will say what is wrong
         return None
     return None
+
+
+def _score_texts(detector, data: Path, out: Path, label_col, id_col) -> None:
+    """Score the messages of DATA with a text model (read whole: texts are small beside tables)."""
+    import numpy as np
+    import pandas as pd
+
+    _, table = _read_for_model(detector, data, label_col, id_col, None)
+    scores = detector.decision_function(table.X)
+    labels = (scores >= detector.threshold_).astype(np.int64)
+    frame = table.ids if table.ids is not None else pd.DataFrame(index=range(len(scores)))
+    _write_table(frame.assign(score=scores, label=labels), out)
+    (errors if str(out) == "-" else console).print(
+        f"scored {len(scores):,} texts: {int(labels.sum()):,} flagged as anomalies (threshold "
+        f"{detector.threshold_:.6g}, {detector.threshold_goal_}); wrote {out}", markup=False, highlight=False)
 
 
 def _score_images(detector, data: Path, out: Path) -> None:

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from oddkit.cli._common import (CLASS_DETECTORS, DETECTOR_NAMES, Force, IdCols, ImageSize, LabelCol, Quiet,
+from oddkit.cli._common import (CLASS_DETECTORS, DETECTOR_NAMES, TEXT_DETECTORS, Force, IdCols, ImageSize, LabelCol,
+                                Quiet, TextCol,
                                 _check_model_folder, _detector_class, _image_size, _label_col, _param_value, _read,
                                _save_model,
                                 _thread_limit, app, console)
@@ -24,6 +25,7 @@ def fit(
     detector: Annotated[str, typer.Option(help=f"One of: {', '.join(DETECTOR_NAMES)}.")] = "autoencoder",
     label_col: LabelCol = None,
     id_col: IdCols = None,
+    text_col: TextCol = None,
     contamination: Annotated[Optional[float], typer.Option(help="Expected anomaly share of the training data.")] = None,
     random_state: Annotated[Optional[int], typer.Option(help="Seed, for detectors that are random.")] = 0,
     impute: Annotated[Optional[str], typer.Option(help="'median' fills NaN/inf instead of failing.")] = None,
@@ -96,6 +98,11 @@ def fit(
     if known_anomalies is not None and "known_anomalies" not in inspect.signature(cls.fit).parameters:
         raise OddkitError(f"{detector} cannot learn from --known-anomalies; the classifier, autoencoder, vae and "
                           "vqvae detectors can")
+    if detector in TEXT_DETECTORS:
+        text_col = params["text_col"] = text_col or "text"
+    elif text_col is not None:
+        raise OddkitError(f"--text-col is for the text detectors (--detector {', '.join(sorted(TEXT_DETECTORS))}); "
+                          f"{detector} learns from a table's columns")
     if stream:
         return _fit_stream(cls, params, data, out, label_col, id_col, keep_anomalies, known_anomalies, n_threads, force)
     if detector in CLASS_DETECTORS or class_col is not None:
@@ -103,7 +110,7 @@ def fit(
                                  image_size, n_threads, force)
     if is_image_source(data):
         return _fit_images(cls, params, data, out, image_size, known_anomalies, n_threads, force)
-    table = _read(data, label_col, id_col)
+    table = _read(data, label_col, id_col, text_col=text_col)
     X, left_out = table.X, ""
     if table.y is not None and not keep_anomalies:
         normal = table.y == 0

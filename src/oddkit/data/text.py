@@ -33,6 +33,7 @@ __all__ = [
     "TEXT_FORMATS",
     "TextPreprocessor",
     "TextTokenizer",
+    "read_text_table",
     "read_texts",
     "synthetic_corpus",
     "texts_of",
@@ -76,7 +77,8 @@ def _check_texts(values: Sequence[Any], source: str) -> list[str]:
     return texts
 
 
-def _anomaly_flags(values: pd.Series, name: str, source: str, anomaly_label: Any) -> np.ndarray:
+def _anomaly_flags(values: pd.Series, name: str, source: str, anomaly_label: Any,
+                   require_positive: bool = True) -> np.ndarray:
     """Labels as int8 0/1: numeric 0/1 columns as they are, other values compared with
     ``anomaly_label`` (1 where equal)."""
     if anomaly_label is None:
@@ -86,7 +88,7 @@ def _anomaly_flags(values: pd.Series, name: str, source: str, anomaly_label: Any
         raise LabelError(f"label column {name!r} in {source} has {missing.size:,} missing values "
                          f"(first rows: {preview(missing)}); every row needs a label")
     flags = (values.astype(str).to_numpy() == str(anomaly_label)).astype(np.int8)
-    if not flags.any():
+    if require_positive and not flags.any():
         raise LabelError(f"label column {name!r} in {source} never holds the anomaly label {anomaly_label!r} "
                          f"(its values: {preview(pd.unique(values))}); name the value that marks an anomaly")
     return flags
@@ -229,7 +231,8 @@ def read_texts(path_or_obj: Any, text_col: str | None = None, label_col: str | N
                 raise EmptyDataError(f"{path} holds no messages")
             texts = _check_texts(frame["text"].tolist(), source)
             return texts, _anomaly_flags(frame["label"], "label", source,
-                                         _SMS_ANOMALY if anomaly_label is None else anomaly_label)
+                                         _SMS_ANOMALY if anomaly_label is None else anomaly_label,
+                                         require_positive=False)
     elif isinstance(path_or_obj, pd.DataFrame):
         frame, source = path_or_obj, "the DataFrame"
     elif isinstance(path_or_obj, pd.Series):
@@ -685,3 +688,57 @@ class TextPreprocessor:
         self = cls(text_col=text_col, tokenizer=None)
         self.text_col_, self.tokenizer_ = text_col, tokenizer
         return self
+
+
+def read_text_table(path: str | Path, text_col: str | None = None, label_col: str | None = "auto",
+                    id_cols: Sequence[str] = (), require_label: bool = False):
+    """A text file as an :class:`oddkit.data.io.Table`: ``X`` holds the one text column, ``y`` the
+    anomaly labels, ``ids`` the id columns. What the command line's ``--text-col`` reads.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        CSV, TSV or Parquet with a header row, or the headerless ``label<TAB>text`` layout (see
+        :func:`read_texts`).
+    text_col : str or None, default None
+        The text column (None: ``"text"`` or the only column).
+    label_col : str or None, default "auto"
+        The anomaly label column (0/1); ``"auto"`` takes ``"y"`` when the table has it; None reads
+        none. The headerless layout's labels (``spam`` = 1) are always read.
+    id_cols : sequence of str, default ()
+        Columns carried through to the output; never text or labels.
+    require_label : bool, default False
+        Raise :class:`LabelError` when no labels were read.
+
+    Returns
+    -------
+    oddkit.data.io.Table
+    """
+    from oddkit.data.io import Table
+
+    path = Path(path)
+    fmt = _text_format(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist or is not a file; check the path (relative paths start from {Path.cwd()})")
+    if path.stat().st_size == 0:
+        raise EmptyDataError(f"{path} is empty (0 bytes); pass a file with at least one message")
+    frame, sms = _read_text_frame(path, fmt, text_col)
+    frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+    name = "text" if sms else _pick_text_col(list(frame.columns), text_col, str(path))
+    if sms:
+        label = "label"
+    elif label_col == "auto":
+        label = "y" if "y" in frame.columns else None
+    else:
+        label = label_col
+    missing = [c for c in id_cols if c not in frame.columns]
+    if missing:
+        raise ColumnMismatchError(f"id column(s) {preview(missing)} not found in {path}; its columns are "
+                                  f"{preview(frame.columns, limit=20)}")
+    texts, labels = read_texts(frame, text_col=name, label_col=None if sms else label)
+    if sms:  # the headerless layout's labels are names: spam = anomaly (a file of ham only has none)
+        labels = _anomaly_flags(frame["label"], "label", str(path), _SMS_ANOMALY, require_positive=False)
+    if require_label and labels is None:
+        raise LabelError(f"{path} has no anomaly label column; name it with label_col (1 = anomaly, 0 = normal)")
+    ids = frame[list(id_cols)].reset_index(drop=True) if id_cols else None
+    return Table(X=pd.DataFrame({text_col or name: texts}), y=labels, ids=ids, path=path)

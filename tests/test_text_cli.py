@@ -1,0 +1,104 @@
+"""The command line on texts: fit --detector text --text-col, score, threshold, evaluate, explain, report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("tokenizers")
+
+from conftest import run_cli as run  # noqa: E402
+
+from oddkit import load  # noqa: E402
+from oddkit.data.text import synthetic_corpus  # noqa: E402
+
+SMALL = ["--epochs", "6", "--n-threads", "1", "-p", "hidden_size=48", "-p", "embedding_dim=24", "-p", "code_size=12",
+         "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("text-cli")
+    texts, y = synthetic_corpus(250, 25, random_state=5)
+    pd.DataFrame({"id": [f"a{i}" for i in range(len(texts))], "y": y, "body": texts}).to_csv(
+        folder / "train.csv", index=False)
+    test, yt = synthetic_corpus(40, 20, random_state=6)
+    pd.DataFrame({"id": [f"b{i}" for i in range(len(test))], "y": yt, "body": test}).to_csv(
+        folder / "test.csv", index=False)
+    # The SMS layout: label<TAB>text, no header, spam = anomaly.
+    lines = [f"{'spam' if label else 'ham'}\t{text}" for text, label in zip(test, yt)]
+    (folder / "messages.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model(folder):
+    import sys
+
+    from oddkit import cli
+
+    argv = sys.argv
+    sys.argv = ["oddkit", "fit", str(folder / "train.csv"), "--detector", "text", "--text-col", "body", "--id-col",
+                "id", "--out", str(folder / "model"), *SMALL]
+    try:
+        cli.main()
+    except SystemExit as exc:
+        assert not exc.code
+    finally:
+        sys.argv = argv
+    return folder / "model"
+
+
+def test_fit_learns_the_normal_rows_and_remembers_the_text_column(model, folder):
+    detector = load(model)
+    assert type(detector).__name__ == "TextAutoEncoderDetector"
+    assert detector.text_col == "body" and detector.n_training_rows_ == 250  # labelled anomalies left out
+    assert (model / "tokenizer.json").is_file()
+
+
+def test_score_and_evaluate_rank_malformed_messages_higher(monkeypatch, capsys, model, folder):
+    code, out, err = run(monkeypatch, capsys, "score", model, folder / "test.csv", "--id-col", "id",
+                         "--out", folder / "scores.csv", "--n-threads", "1")
+    assert code == 0, err
+    scores = pd.read_csv(folder / "scores.csv")
+    assert list(scores.columns) == ["id", "score", "label"] and len(scores) == 60
+    truth = pd.read_csv(folder / "test.csv")["y"].to_numpy()
+    assert scores["score"][truth == 1].mean() > scores["score"][truth == 0].mean()
+    direct = load(model).decision_function(pd.read_csv(folder / "test.csv")[["body"]])
+    assert np.allclose(scores["score"], direct)
+    code, out, err = run(monkeypatch, capsys, "evaluate", model, folder / "test.csv", "--plots", folder / "plots")
+    assert code == 0, err
+    auc = float(out.split("ROC AUC")[1].split("│")[1])
+    assert auc > 0.9
+    # The headerless SMS layout: its text column is 'text', not the model's 'body'; spam = anomaly.
+    code, out, err = run(monkeypatch, capsys, "evaluate", model, folder / "messages.tsv", "--plots",
+                         folder / "plots", "--force")
+    assert code == 0, err
+    assert float(out.split("ROC AUC")[1].split("│")[1]) == pytest.approx(auc, abs=1e-9)
+
+
+def test_threshold_explain_and_report(monkeypatch, capsys, model, folder):
+    code, out, err = run(monkeypatch, capsys, "threshold", model, folder / "test.csv", "--goal", "f1",
+                         "--out", folder / "tuned")
+    assert code == 0, err
+    assert load(folder / "tuned").threshold_goal_ == "f1"
+    code, out, err = run(monkeypatch, capsys, "explain", model, folder / "test.csv", "--id-col", "id", "--top", "5",
+                         "--out", folder / "why.csv")
+    assert code == 0, err
+    why = pd.read_csv(folder / "why.csv")
+    assert list(why.columns) == ["id", "row", "score", "label", "top_tokens", "text"] and len(why) == 5
+    assert why["score"].is_monotonic_decreasing
+    assert all(isinstance(t, str) and "(" in t for t in why["top_tokens"])
+    code, out, err = run(monkeypatch, capsys, "report", model, folder / "test.csv", "--out", folder / "r.html")
+    assert code == 0, err
+    assert "TextAutoEncoderDetector" in (folder / "r.html").read_text()
+
+
+def test_text_col_errors_use_flag_wording(monkeypatch, capsys, folder):
+    code, out, err = run(monkeypatch, capsys, "fit", folder / "train.csv", "--detector", "gaussian", "--text-col",
+                         "body", "--out", folder / "g")
+    assert code != 0 and "--text-col is for the text detectors" in err
+    code, out, err = run(monkeypatch, capsys, "fit", folder / "train.csv", "--detector", "text", "--text-col",
+                         "message", "--out", folder / "t")
+    assert code != 0 and "'message' not found" in err and "--text-col" in err
