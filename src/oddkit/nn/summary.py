@@ -13,6 +13,10 @@ loss of Goodfellow et al. (2014) on one-hot word sequences, not the Wasserstein 
 penalty the paper used: on sequences of one-hot words both the real and the generated inputs are
 one-hot in the forward pass, which keeps the standard loss stable at this size.
 
+The summariser is a pointer-generator (See et al., 2017), as the paper's is: each summary word
+is drawn from a mixture of a softmax over the vocabulary and the attention over the message's own
+tokens, so copying a word of the message is as easy as writing any other.
+
 Torch only; nothing of oddkit is imported here. Token ids are integers, ``pad_id`` marks padding.
 """
 
@@ -45,12 +49,14 @@ class _Attention(nn.Module):
         self.score = nn.Linear(hidden, hidden, bias=False)
         self.combine = nn.Linear(2 * hidden, hidden)
 
-    def forward(self, queries: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, queries: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor,
+                return_weights: bool = False):
         # queries (n, t, h), memory (n, s, h), mask (n, s) -> attended states (n, t, h)
         logits = torch.bmm(self.score(queries), memory.transpose(1, 2))
         logits = logits.masked_fill(~mask[:, None, :], -1e9)
-        context = torch.bmm(torch.softmax(logits, dim=-1), memory)
-        return torch.tanh(self.combine(torch.cat([queries, context], dim=-1)))
+        weights = torch.softmax(logits, dim=-1)
+        attended = torch.tanh(self.combine(torch.cat([queries, torch.bmm(weights, memory)], dim=-1)))
+        return (attended, weights) if return_weights else attended
 
 
 class _Encoder(nn.Module):
@@ -102,6 +108,7 @@ class TextSummaryAutoEncoder(nn.Module):
         self.sum_cell = nn.GRUCell(embed_dim, hidden_dim)
         self.sum_attention = _Attention(hidden_dim)
         self.sum_out = nn.Linear(hidden_dim, vocab_size)
+        self.sum_copy = nn.Linear(hidden_dim, 1)  # pointer-generator switch: write a word, or copy one
         # reconstructor: words -> message
         self.rec_encoder = _Encoder(embed_dim, hidden_dim)
         self.rec_gru = nn.GRU(embed_dim, hidden_dim, batch_first=True)
@@ -132,8 +139,15 @@ class TextSummaryAutoEncoder(nn.Module):
         words = []
         for _ in range(int(k.max())):
             state = self.sum_cell(previous, state)
-            attended = self.sum_attention(state[:, None, :], memory, mask)[:, 0]
-            logits = self.sum_out(attended).masked_fill(self.forbidden, -1e9)
+            attended, weights = self.sum_attention(state[:, None, :], memory, mask, return_weights=True)
+            attended, weights = attended[:, 0], weights[:, 0]
+            # pointer-generator (See et al., 2017): a mixture of the vocabulary softmax and the
+            # attention over the message's own tokens, so that the summariser can copy its words
+            write = torch.sigmoid(self.sum_copy(attended))
+            vocabulary = torch.softmax(self.sum_out(attended).masked_fill(self.forbidden, -1e9), dim=-1)
+            copied = torch.zeros_like(vocabulary).scatter_add(1, tokens, weights)
+            probs = write * vocabulary + (1 - write) * copied
+            logits = torch.log(probs + 1e-9).masked_fill(self.forbidden, -1e9)
             if hard_sample:
                 word = F.gumbel_softmax(logits, tau=tau, hard=True)
             else:
