@@ -45,7 +45,7 @@ RAW = REPO / "benchmarks" / "results" / "text_anomaly.json"
 
 BASE = dict(epochs=8, patience=2, n_threads=1)
 CANDIDATES = {
-    "word_dropout=0.25 (default)": dict(word_dropout=0.25),
+    "word_dropout=0.25": dict(word_dropout=0.25),
     "word_dropout=0": dict(word_dropout=0.0),
 }
 

@@ -74,6 +74,16 @@ def test_bpe_spells_unseen_words_from_pieces(corpus):
     assert tok.decode(tok.encode(["the catdog"])) == ["the catdog"]
 
 
+def test_tokens_map_back_to_the_words_of_the_text():
+    tok = TextTokenizer(kind="bpe", vocab_size=100).fit(["the cat sat on the mat", "a dog"])
+    text = "The  Cat zz! mat"
+    assert tok.tokens(text)[:3] == ["▁the", "▁", "▁cat"]
+    words = text.split()
+    assert [words[i] for i in tok.words([text])[0]] == ["The", "Cat", "Cat", "zz!", "zz!", "zz!", "zz!", "mat"]
+    word = TextTokenizer(kind="word").fit(["the cat sat"])
+    assert word.words(["The cat zz!"]) == [[0, 1, 2, 2]]
+
+
 def test_max_length_truncates_and_survives_json(corpus):
     texts, _ = corpus
     tok = TextTokenizer(kind="word", max_length=3).fit(texts)

@@ -87,7 +87,9 @@ def test_threshold_explain_and_report(monkeypatch, capsys, model, folder):
                          "--out", folder / "why.csv")
     assert code == 0, err
     why = pd.read_csv(folder / "why.csv")
-    assert list(why.columns) == ["id", "row", "score", "label", "top_tokens", "text"] and len(why) == 5
+    assert list(why.columns) == ["id", "row", "score", "label", "top_words", "top_tokens", "text"] and len(why) == 5
+    first = why["top_words"][0].split(" (")[0]
+    assert first in why["text"][0].split()  # a word as written in the message
     assert why["score"].is_monotonic_decreasing
     assert all(isinstance(t, str) and "(" in t for t in why["top_tokens"])
     code, out, err = run(monkeypatch, capsys, "report", model, folder / "test.csv", "--out", folder / "r.html")

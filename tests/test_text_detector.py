@@ -81,7 +81,7 @@ def test_explain_names_the_tokens_that_raise_the_score(fitted, corpus):
     _, test, _ = corpus
     foreign = test[81]  # a sentence with two or three words from outside the language
     frame = fitted.explain(pd.Series([test[0], foreign], index=["a", "b"]))
-    assert list(frame.columns) == ["row", "position", "token", "loss", "contribution", "share"]
+    assert list(frame.columns) == ["row", "position", "token", "word_index", "word", "loss", "contribution", "share"]
     sums = frame.groupby("row", sort=False)["contribution"].sum()
     assert np.allclose(sums.to_numpy(), fitted.decision_function([test[0], foreign]))
     assert np.allclose(frame.groupby("row")["share"].sum(), 1.0)
@@ -93,6 +93,10 @@ def test_explain_names_the_tokens_that_raise_the_score(fitted, corpus):
     else:  # subwords: the worst tokens spell the foreign words, unseen characters included
         assert not set(rows.nlargest(2, "contribution")["token"]) & {"▁the", "[EOS]"}
     assert rows["token"].iloc[-1] == "[EOS]"
+    # Summed by word, the words adding most are the foreign ones, as written in the text.
+    by_word = rows.groupby(["word_index", "word"])["contribution"].sum().nlargest(2)
+    assert {w for _, w in by_word.index} <= {foreign.split()[i] for i in foreign_positions}
+    assert set(rows["word"]) == set(foreign.split()) | {"[EOS]"}
 
 
 def test_dataframe_input_and_bad_input(corpus):

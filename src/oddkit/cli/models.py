@@ -102,7 +102,7 @@ def explain(
 
 
 TOP_TOKENS = 5
-"""Tokens listed per explained text by 'oddkit explain' on a text model."""
+"""Words and tokens listed per explained text by 'oddkit explain' on a text model."""
 
 
 def _explain_texts(detector, data: Path, top: int, out: Path, label_col, id_col) -> None:
@@ -115,16 +115,20 @@ def _explain_texts(detector, data: Path, top: int, out: Path, label_col, id_col)
     order = np.argsort(-scores, kind="stable")[:top]
     rows = table.X.iloc[order]
     tokens = detector.explain(rows)
-    listed = []
+    listed, words = [], []
     for row in rows.index:
-        worst = tokens[tokens["row"] == row].nlargest(TOP_TOKENS, "contribution")
+        part = tokens[tokens["row"] == row]
+        worst = part.nlargest(TOP_TOKENS, "contribution")
         listed.append(", ".join(f"{t} ({c:.3g})" for t, c in zip(worst["token"], worst["contribution"])))
+        by_word = part.groupby(["word_index", "word"], sort=False)["contribution"].sum().nlargest(TOP_TOKENS)
+        words.append(", ".join(f"{w} ({c:.3g})" for (_, w), c in by_word.items()))
     front = table.ids.iloc[order].reset_index(drop=True) if table.ids is not None else pd.DataFrame(
         index=range(len(order)))
     frame = front.assign(row=rows.index.to_numpy(), score=scores[order],
                          label=(scores[order] >= detector.threshold_).astype(np.int64),
-                         top_tokens=listed, text=rows.iloc[:, 0].to_numpy())
+                         top_words=words, top_tokens=listed, text=rows.iloc[:, 0].to_numpy())
     _write_table(frame, out)
     if str(out) != "-":
         console.print(f"explained the {len(frame):,} highest-scoring of {len(scores):,} texts of {data.name} "
-                      f"with {type(detector).__name__} (the {TOP_TOKENS} tokens adding most to each score); wrote {out}")
+                      f"with {type(detector).__name__} (the {TOP_TOKENS} words and tokens adding most to each "
+                      f"score); wrote {out}")

@@ -437,6 +437,30 @@ class TextTokenizer:
         texts, _ = read_texts(texts)
         return [list(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
 
+    def offsets(self, texts) -> list[list[tuple[int, int]]]:
+        """Where each token of :meth:`encode` lies in its text: ``(start, end)`` character offsets
+        into the original (un-normalised) text. A subword's span may include the space before it."""
+        tokenizer = self._fitted()
+        texts, _ = read_texts(texts)
+        return [[tuple(o) for o in e.offsets] for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    def words(self, texts) -> list[list[int]]:
+        """For each token of :meth:`encode`, the index of the whitespace-separated word of its text it
+        belongs to (a bare word-start marker belongs to the word after it)."""
+        import re
+
+        texts, _ = read_texts(texts)
+        out = []
+        for text, offsets in zip(texts, self.offsets(texts)):
+            ends = [m.end() for m in re.finditer(r"\S+", text)]
+            row = []
+            for start, _end in offsets:
+                while start < len(text) and text[start].isspace():
+                    start += 1
+                row.append(next((i for i, end in enumerate(ends) if end > start), max(len(ends) - 1, 0)))
+            out.append(row)
+        return out
+
     def tokens(self, text: str) -> list[str]:
         """The tokens of one text as strings (as :meth:`encode` splits it)."""
         tokenizer = self._fitted()
