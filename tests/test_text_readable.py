@@ -176,3 +176,21 @@ def test_cli_summarize_and_parse_write_one_row_per_text(summary_model, tree_mode
     code, out, err = run_cli(monkeypatch, capsys, "parse", tmp_path / "summary", tmp_path / "texts.csv",
                              "--text-col", "message", "--out", tmp_path / "t2.csv")
     assert code == 2 and "--detector text-tree" in err and not (tmp_path / "t2.csv").exists()
+
+
+def test_cli_fit_text_tree_then_parse_with_the_models_text_column(monkeypatch, capsys, tmp_path):
+    import pandas as pd
+
+    from conftest import run_cli
+
+    pd.DataFrame({"id": range(60), "message": NORMAL[:60]}).to_csv(tmp_path / "train.csv", index=False)
+    code, out, err = run_cli(monkeypatch, capsys, "fit", tmp_path / "train.csv", "--detector", "text-tree",
+                             "--text-col", "message", "--id-col", "id", "--epochs", "1", "--n-threads", "1",
+                             "--out", tmp_path / "model")
+    assert code == 0, err
+    code, out, err = run_cli(monkeypatch, capsys, "parse", tmp_path / "model", tmp_path / "train.csv",
+                             "--id-col", "id", "--out", tmp_path / "trees.csv")
+    assert code == 0, err
+    frame = pd.read_csv(tmp_path / "trees.csv")
+    assert list(frame.columns) == ["id", "text", "tree", "score"] and frame.id.tolist() == list(range(60))
+    assert [leaves(t) for t in frame.tree] == [t.split() for t in NORMAL[:60]]
