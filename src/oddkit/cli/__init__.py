@@ -26,6 +26,7 @@ from oddkit.cli import run  # noqa: F401
 from oddkit.cli import serve  # noqa: F401
 from oddkit.cli import export  # noqa: F401
 from oddkit.cli import voice  # noqa: F401
+from oddkit.cli import text  # noqa: F401
 from oddkit.cli._common import _state, app, errors
 from oddkit.exceptions import OddkitError, OddkitWarning
 

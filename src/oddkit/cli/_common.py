@@ -39,6 +39,8 @@ DETECTOR_NAMES = {
     "disentangled": "DisentangledAutoEncoderDetector",
     "voice": "VoiceConversion",
     "text": "TextAutoEncoderDetector",
+    "text-summary": "TextSummaryAutoEncoder",
+    "text-tree": "TreeAutoEncoder",
 }
 CLASS_DETECTORS = {"classifier": "open-set recognition", "disentangled": "a class part and a style part"}
 """The detectors that learn from each training row's class (--class-col), and what they do with it."""
@@ -64,7 +66,7 @@ TextCol = Annotated[Optional[str], typer.Option(
     "--text-col", help="Text detectors: the column holding the messages (CSV, TSV or Parquet with a header; a TSV "
                        "without one is read as 'label<TAB>text', spam = anomaly). Default 'text'; a text model "
                        "remembers it.")]
-TEXT_DETECTORS = {"text"}
+TEXT_DETECTORS = {"text", "text-summary", "text-tree"}
 """The detectors that learn from a text column (--text-col) instead of a table."""
 StrictCategories = Annotated[bool, typer.Option(
     "--strict-categories", help="Stop on a category never seen in training; by default such rows are scored as "

@@ -11,6 +11,7 @@ from oddkit.detectors.disentangle import DisentangledAutoEncoderDetector
 from oddkit.detectors.gaussian import GaussianDetector
 from oddkit.detectors.knn import KNNDetector
 from oddkit.detectors.pca import PCADetector
+from oddkit.detectors.readable import TextSummaryAutoEncoder, TreeAutoEncoder
 from oddkit.detectors.text import TextAutoEncoderDetector
 from oddkit.detectors.transforms import TransformationDetector
 from oddkit.detectors.vae import VAEDetector
@@ -30,7 +31,9 @@ __all__ = [
     "OneClassSVMDetector",
     "PCADetector",
     "TextAutoEncoderDetector",
+    "TextSummaryAutoEncoder",
     "TransformationDetector",
+    "TreeAutoEncoder",
     "VAEDetector",
     "VQVAEDetector",
     "VoiceConversion",

@@ -1,0 +1,634 @@
+"""Auto-encoders of text whose code a person can read: a short text, or a tree over the words.
+
+- :class:`TextSummaryAutoEncoder`: the code of a message is a shorter sequence of words from the
+  vocabulary (Wang and Lee, 2018), kept readable by a discriminator trained on real messages.
+- :class:`TreeAutoEncoder`: the code of a message is a binary tree over its words (DIORA, Drozdov
+  et al., 2019).
+
+Both learn from texts (a list of strings, a pandas Series, or a DataFrame with a text column), tokenise them
+with a word-level :class:`oddkit.data.text.TextTokenizer` fitted on the training texts, and score
+a text by how badly they rebuild it (mean cross-entropy per token): higher = more anomalous.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from oddkit.detectors.base import BaseDetector, refuse_sparse
+from oddkit.detectors.params import Interval, non_negative_float, positive_float, positive_int
+from oddkit.exceptions import DataError, ModelFileError, TooFewRowsError
+from oddkit.threshold import contamination_threshold
+
+__all__ = ["TextSummaryAutoEncoder", "TreeAutoEncoder"]
+
+_BRACKETS = {"(": "-LRB-", ")": "-RRB-"}
+
+
+class _TextCodeAutoEncoder(BaseDetector):
+    """What the two readable-code auto-encoders share: tokenizer, threshold, scores, saving."""
+
+    _parameter_constraints: dict = {
+        "text_col": [str, None],
+        "vocab_size": [Interval(Integral, 8, None, closed="left")],
+        "min_frequency": [positive_int],
+        "max_length": [Interval(Integral, 2, None, closed="left")],
+        "embed_dim": [positive_int],
+        "hidden_dim": [positive_int],
+        "epochs": [positive_int],
+        "batch_size": [positive_int],
+        "lr": [positive_float],
+    }
+
+    # -- to implement ------------------------------------------------------------------------
+
+    def _build(self):
+        raise NotImplementedError
+
+    def _train(self, ids: list[list[int]], generator) -> list[float]:
+        raise NotImplementedError
+
+    def _losses(self, ids: list[list[int]]) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------------------------
+
+    def _texts(self, X) -> list[str]:
+        """The texts of ``X`` (from the training column when ``X`` is a DataFrame)."""
+        refuse_sparse(X)
+        return self.preprocessor_.texts(X)
+
+    def _encode(self, texts: list[str], cut: bool = True) -> list[list[int]]:
+        ids = self.preprocessor_.tokenizer_.encode(texts)
+        empty = [i for i, row in enumerate(ids) if not row]
+        if empty:
+            raise DataError(f"{len(empty)} text(s) hold no token (rows {empty[:5]}); every text needs a word")
+        return [row[: self.max_length] for row in ids] if cut else ids
+
+    def fit(self, X, y=None):
+        """Learn the vocabulary and the auto-encoder from the texts ``X``; ``y`` is ignored.
+
+        Parameters
+        ----------
+        X : list of str, pandas.Series or one-column DataFrame
+            The training texts (mostly normal).
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        import torch
+
+        from oddkit.data.text import TextPreprocessor, TextTokenizer, texts_of
+        from oddkit.train import seeded, torch_threads
+
+        self._validate_params()
+        refuse_sparse(X)
+        texts, name = texts_of(X, self.text_col)
+        if len(texts) < 2:
+            raise TooFewRowsError(f"fitting needs at least 2 texts, got {len(texts)}; pass more training texts")
+        tokenizer = TextTokenizer(kind="word", vocab_size=int(self.vocab_size), min_frequency=int(self.min_frequency))
+        self.preprocessor_ = TextPreprocessor(text_col=name, tokenizer=tokenizer).fit(texts)
+        self.preprocessor_.text_col_ = name
+        ids = self._encode(texts)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        with torch_threads(self.n_threads), seeded(seed) as generator:
+            self.model_ = self._build()
+            self.history_ = {"train_loss": self._train(ids, generator)}
+            self.model_.eval()
+        self.n_features_in_ = 1
+        if name is not None:
+            self.feature_names_in_ = np.asarray([name], dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self._record_training_data(pd.DataFrame({name or "text": texts}))
+        with torch.inference_mode():
+            self.decision_scores_ = self._checked_training_scores(self._scores(ids))
+        self._set_score_statistics(self.decision_scores_)
+        self.threshold_ = float(contamination_threshold(self.decision_scores_, self.contamination))
+        self.threshold_goal_ = f"contamination:{self.contamination:g}"
+        self.calibration_ = None
+        self.labels_ = (self.decision_scores_ >= self.threshold_).astype(np.int64)
+        return self
+
+    def _scores(self, ids: list[list[int]]) -> np.ndarray:
+        from oddkit.train import torch_threads
+
+        with torch_threads(self.n_threads):
+            return np.asarray(self._losses(ids), dtype=np.float64)
+
+    def decision_function(self, X) -> np.ndarray:
+        """Anomaly score of each text: the mean cross-entropy (nats) per token of rebuilding it;
+        higher = more anomalous. Every score is finite.
+
+        Parameters
+        ----------
+        X : list of str, pandas.Series or one-column DataFrame
+
+        Returns
+        -------
+        ndarray of shape (n_texts,)
+        """
+        import torch
+
+        check_is_fitted(self)
+        ids = self._encode(self._texts(X))
+        with torch.inference_mode():
+            return self._guarded_scores(self._scores(ids), None)
+
+    def explain(self, X):
+        from oddkit.exceptions import ExplainError
+
+        raise ExplainError(f"{type(self).__name__} does not split its score by column (it reads one text column)")
+
+    def _get_model_state(self):
+        arrays = {name: tensor.detach().cpu().numpy() for name, tensor in self.model_.state_dict().items()}
+        meta = {"vocab_size": int(self.preprocessor_.tokenizer_.vocab_size_), "history": self.history_}
+        return arrays, meta, self.preprocessor_.files()
+
+    def _set_model_state(self, arrays, meta, files):
+        from oddkit.persist import load_module_weights
+
+        from oddkit.data.text import TextPreprocessor
+
+        if not isinstance(self.preprocessor_, TextPreprocessor):
+            raise ModelFileError(f"the saved {type(self).__name__} has no text preprocessing")
+        if meta.get("vocab_size") != self.preprocessor_.tokenizer_.vocab_size_:
+            raise ModelFileError(f"the saved network's vocabulary ({meta.get('vocab_size')!r}) is not the "
+                                 f"tokenizer's ({self.preprocessor_.tokenizer_.vocab_size_})")
+        history = meta.get("history")
+        if not isinstance(history, dict):
+            raise ModelFileError("the saved training history is not an object")
+        self.history_ = history
+        self.model_ = load_module_weights(self._build, arrays, type(self).__name__)
+        self.model_.eval()
+
+    def _batches(self, n: int, generator, lengths=None):
+        """Shuffled index batches; with ``lengths``, each batch holds texts of one length."""
+        import torch
+
+        order = torch.randperm(n, generator=generator).numpy()
+        size = int(self.batch_size)
+        if lengths is None:
+            return [order[i:i + size] for i in range(0, n, size)]
+        batches = []
+        lengths = np.asarray(lengths)
+        for length in np.unique(lengths):
+            members = order[lengths[order] == length]
+            batches += [members[i:i + size] for i in range(0, len(members), size)]
+        return [batches[i] for i in torch.randperm(len(batches), generator=generator).numpy()]
+
+    def _log_epoch(self, epoch: int, loss: float) -> None:
+        if self.verbose:
+            print(f"{type(self).__name__} epoch {epoch + 1}/{self.epochs}: loss {loss:.4f}", flush=True)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        return tags
+
+
+def _padded(rows: list[list[int]], pad: int, end: int | None = None):
+    """(n, T) long tensor of the rows (``end`` appended to each) padded with ``pad``, and lengths."""
+    import torch
+
+    rows = [list(r) + ([] if end is None else [end]) for r in rows]
+    width = max(len(r) for r in rows)
+    out = torch.full((len(rows), width), pad, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+    return out, torch.tensor([len(r) for r in rows], dtype=torch.long)
+
+
+class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
+    """An auto-encoder whose code is a short text: a few words from the vocabulary.
+
+    A sequence-to-sequence summariser (bidirectional GRU encoder, GRU decoder with attention)
+    writes, for a message of ``n`` word tokens, ``ceil(summary_ratio * n)`` words (at most
+    ``n - 1`` and ``max_summary_length``), each sampled by the straight-through Gumbel-softmax;
+    a second sequence-to-sequence model rebuilds the message from those words alone; a
+    discriminator learns to tell the summaries from the first words of real training messages, and
+    the summariser is trained to fool it (standard non-saturating GAN loss, weight
+    ``adversarial_weight``), which keeps the summaries readable (Wang and Lee, 2018). Without the
+    discriminator (``adversarial_weight=0``) the code is still made of vocabulary words, but in an
+    order only the reconstructor understands.
+
+    Score: the mean cross-entropy per token of rebuilding the message (with its end marker) from
+    its summary, the summary taken greedily (the most likely word at each step, so scores repeat
+    exactly): higher = more anomalous.
+
+    Parameters
+    ----------
+    text_col : str or None, default=None
+        The DataFrame column holding the texts (None: ``"text"``, or the only column). Lists of
+        strings and Series need none.
+    summary_ratio : float, default=0.5
+        Summary length as a share of the message's length, in (0, 1).
+    max_summary_length : int, default=12
+        Longest summary.
+    adversarial_weight : float, default=0.3
+        Weight of the discriminator's loss in the summariser's; 0 trains no discriminator.
+    temperature : float, default=1.0
+        Temperature of the Gumbel-softmax.
+    vocab_size : int, default=2000
+        Largest vocabulary of the word tokenizer, special tokens included.
+    min_frequency : int, default=2
+        A word must occur this often in the training texts to enter the vocabulary (rarer words
+        become ``[UNK]``, which a summary never uses).
+    max_length : int, default=30
+        Tokens of a text used (its beginning).
+    embed_dim, hidden_dim : int, default=64, 128
+        Width of the word vectors and of the GRUs.
+    epochs : int, default=10
+        Passes over the training texts.
+    batch_size : int, default=64
+    lr : float, default=2e-3
+        Adam's learning rate (summariser, reconstructor and discriminator).
+    contamination : float, default=0.1
+        Share of training texts above the threshold set at fit time.
+    n_threads : int, optional
+        torch threads for fitting and scoring (default: torch's setting).
+    random_state : int, RandomState or None
+        Seed of the tokenizer-independent randomness (weights, batches, Gumbel noise).
+    verbose : int, default=0
+        Print the loss after each epoch when positive.
+
+    Attributes
+    ----------
+    model_ : oddkit.nn.summary.TextSummaryAutoEncoder
+        The trained summariser, reconstructor and discriminator.
+    preprocessor_ : oddkit.data.text.TextPreprocessor
+        The word tokenizer (``preprocessor_.tokenizer_``) and the text column.
+    history_ : dict
+        ``train_loss`` (mean reconstruction loss per epoch) and, with the discriminator,
+        ``discriminator_loss`` and ``adversarial_loss`` per epoch.
+    feature_names_in_ : ndarray of str
+        The text column's name, when fitted on a DataFrame.
+    decision_scores_, threshold_, labels_, threshold_goal_, n_features_in_
+        As for every detector (``n_features_in_`` is 1: one text per row).
+
+    References
+    ----------
+    - Wang, Y.-S. and Lee, H.-Y. "Learning to encode text as human-readable summaries using
+      generative adversarial networks." EMNLP, 2018.
+    - Jang, E., Gu, S. and Poole, B. "Categorical reparameterization with Gumbel-softmax." ICLR, 2017.
+
+    Examples
+    --------
+    >>> from oddkit.data.text import synthetic_corpus
+    >>> texts, _ = synthetic_corpus(200, 0)
+    >>> model = TextSummaryAutoEncoder(epochs=2, random_state=0).fit(texts)  # doctest: +SKIP
+    >>> model.encode_text(texts[:1])  # doctest: +SKIP
+    ['the cat sees']
+    """
+
+    _parameter_constraints: dict = {
+        "summary_ratio": [Interval(Real, 0, 1, closed="neither")],
+        "max_summary_length": [positive_int],
+        "adversarial_weight": [non_negative_float],
+        "temperature": [positive_float],
+    }
+
+    def __init__(self, text_col=None, summary_ratio=0.5, max_summary_length=12, adversarial_weight=0.3, temperature=1.0,
+                 vocab_size=2000, min_frequency=2, max_length=30, embed_dim=64, hidden_dim=128, epochs=10,
+                 batch_size=64, lr=2e-3, contamination=0.1, n_threads=None, random_state=None, verbose=0):
+        self.text_col = text_col
+        self.summary_ratio = summary_ratio
+        self.max_summary_length = max_summary_length
+        self.adversarial_weight = adversarial_weight
+        self.temperature = temperature
+        self.vocab_size = vocab_size
+        self.min_frequency = min_frequency
+        self.max_length = max_length
+        self.embed_dim = embed_dim
+        self.hidden_dim = hidden_dim
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.contamination = contamination
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _build(self):
+        from oddkit.nn.summary import TextSummaryAutoEncoder as Module
+
+        tok = self.preprocessor_.tokenizer_
+        return Module(tok.vocab_size_, tok.pad_id, tok.bos_id, int(self.embed_dim), int(self.hidden_dim),
+                      float(self.summary_ratio), int(self.max_summary_length),
+                      forbidden_ids=(tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id))
+
+    def _train(self, ids, generator):
+        import torch
+
+        from oddkit.nn.summary import adversarial_loss, discriminator_loss, length_mask
+
+        model, tok = self.model_, self.preprocessor_.tokenizer_
+        adversarial = float(self.adversarial_weight) > 0
+        discriminator = [p for n, p in model.named_parameters() if n.startswith("dis_")]
+        autoencoder = [p for n, p in model.named_parameters() if not n.startswith("dis_")]
+        opt = torch.optim.Adam(autoencoder, lr=float(self.lr))
+        opt_d = torch.optim.Adam(discriminator, lr=float(self.lr)) if adversarial else None
+        history, d_history, g_history = [], [], []
+        model.train()
+        for epoch in range(int(self.epochs)):
+            total, d_total, g_total, count = 0.0, 0.0, 0.0, 0
+            for batch in self._batches(len(ids), generator):
+                rows = [ids[i] for i in batch]
+                tokens, lengths = _padded(rows, tok.pad_id, tok.eos_id)
+                loss, words, k = model.reconstruction_loss(tokens, lengths, lengths - 1, tau=float(self.temperature))
+                loss = loss.mean()
+                objective = loss
+                if adversarial:
+                    # real word sequences: other messages of the batch, cut to the summaries' lengths
+                    perm = torch.randperm(len(rows), generator=generator)
+                    real, real_n = _padded([rows[int(i)] for i in perm], tok.pad_id)
+                    real_lengths = torch.minimum(real_n, k)
+                    real = real[:, : words.shape[1]]
+                    real = real * length_mask(real_lengths, real.shape[1])
+                    d_loss = discriminator_loss(model, words, k, real, real_lengths)
+                    opt_d.zero_grad()
+                    d_loss.backward(inputs=discriminator)
+                    opt_d.step()
+                    g_loss = adversarial_loss(model, words, k)
+                    objective = loss + float(self.adversarial_weight) * g_loss
+                    d_total += float(d_loss.detach()) * len(rows)
+                    g_total += float(g_loss.detach()) * len(rows)
+                opt.zero_grad()
+                objective.backward(inputs=autoencoder)
+                torch.nn.utils.clip_grad_norm_(autoencoder, 5.0)
+                opt.step()
+                total += float(loss.detach()) * len(rows)
+                count += len(rows)
+            history.append(total / count)
+            if adversarial:
+                d_history.append(d_total / count)
+                g_history.append(g_total / count)
+            self._log_epoch(epoch, history[-1])
+        if adversarial:
+            self._gan_history = {"discriminator_loss": d_history, "adversarial_loss": g_history}
+        return history
+
+    def fit(self, X, y=None):
+        super().fit(X, y)
+        self.history_.update(getattr(self, "_gan_history", {}))
+        self.__dict__.pop("_gan_history", None)
+        return self
+
+    def _summaries(self, ids):
+        import torch
+
+        tok = self.preprocessor_.tokenizer_
+        out_words, out_k, losses = [], [], []
+        for start in range(0, len(ids), 256):
+            tokens, lengths = _padded(ids[start:start + 256], tok.pad_id, tok.eos_id)
+            loss, words, k = self.model_.reconstruction_loss(tokens, lengths, lengths - 1, hard_sample=False)
+            losses.append(loss.numpy())
+            choice = words.argmax(-1)
+            out_words += [choice[i, : int(k[i])].tolist() for i in range(len(k))]
+            out_k.append(k)
+        return out_words, np.concatenate(losses) if losses else np.zeros(0)
+
+    def _losses(self, ids):
+        import torch
+
+        with torch.inference_mode():
+            return self._summaries(ids)[1]
+
+    def encode_text(self, texts) -> list[str]:
+        """The summary of each text: a few vocabulary words separated by spaces.
+
+        Parameters
+        ----------
+        texts : list of str, pandas.Series or one-column DataFrame
+
+        Returns
+        -------
+        list of str
+            One summary per text, shorter (in tokens) than the text when it has two tokens or more.
+        """
+        import torch
+
+        from oddkit.train import torch_threads
+
+        check_is_fitted(self)
+        tok = self.preprocessor_.tokenizer_
+        with torch_threads(self.n_threads), torch.inference_mode():
+            words, _ = self._summaries(self._encode(self._texts(texts)))
+        return [" ".join(tok.id_to_token(i) for i in row) for row in words]
+
+    def decode_text(self, summaries) -> list[str]:
+        """Rebuild messages from summaries (strings of words, e.g. from :meth:`encode_text`).
+
+        Words outside the vocabulary are read as ``[UNK]``. Each message is decoded greedily, at
+        most ``max_length`` tokens.
+
+        Parameters
+        ----------
+        summaries : list of str, pandas.Series or one-column DataFrame
+
+        Returns
+        -------
+        list of str
+        """
+        import torch
+
+        from oddkit.train import torch_threads
+
+        check_is_fitted(self)
+        tok = self.preprocessor_.tokenizer_
+        rows = self._encode(self._texts(summaries), cut=False)
+        rows = [r[: int(self.max_summary_length)] for r in rows]
+        out = []
+        with torch_threads(self.n_threads), torch.inference_mode():
+            for start in range(0, len(rows), 256):
+                words, k = _padded(rows[start:start + 256], tok.pad_id)
+                generated = self.model_.generate(words, k, int(self.max_length) + 1, tok.eos_id)
+                for row in generated.tolist():
+                    row = row[: row.index(tok.eos_id)] if tok.eos_id in row else row
+                    out.append([i for i in row if i != tok.pad_id])
+        return [" ".join(tok.id_to_token(i) for i in row) for row in out]
+
+
+class TreeAutoEncoder(_TextCodeAutoEncoder):
+    """An auto-encoder whose code is a binary tree over the words of a text (DIORA).
+
+    Every span of the text gets an inside vector (composed bottom-up from its two halves, averaged
+    over split points with learned compatibility weights) and an outside vector (composed
+    top-down from its parent and sibling); each word is predicted from its outside vector, which
+    sees every word but that one (Drozdov et al., 2019; :class:`oddkit.nn.tree.DIORA`). The tree
+    of a text is the one CKY finds on the compatibility scores.
+
+    Score: the mean cross-entropy per word of predicting each word from the rest of the text;
+    higher = more anomalous. The chart costs O(n³) in the text's length ``n``: training uses the
+    first ``max_length`` tokens of each text; :meth:`parse` and scoring use whole texts.
+
+    Parameters
+    ----------
+    text_col : str or None, default=None
+        As for :class:`TextSummaryAutoEncoder`.
+    vocab_size : int, default=2000
+        Largest vocabulary of the word tokenizer, special tokens included.
+    min_frequency : int, default=1
+        A word must occur this often in the training texts to enter the vocabulary.
+    max_length : int, default=20
+        Tokens of a training text used (its beginning).
+    embed_dim, hidden_dim : int, default=64, 64
+        Width of the word vectors and of the chart's vectors.
+    epochs : int, default=10
+    batch_size : int, default=32
+        Texts per batch (each batch holds texts of one length).
+    lr : float, default=2e-3
+        Adam's learning rate.
+    contamination, n_threads, random_state, verbose
+        As for :class:`TextSummaryAutoEncoder`.
+
+    Attributes
+    ----------
+    model_ : oddkit.nn.tree.DIORA
+    preprocessor_ : oddkit.data.text.TextPreprocessor
+        The word tokenizer (``preprocessor_.tokenizer_``) and the text column.
+    history_ : dict
+        ``train_loss``: mean loss per epoch.
+    decision_scores_, threshold_, labels_, threshold_goal_, n_features_in_
+        As for every detector.
+
+    References
+    ----------
+    - Drozdov, A., Verga, P., Yadav, M., Iyyer, M. and McCallum, A. "Unsupervised latent tree
+      induction with deep inside-outside recursive auto-encoders." NAACL, 2019.
+
+    Examples
+    --------
+    >>> model = TreeAutoEncoder(epochs=2, random_state=0).fit(["the dog ran away", "a cat sat"])  # doctest: +SKIP
+    >>> model.parse(["the dog ran away"])  # doctest: +SKIP
+    ['((the dog) (ran away))']
+    """
+
+    def __init__(self, text_col=None, vocab_size=2000, min_frequency=1, max_length=20, embed_dim=64, hidden_dim=64, epochs=10,
+                 batch_size=32, lr=2e-3, contamination=0.1, n_threads=None, random_state=None, verbose=0):
+        self.text_col = text_col
+        self.vocab_size = vocab_size
+        self.min_frequency = min_frequency
+        self.max_length = max_length
+        self.embed_dim = embed_dim
+        self.hidden_dim = hidden_dim
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.contamination = contamination
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _build(self):
+        from oddkit.nn.tree import DIORA
+
+        return DIORA(self.preprocessor_.tokenizer_.vocab_size_, int(self.embed_dim), int(self.hidden_dim))
+
+    def _train(self, ids, generator):
+        import torch
+
+        model = self.model_
+        opt = torch.optim.Adam(model.parameters(), lr=float(self.lr))
+        lengths = [len(r) for r in ids]
+        history = []
+        model.train()
+        for epoch in range(int(self.epochs)):
+            total, count = 0.0, 0
+            for batch in self._batches(len(ids), generator, lengths):
+                tokens = torch.tensor([ids[i] for i in batch], dtype=torch.long)
+                loss = model.token_losses(tokens).mean()
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                opt.step()
+                total += float(loss.detach()) * tokens.numel()
+                count += tokens.numel()
+            history.append(total / count)
+            self._log_epoch(epoch, history[-1])
+        return history
+
+    def _by_length(self, ids, compute):
+        """``compute(tokens)`` on batches of texts of one length; results back in input order."""
+        import torch
+
+        out = [None] * len(ids)
+        lengths = np.array([len(r) for r in ids])
+        for length in np.unique(lengths):
+            members = np.flatnonzero(lengths == length)
+            for start in range(0, len(members), 256):
+                part = members[start:start + 256]
+                results = compute(torch.tensor([ids[i] for i in part], dtype=torch.long))
+                for i, result in zip(part, results):
+                    out[i] = result
+        return out
+
+    def _losses(self, ids):
+        import torch
+
+        with torch.inference_mode():
+            return np.array(self._by_length(ids, lambda t: self.model_.token_losses(t).mean(1).tolist()))
+
+    def decision_function(self, X) -> np.ndarray:
+        import torch
+
+        check_is_fitted(self)
+        ids = self._encode(self._texts(X), cut=False)
+        with torch.inference_mode():
+            return self._guarded_scores(self._scores(ids), None)
+
+    decision_function.__doc__ = _TextCodeAutoEncoder.decision_function.__doc__
+
+    def parse(self, texts) -> list[str]:
+        """The tree of each text as a bracketed string, e.g. ``"((the dog) (ran away))"``.
+
+        Leaves are the text's tokens as written (original case), in order; a round bracket inside a
+        token is written ``-LRB-`` / ``-RRB-`` (as in the Penn Treebank) so the brackets stay
+        balanced. A one-token text is that token alone.
+
+        Parameters
+        ----------
+        texts : list of str, pandas.Series or one-column DataFrame
+
+        Returns
+        -------
+        list of str
+        """
+        import torch
+
+        from oddkit.train import torch_threads
+
+        check_is_fitted(self)
+        texts = self._texts(texts)
+        encoded = self.preprocessor_.tokenizer_.tokenizer_.encode_batch(texts, add_special_tokens=False)
+        ids = [list(e.ids) for e in encoded]
+        empty = [i for i, row in enumerate(ids) if not row]
+        if empty:
+            raise DataError(f"{len(empty)} text(s) hold no token (rows {empty[:5]}); every text needs a word")
+        with torch_threads(self.n_threads), torch.inference_mode():
+            trees = self._by_length(ids, self.model_.parse)
+        out = []
+        for text, e, tree in zip(texts, encoded, trees):
+            words = [_escape(text[a:b]) for a, b in e.offsets]
+            out.append(_bracketed(tree, words))
+        return out
+
+
+def _escape(word: str) -> str:
+    for bracket, name in _BRACKETS.items():
+        word = word.replace(bracket, name)
+    return word
+
+
+def _bracketed(tree, words: list[str]) -> str:
+    if isinstance(tree, tuple):
+        return "(" + " ".join(_bracketed(child, words) for child in tree) + ")"
+    return words[tree]
+

@@ -1,0 +1,232 @@
+"""Text as the representation: an auto-encoder whose code is a short sequence of words.
+
+Wang and Lee (2018): a sequence-to-sequence *summariser* reads a message and writes a shorter
+sequence of words from the same vocabulary; a sequence-to-sequence *reconstructor* rebuilds the
+message from that short sequence alone; a *discriminator* trained on real messages tells real word
+sequences from the summariser's, and the summariser is rewarded for fooling it, which keeps the
+code readable instead of a private language only the reconstructor understands.
+
+The words are sampled with the straight-through Gumbel-softmax (Jang et al., 2017): the forward
+pass uses a one-hot word, the backward pass the gradient of the tempered softmax, so the whole
+chain is trained by back-propagation. The adversarial loss is the standard (non-saturating) GAN
+loss of Goodfellow et al. (2014) on one-hot word sequences, not the Wasserstein loss with gradient
+penalty the paper used: on sequences of one-hot words both the real and the generated inputs are
+one-hot in the forward pass, which keeps the standard loss stable at this size.
+
+The summariser is a pointer-generator (See et al., 2017), as the paper's is: each summary word
+is drawn from a mixture of a softmax over the vocabulary and the attention over the message's own
+tokens, so copying a word of the message is as easy as writing any other.
+
+Torch only; nothing of oddkit is imported here. Token ids are integers, ``pad_id`` marks padding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def summary_lengths(lengths: torch.Tensor, ratio: float, max_length: int) -> torch.Tensor:
+    """How many words the summary of a message of ``lengths`` tokens has: ``ceil(ratio * n)``,
+    at least 1, at most ``n - 1`` (shorter than the message whenever it has two tokens or more)
+    and at most ``max_length``."""
+    k = torch.ceil(lengths.float() * ratio).long()
+    k = torch.minimum(k, (lengths - 1).clamp(min=1))
+    return k.clamp(min=1, max=max_length)
+
+
+def length_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """Boolean (n, width): True at positions below each row's length."""
+    return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class _Attention(nn.Module):
+    """Luong's bilinear ("general") attention of decoder states over masked encoder states."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.score = nn.Linear(hidden, hidden, bias=False)
+        self.combine = nn.Linear(2 * hidden, hidden)
+
+    def forward(self, queries: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor,
+                return_weights: bool = False):
+        # queries (n, t, h), memory (n, s, h), mask (n, s) -> attended states (n, t, h)
+        logits = torch.bmm(self.score(queries), memory.transpose(1, 2))
+        logits = logits.masked_fill(~mask[:, None, :], -1e9)
+        weights = torch.softmax(logits, dim=-1)
+        attended = torch.tanh(self.combine(torch.cat([queries, torch.bmm(weights, memory)], dim=-1)))
+        return (attended, weights) if return_weights else attended
+
+
+class _Encoder(nn.Module):
+    """A bidirectional GRU over word vectors; its states are projected back to ``hidden``."""
+
+    def __init__(self, embed: int, hidden: int):
+        super().__init__()
+        self.gru = nn.GRU(embed, hidden, batch_first=True, bidirectional=True)
+        self.project = nn.Linear(2 * hidden, hidden)
+
+    def forward(self, vectors: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        states, _ = self.gru(vectors * mask[..., None].to(vectors.dtype))
+        states = torch.tanh(self.project(states))
+        lengths = mask.sum(1).clamp(min=1)
+        summary = (states * mask[..., None]).sum(1) / lengths[:, None]
+        return states, summary
+
+
+class TextSummaryAutoEncoder(nn.Module):
+    """Summariser, reconstructor and discriminator of the text-as-representation auto-encoder.
+
+    Parameters
+    ----------
+    vocab_size : int
+        Number of token ids (the tokenizer's vocabulary, special tokens included).
+    pad_id, bos_id : int
+        Padding id (never generated) and the start-of-sequence id fed to the decoders first.
+    embed_dim, hidden_dim : int
+        Width of the word vectors (shared by all three parts) and of the GRUs.
+    summary_ratio : float
+        The summary of an ``n``-token message has ``ceil(summary_ratio * n)`` words, at most ``n - 1``.
+    max_summary_length : int
+        Upper bound on a summary's length.
+    forbidden_ids : sequence of int
+        Ids the summariser may never write (padding, start/end markers, the unknown token).
+    """
+
+    def __init__(self, vocab_size: int, pad_id: int, bos_id: int, embed_dim: int = 64, hidden_dim: int = 128,
+                 summary_ratio: float = 0.5, max_summary_length: int = 16, forbidden_ids=()):
+        super().__init__()
+        self.vocab_size, self.pad_id, self.bos_id = int(vocab_size), int(pad_id), int(bos_id)
+        self.summary_ratio, self.max_summary_length = float(summary_ratio), int(max_summary_length)
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        forbidden = torch.zeros(vocab_size, dtype=torch.bool)
+        forbidden[list({int(i) for i in forbidden_ids} | {self.pad_id})] = True
+        self.register_buffer("forbidden", forbidden)
+        # summariser: message -> words
+        self.sum_encoder = _Encoder(embed_dim, hidden_dim)
+        self.sum_cell = nn.GRUCell(embed_dim, hidden_dim)
+        self.sum_attention = _Attention(hidden_dim)
+        self.sum_out = nn.Linear(hidden_dim, vocab_size)
+        self.sum_copy = nn.Linear(hidden_dim, 1)  # pointer-generator switch: write a word, or copy one
+        # reconstructor: words -> message
+        self.rec_encoder = _Encoder(embed_dim, hidden_dim)
+        self.rec_gru = nn.GRU(embed_dim, hidden_dim, batch_first=True)
+        self.rec_attention = _Attention(hidden_dim)
+        self.rec_out = nn.Linear(hidden_dim, vocab_size)
+        # discriminator: a word sequence -> logit of "a real message" (its own word vectors, so that
+        # its updates leave the summariser's alone)
+        self.dis_embedding = nn.Linear(vocab_size, embed_dim, bias=False)
+        self.dis_gru = nn.GRU(embed_dim, hidden_dim, batch_first=True, bidirectional=True)
+        self.dis_out = nn.Sequential(nn.Linear(2 * hidden_dim, hidden_dim), nn.LeakyReLU(0.2), nn.Linear(hidden_dim, 1))
+
+    # -- the three parts ---------------------------------------------------------------------
+
+    def summarize(self, tokens: torch.Tensor, lengths: torch.Tensor, n_words: torch.Tensor | None = None,
+                  tau: float = 1.0, hard_sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the summaries of ``tokens`` (n, T) of ``lengths`` (n,).
+
+        ``n_words`` (n,) is how many of the tokens are words (default ``lengths``; fewer when the
+        sequences end with an end-of-sequence token): the summary length is computed from it.
+        Returns the words as (n, K, V) one-hot rows (straight-through Gumbel-softmax when
+        ``hard_sample``, else the most likely word; gradients flow through the tempered softmax
+        either way) and the summaries' lengths (n,); K is the longest of them.
+        """
+        mask = length_mask(lengths, tokens.shape[1])
+        memory, state = self.sum_encoder(self.embedding(tokens), mask)
+        k = summary_lengths(lengths if n_words is None else n_words, self.summary_ratio, self.max_summary_length)
+        previous = self.embedding.weight[self.bos_id].expand(tokens.shape[0], -1)
+        words = []
+        for _ in range(int(k.max())):
+            state = self.sum_cell(previous, state)
+            attended, weights = self.sum_attention(state[:, None, :], memory, mask, return_weights=True)
+            attended, weights = attended[:, 0], weights[:, 0]
+            # pointer-generator (See et al., 2017): a mixture of the vocabulary softmax and the
+            # attention over the message's own tokens, so that the summariser can copy its words
+            write = torch.sigmoid(self.sum_copy(attended))
+            vocabulary = torch.softmax(self.sum_out(attended).masked_fill(self.forbidden, -1e9), dim=-1)
+            copied = torch.zeros_like(vocabulary).scatter_add(1, tokens, weights)
+            probs = write * vocabulary + (1 - write) * copied
+            logits = torch.log(probs + 1e-9).masked_fill(self.forbidden, -1e9)
+            if hard_sample:
+                word = F.gumbel_softmax(logits, tau=tau, hard=True)
+            else:
+                soft = torch.softmax(logits / tau, dim=-1)
+                hard = F.one_hot(soft.argmax(-1), self.vocab_size).to(soft.dtype)
+                word = hard + soft - soft.detach()
+            words.append(word)
+            previous = word @ self.embedding.weight
+        return torch.stack(words, dim=1), k
+
+    def reconstruct_logits(self, words: torch.Tensor, word_lengths: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits (n, T, V) of each token of ``tokens`` given the previous ones (teacher forcing)
+        and the summary ``words`` (n, K, V one-hot rows, or (n, K) ids)."""
+        vectors = self._word_vectors(words)
+        mask = length_mask(word_lengths, vectors.shape[1])
+        memory, state = self.rec_encoder(vectors, mask)
+        inputs = torch.cat([torch.full_like(tokens[:, :1], self.bos_id), tokens[:, :-1]], dim=1)
+        states, _ = self.rec_gru(self.embedding(inputs), state[None].contiguous())
+        return self.rec_out(self.rec_attention(states, memory, mask))
+
+    def discriminate(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logit (n,) that each word sequence (one-hot rows or ids) is a real message's."""
+        if words.dtype in (torch.int64, torch.int32):
+            vectors = F.embedding(words, self.dis_embedding.weight.T)
+        else:
+            vectors = self.dis_embedding(words)
+        mask = length_mask(lengths, vectors.shape[1])
+        states, _ = self.dis_gru(vectors * mask[..., None].to(vectors.dtype))
+        pooled = states.masked_fill(~mask[..., None], -1e9).max(dim=1).values
+        return self.dis_out(pooled)[:, 0]
+
+    @torch.no_grad()
+    def generate(self, words: torch.Tensor, word_lengths: torch.Tensor, max_length: int, eos_id: int) -> torch.Tensor:
+        """Greedy decoding of messages (n, max_length) ids from summaries; ``pad_id`` after ``eos_id``."""
+        vectors = self._word_vectors(words)
+        mask = length_mask(word_lengths, vectors.shape[1])
+        memory, state = self.rec_encoder(vectors, mask)
+        state = state[None].contiguous()
+        previous = torch.full((vectors.shape[0], 1), self.bos_id, dtype=torch.long, device=vectors.device)
+        done = torch.zeros(vectors.shape[0], dtype=torch.bool, device=vectors.device)
+        out = []
+        for _ in range(max_length):
+            output, state = self.rec_gru(self.embedding(previous), state)
+            logits = self.rec_out(self.rec_attention(output, memory, mask))[:, 0]
+            logits[:, self.pad_id] = -1e9
+            token = logits.argmax(-1).masked_fill(done, self.pad_id)
+            out.append(token)
+            done = done | (token == eos_id)
+            previous = token[:, None]
+        return torch.stack(out, dim=1)
+
+    def _word_vectors(self, words: torch.Tensor) -> torch.Tensor:
+        if words.dtype in (torch.int64, torch.int32):
+            return self.embedding(words)
+        return words @ self.embedding.weight
+
+    def reconstruction_loss(self, tokens: torch.Tensor, lengths: torch.Tensor, n_words: torch.Tensor | None = None,
+                            tau: float = 1.0, hard_sample: bool = True
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-message mean token cross-entropy (n,) of rebuilding ``tokens`` from their summaries,
+        with the summaries (one-hot rows) and their lengths."""
+        words, k = self.summarize(tokens, lengths, n_words, tau=tau, hard_sample=hard_sample)
+        logits = self.reconstruct_logits(words, k, tokens)
+        mask = length_mask(lengths, tokens.shape[1]).to(logits.dtype)
+        ce = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")
+        return (ce * mask).sum(1) / mask.sum(1).clamp(min=1), words, k
+
+
+def discriminator_loss(model: TextSummaryAutoEncoder, fake: torch.Tensor, fake_lengths: torch.Tensor,
+                       real: torch.Tensor, real_lengths: torch.Tensor) -> torch.Tensor:
+    """The discriminator's standard GAN loss (real -> 1, generated -> 0; generated words detached),
+    a mean over the batch."""
+    real_logit = model.discriminate(real, real_lengths)
+    fake_logit = model.discriminate(fake.detach(), fake_lengths)
+    return (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
+            + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
+
+
+def adversarial_loss(model: TextSummaryAutoEncoder, fake: torch.Tensor, fake_lengths: torch.Tensor) -> torch.Tensor:
+    """The summariser's non-saturating GAN loss ``-log D(generated)``, a mean over the batch."""
+    logit = model.discriminate(fake, fake_lengths)
+    return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))

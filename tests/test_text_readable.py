@@ -1,0 +1,196 @@
+"""Readable codes of text: summaries (TextSummaryAutoEncoder) and trees (TreeAutoEncoder)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tokenizers")
+
+from oddkit import TextSummaryAutoEncoder, TreeAutoEncoder, load  # noqa: E402
+from oddkit.data.text import synthetic_corpus  # noqa: E402
+from oddkit.exceptions import DataError, ModelFileError, ParameterError, TooFewRowsError  # noqa: E402
+
+TEXTS, LABELS = synthetic_corpus(160, 20, random_state=0)
+NORMAL = TEXTS[:160]
+
+
+def leaves(bracketed: str) -> list[str]:
+    return bracketed.replace("(", " ").replace(")", " ").split()
+
+
+def balanced(bracketed: str) -> bool:
+    depth = 0
+    for char in bracketed:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def binary(bracketed: str) -> bool:
+    """Every bracket holds exactly two children."""
+    tokens = bracketed.replace("(", " ( ").replace(")", " ) ").split()
+    stack = []
+    for token in tokens:
+        if token == "(":
+            stack.append(0)
+        elif token == ")":
+            if stack.pop() != 2:
+                return False
+            if stack:
+                stack[-1] += 1
+        elif stack:
+            stack[-1] += 1
+    return not stack
+
+
+@pytest.fixture(scope="module")
+def summary_model():
+    return TextSummaryAutoEncoder(epochs=6, hidden_dim=48, embed_dim=32, random_state=0, n_threads=1).fit(NORMAL)
+
+
+@pytest.fixture(scope="module")
+def tree_model():
+    return TreeAutoEncoder(epochs=4, hidden_dim=32, embed_dim=32, random_state=0, n_threads=1).fit(NORMAL)
+
+
+def test_summaries_are_shorter_strings_of_vocabulary_words(summary_model):
+    summaries = summary_model.encode_text(TEXTS[:20])
+    vocabulary = summary_model.preprocessor_.tokenizer_.tokenizer_.get_vocab()
+    assert len(summaries) == 20
+    for text, summary in zip(TEXTS[:20], summaries):
+        words = summary.split()
+        assert 1 <= len(words) < len(text.split())
+        assert all(w in vocabulary and not w.startswith("[") for w in words)
+    decoded = summary_model.decode_text(summaries)
+    assert len(decoded) == 20 and all(isinstance(d, str) and d for d in decoded)
+
+
+def test_summary_scores_rank_malformed_sentences_higher(summary_model):
+    from sklearn.metrics import roc_auc_score
+
+    scores = summary_model.decision_function(TEXTS)
+    assert np.isfinite(scores).all()
+    assert roc_auc_score(LABELS, scores) > 0.8
+
+
+def test_trees_are_well_formed_binary_trees_over_the_tokens(tree_model):
+    texts = TEXTS[:10] + ["The dog", "dog", "a (big) cat :)"]
+    trees = tree_model.parse(texts)
+    for text, tree in zip(texts, trees):
+        assert balanced(tree) and binary(tree), tree
+    for text, tree in zip(TEXTS[:10], trees):
+        assert leaves(tree) == text.split()
+    assert trees[-3] == "(The dog)" and trees[-2] == "dog"
+    assert leaves(trees[-1]) == ["a", "-LRB-", "big", "-RRB-", "cat", ":-RRB-"]
+
+
+def test_tree_scores_rank_malformed_sentences_higher(tree_model):
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(LABELS, tree_model.decision_function(TEXTS)) > 0.8
+
+
+@pytest.mark.parametrize("name", ["summary_model", "tree_model"])
+def test_save_and_load_give_identical_outputs(name, request, tmp_path):
+    model = request.getfixturevalue(name)
+    model.save(tmp_path / "model")
+    loaded = load(tmp_path / "model")
+    assert type(loaded) is type(model)
+    np.testing.assert_array_equal(loaded.decision_function(TEXTS), model.decision_function(TEXTS))
+    assert loaded.threshold_ == model.threshold_
+    if name == "tree_model":
+        assert loaded.parse(TEXTS[:20]) == model.parse(TEXTS[:20])
+    else:
+        assert loaded.encode_text(TEXTS[:20]) == model.encode_text(TEXTS[:20])
+        assert loaded.decode_text(["the cat sees"]) == model.decode_text(["the cat sees"])
+
+
+def test_a_saved_tokenizer_that_does_not_fit_the_network_is_refused(tree_model, tmp_path):
+    import json
+
+    from oddkit.persist import seal
+
+    tree_model.save(tmp_path / "m")
+    tokenizer = json.loads((tmp_path / "m" / "tokenizer.json").read_text())
+    tokenizer["model"]["vocab"] = dict(list(tokenizer["model"]["vocab"].items())[:-3])  # 3 words fewer
+    (tmp_path / "m" / "tokenizer.json").write_text(json.dumps(tokenizer))
+    seal(tmp_path / "m")
+    with pytest.raises(ModelFileError, match="tokenizer"):
+        load(tmp_path / "m")
+
+
+def test_same_seed_same_scores():
+    a = TreeAutoEncoder(epochs=1, hidden_dim=16, embed_dim=16, random_state=3).fit(NORMAL[:40])
+    b = TreeAutoEncoder(epochs=1, hidden_dim=16, embed_dim=16, random_state=3).fit(NORMAL[:40])
+    np.testing.assert_array_equal(a.decision_scores_, b.decision_scores_)
+
+
+def test_bad_input_and_parameters_are_refused(tree_model):
+    with pytest.raises(DataError, match="row 1"):
+        tree_model.decision_function(["the cat", ""])
+    with pytest.raises(DataError, match="list of texts"):
+        tree_model.parse("the cat sees")
+    with pytest.raises(ParameterError, match="summary_ratio"):
+        TextSummaryAutoEncoder(summary_ratio=1.5).fit(NORMAL)
+    with pytest.raises(TooFewRowsError, match="at least 2"):
+        TreeAutoEncoder().fit(["one text"])
+
+
+def test_a_dataframe_is_read_from_its_text_column(tree_model):
+    import pandas as pd
+
+    frame = pd.DataFrame({"id": range(5), "message": NORMAL[:5]})
+    model = TreeAutoEncoder(text_col="message", epochs=1, hidden_dim=16, embed_dim=16, random_state=0).fit(
+        pd.DataFrame({"message": NORMAL[:40]}))
+    assert list(model.feature_names_in_) == ["message"]
+    np.testing.assert_array_equal(model.decision_function(frame), model.decision_function(NORMAL[:5]))
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+def test_cli_summarize_and_parse_write_one_row_per_text(summary_model, tree_model, monkeypatch, capsys, tmp_path):
+    import pandas as pd
+
+    from conftest import run_cli
+
+    summary_model.save(tmp_path / "summary")
+    tree_model.save(tmp_path / "tree")
+    pd.DataFrame({"id": range(12), "message": TEXTS[150:162]}).to_csv(tmp_path / "texts.csv", index=False)
+    code, out, err = run_cli(monkeypatch, capsys, "summarize", tmp_path / "summary", tmp_path / "texts.csv",
+                             "--text-col", "message", "--out", tmp_path / "s.csv", "--n-threads", "1")
+    assert code == 0, err
+    frame = pd.read_csv(tmp_path / "s.csv")
+    assert list(frame.columns) == ["text", "summary", "rebuilt", "score"] and len(frame) == 12
+    assert frame.summary.tolist() == summary_model.encode_text(TEXTS[150:162])
+    code, out, err = run_cli(monkeypatch, capsys, "parse", tmp_path / "tree", tmp_path / "texts.csv",
+                             "--text-col", "message", "--out", tmp_path / "t.csv")
+    assert code == 0, err
+    frame = pd.read_csv(tmp_path / "t.csv")
+    assert frame.tree.tolist() == tree_model.parse(TEXTS[150:162])
+    # --force before overwriting; the wrong model kind is named with the flag that fits the right one
+    code, out, err = run_cli(monkeypatch, capsys, "parse", tmp_path / "tree", tmp_path / "texts.csv",
+                             "--text-col", "message", "--out", tmp_path / "t.csv")
+    assert code == 2 and "--force" in err
+    code, out, err = run_cli(monkeypatch, capsys, "parse", tmp_path / "summary", tmp_path / "texts.csv",
+                             "--text-col", "message", "--out", tmp_path / "t2.csv")
+    assert code == 2 and "--detector text-tree" in err and not (tmp_path / "t2.csv").exists()
+
+
+def test_cli_fit_text_tree_then_parse_with_the_models_text_column(monkeypatch, capsys, tmp_path):
+    import pandas as pd
+
+    from conftest import run_cli
+
+    pd.DataFrame({"id": range(60), "message": NORMAL[:60]}).to_csv(tmp_path / "train.csv", index=False)
+    code, out, err = run_cli(monkeypatch, capsys, "fit", tmp_path / "train.csv", "--detector", "text-tree",
+                             "--text-col", "message", "--id-col", "id", "--epochs", "1", "--n-threads", "1",
+                             "--out", tmp_path / "model")
+    assert code == 0, err
+    code, out, err = run_cli(monkeypatch, capsys, "parse", tmp_path / "model", tmp_path / "train.csv",
+                             "--id-col", "id", "--out", tmp_path / "trees.csv")
+    assert code == 0, err
+    frame = pd.read_csv(tmp_path / "trees.csv")
+    assert list(frame.columns) == ["id", "text", "tree", "score"] and frame.id.tolist() == list(range(60))
+    assert [leaves(t) for t in frame.tree] == [t.split() for t in NORMAL[:60]]
