@@ -194,3 +194,12 @@ def test_cli_fit_text_tree_then_parse_with_the_models_text_column(monkeypatch, c
     frame = pd.read_csv(tmp_path / "trees.csv")
     assert list(frame.columns) == ["id", "text", "tree", "score"] and frame.id.tolist() == list(range(60))
     assert [leaves(t) for t in frame.tree] == [t.split() for t in NORMAL[:60]]
+
+
+def test_history_holds_every_epochs_losses_and_verbose_writes_nothing_to_stdout(summary_model, capsys):
+    history = summary_model.history_
+    assert len(history["train_loss"]) == 6
+    assert len(history["discriminator_loss"]) == len(history["adversarial_loss"]) == 6  # the GAN's own losses
+    assert np.isfinite(history["train_loss"]).all()
+    TreeAutoEncoder(epochs=2, hidden_dim=16, embed_dim=16, random_state=0, n_threads=1, verbose=1).fit(NORMAL[:40])
+    assert capsys.readouterr().out == ""  # the progress bar goes to stderr: stdout stays the command's output

@@ -150,7 +150,7 @@ def fit_module(
     history = History()
     stopping = _EarlyStopping(module, history, patience)
 
-    with _progress(verbose, description, epochs) as advance:
+    with epoch_progress(verbose, description, epochs) as advance:
         for epoch in range(epochs):
             rows = X_train
             if trim_fraction and epoch > 0:
@@ -198,7 +198,7 @@ def fit_module_stream(
     optimizer = _adam(module, lr, weight_decay)
     history = History()
     stopping = _EarlyStopping(module, history, patience)
-    with _progress(verbose, description, epochs) as advance:
+    with epoch_progress(verbose, description, epochs) as advance:
         for epoch in range(epochs):
             module.train()
             epoch_loss, n_rows = 0.0, 0
@@ -268,15 +268,18 @@ def _adam(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam
 
 
 @contextlib.contextmanager
-def _progress(verbose: int, description: str, epochs: int) -> Iterator[Callable[[History], None]]:
+def epoch_progress(verbose: int, description: str, epochs: int) -> Iterator[Callable[[History], None]]:
+    """A progress bar on stderr, one step per epoch, showing the last losses of the history it is
+    advanced with (nothing when ``verbose`` is 0; kept on screen when ``verbose`` >= 2)."""
     if not verbose:
         yield lambda history: None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[losses]}"))
-    with Progress(*columns, transient=verbose < 2) as progress:
+    with Progress(*columns, transient=verbose < 2, console=Console(stderr=True)) as progress:
         task = progress.add_task(description, total=epochs, losses="")
 
         def advance(history: History) -> None:

@@ -49,7 +49,9 @@ class _TextCodeAutoEncoder(BaseDetector):
     def _build(self):
         raise NotImplementedError
 
-    def _train(self, ids: list[list[int]], generator) -> list[float]:
+    def _train(self, ids: list[list[int]], generator, end_epoch) -> dict[str, list[float]]:
+        """Train ``model_``; call ``end_epoch(train_loss)`` after each epoch; return the per-epoch
+        losses by name (``train_loss`` first)."""
         raise NotImplementedError
 
     def _losses(self, ids: list[list[int]]) -> np.ndarray:
@@ -85,7 +87,7 @@ class _TextCodeAutoEncoder(BaseDetector):
         import torch
 
         from oddkit.data.text import TextPreprocessor, TextTokenizer, texts_of
-        from oddkit.train import seeded, torch_threads
+        from oddkit.train import History, epoch_progress, seeded, torch_threads
 
         self._validate_params()
         refuse_sparse(X)
@@ -97,9 +99,10 @@ class _TextCodeAutoEncoder(BaseDetector):
         self.preprocessor_.text_col_ = name
         ids = self._encode(texts)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        with torch_threads(self.n_threads), seeded(seed) as generator:
+        with (torch_threads(self.n_threads), seeded(seed) as generator,
+              epoch_progress(self.verbose, f"fitting {type(self).__name__}", int(self.epochs)) as advance):
             self.model_ = self._build()
-            self.history_ = {"train_loss": self._train(ids, generator)}
+            self.history_ = self._train(ids, generator, lambda loss: advance(History(train_loss=[loss])))
             self.model_.eval()
         self.n_features_in_ = 1
         if name is not None:
@@ -183,10 +186,6 @@ class _TextCodeAutoEncoder(BaseDetector):
             batches += [members[i:i + size] for i in range(0, len(members), size)]
         return [batches[i] for i in torch.randperm(len(batches), generator=generator).numpy()]
 
-    def _log_epoch(self, epoch: int, loss: float) -> None:
-        if self.verbose:
-            print(f"{type(self).__name__} epoch {epoch + 1}/{self.epochs}: loss {loss:.4f}", flush=True)
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True
@@ -257,7 +256,7 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
     random_state : int, RandomState or None
         Seed of the tokenizer-independent randomness (weights, batches, Gumbel noise).
     verbose : int, default=0
-        Print the loss after each epoch when positive.
+        1 shows a progress bar with the last loss while fitting (on stderr); 2 keeps it on screen.
 
     Attributes
     ----------
@@ -324,7 +323,7 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
                       float(self.summary_ratio), int(self.max_summary_length),
                       forbidden_ids=(tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id))
 
-    def _train(self, ids, generator):
+    def _train(self, ids, generator, end_epoch):
         import torch
 
         from oddkit.nn.summary import adversarial_loss, discriminator_loss, length_mask
@@ -370,16 +369,10 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
             if adversarial:
                 d_history.append(d_total / count)
                 g_history.append(g_total / count)
-            self._log_epoch(epoch, history[-1])
+            end_epoch(history[-1])
         if adversarial:
-            self._gan_history = {"discriminator_loss": d_history, "adversarial_loss": g_history}
-        return history
-
-    def fit(self, X, y=None):
-        super().fit(X, y)
-        self.history_.update(getattr(self, "_gan_history", {}))
-        self.__dict__.pop("_gan_history", None)
-        return self
+            return {"train_loss": history, "discriminator_loss": d_history, "adversarial_loss": g_history}
+        return {"train_loss": history}
 
     def _summaries(self, ids):
         import torch
@@ -532,7 +525,7 @@ class TreeAutoEncoder(_TextCodeAutoEncoder):
 
         return DIORA(self.preprocessor_.tokenizer_.vocab_size_, int(self.embed_dim), int(self.hidden_dim))
 
-    def _train(self, ids, generator):
+    def _train(self, ids, generator, end_epoch):
         import torch
 
         model = self.model_
@@ -552,8 +545,8 @@ class TreeAutoEncoder(_TextCodeAutoEncoder):
                 total += float(loss.detach()) * tokens.numel()
                 count += tokens.numel()
             history.append(total / count)
-            self._log_epoch(epoch, history[-1])
-        return history
+            end_epoch(history[-1])
+        return {"train_loss": history}
 
     def _by_length(self, ids, compute):
         """``compute(tokens)`` on batches of texts of one length; results back in input order."""
