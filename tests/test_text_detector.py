@@ -117,3 +117,33 @@ def test_dataframe_input_and_bad_input(corpus):
         TextAutoEncoderDetector(tokenizer="char").fit(train)
     with pytest.raises(ParameterError, match="word_dropout"):
         TextAutoEncoderDetector(word_dropout=1.0).fit(train)
+
+
+@pytest.mark.parametrize("tokenizer_json", [
+    "{not json",
+    '{"version": "1.0", "model": {"type": "NoSuchModel"}}',
+    '{"model": 1}',
+], ids=["not-json", "unknown-model", "wrong-shape"])
+def test_a_broken_tokenizer_is_refused_even_with_checksums_updated(fitted, corpus, tmp_path, tokenizer_json):
+    from oddkit.persist import seal
+
+    _, test, _ = corpus
+    fitted.save(tmp_path / "m")
+    (tmp_path / "m" / "tokenizer.json").write_text(tokenizer_json)
+    seal(tmp_path / "m")  # whoever can write every file can recompute the checksums
+    with pytest.raises(ModelFileError, match="tokenizer"):
+        load(tmp_path / "m")
+
+
+def test_a_tokenizer_of_another_vocabulary_is_refused_with_checksums_updated(corpus, tmp_path):
+    from oddkit.persist import seal
+
+    train, _, _ = corpus
+    small = TextAutoEncoderDetector(tokenizer="word", **SMALL).fit(train)
+    other = TextAutoEncoderDetector(tokenizer="word", **{**SMALL, "vocab_size": 20}).fit(train)
+    small.save(tmp_path / "m")
+    other.save(tmp_path / "other")
+    (tmp_path / "m" / "tokenizer.json").write_bytes((tmp_path / "other" / "tokenizer.json").read_bytes())
+    seal(tmp_path / "m")
+    with pytest.raises(ModelFileError):
+        load(tmp_path / "m")
