@@ -4,6 +4,7 @@ saving, errors, and the command line."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
@@ -239,6 +240,16 @@ def test_cli_fit_and_convert_round_trip(speech, monkeypatch, capsys, tmp_path):
     assert result.sample_rate == 8000 and len(result.waveforms[0]) == len(read_audio(source).waveforms[0])
     expected = oddkit.load(tmp_path / "vc").convert(source, reference)
     np.testing.assert_allclose(result.waveforms[0], expected, atol=1 / 32767 + 1e-6)  # 16-bit WAV
+    # A voice model scores recordings (reconstruction error) like any audio model; the report says
+    # plainly why it does not draw one.
+    code, out, err = run_cli(monkeypatch, capsys, "score", tmp_path / "vc", folder, "--out", tmp_path / "s.csv")
+    assert code == 0, err
+    scores = pd.read_csv(tmp_path / "s.csv")
+    assert len(scores) == len(small.waveforms) and np.isfinite(scores["score"]).all()
+    np.testing.assert_allclose(scores["score"], oddkit.load(tmp_path / "vc").decision_function(read_audio(folder)),
+                               rtol=1e-6)
+    code, _, err = run_cli(monkeypatch, capsys, "report", tmp_path / "vc", folder, "--out", tmp_path / "r.html")
+    assert code == 2 and "oddkit evaluate" in err
     # Nothing is overwritten without --force, and the model must be a voice model.
     code, _, err = run_cli(monkeypatch, capsys, "convert", tmp_path / "vc", source, reference, "--out", converted)
     assert code == 2 and "--force" in err

@@ -25,9 +25,11 @@ def is_recordings(path: Path) -> bool:
 
 
 def model_takes_recordings(detector) -> bool:
+    """Whether DETECTOR scores recordings: audio features in its preprocessing, or its own log-mel
+    front end (voice conversion, which scores by reconstruction error)."""
     from oddkit.data.audio_features import audio_settings
 
-    return audio_settings(detector) is not None
+    return audio_settings(detector) is not None or getattr(detector, "log_mel_", None) is not None
 
 
 def _anomaly_labels(data, path: Path, label_col: str | None, required: bool):
@@ -117,6 +119,11 @@ def report_table(detector, data: Path, label_col: str | None):
     exactly as it scores the recordings) and the labels when DATA has them."""
     import pandas as pd
 
+    from oddkit.data.audio_features import audio_settings
+
+    if audio_settings(detector) is None:
+        raise OddkitError(f"the HTML report draws a table of per-recording features, which a "
+                          f"{type(detector).__name__} has none of; use 'oddkit evaluate' or 'oddkit score'")
     recordings = _read_for(detector, data)
     y = _anomaly_labels(recordings, data, label_col, required=False)
     raw = detector.preprocessor_.features_.transform(recordings)
