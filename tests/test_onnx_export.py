@@ -67,8 +67,10 @@ def test_onnxruntime_scores_equal_oddkits_on_held_out_rows(name, split, tmp_path
     session, path = _session(detector, tmp_path)
     assert [i.name for i in session.get_inputs()] == ["numeric", "channel", "tier"]
     assert session.get_inputs()[1].type == "tensor(string)"
-    score, label = session.run(["score", "label"], onnx_inputs(detector, held_out))
+    assert [o.name for o in session.get_outputs()] == ["score", "label", "unseen_category"]
+    score, label, unseen = session.run(None, onnx_inputs(detector, held_out))
     expected = detector.decision_function(held_out)
+    assert not unseen.any()
     np.testing.assert_allclose(score, expected, rtol=1e-5)
     np.testing.assert_array_equal(label, detector.predict(held_out))
     assert label[0] == label[1] == 1 and score[0] >= detector.out_of_range_score()
@@ -79,21 +81,46 @@ def test_onnxruntime_scores_equal_oddkits_on_held_out_rows(name, split, tmp_path
 
 def test_the_graph_is_not_a_copy_of_the_training_scores(split, tmp_path):
     """Two rows differing only in a category score differently in the graph as in oddkit (the one-hot is
-    really in the graph), and an unseen category is encoded as all zeros, as unknown_categories='ignore'."""
+    really in the graph)."""
     from oddkit import GaussianDetector
 
     train, held_out = split
     detector = GaussianDetector().fit(train)
     session, _ = _session(detector, tmp_path)
-    rows = pd.concat([held_out.iloc[[5]]] * 3, ignore_index=True)
+    rows = pd.concat([held_out.iloc[[5]]] * 2, ignore_index=True)
     rows.loc[1, "channel"] = "web" if rows.loc[0, "channel"] != "web" else "shop"
-    rows.loc[2, "channel"] = "fax"
     score = session.run(["score"], onnx_inputs(detector, rows))[0]
     assert score[0] != score[1]
-    np.testing.assert_allclose(score[:2], detector.decision_function(rows.iloc[:2]), rtol=1e-5)
-    ignoring = GaussianDetector(unknown_categories="ignore").fit(train)
-    np.testing.assert_allclose(session.run(["score"], onnx_inputs(detector, rows.iloc[[2]]))[0],
-                               ignoring.decision_function(rows.iloc[[2]]), rtol=1e-5)
+    np.testing.assert_allclose(score, detector.decision_function(rows), rtol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "unknown_categories"), [("gaussian", "error"), ("pca", "error"),
+                                                          ("autoencoder", "error"), ("vae", "error"),
+                                                          ("gaussian", "ignore")])
+def test_an_unseen_category_scores_as_oddkit_scores_it(name, unknown_categories, split, tmp_path):
+    """A category never seen in training (or a missing value where none was seen) raises the row's score in
+    the graph exactly as oddkit.scoring.score_rows raises it, and the graph flags the row."""
+    from oddkit.scoring import score_rows
+
+    train, held_out = split
+    detector = _detectors()[name]().set_params(unknown_categories=unknown_categories).fit(train)
+    session, _ = _session(detector, tmp_path)
+    rows = pd.concat([held_out.iloc[5:9]] * 2, ignore_index=True)  # rows 4..7 are rows 0..3 again
+    rows.loc[4, "channel"] = "fax"
+    rows.loc[5, "tier"] = "platinum"
+    rows.loc[6, ["channel", "tier"]] = ["fax", "platinum"]
+    rows.loc[7, "channel"] = None
+    score, label, unseen = session.run(["score", "label", "unseen_category"], onnx_inputs(detector, rows))
+    expected = score_rows(detector, rows)
+    np.testing.assert_allclose(score, expected.scores, rtol=1e-5)
+    np.testing.assert_array_equal(unseen, expected.unseen)
+    np.testing.assert_array_equal(unseen, [False] * 4 + [True] * 4)
+    assert unseen.dtype == bool and int(unseen.sum()) == 4
+    # The same row with a seen category scores lower, and only the unseen rows are labelled anomalies.
+    assert (score[4:] > score[:4]).all()
+    assert (score[4:] >= detector.out_of_range_score()).all()
+    np.testing.assert_array_equal(label[4:], 1)
+    np.testing.assert_array_equal(label[:4], detector.predict(rows.iloc[:4]))
 
 
 def test_median_imputation_is_in_the_graph(split, tmp_path):

@@ -22,8 +22,9 @@ def export(
 
     Auto-encoders (tables and images), VAE, Gaussian and PCA models export; others say why they cannot.
     Inputs: 'numeric' (float64, the numeric columns in training order) and one string tensor per categorical
-    column; outputs 'score' (float64) and 'label' (int64). The column lists and threshold are in the graph's
-    metadata.
+    column; outputs 'score' (float64), 'label' (int64) and 'unseen_category' (bool). A category never seen in
+    training raises the row's score to the out-of-range floor and is flagged, as 'oddkit score' does. The
+    column lists and threshold are in the graph's metadata.
     """
     if format.lower() != "onnx":
         raise OddkitError(f"--format {format!r} is not supported; use --format onnx")

@@ -12,17 +12,23 @@ Inputs (a table model):
 - ``numeric``: float64, shape ``(rows, n_numeric)``, the numeric columns in training order (the metadata
   key ``numeric_columns`` lists them);
 - one string tensor of shape ``(rows,)`` per categorical column, named as the column (``categorical_columns``
-  in the metadata); a missing value is the string ``"<missing>"``, and a category never seen in training is
-  encoded as all zeros (as ``unknown_categories="ignore"`` does) instead of raising.
+  in the metadata); a missing value is the string ``"<missing>"``.
 
 An image model takes ``pixels``: float32 of shape ``(rows, C*H*W)``, the images scaled to [0, 1] and
 flattened as ``detector.preprocessor_.transform`` does (:func:`onnx_inputs` does it).
 
-Outputs: ``score`` (float64, higher = more anomalous) and ``label`` (int64, 1 = anomaly, score >=
-threshold). The metadata also holds ``threshold``, ``detector`` and ``oddkit_version``.
+Outputs: ``score`` (float64, higher = more anomalous), ``label`` (int64, 1 = anomaly, score >= threshold)
+and ``unseen_category`` (bool, True where the row holds a category never seen in training). The metadata
+also holds ``threshold``, ``detector`` and ``oddkit_version``.
+
+A category never seen in training is treated as :func:`oddkit.scoring.score_rows` treats it (the default of
+``oddkit score``, the service, Spark and Dask): its one-hot block is all zeros, the row's score is raised to
+at least ``out_of_range_score()`` (so it is labelled an anomaly) and ``unseen_category`` flags it; summing
+that output counts such rows. oddkit's ``strict_categories`` (refuse the row) has no counterpart in the
+graph: a runtime that wants it refuses the rows ``unseen_category`` flags.
 
 What the graph does not do (oddkit does it before scoring): refuse NaN when the model does not impute (the
-graph's score is then NaN), refuse an unseen category, check column names and types.
+graph's score is then NaN), check column names and types.
 """
 
 import json
@@ -30,11 +36,13 @@ from pathlib import Path
 
 from oddkit.exceptions import MissingDependencyError, OddkitError
 
-__all__ = ["EXPORTABLE", "ExportError", "export_onnx", "onnx_inputs"]
+__all__ = ["EXPORTABLE", "OUTPUTS", "ExportError", "export_onnx", "onnx_inputs"]
 
 EXPORTABLE = ("AutoEncoderDetector", "VAEDetector", "GaussianDetector", "PCADetector")
 """Detector classes :func:`export_onnx` writes (subclasses that change the score are refused)."""
 OPSET = 17
+OUTPUTS = ("score", "label", "unseen_category")
+"""The graph's outputs, in order (see :mod:`oddkit.export`)."""
 
 
 class ExportError(OddkitError):
@@ -68,7 +76,7 @@ def _modules():
 
 
 def _scoring_module(detector):
-    """One torch module: preprocessing inputs -> (score float64, label int64)."""
+    """One torch module: preprocessing inputs -> (score float64, label int64, unseen_category bool)."""
     torch, nn = _modules()
     from oddkit.data.preprocess import STANDARDIZED_BOUND, TablePreprocessor
 
@@ -136,7 +144,10 @@ def _scoring_module(detector):
             z = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
             if len(parts) > 1:
                 z = torch.index_select(z, 1, self.order)
-            return z, far
+            # The string inputs' LabelEncoders give -1 to a category never seen in training (its one-hot
+            # block above is all zeros, as unknown_categories="ignore" encodes it); such a row is flagged.
+            unseen = torch.stack([code < 0 for code in codes], dim=1).any(dim=1) if codes else None
+            return z, far, unseen
 
         def raw_score(self, z):
             if name == "GaussianDetector":
@@ -158,14 +169,20 @@ def _scoring_module(detector):
 
         def forward(self, first, *codes):
             if self.table:
-                z, far = self.preprocess(first, codes)
+                z, far, unseen = self.preprocess(first, codes)
             else:
-                z, far = first.to(torch.float32), None
+                z, far, unseen = first.to(torch.float32), None, None
             score = self.raw_score(z)
             score = torch.where(torch.isfinite(score), score, self.floor)
             if far is not None:
                 score = torch.where(far, torch.maximum(score, self.floor), score)
-            return score, (score >= self.threshold).to(torch.int64)
+            if unseen is not None:
+                # oddkit.scoring.score_rows: an unseen category is a sign of an anomaly, so the row scores
+                # at least out_of_range_score() (above the threshold) and is flagged.
+                score = torch.where(unseen, torch.maximum(score, self.floor), score)
+            else:
+                unseen = torch.zeros_like(score, dtype=torch.bool)
+            return score, (score >= self.threshold).to(torch.int64), unseen
 
     return Score().eval()
 
@@ -246,7 +263,8 @@ def export_onnx(detector, out) -> Path:
     -------
     Path
         ``out``. Inputs, outputs and metadata: see :mod:`oddkit.export`. onnxruntime's scores equal
-        ``decision_function``'s to a relative 1e-5.
+        :func:`oddkit.scoring.score_rows`'s (``decision_function``'s where no category is unseen) to a
+        relative 1e-5.
 
     Raises
     ------
@@ -290,9 +308,8 @@ def export_onnx(detector, out) -> Path:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(module, example, buffer, dynamo=False, input_names=names,
-                              output_names=["score", "label"], opset_version=OPSET,
-                              dynamic_axes={**{n: {0: "rows"} for n in names}, "score": {0: "rows"},
-                                            "label": {0: "rows"}})
+                              output_names=list(OUTPUTS), opset_version=OPSET,
+                              dynamic_axes={n: {0: "rows"} for n in (*names, *OUTPUTS)})
     except Exception as exc:  # noqa: BLE001 - the exporter's own errors are many; say which model failed
         raise ExportError(f"torch.onnx could not export {type(detector).__name__} ({type(exc).__name__}: {exc})") from None
     finally:
