@@ -17,6 +17,16 @@ SUGGESTION = re.compile(r"\b(?:[Pp]ass|[Uu]se|[Ss]et|needs?)\b(?:(?![;.:]\s)[^;]
                         r"(?<![-\w])(?<!-p )(?<!--param )([a-z_][a-z0-9_]*)\s*(?:=|<=)")
 """Advice in Python's words: after 'pass', 'use', 'set' or 'need(s)', in the same clause, a keyword
 argument (``impute='median'``, ``label_col=None``, ``n_neighbors <= 5``) not already written as a flag."""
+PYTHON_VALUE = re.compile(r"(?<![-\w])[a-z_][a-z0-9_]*\s*=\s*[(\[{]")
+"""A keyword or variable given a tuple, list, dict or expression in Python's syntax, anywhere in a message
+(``costs=(5, 1)``, ``column_types={'x': 'numeric'}``, ``y = (df['label'] == 1)``): no flag is written so."""
+EXAMPLE = re.compile(r"\be\.g\.,?\s+[a-z_][a-z0-9_]*\s*=(?!=)")
+"""An example in Python's words (``e.g. costs=...``), with or without 'pass' before it."""
+PYTHON_ADVICE = (SUGGESTION, PYTHON_VALUE, EXAMPLE)
+
+
+def _python_advice(text: str) -> bool:
+    return any(pattern.search(text) for pattern in PYTHON_ADVICE)
 
 
 def _library_strings() -> list[tuple[str, str]]:
@@ -48,11 +58,19 @@ def test_the_scan_finds_the_known_suggestions():
     assert any("impute='median'" in t for t in texts) and any("label_col=None" in t for t in texts)
     assert len(texts) >= 10
     assert not SUGGESTION.search("pass --impute median") and not SUGGESTION.search("Pass -p n_neighbors=3")
+    # Python values and examples outside a 'pass ...' clause (the miss-cost advice once read so).
+    assert _python_advice("miss_costs prices missed anomalies, so it needs costs too; e.g. costs=(5, 1)")
+    assert _python_advice("declare it with column_types={'when': 'numeric'}")
+    assert _python_advice("first, e.g. y = (df['label'] == 'fraud').astype(int)")
+    assert any("costs=(5, 1)" in t for _, t in _library_strings() if _python_advice(t))
+    for flags in ("e.g. --goal cost:5,1", "e.g. -p ridge=0.1", "e.g. --column-type when=numeric",
+                  "got 4 (first rows: 3)", "a==b"):
+        assert not _python_advice(flags), flags
 
 
 def test_every_suggestion_in_the_library_has_a_command_line_wording():
     missing = [f"{where}: {text}" for where, text in _library_strings()
-               if SUGGESTION.search(text) and SUGGESTION.search(_cli_wording(text))]
+               if _python_advice(text) and _python_advice(_cli_wording(text))]
     assert not missing, ("these messages advise in Python's words and CLI_WORDING (src/oddkit/cli/__init__.py) "
                          "has no rule that re-words them as flags:\n" + "\n".join(missing))
 
@@ -61,3 +79,38 @@ def test_every_rule_still_matches_a_library_message():
     texts = [text for _, text in _library_strings()]
     stale = [pattern.pattern for pattern, _ in CLI_WORDING if not any(pattern.search(t) for t in texts)]
     assert not stale, f"CLI_WORDING rules that match no message any more (was a message changed?): {stale}"
+
+
+def test_miss_cost_advice_reaches_the_command_line_as_flags(tmp_path, monkeypatch, capsys):
+    """--miss-cost-col without a cost goal (evaluate, threshold) and with bad values: the errors name flags."""
+    import numpy as np
+    import pandas as pd
+
+    from conftest import run_cli
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(120, 2)), columns=["a", "b"])
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    frame["y"] = (np.arange(120) < 12).astype(int)
+    frame["amount"] = rng.uniform(1, 100, 120)
+    frame.to_csv(tmp_path / "dev.csv", index=False)
+    frame.loc[3, "amount"] = -2.0
+    frame.to_csv(tmp_path / "negative.csv", index=False)
+    common = ["--label-col", "y", "--id-col", "amount", "--miss-cost-col", "amount"]
+    assert run_cli(monkeypatch, capsys, "fit", tmp_path / "train.csv", "--detector", "gaussian",
+                   "--out", tmp_path / "model")[0] == 0
+    runs = {
+        "evaluate": ["evaluate", tmp_path / "model", tmp_path / "dev.csv", *common, "--plots", tmp_path / "plots"],
+        "threshold": ["threshold", tmp_path / "model", tmp_path / "dev.csv", *common, "--out", tmp_path / "m2"],
+        "negative": ["threshold", tmp_path / "model", tmp_path / "negative.csv", *common, "--goal", "cost:1,5",
+                     "--out", tmp_path / "m3"],
+    }
+    errors = {}
+    for name, argv in runs.items():
+        code, _, err = run_cli(monkeypatch, capsys, *argv)
+        assert code == 2, (name, err)
+        assert not _python_advice(err) and "miss_costs" not in err, (name, err)
+        errors[name] = err
+    assert "--goal cost:FALSE_ALARM,MISS" in errors["evaluate"]
+    assert "--goal cost:5,1, not --goal f1" in errors["threshold"]
+    assert "--miss-cost-col values must be >= 0" in errors["negative"]

@@ -78,7 +78,14 @@ def check_scores(scores: ArrayLike, *, name: str = "scores") -> np.ndarray:
     >>> check_scores([0.1, 2, 3.5])
     array([0.1, 2. , 3.5])
     """
-    arr = _as_1d(scores, name, DataError)
+    return _finite_values(scores, name, "scores must be finite (oddkit's detectors always return finite scores): "
+                                        "recompute them with decision_function, or drop or replace those rows")
+
+
+def _finite_values(values: ArrayLike, name: str, fix: str) -> np.ndarray:
+    """``values`` as a 1-D float64 array, every one finite; ``fix`` is the advice of the error for a
+    non-finite value."""
+    arr = _as_1d(values, name, DataError)
     if arr.dtype.kind not in "biuf":
         try:
             if arr.dtype.kind in "USa" or any(isinstance(v, (str, bytes)) for v in arr):
@@ -97,9 +104,7 @@ def check_scores(scores: ArrayLike, *, name: str = "scores") -> np.ndarray:
         n_nan = int(np.isnan(arr).sum())
         raise DataError(
             f"{name} contain {bad.size} NaN or infinite value(s) ({n_nan} NaN, {bad.size - n_nan} inf) at row(s) "
-            f"{', '.join(str(int(r)) for r in bad[:5])}{' and more' if bad.size > 5 else ''}; scores must be "
-            "finite (oddkit's detectors always return finite scores): recompute them with decision_function, "
-            "or drop or replace those rows"
+            f"{', '.join(str(int(r)) for r in bad[:5])}{' and more' if bad.size > 5 else ''}; {fix}"
         )
     return arr
 
@@ -435,7 +440,8 @@ def _check_missed_cost(value: Any) -> float:
 
 def _check_row_costs(miss_costs: ArrayLike, n: int) -> np.ndarray:
     """Per-row miss costs as float64: one finite value >= 0 per row."""
-    arr = check_scores(miss_costs, name="miss_costs")
+    arr = _finite_values(miss_costs, "miss_costs", "a missed anomaly's cost must be a finite amount: fill in "
+                                                   "those rows (0 if missing it costs nothing) or drop them")
     if arr.shape[0] != n:
         raise DataError(
             f"miss_costs has {arr.shape[0]} values but there are {n} labelled rows; pass one miss cost per row "

@@ -52,6 +52,18 @@ CLI_WORDING = [
      "pass a larger -p ridge=VALUE or -p shrinkage=ledoit_wolf"),
     (re.compile(r"with text_col( \(CLI: --text-col NAME\))?"), "with --text-col"),
     (re.compile(r"name it with label_col \(1 = anomaly"), "name it with --label-col (1 = anomaly"),
+    (re.compile(r"miss_costs prices missed anomalies, so it needs costs too; e\.g\. costs=\(5, 1\)"),
+     "--miss-cost-col prices each missed anomaly in units of a cost goal's MISS, so the model's threshold needs a "
+     "cost goal; choose it with 'oddkit threshold MODEL DEV --goal cost:FALSE_ALARM,MISS[,ANOMALY_RATE] "
+     "--miss-cost-col COLUMN' first"),
+    (re.compile(r"miss_costs prices missed anomalies, so it needs a cost goal such as '(cost:[^']*)', not '?([^'\s]*)'?"),
+     r"--miss-cost-col prices missed anomalies, so it needs a cost goal such as --goal \1, not --goal \2"),
+    (re.compile(r"\bmiss_costs (must|contain)"), r"the --miss-cost-col values \1"),
+    (re.compile(r"column_types=\{+.*?\}+ \(CLI: (--column-type [^)]*)\)"), r"\1"),
+    (re.compile(r"map your label column to 0/1 first, e\.g\. y = \(df\[.*?\)\.astype\(int\)"),
+     "encode anomalies as 1 and normal rows as 0 in the label column"),
+    (re.compile(r"pick the threshold with an 'fpr:' goal or contamination_threshold"),
+     "pick the threshold with 'oddkit threshold MODEL DEV --goal fpr:0.01', or fit with --contamination"),
 ]
 """The library's advice in Python's words -> the same advice as flags a user of the command line can
 type (the library's messages speak to Python users; the command line re-words them). A test
