@@ -121,3 +121,29 @@ def test_data_package_exports_the_streamed_table_source():
     assert oddkit.data.TableSource is TableSource and "TableSource" in oddkit.data.__all__
     assert all(hasattr(oddkit.data, name) for name in oddkit.data.__all__)
     assert "::: oddkit.data.stream" in (DOCS / "api" / "data.md").read_text(encoding="utf-8")
+
+
+def test_every_public_module_is_in_the_api_reference():
+    """Each public module of oddkit (outside the command line and the detectors' implementation modules,
+    whose classes have their own entries) has a ``::: module`` entry in docs/api, and each page of docs/api
+    is in the nav of mkdocs.yml: a new module cannot ship without its reference page."""
+    source = ROOT / "src" / "oddkit"
+    modules = set()
+    for path in source.rglob("*.py"):
+        parts = path.relative_to(source).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if any(p.startswith("_") for p in parts) or parts[:1] == ("cli",) or parts[:1] == ("detectors",) and parts[1:]:
+            continue
+        modules.add(".".join(("oddkit", *parts)))
+    documented = {m for page in (DOCS / "api").glob("*.md")
+                  for m in re.findall(r"^::: ([\w.]+)", page.read_text(encoding="utf-8"), re.MULTILINE)}
+    assert {"oddkit.scoring", "oddkit.serve", "oddkit.spark", "oddkit.dask", "oddkit.export"} <= modules
+    assert not modules - documented, f"public modules missing from docs/api: {sorted(modules - documented)}"
+    import oddkit.detectors
+
+    classes = {m.rsplit(".", 1)[-1] for m in documented if m.startswith("oddkit.detectors.")}
+    assert not set(oddkit.detectors.__all__) - classes - {"DETECTORS"}, set(oddkit.detectors.__all__) - classes
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    missing = [p.name for p in (DOCS / "api").glob("*.md") if f"api/{p.name}" not in nav]
+    assert not missing, f"docs/api pages missing from the nav of mkdocs.yml: {missing}"
