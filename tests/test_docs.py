@@ -147,3 +147,49 @@ def test_every_public_module_is_in_the_api_reference():
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     missing = [p.name for p in (DOCS / "api").glob("*.md") if f"api/{p.name}" not in nav]
     assert not missing, f"docs/api pages missing from the nav of mkdocs.yml: {missing}"
+
+
+SHELL_PAGES = ("serving.md", "onnx.md", "streaming.md")
+"""Guide pages whose ```bash blocks run in :func:`test_guide_shell_commands_run`. Not run there:
+``spark-dask.md`` (two Spark jobs, each starting a JVM: about 1.5 minutes on two cores; ``oddkit score
+--engine spark`` is tested in tests/test_spark.py, and the page was run as shown from a fresh clone) and
+the pages written before these (their commands were checked from a fresh clone)."""
+BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+@pytest.mark.parametrize("name", SHELL_PAGES)
+def test_guide_shell_commands_run(name, tmp_path):
+    """The page's shell commands, as shown, from a folder laid out as the repository's root (its
+    examples/), with this interpreter's environment first on PATH. One change: the service's port 8000
+    becomes a free port, so that a service already listening there cannot answer in its place."""
+    import shutil
+    import socket
+
+    if shutil.which("bash") is None or shutil.which("curl") is None and name == "serving.md":
+        pytest.skip("needs bash (and curl for the service)")
+    pytest.importorskip("onnxruntime" if name == "onnx.md" else "torch")
+    if name == "serving.md":
+        pytest.importorskip("fastapi")
+        pytest.importorskip("uvicorn")
+    script = "\n".join(BASH_BLOCK.findall((DOCS / "guide" / name).read_text(encoding="utf-8")))
+    assert script.strip(), f"{name} lost its shell commands"
+    if name == "serving.md":
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        assert ":8000" in script
+        script = script.replace(":8000", f":{port}").replace("--port 8000", f"--port {port}")
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+           "PYTHONPATH": str(ROOT / "src")}
+    env.pop("ODDKIT_API_KEY", None)
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          env=env, timeout=240)
+    assert done.returncode == 0, f"{name}: the shell commands failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    if name == "serving.md":
+        assert '"unseen_category_rows": 1' in done.stdout and "never seen in training ('east')" in done.stdout
+        assert done.stdout.rstrip().endswith("401")
+    if name == "onnx.md":
+        assert "'score', 'label', 'unseen_category'" in done.stdout
+    if name == "streaming.md":
+        assert (tmp_path / "streamed-scores.csv").is_file() and "streamed on 214 rows" in done.stdout
