@@ -171,6 +171,7 @@ def test_cli_export(split, tmp_path):
     env = {"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
+    assert "unseen_category" in done.stdout
     import oddkit
 
     detector = oddkit.load(tmp_path / "model")

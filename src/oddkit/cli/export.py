@@ -34,5 +34,6 @@ def export(
 
     detector = _load_model(model)
     export_onnx(detector, out)
-    console.print(f"exported {type(detector).__name__} from {model} to {out} ({out.stat().st_size:,} bytes)",
-                  markup=False, highlight=False)
+    console.print(f"exported {type(detector).__name__} from {model} to {out} ({out.stat().st_size:,} bytes); "
+                  "outputs score, label and unseen_category (a category never seen in training raises the row's "
+                  "score and is flagged there, as 'oddkit score' does)", markup=False, highlight=False)
