@@ -78,7 +78,8 @@ def fit_recordings(cls, params: dict, data: Path, out: Path, label_col: str | No
     _save_model(model, out, replace=force)
     features = model.preprocessor_.features_
     console.print(f"trained {cls.__name__} on {len(recordings):,} recordings at {features.sample_rate_} Hz "
-                  f"({features.representation} of {features.log_mel_.n_mels} log-mel bands: "
+                  f"({f'{features.n_mfcc} MFCCs' if features.representation == 'mfcc' else features.representation} "
+                  f"of {features.log_mel_.n_mels} log-mel bands: "
                   f"{features.n_features_} features){left_out} in {time.perf_counter() - started:.1f} s; threshold "
                   f"{model.threshold_:.6g} ({model.threshold_goal_}); saved to {out}", markup=False, highlight=False)
 

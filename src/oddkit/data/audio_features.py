@@ -4,13 +4,14 @@
 of numbers computed from its log-mel spectrogram (:class:`~oddkit.data.audio.LogMel`), after the
 silence before and after the sound is trimmed. The representations:
 
+- ``"mfcc"`` (the default): the mean and the standard deviation over frames of ``n_mfcc``
+  mel-frequency cepstral coefficients (librosa's ``feature.mfcc`` of the log-mel frames in decibels: a type-II DCT across
+  the bands, which decorrelates and compresses them; coefficient 0 is the overall level), computed
+  with a floor of -100 dB (librosa's) instead of the log-mel default's -50 dB: ``2 * n_mfcc`` numbers
+  whatever the length;
 - ``"stats"``: for each mel band, the mean and the standard deviation of its log energy over the
   recording's frames and the standard deviation of its frame-to-frame change, plus the logarithm of
-  the trimmed duration: ``3 * n_mels + 1`` numbers whatever the length;
-- ``"mfcc"``: the mean and the standard deviation over frames of ``n_mfcc`` mel-frequency cepstral
-  coefficients (librosa's ``feature.mfcc`` of the log-mel frames in decibels: a type-II DCT across
-  the bands, which decorrelates and compresses them; coefficient 0 is the overall level), computed
-  with a floor of -100 dB (librosa's) instead of the log-mel default's -50 dB: ``2 * n_mfcc`` numbers;
+  the trimmed duration: ``3 * n_mels + 1`` numbers;
 - ``"patch"``: the trimmed spectrogram stretched or squeezed in time to ``n_frames`` frames (linear
   interpolation), flattened: ``n_frames * n_mels`` numbers that keep the order of the sounds;
 - ``"frames"``: one row per frame, not per recording: each log-mel frame with ``context`` frames on
@@ -56,7 +57,7 @@ class AudioFeatures:
 
     Parameters
     ----------
-    representation : {"stats", "mfcc", "patch", "frames"}, default="stats"
+    representation : {"mfcc", "stats", "patch", "frames"}, default="mfcc"
         ``"stats"``: per mel band the mean and standard deviation over frames and the standard
         deviation of the frame-to-frame change, and the log of the trimmed duration
         (``3 * n_mels + 1`` values). ``"mfcc"``: the mean and standard deviation of ``n_mfcc``
@@ -98,10 +99,12 @@ class AudioFeatures:
     >>> from oddkit.data.audio import synthetic_speech
     >>> data = synthetic_speech(n_speakers=2, n_words=2, n_takes=2, seconds=0.2)
     >>> AudioFeatures().fit(data).transform(data).shape
+    (8, 40)
+    >>> AudioFeatures(representation="stats").fit(data).transform(data).shape
     (8, 121)
     """
 
-    def __init__(self, representation: str = "stats", n_frames: int = 32, n_mfcc: int = 20, context: int = 2,
+    def __init__(self, representation: str = "mfcc", n_frames: int = 32, n_mfcc: int = 20, context: int = 2,
                  trim_db: float | None = 30.0, floor: float | None = None,
                  sample_rate: int | None = None, n_mels: int = 40, n_fft: int | None = None,
                  hop_length: int | None = None, fmin: float = 20.0, fmax: float | None = None):
@@ -469,6 +472,7 @@ def explain_recordings(detector: Any, recordings, by: str = "band") -> pd.DataFr
     >>> import oddkit
     >>> from oddkit.data.audio import synthetic_speech
     >>> data = synthetic_speech(n_speakers=2, n_words=2, n_takes=3, seconds=0.2)
+    >>> data.features = AudioFeatures(representation="stats")  # per mel band; the default MFCCs: per coefficient
     >>> shares = explain_recordings(oddkit.GaussianDetector().fit(data), data.subset([0]))
     >>> shares.shape, shares.columns[0]
     ((1, 41), 'mel0 (20-133 Hz)')
