@@ -41,7 +41,7 @@ def split():
 
 def test_features_shapes_and_names(split):
     train, _, _ = split
-    stats = AudioFeatures().fit(train)
+    stats = AudioFeatures(representation="stats").fit(train)
     rows = stats.transform(train)
     assert rows.shape == (len(train), 3 * 40 + 1) and rows.dtype == np.float32
     assert stats.feature_names_[0] == "mel0_mean" and stats.feature_names_[-1] == "log_duration"
@@ -50,12 +50,53 @@ def test_features_shapes_and_names(split):
     # Trimming removes the quiet ends: a recording padded with silence gives the same statistics.
     padded = train.waveforms[0].copy()
     padded = np.concatenate([np.zeros(2000, np.float32), padded, np.zeros(2000, np.float32)])
-    untrimmed = AudioFeatures(trim_db=None).fit(train)
+    untrimmed = AudioFeatures(representation="stats", trim_db=None).fit(train)
     gap_trimmed = np.abs(stats.transform([padded])[0][:40] - rows[0][:40]).mean()
     gap_untrimmed = np.abs(untrimmed.transform([padded])[0][:40] - untrimmed.transform(train)[0][:40]).mean()
     assert gap_trimmed < 0.25 * gap_untrimmed
     with pytest.raises(ParameterError, match="representation"):
-        AudioFeatures(representation="mfcc").fit(train)
+        AudioFeatures(representation="cepstrum").fit(train)
+
+
+def test_mfcc_representation_is_the_dct_of_the_log_mel_frames(tmp_path, split):
+    from scipy.fft import dct
+
+    train, test, y = split
+    mfcc = AudioFeatures(representation="mfcc", n_mfcc=13).fit(train)
+    rows = mfcc.transform(train)
+    assert rows.shape == (len(train), 2 * 13) and mfcc.feature_names_[:2] == ["mfcc0_mean", "mfcc1_mean"]
+    assert mfcc.feature_names_[-1] == "mfcc12_std" and mfcc.log_mel_.floor == 1e-10
+    # An independent oracle: scipy's orthonormal DCT-II across the bands of the log-mel power in dB.
+    frames = AudioFeatures(representation="stats", floor=1e-10).fit(train).frames(train.subset([0]))[0]
+    frames = frames.astype(np.float64)
+    cepstra = dct(10 * np.log10(np.e) * frames, type=2, norm="ortho", axis=1)[:, :13]
+    np.testing.assert_allclose(rows[0][:13], cepstra.mean(axis=0), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(rows[0][13:], cepstra.std(axis=0), rtol=1e-4, atol=1e-3)
+    with pytest.raises(ParameterError, match="n_mfcc"):
+        AudioFeatures(representation="mfcc", n_mfcc=41).fit(train)
+    # Through a detector: ranks the odd word, saves n_mfcc, loads to identical scores.
+    train = train.subset(np.arange(len(train)))
+    train.features = AudioFeatures(representation="mfcc", n_mfcc=13)
+    detector = oddkit.KNNDetector(n_neighbors=1).fit(train)
+    scores = detector.decision_function(test)
+    assert detector.n_features_in_ == 26 and roc_auc(y, scores) >= 0.9
+    detector.save(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())["preprocessor"]["features"]
+    assert saved["representation"] == "mfcc" and saved["n_mfcc"] == 13 and saved["log_mel"]["floor"] == 1e-10
+    np.testing.assert_array_equal(oddkit.load(tmp_path / "m").decision_function(test), scores)
+
+
+def test_folders_saved_before_mfcc_still_load(split):
+    """Audio settings saved before the MFCC representation existed have no 'n_mfcc'."""
+    train, _, _ = split
+    pre = AudioPreprocessor(AudioFeatures(representation="stats")).fit(train)
+    arrays, meta = pre.get_state()
+    old = json.loads(json.dumps(meta))
+    del old["features"]["n_mfcc"]
+    np.testing.assert_array_equal(AudioPreprocessor.from_state(arrays, old).transform(train), pre.transform(train))
+    old["features"]["representation"] = "mfcc"  # an MFCC model always saved its n_mfcc
+    with pytest.raises(ModelFileError, match="keys"):
+        AudioPreprocessor.from_state(arrays, old)
 
 
 @pytest.mark.parametrize("make", [
@@ -92,11 +133,71 @@ def test_wrong_kind_of_data_is_refused(split):
     detector = oddkit.GaussianDetector().fit(train)
     with pytest.raises(ColumnMismatchError, match="recordings"):
         detector.decision_function(np.zeros((3, detector.n_features_in_)))
-    with pytest.raises(ExplainError, match="recordings"):
-        detector.explain(test)
     table_model = oddkit.GaussianDetector().fit(np.random.default_rng(0).normal(size=(20, 3)))
     with pytest.raises(ColumnMismatchError, match="table"):
         table_model.decision_function(test)
+
+
+def _with_tone(recordings, hz=3000.0, amplitude=0.3):
+    """The recordings with a steady tone added (a hum at HZ: one mel band's energy raised)."""
+    from oddkit.data.audio import AudioData
+
+    waves = [w + (amplitude * np.sin(2 * np.pi * hz * np.arange(len(w)) / recordings.sample_rate)).astype(np.float32)
+             for w in recordings.waveforms]
+    return AudioData(waves, recordings.sample_rate, recordings.labels.copy(), None)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: oddkit.GaussianDetector(),
+    lambda: oddkit.AutoEncoderDetector(epochs=20, random_state=0, verbose=0),
+], ids=["gaussian", "autoencoder"])
+def test_explain_puts_a_planted_tone_in_its_mel_band(split, make):
+    from oddkit.data.audio_features import explain_recordings
+
+    train, test, _ = split
+    train = train.subset(np.arange(len(train)))
+    train.features = AudioFeatures(representation="stats")  # per mel band
+    detector = make().fit(train)
+    normal = test.subset(test.labels["word"].to_numpy() < 2)
+    hummed = _with_tone(normal.subset([0, 1, 2]))
+    features = detector.preprocessor_.features_
+    lo, hi = features.band_edges().T
+    tone_bands = {features.feature_groups("band")[i] for i in np.flatnonzero((lo < 3000) & (hi > 3000))}
+    shares = explain_recordings(detector, hummed)
+    assert list(shares.index) == list(hummed.labels["file"])
+    assert shares.shape[1] == 41 and shares.columns[-1] == "duration"
+    assert set(shares.idxmax(axis=1)) <= tone_bands, shares.idxmax(axis=1)
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0, atol=1e-6)
+    # The per-feature shares underneath: the tone raises the band's mean energy.
+    per_feature = detector.explain(hummed)
+    assert per_feature.shape == (3, 121) and per_feature.idxmax(axis=1).str.endswith("_mean").all()
+    by_statistic = explain_recordings(detector, hummed, by="statistic")
+    assert list(by_statistic.columns) == ["mean", "std", "delta_std", "duration"]
+    assert (by_statistic.idxmax(axis=1) == "mean").all()
+    with pytest.raises(ParameterError, match="segment"):
+        explain_recordings(detector, hummed, by="segment")
+
+
+def test_explain_on_patch_and_mfcc_models_names_segments_and_coefficients(split):
+    from oddkit.data.audio_features import explain_recordings
+
+    train, test, _ = split
+    patch_train = train.subset(np.arange(len(train)))
+    patch_train.features = AudioFeatures(representation="patch", n_frames=4)
+    detector = oddkit.KNNDetector(n_neighbors=1).fit(patch_train)
+    # A burst of noise in the last quarter of each recording: the last time segment carries the score.
+    clicked = test.subset([0, 1, 2])
+    clicked.waveforms = [w.copy() for w in clicked.waveforms]
+    for w in clicked.waveforms:
+        end = len(w)
+        w[int(0.8 * end):int(0.9 * end)] += np.random.default_rng(0).normal(0, 0.5, int(0.9 * end) - int(0.8 * end))
+    segments = explain_recordings(detector, clicked, by="segment")
+    assert list(segments.columns) == ["t0 of 4", "t1 of 4", "t2 of 4", "t3 of 4"]
+    assert (segments.idxmax(axis=1) == "t3 of 4").all(), segments
+    mfcc_train = train.subset(np.arange(len(train)))
+    mfcc_train.features = AudioFeatures(n_mfcc=10)  # the default representation
+    coefficients = explain_recordings(oddkit.GaussianDetector().fit(mfcc_train), test.subset([0]))
+    assert list(coefficients.columns) == [f"mfcc{i}" for i in range(10)]
 
 
 def test_saved_audio_settings_are_validated(split):
@@ -106,8 +207,12 @@ def test_saved_audio_settings_are_validated(split):
     clone = AudioPreprocessor.from_state(arrays, json.loads(json.dumps(meta)))
     np.testing.assert_array_equal(clone.transform(train), pre.transform(train))
     bad = json.loads(json.dumps(meta))
-    bad["features"]["log_mel"]["n_mels"] = 20  # no longer matches the saved columns
+    bad["features"]["n_mfcc"] = 12  # no longer matches the saved columns
     with pytest.raises(ModelFileError, match="columns"):
+        AudioPreprocessor.from_state(arrays, bad)
+    bad = json.loads(json.dumps(meta))
+    bad["features"]["log_mel"]["n_mels"] = 10  # fewer bands than the saved coefficients
+    with pytest.raises(ModelFileError, match="n_mfcc"):
         AudioPreprocessor.from_state(arrays, bad)
     bad = json.loads(json.dumps(meta))
     bad["features"]["representation"] = "code"
@@ -210,3 +315,40 @@ def test_cli_round_trip_on_recordings(monkeypatch, capsys, recording_folders):
     (root / "bad" / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
     code, _, err = run(monkeypatch, capsys, "score", root / "m", root / "bad", "--out", root / "y.csv")
     assert code == 2 and "broken.wav" in err
+
+
+def test_cli_explain_on_recordings_names_the_band_of_a_planted_tone(monkeypatch, capsys, recording_folders,
+                                                                     tmp_path):
+    import pandas as pd
+
+    from conftest import run_cli as run
+    from oddkit.data.audio import read_audio, write_recordings
+
+    root = recording_folders
+    train = read_audio(root / "train")
+    train.features = AudioFeatures(representation="stats")  # per mel band (the default MFCCs: per coefficient)
+    oddkit.GaussianDetector().fit(train).save(tmp_path / "m")
+    normal = read_audio(root / "test" / "normal")
+    hummed = _with_tone(normal.subset([0, 1]))
+    hummed.labels["file"] = [f"hum_{i}.wav" for i in range(2)]
+    quiet = normal.subset([2, 3])
+    write_recordings(hummed, tmp_path / "mixed")
+    write_recordings(quiet, tmp_path / "mixed")
+    code, out, err = run(monkeypatch, capsys, "explain", tmp_path / "m", tmp_path / "mixed", "--top", 2,
+                         "--out", tmp_path / "e.csv")
+    assert code == 0, err
+    assert "2 highest-scoring of 4 recordings" in out
+    frame = pd.read_csv(tmp_path / "e.csv")
+    assert sorted(frame["file"]) == ["hum_0.wav", "hum_1.wav"]  # the hummed recordings score highest
+    assert frame["top_band"].str.endswith("Hz)").all()
+    low, high = (float(v) for v in frame["top_band"][0].split("(")[1].split(" Hz")[0].split("-"))
+    assert low < 3000 < high
+    shares = frame.filter(like="share_")
+    assert shares.shape[1] == 41 and np.allclose(shares.sum(axis=1), 1.0)
+    code, out, err = run(monkeypatch, capsys, "explain", tmp_path / "m", tmp_path / "mixed", "--by", "statistic",
+                         "--out", "-")
+    assert code == 0, err
+    assert "top_statistic" in out.splitlines()[0]
+    code, _, err = run(monkeypatch, capsys, "explain", tmp_path / "m", tmp_path / "mixed", "--by", "segment",
+                       "--out", tmp_path / "x.csv")
+    assert code == 2 and "group by band" in err

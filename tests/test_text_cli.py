@@ -113,3 +113,60 @@ def test_fit_reads_the_headerless_layout_and_learns_the_ham_only(monkeypatch, ca
     assert "left out the 20 rows labelled anomalies" in " ".join(out.split())
     detector = load(folder / "sms-model")
     assert detector.n_training_rows_ == 40 and list(detector.feature_names_in_) == ["text"]
+
+
+def test_report_highlights_the_words_that_carry_each_top_anomaly_score(monkeypatch, capsys, model, folder):
+    import html
+    import re
+
+    code, out, err = run(monkeypatch, capsys, "report", model, folder / "test.csv", "--top", "3",
+                         "--out", folder / "words.html")
+    assert code == 0, err
+    page = (folder / "words.html").read_text()
+    assert "explain failed" not in page and "share of the score by word" in page
+    cells = re.findall(r'<td class="text-explained">(.*?)</td>', page, flags=re.S)
+    assert len(cells) == 3
+    # The oracle: the detector's own per-token explanation of the highest-scoring text, summed per word.
+    detector = load(model)
+    texts = pd.read_csv(folder / "test.csv")[["body"]]
+    scores = detector.decision_function(texts)
+    top = texts.iloc[[int(np.argmax(scores))]]
+    tokens = detector.explain(top)
+    by_word = tokens.groupby("word_index")["share"].sum().sort_values(ascending=False, kind="stable")
+    words = top["body"].iloc[0].split() + ["[EOS]"]
+    expected = [words[i] for i in by_word.index[:3]]
+    marked = [html.unescape(w) for w in re.findall(r'<mark class="tok"[^>]*>(.*?)</mark>', cells[0])]
+    assert sorted(marked) == sorted(expected)
+    shown = [html.unescape(w) for w in re.findall(r">([^<>]+)</(?:mark|span)>", cells[0])]
+    assert shown[:len(words) - 1] == words[:-1]  # the whole text, in order
+    # The bars beside it name the word with the largest share first.
+    first_bar = re.search(r'<span class="bar-label" title="([^"]*)"', page.split(cells[0])[1]).group(1)
+    assert html.unescape(first_bar) == words[by_word.index[0]]
+
+
+def test_evaluate_group_and_miss_cost_columns_on_a_tsv_of_texts(monkeypatch, capsys, model, folder):
+    import json
+
+    test = pd.read_csv(folder / "test.csv")
+    frame = pd.DataFrame({"y": test["y"], "text": test["body"], "channel": np.where(test.index % 2, "sms", "mail"),
+                          "amount": np.arange(len(test)) + 1.0})
+    frame.to_csv(folder / "labelled.tsv", sep="\t", index=False)
+    code, out, err = run(monkeypatch, capsys, "evaluate", model, folder / "labelled.tsv", "--label-col", "y",
+                         "--group-col", "channel", "--plots", folder / "p1")
+    assert code == 0, err
+    for channel in ("mail", "sms"):
+        n_anomalies = int(frame.loc[frame["channel"] == channel, "y"].sum())
+        assert f"30 rows, {n_anomalies} anomalies" in out.split(channel, 1)[1].splitlines()[0]
+    code, out, err = run(monkeypatch, capsys, "threshold", model, folder / "labelled.tsv", "--label-col", "y",
+                         "--goal", "cost:1,5", "--miss-cost-col", "amount", "--out", folder / "costed")
+    assert code == 0, err
+    code, out, err = run(monkeypatch, capsys, "evaluate", folder / "costed", folder / "labelled.tsv", "--label-col",
+                         "y", "--miss-cost-col", "amount", "--group-col", "channel", "--plots", folder / "p2",
+                         "--out", folder / "costed.json", "--report", folder / "costed.html")
+    assert code == 0, err
+    metrics = json.loads((folder / "costed.json").read_text())
+    assert metrics["miss_costs"]["total"] == pytest.approx(frame.loc[frame["y"] == 1, "amount"].sum())
+    scores = load(folder / "costed").decision_function(frame["text"].tolist())
+    missed = (frame["y"] == 1) & (scores < load(folder / "costed").threshold_)
+    assert metrics["miss_costs"]["missed"] == pytest.approx(frame.loc[missed, "amount"].sum())
+    assert "<mark" in (folder / "costed.html").read_text()

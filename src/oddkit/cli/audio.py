@@ -1,5 +1,5 @@
 """Recordings on the command line: the audio branches of 'oddkit fit', 'score', 'evaluate',
-'threshold' and 'report'.
+'threshold', 'explain' and 'report'.
 
 RECORDINGS is a .wav/.flac file, a folder of them (sub-folders = speakers, classes or machines) or an
 .npz of recordings (keys audio, offsets, sample_rate). Anomaly labels for 'evaluate' and 'threshold':
@@ -78,7 +78,8 @@ def fit_recordings(cls, params: dict, data: Path, out: Path, label_col: str | No
     _save_model(model, out, replace=force)
     features = model.preprocessor_.features_
     console.print(f"trained {cls.__name__} on {len(recordings):,} recordings at {features.sample_rate_} Hz "
-                  f"({features.representation} of {features.log_mel_.n_mels} log-mel bands: "
+                  f"({f'{features.n_mfcc} MFCCs' if features.representation == 'mfcc' else features.representation} "
+                  f"of {features.log_mel_.n_mels} log-mel bands: "
                   f"{features.n_features_} features){left_out} in {time.perf_counter() - started:.1f} s; threshold "
                   f"{model.threshold_:.6g} ({model.threshold_goal_}); saved to {out}", markup=False, highlight=False)
 
@@ -104,6 +105,35 @@ def score_recordings(detector, data: Path, out: Path) -> None:
     (errors if str(out) == "-" else console).print(
         f"scored {len(frame):,} recordings: {int(labels.sum()):,} flagged as anomalies (threshold "
         f"{detector.threshold_:.6g}, {detector.threshold_goal_}); wrote {out}", markup=False, highlight=False)
+
+
+def explain_recordings(detector, data: Path, top: int, out: Path, by: str) -> None:
+    """'oddkit explain MODEL RECORDINGS': the TOP highest-scoring recordings, each with its score's
+    shares per mel band (or MFCC coefficient, statistic, time segment: BY), largest first in 'top_BY'."""
+    import numpy as np
+    import pandas as pd
+
+    from oddkit.data.audio_features import EXPLAIN_GROUPINGS, audio_settings
+    from oddkit.data.audio_features import explain_recordings as shares_per_group
+
+    if by not in EXPLAIN_GROUPINGS:
+        raise OddkitError(f"--by must be one of {', '.join(EXPLAIN_GROUPINGS)}, got {by!r}")
+    if audio_settings(detector) is None:
+        raise OddkitError(f"a {type(detector).__name__} scores a recording as a whole, with no per-band split of "
+                          "its score; 'oddkit explain' works on detectors fitted on recordings ('oddkit fit RECORDINGS "
+                          "--detector ...')")
+    recordings = _read_for(detector, data)
+    scores = detector.decision_function(recordings)
+    order = np.argsort(-scores, kind="stable")[:top]
+    shares = shares_per_group(detector, recordings.subset(order), by=by).reset_index(drop=True)
+    frame = recordings.labels[["file", "group"]].iloc[order].reset_index(drop=True).assign(
+        score=scores[order], label=(scores[order] >= detector.threshold_).astype(np.int64))
+    frame[f"top_{by}"] = shares.idxmax(axis=1).to_numpy()
+    frame = pd.concat([frame, shares.add_prefix("share_")], axis=1)
+    _write_table(frame, out)
+    if str(out) != "-":
+        console.print(f"explained the {len(frame):,} highest-scoring of {len(scores):,} recordings of {data.name} "
+                      f"with {type(detector).__name__} (shares per {by}); wrote {out}", markup=False, highlight=False)
 
 
 def labelled_recordings(detector, data: Path, label_col: str | None):

@@ -54,8 +54,9 @@ def info(model: Annotated[Path, typer.Argument(help="A model folder written by '
 @app.command()
 @threads_limited
 def explain(
-    model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit' (a table model).")],
-    data: Annotated[Path, typer.Argument(help="Rows to explain: CSV, Parquet, .npy or .npz.")],
+    model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit' (on a table, texts or recordings).")],
+    data: Annotated[Path, typer.Argument(help="Rows to explain: CSV, Parquet, .npy or .npz; recordings (.wav/.flac, "
+                                              "a folder, .npz) for a model trained on recordings.")],
     top: Annotated[int, typer.Option("--top", help="How many of the highest-scoring rows to explain.")] = 20,
     out: Annotated[Path, typer.Option("--out", "-o", help="Table to write (.csv, .parquet, .npy; '-' for "
                                                           "standard output).")] = Path("explanations.csv"),
@@ -64,11 +65,17 @@ def explain(
     strict_categories: StrictCategories = False,
     force: Force = False,
     n_threads: NThreads = None,
+    by: Annotated[Optional[str], typer.Option(
+        "--by", help="Models trained on recordings: sum the shares per 'band' (mel band or MFCC coefficient; the "
+                     "default), 'statistic' (mean, std, ...), 'segment' (time step of a patch model) or 'feature'.")
+    ] = None,
 ):
     """Explain the TOP highest-scoring rows of DATA: each column's share of the row's score.
 
     One output row per explained row, highest score first: its id columns, its row number in DATA, score,
     label, 'top_column' (the column with the largest share) and share_COLUMN for every column (summing to 1).
+    For a model trained on recordings (DATA: a .wav/.flac file, a folder or an .npz of them): file, group,
+    score, label, 'top_band' (or top_statistic, ...) and share_GROUP for every mel band or coefficient (--by).
     """
     import numpy as np
     import pandas as pd
@@ -77,6 +84,13 @@ def explain(
         raise OddkitError(f"--top must be at least 1, got {top}")
     _check_output(out, force)
     detector = _load_model(model)
+    from oddkit.cli.audio import explain_recordings, model_takes_recordings
+
+    if model_takes_recordings(detector):
+        return explain_recordings(detector, data, top, out, by or "band")
+    if by is not None:
+        raise OddkitError("--by groups the shares of a model trained on recordings; a table's shares are per "
+                          "column, leave it out")
     if _model_image_shape(detector) is not None:
         raise OddkitError(f"{model} was trained on images; 'oddkit explain' explains table rows")
     if _model_text_col(detector) is not None:

@@ -89,5 +89,5 @@ def report(
     _check_output(out, force, table=False)
     detector, X, y, groups = read_report_table(model, data, label_col, id_col, group_col)
     written = write_html_report(detector, X, y, groups, out, model, data, prevalence, top,
-                                _miss_costs(data, label_col, miss_cost_col))
+                                _miss_costs(data, label_col, miss_cost_col, detector))
     console.print(f"report: {written}")

@@ -205,7 +205,7 @@ def evaluate(
     carried = list(id_col or []) + ([group_col] if group_col and group_col not in (id_col or []) else [])
     y, scores = _labelled_scores(detector, data, label_col, carried, strict_categories)
     prevalence, costs = prevalence_and_costs_from_goal(detector.threshold_goal_, prevalence)
-    miss_costs = _miss_costs(data, label_col, miss_cost_col)
+    miss_costs = _miss_costs(data, label_col, miss_cost_col, detector)
     numbers = operating_report(y, scores, detector.threshold_, prevalence=prevalence, costs=costs,
                                miss_costs=miss_costs)
     _print_metrics(f"{type(detector).__name__} on {data.name} (threshold {detector.threshold_:.6g}, "
@@ -226,13 +226,22 @@ def evaluate(
     console.print("curves: " + ", ".join(str(p) for p in written.values()))
 
 
-def _miss_costs(data: Path, label_col, column: str | None):
-    """The --miss-cost-col column of DATA as floats, or None without the option."""
+def _side_columns(detector, data: Path, label_col, carried: list[str]):
+    """DATA read as DETECTOR reads it (a text model's TSV layouts included), with the CARRIED columns
+    (--group-col, --miss-cost-col) in ``.ids``."""
+    from oddkit.cli._common import _model_text_col, _read, _read_model_texts
+
+    if detector is not None and _model_text_col(detector) is not None:
+        return _read_model_texts(detector, data, label_col, carried)
+    return _read(data, label_col, carried)
+
+
+def _miss_costs(data: Path, label_col, column: str | None, detector=None):
+    """The --miss-cost-col column of DATA as floats, or None without the option (DATA read as
+    DETECTOR reads it, when given)."""
     if column is None:
         return None
-    from oddkit.cli._common import _read
-
-    return _read(data, label_col, [column]).ids[column].to_numpy(dtype=float)
+    return _side_columns(detector, data, label_col, [column]).ids[column].to_numpy(dtype=float)
 
 
 RATE_NAMES = {"prevalence": "anomaly rate", "fpr": "false-positive rate", "f1": "F1",
@@ -258,9 +267,7 @@ def _print_groups(detector, data: Path, label_col, carried, group_col: str, y, s
     """Per group (e.g. attack type): rows, anomalies, the share flagged and the mean score."""
     import pandas as pd
 
-    from oddkit.cli._common import _read
-
-    groups = _read(data, label_col, carried).ids[group_col].to_numpy()
+    groups = _side_columns(detector, data, label_col, carried).ids[group_col].to_numpy()
     frame = pd.DataFrame({"group": groups, "anomaly": y, "flagged": scores >= detector.threshold_})
     table = frame.groupby("group", sort=True).agg(rows=("anomaly", "size"), anomalies=("anomaly", "sum"),
                                                   flagged=("flagged", "mean"))
@@ -302,7 +309,7 @@ def threshold(
     detector = _load_model(model)
     y, scores = _labelled_scores(detector, dev, label_col, id_col, strict_categories)
     choice = choose_threshold(scores, y, goal, prevalence=prevalence,
-                              miss_costs=_miss_costs(dev, label_col, miss_cost_col))
+                              miss_costs=_miss_costs(dev, label_col, miss_cost_col, detector))
     detector.set_threshold(choice)
     _save_model(detector, target, replace=True if out is None else force)
     rows = [(k, v) for k, v in choice.to_dict().items() if v not in (None, "") and k not in ("goal", "note", "feasible")]

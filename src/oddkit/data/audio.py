@@ -122,7 +122,7 @@ class AudioData:
         Where the recordings came from (None when synthesised or built in memory).
     features : oddkit.data.audio_features.AudioFeatures or None
         The features a detector fitted on these recordings computes (None: ``AudioFeatures()``,
-        log-mel statistics); ignored at scoring time, where the model's saved settings apply.
+        MFCC statistics); ignored at scoring time, where the model's saved settings apply.
     """
 
     waveforms: list[np.ndarray]

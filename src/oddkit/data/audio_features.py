@@ -2,11 +2,16 @@
 
 :class:`AudioFeatures` turns each recording (an :class:`~oddkit.data.audio.AudioData`) into one row
 of numbers computed from its log-mel spectrogram (:class:`~oddkit.data.audio.LogMel`), after the
-silence before and after the sound is trimmed. Two representations:
+silence before and after the sound is trimmed. The representations:
 
-- ``"stats"`` (the default): for each mel band, the mean and the standard deviation of its log
-  energy over the recording's frames and the standard deviation of its frame-to-frame change, plus
-  the logarithm of the trimmed duration: ``3 * n_mels + 1`` numbers whatever the length;
+- ``"mfcc"`` (the default): the mean and the standard deviation over frames of ``n_mfcc``
+  mel-frequency cepstral coefficients (librosa's ``feature.mfcc`` of the log-mel frames in decibels: a type-II DCT across
+  the bands, which decorrelates and compresses them; coefficient 0 is the overall level), computed
+  with a floor of -100 dB (librosa's) instead of the log-mel default's -50 dB: ``2 * n_mfcc`` numbers
+  whatever the length;
+- ``"stats"``: for each mel band, the mean and the standard deviation of its log energy over the
+  recording's frames and the standard deviation of its frame-to-frame change, plus the logarithm of
+  the trimmed duration: ``3 * n_mels + 1`` numbers;
 - ``"patch"``: the trimmed spectrogram stretched or squeezed in time to ``n_frames`` frames (linear
   interpolation), flattened: ``n_frames * n_mels`` numbers that keep the order of the sounds;
 - ``"frames"``: one row per frame, not per recording: each log-mel frame with ``context`` frames on
@@ -36,10 +41,13 @@ from oddkit.data.audio import AudioData, LogMel, _check_rate, as_waveforms
 from oddkit.data.preprocess import TablePreprocessor
 from oddkit.exceptions import DataError, ModelFileError, ParameterError
 
-__all__ = ["REPRESENTATIONS", "AudioFeatures", "AudioPreprocessor"]
+__all__ = ["EXPLAIN_GROUPINGS", "REPRESENTATIONS", "AudioFeatures", "AudioPreprocessor", "explain_recordings"]
 
-REPRESENTATIONS = ("stats", "patch", "frames")
+REPRESENTATIONS = ("stats", "mfcc", "patch", "frames")
 """The representations :class:`AudioFeatures` offers."""
+
+EXPLAIN_GROUPINGS = ("feature", "band", "statistic", "segment")
+"""How :func:`explain_recordings` can sum the per-feature shares (see :meth:`AudioFeatures.feature_groups`)."""
 
 _STATE_VERSION = 1
 
@@ -49,21 +57,28 @@ class AudioFeatures:
 
     Parameters
     ----------
-    representation : {"stats", "patch"}, default="stats"
+    representation : {"mfcc", "stats", "patch", "frames"}, default="mfcc"
         ``"stats"``: per mel band the mean and standard deviation over frames and the standard
         deviation of the frame-to-frame change, and the log of the trimmed duration
-        (``3 * n_mels + 1`` values). ``"patch"``: the trimmed log-mel spectrogram resampled in time to
+        (``3 * n_mels + 1`` values). ``"mfcc"``: the mean and standard deviation of ``n_mfcc``
+        MFCCs (``2 * n_mfcc`` values). ``"patch"``: the trimmed log-mel spectrogram resampled in time to
         ``n_frames`` frames, flattened (``n_frames * n_mels`` values). ``"frames"``: one row per
         frame (see the module's description).
     n_frames : int, default=32
         Frames of the ``"patch"`` representation (at the default 10 ms hop, 0.32 s of frames for a
         word stretched or squeezed to it).
+    n_mfcc : int, default=20
+        Cepstral coefficients of the ``"mfcc"`` representation (at most ``n_mels``).
     context : int, default=2
         Frames on either side of each frame in the ``"frames"`` representation (edges repeat the
         first and last frame).
     trim_db : float or None, default=30.0
         Leading and trailing parts quieter than this many decibels below the recording's loudest
         frame are cut before the features are computed (``librosa.effects.trim``); None keeps them.
+    floor : float, optional
+        Added to the mel power before its logarithm (:class:`~oddkit.data.audio.LogMel`'s ``floor``).
+        Default: 1e-10 (-100 dB, librosa's ``amin``) for ``"mfcc"``, where quiet bands shape every
+        coefficient; 1e-5 (-50 dB, LogMel's default) for the log-mel representations.
     sample_rate : int, optional
         Rate the recordings are resampled to. Default: the training recordings' rate.
     n_mels, n_fft, hop_length, fmin, fmax
@@ -84,17 +99,21 @@ class AudioFeatures:
     >>> from oddkit.data.audio import synthetic_speech
     >>> data = synthetic_speech(n_speakers=2, n_words=2, n_takes=2, seconds=0.2)
     >>> AudioFeatures().fit(data).transform(data).shape
+    (8, 40)
+    >>> AudioFeatures(representation="stats").fit(data).transform(data).shape
     (8, 121)
     """
 
-    def __init__(self, representation: str = "stats", n_frames: int = 32, context: int = 2,
-                 trim_db: float | None = 30.0,
+    def __init__(self, representation: str = "mfcc", n_frames: int = 32, n_mfcc: int = 20, context: int = 2,
+                 trim_db: float | None = 30.0, floor: float | None = None,
                  sample_rate: int | None = None, n_mels: int = 40, n_fft: int | None = None,
                  hop_length: int | None = None, fmin: float = 20.0, fmax: float | None = None):
         self.representation = representation
         self.n_frames = n_frames
+        self.n_mfcc = n_mfcc
         self.context = context
         self.trim_db = trim_db
+        self.floor = floor
         self.sample_rate = sample_rate
         self.n_mels = n_mels
         self.n_fft = n_fft
@@ -106,8 +125,8 @@ class AudioFeatures:
         return f"AudioFeatures(representation={self.representation!r}, n_frames={self.n_frames!r}, " \
                f"trim_db={self.trim_db!r}, sample_rate={self.sample_rate!r})"
 
-    _PARAMS = ("representation", "n_frames", "context", "trim_db", "sample_rate", "n_mels", "n_fft", "hop_length", "fmin",
-               "fmax")
+    _PARAMS = ("representation", "n_frames", "n_mfcc", "context", "trim_db", "floor", "sample_rate", "n_mels", "n_fft",
+               "hop_length", "fmin", "fmax")
 
     def clone(self) -> AudioFeatures:
         """An unfitted copy with the same parameters."""
@@ -119,6 +138,8 @@ class AudioFeatures:
                                  f"got {self.representation!r}")
         if isinstance(self.n_frames, bool) or not isinstance(self.n_frames, Integral) or not 2 <= self.n_frames <= 4096:
             raise ParameterError(f"n_frames must be a whole number from 2 to 4096, got {self.n_frames!r}")
+        if isinstance(self.n_mfcc, bool) or not isinstance(self.n_mfcc, Integral) or not 1 <= self.n_mfcc <= 128:
+            raise ParameterError(f"n_mfcc must be a whole number from 1 to 128, got {self.n_mfcc!r}")
         if isinstance(self.context, bool) or not isinstance(self.context, Integral) or not 0 <= self.context <= 64:
             raise ParameterError(f"context must be a whole number from 0 to 64, got {self.context!r}")
         if self.trim_db is not None and (isinstance(self.trim_db, bool) or not isinstance(self.trim_db, Real)
@@ -132,8 +153,12 @@ class AudioFeatures:
             raise DataError(f"AudioFeatures.fit takes AudioData (see oddkit.data.audio.read_audio), got "
                             f"{type(recordings).__name__}")
         rate = recordings.sample_rate if self.sample_rate is None else _check_rate(self.sample_rate)
+        floor = self.floor if self.floor is not None else 1e-10 if self.representation == "mfcc" else 1e-5
         self.log_mel_ = LogMel(rate, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels,
-                               fmin=self.fmin, fmax=self.fmax)
+                               fmin=self.fmin, fmax=self.fmax, floor=floor)
+        if self.representation == "mfcc" and self.n_mfcc > self.log_mel_.n_mels:
+            raise ParameterError(f"n_mfcc ({self.n_mfcc}) must be at most n_mels ({self.log_mel_.n_mels}): the "
+                                 "coefficients are computed from the mel bands")
         self._set_fitted()
         return self
 
@@ -143,6 +168,9 @@ class AudioFeatures:
         if self.representation == "stats":
             self.feature_names_ = ([f"mel{i}_mean" for i in range(n_mels)] + [f"mel{i}_std" for i in range(n_mels)]
                                    + [f"mel{i}_delta_std" for i in range(n_mels)] + ["log_duration"])
+        elif self.representation == "mfcc":
+            n = self.n_mfcc
+            self.feature_names_ = [f"mfcc{i}_mean" for i in range(n)] + [f"mfcc{i}_std" for i in range(n)]
         elif self.representation == "patch":
             self.feature_names_ = [f"t{t}_mel{i}" for t in range(self.n_frames) for i in range(n_mels)]
         else:
@@ -171,7 +199,23 @@ class AudioFeatures:
         self._check_fitted()
         return [self.log_mel_.transform_one(self.trimmed(w)) for w in as_waveforms(recordings, self.sample_rate_)]
 
+    def cepstra(self, frames: np.ndarray) -> np.ndarray:
+        """MFCCs of log-mel ``frames`` (n_frames, n_mels): float64 (n_frames, n_mfcc).
+
+        librosa's ``feature.mfcc`` (type-II DCT, orthonormal, across the bands) of the log-mel power in
+        decibels, as librosa computes MFCCs from a waveform (``10 log10`` of the mel power plus the
+        log-mel ``floor``; librosa's ``top_db`` clipping 80 dB below the loudest bin is left out: on
+        FSDD it changed no feature that mattered, see ``benchmarks/AUDIO_ANOMALY.md``).
+        """
+        import librosa.feature
+
+        decibels = (10.0 / math.log(10.0)) * np.asarray(frames, dtype=np.float64).T
+        return librosa.feature.mfcc(S=decibels, n_mfcc=int(self.n_mfcc)).T
+
     def _row(self, frames: np.ndarray, n_samples: int) -> np.ndarray:
+        if self.representation == "mfcc":
+            cepstra = self.cepstra(frames)
+            return np.concatenate([cepstra.mean(axis=0), cepstra.std(axis=0)])
         if self.representation == "stats":
             delta = np.diff(frames, axis=0) if len(frames) > 1 else np.zeros_like(frames)
             duration = math.log(max(n_samples, 1) / self.sample_rate_)
@@ -214,28 +258,86 @@ class AudioFeatures:
         """:meth:`fit` then :meth:`transform`."""
         return self.fit(recordings).transform(recordings)
 
+    # -- naming the features -------------------------------------------------------------------
+
+    def band_edges(self) -> np.ndarray:
+        """Lower and upper edge in Hz of each mel band's triangular filter, float64 (n_mels, 2)
+        (librosa's Slaney mel scale, as :class:`~oddkit.data.audio.LogMel` builds its filters)."""
+        import librosa
+
+        self._check_fitted()
+        mel = self.log_mel_
+        points = librosa.mel_frequencies(n_mels=mel.n_mels + 2, fmin=mel.fmin, fmax=mel.fmax)
+        return np.stack([points[:-2], points[2:]], axis=1)
+
+    def feature_groups(self, by: str = "band") -> list[str]:
+        """A readable group name for each feature (in :attr:`feature_names_`'s order).
+
+        Parameters
+        ----------
+        by : {"feature", "band", "statistic", "segment"}, default="band"
+            ``"feature"``: the feature names themselves. ``"band"``: the mel band with its frequency
+            range (e.g. ``"mel12 (1090-1310 Hz)"``), or for ``"mfcc"`` the cepstral coefficient
+            (``"mfcc3"``); the duration is ``"duration"``. ``"statistic"`` (``"stats"`` and
+            ``"mfcc"``): ``"mean"``, ``"std"``, ``"delta_std"`` or ``"duration"``. ``"segment"``
+            (``"patch"`` and ``"frames"``, which keep time): the time step, e.g. ``"t3 of 16"`` (a
+            sixteenth of the trimmed recording) or ``"t-1"`` (one frame before the centre).
+
+        Returns
+        -------
+        list of str
+        """
+        self._check_fitted()
+        if by not in EXPLAIN_GROUPINGS:
+            raise ParameterError(f"by must be one of {', '.join(EXPLAIN_GROUPINGS)}, got {by!r}")
+        names = self.feature_names_
+        if by == "feature":
+            return list(names)
+        pooled = self.representation in ("stats", "mfcc")
+        if by == "statistic" and not pooled or by == "segment" and pooled:
+            keeps = "keep time (patch, frames)" if by == "segment" else "pool over time (stats, mfcc)"
+            raise ParameterError(f"grouping by {by} applies to representations that {keeps}; this model's features "
+                                 f"are {self.representation!r}: group by band or feature instead")
+        if by == "statistic":
+            return ["duration" if n == "log_duration" else n.split("_", 1)[1] for n in names]
+        if by == "segment":
+            if self.representation == "patch":
+                return [f"{n.split('_', 1)[0]} of {self.n_frames}" for n in names]
+            return [n.split("_", 1)[0] for n in names]
+        if self.representation == "mfcc":
+            return ["duration" if n == "log_duration" else n.split("_", 1)[0] for n in names]
+        bands = [f"mel{i} ({lo:.0f}-{hi:.0f} Hz)" for i, (lo, hi) in enumerate(self.band_edges())]
+        return ["duration" if n == "log_duration" else bands[int(n.rsplit("mel", 1)[1].split("_", 1)[0])]
+                for n in names]
+
     # -- saving --------------------------------------------------------------------------------
 
     def get_config(self) -> dict:
         """The fitted settings as a JSON-safe dict."""
         self._check_fitted()
-        return {"representation": self.representation, "n_frames": int(self.n_frames), "context": int(self.context),
+        return {"representation": self.representation, "n_frames": int(self.n_frames), "n_mfcc": int(self.n_mfcc),
+                "context": int(self.context),
                 "trim_db": None if self.trim_db is None else float(self.trim_db), "log_mel": self.log_mel_.get_config()}
 
     @classmethod
     def from_config(cls, config: dict) -> AudioFeatures:
         """Rebuild a fitted :class:`AudioFeatures` from :meth:`get_config`'s dict, validating it
         (raises :class:`~oddkit.exceptions.ModelFileError`)."""
-        keys = {"representation", "n_frames", "context", "trim_db", "log_mel"}
-        if not isinstance(config, dict) or set(config) != keys:
+        keys = {"representation", "n_frames", "n_mfcc", "context", "trim_db", "log_mel"}
+        # Folders saved before the MFCC representation have no "n_mfcc" (and never an "mfcc" representation).
+        if not isinstance(config, dict) or set(config) not in (keys, keys - {"n_mfcc"}) \
+                or ("n_mfcc" not in config and config.get("representation") == "mfcc"):
             raise ModelFileError(f"the saved audio features must have the keys {sorted(keys)}")
         log_mel = LogMel.from_config(config["log_mel"])
-        self = cls(representation=config["representation"], n_frames=config["n_frames"], context=config["context"],
-                   trim_db=config["trim_db"],
+        self = cls(representation=config["representation"], n_frames=config["n_frames"],
+                   n_mfcc=config.get("n_mfcc", 20), context=config["context"],
+                   trim_db=config["trim_db"], floor=log_mel.floor,
                    sample_rate=log_mel.sample_rate, n_mels=log_mel.n_mels, n_fft=log_mel.n_fft,
                    hop_length=log_mel.hop_length, fmin=log_mel.fmin, fmax=log_mel.fmax)
         try:
             self._check_params()
+            if self.representation == "mfcc" and self.n_mfcc > log_mel.n_mels:
+                raise ParameterError(f"n_mfcc ({self.n_mfcc}) exceeds n_mels ({log_mel.n_mels})")
         except ParameterError as exc:
             raise ModelFileError(f"the saved audio features are invalid: {exc}") from None
         self.log_mel_ = log_mel
@@ -340,3 +442,45 @@ def audio_settings(detector: Any) -> AudioFeatures | None:
     """The fitted :class:`AudioFeatures` of a detector trained on recordings, else None."""
     preprocessor = getattr(detector, "preprocessor_", None)
     return preprocessor.features_ if isinstance(preprocessor, AudioPreprocessor) else None
+
+
+def explain_recordings(detector: Any, recordings, by: str = "band") -> pd.DataFrame:
+    """Each recording's share of its anomaly score carried by each mel band, MFCC coefficient,
+    statistic or time segment of the features a detector trained on recordings computes.
+
+    ``detector.explain(recordings)`` splits the score per feature (``mel12_mean``, ``t3_mel12``, ...;
+    how each detector splits its score: :mod:`oddkit.explain`); this sums those shares over the
+    features of each group :meth:`AudioFeatures.feature_groups` names.
+
+    Parameters
+    ----------
+    detector : fitted detector
+        Trained on recordings (:class:`~oddkit.data.audio.AudioData`), with an ``explain`` method.
+    recordings : AudioData
+        The recordings to explain (resampled to the model's rate when theirs differs).
+    by : {"feature", "band", "statistic", "segment"}, default="band"
+        The grouping (see :meth:`AudioFeatures.feature_groups`).
+
+    Returns
+    -------
+    pandas.DataFrame of shape (n_recordings, n_groups)
+        Indexed by the recordings' files; one column per group, in the order of the features.
+        A row's shares sum to 1 where the detector's do.
+
+    Examples
+    --------
+    >>> import oddkit
+    >>> from oddkit.data.audio import synthetic_speech
+    >>> data = synthetic_speech(n_speakers=2, n_words=2, n_takes=3, seconds=0.2)
+    >>> data.features = AudioFeatures(representation="stats")  # per mel band; the default MFCCs: per coefficient
+    >>> shares = explain_recordings(oddkit.GaussianDetector().fit(data), data.subset([0]))
+    >>> shares.shape, shares.columns[0]
+    ((1, 41), 'mel0 (20-133 Hz)')
+    """
+    features = audio_settings(detector)
+    if features is None:
+        raise DataError(f"explain_recordings explains a detector trained on recordings; this "
+                        f"{type(detector).__name__} was not (use its explain method)")
+    groups = features.feature_groups(by)
+    shares = detector.explain(recordings)
+    return shares.T.groupby(np.asarray(groups), sort=False).sum().T

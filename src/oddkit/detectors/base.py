@@ -275,8 +275,12 @@ class BaseDetector(BaseEstimator):
 
         Parameters
         ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
-            Rows to explain, as for :meth:`decision_function`.
+        X : DataFrame or array-like of shape (n_samples, n_features), or AudioData
+            Rows to explain, as for :meth:`decision_function`. For a model trained on recordings:
+            recordings (:class:`~oddkit.data.audio.AudioData`), explained per audio feature, one
+            row per recording indexed by its file
+            (:func:`~oddkit.data.audio_features.explain_recordings` sums them per mel band,
+            MFCC coefficient, statistic or time segment).
 
         Returns
         -------
@@ -299,18 +303,21 @@ class BaseDetector(BaseEstimator):
         from oddkit.explain import explanation_frame
 
         check_is_fitted(self)
-        if self._fitted_on_audio():
+        if self._fitted_on_audio() and self.preprocessor_.features_.representation == "frames":
             from oddkit.exceptions import ExplainError
 
-            raise ExplainError(f"{type(self).__name__} was fitted on recordings, whose columns are computed "
-                               "log-mel features, not input columns; explain applies to tables")
+            raise ExplainError(f"{type(self).__name__} scores frames of recordings, not recordings; explain "
+                               "applies to models with one row per recording")
         if self._fitted_on_images():
             from oddkit.exceptions import ExplainError
 
             raise ExplainError(f"{type(self).__name__} explains tables, but was fitted on images; use an "
                                "auto-encoder detector, whose explain() returns per-pixel shares")
         Z = self._prepare(X, reset=False)
-        return explanation_frame(self, X, self._explain_shares(Z))
+        frame = explanation_frame(self, X, self._explain_shares(Z))
+        if isinstance(X, AudioData):  # recordings: one row each, named by its file, per audio feature
+            frame.index = pd.Index(X.labels["file"].astype(str).to_numpy(), name="file")
+        return frame
 
     def predict(self, X) -> np.ndarray:
         """1 for rows scoring at or above ``threshold_`` (anomalies), 0 otherwise."""

@@ -368,6 +368,52 @@ def _explanations(detector, X: Any, frame: pd.DataFrame | None, top_positions: n
     return drawn, ""
 
 
+_TEXT_HIGHLIGHTS = 3
+"""Words highlighted in each explained text (those whose tokens carry the largest shares)."""
+
+
+def _takes_texts(detector) -> bool:
+    """Whether ``detector`` was trained on texts (its preprocessing holds a tokenizer)."""
+    return getattr(getattr(detector, "preprocessor_", None), "tokenizer_", None) is not None
+
+
+def _text_explanations(detector, X: Any, top_positions: np.ndarray) -> tuple[list, list, str]:
+    """For a detector trained on texts: per top anomaly, bars of its words' shares of the score
+    (largest first) and the text as a list of words, those with the largest shares highlighted;
+    and a note when they cannot be drawn.
+
+    The words' shares are the sums of their tokens' shares (``explain``'s per-token negative
+    log-likelihoods over the text's total; the end of the text is the word ``[EOS]``)."""
+    subset = X.iloc[top_positions] if isinstance(X, pd.DataFrame) else [X[i] for i in top_positions]
+    try:
+        tokens = detector.explain(subset)
+    except Exception as exc:  # noqa: BLE001 - an explanation failing must not sink the report
+        return [], [], f"explain failed ({type(exc).__name__}: {exc}); the anomalies are listed without explanations."
+    if not isinstance(tokens, pd.DataFrame) or not {"row", "word_index", "word", "share"} <= set(tokens.columns):
+        return [], [], "explain did not return per-token shares; nothing drawn."
+    rows = list(subset.index) if isinstance(subset, pd.DataFrame) else list(range(len(subset)))
+    texts = subset.iloc[:, 0].astype(str).tolist() if isinstance(subset, pd.DataFrame) else [str(t) for t in subset]
+    bars, marked = [], []
+    for row, text in zip(rows, texts):
+        part = tokens[tokens["row"] == row]
+        by_word = part.groupby("word_index", sort=True).agg(word=("word", "first"), share=("share", "sum"),
+                                                            tokens=("token", lambda t: " ".join(map(str, t))))
+        largest = by_word.sort_values("share", ascending=False, kind="stable")
+        total = float(by_word["share"].abs().sum())
+        bars.append([{"column": str(w.word), "share": float(w.share), "negative": w.share < 0,
+                      "width": 0.0 if total == 0 else 100 * abs(float(w.share)) / total}
+                     for w in largest.head(_TOP_COLUMNS).itertuples()])
+        highlighted = set(largest.index[:_TEXT_HIGHLIGHTS])
+        top = float(largest["share"].iloc[0]) if len(largest) else 0.0
+        words = text.split()
+        marked.append([{"word": word, "mark": i in highlighted,
+                        "share": float(by_word["share"].get(i, 0.0)),
+                        "tokens": str(by_word["tokens"].get(i, "")),
+                        "strength": 0.0 if top <= 0 else max(0.25, float(by_word["share"].get(i, 0.0)) / top)}
+                       for i, word in enumerate(words + (["[EOS]"] if len(words) in by_word.index else []))])
+    return bars, marked, ""
+
+
 def _row_keys(frame: pd.DataFrame | None, n: int) -> np.ndarray:
     """One hash per row of its values (equal rows, equal keys), or the positions when not a table."""
     if frame is None:
@@ -592,7 +638,11 @@ def build_report(
                             for i in range(n)], dtype=object)
     entries = distinct_top(keys, scores, top, context) if top else []
     firsts = np.array([rows[0] for rows in entries], dtype=np.int64)
-    explanations, explain_note = _explanations(detector, X, frame, firsts) if top else ([], "")
+    explained_texts: list = []
+    if top and _takes_texts(detector):
+        explanations, explained_texts, explain_note = _text_explanations(detector, X, firsts)
+    else:
+        explanations, explain_note = _explanations(detector, X, frame, firsts) if top else ([], "")
     index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(n)
     anomalies = []
     for rank, rows in enumerate(entries, start=1):
@@ -609,6 +659,7 @@ def build_report(
             "label": None if y_arr is None else _labels_of(y_arr[rows]),
             "group": None if group_values is None else _groups_of(group_values[rows]),
             "shares": explanations[rank - 1] if explanations else [],
+            "text": explained_texts[rank - 1] if explained_texts else [],
         })
     histogram, histogram_note = _histogram_image(scores, y_arr, threshold)
 
@@ -628,6 +679,8 @@ def build_report(
         "anomaly_rows": sum(a["count"] for a in anomalies),
         "top_columns": _TOP_COLUMNS,
         "explain_note": explain_note,
+        "explains_texts": bool(explained_texts),
+        "text_highlights": _TEXT_HIGHLIGHTS,
         "has_labels": y_arr is not None,
         "has_groups": group_values is not None,
         "groups": None if group_values is None else _group_rows(group_values, scores, flagged, y_arr)[:_MAX_GROUPS],
