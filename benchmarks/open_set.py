@@ -56,6 +56,8 @@ DEFAULT_SCORE = "energy"  # what score="auto" means for oddkit's networks
 MIN_KNOWN_ROWS = 30
 N_EXPOSURE_IMAGES = 2000
 
+PSEUDO_METHODS = ("vae-between", "vae-tail", "permute")  # oddkit.detectors.pseudo.METHODS (not imported: fast --help)
+
 SELECTION_CONFIGS = [
     {"conv_channels": [16, 32], "random_state": seed} for seed in (0, 1, 2)
 ] + [{"conv_channels": [32, 64], "random_state": seed} for seed in (0, 1, 2)
@@ -84,12 +86,18 @@ SELECTION_CONFIGS = [
 ] + [{"n_estimators": 5, "outlier_exposure": True, "exposure_images": 10000, "pseudo_unknown": list(pair),
       "random_state": seed} for pair in ((4, 5), (0, 1), (2, 3)) for seed in (0, 1)
 ] + [{"n_estimators": 5, "outlier_exposure": True, "exposure_loss": mix, "pseudo_unknown": list(pair),
-      "random_state": seed} for mix in ("mixup", "cutmix") for pair in ((4, 5), (0, 1), (2, 3)) for seed in (0, 1)]
+      "random_state": seed} for mix in ("mixup", "cutmix") for pair in ((4, 5), (0, 1), (2, 3)) for seed in (0, 1)
+] + [{"n_estimators": 5, **exposure, "pseudo_unknown": list(pair), "random_state": seed}
+     for exposure in ({"clip_percentile": 90.0}, *({"generated_exposure": method} for method in PSEUDO_METHODS))
+     for pair in ((4, 5), (0, 1), (2, 3)) for seed in (0, 1)]
 """The settings compared: CNN widths, ensemble size, augmentation, early stopping, regularisation,
 the weight and the loss of outlier exposure and the rotation task, a bigger ensemble or wider CNN
 with exposure, the feature-kNN score (``"score": "knn"``, summarised by its own row; the other
 scores of those runs repeat the default runs'), more exposure images, and the mixture exposure
-losses (``"mixup"``, ``"cutmix"``); two, three or six seeds
+losses (``"mixup"``, ``"cutmix"``), and pseudo-anomalies generated from the training digits
+(``"generated_exposure"``: the method of :class:`oddkit.PseudoAnomalies`, issue 23) beside the same
+detector without exposure (``"clip_percentile": 90.0``: the current default without exposure, named
+so that these runs are not mistaken for the older unclipped ones); two, three or six seeds
 each (the seed-to-seed spread is large on 2 unknown digits).
 ``"outlier_exposure"`` trains with the ``mnist`` protocol's 2,000 Fashion-MNIST images as known
 anomalies, or as many as ``"exposure_images"`` says (drawn the same way; 10,000 is all of
@@ -335,6 +343,19 @@ def mnist_selection_fold(pair, n_exposure: int = N_EXPOSURE_IMAGES):
     return X[train], labels[train], X[test], labels[test], np.isin(labels[test], pair), exposure
 
 
+def _exposure(real, generated: str | None):
+    """``(known_anomalies, label)``: the real anomalies ``real`` (or None), or pseudo-anomalies made
+    by the method ``generated``."""
+    if generated:
+        from oddkit import PseudoAnomalies
+
+        spec = PseudoAnomalies(generated)
+        return spec, f"{spec.n_samples:,} generated ({generated})"
+    if real is None:
+        return None, "none"
+    return real, f"{len(real):,} known anomalies"
+
+
 def run_selection(shard: tuple[int, int] = (0, 1)) -> None:
     """Run each configuration of :data:`SELECTION_CONFIGS` not yet in the results file, appending
     its rows as soon as it is done (an interrupted run loses at most the configuration in hand).
@@ -349,18 +370,19 @@ def run_selection(shard: tuple[int, int] = (0, 1)) -> None:
         if method in recorded:
             continue
         exposed = params.get("outlier_exposure", False)
+        generated = params.get("generated_exposure")
         pair = params.get("pseudo_unknown", [4, 5])
         X_train, c_train, X_test, c_test, unknown, exposure = mnist_selection_fold(
             pair, params.get("exposure_images", N_EXPOSURE_IMAGES))
         detector = ClassifierConfidenceDetector(
-            verbose=0, n_threads=1,
-            **{k: v for k, v in params.items() if k not in ("outlier_exposure", "pseudo_unknown", "exposure_images")})
-        _, seconds = _timed(detector.fit, X_train, c_train, known_anomalies=exposure if exposed else None)
+            verbose=0, n_threads=1, **{k: v for k, v in params.items() if k not in (
+                "outlier_exposure", "generated_exposure", "pseudo_unknown", "exposure_images")})
+        known, label = _exposure(exposure if exposed else None, generated)
+        _, seconds = _timed(detector.fit, X_train, c_train, known_anomalies=known)
         digits = ", ".join(str(d) for d in range(6) if d not in pair)
         base = {"dataset": (f"mnist-selection (train {digits}, pseudo-unknown {pair[0]}-{pair[1]}, "
                             "6,000-image pool only)"),
-                "method": method, "exposure": f"{len(exposure):,} known anomalies" if exposed else "none",
-                "seed": params["random_state"], "fit_seconds": seconds}
+                "method": method, "exposure": label, "seed": params["random_state"], "fit_seconds": seconds}
         rows = _rows_for_detector(detector, X_test, c_test, unknown, base)
         for row in rows:
             append_record(path, row)

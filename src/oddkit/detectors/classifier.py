@@ -23,6 +23,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from oddkit.detectors.base import BaseDetector
+from oddkit.detectors.pseudo import exposure_rows
 from oddkit.detectors.params import (
     HasMethods,
     Hidden,
@@ -437,9 +438,6 @@ class ClassifierConfidenceDetector(BaseDetector):
             self.pixel_center_ = float(Z.mean())
             spread = float(Z.std())
             self.pixel_scale_ = spread if spread > 0 else 1.0
-        exposure = None
-        if known_anomalies is not None:
-            exposure = self._prepare(known_anomalies, reset=False)
         sklearn_backend = not isinstance(self.classifier, str)
         self.backend_ = "sklearn" if sklearn_backend else (
             ("cnn" if images else "mlp") if self.classifier == "auto" else self.classifier)
@@ -449,12 +447,16 @@ class ClassifierConfidenceDetector(BaseDetector):
             raise DataError(f"augment={self.augment!r} moves images: it needs the CNN (images with "
                             f"classifier='auto' or 'cnn'), not the {self.backend_} backend")
         self.score_ = ("msp" if sklearn_backend else "energy") if self.score == "auto" else self.score
-        if sklearn_backend and exposure is not None:
+        if sklearn_backend and known_anomalies is not None:
             raise DataError("known_anomalies (outlier exposure) need one of oddkit's networks "
                             "(classifier='auto', 'mlp' or 'cnn'), which can be trained to be unsure on them")
         rng = check_random_state(self.random_state)
         train, dev = self._dev_split(codes, rng)
         seed = int(rng.randint(np.iinfo(np.int32).max))
+        exposure = None
+        if known_anomalies is not None:
+            # Pseudo-anomalies are made from the training rows only: the dev split stays unseen.
+            exposure = exposure_rows(self, known_anomalies, Z[train], codes[train], seed)
         self.history_ = {}
         self.model_, self.estimator_ = None, None
         self.clip_percentile_, self.activation_caps_ = None, None
