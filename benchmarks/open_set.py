@@ -88,8 +88,9 @@ SELECTION_CONFIGS = [
 ] + [{"n_estimators": 5, "outlier_exposure": True, "exposure_loss": mix, "pseudo_unknown": list(pair),
       "random_state": seed} for mix in ("mixup", "cutmix") for pair in ((4, 5), (0, 1), (2, 3)) for seed in (0, 1)
 ] + [{"n_estimators": 5, **exposure, "pseudo_unknown": list(pair), "random_state": seed}
+     for pair in ((4, 5), (2, 3), (0, 1))
      for exposure in ({"clip_percentile": 90.0}, *({"generated_exposure": method} for method in PSEUDO_METHODS))
-     for pair in ((4, 5), (0, 1), (2, 3)) for seed in (0, 1)]
+     for seed in (0, 1)]
 """The settings compared: CNN widths, ensemble size, augmentation, early stopping, regularisation,
 the weight and the loss of outlier exposure and the rotation task, a bigger ensemble or wider CNN
 with exposure, the feature-kNN score (``"score": "knn"``, summarised by its own row; the other
@@ -156,40 +157,51 @@ def _timed(fn, *args, **kwargs):
 
 
 ODDKIT_CONFIGS = ((False, {}), (False, {"clip_percentile": None}), (True, {}), (True, {"exposure_loss": "uniform"}),
-                  (True, {"exposure_loss": "energy"}))
-"""(outlier exposure or not, options): the detector at its defaults without and with outlier
-exposure, without exposure and without activation clipping, and with exposure under two other
-exposure losses. ``options`` names what differs from the current defaults: when a default changed,
-the rows measured under the old one were relabelled (``exposure_loss="uniform"`` was the default
-until the cutmix mixture replaced it, whose rows had been run as ``exposure_loss="cutmix"``)."""
+                  (True, {"exposure_loss": "energy"}), ("auto", {}))
+"""(outlier exposure, options): the detector at its defaults without and with outlier exposure,
+without exposure and without activation clipping, with exposure under two other exposure losses,
+and with generated exposure (``known_anomalies="generate"``: pseudo-anomalies of the default
+method, issue 23). Exposure: False (none), True (the protocol's real anomalies) or the method of
+:class:`oddkit.PseudoAnomalies` (``"auto"``: its default). ``options`` names what differs from
+the current defaults: when a default changed, the rows measured under the old one were relabelled
+(``exposure_loss="uniform"`` was the default until the cutmix mixture replaced it, whose rows had
+been run as ``exposure_loss="cutmix"``)."""
+
+PSEUDO_CONFIGS = tuple((method, {}) for method in PSEUDO_METHODS)
+"""``selection-nslkdd`` also measures each generation method by name, to choose the default."""
 
 
-def _config_of(row: dict) -> tuple[bool, dict] | None:
-    """The ``(outlier exposure or not, options)`` an oddkit row was run with; None for a baseline."""
-    return (row["exposure"] != "none", row.get("options")) if row["method"].startswith("oddkit") else None
+def _config_of(row: dict) -> tuple[bool | str, dict] | None:
+    """The ``(outlier exposure, options)`` an oddkit row was run with; None for a baseline."""
+    if not row["method"].startswith("oddkit"):
+        return None
+    return row.get("generated") or row["exposure"] != "none", row.get("options")
 
 
-def _done(rows: list[dict], exposed: bool, options: dict) -> bool:
+def _done(rows: list[dict], exposed, options: dict) -> bool:
     """Whether ``rows`` already hold the results of this configuration of :data:`ODDKIT_CONFIGS`."""
     return any(_config_of(row) == (exposed, options) for row in rows)
 
 
-def _oddkit_rows(dataset, X_train, c_train, X_test, c_test, unknown, exposure, seed, done=()) -> list[dict]:
-    """The rows of each configuration of :data:`ODDKIT_CONFIGS` not already in ``done``. Each is
-    fitted with ``score="knn"`` so that it keeps the training rows' features: training is the same
-    as under the default score, and every score is read from the one network."""
+def _oddkit_rows(dataset, X_train, c_train, X_test, c_test, unknown, exposure, seed, done=(),
+                 configs=ODDKIT_CONFIGS) -> list[dict]:
+    """The rows of each configuration of ``configs`` not already in ``done``. Each is fitted with
+    ``score="knn"`` so that it keeps the training rows' features: training is the same as under
+    the default score, and every score is read from the one network."""
     from oddkit import ClassifierConfidenceDetector
 
     rows = []
-    for exposed, options in ODDKIT_CONFIGS:
+    for exposed, options in configs:
         if _done(done, exposed, options):
             continue
+        generated = exposed if isinstance(exposed, str) else None
+        known, exposure_label = _exposure(exposure if exposed is True else None, generated)
         detector = ClassifierConfidenceDetector(score="knn", random_state=seed, verbose=0, n_threads=1, **options)
-        _, seconds = _timed(detector.fit, X_train, c_train, known_anomalies=exposure if exposed else None)
+        _, seconds = _timed(detector.fit, X_train, c_train, known_anomalies=known)
         label = ", ".join([detector.backend_, *(f"{k}={v!r}" for k, v in options.items())])
         base = {"dataset": dataset, "method": f"oddkit ClassifierConfidenceDetector ({label})",
-                "exposure": f"{len(exposure):,} known anomalies" if exposed else "none", "seed": seed,
-                "fit_seconds": seconds, "options": options}
+                "exposure": exposure_label, "seed": seed, "fit_seconds": seconds, "options": options,
+                **({"generated": generated} if generated else {})}
         rows += _rows_for_detector(detector, X_test, c_test, unknown, base)
         print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -318,7 +330,8 @@ def run_nslkdd_selection(seed: int, done=()) -> list[dict]:
         print(f"pseudo-unknown {pseudo_unknown}: {len(X_train)} training rows, {len(X_test)} test rows "
               f"({unknown.sum()} unknown)", flush=True)
         fold = _oddkit_rows("nslkdd-selection (training file only)", X_train, c_train, X_test, c_test, unknown,
-                            exposure, seed, [row for row in done if row.get("pseudo_unknown") == pseudo_unknown])
+                            exposure, seed, [row for row in done if row.get("pseudo_unknown") == pseudo_unknown],
+                            configs=(*ODDKIT_CONFIGS[:-1], *PSEUDO_CONFIGS))
         rows += [{**row, "pseudo_unknown": pseudo_unknown} for row in fold]
     return rows
 
@@ -348,9 +361,11 @@ def _exposure(real, generated: str | None):
     by the method ``generated``."""
     if generated:
         from oddkit import PseudoAnomalies
+        from oddkit.detectors.pseudo import DEFAULT_METHOD
 
         spec = PseudoAnomalies(generated)
-        return spec, f"{spec.n_samples:,} generated ({generated})"
+        name = f"auto = {DEFAULT_METHOD}" if generated == "auto" else generated
+        return spec, f"{spec.n_samples:,} generated ({name})"
     if real is None:
         return None, "none"
     return real, f"{len(real):,} known anomalies"
@@ -468,8 +483,8 @@ def _seed_means(rows: list[dict], runs: str = "seeds") -> list[str]:
 def _report_order(row: dict) -> tuple:
     """Seed, fold, then :data:`ODDKIT_CONFIGS`' order and the baselines last (--missing-only appends
     rows in the order they were run; a stable sort keeps each run's scores in order)."""
-    config = _config_of(row)
-    rank = ODDKIT_CONFIGS.index(config) if config in ODDKIT_CONFIGS else len(ODDKIT_CONFIGS)
+    config, order = _config_of(row), (*ODDKIT_CONFIGS, *PSEUDO_CONFIGS)
+    rank = order.index(config) if config in order else len(order)
     return row["seed"], row.get("pseudo_unknown", ""), rank
 
 

@@ -131,8 +131,9 @@ class PseudoAnomalies:
             kept.append(rows[[row.tobytes() not in seen for row in rows]])
             if sum(len(k) for k in kept) == n:
                 return np.concatenate(kept)
-        raise DataError(f"PseudoAnomalies(method={method!r}) kept copying training rows: the training data vary too "
-                        "little to make anything new from; pass known anomalies, or use method='vae-tail'")
+        raise DataError(f"the {method!r} pseudo-anomalies kept copying training rows: the training data vary too "
+                        "little to make anything new from. Pass real known anomalies, or generate with the "
+                        "'vae-tail' method")
 
     def generate(self, X, classes=None, n_threads: int | None = None):
         """Pseudo-anomalies of a table or images, in the input's space.
@@ -225,8 +226,6 @@ def _vae_draw(Z, method, classes, image_shape, epochs, seed, n_threads):
     two rows' codes or in its prior's tail."""
     import warnings
 
-    from scipy.stats import chi2
-
     from oddkit.detectors.vae import VAEDetector
 
     inputs = Z if image_shape is None else Z.reshape(len(Z), *image_shape)
@@ -239,13 +238,9 @@ def _vae_draw(Z, method, classes, image_shape, epochs, seed, n_threads):
         return np.asarray(vae.inverse_transform(codes.astype(np.float32)), dtype=np.float32).reshape(len(codes), -1)
 
     if method == "vae-tail":
-        d = vae.latent_dim_
-
         def draw(n, rng):
-            direction = rng.standard_normal((n, d))
-            direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-            radius = np.sqrt(chi2.ppf(rng.uniform(*TAIL_QUANTILES, size=n), d))
-            return decoded(direction * radius[:, None])
+            samples = vae.generate(n, random_state=int(rng.integers(2**31 - 1)), tail=True)
+            return np.asarray(samples, dtype=np.float32).reshape(n, -1)
         return draw
 
     means = vae.transform(inputs)
