@@ -108,7 +108,9 @@ class ClassifierConfidenceDetector(BaseDetector):
 
     A few examples of anomalies, when they exist, are passed as ``known_anomalies`` (never mixed
     into the classes): training then also teaches the network to be unsure on them (outlier
-    exposure, Hendrycks et al., 2019), with the loss ``exposure_loss``.
+    exposure, Hendrycks et al., 2019), with the loss ``exposure_loss``. Without any,
+    ``known_anomalies="generate"`` makes pseudo-anomalies from the training data alone
+    (:mod:`oddkit.detectors.pseudo`).
 
     Why each default was chosen, and what it measured: the user guide's benchmarks page and
     ``benchmarks/OPEN_SET.md``.
@@ -347,8 +349,10 @@ class ClassifierConfidenceDetector(BaseDetector):
         classes : array-like of shape (n,)
             The class of each row: any hashable labels of one type (strings, integers, ...), at
             least two distinct ones.
-        known_anomalies : table or images like ``X``, optional
-            Examples of anomalies, used for outlier exposure; they need no class.
+        known_anomalies : table or images like ``X``, "generate" or PseudoAnomalies, optional
+            Examples of anomalies, used for outlier exposure; they need no class. ``"generate"``
+            (or a :class:`~oddkit.PseudoAnomalies` naming the method): pseudo-anomalies made from
+            the training rows (the held-out split left out) and their classes.
 
         Raises
         ------
