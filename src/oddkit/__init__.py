@@ -22,6 +22,7 @@ _LAZY = {
     "KNNDetector": "oddkit.detectors",
     "OneClassSVMDetector": "oddkit.detectors",
     "PCADetector": "oddkit.detectors",
+    "PseudoAnomalies": "oddkit.detectors.pseudo",
     "TextAutoEncoderDetector": "oddkit.detectors",
     "TextSummaryAutoEncoder": "oddkit.detectors",
     "TransformationDetector": "oddkit.detectors",

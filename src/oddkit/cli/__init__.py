@@ -20,6 +20,7 @@ from oddkit.cli import train  # noqa: F401, I001
 from oddkit.cli import scoring  # noqa: F401
 from oddkit.cli import models  # noqa: F401
 from oddkit.cli import codes  # noqa: F401
+from oddkit.cli import generate  # noqa: F401
 from oddkit.cli import report  # noqa: F401
 from oddkit.cli import demo  # noqa: F401
 from oddkit.cli import run  # noqa: F401

@@ -1,4 +1,5 @@
-"""The auto-encoders' codes: 'oddkit embed', 'generate', 'compress', 'decompress' and 'swap'."""
+"""The auto-encoders' codes: 'oddkit embed', 'compress', 'decompress' and 'swap' ('generate' is in
+:mod:`oddkit.cli.generate`)."""
 
 from __future__ import annotations
 
@@ -61,30 +62,6 @@ def embed(
         _write_table(frame, out)
     console.print(f"embedded {len(codes):,} {'images' if kind == 'images' else 'rows'} into "
                   f"{codes.shape[1]} dimensions; wrote {out}")
-
-
-@app.command()
-@threads_limited
-def generate(
-    model: Annotated[Path, typer.Argument(help="A generative model folder (a VAE) written by 'oddkit fit'.")],
-    n: Annotated[int, typer.Option("-n", "--n-samples", help="How many samples.")] = 64,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Images: a .png grid, an .npz or a folder; "
-                                                          "tables: .csv, .parquet or .npy.")] = Path("samples.png"),
-    random_state: Annotated[Optional[int], typer.Option(help="Seed of the samples.")] = 0,
-    force: Force = False,
-    n_threads: NThreads = None,
-):
-    """Draw N new examples from a generative model: an image grid (PNG) or a table."""
-    _check_output(out, force, table=False)
-    detector = _load_model(model)
-    if not hasattr(detector, "generate"):
-        raise OddkitError(f"{model} holds a {type(detector).__name__}, which cannot generate; "
-                          "fit a variational auto-encoder (--detector vae)")
-    if n < 1:
-        raise OddkitError(f"-n must be at least 1, got {n}")
-    samples = detector.generate(n, random_state=random_state)
-    written = _write_decoded(detector, samples, out)
-    console.print(f"generated {n:,} samples with {type(detector).__name__}; wrote {written}")
 
 
 @app.command()

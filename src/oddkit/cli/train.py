@@ -58,7 +58,8 @@ def fit(
                             "folder its sub-folders.")] = None,
     known_anomalies: Annotated[Optional[Path], typer.Option(
         "--known-anomalies", help="Classifier and auto-encoders: a table or images of anomaly examples, kept "
-                                  "apart from DATA (outlier exposure; a margin loss for the auto-encoders).")] = None,
+                                  "apart from DATA (outlier exposure; a margin loss for the auto-encoders); "
+                                  "'generate': pseudo-anomalies made from DATA (see 'oddkit generate').")] = None,
     stream: Annotated[bool, typer.Option(
         "--stream", help="Auto-encoders: train on a Parquet or CSV file or folder larger than memory, reading "
                          "it in batches (memory bounded whatever its size; see "
@@ -191,6 +192,8 @@ def _read_known_anomalies(path: Path, X, label_col: str | None, drop_cols: list[
 
     from oddkit.data.images import is_image_source, read_images
 
+    if str(path) == "generate" and not path.exists():
+        return "generate"
     if isinstance(X, np.ndarray) and X.ndim == 4:
         return read_images(path, size=X.shape[2:], channels=X.shape[1]).X
     if is_image_source(path):
@@ -206,6 +209,8 @@ def _read_known_anomalies(path: Path, X, label_col: str | None, drop_cols: list[
 
 
 def _known_note(anomalies) -> str:
+    if isinstance(anomalies, str):
+        return " with generated pseudo-anomalies"
     return "" if anomalies is None else f" with {len(anomalies):,} known anomalies"
 
 
@@ -266,7 +271,7 @@ def _fit_with_classes(detector: str, params: dict, data: Path, out: Path, class_
     with _thread_limit(n_threads):
         model.fit(X, classes, **({} if anomalies is None else {"known_anomalies": anomalies}))
     _save_model(model, out, replace=force)
-    exposure = "" if anomalies is None else f" with {len(anomalies):,} known anomalies (outlier exposure)"
+    exposure = "" if anomalies is None else f"{_known_note(anomalies)} (outlier exposure)"
     dev_accuracy = getattr(model, "dev_accuracy_", None)
     accuracy = "" if dev_accuracy is None else f"; held-out class accuracy {dev_accuracy:.4f}"
     console.print(f"trained {cls.__name__} on {what}, {len(model.classes_)} classes{exposure}, in "

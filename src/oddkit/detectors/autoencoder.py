@@ -289,12 +289,13 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
             :class:`oddkit.data.stream.TableSource` (a Parquet or CSV file or folder larger than
             memory), which is trained on by :meth:`fit_stream`
         y : ignored
-        known_anomalies : table or images like ``X``, optional
+        known_anomalies : table or images like ``X``, "generate" or PseudoAnomalies, optional
             Examples of anomalies, kept apart from ``X`` (never mixed into it, so they are neither
             trained to reconstruct nor counted in ``threshold_``). Each training batch is joined by
             as many of them drawn at random, and a hinge loss pushes their reconstruction loss up
             to ``exposure_margin`` times the normal rows' (weight ``exposure_weight``): a handful
-            of labelled anomalies teaches the network what not to reconstruct.
+            of labelled anomalies teaches the network what not to reconstruct. ``"generate"`` (or
+            a :class:`~oddkit.PseudoAnomalies`): pseudo-anomalies made from ``X`` alone.
 
         Raises
         ------
@@ -535,7 +536,9 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         self._exposure = None  # nothing left over from an interrupted fit
         known = getattr(self, "_known_anomalies", None)
         if known is not None and float(self.exposure_weight) > 0:
-            exposure = self._prepare(known, reset=False)
+            from oddkit.detectors.pseudo import exposure_rows
+
+            exposure = exposure_rows(self, known, Z, None, seed)
             if exposure.shape[0] == 0:
                 raise EmptyDataError("known_anomalies has no rows; pass None to train without them")
             self._exposure = torch.from_numpy(exposure).to(device)

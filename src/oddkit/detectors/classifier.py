@@ -23,6 +23,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from oddkit.detectors.base import BaseDetector
+from oddkit.detectors.pseudo import exposure_rows
 from oddkit.detectors.params import (
     HasMethods,
     Hidden,
@@ -107,7 +108,9 @@ class ClassifierConfidenceDetector(BaseDetector):
 
     A few examples of anomalies, when they exist, are passed as ``known_anomalies`` (never mixed
     into the classes): training then also teaches the network to be unsure on them (outlier
-    exposure, Hendrycks et al., 2019), with the loss ``exposure_loss``.
+    exposure, Hendrycks et al., 2019), with the loss ``exposure_loss``. Without any,
+    ``known_anomalies="generate"`` makes pseudo-anomalies from the training data alone
+    (:mod:`oddkit.detectors.pseudo`).
 
     Why each default was chosen, and what it measured: the user guide's benchmarks page and
     ``benchmarks/OPEN_SET.md``.
@@ -346,8 +349,10 @@ class ClassifierConfidenceDetector(BaseDetector):
         classes : array-like of shape (n,)
             The class of each row: any hashable labels of one type (strings, integers, ...), at
             least two distinct ones.
-        known_anomalies : table or images like ``X``, optional
-            Examples of anomalies, used for outlier exposure; they need no class.
+        known_anomalies : table or images like ``X``, "generate" or PseudoAnomalies, optional
+            Examples of anomalies, used for outlier exposure; they need no class. ``"generate"``
+            (or a :class:`~oddkit.PseudoAnomalies` naming the method): pseudo-anomalies made from
+            the training rows (the held-out split left out) and their classes.
 
         Raises
         ------
@@ -437,9 +442,6 @@ class ClassifierConfidenceDetector(BaseDetector):
             self.pixel_center_ = float(Z.mean())
             spread = float(Z.std())
             self.pixel_scale_ = spread if spread > 0 else 1.0
-        exposure = None
-        if known_anomalies is not None:
-            exposure = self._prepare(known_anomalies, reset=False)
         sklearn_backend = not isinstance(self.classifier, str)
         self.backend_ = "sklearn" if sklearn_backend else (
             ("cnn" if images else "mlp") if self.classifier == "auto" else self.classifier)
@@ -449,12 +451,16 @@ class ClassifierConfidenceDetector(BaseDetector):
             raise DataError(f"augment={self.augment!r} moves images: it needs the CNN (images with "
                             f"classifier='auto' or 'cnn'), not the {self.backend_} backend")
         self.score_ = ("msp" if sklearn_backend else "energy") if self.score == "auto" else self.score
-        if sklearn_backend and exposure is not None:
+        if sklearn_backend and known_anomalies is not None:
             raise DataError("known_anomalies (outlier exposure) need one of oddkit's networks "
                             "(classifier='auto', 'mlp' or 'cnn'), which can be trained to be unsure on them")
         rng = check_random_state(self.random_state)
         train, dev = self._dev_split(codes, rng)
         seed = int(rng.randint(np.iinfo(np.int32).max))
+        exposure = None
+        if known_anomalies is not None:
+            # Pseudo-anomalies are made from the training rows only: the dev split stays unseen.
+            exposure = exposure_rows(self, known_anomalies, Z[train], codes[train], seed)
         self.history_ = {}
         self.model_, self.estimator_ = None, None
         self.clip_percentile_, self.activation_caps_ = None, None

@@ -142,7 +142,7 @@ class VAEDetector(AutoEncoderDetector):
         beta = float(self.beta)
         return self._map_chunks(Z, lambda x: self.model_.negative_elbo(x, beta=beta).mean(dim=0)).astype(np.float64)
 
-    def generate(self, n: int, random_state=None):
+    def generate(self, n: int, random_state=None, tail: bool = False):
         """Draw ``n`` new examples: codes from the prior ``N(0, I)`` through the decoder.
 
         Each sample is the decoder's mean (for images the pixels' Bernoulli probabilities), with
@@ -154,6 +154,11 @@ class VAEDetector(AutoEncoderDetector):
             Number of samples.
         random_state : int, RandomState or None
             Seed of the draws; the same seed gives the same samples.
+        tail : bool, default=False
+            Draw the codes from the prior's tail instead: a random direction at a radius whose
+            squared value lies between the chi-squared distribution's 0.99 and 0.9999 quantiles
+            (uniformly in probability), where the decoder was hardly trained: pseudo-anomalies
+            (:class:`~oddkit.PseudoAnomalies` with ``method="vae-tail"``).
 
         Returns
         -------
@@ -167,6 +172,13 @@ class VAEDetector(AutoEncoderDetector):
             raise DataError(f"n must be a positive integer, got {n!r}")
         rng = check_random_state(random_state)
         codes = rng.standard_normal((int(n), self.latent_dim_)).astype(np.float32)
+        if tail:
+            from scipy.stats import chi2
+
+            from oddkit.detectors.pseudo import TAIL_QUANTILES
+
+            radius = np.sqrt(chi2.ppf(rng.uniform(*TAIL_QUANTILES, size=int(n)), self.latent_dim_))
+            codes = (codes / np.linalg.norm(codes, axis=1, keepdims=True) * radius[:, None]).astype(np.float32)
         members = rng.randint(self.n_estimators_, size=int(n)).astype(np.float32)
         packed = np.column_stack([codes, members]).astype(np.float32)
 
