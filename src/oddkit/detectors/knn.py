@@ -21,6 +21,14 @@ class KNNDetector(BaseDetector):
     its ``n_neighbors``-th nearest training row (``method="largest"``, as in PyOD) or the mean or
     median distance to its ``n_neighbors`` nearest. A training row's own score leaves itself out.
 
+    Images (an array ``(n, H, W)`` or ``(n, C, H, W)``) are not standardised: distances are taken
+    between their pixels scaled to [0, 1]. Standardising each pixel gives the pixels near the border,
+    which are almost always blank in training, the largest weights, so that a stray mark there
+    outweighs the shape: on one-class MNIST the standardised distance ranks unlike digits clearly
+    worse than the raw one (``benchmarks/IMAGES.md``). A table whose columns are pixels is a table,
+    and is standardised; pass it as an array of images to have raw pixel distances. For images,
+    :class:`GradientKNNDetector` (neighbours among histograms of oriented gradients) is better still.
+
     Parameters
     ----------
     n_neighbors : int, default=5
@@ -53,6 +61,8 @@ import numpy as np
     >>> bool(scores[1] > scores[0])
     True
     """
+
+    _accepts_images = True
 
     _parameter_constraints: dict = {
         "n_neighbors": [positive_int],
