@@ -92,12 +92,12 @@ def test_ranks_unlike_shapes_above_the_normal_ones(fitted):
     assert np.isfinite(scores).all() and detector.image_shape_ == (1, 16, 16)
     assert roc_auc_score(y, scores) >= 0.99
     assert detector.predict(test[40:]).mean() > 0.9
-    assert detector.neighbors_._fit_X.shape == (150, 4 * 4 * 8)
+    assert detector.cell_size_ == 2 and detector.neighbors_._fit_X.shape == (150, 8 * 8 * 8)
 
 
 def test_scores_are_the_kth_histogram_distance(fitted):
     detector, train, test, _ = fitted
-    features, train_features = gradient_histograms(test), gradient_histograms(train)
+    features, train_features = gradient_histograms(test, cell_size=2), gradient_histograms(train, cell_size=2)
     distances = np.sort(np.linalg.norm(features[:, None] - train_features[None], axis=2), axis=1)
     np.testing.assert_allclose(detector.decision_function(test), distances[:, 4], rtol=1e-4, atol=1e-5)
 
@@ -173,3 +173,12 @@ def test_cli_fit_default_on_images_and_score(tmp_path, monkeypatch, capsys):
 
     scores = pd.read_csv(tmp_path / "scores.csv")["score"].to_numpy()
     assert scores[5:].min() > scores[:5].max()
+
+
+@pytest.mark.parametrize("side, cell", [(8, 2), (28, 4), (64, 9)])
+def test_the_cells_default_to_a_seventh_of_the_shorter_side(side, cell):
+    images = np.random.default_rng(4).random((6, 1, side, side + 3)).astype(np.float32)
+    detector = GradientKNNDetector(n_neighbors=2).fit(images)
+    assert detector.cell_size_ == cell
+    assert detector.neighbors_._fit_X.shape[1] == (side // cell) * ((side + 3) // cell) * 8
+    assert GradientKNNDetector(n_neighbors=2, cell_size=3).fit(images).cell_size_ == 3

@@ -103,9 +103,11 @@ class GradientKNNDetector(KNNDetector):
     n_neighbors : int, default=5
     method : {"largest", "mean", "median"}, default="largest"
         As for :class:`KNNDetector`.
-    cell_size : int, default=4
-        Side of the cells, in pixels; 4 suits 28 x 28 images (7 x 7 cells). Scale it with the
-        size of the strokes that matter.
+    cell_size : int or None, default=None
+        Side of the cells, in pixels. None: a seventh of the image's shorter side, at least 2
+        (``cell_size_``): 4 for 28 x 28 images (7 x 7 cells, the setting chosen on MNIST and
+        Fashion-MNIST), 2 for 8 x 8 ones, 9 for 64 x 64 ones. Scale it with the size of the strokes
+        that matter.
     n_bins : int, default=8
         Orientations per cell, over 0 to 180 degrees.
     sigma : float, default=0.5
@@ -119,6 +121,8 @@ class GradientKNNDetector(KNNDetector):
         The index over the training images' histograms.
     n_neighbors_ : int
         The ``k`` used: ``min(n_neighbors, n_training_images - 1)``.
+    cell_size_ : int
+        The side of the cells used.
     image_shape_ : tuple of int
         ``(C, H, W)`` of the training images.
 
@@ -145,12 +149,12 @@ class GradientKNNDetector(KNNDetector):
     _accepts_images = True
 
     _parameter_constraints: dict = {
-        "cell_size": [positive_int],
+        "cell_size": [positive_int, None],
         "n_bins": [Interval(Integral, 2, None, closed="left")],
         "sigma": [non_negative_float],
     }
 
-    def __init__(self, n_neighbors=5, method="largest", cell_size=4, n_bins=8, sigma=0.5, algorithm="auto",
+    def __init__(self, n_neighbors=5, method="largest", cell_size=None, n_bins=8, sigma=0.5, algorithm="auto",
                  n_jobs=None, contamination=0.1):
         self.n_neighbors = n_neighbors
         self.method = method
@@ -168,8 +172,14 @@ class GradientKNNDetector(KNNDetector):
                             "(a folder of images on the command line); for a table use KNNDetector")
         return super()._prepare(X, reset)
 
+    @property
+    def cell_size_(self) -> int:
+        if self.cell_size is not None:
+            return int(self.cell_size)
+        return max(2, min(self.image_shape_[1:]) // 7)
+
     def _features(self, Z: np.ndarray) -> np.ndarray:
-        return gradient_histograms(Z.reshape(len(Z), *self.image_shape_), int(self.cell_size), int(self.n_bins),
+        return gradient_histograms(Z.reshape(len(Z), *self.image_shape_), self.cell_size_, int(self.n_bins),
                                    float(self.sigma))
 
     def _fit_array(self, Z: np.ndarray) -> None:
