@@ -366,7 +366,7 @@ def run_embeddings(args) -> None:
 
 # -- Olivetti faces ------------------------------------------------------------------------------------
 
-OLIVETTI_DETECTORS = ("knn5", "pca", "oddkit-AE-mlp", "oddkit-ConvAE", "oddkit-VAE", "oddkit-VQVAE")
+OLIVETTI_DETECTORS = ("knn5", "pca", "oddkit-default", "oddkit-AE-mlp", "oddkit-ConvAE", "oddkit-VAE", "oddkit-VQVAE")
 
 
 def olivetti_split(labels, seed: int, n_normal: int = 30, n_train: int = 7):
@@ -723,8 +723,9 @@ def target_lines(records: list[dict]) -> list[str]:
             gap = mean[TARGET_DETECTOR] - mean[TARGET_BASELINE]
             verdict = "met" if gap >= TARGET_MARGIN else f"NOT met, short by {TARGET_MARGIN - gap:.3f}"
             behind = [f"{c} ({g:+.3f})" for c, g in zip(classes, gaps) if g < 0]
+            held_out = float(np.mean([g for c, g in zip(classes, gaps) if c not in SELECT_CLASSES]))
             lines.append(f"| {dataset} | {fraction:.0%} | {mean[TARGET_DETECTOR]:.3f} | {mean[TARGET_BASELINE]:.3f} | "
-                         f"{mean['pca']:.3f} | {gap:+.3f} | {verdict} | {int((gaps >= TARGET_MARGIN).sum())}/10 | "
+                         f"{mean['pca']:.3f} | {gap:+.3f} | {held_out:+.3f} | {verdict} | {int((gaps >= TARGET_MARGIN).sum())}/10 | "
                          f"{', '.join(behind) or 'none'} |")
     if not lines:
         return []
@@ -732,8 +733,10 @@ def target_lines(records: list[dict]) -> list[str]:
             f"`{TARGET_DETECTOR}` (what `oddkit fit FOLDER --detector default` and `oddkit.default_detector()` build "
             f"for images) against `{TARGET_BASELINE}`, mean AUROC over the ten classes, seed 0, all three measured in "
             f"the same run on the same splits; the target is a lead of at least {TARGET_MARGIN}.", "",
-            "| dataset | training share | default | knn5 | pca | lead | target | classes led by >= 0.02 | "
-            "classes where knn5 is ahead |", "|---|---|---|---|---|---|---|---|---|", *lines, ""]
+            "| dataset | training share | default | knn5 | pca | lead | lead, odd classes | target | "
+            "classes led by >= 0.02 | classes where knn5 is ahead |", "|---|---|---|---|---|---|---|---|---|---|",
+            *lines, "", "Lead, odd classes: the mean lead over the classes 1, 3, 5, 7, 9, which the choice of the "
+            "default's settings never looked at (see \"How the image default was chosen\").", ""]
 
 
 def embeddings_section(records: list[dict]) -> list[str]:
