@@ -69,9 +69,10 @@ def test_images_reach_image_members_as_images_and_the_others_as_pixels(tmp_path)
 
     rng = np.random.default_rng(0)
     train, test = corner_shapes(rng, 150), np.concatenate([corner_shapes(rng, 30), crosses(rng, 15)])
-    ensemble = EnsembleDetector(members=("knn1", "vae"), combine="mean", random_state=0).fit(train)
-    knn, vae = ensemble.members_
-    assert knn.n_features_in_ == 144 and not knn._fitted_on_images()
+    ensemble = EnsembleDetector(members=("knn1", "pca", "vae"), combine="mean", random_state=0).fit(train)
+    knn, pca, vae = ensemble.members_
+    assert pca.n_features_in_ == 144 and not pca._fitted_on_images()
+    assert knn.image_shape_ == (1, 12, 12)  # KNNDetector takes images: raw pixel distances
     assert vae.image_shape_ == (1, 12, 12) and ensemble.image_shape_ == (1, 12, 12)
     assert roc_auc_score(np.r_[np.zeros(30), np.ones(15)], ensemble.decision_function(test)) >= 0.95
     ensemble.save(tmp_path / "model")

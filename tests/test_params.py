@@ -45,7 +45,7 @@ def fit(detector, data=X):
 
 
 def test_every_parameter_of_every_detector_has_a_constraint():
-    assert len(DETECTORS) == 16  # + VoiceConversion, TextAutoEncoderDetector, TextSummaryAutoEncoder, TreeAutoEncoder
+    assert len(DETECTORS) == 17  # + GradientKNNDetector, VoiceConversion, TextAutoEncoderDetector, TextSummaryAutoEncoder, TreeAutoEncoder
     for name, cls in DETECTORS.items():
         constraints = merged_constraints(cls)
         missing = set(cls._get_param_names()) - set(constraints)

@@ -18,6 +18,7 @@ _LAZY = {
     "DisentangledAutoEncoderDetector": "oddkit.detectors",
     "EnsembleDetector": "oddkit.detectors",
     "GaussianDetector": "oddkit.detectors",
+    "GradientKNNDetector": "oddkit.detectors",
     "IsolationForestDetector": "oddkit.detectors",
     "KNNDetector": "oddkit.detectors",
     "OneClassSVMDetector": "oddkit.detectors",

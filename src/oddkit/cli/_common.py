@@ -36,6 +36,7 @@ DETECTOR_NAMES = {
     "default": "EnsembleDetector",
     "classifier": "ClassifierConfidenceDetector",
     "transforms": "TransformationDetector",
+    "gradient-knn": "GradientKNNDetector",
     "disentangled": "DisentangledAutoEncoderDetector",
     "voice": "VoiceConversion",
     "text": "TextAutoEncoderDetector",

@@ -9,6 +9,7 @@ from oddkit.detectors.classic import IsolationForestDetector, OneClassSVMDetecto
 from oddkit.detectors.classifier import ClassifierConfidenceDetector
 from oddkit.detectors.disentangle import DisentangledAutoEncoderDetector
 from oddkit.detectors.gaussian import GaussianDetector
+from oddkit.detectors.gradients import GradientKNNDetector
 from oddkit.detectors.knn import KNNDetector
 from oddkit.detectors.pca import PCADetector
 from oddkit.detectors.readable import TextSummaryAutoEncoder, TreeAutoEncoder
@@ -26,6 +27,7 @@ __all__ = [
     "DisentangledAutoEncoderDetector",
     "EnsembleDetector",
     "GaussianDetector",
+    "GradientKNNDetector",
     "IsolationForestDetector",
     "KNNDetector",
     "OneClassSVMDetector",

@@ -15,12 +15,17 @@ from oddkit.exceptions import ModelFileError, ParameterError
 # Gaussian and auto-encoder see global structure without fitting the hidden anomalies.
 DEFAULT_MEMBERS = ("knn1", "knn50", "gaussian-robust", "autoencoder-robust")
 COMBINE_RULES = ("max", "mean")
+# Fitted on images, the default members give way to this: distances between histograms of oriented
+# gradients beat every pixel detector and network oddkit has on one-class MNIST and Fashion-MNIST
+# (benchmarks/IMAGES.md); the tabular members see pixels as unrelated columns.
+IMAGE_MEMBERS = ("gradient-knn",)
 
 
 def _member_factories():
     from oddkit.detectors.autoencoder import AutoEncoderDetector
     from oddkit.detectors.classic import IsolationForestDetector, OneClassSVMDetector
     from oddkit.detectors.gaussian import GaussianDetector
+    from oddkit.detectors.gradients import GradientKNNDetector
     from oddkit.detectors.knn import KNNDetector
     from oddkit.detectors.pca import PCADetector
     from oddkit.detectors.transforms import TransformationDetector
@@ -49,6 +54,8 @@ def _member_factories():
         "vae": lambda seed, verbose, share, n_rows: VAEDetector(contamination=share, random_state=seed, verbose=verbose),
         "transforms": lambda seed, verbose, share, n_rows: TransformationDetector(
             contamination=share, random_state=seed, verbose=verbose),
+        "gradient-knn": lambda seed, verbose, share, n_rows: GradientKNNDetector(
+            n_neighbors=neighbours(5, n_rows), contamination=share),
     }
 
 
@@ -94,7 +101,11 @@ class EnsembleDetector(BaseDetector):
         to all the others), "iforest",
         "autoencoder", "autoencoder-robust" (``robust=True``), "gaussian", "gaussian-robust"
         (``robust=True``), "pca", "ocsvm", and for images "vae" and "transforms"
-        (:class:`~oddkit.TransformationDetector`). Every member gets the ensemble's
+        (:class:`~oddkit.TransformationDetector`) and "gradient-knn"
+        (:class:`~oddkit.GradientKNNDetector`). Fitted on images, the default members are replaced
+        by ``("gradient-knn",)``, the one image detector of oddkit's that beats raw-pixel neighbour
+        distances clearly on one-class MNIST and Fashion-MNIST (``benchmarks/IMAGES.md``); name
+        members to have others. Every member gets the ensemble's
         ``contamination``. Fitted on images, members that take images get them as images, the
         others as flat rows of pixels.
     combine : {"max", "mean"}, default="max"
@@ -148,7 +159,7 @@ class EnsembleDetector(BaseDetector):
 
     def _fit_array(self, Z: np.ndarray) -> None:
         factories = _member_factories()
-        names = list(self.members)
+        names = self._member_names()
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         share = float(self.contamination)
         self.members_ = []
@@ -156,6 +167,13 @@ class EnsembleDetector(BaseDetector):
             member = factories[name](seed, self.verbose, share, len(Z))
             self.members_.append(member.fit(self._member_input(member, Z)))
         self.member_quantiles_ = np.stack([score_quantiles(m.decision_scores_) for m in self.members_])
+
+    def _member_names(self) -> list[str]:
+        """The members to fit: ``members``, except that the default members fitted on images are
+        :data:`IMAGE_MEMBERS`."""
+        if self._fitted_on_images() and tuple(self.members) == DEFAULT_MEMBERS:
+            return list(IMAGE_MEMBERS)
+        return list(self.members)
 
     def _member_input(self, member: BaseDetector, Z: np.ndarray) -> np.ndarray:
         """Images go to a member that takes images as images (n, C, H, W) in [0, 1], to any other

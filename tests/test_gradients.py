@@ -1,0 +1,184 @@
+"""GradientKNNDetector and gradient_histograms: the features against a per-pixel loop, ranking
+unlike images, saving, bad input, the image default of the ensemble and the CLI; KNNDetector's raw
+pixel distances on images."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+from sklearn.metrics import roc_auc_score
+
+from conftest import run_cli
+from oddkit import EnsembleDetector, GradientKNNDetector, KNNDetector, default_detector, load
+from oddkit.detectors.gradients import gradient_histograms
+from oddkit.exceptions import ColumnMismatchError, DataError, ModelFileError, ParameterError
+
+
+def loop_histograms(images, cell_size, n_bins, sigma):
+    """The oracle: gradient_histograms written pixel by pixel, straight from its docstring."""
+    n, channels, height, width = images.shape
+    cell_h, cell_w = min(cell_size, height), min(cell_size, width)
+    cells_h, cells_w = height // cell_h, width // cell_w
+    out = np.zeros((n, cells_h * cells_w * n_bins))
+    for i in range(n):
+        smooth = [gaussian_filter(images[i, c].astype(np.float64), sigma, mode="nearest") if sigma else
+                  images[i, c].astype(np.float64) for c in range(channels)]
+        grads = [np.gradient(s) for s in smooth]  # (d/drow, d/dcol) per channel
+        hist = np.zeros((cells_h, cells_w, n_bins))
+        for r in range(cells_h * cell_h):
+            for col in range(cells_w * cell_w):
+                mags = [np.hypot(g[0][r, col], g[1][r, col]) for g in grads]
+                c = int(np.argmax(mags))
+                angle = np.arctan2(grads[c][0][r, col], grads[c][1][r, col]) % np.pi
+                position = angle / np.pi * n_bins
+                low = int(np.floor(position))
+                share = position - low
+                hist[r // cell_h, col // cell_w, low % n_bins] += mags[c] * (1 - share)
+                hist[r // cell_h, col // cell_w, (low + 1) % n_bins] += mags[c] * share
+        row = np.sqrt(hist.ravel())
+        out[i] = row / np.linalg.norm(row) if np.linalg.norm(row) > 0 else row
+    return out
+
+
+@pytest.mark.parametrize("shape, cell_size, n_bins, sigma", [
+    ((3, 1, 9, 10), 4, 8, 0.5),   # sides not a multiple of the cell: the remainder is left out
+    ((2, 3, 8, 8), 3, 6, 0.0),    # colour: the strongest channel at each pixel
+    ((2, 1, 3, 12), 4, 9, 1.0),   # a side shorter than the cell: one cell along it
+])
+def test_histograms_match_a_pixel_by_pixel_loop(shape, cell_size, n_bins, sigma):
+    images = np.random.default_rng(0).random(shape).astype(np.float32)
+    fast = gradient_histograms(images, cell_size, n_bins, sigma)
+    np.testing.assert_allclose(fast, loop_histograms(images, cell_size, n_bins, sigma), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, rtol=1e-5)
+
+
+def test_histograms_ignore_contrast_and_see_orientation():
+    rng = np.random.default_rng(1)
+    images = rng.random((4, 1, 12, 12)).astype(np.float32)
+    np.testing.assert_allclose(gradient_histograms(images * 0.3), gradient_histograms(images), atol=1e-5)
+    assert not gradient_histograms(np.zeros((2, 1, 12, 12), dtype=np.float32)).any()  # blank: no gradient
+    flat_bar = np.zeros((1, 1, 12, 12), dtype=np.float32)
+    flat_bar[0, 0, 6, 2:10] = 1.0
+    bins = gradient_histograms(flat_bar, sigma=0).reshape(3, 3, 8).sum(axis=(0, 1))
+    # A horizontal bar's gradient points up and down (90 degrees): bin 4 of 8 over 0..180 degrees.
+    assert bins.argmax() == 4
+    upright = gradient_histograms(flat_bar.transpose(0, 1, 3, 2), sigma=0).reshape(3, 3, 8).sum(axis=(0, 1))
+    assert upright.argmax() == 0
+
+
+def bars(rng, n, size=16, upright=False):
+    """Normal: horizontal strokes of varying length, row and thickness; anomalies: the same upright."""
+    X = rng.uniform(0, 0.1, size=(n, 1, size, size)).astype(np.float32)
+    for i in range(n):
+        row, start, length, thick = rng.integers(3, 11), rng.integers(1, 5), rng.integers(6, 10), rng.integers(1, 3)
+        X[i, 0, row:row + thick, start:start + length] = rng.uniform(0.6, 1.0)
+    return X.transpose(0, 1, 3, 2).copy() if upright else X
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(0)
+    train = bars(rng, 150)
+    test = np.concatenate([bars(rng, 40), bars(rng, 20, upright=True)])
+    return GradientKNNDetector().fit(train), train, test, np.r_[np.zeros(40), np.ones(20)]
+
+
+def test_ranks_unlike_shapes_above_the_normal_ones(fitted):
+    detector, _, test, y = fitted
+    scores = detector.decision_function(test)
+    assert np.isfinite(scores).all() and detector.image_shape_ == (1, 16, 16)
+    assert roc_auc_score(y, scores) >= 0.99
+    assert detector.predict(test[40:]).mean() > 0.9
+    assert detector.cell_size_ == 2 and detector.neighbors_._fit_X.shape == (150, 8 * 8 * 8)
+
+
+def test_scores_are_the_kth_histogram_distance(fitted):
+    detector, train, test, _ = fitted
+    features, train_features = gradient_histograms(test, cell_size=2), gradient_histograms(train, cell_size=2)
+    distances = np.sort(np.linalg.norm(features[:, None] - train_features[None], axis=2), axis=1)
+    np.testing.assert_allclose(detector.decision_function(test), distances[:, 4], rtol=1e-4, atol=1e-5)
+
+
+def test_save_and_load_give_identical_scores(fitted, tmp_path):
+    detector, _, test, _ = fitted
+    detector.save(tmp_path / "model")
+    loaded = load(tmp_path / "model")
+    assert isinstance(loaded, GradientKNNDetector) and loaded.get_params() == detector.get_params()
+    np.testing.assert_array_equal(loaded.decision_function(test), detector.decision_function(test))
+    assert loaded.threshold_ == detector.threshold_
+
+
+def test_saved_histograms_that_do_not_fit_the_settings_are_refused(fitted):
+    detector, _, _, _ = fitted
+    rows = detector.neighbors_._fit_X
+    for bad in (rows[:, :-8], -rows, rows[:1]):
+        with pytest.raises(ModelFileError, match="histograms"):
+            detector._set_model_state({"training_rows": bad}, {}, {})
+    with pytest.raises(ModelFileError, match="lacks"):
+        detector._set_model_state({}, {}, {})
+
+
+def test_tables_other_sizes_and_bad_settings_are_refused(fitted):
+    detector, _, _, _ = fitted
+    with pytest.raises(DataError, match="images.*KNNDetector"):
+        GradientKNNDetector().fit(np.random.default_rng(0).random((50, 4)))
+    with pytest.raises(ColumnMismatchError):
+        detector.decision_function(np.zeros((3, 1, 10, 10), dtype=np.float32))
+    images = bars(np.random.default_rng(0), 10)
+    for name, value in (("cell_size", 0), ("n_bins", 1), ("sigma", -0.5)):
+        with pytest.raises(ParameterError, match=name):
+            GradientKNNDetector(**{name: value}).fit(images)
+
+
+def test_knn_on_images_uses_raw_pixels_not_standardised_ones():
+    rng = np.random.default_rng(2)
+    train, test = bars(rng, 60)[:, 0], bars(rng, 5, upright=True)[:, 0]  # (n, H, W)
+    scores = KNNDetector(n_neighbors=3).fit(train).decision_function(test)
+    flat_train, flat_test = train.reshape(60, -1), test.reshape(5, -1)
+    distances = np.sort(np.linalg.norm(flat_test[:, None] - flat_train[None], axis=2), axis=1)
+    np.testing.assert_allclose(scores, distances[:, 2], rtol=1e-4)
+    # The same pixels as a table are standardised, column by column: other distances.
+    table_scores = KNNDetector(n_neighbors=3).fit(flat_train).decision_function(flat_test)
+    assert not np.allclose(table_scores, scores, rtol=1e-2)
+
+
+def test_the_default_on_images_is_gradient_knn_and_on_tables_unchanged(fitted):
+    _, train, test, y = fitted
+    detector = default_detector(random_state=0).fit(train)
+    assert [type(m).__name__ for m in detector.members_] == ["GradientKNNDetector"]
+    assert roc_auc_score(y, detector.decision_function(test)) >= 0.99
+    table = default_detector(random_state=0, verbose=0).fit(np.random.default_rng(0).normal(size=(80, 3)))
+    assert len(table.members_) == 4 and "GradientKNNDetector" not in [type(m).__name__ for m in table.members_]
+    named = EnsembleDetector(members=("gradient-knn", "knn"), random_state=0).fit(train)
+    assert [type(m).__name__ for m in named.members_] == ["GradientKNNDetector", "KNNDetector"]
+
+
+def test_cli_fit_default_on_images_and_score(tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "train.npz", X=(bars(rng, 60)[:, 0] * 255).astype(np.uint8))
+    np.savez(tmp_path / "test.npz", X=(np.concatenate([bars(rng, 5), bars(rng, 5, upright=True)])[:, 0] * 255)
+             .astype(np.uint8))
+    code, _, err = run_cli(monkeypatch, capsys, "fit", tmp_path / "train.npz", "--detector", "default", "-q",
+                           "--out", tmp_path / "model")
+    assert code == 0, err
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert "GradientKNNDetector" in json.dumps(config)
+    code, out, err = run_cli(monkeypatch, capsys, "score", tmp_path / "model", tmp_path / "test.npz",
+                             "--out", tmp_path / "scores.csv")
+    assert code == 0 and "scored 10 images" in out, err
+    import pandas as pd
+
+    scores = pd.read_csv(tmp_path / "scores.csv")["score"].to_numpy()
+    assert scores[5:].min() > scores[:5].max()
+
+
+@pytest.mark.parametrize("side, cell", [(8, 2), (28, 4), (64, 9)])
+def test_the_cells_default_to_a_seventh_of_the_shorter_side(side, cell):
+    images = np.random.default_rng(4).random((6, 1, side, side + 3)).astype(np.float32)
+    detector = GradientKNNDetector(n_neighbors=2).fit(images)
+    assert detector.cell_size_ == cell
+    assert detector.neighbors_._fit_X.shape[1] == (side // cell) * ((side + 3) // cell) * 8
+    assert GradientKNNDetector(n_neighbors=2, cell_size=3).fit(images).cell_size_ == 3
