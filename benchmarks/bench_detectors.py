@@ -67,6 +67,8 @@ class DetectorSpec:
     """"oddkit" (fitted on raw features) or "pyod" (fitted on standardised features)."""
     build: Callable[[int, int], Any]
     """(seed, n_features) -> an unfitted detector with ``fit`` and ``decision_function``."""
+    module: str | None = None
+    """The oddkit module that defines the detector (whose dependencies its results hang on)."""
 
 
 def build_with_defaults(factory: Callable[..., Any], seed: int, n_features: int) -> Any:
@@ -125,12 +127,14 @@ def registry() -> dict[str, DetectorSpec]:
     specs: list[DetectorSpec] = []
     default = getattr(oddkit, "default_detector", None)
     if default is not None:
-        specs.append(DetectorSpec(ODDKIT_DEFAULT, "oddkit", lambda seed, d: build_with_defaults(default, seed, d)))
+        specs.append(DetectorSpec(ODDKIT_DEFAULT, "oddkit", lambda seed, d: build_with_defaults(default, seed, d),
+                                  default.__module__))
     for class_name in ODDKIT_CLASSES:
         cls = getattr(oddkit, class_name, None)
         if cls is not None:
             name = "oddkit-" + class_name.removesuffix("Detector")
-            specs.append(DetectorSpec(name, "oddkit", lambda seed, d, cls=cls: build_with_defaults(cls, seed, d)))
+            specs.append(DetectorSpec(name, "oddkit", lambda seed, d, cls=cls: build_with_defaults(cls, seed, d),
+                                      cls.__module__))
     for name in PYOD_CLASSES:
         specs.append(DetectorSpec(
             f"pyod-{name}", "pyod", lambda seed, d, name=name: build_with_defaults(pyod_class(name), seed, d)))

@@ -150,7 +150,7 @@ class EnsembleDetector(BaseDetector):
         factories = _member_factories()
         names = list(self.members)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        share = float(self.contamination)
+        share = self.contamination
         self.members_ = []
         for name in names:
             member = factories[name](seed, self.verbose, share, len(Z))
@@ -195,6 +195,14 @@ class EnsembleDetector(BaseDetector):
 
     def _training_scores(self, Z: np.ndarray) -> np.ndarray:
         return self._combine([m.decision_scores_ for m in self.members_])
+
+    def _estimated_contamination(self) -> float:
+        # Normalised scores are spread evenly over [0, 1] by construction: no tail stands apart
+        # in them. Each member's own scores have one; the median of the members' estimates is the
+        # share, resistant to one member that sees no anomalies or too many.
+        from oddkit.detectors.contamination import estimate_contamination
+
+        return float(np.median([estimate_contamination(m.decision_scores_) for m in self.members_]))
 
     def _get_model_state(self):
         from oddkit.persist import detector_state
