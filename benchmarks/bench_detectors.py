@@ -53,8 +53,9 @@ PYOD_CLASSES = {
 PEER_ENSEMBLE = [("KNN", {"n_neighbors": 1}), ("KNN", {"n_neighbors": 50, "method": "mean"}), ("MCD", {}),
                  ("AutoEncoder", {})]
 """PyOD detectors (class, parameters) combined like ``oddkit.default_detector()``'s members, which
-this list mirrors: the nearest neighbour, the mean distance to 50 neighbours, a robust Gaussian
-(PyOD's MCD) and an auto-encoder."""
+this list mirrored until issue 22 changed the default (its results are kept, not rerun): the
+nearest neighbour, the mean distance to 50 neighbours, a robust Gaussian (PyOD's MCD) and an
+auto-encoder."""
 PEER_COMBINE = "max"
 """How the peer ensemble combines its members' normalised scores: as ``default_detector()`` does."""
 PEER_ENSEMBLE_NAME = "pyod-rank-ensemble"
