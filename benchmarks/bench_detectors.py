@@ -53,8 +53,9 @@ PYOD_CLASSES = {
 PEER_ENSEMBLE = [("KNN", {"n_neighbors": 1}), ("KNN", {"n_neighbors": 50, "method": "mean"}), ("MCD", {}),
                  ("AutoEncoder", {})]
 """PyOD detectors (class, parameters) combined like ``oddkit.default_detector()``'s members, which
-this list mirrors: the nearest neighbour, the mean distance to 50 neighbours, a robust Gaussian
-(PyOD's MCD) and an auto-encoder."""
+this list mirrored until issue 22 changed the default (its results are kept, not rerun): the
+nearest neighbour, the mean distance to 50 neighbours, a robust Gaussian (PyOD's MCD) and an
+auto-encoder."""
 PEER_COMBINE = "max"
 """How the peer ensemble combines its members' normalised scores: as ``default_detector()`` does."""
 PEER_ENSEMBLE_NAME = "pyod-rank-ensemble"
@@ -67,6 +68,8 @@ class DetectorSpec:
     """"oddkit" (fitted on raw features) or "pyod" (fitted on standardised features)."""
     build: Callable[[int, int], Any]
     """(seed, n_features) -> an unfitted detector with ``fit`` and ``decision_function``."""
+    module: str | None = None
+    """The oddkit module that defines the detector (whose dependencies its results hang on)."""
 
 
 def build_with_defaults(factory: Callable[..., Any], seed: int, n_features: int) -> Any:
@@ -125,12 +128,14 @@ def registry() -> dict[str, DetectorSpec]:
     specs: list[DetectorSpec] = []
     default = getattr(oddkit, "default_detector", None)
     if default is not None:
-        specs.append(DetectorSpec(ODDKIT_DEFAULT, "oddkit", lambda seed, d: build_with_defaults(default, seed, d)))
+        specs.append(DetectorSpec(ODDKIT_DEFAULT, "oddkit", lambda seed, d: build_with_defaults(default, seed, d),
+                                  default.__module__))
     for class_name in ODDKIT_CLASSES:
         cls = getattr(oddkit, class_name, None)
         if cls is not None:
             name = "oddkit-" + class_name.removesuffix("Detector")
-            specs.append(DetectorSpec(name, "oddkit", lambda seed, d, cls=cls: build_with_defaults(cls, seed, d)))
+            specs.append(DetectorSpec(name, "oddkit", lambda seed, d, cls=cls: build_with_defaults(cls, seed, d),
+                                      cls.__module__))
     for name in PYOD_CLASSES:
         specs.append(DetectorSpec(
             f"pyod-{name}", "pyod", lambda seed, d, name=name: build_with_defaults(pyod_class(name), seed, d)))

@@ -92,6 +92,87 @@ def oddkit_code_hash() -> str | None:
     return _short_hash(_oddkit_modules(), _code_without_docstrings)
 
 
+def _oddkit_root() -> Path | None:
+    spec = importlib.util.find_spec("oddkit")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _module_file(root: Path, module: str) -> Path | None:
+    """The file of an ``oddkit.*`` module (a package's ``__init__.py``), or None."""
+    parts = module.split(".")[1:]
+    base = root.joinpath(*parts)
+    for candidate in (base.with_suffix(".py") if parts else None, base / "__init__.py"):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports_of(root: Path, path: Path) -> set[str]:
+    """The ``oddkit`` modules a file imports anywhere (imports inside functions too: oddkit imports
+    its heavy parts where they are used). ``from oddkit.pkg import name`` counts the submodule
+    ``oddkit.pkg.name`` when there is one, else the module that defines ``name`` for the package
+    (followed through the package's own imports), so a detector does not depend on every module a
+    package's ``__init__`` re-exports."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "oddkit")
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+                and node.module.split(".")[0] == "oddkit":
+            for alias in node.names:
+                found.add(_defining_module(root, node.module, alias.name))
+    return found
+
+
+def _defining_module(root: Path, package: str, name: str, depth: int = 0) -> str:
+    """Where ``from package import name`` finds ``name``: a submodule, a re-export, or the package."""
+    if _module_file(root, f"{package}.{name}") is not None:
+        return f"{package}.{name}"
+    init = _module_file(root, package)
+    if init is None or init.name != "__init__.py" or depth > 5:
+        return package
+    tree = ast.parse(init.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+                and any((a.asname or a.name) == name for a in node.names):
+            source = next(a.name for a in node.names if (a.asname or a.name) == name)
+            return _defining_module(root, node.module, source, depth + 1)
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_LAZY" for t in node.targets) \
+                and isinstance(node.value, ast.Dict):  # oddkit's own lazy table: name -> module
+            for key, value in zip(node.value.keys, node.value.values):
+                if getattr(key, "value", None) == name and isinstance(getattr(value, "value", None), str):
+                    return _defining_module(root, value.value, name, depth + 1)
+    return package
+
+
+def oddkit_dependencies(module: str) -> list[tuple[str, Path]] | None:
+    """The oddkit modules ``module`` depends on, itself included: the closure of its imports
+    (:func:`_imports_of`), sorted (None: oddkit not installed). Located, not imported."""
+    root = _oddkit_root()
+    if root is None:
+        return None
+    seen: dict[str, Path] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        path = _module_file(root, name)
+        if name in seen or path is None:
+            continue
+        seen[name] = path
+        todo.extend(_imports_of(root, path) - set(seen))
+    return [(path.relative_to(root).as_posix(), path) for _, path in sorted(seen.items())]
+
+
+@functools.cache
+def detector_code_hash(module: str) -> str | None:
+    """Like :func:`oddkit_code_hash`, over only the modules a detector's code depends on
+    (:func:`oddkit_dependencies` of the module that defines it), so that a change elsewhere in
+    oddkit does not mark its results stale. Cached per process, as :func:`versions` is."""
+    return _short_hash(oddkit_dependencies(module), _code_without_docstrings)
+
+
 @functools.cache
 def _versions_at_start() -> tuple[tuple[str, str | None], ...]:
     found: dict[str, str | None] = {"python": platform.python_version()}

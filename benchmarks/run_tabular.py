@@ -26,7 +26,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench_runtime import append_record, command_line, limit_threads, versions
+from bench_runtime import append_record, command_line, detector_code_hash, limit_threads, versions
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RESULTS_FILE = RESULTS_DIR / "tabular.jsonl"
@@ -74,15 +74,30 @@ def read_done(path: Path) -> dict[tuple, dict]:
     return done
 
 
+DETECTOR_CODE = "oddkit-detector-code"
+"""The versions key holding the hash of the oddkit modules a detector depends on."""
+
+
+def job_versions(spec, current: dict) -> dict:
+    """The versions a job of ``spec`` records: the run's, plus for an oddkit detector the hash of
+    the oddkit modules its code depends on (``bench_runtime.detector_code_hash``)."""
+    if spec.library != "oddkit" or spec.module is None:
+        return current
+    return {**current, DETECTOR_CODE: detector_code_hash(spec.module)}
+
+
 def is_stale(detector: str, recorded: dict, current: dict) -> bool:
     """Whether a recorded job ran under other versions than now. A peer's result does not depend on
     oddkit's code, so oddkit's version and code are compared for oddkit's detectors only: by the
-    hash of the code without docstrings where the record has one, else (older records) by the
-    hash of the whole source."""
+    hash of the modules the detector depends on where the record has one (``current`` from
+    :func:`job_versions`), else (older records) by the hash of all of oddkit's code without
+    docstrings, or of the whole source."""
     if not detector.startswith("oddkit"):
+        ignored = {"oddkit", "oddkit-source", "oddkit-code", DETECTOR_CODE}
+    elif DETECTOR_CODE in recorded:
         ignored = {"oddkit", "oddkit-source", "oddkit-code"}
     else:
-        ignored = {"oddkit-source"} if "oddkit-code" in recorded else {"oddkit-code"}
+        ignored = {"oddkit-source", DETECTOR_CODE} if "oddkit-code" in recorded else {"oddkit-code", DETECTOR_CODE}
     return any(recorded.get(key) != value for key, value in current.items() if key not in ignored)
 
 
@@ -169,7 +184,9 @@ def run(args: argparse.Namespace) -> None:
 
     context = {"versions": versions(), "threads": args.threads, "command": command_line()}
     done = read_done(args.results)
-    stale = {key for key, recorded in done.items() if is_stale(key[3], recorded, context["versions"])}
+    stale = {key for key, recorded in done.items()
+             if is_stale(key[3], recorded, job_versions(specs[key[3]], context["versions"]) if key[3] in specs
+                         else context["versions"])}
     skip = set(done) - stale if args.rerun_stale else set(done)
     jobs = [(seed, name, protocol, detector) for seed in args.seeds for name in dataset_names
             for protocol in args.protocols for detector in detector_names
@@ -192,6 +209,7 @@ def run(args: argparse.Namespace) -> None:
         record = {"dataset": name, "protocol": protocol, "seed": seed, "detector": detector,
                   "roc_auc": result.pop("roc_auc"), "pr_auc": result.pop("pr_auc"), **result,
                   "n_rows_original": info.n_rows, "subsampled": info.subsampled, **context,
+                  "versions": job_versions(specs[detector], context["versions"]),
                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         append_record(args.results, record)
         flag = f"  FAILED {record['error']}" if record["failed"] else ""

@@ -15,10 +15,10 @@ X = np.random.default_rng(0).normal(size=(300, 4))
 
 def test_default_detector_members_and_ranking():
     detector = oddkit.default_detector(random_state=0).fit(X)
-    assert [type(m).__name__ for m in detector.members_] == [
-        "KNNDetector", "KNNDetector", "GaussianDetector", "AutoEncoderDetector"]
-    assert [m.n_neighbors for m in detector.members_[:2]] == [1, 50]
-    assert detector.members_[2].robust and detector.members_[3].robust
+    assert [type(m).__name__ for m in detector.members_] == ["KNNDetector", "KNNDetector", "GaussianDetector"]
+    assert [(m.n_neighbors, m.max_samples) for m in detector.members_[:2]] == [(1, None), (1, 16)]
+    assert detector.members_[1].subsamples_.shape == (50, 16)
+    assert detector.members_[2].robust and detector.members_[2].contamination == 0.25
     far = np.array([[0.0, 0, 0, 0], [3, 3, 3, 3], [6, 6, 6, 6], [12, 12, 12, 12]])
     scores = detector.decision_function(far)
     # Rows beyond every training score keep their order instead of tying at the top.

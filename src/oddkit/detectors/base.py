@@ -28,9 +28,13 @@ from oddkit.exceptions import (
     DataError,
     EmptyDataError,
     NonFiniteScoreWarning,
+    ParameterError,
     TooFewRowsError,
 )
 from oddkit.threshold import ThresholdChoice, contamination_threshold
+
+DEFAULT_TRIM_SHARE = 0.1
+"""The share a robust fit trims when ``contamination="auto"`` gives it none (the default contamination)."""
 
 DETECTORS: dict[str, type[BaseDetector]] = {}
 """Every detector class by name: the only classes :func:`oddkit.load` will build."""
@@ -124,7 +128,7 @@ class BaseDetector(BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "contamination": [Interval(Real, 0, 0.5, closed="right")],
+        "contamination": [Interval(Real, 0, 0.5, closed="right"), StrOptions({"auto"})],
         "impute": [StrOptions({"median"}), None],
         "unknown_categories": [StrOptions({"error", "ignore"})],
         "column_types": [dict, None],
@@ -206,11 +210,36 @@ class BaseDetector(BaseEstimator):
         self._fit_array(Z)
         self.decision_scores_ = self._checked_training_scores(self._training_scores(Z))
         self._set_score_statistics(self.decision_scores_)
-        self.threshold_ = float(contamination_threshold(self.decision_scores_, self.contamination))
-        self.threshold_goal_ = f"contamination:{self.contamination:g}"
+        self._set_contamination_threshold()
+        return self
+
+    fit._sets_auto_contamination = True  # a subclass's own fit must say so too (see _check_param_combinations)
+
+    def _set_contamination_threshold(self) -> None:
+        """``threshold_``, ``threshold_goal_`` and ``labels_`` from ``contamination`` and the
+        training scores ``decision_scores_``: the share given, or with ``"auto"`` the share
+        :func:`oddkit.detectors.contamination.estimate_contamination` finds in the scores."""
+        if isinstance(self.contamination, str):
+            share = self._estimated_contamination()
+            self.threshold_goal_ = f"contamination:auto={share:.4g}"
+        else:
+            share = float(self.contamination)
+            self.threshold_goal_ = f"contamination:{share:g}"
+        self.threshold_ = float(contamination_threshold(self.decision_scores_, share))
         self.calibration_ = None
         self.labels_ = (self.decision_scores_ >= self.threshold_).astype(np.int64)
-        return self
+
+    def _estimated_contamination(self) -> float:
+        """The anomaly share ``contamination="auto"`` flags, from the training scores (an ensemble
+        overrides this: its normalised scores have no outlying tail of their own)."""
+        from oddkit.detectors.contamination import estimate_contamination
+
+        return estimate_contamination(self.decision_scores_)
+
+    def _trim_share(self) -> float:
+        """The share of training rows a robust fit leaves out: ``contamination``, or 0.1 (the
+        default ``contamination``) when it is ``"auto"`` and the detector has no better estimate."""
+        return DEFAULT_TRIM_SHARE if isinstance(self.contamination, str) else float(self.contamination)
 
     def decision_function(self, X) -> np.ndarray:
         """Anomaly score of each row of ``X``: higher = more anomalous (float64, shape (n,)).
@@ -423,6 +452,11 @@ class BaseDetector(BaseEstimator):
             Naming the parameter, the value given and the values or range allowed.
         """
         validate_params(self)
+        if getattr(self, "contamination", None) == "auto" and not getattr(type(self).fit, "_sets_auto_contamination",
+                                                                           False):
+            # A detector whose own fit sets its threshold without _set_contamination_threshold.
+            raise ParameterError(f"{type(self).__name__}: contamination='auto' is not supported by this detector; "
+                                 "pass the expected anomaly share as a number in (0, 0.5]")
         self._check_param_combinations()
 
     def _check_param_combinations(self) -> None:

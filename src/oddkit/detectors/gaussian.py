@@ -40,7 +40,8 @@ class GaussianDetector(BaseDetector):
         farthest from it (in Mahalanobis distance) is left out and the Gaussian refitted, three
         times (the concentration steps of the minimum covariance determinant, from the full data
         and with 1 - ``contamination`` of the rows kept). Hidden anomalies then neither shift the
-        mean nor inflate the covariance they are judged by.
+        mean nor inflate the covariance they are judged by. With ``contamination="auto"`` the
+        share left out is estimated from the first fit's distances.
     contamination, impute, unknown_categories, column_types
         See :class:`AutoEncoderDetector`.
 
@@ -82,9 +83,14 @@ class GaussianDetector(BaseDetector):
         Z = Z.astype(np.float64)
         self._fit_rows(Z)
         if self.robust:
+            share = None if isinstance(self.contamination, str) else float(self.contamination)
             for _ in range(ROBUST_STEPS):
                 distances = self._score_array(Z)
-                self._fit_rows(Z[distances <= np.quantile(distances, 1.0 - float(self.contamination))])
+                if share is None:  # contamination="auto": the share the first fit's distances show
+                    from oddkit.detectors.contamination import estimate_contamination
+
+                    share = estimate_contamination(distances)
+                self._fit_rows(Z[distances <= np.quantile(distances, 1.0 - share)])
 
     def _fit_rows(self, Z: np.ndarray) -> None:
         location = Z.mean(axis=0)

@@ -1,0 +1,380 @@
+"""Choose the default detector's members on half of the tabular datasets, confirm on the other half.
+
+The full runner (``run_tabular.py``) fits every detector from scratch; choosing among ensembles
+that way costs minutes per candidate. Here each candidate *member* is fitted once per (dataset,
+protocol, seed) on exactly the runner's splits (``bench_data.make_split``) and its training and test
+scores are cached (``--cache-dir``, default ``benchmarks/results/search_cache``, not committed);
+every ensemble of cached members is then scored in milliseconds, with oddkit's own normaliser and
+combination rules (``oddkit.detectors.ensemble.combine_scores``).
+
+The datasets, sorted by name, are split once into two fixed halves: the even positions (0, 2, 4,
+...) are the *selection* half, the odd positions the *confirmation* half. Choices are made on the
+selection half's mean AUROC (both protocols); the confirmation half's numbers are read afterwards
+only to check them. Test labels of the confirmation half are never used for a choice.
+
+    .venv/bin/python benchmarks/tabular_search.py                  # fit missing members, write the table
+    .venv/bin/python benchmarks/tabular_search.py --members knn1 sknn1-256
+    .venv/bin/python benchmarks/tabular_search.py --report-only    # rewrite TABULAR_SEARCH.md only
+
+Writes ``benchmarks/TABULAR_SEARCH.md`` and ``benchmarks/results/tabular_search.jsonl`` (one line
+per member job: AUROC and seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from bench_runtime import append_record, limit_threads
+
+HERE = Path(__file__).resolve().parent
+CACHE_DIR = HERE / "results" / "search_cache"
+RECORDS = HERE / "results" / "tabular_search.jsonl"
+REPORT = HERE / "TABULAR_SEARCH.md"
+SEEDS = (0, 1, 2)
+PROTOCOLS = ("clean", "contaminated")
+
+
+def member_builders() -> dict:
+    """Candidate members by name: (seed) -> an unfitted oddkit detector."""
+    import oddkit
+
+    knn = oddkit.KNNDetector
+    ae = oddkit.AutoEncoderDetector
+    return {
+        "knn1": lambda seed: knn(n_neighbors=1),
+        "knn5": lambda seed: knn(n_neighbors=5),
+        "knn10mean": lambda seed: knn(n_neighbors=10, method="mean"),
+        "knn50mean": lambda seed: knn(n_neighbors=50, method="mean"),
+        "gauss": lambda seed: oddkit.GaussianDetector(),
+        "gauss-robust": lambda seed: oddkit.GaussianDetector(robust=True),
+        "gauss-robust-t25": lambda seed: oddkit.GaussianDetector(robust=True, contamination=0.25),
+        "gauss-robust-t50": lambda seed: oddkit.GaussianDetector(robust=True, contamination=0.5),
+        "knn2": lambda seed: knn(n_neighbors=2),
+        "knn3": lambda seed: knn(n_neighbors=3),
+        "iforest": lambda seed: oddkit.IsolationForestDetector(random_state=seed),
+        "sknn1-16": lambda seed: knn(n_neighbors=1, max_samples=16, random_state=seed),
+        "sknn1-32": lambda seed: knn(n_neighbors=1, max_samples=32, random_state=seed),
+        "sknn1-64": lambda seed: knn(n_neighbors=1, max_samples=64, random_state=seed),
+        "sknn1-256": lambda seed: knn(n_neighbors=1, max_samples=256, random_state=seed),
+        "sknn1-1024": lambda seed: knn(n_neighbors=1, max_samples=1024, random_state=seed),
+        "sknn5-1024": lambda seed: knn(n_neighbors=5, max_samples=1024, random_state=seed),
+        "ae": lambda seed: ae(random_state=seed, verbose=0),
+        "ae-robust": lambda seed: ae(robust=True, random_state=seed, verbose=0),
+    }
+
+
+DEFAULT_MEMBERS = ("knn1", "knn5", "knn10mean", "knn50mean", "gauss", "gauss-robust", "iforest", "sknn1-64",
+                   "sknn1-256", "sknn1-1024", "sknn5-1024")
+
+CANDIDATES = {
+    # name: (members, rule); single members are added automatically
+    "**new default** (knn1, sknn1-16, gauss-robust-t25; max)": (("knn1", "sknn1-16", "gauss-robust-t25"), "max"),
+    "current default (knn1, knn50mean, gauss-robust, ae-robust; max)":
+        (("knn1", "knn50mean", "gauss-robust", "ae-robust"), "max"),
+    "current default without the AE (max)": (("knn1", "knn50mean", "gauss-robust"), "max"),
+    "knn1 + knn50mean + gauss-robust (mean)": (("knn1", "knn50mean", "gauss-robust"), "mean"),
+    "knn5 + sknn1-256 (mean)": (("knn5", "sknn1-256"), "mean"),
+    "knn5 + sknn1-256 + gauss-robust (mean)": (("knn5", "sknn1-256", "gauss-robust"), "mean"),
+    "knn5 + sknn1-256 + gauss-robust (max)": (("knn5", "sknn1-256", "gauss-robust"), "max"),
+    "knn1 + sknn1-256 + gauss-robust (mean)": (("knn1", "sknn1-256", "gauss-robust"), "mean"),
+    "knn5 + sknn1-64 + gauss-robust (mean)": (("knn5", "sknn1-64", "gauss-robust"), "mean"),
+    "knn5 + sknn1-1024 + gauss-robust (mean)": (("knn5", "sknn1-1024", "gauss-robust"), "mean"),
+    "knn5 + iforest + gauss-robust (mean)": (("knn5", "iforest", "gauss-robust"), "mean"),
+    "sknn1-256 + gauss-robust (mean)": (("sknn1-256", "gauss-robust"), "mean"),
+    "sknn1-1024 + gauss-robust (mean)": (("sknn1-1024", "gauss-robust"), "mean"),
+    "sknn5-1024 + gauss-robust (mean)": (("sknn5-1024", "gauss-robust"), "mean"),
+    "knn5 + sknn1-256 + sknn1-64 + gauss-robust (mean)": (("knn5", "sknn1-256", "sknn1-64", "gauss-robust"), "mean"),
+    "knn5 + knn50mean + sknn1-256 + gauss-robust (mean)": (("knn5", "knn50mean", "sknn1-256", "gauss-robust"), "mean"),
+}
+
+
+SEARCH_MEMBERS = ("knn1", "knn50mean", "gauss-robust", "gauss-robust-t25", "gauss-robust-t50", "sknn1-16", "sknn1-32",
+                  "sknn1-64")
+"""The members ``--search`` combines, up to four at a time (the cheap ones: each at most about
+three times ``knn5``'s time in the table)."""
+SEARCH_RULE = 0.005
+"""The choice: among the ensembles whose worst margin over the two protocols on the selection half
+is within this of the best, the one with the highest mean selection AUROC over both protocols."""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--members", nargs="+", metavar="NAME", help="members to fit (default: the cheap ones)")
+    parser.add_argument("--datasets", nargs="+", metavar="NAME", help="dataset names (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    parser.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-seconds", type=float, help="start no new job after this many seconds")
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
+    parser.add_argument("--data-dir", type=Path, help="folder of .npz datasets (default: ../shared/data)")
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--search", action="store_true",
+                        help="also rank every ensemble of up to 4 SEARCH_MEMBERS on the selection half (minutes)")
+    return parser.parse_args(argv)
+
+
+def cache_path(cache_dir: Path, dataset: str, protocol: str, seed: int, member: str) -> Path:
+    return cache_dir / f"{dataset}__{protocol}__{seed}__{member}.npz"
+
+
+def fit_members(args: argparse.Namespace) -> None:
+    import numpy as np
+    from bench_data import DATA_DIR, list_datasets, make_split
+    from sklearn.metrics import roc_auc_score
+
+    builders = member_builders()
+    members = args.members or list(DEFAULT_MEMBERS)
+    unknown = sorted(set(members) - set(builders))
+    if unknown:
+        raise SystemExit(f"unknown members: {', '.join(unknown)}; known: {', '.join(builders)}")
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    (args.cache_dir / ".gitignore").write_text("*\n")
+    datasets = [info for info in list_datasets(args.data_dir or DATA_DIR)
+                if args.datasets is None or info.name in args.datasets]
+    started = time.monotonic()
+    for seed in args.seeds:
+        for info in datasets:
+            split = None
+            for protocol in args.protocols:
+                for member in members:
+                    path = cache_path(args.cache_dir, info.name, protocol, seed, member)
+                    if path.exists():
+                        continue
+                    if args.max_seconds is not None and time.monotonic() - started > args.max_seconds:
+                        print("--max-seconds reached: stopping (run again to continue)", flush=True)
+                        return
+                    split = split or make_split(info, seed)
+                    X_fit = split.fit_rows(protocol)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        detector = builders[member](seed)
+                        start = time.perf_counter()
+                        detector.fit(X_fit)
+                        fit_seconds = time.perf_counter() - start
+                        start = time.perf_counter()
+                        test = detector.decision_function(split.X_test)
+                        score_seconds = time.perf_counter() - start
+                    train = detector.decision_scores_
+                    y_fit = split.y_train if protocol == "contaminated" else np.zeros(len(X_fit), dtype=np.int64)
+                    np.savez(path, train=train, test=test, y_test=split.y_test, y_fit=y_fit,
+                             seconds=np.array([fit_seconds, score_seconds]))
+                    auc = float(roc_auc_score(split.y_test, test))
+                    append_record(RECORDS, {"dataset": info.name, "protocol": protocol, "seed": seed,
+                                            "member": member, "roc_auc": auc, "fit_seconds": fit_seconds,
+                                            "score_seconds": score_seconds})
+                    print(f"{info.name} {protocol} seed={seed} {member}: AUROC {auc:.3f} "
+                          f"({fit_seconds + score_seconds:.2f} s)", flush=True)
+
+
+def load_cache(cache_dir: Path) -> dict:
+    """{(dataset, protocol, seed, member): npz contents}."""
+    import numpy as np
+
+    found = {}
+    for path in sorted(cache_dir.glob("*.npz")):
+        dataset, protocol, seed, member = path.stem.split("__")
+        with np.load(path) as archive:
+            found[(dataset, protocol, int(seed), member)] = {key: archive[key] for key in archive.files}
+    return found
+
+
+def halves(datasets: list[str]) -> dict[str, list[str]]:
+    ordered = sorted(datasets)
+    return {"selection": ordered[0::2], "confirmation": ordered[1::2]}
+
+
+def evaluate(cache: dict, members: tuple[str, ...], rule: str, datasets: list[str], protocol: str, seeds):
+    """Mean over datasets of the mean over seeds of the ensemble's AUROC, and its total seconds
+    (None when a member is missing for some job)."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from oddkit.detectors.ensemble import combine_scores, score_quantiles
+
+    per_dataset, seconds = [], 0.0
+    for dataset in datasets:
+        aucs = []
+        for seed in seeds:
+            entries = [cache.get((dataset, protocol, seed, m)) for m in members]
+            if any(e is None for e in entries):
+                continue  # a seed not (yet) run for some member: the dataset's mean is over the others
+            scores = combine_scores([e["test"] for e in entries], [score_quantiles(e["train"]) for e in entries],
+                                    rule)
+            aucs.append(roc_auc_score(entries[0]["y_test"], scores))
+            seconds += sum(float(e["seconds"].sum()) for e in entries)
+        if not aucs:
+            return None, None
+        per_dataset.append(np.mean(aucs))
+    return float(np.mean(per_dataset)), seconds
+
+
+def _auroc(y, scores):
+    """ROC AUC by ranks (ties averaged), as scikit-learn computes it, without its checks."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    positives = y == 1
+    n1, n0 = int(positives.sum()), int((~positives).sum())
+    return (rankdata(scores)[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+def search_combinations(cache: dict, members: list[str], datasets: list[str], seeds, targets: dict,
+                        max_size: int = 3, top: int = 12) -> list[tuple]:
+    """Every ensemble of up to ``max_size`` of ``members``, combined by max and by mean, ranked by
+    its worst margin over the two protocols: mean AUROC on ``datasets`` minus ``targets[protocol]``
+    (the best single PyOD detector there). Returns the ``top`` (margin, members, rule) triples."""
+    import itertools
+
+    import numpy as np
+
+    from oddkit.detectors.ensemble import normalise_scores, score_quantiles
+
+    normalised = {}  # (protocol, dataset, seed) -> (y_test, {member: normalised test scores})
+    for protocol in PROTOCOLS:
+        for dataset in datasets:
+            for seed in seeds:
+                entries = {m: cache.get((dataset, protocol, seed, m)) for m in members}
+                if any(e is None for e in entries.values()):
+                    continue
+                y = next(iter(entries.values()))["y_test"]
+                normalised[(protocol, dataset, seed)] = (y, {
+                    m: normalise_scores(e["test"], score_quantiles(e["train"])) for m, e in entries.items()})
+    ranked = []
+    for size in range(1, max_size + 1):
+        for chosen in itertools.combinations(members, size):
+            for rule in ("max", "mean") if size > 1 else ("max",):
+                margins = []
+                for protocol in PROTOCOLS:
+                    per_dataset = {}
+                    for (p, dataset, seed), (y, scores) in normalised.items():
+                        if p != protocol:
+                            continue
+                        stacked = np.stack([scores[m] for m in chosen])
+                        combined = stacked.max(axis=0) if rule == "max" else stacked.mean(axis=0)
+                        per_dataset.setdefault(dataset, []).append(_auroc(y, combined))
+                    margins.append(np.mean([np.mean(v) for v in per_dataset.values()]) - targets[protocol])
+                ranked.append((min(margins), chosen, rule))
+    ranked.sort(key=lambda r: -r[0])
+    return ranked[:top]
+
+
+def peer_means(datasets: list[str], protocol: str, seeds) -> dict[str, float]:
+    """Mean AUROC of each PyOD detector in run_tabular.py's results, on these datasets."""
+    import pandas as pd
+
+    path = HERE / "results" / "tabular.jsonl"
+    if not path.exists():
+        return {}
+    frame = pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+    frame = frame.drop_duplicates(["dataset", "protocol", "seed", "detector"], keep="last")
+    frame = frame[frame.detector.str.startswith("pyod-") & (frame.detector != "pyod-rank-ensemble")
+                  & (frame.protocol == protocol)
+                  & frame.dataset.isin(datasets) & frame.seed.isin(seeds)]
+    per = frame.groupby(["detector", "dataset"]).roc_auc.mean().groupby("detector")
+    return {name: float(group.mean()) for name, group in per if group.size == len(datasets)}
+
+
+def search_section(cache: dict, parts: dict, seeds) -> list[str]:
+    targets = {p: max(peer_means(parts["selection"], p, seeds).values()) for p in PROTOCOLS}
+    ranked = search_combinations(cache, list(SEARCH_MEMBERS), parts["selection"], seeds, targets, max_size=4, top=40)
+    best = ranked[0][0]
+    eligible = []
+    lines = ["", "## Every ensemble of up to four cheap members, on the selection half", "",
+             f"Members: {', '.join(SEARCH_MEMBERS)}; combined by max or mean. Margin: mean selection AUROC minus "
+             f"the best single PyOD detector on the selection half ({targets['clean']:.3f} clean, "
+             f"{targets['contaminated']:.3f} contaminated), the worse of the two protocols. The rule, fixed before "
+             f"the confirmation half was read: among the ensembles within {SEARCH_RULE} of the best worst margin, "
+             "the highest mean selection AUROC over both protocols. The 40 best by worst margin:", "",
+             "| worst margin | members | rule | selection clean | selection contaminated | confirmation clean "
+             "| confirmation contaminated |", "|---:|---|---|---:|---:|---:|---:|"]
+    for margin, chosen, rule in ranked:
+        sel = [evaluate(cache, chosen, rule, parts["selection"], p, seeds)[0] for p in PROTOCOLS]
+        conf = [evaluate(cache, chosen, rule, parts["confirmation"], p, seeds)[0] for p in PROTOCOLS]
+        if margin >= best - SEARCH_RULE:
+            eligible.append((sum(sel) / 2, chosen, rule))
+        lines.append(f"| {margin:+.3f} | {', '.join(chosen)} | {rule} | {sel[0]:.3f} | {sel[1]:.3f} | {conf[0]:.3f} "
+                     f"| {conf[1]:.3f} |")
+    mean, chosen, rule = max(eligible)
+    lines += ["", f"Chosen by the rule: {', '.join(chosen)} ({rule}), mean selection AUROC {mean:.3f}."]
+    return lines
+
+
+def write_report(cache_dir: Path, seeds=SEEDS, search: bool = False) -> None:
+    cache = load_cache(cache_dir)
+    datasets = sorted({key[0] for key in cache})
+    parts = halves(datasets)
+    members = sorted({key[3] for key in cache})
+    candidates = {name: ((name,), "max") for name in members}
+    candidates.update(CANDIDATES)
+    columns = [(half, protocol) for half in ("selection", "confirmation") for protocol in PROTOCOLS]
+    rows = []
+    for name, (chosen, rule) in candidates.items():
+        values, total = [], 0.0
+        for half, protocol in columns:
+            auc, secs = evaluate(cache, chosen, rule, parts[half], protocol, seeds)
+            values.append(auc)
+            total += secs or 0.0
+        if all(v is None for v in values):
+            continue
+        rows.append((name, values, total))
+    knn_seconds = next((t for n, v, t in rows if n == "knn5" and None not in v), None)
+    lines = [
+        "# Choosing the default's members: selection half, then confirmation half",
+        "",
+        f"Written by `.venv/bin/python benchmarks/tabular_search.py` from the member scores cached under "
+        f"`{cache_dir.relative_to(HERE.parent) if cache_dir.is_relative_to(HERE.parent) else cache_dir}`. "
+        "Same splits as `run_tabular.py` (stratified 70/30, at most 10,000 rows, seeds "
+        f"{', '.join(map(str, seeds))}); every member with its library defaults except as named; "
+        "members' scores normalised by their training scores and combined as `EnsembleDetector` does.",
+        "",
+        f"Selection half ({len(parts['selection'])} datasets, the even positions in name order): "
+        + ", ".join(parts["selection"]) + ".",
+        "",
+        f"Confirmation half ({len(parts['confirmation'])}): " + ", ".join(parts["confirmation"]) + ".",
+        "",
+        "A member fitted on fewer seeds (the auto-encoders, run last, contaminated protocol only) is averaged "
+        "over the seeds it has, per dataset. Choices are made on the selection columns only. Time: fit + score seconds of the members over "
+        "every dataset and seed of both halves and protocols (a shared 2-core machine: noisy), and the ratio "
+        "to `knn5` (oddkit's `KNNDetector()`) in the same cache.",
+        "",
+        "Members: `knnK` = `KNNDetector(n_neighbors=K)`, `knnKmean` with `method=\"mean\"`, `sknnK-S` = "
+        "`KNNDetector(n_neighbors=K, max_samples=S)` (mean over 50 random subsamples of S rows), `gauss(-robust)` "
+        "= `GaussianDetector(robust=...)`, `iforest` = `IsolationForestDetector()`, `ae(-robust)` = "
+        "`AutoEncoderDetector(robust=...)`.",
+        "",
+        "| candidate | selection clean | selection contaminated | confirmation clean | confirmation contaminated "
+        "| seconds | x knn5 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, values, total in sorted(rows, key=lambda r: -(sum(v or 0 for v in r[1][:2]))):
+        ratio = f"{total / knn_seconds:.1f}" if knn_seconds else "-"
+        cells = [f"{v:.3f}" if v is not None else "-" for v in values]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {total:.0f} | {ratio} |")
+    lines += ["", "Best single PyOD detectors on the same halves (from `results/tabular.jsonl`):", "",
+              "| half | protocol | best PyOD | mean AUROC | target (+0.02) |", "|---|---|---|---:|---:|"]
+    for half, protocol in columns:
+        peers = peer_means(parts[half], protocol, seeds)
+        if peers:
+            best = max(peers, key=peers.get)
+            lines.append(f"| {half} | {protocol} | {best} | {peers[best]:.3f} | {peers[best] + 0.02:.3f} |")
+    if search:
+        lines += search_section(cache, parts, seeds)
+    REPORT.write_text("\n".join(lines) + "\n")
+    print(f"wrote {REPORT}")
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    limit_threads(args.threads)
+    if not args.report_only:
+        fit_members(args)
+    write_report(args.cache_dir, tuple(args.seeds), search=args.search)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
