@@ -22,7 +22,10 @@ PYTHON_VALUE = re.compile(r"(?<![-\w])[a-z_][a-z0-9_]*\s*=\s*[(\[{]")
 (``costs=(5, 1)``, ``column_types={'x': 'numeric'}``, ``y = (df['label'] == 1)``): no flag is written so."""
 EXAMPLE = re.compile(r"\be\.g\.,?\s+[a-z_][a-z0-9_]*\s*=(?!=)")
 """An example in Python's words (``e.g. costs=...``), with or without 'pass' before it."""
-PYTHON_ADVICE = (SUGGESTION, PYTHON_VALUE, EXAMPLE)
+PYTHON_CALL = re.compile(r"\bpd\.[a-z_]+\(")
+"""A pandas call (``pd.to_datetime(X['when'])``): code to write, not a flag to type. (Advice such as
+``np.savez(...)`` for an .npz file stays: there is no flag for it.)"""
+PYTHON_ADVICE = (SUGGESTION, PYTHON_VALUE, EXAMPLE, PYTHON_CALL)
 
 
 def _python_advice(text: str) -> bool:
@@ -62,6 +65,7 @@ def test_the_scan_finds_the_known_suggestions():
     assert _python_advice("miss_costs prices missed anomalies, so it needs costs too; e.g. costs=(5, 1)")
     assert _python_advice("declare it with column_types={'when': 'numeric'}")
     assert _python_advice("first, e.g. y = (df['label'] == 'fraud').astype(int)")
+    assert _python_advice("convert it to numbers (e.g. pd.to_datetime(X['when']).dt.hour) or drop it")
     assert any("costs=(5, 1)" in t for _, t in _library_strings() if _python_advice(t))
     for flags in ("e.g. --goal cost:5,1", "e.g. -p ridge=0.1", "e.g. --column-type when=numeric",
                   "got 4 (first rows: 3)", "a==b"):

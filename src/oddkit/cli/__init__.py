@@ -52,6 +52,8 @@ CLI_WORDING = [
     (re.compile(r"pass a larger ridge= or shrinkage='ledoit_wolf'"),
      "pass a larger -p ridge=VALUE or -p shrinkage=ledoit_wolf"),
     (re.compile(r"with text_col( \(CLI: --text-col NAME\))?"), "with --text-col"),
+    (re.compile(r"\(e\.g\. pd\.to_datetime\(X\[[^\]]*\]\)\.dt\.hour, or seconds since an origin\)"),
+     "(e.g. the hour of day, or seconds since an origin, written into the file)"),
     (re.compile(r"name it with label_col \(1 = anomaly"), "name it with --label-col (1 = anomaly"),
     (re.compile(r"miss_costs prices missed anomalies, so it needs costs too; e\.g\. costs=\(5, 1\)"),
      "--miss-cost-col prices each missed anomaly in units of a cost goal's MISS, so the model's threshold needs a "
