@@ -100,6 +100,9 @@ def test_miss_cost_advice_reaches_the_command_line_as_flags(tmp_path, monkeypatc
     frame.to_csv(tmp_path / "dev.csv", index=False)
     frame.loc[3, "amount"] = -2.0
     frame.to_csv(tmp_path / "negative.csv", index=False)
+    frame["amount"] = frame["amount"].astype(object)
+    frame.loc[5, "amount"] = "twelve"
+    frame.to_csv(tmp_path / "text.csv", index=False)
     common = ["--label-col", "y", "--id-col", "amount", "--miss-cost-col", "amount"]
     assert run_cli(monkeypatch, capsys, "fit", tmp_path / "train.csv", "--detector", "gaussian",
                    "--out", tmp_path / "model")[0] == 0
@@ -108,6 +111,8 @@ def test_miss_cost_advice_reaches_the_command_line_as_flags(tmp_path, monkeypatc
         "threshold": ["threshold", tmp_path / "model", tmp_path / "dev.csv", *common, "--out", tmp_path / "m2"],
         "negative": ["threshold", tmp_path / "model", tmp_path / "negative.csv", *common, "--goal", "cost:1,5",
                      "--out", tmp_path / "m3"],
+        "text": ["threshold", tmp_path / "model", tmp_path / "text.csv", *common, "--goal", "cost:1,5",
+                 "--out", tmp_path / "m4"],
     }
     errors = {}
     for name, argv in runs.items():
@@ -118,3 +123,4 @@ def test_miss_cost_advice_reaches_the_command_line_as_flags(tmp_path, monkeypatc
     assert "--goal cost:FALSE_ALARM,MISS" in errors["evaluate"]
     assert "--goal cost:5,1, not --goal f1" in errors["threshold"]
     assert "--miss-cost-col values must be >= 0" in errors["negative"]
+    assert "--miss-cost-col 'amount' must hold numbers" in errors["text"] and "'twelve'" in errors["text"]

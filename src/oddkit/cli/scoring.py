@@ -241,7 +241,17 @@ def _miss_costs(data: Path, label_col, column: str | None, detector=None):
     DETECTOR reads it, when given)."""
     if column is None:
         return None
-    return _side_columns(detector, data, label_col, [column]).ids[column].to_numpy(dtype=float)
+    import pandas as pd
+
+    from oddkit.exceptions import DataError
+
+    values = _side_columns(detector, data, label_col, [column]).ids[column]
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() & values.notna()
+    if bad.any():
+        raise DataError(f"--miss-cost-col {column!r} must hold numbers (the cost of missing each row); "
+                        f"{int(bad.sum()):,} of {data.name}'s rows do not, e.g. {values[bad].iloc[0]!r}")
+    return numbers.to_numpy(dtype=float)
 
 
 RATE_NAMES = {"prevalence": "anomaly rate", "fpr": "false-positive rate", "f1": "F1",
