@@ -31,7 +31,7 @@ def info(model: Annotated[Path, typer.Argument(help="A model folder written by '
     if n_rows is not None:
         rows.append(("training rows", f"{n_rows:,}"))
     rows.append(("training data fingerprint", getattr(detector, "training_fingerprint_", None)
-                 or "not recorded (saved before oddkit recorded it)"))
+                 or "not recorded (a streamed fit, or a model saved before oddkit recorded it)"))
     rows += [("threshold", f"{detector.threshold_:.6g}"), ("threshold goal", detector.threshold_goal_)]
     shape = _model_image_shape(detector)
     preprocessor = getattr(detector, "preprocessor_", None)
