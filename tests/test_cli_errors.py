@@ -42,7 +42,7 @@ CASES = {
     "ocsvm nu 5": (["--detector", "ocsvm", "-p", "nu=5"], "nu must be a number in (0, 1], got 5"),
     "iforest max_samples -3": (["--detector", "iforest", "-p", "max_samples=-3"], "max_samples must be one of"),
     # Other options' bad values, found by trying each.
-    "contamination 2": (["--contamination", "2"], "contamination must be a number in (0, 0.5], got 2.0"),
+    "contamination 2": (["--contamination", "2"], "contamination must be a number in (0, 0.5] or one of 'auto', got 2.0"),
     "impute mean": (["--impute", "mean"], "impute must be one of 'median' or None, got 'mean'"),
     "unknown-categories": (["--unknown-categories", "skip"], "unknown_categories must be one of 'error', 'ignore'"),
     "noise blur": (["--noise", "blur"], "noise must be one of 'gaussian', 'mask', 'salt_pepper' or None"),

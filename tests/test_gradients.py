@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 from conftest import run_cli
 from oddkit import EnsembleDetector, GradientKNNDetector, KNNDetector, default_detector, load
 from oddkit.detectors.gradients import gradient_histograms
+from oddkit.detectors.ensemble import DEFAULT_MEMBERS
 from oddkit.exceptions import ColumnMismatchError, DataError, ModelFileError, ParameterError
 
 
@@ -151,7 +152,7 @@ def test_the_default_on_images_is_gradient_knn_and_on_tables_unchanged(fitted):
     assert [type(m).__name__ for m in detector.members_] == ["GradientKNNDetector"]
     assert roc_auc_score(y, detector.decision_function(test)) >= 0.99
     table = default_detector(random_state=0, verbose=0).fit(np.random.default_rng(0).normal(size=(80, 3)))
-    assert len(table.members_) == 4 and "GradientKNNDetector" not in [type(m).__name__ for m in table.members_]
+    assert len(table.members_) == len(DEFAULT_MEMBERS) and "GradientKNNDetector" not in [type(m).__name__ for m in table.members_]
     named = EnsembleDetector(members=("gradient-knn", "knn"), random_state=0).fit(train)
     assert [type(m).__name__ for m in named.members_] == ["GradientKNNDetector", "KNNDetector"]
 

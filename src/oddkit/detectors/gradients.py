@@ -148,6 +148,13 @@ class GradientKNNDetector(KNNDetector):
 
     _accepts_images = True
 
+    # KNNDetector's subsampling is not offered here (not parameters of this class, so not saved):
+    # every training image is a neighbour candidate.
+    max_samples = None
+    n_estimators = 50
+    random_state = None
+    subsamples_ = None
+
     _parameter_constraints: dict = {
         "cell_size": [positive_int, None],
         "n_bins": [Interval(Integral, 2, None, closed="left")],
