@@ -376,3 +376,67 @@ def test_file_to_preprocessor_end_to_end(tmp_path, frame):
     whole = pre.transform(read_table(path, id_cols=["txn_id"]).X)
     batched = np.vstack([pre.transform(b.X) for b in iter_table_batches(path, batch_rows=16, id_cols=["txn_id"])])
     np.testing.assert_array_equal(batched, whole)
+
+
+# -- Parquet written with a pandas index ----------------------------------------------------------
+
+def _indexed_files(frame, tmp_path):
+    """The same rows written three ways: ``index=False``, with an unordered unnamed index (pandas
+    stores it as ``__index_level_0__``), and with the id column moved into a named index."""
+    plain, unnamed, named = tmp_path / "plain.parquet", tmp_path / "unnamed.parquet", tmp_path / "named.parquet"
+    frame.to_parquet(plain, index=False)
+    shuffled = frame.copy()
+    shuffled.index = np.random.default_rng(0).permutation(len(frame)) + 1000
+    shuffled.to_parquet(unnamed)
+    frame.set_index("txn_id").to_parquet(named)
+    return plain, unnamed, named
+
+
+def test_parquet_with_a_pandas_index_reads_as_its_columns(tmp_path, frame):
+    """An unnamed index is row labels, not a column: every reader (whole, batches, streamed) sees the
+    file's columns only, rows numbered from 0; a named index is a column again (an id, here)."""
+    from oddkit.data.stream import TableSource
+
+    plain, unnamed, named = _indexed_files(frame, tmp_path)
+    want = read_table(plain, id_cols=["txn_id"])
+    for path in (unnamed, named):
+        table = read_table(path, id_cols=["txn_id"])
+        pd.testing.assert_frame_equal(table.X, want.X)
+        pd.testing.assert_frame_equal(table.ids, want.ids)
+        np.testing.assert_array_equal(table.y, want.y)
+        batches = list(iter_table_batches(path, batch_rows=20, id_cols=["txn_id"]))
+        pd.testing.assert_frame_equal(pd.concat([b.X for b in batches]), want.X)
+        source = TableSource(path, batch_rows=20, id_cols=["txn_id"], keep_anomalies=True)
+        assert source.columns == ["amount", "hour", "channel"]
+        rows = pd.concat([features for _, features in source.batches()])
+        pd.testing.assert_frame_equal(rows, want.X)
+        pd.testing.assert_frame_equal(pd.concat([t.X for t in source.tables()]), want.X)
+    assert list(read_table(unnamed).X.columns) == ["txn_id", "amount", "hour", "channel"]
+
+
+def test_cli_fits_and_scores_parquet_with_a_pandas_index(tmp_path, frame, monkeypatch, capsys):
+    """``oddkit fit x.parquet`` (in memory and ``--stream``) and ``oddkit score`` (a file, a folder) on a
+    file saved by ``df.to_parquet(path)`` with an unordered index: no ``KeyError: '__index_level_0__'``,
+    and the same scores as from the file saved with ``index=False``."""
+    from conftest import run_cli
+
+    plain, unnamed, _ = _indexed_files(frame.drop(columns="channel"), tmp_path)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "part-0.parquet").write_bytes(unnamed.read_bytes())
+    scores = {}
+    for name, extra in (("memory", []), ("stream", ["--stream", "--detector", "autoencoder", "--epochs", "2"])):
+        extra = extra or ["--detector", "gaussian"]
+        code, _, err = run_cli(monkeypatch, capsys, "fit", unnamed, "--id-col", "txn_id", *extra, "--quiet",
+                               "--out", tmp_path / f"model-{name}")
+        assert code == 0, err
+        assert "__index_level_0__" not in (tmp_path / f"model-{name}" / "config.json").read_text(encoding="utf-8")
+    for name, data in (("plain", plain), ("unnamed", unnamed), ("folder", folder)):
+        out = tmp_path / f"scores-{name}.csv"
+        code, _, err = run_cli(monkeypatch, capsys, "score", tmp_path / "model-memory", data, "--id-col", "txn_id",
+                               "--quiet", "--out", out)
+        assert code == 0, err
+        scores[name] = pd.read_csv(out)
+    pd.testing.assert_frame_equal(scores["unnamed"], scores["plain"])
+    pd.testing.assert_frame_equal(scores["folder"], scores["plain"])
+    assert list(scores["plain"]["txn_id"][:2]) == ["t000", "t001"]

@@ -42,6 +42,7 @@ SUPPORTED_FORMATS = (".csv", ".csv.gz", ".parquet", ".pq", ".npy", ".npz")
 
 _AUTO = "auto"
 _DEFAULT_LABEL = "y"
+_UNNAMED_INDEX = re.compile(r"__index_level_\d+__")
 _NUMERIC_INFERRED = frozenset({"integer", "floating", "mixed-integer-float", "boolean", "decimal"})
 
 
@@ -478,6 +479,34 @@ def _csv_error(path: Path, exc: Exception) -> DataError:
                      "save it as comma-separated UTF-8 text")
 
 
+def parquet_columns(schema) -> list[str]:
+    """The columns of a Parquet file as its writer saw them: a pyarrow ``schema``'s names without the
+    unnamed row labels pandas stores beside a DataFrame's columns (``__index_level_0__``, ...; a
+    DataFrame saved with ``to_parquet`` and an index other than 0..n-1). A named index level (an id
+    column moved into the index, say) is kept: it is data the writer chose to keep."""
+    meta = schema.pandas_metadata or {}
+    stored = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
+    return [n for n in schema.names if not (n in stored and _UNNAMED_INDEX.fullmatch(n))]
+
+
+def arrow_frame(data) -> pd.DataFrame:
+    """A pyarrow Table or RecordBatch read from Parquet as a DataFrame of :func:`parquet_columns`, in
+    the file's order, rows numbered 0..n-1 as in a CSV: pandas' metadata restores the column types,
+    but the index it stored is not turned into row labels (an unnamed one is dropped, a named one
+    becomes a column again), so a file written with ``df.to_parquet(path)`` reads as one written with
+    ``index=False`` plus its named index columns."""
+    frame = data.to_pandas()
+    named = [n for n in frame.index.names if n is not None]
+    if named:
+        frame = frame.reset_index(level=named)
+    frame.index = pd.RangeIndex(len(frame))
+    columns = parquet_columns(data.schema)
+    if sorted(map(str, frame.columns)) == sorted(columns) and len(set(columns)) == len(columns):
+        frame.columns = [str(c) for c in frame.columns]
+        frame = frame[columns]
+    return frame
+
+
 def _read_frame(path: Path, fmt: str) -> pd.DataFrame:
     if fmt == "csv":
         try:
@@ -489,7 +518,9 @@ def _read_frame(path: Path, fmt: str) -> pd.DataFrame:
             raise _csv_error(path, exc) from None
     else:
         try:
-            frame = pd.read_parquet(path)
+            import pyarrow.parquet as pq
+
+            frame = arrow_frame(pq.read_table(path))
         except _parquet_errors() as exc:
             raise DataError(f"cannot read {path} as Parquet ({type(exc).__name__}: {exc})") from None
     if len(frame) == 0:
@@ -661,12 +692,12 @@ def _parquet_batches(path: Path, batch_rows: int, label_col: str | None,
     except _parquet_errors() as exc:
         raise DataError(f"cannot read {path} as Parquet ({type(exc).__name__}: {exc})") from None
     with source:
-        label = _resolve_label(source.schema_arrow.names, label_col, path)
+        label = _resolve_label(parquet_columns(source.schema_arrow), label_col, path)
         start = 0
         for batch in source.iter_batches(batch_size=batch_rows):
             if batch.num_rows == 0:
                 continue
-            frame = batch.to_pandas()
+            frame = arrow_frame(batch)
             frame.index = pd.RangeIndex(start, start + len(frame))
             start += len(frame)
             yield _split_frame(frame, label, id_cols, path)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oddkit.data.io import Table, _check_labels, _resolve_label, _split_frame, preview
+from oddkit.data.io import Table, _check_labels, _resolve_label, _split_frame, arrow_frame, parquet_columns, preview
 from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError
 
 __all__ = ["BoundedSample", "TableSource", "as_source", "row_uniform"]
@@ -176,7 +176,7 @@ class TableSource:
                     schema = pq.read_schema(path)
                 except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
                     raise DataError(f"cannot read {path} as Parquet ({type(exc).__name__}: {exc})") from None
-                found = [(name, str(schema.field(name).type)) for name in schema.names]
+                found = [(name, str(schema.field(name).type)) for name in parquet_columns(schema)]
             else:
                 try:
                     found = [(str(c), "") for c in pd.read_csv(path, nrows=0).columns]
@@ -266,7 +266,7 @@ class TableSource:
         with pq.ParquetFile(unit.path) as file:
             for batch in file.iter_batches(batch_size=self.batch_rows, row_groups=[unit.row_group]):
                 if batch.num_rows:
-                    yield batch.to_pandas()
+                    yield arrow_frame(batch)
 
     def _csv_frames(self, unit: _Unit) -> Iterator[pd.DataFrame]:
         with pd.read_csv(unit.path, chunksize=self.batch_rows) as reader:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oddkit.data.io import _check_labels, preview
+from oddkit.data.io import _check_labels, arrow_frame, preview
 from oddkit.exceptions import (ColumnMismatchError, DataError, EmptyDataError, LabelError,
                                MissingDependencyError, ParameterError)
 
@@ -131,7 +131,9 @@ def _read_text_frame(path: Path, fmt: str, text_col: str | None) -> tuple[pd.Dat
     """The file as a frame, and whether it is the headerless SMS layout."""
     if fmt == "parquet":
         try:
-            return pd.read_parquet(path), False
+            import pyarrow.parquet as pq
+
+            return arrow_frame(pq.read_table(path)), False
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot read {path} as Parquet ({type(exc).__name__}: {exc})") from None
     delimiter = "\t" if fmt == "tsv" else ","
