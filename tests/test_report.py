@@ -360,6 +360,48 @@ def test_cli_report_and_evaluate_price_misses_by_a_column(tmp_path, monkeypatch,
     assert code == 2 and "--goal cost:FALSE_ALARM,MISS" in err and "threshold goal is 'contamination" in err
 
 
+def test_cli_side_columns_need_no_id_col(tmp_path, monkeypatch, capsys) -> None:
+    """--miss-cost-col and --group-col on columns the model was not trained on are set aside by
+    themselves (no --id-col needed) in threshold, evaluate and report; on a column that is a feature
+    they read it and leave it a feature."""
+    from conftest import run_cli
+
+    rng = np.random.default_rng(6)
+    pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)}).to_csv(tmp_path / "train.csv", index=False)
+    y = np.r_[np.zeros(80, int), np.ones(20, int)]
+    test = pd.DataFrame({"a": np.r_[rng.normal(size=80), np.linspace(1.0, 6.0, 20)], "b": rng.normal(size=100),
+                         "Amount": np.r_[np.full(80, 10.0), np.full(20, 100.0)],
+                         "site": np.where(np.arange(100) % 2, "north", "south"), "y": y})
+    test.drop(columns="site").to_csv(tmp_path / "dev.csv", index=False)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    model, costed = tmp_path / "model", tmp_path / "costed"
+    assert run_cli(monkeypatch, capsys, "fit", tmp_path / "train.csv", "--detector", "gaussian", "--out", model)[0] == 0
+    code, _, err = run_cli(monkeypatch, capsys, "threshold", model, tmp_path / "dev.csv", "--goal", "cost:5,1,0.01",
+                           "--miss-cost-col", "Amount", "--out", costed)
+    assert code == 0, err
+    code, out, err = run_cli(monkeypatch, capsys, "evaluate", costed, tmp_path / "test.csv", "--miss-cost-col",
+                             "Amount", "--group-col", "site", "--out", tmp_path / "m.json", "--report",
+                             tmp_path / "evaluated.html", "--plots", tmp_path / "plots")
+    assert code == 0, err
+    assert "by site" in out and "north" in out
+    numbers = json.loads((tmp_path / "m.json").read_text())
+    assert numbers["miss_costs"]["missed"] == pytest.approx(100.0 * numbers["confusion"]["fn"])
+    code, _, err = run_cli(monkeypatch, capsys, "report", costed, tmp_path / "test.csv", "--miss-cost-col", "Amount",
+                           "--group-col", "site", "--out", tmp_path / "report.html")
+    assert code == 0, err
+    for name in ("report.html", "evaluated.html"):
+        text = (tmp_path / name).read_text(encoding="utf-8")
+        assert "its own miss cost" in text and 'id="groups"' in text and "north" in text
+    # A feature as the group column: still a feature, and its values are the groups.
+    code, out, err = run_cli(monkeypatch, capsys, "evaluate", costed, tmp_path / "dev.csv", "--miss-cost-col", "Amount",
+                             "--group-col", "b", "--plots", tmp_path / "plots-b")
+    assert code == 0, err
+    assert "by b" in out and out.count(" rows, ") == 100
+    # A column the command was not told about is still refused, naming the flag that sets it aside.
+    code, _, err = run_cli(monkeypatch, capsys, "evaluate", costed, tmp_path / "test.csv", "--plots", tmp_path / "p3")
+    assert code == 2 and "extra ['Amount', 'site']" in err and "--id-col" in err
+
+
 # --- in a real browser --------------------------------------------------------------------------
 
 _PROBE = r"""<script>

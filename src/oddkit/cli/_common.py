@@ -186,6 +186,26 @@ def _features_for(detector, frame: pd.DataFrame) -> pd.DataFrame:
     return frame[list(names)]
 
 
+def _carried(detector, id_col, *side: str | None) -> list[str]:
+    """The columns to read beside the features: the --id-col columns, then each of ``side``
+    (--group-col, --miss-cost-col) that is not one of the model's features. A side column the model
+    was trained on stays a feature (it is read again apart when needed: :func:`_column_of`)."""
+    names = getattr(detector, "feature_names_in_", None)
+    features = set() if names is None else {str(n) for n in names}
+    carried = list(id_col or [])
+    for column in side:
+        if column is not None and column not in carried and column not in features:
+            carried.append(column)
+    return carried
+
+
+def _column_of(table, name: str):
+    """Column ``name`` of a read table: a carried column, or else a feature."""
+    if table.ids is not None and name in table.ids.columns:
+        return table.ids[name]
+    return table.X[name]
+
+
 def _print_metrics(title: str, rows: list[tuple[str, object]], header: str = "metric") -> None:
     console.print(title)
     from rich.table import Table as RichTable

@@ -14,7 +14,9 @@ from oddkit.cli._common import (
     IdCols,
     LabelCol,
     Prevalence,
+    _carried,
     _check_output,
+    _column_of,
     _features_for,
     _load_model,
     _model_image_shape,
@@ -28,8 +30,9 @@ from oddkit.cli._common import (
 from oddkit.cli.scoring import MissCostCol
 from oddkit.exceptions import OddkitError
 
-def read_report_table(model: Path, data: Path, label_col, id_col, group_col):
-    """The model and DATA's features, labels (None when the file has none) and groups, for a report."""
+def read_report_table(model: Path, data: Path, label_col, id_col, group_col, miss_cost_col=None):
+    """The model and DATA's features, labels (None when the file has none) and groups, for a report
+    (the --group-col and --miss-cost-col columns set aside unless the model was trained on them)."""
     detector = _load_model(model)
     from oddkit.cli.audio import model_takes_recordings, report_table
 
@@ -39,10 +42,10 @@ def read_report_table(model: Path, data: Path, label_col, id_col, group_col):
         return (*report_table(detector, data, label_col), None)
     if _model_image_shape(detector) is not None:
         raise OddkitError(f"{model} was trained on images; the HTML report covers tables")
-    carried = list(id_col or []) + ([group_col] if group_col and group_col not in (id_col or []) else [])
+    carried = _carried(detector, id_col, group_col, miss_cost_col)
     table = (_read(data, label_col, carried) if _model_text_col(detector) is None
              else _read_model_texts(detector, data, label_col, carried))
-    groups = None if group_col is None else table.ids[group_col].to_numpy()
+    groups = None if group_col is None else _column_of(table, group_col).to_numpy()
     return detector, _features_for(detector, table.X), table.y, groups
 
 
@@ -87,7 +90,7 @@ def report(
     from oddkit.cli.scoring import _miss_costs
 
     _check_output(out, force, table=False)
-    detector, X, y, groups = read_report_table(model, data, label_col, id_col, group_col)
+    detector, X, y, groups = read_report_table(model, data, label_col, id_col, group_col, miss_cost_col)
     written = write_html_report(detector, X, y, groups, out, model, data, prevalence, top,
                                 _miss_costs(data, label_col, miss_cost_col, detector))
     console.print(f"report: {written}")

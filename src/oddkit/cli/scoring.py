@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from oddkit.cli._common import (Force, GroupCol, IdCols, LabelCol, NThreads, Prevalence, Quiet, StrictCategories,
-                                TableWriter, _check_model_folder, _check_plots,
+                                TableWriter, _carried, _check_model_folder, _check_plots, _column_of,
                                 _check_output, _features_for, _label_col, _labelled_scores, _load_model,
                                 _model_image_shape, _model_text_col, _print_metrics, _read_for_model, _save_model,
                                 _score_rows, UNSEEN_HINT, _warn_unseen, _write_table, app, console, errors,
@@ -202,7 +202,7 @@ def evaluate(
     folder = plots if plots is not None else model.parent / f"{model.name}-evaluation"
     _check_plots(folder, force)
     detector = _load_model(model)
-    carried = list(id_col or []) + ([group_col] if group_col and group_col not in (id_col or []) else [])
+    carried = _carried(detector, id_col, group_col, miss_cost_col)
     y, scores = _labelled_scores(detector, data, label_col, carried, strict_categories)
     prevalence, costs = prevalence_and_costs_from_goal(detector.threshold_goal_, prevalence)
     miss_costs = _miss_costs(data, label_col, miss_cost_col, detector)
@@ -220,7 +220,7 @@ def evaluate(
     if report is not None:
         from oddkit.cli.report import read_report_table, write_html_report
 
-        detector, X, y_report, groups = read_report_table(model, data, label_col, id_col, group_col)
+        detector, X, y_report, groups = read_report_table(model, data, label_col, id_col, group_col, miss_cost_col)
         console.print(f"report: {write_html_report(detector, X, y_report, groups, report, model, data, prevalence, 20, miss_costs)}")
     written = plot_curves({model.name: (y, scores)}, folder, thresholds={model.name: detector.threshold_})
     console.print("curves: " + ", ".join(str(p) for p in written.values()))
@@ -245,7 +245,7 @@ def _miss_costs(data: Path, label_col, column: str | None, detector=None):
 
     from oddkit.exceptions import DataError
 
-    values = _side_columns(detector, data, label_col, [column]).ids[column]
+    values = _side_columns(detector, data, label_col, [column]).ids[column]  # read apart, even when a feature
     numbers = pd.to_numeric(values, errors="coerce")
     bad = numbers.isna() & values.notna()
     if bad.any():
@@ -277,7 +277,7 @@ def _print_groups(detector, data: Path, label_col, carried, group_col: str, y, s
     """Per group (e.g. attack type): rows, anomalies, the share flagged and the mean score."""
     import pandas as pd
 
-    groups = _side_columns(detector, data, label_col, carried).ids[group_col].to_numpy()
+    groups = _column_of(_side_columns(detector, data, label_col, carried), group_col).to_numpy()
     frame = pd.DataFrame({"group": groups, "anomaly": y, "flagged": scores >= detector.threshold_})
     table = frame.groupby("group", sort=True).agg(rows=("anomaly", "size"), anomalies=("anomaly", "sum"),
                                                   flagged=("flagged", "mean"))
@@ -317,7 +317,7 @@ def threshold(
     if out is not None:
         _check_model_folder(out, force)
     detector = _load_model(model)
-    y, scores = _labelled_scores(detector, dev, label_col, id_col, strict_categories)
+    y, scores = _labelled_scores(detector, dev, label_col, _carried(detector, id_col, miss_cost_col), strict_categories)
     choice = choose_threshold(scores, y, goal, prevalence=prevalence,
                               miss_costs=_miss_costs(dev, label_col, miss_cost_col, detector))
     detector.set_threshold(choice)
