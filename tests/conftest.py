@@ -61,6 +61,21 @@ def mixed_frame():
     })
 
 
+def load_script(name: str):
+    """A script of scripts/ imported as a module (``load_script("check_doc_commands")``)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_cli(monkeypatch, capsys, *args):
     """Run ``oddkit ARGS`` through the real entry point; return (exit code, stdout, stderr)."""
     monkeypatch.setattr("sys.argv", ["oddkit", *map(str, args)])

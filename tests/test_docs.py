@@ -9,6 +9,7 @@ showing code that no longer runs.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import subprocess
@@ -17,16 +18,27 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 WALKTHROUGHS = ("fraud", "intrusion", "cancer")
-GUIDE_PAGES = sorted([DOCS / "getting-started.md", *(DOCS / "guide").glob("*.md")])
-PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+# The fenced blocks are found as scripts/check_doc_commands.py finds them (the fresh-clone check of every
+# command, run by hand), which leaves to this module the Python of these pages.
+CHECK = load_script("check_doc_commands")
+GUIDE_PAGES = sorted(ROOT / page for pattern in CHECK.TESTED_PYTHON_PAGES for page in CHECK.doc_pages()
+                     if fnmatch.fnmatch(page, pattern))
+
+
+def blocks(page: Path, language: str) -> list[str]:
+    """The page's blocks in ``language``, in order, but those marked ``<!-- not-run: ... -->``."""
+    return [b.code for b in CHECK.fenced_blocks(page.read_text(encoding="utf-8"), page.name)
+            if b.language == language and b.skip is None]
 
 
 def python_blocks(page: Path) -> list[str]:
     """The page's ```python blocks, in order."""
-    return PYTHON_BLOCK.findall(page.read_text(encoding="utf-8"))
+    return blocks(page, "python")
 
 
 def test_python_blocks_are_found():
@@ -98,9 +110,9 @@ def test_cli_guide_config_is_the_shipped_file_and_runs(tmp_path, monkeypatch, ca
 
     guide = (DOCS / "guide" / "cli.md").read_text(encoding="utf-8")
     shipped = ROOT / "examples" / "breast_cancer" / "run.toml"
-    blocks = re.findall(r"^```toml\n(.*?)^```$", guide, re.MULTILINE | re.DOTALL)
-    assert blocks, "docs/guide/cli.md lost its config example"
-    assert tomllib.loads(blocks[0]) == tomllib.loads(shipped.read_text(encoding="utf-8"))
+    tomls = re.findall(r"^```toml\n(.*?)^```$", guide, re.MULTILINE | re.DOTALL)
+    assert tomls, "docs/guide/cli.md lost its config example"
+    assert tomllib.loads(tomls[0]) == tomllib.loads(shipped.read_text(encoding="utf-8"))
     assert f"oddkit run {shipped.relative_to(ROOT).as_posix()}" in guide
     # Run a copy beside copies of its data, so the checkout's examples/ folder stays as it is.
     for name in ("run.toml", "train.csv", "dev.csv", "test.csv"):
@@ -154,7 +166,6 @@ SHELL_PAGES = ("serving.md", "onnx.md", "streaming.md")
 ``spark-dask.md`` (two Spark jobs, each starting a JVM: about 1.5 minutes on two cores; ``oddkit score
 --engine spark`` is tested in tests/test_spark.py, and the page was run as shown from a fresh clone) and
 the pages written before these (their commands were checked from a fresh clone)."""
-BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
 
 @pytest.mark.parametrize("name", SHELL_PAGES)
@@ -171,7 +182,7 @@ def test_guide_shell_commands_run(name, tmp_path):
     if name == "serving.md":
         pytest.importorskip("fastapi")
         pytest.importorskip("uvicorn")
-    script = "\n".join(BASH_BLOCK.findall((DOCS / "guide" / name).read_text(encoding="utf-8")))
+    script = "\n".join(blocks(DOCS / "guide" / name, "bash"))
     assert script.strip(), f"{name} lost its shell commands"
     if name == "serving.md":
         with socket.socket() as probe:
