@@ -98,7 +98,7 @@ def test_guide_python_runs(page, tmp_path, monkeypatch):
 
 
 def test_cli_guide_config_is_the_shipped_file_and_runs(tmp_path, monkeypatch, capsys):
-    """The guide's `oddkit run` example is examples/breast_cancer/run.toml, and that config runs:
+    """The guide's (and the README's) `oddkit run` example is examples/breast_cancer/run.toml, and that config runs:
     fit, threshold, evaluate and report, each writing what its table names."""
     try:
         import tomllib
@@ -114,6 +114,10 @@ def test_cli_guide_config_is_the_shipped_file_and_runs(tmp_path, monkeypatch, ca
     assert tomls, "docs/guide/cli.md lost its config example"
     assert tomllib.loads(tomls[0]) == tomllib.loads(shipped.read_text(encoding="utf-8"))
     assert f"oddkit run {shipped.relative_to(ROOT).as_posix()}" in guide
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")  # the README shows the same file
+    assert tomllib.loads(re.findall(r"^```toml\n(.*?)^```$", readme, re.MULTILINE | re.DOTALL)[0]) == \
+        tomllib.loads(shipped.read_text(encoding="utf-8"))
+    assert f"oddkit run {shipped.relative_to(ROOT).as_posix()}" in readme
     # Run a copy beside copies of its data, so the checkout's examples/ folder stays as it is.
     for name in ("run.toml", "train.csv", "dev.csv", "test.csv"):
         shutil.copy(shipped.parent / name, tmp_path / name)
