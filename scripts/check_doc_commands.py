@@ -449,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
                 status = result.note or f"rc {result.rc}"
                 before = f" (needed by {page})" if block.prerequisite_of else ""
                 print(f"{block.name:32} {status} in {result.seconds:.1f} s{before}", flush=True)
-                if result.rc != 0:
+                if result.rc != 0 and log.exists():
                     print(_tail(log), flush=True)
             for session in sessions.values():
                 session.close()
@@ -467,8 +467,9 @@ def main(argv: list[str] | None = None) -> int:
                f"{sum(1 for r in results if r.block.skip)} skipped, in {(time.monotonic() - started) / 60:.1f} min")
     print("\n" + text + "\n" + summary)
     if args.out is not None:
+        given = " ".join(sys.argv[1:] if argv is None else argv)
         header = (f"# Commands of the README and docs, run from a fresh clone\n\n"
-                  f"`python scripts/check_doc_commands.py{' ' + ' '.join(argv if argv is not None else sys.argv[1:]) if (argv if argv is not None else sys.argv[1:]) else ''}` "
+                  f"`python scripts/check_doc_commands.py{' ' + given if given else ''}` "
                   f"at commit `{commit[:12]}`, {datetime.date.today().isoformat()}, on {platform.node() or 'this machine'} "
                   f"({os.cpu_count()} CPUs; Python {platform.python_version()}); ../shared/data "
                   f"{'present' if shared else 'absent'}. rc: the block's exit status under `bash -euo pipefail` "
