@@ -50,6 +50,32 @@ def test_the_networks_keep_the_frames_and_pool_the_speaker_over_the_utterance():
     assert loss.shape == (2,) and torch.isfinite(loss).all()
 
 
+def test_content_noise_is_added_in_training_only_and_scales_with_its_spread():
+    torch.manual_seed(0)
+    net = VoiceConversionNet(n_mels=12, channels=8, content_dim=3, speaker_dim=5)
+    x = torch.randn(4, 12, 20)
+
+    def loss(noise_std, training=True, seed=0):
+        net.train(training)
+        with torch.no_grad():
+            return voice_conversion_loss(net, x, 0.01, torch.Generator().manual_seed(seed), noise_std=noise_std)
+
+    clean = loss(0.0, training=False)
+    assert torch.equal(loss(0.0), clean)  # no noise: training loss is the evaluation loss
+    assert torch.equal(loss(0.3, training=False), clean)  # evaluation never adds noise
+    # In training the noise moves the loss, more for a larger spread, and the same seed repeats it.
+    small, large = (loss(0.1) - clean).abs().mean(), (loss(1.0) - clean).abs().mean()
+    assert 0 < small < large
+    assert torch.equal(loss(0.3), loss(0.3)) and not torch.equal(loss(0.3, seed=0), loss(0.3, seed=1))
+
+
+def test_content_noise_must_not_be_negative(speech):
+    train, _ = speech
+    with pytest.raises(ParameterError, match="content_noise"):
+        VoiceConversion(content_noise=-0.1).fit(train)
+    assert VoiceConversion().get_params()["content_noise"] == 0.3
+
+
 def test_the_content_encoder_is_deaf_to_a_louder_voice_and_the_ablation_is_not():
     x = torch.randn(1, 12, 20)
     torch.manual_seed(0)

@@ -27,8 +27,8 @@ class VoiceConversion(BaseDetector):
     frame) leaves room for little else than what is said; a *speaker encoder* that averages the
     whole utterance into one vector; and a *decoder* that puts a voice back with adaptive instance
     normalisation from that vector. Training reconstructs each utterance (random segments of
-    ``segment_frames`` frames) from its own two codes, with noise on the content code and the
-    paper's small KL term (``kl_weight``).
+    ``segment_frames`` frames) from its own two codes, with Gaussian noise on the content code
+    (``content_noise``) and the paper's small KL term (``kl_weight``).
 
     :meth:`convert` then decodes the content of one utterance with the speaker vector of another,
     and turns the log-mel frames back into audio by Griffin-Lim. The reconstruction error of an
@@ -42,8 +42,9 @@ class VoiceConversion(BaseDetector):
 
     Parameters
     ----------
-    channels : int, default=48
-        Width of every convolution (small enough to train on FSDD on a CPU in minutes).
+    channels : int, default=96
+        Width of every convolution. Training time grows with its square; fewer (e.g. 48) train
+        faster and convert less well (``benchmarks/VOICE_CONVERSION.md``).
     content_dim : int, default=4
         Numbers per frame in the content code (the bottleneck).
     speaker_dim : int, default=64
@@ -59,6 +60,12 @@ class VoiceConversion(BaseDetector):
         learned vector, so a conversion only re-synthesises the source).
     kl_weight : float, default=0.01
         Weight of the KL term on the content code.
+    content_noise : float, default=0.3
+        Standard deviation of the Gaussian noise added to the (standardised) content code while
+        training only, never when scoring or converting. Noise keeps the decoder from reading fine
+        detail of the code, which pushes what is left of the voice out of it; too much noise drowns
+        what is said. The paper uses 1; the default was chosen on FSDD
+        (``benchmarks/VOICE_CONVERSION.md``); 0 adds none.
     segment_frames : int, default=32
         Length of the training segments in frames (shorter utterances are padded with their edge
         frames).
@@ -134,6 +141,7 @@ class VoiceConversion(BaseDetector):
         "instance_norm": ["boolean"],
         "speaker_encoder": ["boolean"],
         "kl_weight": [non_negative_float],
+        "content_noise": [non_negative_float],
         "segment_frames": [Interval(Integral, 4, None, closed="left")],
         "sample_rate": [Interval(Integral, 1000, 384_000, closed="both"), None],
         "spectrogram": [dict, None],
@@ -145,8 +153,8 @@ class VoiceConversion(BaseDetector):
         "patience": [positive_int, None],
     }
 
-    def __init__(self, channels=48, content_dim=4, speaker_dim=64, n_blocks=2, kernel_size=5, instance_norm=True,
-                 speaker_encoder=True, kl_weight=0.01, segment_frames=32, sample_rate=None, spectrogram=None,
+    def __init__(self, channels=96, content_dim=4, speaker_dim=64, n_blocks=2, kernel_size=5, instance_norm=True,
+                 speaker_encoder=True, kl_weight=0.01, content_noise=0.3, segment_frames=32, sample_rate=None, spectrogram=None,
                  griffin_lim_iter=32, epochs=40, batch_size=32, lr=1e-3, validation_fraction=0.1, patience=10,
                  contamination=0.1, device="cpu", n_threads=None, random_state=None, verbose=1):
         self.channels = channels
@@ -157,6 +165,7 @@ class VoiceConversion(BaseDetector):
         self.instance_norm = instance_norm
         self.speaker_encoder = speaker_encoder
         self.kl_weight = kl_weight
+        self.content_noise = content_noise
         self.segment_frames = segment_frames
         self.sample_rate = sample_rate
         self.spectrogram = spectrogram
@@ -313,6 +322,7 @@ class VoiceConversion(BaseDetector):
         device = resolve_device(self.device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         kl_weight = float(self.kl_weight)
+        noise_std = float(self.content_noise)
 
         with_speakers = self.speakers_ is not None
 
@@ -321,7 +331,7 @@ class VoiceConversion(BaseDetector):
             reference = None
             if with_speakers:
                 reference = x[same_class_partners(batch[:, -1, 0].to(torch.int64), generator)]
-            return voice_conversion_loss(module, x, kl_weight, generator, reference)
+            return voice_conversion_loss(module, x, kl_weight, generator, reference, noise_std)
 
         with torch_threads(self.n_threads), seeded(seed) as generator:
             module = self._build_module(self.n_features_in_).to(device)
