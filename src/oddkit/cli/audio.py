@@ -113,12 +113,12 @@ def explain_recordings(detector, data: Path, top: int, out: Path, by: str) -> No
     import numpy as np
     import pandas as pd
 
-    from oddkit.data.audio_features import EXPLAIN_GROUPINGS, audio_settings
+    from oddkit.data.audio_features import EXPLAIN_GROUPINGS, explained_features
     from oddkit.data.audio_features import explain_recordings as shares_per_group
 
     if by not in EXPLAIN_GROUPINGS:
         raise OddkitError(f"--by must be one of {', '.join(EXPLAIN_GROUPINGS)}, got {by!r}")
-    if audio_settings(detector) is None:
+    if explained_features(detector) is None:
         raise OddkitError(f"a {type(detector).__name__} scores a recording as a whole, with no per-band split of "
                           "its score; 'oddkit explain' works on detectors fitted on recordings ('oddkit fit RECORDINGS "
                           "--detector ...')")
@@ -146,16 +146,17 @@ def labelled_recordings(detector, data: Path, label_col: str | None):
 def report_table(detector, data: Path, label_col: str | None):
     """The report's inputs for a model trained on recordings: the model, the recordings' log-mel
     features as a table (one row per recording, indexed by its file; the model scores this table
-    exactly as it scores the recordings) and the labels when DATA has them."""
+    exactly as it scores the recordings) and the labels when DATA has them. A voice-conversion
+    model, which has no table of features, gets the recordings themselves (the report explains
+    them per mel band)."""
     import pandas as pd
 
     from oddkit.data.audio_features import audio_settings
 
-    if audio_settings(detector) is None:
-        raise OddkitError(f"the HTML report draws a table of per-recording features, which a "
-                          f"{type(detector).__name__} has none of; use 'oddkit evaluate' or 'oddkit score'")
     recordings = _read_for(detector, data)
     y = _anomaly_labels(recordings, data, label_col, required=False)
+    if audio_settings(detector) is None:
+        return detector, recordings, y
     raw = detector.preprocessor_.features_.transform(recordings)
     X = pd.DataFrame(raw.astype("float64"), columns=detector.preprocessor_.features_.feature_names_,
                      index=recordings.labels["file"].to_numpy())

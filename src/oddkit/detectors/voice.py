@@ -6,14 +6,18 @@ from numbers import Integral
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from oddkit.detectors.base import BaseDetector, refuse_sparse, training_fingerprint
 from oddkit.detectors.params import Interval, fraction_below_one, non_negative_float, positive_float, positive_int
-from oddkit.exceptions import DataError, EmptyDataError, ExplainError, ModelFileError, ParameterError, TooFewRowsError
+from oddkit.exceptions import DataError, EmptyDataError, ModelFileError, ParameterError, TooFewRowsError
 
 _LOG_MEL_KEYS = {"n_fft", "hop_length", "n_mels", "fmin", "fmax", "floor"}
+
+EXPLAIN_SEGMENTS = 8
+"""Equal stretches of frames :meth:`VoiceConversion.explain` cuts a recording into."""
 
 
 class VoiceConversion(BaseDetector):
@@ -402,9 +406,62 @@ class VoiceConversion(BaseDetector):
         :meth:`oddkit.detectors.base.BaseDetector.predict_proba`."""
         return self.proba_from_scores(self.decision_function(X, sample_rate), method)
 
-    def explain(self, X):
-        """Not available: a recording's score is not split over table columns."""
-        raise ExplainError("VoiceConversion scores recordings, not table columns; it has no per-column explanation")
+    def explain(self, X, sample_rate=None) -> pd.DataFrame:
+        """Each recording's share of its anomaly score carried by each mel band in each part of it.
+
+        The score (:meth:`decision_function`) is the mean absolute reconstruction error over the
+        recording's standardised log-mel frames and bands; here the recording is cut into
+        :data:`EXPLAIN_SEGMENTS` equal stretches of frames (the last ones empty, with zero shares,
+        when it has fewer frames), and each (stretch, band) cell gets its summed error divided by
+        the recording's whole: an exact split, the shares of a row sum to 1 (all zero for a
+        recording reconstructed perfectly) and none is negative.
+
+        The columns are named and ordered as the ``"patch"`` features of
+        :class:`~oddkit.data.audio_features.AudioFeatures` (``t3_mel12``: band 12 in the fourth
+        stretch), so :func:`~oddkit.data.audio_features.explain_recordings` sums them per mel band
+        (``by="band"``) or per stretch of time (``by="segment"``), as for the other detectors
+        trained on recordings; :meth:`explanation_features` describes them.
+
+        Parameters
+        ----------
+        X : AudioData, path, 1-D array or list of 1-D arrays
+            Recordings, as for :meth:`decision_function`.
+        sample_rate : int, optional
+            Rate of waveforms given as arrays (default: the model's).
+
+        Returns
+        -------
+        pandas.DataFrame of shape (n_recordings, EXPLAIN_SEGMENTS * n_mels)
+            Indexed by the recordings' files for an AudioData or a path (index name ``"file"``),
+            else by position.
+        """
+        check_is_fitted(self)
+        from oddkit.data.audio import AudioData, read_audio
+
+        if isinstance(X, (str, Path)):
+            X = read_audio(X, sample_rate=self.sample_rate_)
+        frames = self._frames(self._waveforms(X, sample_rate, self.sample_rate_, "explain")[0])
+        rows = []
+        for out, f in zip(self._run(self.model_, frames), frames):
+            error = np.abs(out.astype(np.float64) - f)  # (n_mels, n_frames)
+            cells = np.stack([part.sum(axis=1) for part in np.array_split(error, EXPLAIN_SEGMENTS, axis=1)])
+            total = cells.sum()
+            rows.append((cells / total if total > 0 else np.zeros_like(cells)).reshape(-1))
+        features = self.explanation_features()
+        index = (pd.Index(X.labels["file"].astype(str).to_numpy(), name="file") if isinstance(X, AudioData)
+                 else pd.RangeIndex(len(rows)))
+        return pd.DataFrame(np.asarray(rows), columns=features.feature_names_, index=index)
+
+    def explanation_features(self):
+        """The :class:`~oddkit.data.audio_features.AudioFeatures` whose feature names and groups
+        (mel bands with their frequencies, stretches of time) are :meth:`explain`'s columns: the
+        ``"patch"`` representation of :data:`EXPLAIN_SEGMENTS` steps over this model's log-mel
+        settings."""
+        check_is_fitted(self)
+        from oddkit.data.audio_features import AudioFeatures
+
+        return AudioFeatures.from_config({"representation": "patch", "n_frames": EXPLAIN_SEGMENTS, "n_mfcc": 1,
+                                          "context": 0, "trim_db": None, "log_mel": self.log_mel_.get_config()})
 
     def speaker_embedding(self, X, sample_rate=None) -> np.ndarray:
         """The speaker vector of each recording, float32 of shape (n_recordings, speaker_dim)."""
