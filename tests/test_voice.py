@@ -325,6 +325,9 @@ def test_cli_fit_and_convert_round_trip(speech, monkeypatch, capsys, tmp_path):
     assert code == 0, err
     assert "3 speakers named by the group sub-folders" in " ".join(out.split())
     assert list(oddkit.load(tmp_path / "vc").speakers_) == ["speaker0", "speaker1", "speaker2"]
+    code, out, err = run_cli(monkeypatch, capsys, "info", tmp_path / "vc")
+    assert code == 0, err
+    assert "recordings at 8,000 Hz, as frames of 40 log-mel bands" in " ".join(out.replace("│", " ").split())
     source, reference = folder / "speaker0" / "word1_take0.wav", folder / "speaker2" / "word0_take1.wav"
     converted = tmp_path / "converted.wav"
     code, out, err = run_cli(monkeypatch, capsys, "convert", tmp_path / "vc", source, reference, "--out", converted,
