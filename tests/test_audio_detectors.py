@@ -317,6 +317,62 @@ def test_cli_round_trip_on_recordings(monkeypatch, capsys, recording_folders):
     assert code == 2 and "broken.wav" in err
 
 
+def test_cli_fit_audio_features_picks_the_representation_and_info_shows_it(monkeypatch, capsys, recording_folders,
+                                                                          tmp_path):
+    import pandas as pd
+
+    from conftest import run_cli as run
+    from oddkit.data.audio import read_audio
+
+    root = recording_folders
+    expected = {"mfcc": ("mfcc: mean and standard deviation of 20 MFCCs of 40 log-mel bands (40 features)", 40),
+                "stats": ("stats: per band of 40 log-mel bands: mean, standard deviation and frame-to-frame change; "
+                          "and the duration (121 features)", 121),
+                "patch": ("patch: the spectrogram of 40 log-mel bands resized to 32 frames (1,280 features)", 1280)}
+    for representation, (words, width) in expected.items():
+        code, out, err = run(monkeypatch, capsys, "fit", root / "train", "--detector", "gaussian", "--audio-features",
+                             representation, "--out", tmp_path / representation)
+        assert code == 0, err
+        assert words in " ".join(out.split())
+        model = oddkit.load(tmp_path / representation)
+        features = model.preprocessor_.features_
+        assert features.representation == representation and model.n_features_in_ == width
+        config = json.loads((tmp_path / representation / "config.json").read_text())
+        assert json.dumps(config).count(f'"representation": "{representation}"') == 1  # saved with the model
+        code, out, err = run(monkeypatch, capsys, "info", tmp_path / representation)
+        assert code == 0, err
+        flat = " ".join(out.replace("│", " ").split())  # the table may fold a long value over lines
+        assert f"audio features {words}" in flat and "input recordings at 8,000 Hz" in flat
+        # The saved representation is the one scoring uses: the CLI's scores are the library's.
+        code, _, err = run(monkeypatch, capsys, "score", tmp_path / representation, root / "test", "--out",
+                           tmp_path / f"{representation}.csv")
+        assert code == 0, err
+        train = read_audio(root / "train")
+        train.features = AudioFeatures(representation=representation)
+        np.testing.assert_allclose(pd.read_csv(tmp_path / f"{representation}.csv")["score"],
+                                   oddkit.GaussianDetector().fit(train).decision_function(read_audio(root / "test")),
+                                   rtol=1e-5)
+    # Without the flag: the library's default (MFCCs).
+    code, out, err = run(monkeypatch, capsys, "fit", root / "train", "--detector", "gaussian", "--out",
+                         tmp_path / "default")
+    assert code == 0 and expected["mfcc"][0] in " ".join(out.split()), err
+    # Refused: an unknown value, frames (one row per frame), a table, the voice model.
+    code, _, err = run(monkeypatch, capsys, "fit", root / "train", "--audio-features", "cepstrum", "--out",
+                       tmp_path / "x")
+    assert code == 2 and "mfcc, stats, patch" in err and "cepstrum" in err
+    code, _, err = run(monkeypatch, capsys, "fit", root / "train", "--audio-features", "frames", "--out",
+                       tmp_path / "x")
+    assert code == 2 and "scores frames" in err and "--audio-features mfcc, stats, patch" in err
+    pd.DataFrame({"a": [1.0, 2.0, 3.0]}).to_csv(tmp_path / "t.csv", index=False)
+    code, _, err = run(monkeypatch, capsys, "fit", tmp_path / "t.csv", "--audio-features", "stats", "--out",
+                       tmp_path / "x")
+    assert code == 2 and "leave it out" in err
+    code, _, err = run(monkeypatch, capsys, "fit", root / "train", "--detector", "voice", "--audio-features", "stats",
+                       "--out", tmp_path / "x")
+    assert code == 2 and "leave --audio-features out" in err
+    assert not (tmp_path / "x").exists()
+
+
 def test_cli_explain_on_recordings_names_the_band_of_a_planted_tone(monkeypatch, capsys, recording_folders,
                                                                      tmp_path):
     import pandas as pd

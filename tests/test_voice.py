@@ -50,6 +50,32 @@ def test_the_networks_keep_the_frames_and_pool_the_speaker_over_the_utterance():
     assert loss.shape == (2,) and torch.isfinite(loss).all()
 
 
+def test_content_noise_is_added_in_training_only_and_scales_with_its_spread():
+    torch.manual_seed(0)
+    net = VoiceConversionNet(n_mels=12, channels=8, content_dim=3, speaker_dim=5)
+    x = torch.randn(4, 12, 20)
+
+    def loss(noise_std, training=True, seed=0):
+        net.train(training)
+        with torch.no_grad():
+            return voice_conversion_loss(net, x, 0.01, torch.Generator().manual_seed(seed), noise_std=noise_std)
+
+    clean = loss(0.0, training=False)
+    assert torch.equal(loss(0.0), clean)  # no noise: training loss is the evaluation loss
+    assert torch.equal(loss(0.3, training=False), clean)  # evaluation never adds noise
+    # In training the noise moves the loss, more for a larger spread, and the same seed repeats it.
+    small, large = (loss(0.1) - clean).abs().mean(), (loss(1.0) - clean).abs().mean()
+    assert 0 < small < large
+    assert torch.equal(loss(0.3), loss(0.3)) and not torch.equal(loss(0.3, seed=0), loss(0.3, seed=1))
+
+
+def test_content_noise_must_not_be_negative(speech):
+    train, _ = speech
+    with pytest.raises(ParameterError, match="content_noise"):
+        VoiceConversion(content_noise=-0.1).fit(train)
+    assert VoiceConversion().get_params()["content_noise"] == 0.3
+
+
 def test_the_content_encoder_is_deaf_to_a_louder_voice_and_the_ablation_is_not():
     x = torch.randn(1, 12, 20)
     torch.manual_seed(0)
@@ -128,6 +154,74 @@ def test_the_voice_lives_in_the_speaker_vector(model, speech):
     same = distances[(speakers[:, None] == speakers[None]) & ~np.eye(len(test), dtype=bool)].mean()
     other = distances[speakers[:, None] != speakers[None]].mean()
     assert same < other
+
+
+def _altered(recordings, change):
+    """A copy of RECORDINGS with CHANGE(waveform, rate) applied to each waveform."""
+    from oddkit.data.audio import AudioData
+
+    return AudioData([change(w.copy(), recordings.sample_rate) for w in recordings.waveforms],
+                     recordings.sample_rate, recordings.labels.copy(), None)
+
+
+def _tone(wave, rate, hz=3000.0):
+    return wave + (0.3 * np.sin(2 * np.pi * hz * np.arange(len(wave)) / rate)).astype(np.float32)
+
+
+def _burst_at_the_end(wave, rate):
+    start = int(0.9 * len(wave))
+    wave[start:] += np.random.default_rng(0).normal(0, 0.5, len(wave) - start).astype(np.float32)
+    return wave
+
+
+def test_explain_splits_the_reconstruction_error_over_bands_and_stretches_of_time(model, speech):
+    from oddkit.data.audio_features import explain_recordings
+    from oddkit.detectors.voice import EXPLAIN_SEGMENTS
+
+    _, test = speech
+    n_mels = model.n_features_in_
+    shares = model.explain(test)
+    assert shares.shape == (len(test), EXPLAIN_SEGMENTS * n_mels)
+    assert list(shares.index) == list(test.labels["file"]) and shares.index.name == "file"
+    assert shares.columns[0] == "t0_mel0" and shares.columns[n_mels] == "t1_mel0"
+    assert (shares.to_numpy() >= 0).all()
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0, atol=1e-9)
+    # An exact split of the score: the shares of one cell, times the score, are that cell's mean error.
+    frames = model._frames([test.waveforms[0]])[0]
+    error = np.abs(model._run(model.model_, [frames])[0] - frames)
+    first_stretch = np.array_split(error, EXPLAIN_SEGMENTS, axis=1)[0]
+    np.testing.assert_allclose(shares.iloc[0, 3] * model.decision_function(test.subset([0]))[0],
+                               first_stretch[3].sum() / error.size, rtol=1e-4)
+    # A hum at 3 kHz raises the score, and every hummed recording's largest share is the hum's band.
+    hummed = _altered(test, _tone)
+    assert (model.decision_function(hummed) > model.decision_function(test)).all()
+    bands = explain_recordings(model, hummed, by="band")
+    assert bands.shape == (len(test), n_mels) and np.allclose(bands.sum(axis=1), 1.0)
+    features = model.explanation_features()
+    lo, hi = features.band_edges().T
+    tone_bands = {features.feature_groups("band")[i] for i in np.flatnonzero((lo < 3000) & (hi > 3000))}
+    assert set(bands.idxmax(axis=1)) <= tone_bands, bands.idxmax(axis=1)
+    # A burst of noise in the last tenth: the last stretch carries the largest share.
+    stretches = explain_recordings(model, _altered(test, _burst_at_the_end), by="segment")
+    assert list(stretches.columns) == [f"t{i} of {EXPLAIN_SEGMENTS}" for i in range(EXPLAIN_SEGMENTS)]
+    assert (stretches.idxmax(axis=1) == f"t{EXPLAIN_SEGMENTS - 1} of {EXPLAIN_SEGMENTS}").all(), stretches
+    with pytest.raises(ParameterError, match="statistic"):
+        explain_recordings(model, test, by="statistic")
+
+
+def test_explain_takes_waveforms_and_short_recordings(model, speech):
+    from oddkit.detectors.voice import EXPLAIN_SEGMENTS
+
+    _, test = speech
+    short = test.waveforms[0][:400]  # 50 ms: fewer frames than stretches, the last ones empty
+    shares = model.explain([short, test.waveforms[1]], sample_rate=8000)
+    assert list(shares.index) == [0, 1]
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0, atol=1e-9)
+    n_frames = model.log_mel_.transform([short])[0].shape[0]
+    assert n_frames < EXPLAIN_SEGMENTS
+    empty = [c for c in shares.columns if int(c.split("_")[0][1:]) >= n_frames]
+    assert empty and (shares.loc[0, empty] == 0).all()
+    np.testing.assert_allclose(shares.loc[1], model.explain(test.subset([1])).iloc[0], rtol=1e-6)
 
 
 def test_save_and_load_give_identical_outputs(model, speech, tmp_path):
@@ -231,6 +325,9 @@ def test_cli_fit_and_convert_round_trip(speech, monkeypatch, capsys, tmp_path):
     assert code == 0, err
     assert "3 speakers named by the group sub-folders" in " ".join(out.split())
     assert list(oddkit.load(tmp_path / "vc").speakers_) == ["speaker0", "speaker1", "speaker2"]
+    code, out, err = run_cli(monkeypatch, capsys, "info", tmp_path / "vc")
+    assert code == 0, err
+    assert "recordings at 8,000 Hz, as frames of 40 log-mel bands" in " ".join(out.replace("│", " ").split())
     source, reference = folder / "speaker0" / "word1_take0.wav", folder / "speaker2" / "word0_take1.wav"
     converted = tmp_path / "converted.wav"
     code, out, err = run_cli(monkeypatch, capsys, "convert", tmp_path / "vc", source, reference, "--out", converted,
@@ -240,16 +337,32 @@ def test_cli_fit_and_convert_round_trip(speech, monkeypatch, capsys, tmp_path):
     assert result.sample_rate == 8000 and len(result.waveforms[0]) == len(read_audio(source).waveforms[0])
     expected = oddkit.load(tmp_path / "vc").convert(source, reference)
     np.testing.assert_allclose(result.waveforms[0], expected, atol=1 / 32767 + 1e-6)  # 16-bit WAV
-    # A voice model scores recordings (reconstruction error) like any audio model; the report says
-    # plainly why it does not draw one.
+    # A voice model scores recordings (reconstruction error) like any audio model, explains them
+    # per mel band or stretch of time, and has a report.
     code, out, err = run_cli(monkeypatch, capsys, "score", tmp_path / "vc", folder, "--out", tmp_path / "s.csv")
     assert code == 0, err
     scores = pd.read_csv(tmp_path / "s.csv")
     assert len(scores) == len(small.waveforms) and np.isfinite(scores["score"]).all()
-    np.testing.assert_allclose(scores["score"], oddkit.load(tmp_path / "vc").decision_function(read_audio(folder)),
-                               rtol=1e-6)
+    loaded = oddkit.load(tmp_path / "vc")
+    np.testing.assert_allclose(scores["score"], loaded.decision_function(read_audio(folder)), rtol=1e-6)
+    code, out, err = run_cli(monkeypatch, capsys, "explain", tmp_path / "vc", folder, "--top", "3",
+                             "--out", tmp_path / "e.csv")
+    assert code == 0, err
+    explained = pd.read_csv(tmp_path / "e.csv")
+    assert list(explained["file"]) == list(scores.sort_values("score", ascending=False, kind="stable")["file"][:3])
+    assert explained["top_band"].str.endswith("Hz)").all()
+    shares = explained.filter(like="share_")
+    assert shares.shape[1] == loaded.n_features_in_ and np.allclose(shares.sum(axis=1), 1.0)
+    code, out, err = run_cli(monkeypatch, capsys, "explain", tmp_path / "vc", folder, "--by", "segment",
+                             "--out", "-")
+    assert code == 0, err
+    assert "top_segment" in out.splitlines()[0] and "share_t7 of 8" in out.splitlines()[0]
     code, _, err = run_cli(monkeypatch, capsys, "report", tmp_path / "vc", folder, "--out", tmp_path / "r.html")
-    assert code == 2 and "oddkit evaluate" in err
+    assert code == 0, err
+    page = (tmp_path / "r.html").read_text()
+    top_file = scores.sort_values("score", ascending=False, kind="stable")["file"].iloc[0]
+    assert f"{len(small.waveforms)} recordings at 8,000 Hz" in page and top_file in page
+    assert "Hz)</span>" in page and "Explanations are drawn" not in page  # bars named by mel band
     # Nothing is overwritten without --force, and the model must be a voice model.
     code, _, err = run_cli(monkeypatch, capsys, "convert", tmp_path / "vc", source, reference, "--out", converted)
     assert code == 2 and "--force" in err

@@ -54,10 +54,41 @@ def _anomaly_labels(data, path: Path, label_col: str | None, required: bool):
     return None
 
 
+CLI_REPRESENTATIONS = ("mfcc", "stats", "patch")
+"""The values of 'oddkit fit --audio-features': the representations of AudioFeatures with one row per
+recording (the "frames" representation gives one row per frame, and scores frames, not recordings)."""
+
+
+def check_audio_features(value: str | None) -> str | None:
+    """--audio-features checked against :data:`CLI_REPRESENTATIONS` (None: the library's default)."""
+    if value is None or value in CLI_REPRESENTATIONS:
+        return value
+    if value == "frames":
+        raise OddkitError("--audio-features frames gives one row per frame, and a model fitted on them scores frames, "
+                          f"not recordings; 'oddkit fit' takes --audio-features {', '.join(CLI_REPRESENTATIONS)}")
+    raise OddkitError(f"--audio-features must be one of {', '.join(CLI_REPRESENTATIONS)}, got {value!r}")
+
+
+def describe_features(features) -> str:
+    """A fitted AudioFeatures in words, e.g. 'mfcc: mean and standard deviation of 20 MFCCs of 40 log-mel
+    bands (40 features)'."""
+    bands = f"{features.log_mel_.n_mels} log-mel bands"
+    what = {
+        "mfcc": f"mean and standard deviation of {features.n_mfcc} MFCCs of {bands}",
+        "stats": f"per band of {bands}: mean, standard deviation and frame-to-frame change; and the duration",
+        "patch": f"the spectrogram of {bands} resized to {features.n_frames} frames",
+        "frames": f"each frame of {bands} with {features.context} on either side",
+    }[features.representation]
+    return f"{features.representation}: {what} ({features.n_features_:,} features)"
+
+
 def fit_recordings(cls, params: dict, data: Path, out: Path, label_col: str | None, keep_anomalies: bool,
-                   n_threads: int | None, force: bool, unsupported: list[str]) -> None:
-    """'oddkit fit RECORDINGS': log-mel features (the model keeps their settings), then the detector."""
+                   n_threads: int | None, force: bool, unsupported: list[str], representation: str | None = None
+                   ) -> None:
+    """'oddkit fit RECORDINGS': log-mel features (the model keeps their settings; REPRESENTATION, from
+    --audio-features, picks them), then the detector."""
     from oddkit.data.audio import read_audio
+    from oddkit.data.audio_features import AudioFeatures
 
     if unsupported:
         raise OddkitError(f"{', '.join(unsupported)} cannot be used with recordings; leave it out")
@@ -71,6 +102,8 @@ def fit_recordings(cls, params: dict, data: Path, out: Path, label_col: str | No
         if y.any():
             left_out = f"; left out the {int(y.sum()):,} recordings labelled anomalies (--keep-anomalies keeps them)"
         recordings = recordings.subset(y == 0)
+    if representation is not None:
+        recordings.features = AudioFeatures(representation=representation)
     model = cls(**params)
     started = time.perf_counter()
     with _thread_limit(n_threads):
@@ -78,9 +111,7 @@ def fit_recordings(cls, params: dict, data: Path, out: Path, label_col: str | No
     _save_model(model, out, replace=force)
     features = model.preprocessor_.features_
     console.print(f"trained {cls.__name__} on {len(recordings):,} recordings at {features.sample_rate_} Hz "
-                  f"({f'{features.n_mfcc} MFCCs' if features.representation == 'mfcc' else features.representation} "
-                  f"of {features.log_mel_.n_mels} log-mel bands: "
-                  f"{features.n_features_} features){left_out} in {time.perf_counter() - started:.1f} s; threshold "
+                  f"({describe_features(features)}){left_out} in {time.perf_counter() - started:.1f} s; threshold "
                   f"{model.threshold_:.6g} ({model.threshold_goal_}); saved to {out}", markup=False, highlight=False)
 
 
@@ -113,12 +144,12 @@ def explain_recordings(detector, data: Path, top: int, out: Path, by: str) -> No
     import numpy as np
     import pandas as pd
 
-    from oddkit.data.audio_features import EXPLAIN_GROUPINGS, audio_settings
+    from oddkit.data.audio_features import EXPLAIN_GROUPINGS, explained_features
     from oddkit.data.audio_features import explain_recordings as shares_per_group
 
     if by not in EXPLAIN_GROUPINGS:
         raise OddkitError(f"--by must be one of {', '.join(EXPLAIN_GROUPINGS)}, got {by!r}")
-    if audio_settings(detector) is None:
+    if explained_features(detector) is None:
         raise OddkitError(f"a {type(detector).__name__} scores a recording as a whole, with no per-band split of "
                           "its score; 'oddkit explain' works on detectors fitted on recordings ('oddkit fit RECORDINGS "
                           "--detector ...')")
@@ -146,16 +177,17 @@ def labelled_recordings(detector, data: Path, label_col: str | None):
 def report_table(detector, data: Path, label_col: str | None):
     """The report's inputs for a model trained on recordings: the model, the recordings' log-mel
     features as a table (one row per recording, indexed by its file; the model scores this table
-    exactly as it scores the recordings) and the labels when DATA has them."""
+    exactly as it scores the recordings) and the labels when DATA has them. A voice-conversion
+    model, which has no table of features, gets the recordings themselves (the report explains
+    them per mel band)."""
     import pandas as pd
 
     from oddkit.data.audio_features import audio_settings
 
-    if audio_settings(detector) is None:
-        raise OddkitError(f"the HTML report draws a table of per-recording features, which a "
-                          f"{type(detector).__name__} has none of; use 'oddkit evaluate' or 'oddkit score'")
     recordings = _read_for(detector, data)
     y = _anomaly_labels(recordings, data, label_col, required=False)
+    if audio_settings(detector) is None:
+        return detector, recordings, y
     raw = detector.preprocessor_.features_.transform(recordings)
     X = pd.DataFrame(raw.astype("float64"), columns=detector.preprocessor_.features_.feature_names_,
                      index=recordings.labels["file"].to_numpy())

@@ -35,8 +35,18 @@ def info(model: Annotated[Path, typer.Argument(help="A model folder written by '
     rows += [("threshold", f"{detector.threshold_:.6g}"), ("threshold goal", detector.threshold_goal_)]
     shape = _model_image_shape(detector)
     preprocessor = getattr(detector, "preprocessor_", None)
+    from oddkit.cli.audio import describe_features
+    from oddkit.data.audio_features import audio_settings
+
+    audio = audio_settings(detector)
     if shape is not None:
         rows.append(("input", "images of " + "x".join(map(str, shape)) + " (channels x height x width)"))
+    elif audio is not None:
+        rows.append(("input", f"recordings at {audio.sample_rate_:,} Hz"))
+        rows.append(("audio features", describe_features(audio)))
+    elif getattr(detector, "log_mel_", None) is not None:  # voice conversion: log-mel frames, no features
+        rows.append(("input", f"recordings at {detector.log_mel_.sample_rate:,} Hz, as frames of "
+                              f"{detector.log_mel_.n_mels} log-mel bands"))
     elif preprocessor is not None and hasattr(preprocessor, "kinds_"):
         columns = [f"{name} ({kind}" + (f", {len(preprocessor.categories_[name])} values)"
                                         if kind == "categorical" else ")")

@@ -64,6 +64,12 @@ def fit(
         "--stream", help="Auto-encoders: train on a Parquet or CSV file or folder larger than memory, reading "
                          "it in batches (memory bounded whatever its size; see "
                          "AutoEncoderDetector.fit_stream).")] = False,
+    audio_features: Annotated[Optional[str], typer.Option(
+        "--audio-features", help="Recordings: what each recording becomes before the detector sees it: 'mfcc' "
+                                 "(the default: mean and spread of 20 MFCCs), 'stats' (per mel band: mean, "
+                                 "spread and frame-to-frame change, and the duration) or 'patch' (the "
+                                 "log-mel spectrogram resized to 32 frames, which keeps the order of the "
+                                 "sounds). Saved with the model; 'oddkit info' shows it.")] = None,
 ):
     """Train a detector on DATA (mostly normal rows) and save it to --out (a new folder, or --force).
 
@@ -109,14 +115,21 @@ def fit(
     if detector == "voice":  # voice conversion trains on speech (oddkit.cli.voice)
         from oddkit.cli.voice import fit_voice
 
+        if audio_features is not None:
+            raise OddkitError("--detector voice reads log-mel frames of its own; leave --audio-features out (it "
+                              "picks the features of the other detectors trained on recordings)")
         return fit_voice(cls, params, data, out, n_threads, force)
-    from oddkit.cli.audio import fit_recordings, is_recordings
+    from oddkit.cli.audio import check_audio_features, fit_recordings, is_recordings
 
     if is_recordings(data):
         unsupported = [flag for flag, value in (("--stream", stream), ("--known-anomalies", known_anomalies),
                                                 ("--class-col", class_col), ("--image-size", image_size),
                                                 ("--id-col", id_col)) if value]
-        return fit_recordings(cls, params, data, out, label_col, keep_anomalies, n_threads, force, unsupported)
+        return fit_recordings(cls, params, data, out, label_col, keep_anomalies, n_threads, force, unsupported,
+                              check_audio_features(audio_features))
+    if audio_features is not None:
+        raise OddkitError(f"--audio-features picks the features of recordings, and {data} holds none (a .wav/.flac "
+                          "file, a folder of them or an .npz of audio); leave it out")
     if stream:
         return _fit_stream(cls, params, data, out, label_col, id_col, keep_anomalies, known_anomalies, n_threads, force)
     if detector in CLASS_DETECTORS or class_col is not None:

@@ -41,7 +41,8 @@ from oddkit.data.audio import AudioData, LogMel, _check_rate, as_waveforms
 from oddkit.data.preprocess import TablePreprocessor
 from oddkit.exceptions import DataError, ModelFileError, ParameterError
 
-__all__ = ["EXPLAIN_GROUPINGS", "REPRESENTATIONS", "AudioFeatures", "AudioPreprocessor", "explain_recordings"]
+__all__ = ["EXPLAIN_GROUPINGS", "REPRESENTATIONS", "AudioFeatures", "AudioPreprocessor", "explain_recordings",
+           "explained_features"]
 
 REPRESENTATIONS = ("stats", "mfcc", "patch", "frames")
 """The representations :class:`AudioFeatures` offers."""
@@ -444,6 +445,16 @@ def audio_settings(detector: Any) -> AudioFeatures | None:
     return preprocessor.features_ if isinstance(preprocessor, AudioPreprocessor) else None
 
 
+def explained_features(detector: Any) -> AudioFeatures | None:
+    """The :class:`AudioFeatures` naming the columns of ``detector.explain(recordings)``: the
+    features of a detector trained on recordings, or those a voice-conversion model describes its
+    per-band, per-stretch shares with (``explanation_features``); None for other detectors."""
+    features = audio_settings(detector)
+    if features is None and callable(getattr(detector, "explanation_features", None)):
+        features = detector.explanation_features()
+    return features
+
+
 def explain_recordings(detector: Any, recordings, by: str = "band") -> pd.DataFrame:
     """Each recording's share of its anomaly score carried by each mel band, MFCC coefficient,
     statistic or time segment of the features a detector trained on recordings computes.
@@ -455,7 +466,9 @@ def explain_recordings(detector: Any, recordings, by: str = "band") -> pd.DataFr
     Parameters
     ----------
     detector : fitted detector
-        Trained on recordings (:class:`~oddkit.data.audio.AudioData`), with an ``explain`` method.
+        Trained on recordings (:class:`~oddkit.data.audio.AudioData`), with an ``explain`` method,
+        or a :class:`~oddkit.detectors.VoiceConversion` (whose shares are per mel band and stretch
+        of time of its reconstruction error: group them by ``"band"`` or ``"segment"``).
     recordings : AudioData
         The recordings to explain (resampled to the model's rate when theirs differs).
     by : {"feature", "band", "statistic", "segment"}, default="band"
@@ -477,7 +490,7 @@ def explain_recordings(detector: Any, recordings, by: str = "band") -> pd.DataFr
     >>> shares.shape, shares.columns[0]
     ((1, 41), 'mel0 (20-133 Hz)')
     """
-    features = audio_settings(detector)
+    features = explained_features(detector)
     if features is None:
         raise DataError(f"explain_recordings explains a detector trained on recordings; this "
                         f"{type(detector).__name__} was not (use its explain method)")

@@ -6,14 +6,18 @@ from numbers import Integral
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from oddkit.detectors.base import BaseDetector, refuse_sparse, training_fingerprint
 from oddkit.detectors.params import Interval, fraction_below_one, non_negative_float, positive_float, positive_int
-from oddkit.exceptions import DataError, EmptyDataError, ExplainError, ModelFileError, ParameterError, TooFewRowsError
+from oddkit.exceptions import DataError, EmptyDataError, ModelFileError, ParameterError, TooFewRowsError
 
 _LOG_MEL_KEYS = {"n_fft", "hop_length", "n_mels", "fmin", "fmax", "floor"}
+
+EXPLAIN_SEGMENTS = 8
+"""Equal stretches of frames :meth:`VoiceConversion.explain` cuts a recording into."""
 
 
 class VoiceConversion(BaseDetector):
@@ -27,8 +31,8 @@ class VoiceConversion(BaseDetector):
     frame) leaves room for little else than what is said; a *speaker encoder* that averages the
     whole utterance into one vector; and a *decoder* that puts a voice back with adaptive instance
     normalisation from that vector. Training reconstructs each utterance (random segments of
-    ``segment_frames`` frames) from its own two codes, with noise on the content code and the
-    paper's small KL term (``kl_weight``).
+    ``segment_frames`` frames) from its own two codes, with Gaussian noise on the content code
+    (``content_noise``) and the paper's small KL term (``kl_weight``).
 
     :meth:`convert` then decodes the content of one utterance with the speaker vector of another,
     and turns the log-mel frames back into audio by Griffin-Lim. The reconstruction error of an
@@ -42,8 +46,9 @@ class VoiceConversion(BaseDetector):
 
     Parameters
     ----------
-    channels : int, default=48
-        Width of every convolution (small enough to train on FSDD on a CPU in minutes).
+    channels : int, default=96
+        Width of every convolution. Training time grows with its square; fewer (e.g. 48) train
+        faster and convert less well (``benchmarks/VOICE_CONVERSION.md``).
     content_dim : int, default=4
         Numbers per frame in the content code (the bottleneck).
     speaker_dim : int, default=64
@@ -59,6 +64,12 @@ class VoiceConversion(BaseDetector):
         learned vector, so a conversion only re-synthesises the source).
     kl_weight : float, default=0.01
         Weight of the KL term on the content code.
+    content_noise : float, default=0.3
+        Standard deviation of the Gaussian noise added to the (standardised) content code while
+        training only, never when scoring or converting. Noise keeps the decoder from reading fine
+        detail of the code, which pushes what is left of the voice out of it; too much noise drowns
+        what is said. The paper uses 1; the default was chosen on FSDD
+        (``benchmarks/VOICE_CONVERSION.md``); 0 adds none.
     segment_frames : int, default=32
         Length of the training segments in frames (shorter utterances are padded with their edge
         frames).
@@ -134,6 +145,7 @@ class VoiceConversion(BaseDetector):
         "instance_norm": ["boolean"],
         "speaker_encoder": ["boolean"],
         "kl_weight": [non_negative_float],
+        "content_noise": [non_negative_float],
         "segment_frames": [Interval(Integral, 4, None, closed="left")],
         "sample_rate": [Interval(Integral, 1000, 384_000, closed="both"), None],
         "spectrogram": [dict, None],
@@ -145,8 +157,8 @@ class VoiceConversion(BaseDetector):
         "patience": [positive_int, None],
     }
 
-    def __init__(self, channels=48, content_dim=4, speaker_dim=64, n_blocks=2, kernel_size=5, instance_norm=True,
-                 speaker_encoder=True, kl_weight=0.01, segment_frames=32, sample_rate=None, spectrogram=None,
+    def __init__(self, channels=96, content_dim=4, speaker_dim=64, n_blocks=2, kernel_size=5, instance_norm=True,
+                 speaker_encoder=True, kl_weight=0.01, content_noise=0.3, segment_frames=32, sample_rate=None, spectrogram=None,
                  griffin_lim_iter=32, epochs=40, batch_size=32, lr=1e-3, validation_fraction=0.1, patience=10,
                  contamination=0.1, device="cpu", n_threads=None, random_state=None, verbose=1):
         self.channels = channels
@@ -157,6 +169,7 @@ class VoiceConversion(BaseDetector):
         self.instance_norm = instance_norm
         self.speaker_encoder = speaker_encoder
         self.kl_weight = kl_weight
+        self.content_noise = content_noise
         self.segment_frames = segment_frames
         self.sample_rate = sample_rate
         self.spectrogram = spectrogram
@@ -313,6 +326,7 @@ class VoiceConversion(BaseDetector):
         device = resolve_device(self.device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         kl_weight = float(self.kl_weight)
+        noise_std = float(self.content_noise)
 
         with_speakers = self.speakers_ is not None
 
@@ -321,7 +335,7 @@ class VoiceConversion(BaseDetector):
             reference = None
             if with_speakers:
                 reference = x[same_class_partners(batch[:, -1, 0].to(torch.int64), generator)]
-            return voice_conversion_loss(module, x, kl_weight, generator, reference)
+            return voice_conversion_loss(module, x, kl_weight, generator, reference, noise_std)
 
         with torch_threads(self.n_threads), seeded(seed) as generator:
             module = self._build_module(self.n_features_in_).to(device)
@@ -392,9 +406,62 @@ class VoiceConversion(BaseDetector):
         :meth:`oddkit.detectors.base.BaseDetector.predict_proba`."""
         return self.proba_from_scores(self.decision_function(X, sample_rate), method)
 
-    def explain(self, X):
-        """Not available: a recording's score is not split over table columns."""
-        raise ExplainError("VoiceConversion scores recordings, not table columns; it has no per-column explanation")
+    def explain(self, X, sample_rate=None) -> pd.DataFrame:
+        """Each recording's share of its anomaly score carried by each mel band in each part of it.
+
+        The score (:meth:`decision_function`) is the mean absolute reconstruction error over the
+        recording's standardised log-mel frames and bands; here the recording is cut into
+        :data:`EXPLAIN_SEGMENTS` equal stretches of frames (the last ones empty, with zero shares,
+        when it has fewer frames), and each (stretch, band) cell gets its summed error divided by
+        the recording's whole: an exact split, the shares of a row sum to 1 (all zero for a
+        recording reconstructed perfectly) and none is negative.
+
+        The columns are named and ordered as the ``"patch"`` features of
+        :class:`~oddkit.data.audio_features.AudioFeatures` (``t3_mel12``: band 12 in the fourth
+        stretch), so :func:`~oddkit.data.audio_features.explain_recordings` sums them per mel band
+        (``by="band"``) or per stretch of time (``by="segment"``), as for the other detectors
+        trained on recordings; :meth:`explanation_features` describes them.
+
+        Parameters
+        ----------
+        X : AudioData, path, 1-D array or list of 1-D arrays
+            Recordings, as for :meth:`decision_function`.
+        sample_rate : int, optional
+            Rate of waveforms given as arrays (default: the model's).
+
+        Returns
+        -------
+        pandas.DataFrame of shape (n_recordings, EXPLAIN_SEGMENTS * n_mels)
+            Indexed by the recordings' files for an AudioData or a path (index name ``"file"``),
+            else by position.
+        """
+        check_is_fitted(self)
+        from oddkit.data.audio import AudioData, read_audio
+
+        if isinstance(X, (str, Path)):
+            X = read_audio(X, sample_rate=self.sample_rate_)
+        frames = self._frames(self._waveforms(X, sample_rate, self.sample_rate_, "explain")[0])
+        rows = []
+        for out, f in zip(self._run(self.model_, frames), frames):
+            error = np.abs(out.astype(np.float64) - f)  # (n_mels, n_frames)
+            cells = np.stack([part.sum(axis=1) for part in np.array_split(error, EXPLAIN_SEGMENTS, axis=1)])
+            total = cells.sum()
+            rows.append((cells / total if total > 0 else np.zeros_like(cells)).reshape(-1))
+        features = self.explanation_features()
+        index = (pd.Index(X.labels["file"].astype(str).to_numpy(), name="file") if isinstance(X, AudioData)
+                 else pd.RangeIndex(len(rows)))
+        return pd.DataFrame(np.asarray(rows), columns=features.feature_names_, index=index)
+
+    def explanation_features(self):
+        """The :class:`~oddkit.data.audio_features.AudioFeatures` whose feature names and groups
+        (mel bands with their frequencies, stretches of time) are :meth:`explain`'s columns: the
+        ``"patch"`` representation of :data:`EXPLAIN_SEGMENTS` steps over this model's log-mel
+        settings."""
+        check_is_fitted(self)
+        from oddkit.data.audio_features import AudioFeatures
+
+        return AudioFeatures.from_config({"representation": "patch", "n_frames": EXPLAIN_SEGMENTS, "n_mfcc": 1,
+                                          "context": 0, "trim_db": None, "log_mel": self.log_mel_.get_config()})
 
     def speaker_embedding(self, X, sample_rate=None) -> np.ndarray:
         """The speaker vector of each recording, float32 of shape (n_recordings, speaker_dim)."""

@@ -15,8 +15,8 @@ over log-mel frames,
 
 Training only reconstructs each utterance from its own content and speaker codes (no parallel data,
 no speaker labels) plus the paper's small KL term on the content code (the code is a Gaussian mean;
-noise of unit variance is added to it while training). Converting decodes the content code of one
-utterance with the speaker vector of another.
+Gaussian noise, of unit spread in the paper, is added to it while training). Converting decodes the
+content code of one utterance with the speaker vector of another.
 """
 
 from __future__ import annotations
@@ -173,15 +173,16 @@ class VoiceConversionNet(nn.Module):
 
 def voice_conversion_loss(net: VoiceConversionNet, x: torch.Tensor, kl_weight: float,
                           generator: torch.Generator | None = None,
-                          reference: torch.Tensor | None = None) -> torch.Tensor:
+                          reference: torch.Tensor | None = None, noise_std: float = 1.0) -> torch.Tensor:
     """Training loss of each log-mel segment of a batch ``(batch, n_mels, frames)``.
 
     The reconstruction term is the mean absolute error between ``x`` and its reconstruction from its
-    content code plus standard Gaussian noise (in training mode) and the speaker vector of
+    content code plus Gaussian noise of standard deviation ``noise_std`` (in training mode only; 1 in
+    the paper, 0 for none) and the speaker vector of
     ``reference`` (default ``x`` itself, as in the paper; another segment of the same speaker
     leaves the speaker vector no use for what the segment says); the KL term (weight
-    ``kl_weight``) is ``mean(code**2) / 2``, the KL divergence from a unit-variance Gaussian
-    centred on the code to the standard normal, up to a constant (Chou et al., 2019, eq. 3-4).
+    ``kl_weight``) is ``mean(code**2) / 2``, the KL divergence from a Gaussian centred on the code
+    (of spread ``noise_std``) to the standard normal, up to a constant (Chou et al., 2019, eq. 3-4).
 
     Returns
     -------
@@ -189,9 +190,9 @@ def voice_conversion_loss(net: VoiceConversionNet, x: torch.Tensor, kl_weight: f
         Reconstruction error plus weighted KL term of each segment (their mean is minimised).
     """
     content = net.content(x)
-    if net.training:
+    if net.training and noise_std > 0:
         noise = torch.randn(content.shape, generator=generator, device="cpu").to(content.device)
-        content_in = content + noise
+        content_in = content + float(noise_std) * noise
     else:
         content_in = content
     speaker = net.speaker(x if reference is None else reference)

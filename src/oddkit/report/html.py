@@ -269,9 +269,19 @@ def one_hot_groups(frame: pd.DataFrame) -> dict[str, list[str]]:
     return groups
 
 
+def _is_recordings(X: Any) -> bool:
+    from oddkit.data.audio import AudioData
+
+    return isinstance(X, AudioData)
+
+
 def _data_summary(frame: pd.DataFrame | None, X: Any, y: np.ndarray | None, scores: np.ndarray) -> dict:
     summary: dict[str, Any] = {"rows": len(scores), "columns": [], "more_columns": 0, "more_names": ""}
-    if frame is None:
+    if _is_recordings(X):
+        seconds = sum(len(w) for w in X.waveforms) / X.sample_rate
+        summary["shape"] = f"{len(X):,} recordings at {X.sample_rate:,} Hz ({seconds:,.1f} s in all)"
+        summary["n_columns"] = None
+    elif frame is None:
         shape = np.asarray(X).shape
         summary["shape"] = " × ".join(str(s) for s in shape)
         summary["n_columns"] = None
@@ -345,11 +355,17 @@ def _explanations(detector, X: Any, frame: pd.DataFrame | None, top_positions: n
     """Per-row list of (column, share) for the top anomalies, and a note when they cannot be drawn."""
     if not hasattr(detector, "explain"):
         return [], f"{type(detector).__name__} has no explain method, so the anomalies are listed without explanations."
-    if frame is None:
-        return [], "Explanations are drawn for tables only."
-    subset = X.iloc[top_positions] if isinstance(X, pd.DataFrame) else np.asarray(X)[top_positions]
+    recordings = _is_recordings(X)
+    if frame is None and not recordings:
+        return [], "Explanations are drawn for tables and recordings only."
     try:
-        shares = detector.explain(subset)
+        if recordings:  # summed per mel band (or MFCC coefficient), as 'oddkit explain' does by default
+            from oddkit.data.audio_features import explain_recordings
+
+            shares = explain_recordings(detector, X.subset(top_positions))
+        else:
+            subset = X.iloc[top_positions] if isinstance(X, pd.DataFrame) else np.asarray(X)[top_positions]
+            shares = detector.explain(subset)
     except Exception as exc:  # noqa: BLE001 - an explanation failing must not sink the report
         return [], f"explain failed ({type(exc).__name__}: {exc}); the anomalies are listed without explanations."
     if not isinstance(shares, pd.DataFrame) or len(shares) != len(top_positions):
@@ -617,7 +633,7 @@ def build_report(
 
     prevalence, costs = prevalence_and_costs_from_goal(threshold_goal, prevalence, costs)
     flagged = scores >= threshold
-    frame = _as_frame(X)
+    frame = None if _is_recordings(X) else _as_frame(X)
 
     metrics = None
     labels_note = ""
@@ -643,7 +659,8 @@ def build_report(
         explanations, explained_texts, explain_note = _text_explanations(detector, X, firsts)
     else:
         explanations, explain_note = _explanations(detector, X, frame, firsts) if top else ([], "")
-    index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(n)
+    index = (X.index if isinstance(X, pd.DataFrame) else pd.Index(X.labels["file"].astype(str))
+             if _is_recordings(X) else pd.RangeIndex(n))
     anomalies = []
     for rank, rows in enumerate(entries, start=1):
         pos = rows[0]
@@ -750,8 +767,11 @@ def write_report(
     ----------
     detector : fitted oddkit detector
         Scores with ``decision_function``; explained with ``explain`` when it has one.
-    X : DataFrame or array of shape (n, d)
-        The data to report on, as the detector takes it.
+    X : DataFrame or array of shape (n, d), or AudioData
+        The data to report on, as the detector takes it. Recordings
+        (:class:`~oddkit.data.audio.AudioData`) are listed by file, and their explanations summed
+        per mel band (MFCC coefficient for an MFCC model) by
+        :func:`~oddkit.data.audio_features.explain_recordings`.
     y : array-like of shape (n,), optional
         Labels, 1 = anomaly, 0 = normal. Without them there are no metrics, curves or confusion
         matrix.
