@@ -57,6 +57,10 @@ class _TextCodeAutoEncoder(BaseDetector):
     def _losses(self, ids: list[list[int]]) -> np.ndarray:
         raise NotImplementedError
 
+    def _total_epochs(self) -> int:
+        """Passes over the training texts that ``fit`` makes (the progress bar's length)."""
+        return int(self.epochs)
+
     # -- shared --------------------------------------------------------------------------------
 
     def _texts(self, X) -> list[str]:
@@ -100,7 +104,7 @@ class _TextCodeAutoEncoder(BaseDetector):
         ids = self._encode(texts)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         with (torch_threads(self.n_threads), seeded(seed) as generator,
-              epoch_progress(self.verbose, f"fitting {type(self).__name__}", int(self.epochs)) as advance):
+              epoch_progress(self.verbose, f"fitting {type(self).__name__}", self._total_epochs()) as advance):
             self.model_ = self._build()
             self.history_ = self._train(ids, generator, lambda loss: advance(History(train_loss=[loss])))
             self.model_.eval()
@@ -212,11 +216,21 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
     writes, for a message of ``n`` word tokens, ``ceil(summary_ratio * n)`` words (at most
     ``n - 1`` and ``max_summary_length``), each sampled by the straight-through Gumbel-softmax;
     a second sequence-to-sequence model rebuilds the message from those words alone; a
-    discriminator learns to tell the summaries from the first words of real training messages, and
-    the summariser is trained to fool it (standard non-saturating GAN loss, weight
-    ``adversarial_weight``), which keeps the summaries readable (Wang and Lee, 2018). Without the
-    discriminator (``adversarial_weight=0``) the code is still made of vocabulary words, but in an
-    order only the reconstructor understands.
+    discriminator learns to tell the summaries from the first words of real training messages,
+    judging every prefix, and the summariser is trained to fool it (standard non-saturating GAN
+    loss, weight ``adversarial_weight``), which keeps the summaries readable (Wang and Lee, 2018).
+    Without the discriminator (``adversarial_weight=0``) the code is still made of vocabulary
+    words, but in an order only the reconstructor need understand.
+
+    Both sequence-to-sequence models can copy (pointer-generators, See et al., 2017): the
+    summariser copies words of the message, forward only (after copying the word at position
+    ``j`` it can copy only from later positions, so copied words keep the message's order), and
+    the reconstructor copies words of the summary. Neither the unknown token nor a marker is ever
+    written into a summary.
+
+    Training runs ``pretrain_epochs`` of plain auto-encoding (summariser and reconstructor on the
+    reconstruction loss, the discriminator already learning), then ``epochs`` with the
+    adversarial loss added.
 
     Score: the mean cross-entropy per token of rebuilding the message (with its end marker) from
     its summary, the summary taken greedily (the most likely word at each step, so scores repeat
@@ -228,13 +242,27 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
         The DataFrame column holding the texts (None: ``"text"``, or the only column). Lists of
         strings and Series need none.
     summary_ratio : float, default=0.5
-        Summary length as a share of the message's length, in (0, 1).
+        Summary length as a share of the message's length, in (0, 1): smaller codes are more
+        compressed and harder to rebuild from.
     max_summary_length : int, default=12
         Longest summary.
     adversarial_weight : float, default=0.3
-        Weight of the discriminator's loss in the summariser's; 0 trains no discriminator.
-    temperature : float, default=1.0
-        Temperature of the Gumbel-softmax.
+        Weight of the discriminator's loss in the summariser's; 0 trains no discriminator. Larger
+        weights push the summaries towards the look of real messages at the cost of
+        reconstruction.
+    temperature : float, default=0.5
+        Temperature of the Gumbel-softmax. Lower values make the softmax whose gradient trains the
+        summariser closer to the one-hot word actually used (less biased, noisier gradients);
+        0.5 was chosen on held-out training messages (``benchmarks/TEXT_SUMMARY_SELECTION.md``).
+    repetition_weight : float, default=1.0
+        Weight of a penalty on summary words that repeat an earlier word of the same summary.
+        Without it a summariser easily collapses to repeating one frequent word (``day day
+        day``), a code the reconstructor can still read a length from; 0 turns the penalty off.
+    pretrain_epochs : int, default=2
+        Epochs of plain auto-encoding before the adversarial ``epochs``: a discriminator facing
+        an untrained summariser wins at once and its gradient then says little, so the summariser
+        first learns to write codes that carry the message, and the discriminator learns
+        alongside. 0 starts adversarial at once.
     vocab_size : int, default=2000
         Largest vocabulary of the word tokenizer, special tokens included.
     min_frequency : int, default=2
@@ -245,7 +273,7 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
     embed_dim, hidden_dim : int, default=64, 128
         Width of the word vectors and of the GRUs.
     epochs : int, default=10
-        Passes over the training texts.
+        Passes over the training texts with the adversarial loss, after ``pretrain_epochs``.
     batch_size : int, default=64
     lr : float, default=2e-3
         Adam's learning rate (summariser, reconstructor and discriminator).
@@ -265,8 +293,9 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
     preprocessor_ : oddkit.data.text.TextPreprocessor
         The word tokenizer (``preprocessor_.tokenizer_``) and the text column.
     history_ : dict
-        ``train_loss`` (mean reconstruction loss per epoch) and, with the discriminator,
-        ``discriminator_loss`` and ``adversarial_loss`` per epoch.
+        Per epoch (``pretrain_epochs + epochs`` of them): ``train_loss`` (mean reconstruction
+        loss), ``repetition`` (share of repeated summary words) and, with the discriminator,
+        ``discriminator_loss`` and ``adversarial_loss``.
     feature_names_in_ : ndarray of str
         The text column's name, when fitted on a DataFrame.
     decision_scores_, threshold_, labels_, threshold_goal_, n_features_in_
@@ -276,6 +305,8 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
     ----------
     - Wang, Y.-S. and Lee, H.-Y. "Learning to encode text as human-readable summaries using
       generative adversarial networks." EMNLP, 2018.
+    - See, A., Liu, P. J. and Manning, C. D. "Get to the point: summarization with
+      pointer-generator networks." ACL, 2017.
     - Jang, E., Gu, S. and Poole, B. "Categorical reparameterization with Gumbel-softmax." ICLR, 2017.
 
     Examples
@@ -292,16 +323,21 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
         "max_summary_length": [positive_int],
         "adversarial_weight": [non_negative_float],
         "temperature": [positive_float],
+        "repetition_weight": [non_negative_float],
+        "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
     }
 
-    def __init__(self, text_col=None, summary_ratio=0.5, max_summary_length=12, adversarial_weight=0.3, temperature=1.0,
-                 vocab_size=2000, min_frequency=2, max_length=30, embed_dim=64, hidden_dim=128, epochs=10,
-                 batch_size=64, lr=2e-3, contamination=0.1, n_threads=None, random_state=None, verbose=0):
+    def __init__(self, text_col=None, summary_ratio=0.5, max_summary_length=12, adversarial_weight=0.3, temperature=0.5,
+                 repetition_weight=1.0, pretrain_epochs=2, vocab_size=2000, min_frequency=2, max_length=30,
+                 embed_dim=64, hidden_dim=128, epochs=10, batch_size=64, lr=2e-3, contamination=0.1, n_threads=None,
+                 random_state=None, verbose=0):
         self.text_col = text_col
         self.summary_ratio = summary_ratio
         self.max_summary_length = max_summary_length
         self.adversarial_weight = adversarial_weight
         self.temperature = temperature
+        self.repetition_weight = repetition_weight
+        self.pretrain_epochs = pretrain_epochs
         self.vocab_size = vocab_size
         self.min_frequency = min_frequency
         self.max_length = max_length
@@ -315,6 +351,9 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
         self.random_state = random_state
         self.verbose = verbose
 
+    def _total_epochs(self) -> int:
+        return int(self.pretrain_epochs) + int(self.epochs)
+
     def _build(self):
         from oddkit.nn.summary import TextSummaryAutoEncoder as Module
 
@@ -326,7 +365,7 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
     def _train(self, ids, generator, end_epoch):
         import torch
 
-        from oddkit.nn.summary import adversarial_loss, discriminator_loss, length_mask
+        from oddkit.nn.summary import adversarial_loss, discriminator_loss, length_mask, repetition_loss
 
         model, tok = self.model_, self.preprocessor_.tokenizer_
         adversarial = float(self.adversarial_weight) > 0
@@ -334,16 +373,21 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
         autoencoder = [p for n, p in model.named_parameters() if not n.startswith("dis_")]
         opt = torch.optim.Adam(autoencoder, lr=float(self.lr))
         opt_d = torch.optim.Adam(discriminator, lr=float(self.lr)) if adversarial else None
-        history, d_history, g_history = [], [], []
+        history = {"train_loss": [], "repetition": []}
+        if adversarial:
+            history.update(discriminator_loss=[], adversarial_loss=[])
         model.train()
-        for epoch in range(int(self.epochs)):
-            total, d_total, g_total, count = 0.0, 0.0, 0.0, 0
+        for epoch in range(self._total_epochs()):
+            gan_phase = epoch >= int(self.pretrain_epochs)
+            totals = dict.fromkeys(history, 0.0)
+            count = 0
             for batch in self._batches(len(ids), generator):
                 rows = [ids[i] for i in batch]
                 tokens, lengths = _padded(rows, tok.pad_id, tok.eos_id)
                 loss, words, k = model.reconstruction_loss(tokens, lengths, lengths - 1, tau=float(self.temperature))
                 loss = loss.mean()
-                objective = loss
+                repeated = repetition_loss(words, k).mean()
+                objective = loss + float(self.repetition_weight) * repeated
                 if adversarial:
                     # real word sequences: other messages of the batch, cut to the summaries' lengths
                     perm = torch.randperm(len(rows), generator=generator)
@@ -355,24 +399,25 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
                     opt_d.zero_grad()
                     d_loss.backward(inputs=discriminator)
                     opt_d.step()
-                    g_loss = adversarial_loss(model, words, k)
-                    objective = loss + float(self.adversarial_weight) * g_loss
-                    d_total += float(d_loss.detach()) * len(rows)
-                    g_total += float(g_loss.detach()) * len(rows)
+                    if gan_phase:
+                        g_loss = adversarial_loss(model, words, k)
+                        objective = objective + float(self.adversarial_weight) * g_loss
+                    else:  # pre-training: the summariser is not pushed yet; the loss is recorded
+                        with torch.no_grad():
+                            g_loss = adversarial_loss(model, words.detach(), k)
+                    totals["discriminator_loss"] += float(d_loss.detach()) * len(rows)
+                    totals["adversarial_loss"] += float(g_loss.detach()) * len(rows)
                 opt.zero_grad()
                 objective.backward(inputs=autoencoder)
                 torch.nn.utils.clip_grad_norm_(autoencoder, 5.0)
                 opt.step()
-                total += float(loss.detach()) * len(rows)
+                totals["train_loss"] += float(loss.detach()) * len(rows)
+                totals["repetition"] += float(repeated.detach()) * len(rows)
                 count += len(rows)
-            history.append(total / count)
-            if adversarial:
-                d_history.append(d_total / count)
-                g_history.append(g_total / count)
-            end_epoch(history[-1])
-        if adversarial:
-            return {"train_loss": history, "discriminator_loss": d_history, "adversarial_loss": g_history}
-        return {"train_loss": history}
+            for name in history:
+                history[name].append(totals[name] / count)
+            end_epoch(history["train_loss"][-1])
+        return history
 
     def _summaries(self, ids):
         import torch

@@ -11,11 +11,17 @@ pass uses a one-hot word, the backward pass the gradient of the tempered softmax
 chain is trained by back-propagation. The adversarial loss is the standard (non-saturating) GAN
 loss of Goodfellow et al. (2014) on one-hot word sequences, not the Wasserstein loss with gradient
 penalty the paper used: on sequences of one-hot words both the real and the generated inputs are
-one-hot in the forward pass, which keeps the standard loss stable at this size.
+one-hot in the forward pass, which keeps the standard loss stable at this size. As in the paper,
+the discriminator judges every prefix of a sequence (a left-to-right GRU with a logit after each
+word), so the summariser learns which word made its summary stop looking real, not only that the
+whole did.
 
-The summariser is a pointer-generator (See et al., 2017), as the paper's is: each summary word
-is drawn from a mixture of a softmax over the vocabulary and the attention over the message's own
-tokens, so copying a word of the message is as easy as writing any other.
+Both sequence-to-sequence models are pointer-generators (See et al., 2017), as the paper's
+summariser is: each word is drawn from a mixture of a softmax over the vocabulary and the attention
+over the input's own words, so copying is as easy as writing any other word. The summariser copies
+*forward only*: once it has copied the message's word at position ``j``, it can copy only from
+positions after ``j``, so copied words keep the message's order (a summary then reads like a
+shortened message rather than a bag of its words). The reconstructor copies from the summary.
 
 Torch only; nothing of oddkit is imported here. Token ids are integers, ``pad_id`` marks padding.
 """
@@ -25,6 +31,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+_TINY = 1e-9
 
 
 def summary_lengths(lengths: torch.Tensor, ratio: float, max_length: int) -> torch.Tensor:
@@ -91,7 +99,7 @@ class TextSummaryAutoEncoder(nn.Module):
     max_summary_length : int
         Upper bound on a summary's length.
     forbidden_ids : sequence of int
-        Ids the summariser may never write (padding, start/end markers, the unknown token).
+        Ids the summariser may never write nor copy (padding, start/end markers, the unknown token).
     """
 
     def __init__(self, vocab_size: int, pad_id: int, bos_id: int, embed_dim: int = 64, hidden_dim: int = 128,
@@ -114,11 +122,12 @@ class TextSummaryAutoEncoder(nn.Module):
         self.rec_gru = nn.GRU(embed_dim, hidden_dim, batch_first=True)
         self.rec_attention = _Attention(hidden_dim)
         self.rec_out = nn.Linear(hidden_dim, vocab_size)
-        # discriminator: a word sequence -> logit of "a real message" (its own word vectors, so that
-        # its updates leave the summariser's alone)
+        self.rec_copy = nn.Linear(hidden_dim, 1)  # the reconstructor's switch: write, or copy a summary word
+        # discriminator: a word sequence -> logit of "a real message" after each word (its own word
+        # vectors, so that its updates leave the summariser's alone)
         self.dis_embedding = nn.Linear(vocab_size, embed_dim, bias=False)
-        self.dis_gru = nn.GRU(embed_dim, hidden_dim, batch_first=True, bidirectional=True)
-        self.dis_out = nn.Sequential(nn.Linear(2 * hidden_dim, hidden_dim), nn.LeakyReLU(0.2), nn.Linear(hidden_dim, 1))
+        self.dis_gru = nn.GRU(embed_dim, hidden_dim, batch_first=True)
+        self.dis_out = nn.Sequential(nn.Linear(hidden_dim, hidden_dim), nn.LeakyReLU(0.2), nn.Linear(hidden_dim, 1))
 
     # -- the three parts ---------------------------------------------------------------------
 
@@ -132,22 +141,30 @@ class TextSummaryAutoEncoder(nn.Module):
         ``hard_sample``, else the most likely word; gradients flow through the tempered softmax
         either way) and the summaries' lengths (n,); K is the longest of them.
         """
-        mask = length_mask(lengths, tokens.shape[1])
+        n, width = tokens.shape
+        mask = length_mask(lengths, width)
         memory, state = self.sum_encoder(self.embedding(tokens), mask)
         k = summary_lengths(lengths if n_words is None else n_words, self.summary_ratio, self.max_summary_length)
-        previous = self.embedding.weight[self.bos_id].expand(tokens.shape[0], -1)
+        previous = self.embedding.weight[self.bos_id].expand(n, -1)
+        positions = torch.arange(width, device=tokens.device)[None, :]
+        copyable = mask & ~self.forbidden[tokens]  # never copy [UNK] nor a marker
+        pointer = torch.full((n,), -1, dtype=torch.long, device=tokens.device)  # last copied position
         words = []
         for _ in range(int(k.max())):
             state = self.sum_cell(previous, state)
             attended, weights = self.sum_attention(state[:, None, :], memory, mask, return_weights=True)
             attended, weights = attended[:, 0], weights[:, 0]
-            # pointer-generator (See et al., 2017): a mixture of the vocabulary softmax and the
-            # attention over the message's own tokens, so that the summariser can copy its words
-            write = torch.sigmoid(self.sum_copy(attended))
+            # pointer-generator (See et al., 2017), forward only: the attention over the message's
+            # words after the last one copied, mixed with the vocabulary softmax
+            allowed = copyable & (positions > pointer[:, None])
+            pointing = weights * allowed
+            can_copy = allowed.any(1, keepdim=True)
+            pointing = pointing / pointing.sum(1, keepdim=True).clamp(min=_TINY)
+            write = torch.where(can_copy, torch.sigmoid(self.sum_copy(attended)), torch.ones_like(pointing[:, :1]))
             vocabulary = torch.softmax(self.sum_out(attended).masked_fill(self.forbidden, -1e9), dim=-1)
-            copied = torch.zeros_like(vocabulary).scatter_add(1, tokens, weights)
+            copied = torch.zeros_like(vocabulary).scatter_add(1, tokens, pointing)
             probs = write * vocabulary + (1 - write) * copied
-            logits = torch.log(probs + 1e-9).masked_fill(self.forbidden, -1e9)
+            logits = torch.log(probs + _TINY).masked_fill(self.forbidden, -1e9)
             if hard_sample:
                 word = F.gumbel_softmax(logits, tau=tau, hard=True)
             else:
@@ -155,54 +172,69 @@ class TextSummaryAutoEncoder(nn.Module):
                 hard = F.one_hot(soft.argmax(-1), self.vocab_size).to(soft.dtype)
                 word = hard + soft - soft.detach()
             words.append(word)
+            with torch.no_grad():  # move the pointer to the first later position holding the chosen word
+                match = allowed & (tokens == word.argmax(-1)[:, None])
+                pointer = torch.where(match.any(1), match.float().argmax(1), pointer)
             previous = word @ self.embedding.weight
         return torch.stack(words, dim=1), k
 
-    def reconstruct_logits(self, words: torch.Tensor, word_lengths: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits (n, T, V) of each token of ``tokens`` given the previous ones (teacher forcing)
-        and the summary ``words`` (n, K, V one-hot rows, or (n, K) ids)."""
-        vectors = self._word_vectors(words)
-        mask = length_mask(word_lengths, vectors.shape[1])
-        memory, state = self.rec_encoder(vectors, mask)
+    def _rebuild(self, states: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor,
+                 vectors_onehot: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities (n, t, V) of the next token from decoder ``states`` (n, t, h): the
+        vocabulary softmax mixed with copying a summary word (its attention weight)."""
+        attended, weights = self.rec_attention(states, memory, mask, return_weights=True)
+        write = torch.sigmoid(self.rec_copy(attended))
+        vocabulary = torch.softmax(self.rec_out(attended), dim=-1)
+        copied = torch.bmm(weights, vectors_onehot)
+        return torch.log(write * vocabulary + (1 - write) * copied + _TINY)
+
+    def reconstruct_log_probs(self, words: torch.Tensor, word_lengths: torch.Tensor,
+                              tokens: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities (n, T, V) of each token of ``tokens`` given the previous ones (teacher
+        forcing) and the summary ``words`` (n, K, V one-hot rows, or (n, K) ids)."""
+        onehot = self._one_hot(words)
+        mask = length_mask(word_lengths, onehot.shape[1])
+        memory, state = self.rec_encoder(onehot @ self.embedding.weight, mask)
         inputs = torch.cat([torch.full_like(tokens[:, :1], self.bos_id), tokens[:, :-1]], dim=1)
         states, _ = self.rec_gru(self.embedding(inputs), state[None].contiguous())
-        return self.rec_out(self.rec_attention(states, memory, mask))
+        return self._rebuild(states, memory, mask, onehot)
 
     def discriminate(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Logit (n,) that each word sequence (one-hot rows or ids) is a real message's."""
+        """Logits (n, K) that each prefix of each word sequence (one-hot rows or ids) is the
+        beginning of a real message; positions at or past a sequence's length are meaningless."""
         if words.dtype in (torch.int64, torch.int32):
             vectors = F.embedding(words, self.dis_embedding.weight.T)
         else:
             vectors = self.dis_embedding(words)
         mask = length_mask(lengths, vectors.shape[1])
         states, _ = self.dis_gru(vectors * mask[..., None].to(vectors.dtype))
-        pooled = states.masked_fill(~mask[..., None], -1e9).max(dim=1).values
-        return self.dis_out(pooled)[:, 0]
+        return self.dis_out(states)[..., 0]
 
     @torch.no_grad()
     def generate(self, words: torch.Tensor, word_lengths: torch.Tensor, max_length: int, eos_id: int) -> torch.Tensor:
         """Greedy decoding of messages (n, max_length) ids from summaries; ``pad_id`` after ``eos_id``."""
-        vectors = self._word_vectors(words)
-        mask = length_mask(word_lengths, vectors.shape[1])
-        memory, state = self.rec_encoder(vectors, mask)
+        onehot = self._one_hot(words)
+        mask = length_mask(word_lengths, onehot.shape[1])
+        memory, state = self.rec_encoder(onehot @ self.embedding.weight, mask)
         state = state[None].contiguous()
-        previous = torch.full((vectors.shape[0], 1), self.bos_id, dtype=torch.long, device=vectors.device)
-        done = torch.zeros(vectors.shape[0], dtype=torch.bool, device=vectors.device)
+        n = onehot.shape[0]
+        previous = torch.full((n, 1), self.bos_id, dtype=torch.long, device=onehot.device)
+        done = torch.zeros(n, dtype=torch.bool, device=onehot.device)
         out = []
         for _ in range(max_length):
             output, state = self.rec_gru(self.embedding(previous), state)
-            logits = self.rec_out(self.rec_attention(output, memory, mask))[:, 0]
-            logits[:, self.pad_id] = -1e9
-            token = logits.argmax(-1).masked_fill(done, self.pad_id)
+            scores = self._rebuild(output, memory, mask, onehot)[:, 0]
+            scores[:, self.pad_id] = -1e9
+            token = scores.argmax(-1).masked_fill(done, self.pad_id)
             out.append(token)
             done = done | (token == eos_id)
             previous = token[:, None]
         return torch.stack(out, dim=1)
 
-    def _word_vectors(self, words: torch.Tensor) -> torch.Tensor:
+    def _one_hot(self, words: torch.Tensor) -> torch.Tensor:
         if words.dtype in (torch.int64, torch.int32):
-            return self.embedding(words)
-        return words @ self.embedding.weight
+            return F.one_hot(words, self.vocab_size).to(self.embedding.weight.dtype)
+        return words
 
     def reconstruction_loss(self, tokens: torch.Tensor, lengths: torch.Tensor, n_words: torch.Tensor | None = None,
                             tau: float = 1.0, hard_sample: bool = True
@@ -210,23 +242,42 @@ class TextSummaryAutoEncoder(nn.Module):
         """Per-message mean token cross-entropy (n,) of rebuilding ``tokens`` from their summaries,
         with the summaries (one-hot rows) and their lengths."""
         words, k = self.summarize(tokens, lengths, n_words, tau=tau, hard_sample=hard_sample)
-        logits = self.reconstruct_logits(words, k, tokens)
-        mask = length_mask(lengths, tokens.shape[1]).to(logits.dtype)
-        ce = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")
-        return (ce * mask).sum(1) / mask.sum(1).clamp(min=1), words, k
+        log_probs = self.reconstruct_log_probs(words, k, tokens)
+        mask = length_mask(lengths, tokens.shape[1]).to(log_probs.dtype)
+        nll = -log_probs.gather(2, tokens[..., None])[..., 0]
+        return (nll * mask).sum(1) / mask.sum(1).clamp(min=1), words, k
+
+
+def repetition_loss(words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Per-summary share (n,) of words that repeat an earlier word of the same summary.
+
+    With one-hot rows (straight-through), word ``j`` repeats when its row overlaps the sum of the
+    rows before it; the gradient flows through the soft rows, pushing each word away from those
+    already written (a coverage penalty in the spirit of See et al., 2017)."""
+    mask = length_mask(lengths, words.shape[1]).to(words.dtype)
+    words = words * mask[..., None]
+    earlier = torch.cumsum(words, dim=1) - words
+    overlap = (words * earlier.clamp(max=1)).sum(-1)
+    return overlap.sum(1) / mask.sum(1).clamp(min=1)
+
+
+def _prefix_bce(logits: torch.Tensor, lengths: torch.Tensor, target: float) -> torch.Tensor:
+    """Binary cross-entropy of every prefix's logit against ``target``, a mean over each
+    sequence's prefixes, then over the batch."""
+    mask = length_mask(lengths, logits.shape[1]).to(logits.dtype)
+    bce = F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target), reduction="none")
+    return ((bce * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
 
 
 def discriminator_loss(model: TextSummaryAutoEncoder, fake: torch.Tensor, fake_lengths: torch.Tensor,
                        real: torch.Tensor, real_lengths: torch.Tensor) -> torch.Tensor:
-    """The discriminator's standard GAN loss (real -> 1, generated -> 0; generated words detached),
-    a mean over the batch."""
-    real_logit = model.discriminate(real, real_lengths)
-    fake_logit = model.discriminate(fake.detach(), fake_lengths)
-    return (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
-            + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
+    """The discriminator's standard GAN loss on every prefix (real -> 1, generated -> 0; generated
+    words detached), a mean over prefixes and the batch."""
+    return (_prefix_bce(model.discriminate(real, real_lengths), real_lengths, 1.0)
+            + _prefix_bce(model.discriminate(fake.detach(), fake_lengths), fake_lengths, 0.0))
 
 
 def adversarial_loss(model: TextSummaryAutoEncoder, fake: torch.Tensor, fake_lengths: torch.Tensor) -> torch.Tensor:
-    """The summariser's non-saturating GAN loss ``-log D(generated)``, a mean over the batch."""
-    logit = model.discriminate(fake, fake_lengths)
-    return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
+    """The summariser's non-saturating GAN loss ``-log D(prefix)`` over every prefix of its
+    summaries, a mean over prefixes and the batch."""
+    return _prefix_bce(model.discriminate(fake, fake_lengths), fake_lengths, 1.0)
