@@ -16,7 +16,7 @@ from conftest import run_cli as run
 from oddkit import AutoEncoderDetector, VAEDetector
 from oddkit.data import TablePreprocessor
 from oddkit.data.stream import BoundedSample, TableSource, row_uniform
-from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError, NonFiniteError, ParameterError
+from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError, NonFiniteError
 
 N_ROWS, N_COLS = 20_000, 8
 FAST = dict(epochs=6, random_state=0, verbose=0, n_threads=1)
@@ -117,6 +117,27 @@ def test_streamed_fit_ranks_planted_anomalies_like_in_memory(data, fits):
     assert abs(np.mean(streamed.decision_function(data["train"]) >= streamed.threshold_) - 0.1) < 0.02
 
 
+def test_robust_streamed_fit_trims_like_in_memory(data, tmp_path):
+    """10% of the rows are anomalies like the test set's. Trimmed within each batch, the streamed
+    robust fit ranks the test rows as the in-memory robust fit (trimmed over each epoch) does, and
+    its training loss, a mean over the kept rows, is below the untrimmed one (equal without trimming:
+    same seed, same batches)."""
+    rng = np.random.default_rng(5)
+    mixing = np.random.default_rng(0).normal(size=(3, N_COLS))  # the fixture's subspace
+    hidden = _frame(_normal_rows(rng, 2000, mixing) + rng.normal(scale=0.6, size=(2000, N_COLS)), rng)
+    rows = pd.concat([data["train"], hidden], ignore_index=True).sample(frac=1.0, random_state=0)
+    folder = tmp_path / "contaminated"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), folder / "part.parquet", row_group_size=2500)
+    memory = AutoEncoderDetector(robust=True, **FAST).fit(rows)
+    streamed = AutoEncoderDetector(robust=True, **FAST).fit(TableSource(folder, batch_rows=1000))
+    plain = AutoEncoderDetector(robust=False, **FAST).fit(TableSource(folder, batch_rows=1000))
+    auc_memory = roc_auc_score(data["y"], memory.decision_function(data["test"]))
+    auc_streamed = roc_auc_score(data["y"], streamed.decision_function(data["test"]))
+    assert auc_streamed > 0.95 and abs(auc_streamed - auc_memory) < 0.02
+    assert streamed.history_["train_loss"][-1] < 0.9 * plain.history_["train_loss"][-1]
+
+
 def test_memory_stays_bounded(data, fits):
     _, streamed, source = fits
     assert 0 < source.max_rows_in_memory <= 1000
@@ -210,8 +231,6 @@ def test_bad_sources_raise_oddkit_errors(data, tmp_path):
     data["train"].iloc[:100].astype({"f1": "float32"}).to_parquet(retyped / "b.parquet", index=False)
     with pytest.raises(ColumnMismatchError, match="f1 \\(float here, double"):
         TableSource(retyped)
-    with pytest.raises(ParameterError, match="robust"):
-        AutoEncoderDetector(robust=True, verbose=0).fit_stream(data["folder"])
     header_only = tmp_path / "header.csv"
     header_only.write_text("a,b\n")
     with pytest.raises(EmptyDataError):

@@ -84,11 +84,36 @@ def _fit_location(trim_fraction: float) -> float:
     return float(module.location.detach())
 
 
+def _fit_location_streamed(trim_fraction: float) -> float:
+    from oddkit.train import fit_module_stream
+
+    # 95 rows around 0 and 5 far-away rows at 50 (the mean is pulled to 2.5), in shuffled
+    # mini-batches of 20: a batch rarely holds more than the 2 rows trimming drops from it.
+    rows = torch.tensor(np.concatenate([np.random.default_rng(0).normal(size=95), np.full(5, 50.0)]),
+                        dtype=torch.float32)[:, None]
+    module = _Location()
+    with seeded(0) as generator:
+        def batches(epoch):
+            order = torch.randperm(rows.shape[0], generator=generator)
+            return (rows[order[start:start + 20]] for start in range(0, rows.shape[0], 20))
+
+        fit_module_stream(module, _Location.row_loss, batches, lambda: None, epochs=300, lr=0.05,
+                          trim_fraction=trim_fraction, generator=generator)
+    return float(module.location.detach())
+
+
 def test_trimming_leaves_the_worst_rows_out_of_training():
     assert _fit_location(0.0) == pytest.approx(5.0, abs=0.5)
     assert abs(_fit_location(0.1)) < 0.5
 
 
+def test_streamed_trimming_leaves_the_worst_rows_of_each_batch_out():
+    assert _fit_location_streamed(0.0) == pytest.approx(2.5, abs=0.7)
+    assert abs(_fit_location_streamed(0.1)) < 0.5
+
+
 def test_trim_fraction_must_be_a_share():
     with pytest.raises(OddkitError, match="trim_fraction"):
         _fit_location(1.0)
+    with pytest.raises(OddkitError, match="trim_fraction"):
+        _fit_location_streamed(1.0)

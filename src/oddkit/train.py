@@ -184,6 +184,7 @@ def fit_module_stream(
     lr: float,
     weight_decay: float = 0.0,
     patience: int | None = 10,
+    trim_fraction: float = 0.0,
     generator: torch.Generator,
     verbose: int = 0,
     description: str = "training",
@@ -194,7 +195,13 @@ def fit_module_stream(
     stopping). ``validation`` is called after the epoch, so the first epoch may collect them.
 
     Early stopping and the restoring of the best epoch's weights are :func:`fit_module`'s.
+    ``trim_fraction`` trims as :func:`fit_module` does, but within each mini-batch rather than
+    over the whole epoch (the whole table is never in memory to rank): from the second epoch on,
+    the batch's worst ``trim_fraction`` of rows by their loss in that same step are left out of
+    the gradient, and the held-out loss is a mean trimmed by the same share.
     """
+    if not 0.0 <= float(trim_fraction) < 1.0:
+        raise OddkitError(f"trim_fraction must be in [0, 1), got {trim_fraction!r}")
     optimizer = _adam(module, lr, weight_decay)
     history = History()
     stopping = _EarlyStopping(module, history, patience)
@@ -204,16 +211,20 @@ def fit_module_stream(
             epoch_loss, n_rows = 0.0, 0
             for batch in epoch_batches(epoch):
                 module.train()
-                batch_loss = loss(module, batch, generator).mean()
+                losses = loss(module, batch, generator)
+                if trim_fraction and epoch > 0:
+                    losses = _lowest(losses, trim_fraction)
+                batch_loss = losses.mean()
                 optimizer.zero_grad(set_to_none=True)
                 batch_loss.backward()
                 optimizer.step()
-                epoch_loss += float(batch_loss.detach()) * batch.shape[0]
-                n_rows += batch.shape[0]
+                epoch_loss += float(batch_loss.detach()) * losses.shape[0]
+                n_rows += losses.shape[0]
             history.train_loss.append(epoch_loss / max(n_rows, 1))
             held_out = validation()
             enough = held_out is not None and held_out.shape[0] >= 8
-            stop = stopping.record(epoch, mean_loss(module, loss, held_out, generator) if enough else None)
+            stop = stopping.record(epoch, mean_loss(module, loss, held_out, generator, trim_fraction)
+                                   if enough else None)
             advance(history)
             if stop:
                 break

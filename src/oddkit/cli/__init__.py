@@ -42,7 +42,6 @@ CLI_WORDING = [
     (re.compile(r"pass size=\(height, width\) \(--image-size on the command line\)"), "pass --image-size HEIGHTxWIDTH"),
     (re.compile(r"pass channels=1 or 3 to read_images to convert them all, or save"), "save"),
     (re.compile(r"use device='cpu' or 'auto'"), "use --device cpu or --device auto"),
-    (re.compile(r"a streamed fit; pass robust=False"), "a streamed fit; leave out -p robust=True"),
     (re.compile(r"Pass n_neighbors <= (\d+) \(or more rows\)"), r"Pass -p n_neighbors=\1 or less (or more rows)"),
     (re.compile(r"use score='(\w+)' or '(\w+)'"), r"use -p score=\1 or -p score=\2"),
     (re.compile(r"\(classifier='auto', 'mlp' or 'cnn'\)"), "(-p classifier=auto, mlp or cnn)"),

@@ -380,8 +380,8 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         Raises
         ------
         ParameterError
-            ``robust=True`` or ``noise="salt_pepper"`` (not supported streamed), or a detector
-            that needs more than rows (the disentangled one).
+            ``noise="salt_pepper"`` (not supported streamed), or a detector that needs more than
+            rows (the disentangled one).
         EmptyDataError, TooFewRowsError, NonFiniteError, DataError, ColumnMismatchError
             As :meth:`fit`, and for an empty folder or files whose columns differ.
         """
@@ -395,8 +395,6 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         name = type(self).__name__
         if type(self)._training_rows is not AutoEncoderDetector._training_rows:
             raise ParameterError(f"{name} cannot be trained streamed (it needs more than the rows); fit it in memory")
-        if self.robust:
-            raise ParameterError(f"{name}: robust=True is not supported by a streamed fit; pass robust=False")
         if self.noise == "salt_pepper":
             raise ParameterError(f"{name}: noise='salt_pepper' is not supported by a streamed fit; use 'gaussian' or "
                                  "'mask'")
@@ -472,7 +470,8 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
             history = fit_module_stream(
                 self.model_, self._row_loss, lambda epoch: epoch_batches(epoch, generator), validation,
                 epochs=int(self.epochs), lr=float(self.lr), weight_decay=float(self.weight_decay),
-                patience=self.patience, generator=generator, verbose=self.verbose, description=name)
+                patience=self.patience, trim_fraction=self._trim_share() if self.robust else 0.0,
+                generator=generator, verbose=self.verbose, description=name)
         self.history_ = history.to_dict()
         passes += len(history.train_loss)
 

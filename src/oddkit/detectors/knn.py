@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-
 from numbers import Integral
 
 import numpy as np
@@ -81,9 +80,7 @@ class KNNDetector(BaseDetector):
 
     Examples
     --------
-    >>> import warnings
-
-import numpy as np
+    >>> import numpy as np
     >>> from oddkit import KNNDetector
     >>> X = np.random.default_rng(0).normal(size=(200, 3))
     >>> scores = KNNDetector().fit(X).decision_function([[0, 0, 0], [6, 6, 6]])
