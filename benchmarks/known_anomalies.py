@@ -3,10 +3,10 @@
 For every tabular dataset of the clean protocol (benchmarks/bench_data.py: the same stratified
 70/30 split, trained on the split's normal rows), ``k`` of the split's own training anomalies —
 drawn without replacement and seeded, never from the test 30% — are passed as ``known_anomalies``
-(k = 0 is the plain detector). Two further arms pass no real anomaly but pseudo-anomalies made
+(k = 0 is the plain detector). Three further arms pass no real anomaly but pseudo-anomalies made
 from the training split's normal rows alone (issue 23): ``permute`` (``known_anomalies="generate"``,
-the default method of :class:`oddkit.PseudoAnomalies`) and ``vae-between``
-(``PseudoAnomalies("vae-between")``). Detectors at their defaults, also for
+the default method of :class:`oddkit.PseudoAnomalies`), ``vae-between`` and ``vae-tail``
+(``PseudoAnomalies("vae-between")``, ...). Detectors at their defaults, also for
 the margin loss (``exposure_margin``, ``exposure_weight``). A dataset whose split holds fewer than
 ``k`` anomalies is marked and left out of the means at that ``k``. One JSON line per (dataset,
 seed, k, detector) in ``benchmarks/results/known_anomalies.jsonl``; the run resumes where it
@@ -36,7 +36,7 @@ from bench_runtime import (
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "known_anomalies.jsonl"
 REPORT_FILE = Path(__file__).resolve().parent / "KNOWN_ANOMALIES.md"
-GENERATED = ("permute", "vae-between")
+GENERATED = ("permute", "vae-between", "vae-tail")
 N_KNOWN = (0, 5, 20, *GENERATED)
 """The arms: how many real training anomalies are passed, or the method of the pseudo-anomalies."""
 DETECTORS = ("oddkit-AutoEncoder", "oddkit-VAE")
@@ -105,7 +105,8 @@ def report(results: Path, out: Path) -> None:
     reachable = frame[frame["reachable"]]
     lines = ["# Known anomalies: the auto-encoders with a few labelled anomalies, or generated ones", "",
              "Written by `benchmarks/known_anomalies.py` (method in its docstring): clean protocol, "
-             "`k` of the training split's anomalies passed as `known_anomalies`, or (`permute`, `vae-between`) "
+             "`k` of the training split's anomalies passed as `known_anomalies`, or (`permute`, `vae-between`, "
+             "`vae-tail`) "
              "pseudo-anomalies made from the split's normal training rows alone by that method of "
              "`oddkit.PseudoAnomalies` (`permute` is `known_anomalies=\"generate\"`); defaults everywhere. Each "
              "table averages the (dataset, seed) pairs measured under all of its arms (a generated arm run on "

@@ -36,6 +36,7 @@ Usage::
     .venv/bin/python benchmarks/open_set.py                    # mnist + nslkdd, writes results and OPEN_SET.md
     .venv/bin/python benchmarks/open_set.py --seeds 0 1 2      # the same for three detector seeds
     .venv/bin/python benchmarks/open_set.py --protocols selection
+    .venv/bin/python benchmarks/open_set.py --protocols selection --where generated_exposure=permute random_state=0
     .venv/bin/python benchmarks/open_set.py --protocols selection-nslkdd --seeds 0 1
     .venv/bin/python benchmarks/open_set.py --report-only
 """
@@ -55,6 +56,7 @@ SCORES = ("energy", "msp", "entropy")  # read from one set of logits
 DEFAULT_SCORE = "energy"  # what score="auto" means for oddkit's networks
 MIN_KNOWN_ROWS = 30
 N_EXPOSURE_IMAGES = 2000
+_MISSING = object()  # a parameter a selection configuration does not set
 
 PSEUDO_METHODS = ("vae-between", "vae-tail", "permute")  # oddkit.detectors.pseudo.METHODS (not imported: fast --help)
 
@@ -371,18 +373,29 @@ def _exposure(real, generated: str | None):
     return real, f"{len(real):,} known anomalies"
 
 
-def run_selection(shard: tuple[int, int] = (0, 1)) -> None:
+def _where(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``--where``, the value read as JSON (a bare word as a string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def run_selection(shard: tuple[int, int] = (0, 1), where: list[tuple[str, object]] = ()) -> None:
     """Run each configuration of :data:`SELECTION_CONFIGS` not yet in the results file, appending
     its rows as soon as it is done (an interrupted run loses at most the configuration in hand).
     ``shard=(k, n)`` runs only every n-th configuration from the k-th, so that n processes can
-    share the list."""
+    share the list; ``where``: only the configurations with every one of these (key, value)."""
     from oddkit import ClassifierConfidenceDetector
 
     path = RESULTS / "open_set_selection.jsonl"
     recorded = {row["method"] for row in read_records(path)}
     for params in SELECTION_CONFIGS[shard[0]::shard[1]]:
         method = f"oddkit CNN {json.dumps(params)}"
-        if method in recorded:
+        if method in recorded or any(params.get(key, _MISSING) != value for key, value in where):
             continue
         exposed = params.get("outlier_exposure", False)
         generated = params.get("generated_exposure")
@@ -569,6 +582,9 @@ def main() -> None:
     parser.add_argument("--shard", nargs=2, type=int, default=[0, 1], metavar=("K", "N"),
                         help="selection only: run every N-th configuration from the K-th (K in 0..N-1), "
                              "for N processes side by side")
+    parser.add_argument("--where", nargs="+", type=_where, default=[], metavar="KEY=VALUE",
+                        help="selection only: run only the configurations whose parameters hold every KEY=VALUE "
+                             "(VALUE as JSON), e.g. --where generated_exposure=permute 'pseudo_unknown=[2, 3]'")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--missing-only", action="store_true",
                         help="mnist, nslkdd, selection-nslkdd: run only the configurations (and baselines) with no "
@@ -581,7 +597,7 @@ def main() -> None:
     if not args.report_only:
         for protocol in args.protocols:
             if protocol == "selection":
-                run_selection(tuple(args.shard))
+                run_selection(tuple(args.shard), args.where)
                 continue
             path = RESULTS / f"open_set_{protocol}.jsonl"
             if args.missing_only:
