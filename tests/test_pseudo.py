@@ -13,6 +13,21 @@ from oddkit.detectors.pseudo import METHODS
 from oddkit.exceptions import DataError, ParameterError
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These models are tiny: one thread is fastest, and on a busy machine more threads only spin
+    (measured on the shared, busy 2-core machine: this module took 54 s of CPU and 162 s wall with
+    torch's default threads, 11 s of CPU with one)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        yield
+    torch.set_num_threads(before)
+
+
 def two_blobs(n: int = 240):
     """A table of two classes, 4 correlated columns."""
     rng = np.random.default_rng(0)
