@@ -55,6 +55,7 @@ BETWEEN_SHARES = (0.3, 0.7)
 TAIL_QUANTILES = (0.99, 0.9999)
 JIGSAW_GRID = 4
 MAX_DRAW_FACTOR = 100  # at most this many rows drawn per pseudo-anomaly kept (copies of training rows are dropped)
+ROUND_VALUES = 2**22  # most numbers drawn in one round of replacing copies (16 MiB of float32)
 
 
 class PseudoAnomalies:
@@ -138,7 +139,8 @@ class PseudoAnomalies:
             # ones as many as the share of new rows so far says will replace the copies, with 20% to
             # spare, so that even a generator copying most of the time needs few rounds.
             size = missing if not drawn else int(np.ceil(1.2 * missing * drawn / max(new, 1))) + 1
-            size = min(size, 10 * n, budget - drawn)  # 10 * n: a bounded round, even for images
+            # A round holds at most ROUND_VALUES numbers (or n rows), so that wide images stay in memory.
+            size = min(size, max(n, ROUND_VALUES // Z.shape[1]), budget - drawn)
             rows = np.clip(draw(size, rng), low, high).astype(np.float32)
             fresh = rows[[row.tobytes() not in seen for row in rows]]
             drawn, new = drawn + size, new + len(fresh)
