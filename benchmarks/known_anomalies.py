@@ -3,14 +3,15 @@
 For every tabular dataset of the clean protocol (benchmarks/bench_data.py: the same stratified
 70/30 split, trained on the split's normal rows), ``k`` of the split's own training anomalies —
 drawn without replacement and seeded, never from the test 30% — are passed as ``known_anomalies``
-(k = 0 is the plain detector). Two further arms pass no real anomaly but pseudo-anomalies made
+(k = 0 is the plain detector). Three further arms pass no real anomaly but pseudo-anomalies made
 from the training split's normal rows alone (issue 23): ``permute`` (``known_anomalies="generate"``,
-the default method of :class:`oddkit.PseudoAnomalies`) and ``vae-between``
-(``PseudoAnomalies("vae-between")``). Detectors at their defaults, also for
+the default method of :class:`oddkit.PseudoAnomalies`), ``vae-between`` and ``vae-tail``
+(``PseudoAnomalies("vae-between")``, ...). Detectors at their defaults, also for
 the margin loss (``exposure_margin``, ``exposure_weight``). A dataset whose split holds fewer than
 ``k`` anomalies is marked and left out of the means at that ``k``. One JSON line per (dataset,
 seed, k, detector) in ``benchmarks/results/known_anomalies.jsonl``; the run resumes where it
-stopped. The tables average the (dataset, seed) pairs measured under every arm shown.
+stopped. Each row of the tables compares one arm with no known anomaly on the (dataset, seed) pairs
+where both were measured.
 
     .venv/bin/python benchmarks/known_anomalies.py                # everything, resuming
     .venv/bin/python benchmarks/known_anomalies.py --seeds 0 --max-seconds 1200
@@ -36,7 +37,7 @@ from bench_runtime import (
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "known_anomalies.jsonl"
 REPORT_FILE = Path(__file__).resolve().parent / "KNOWN_ANOMALIES.md"
-GENERATED = ("permute", "vae-between")
+GENERATED = ("permute", "vae-between", "vae-tail")
 N_KNOWN = (0, 5, 20, *GENERATED)
 """The arms: how many real training anomalies are passed, or the method of the pseudo-anomalies."""
 DETECTORS = ("oddkit-AutoEncoder", "oddkit-VAE")
@@ -96,6 +97,21 @@ def run(args) -> None:
                     print(info.name, seed, k, detector, record.get("roc_auc", "unreachable"), flush=True)
 
 
+def _gain_rows(auroc, pr, arms) -> list[str]:
+    """Table rows: each arm against no known anomaly (arm "0") on the (dataset, seed) pairs where
+    both were measured."""
+    lines = []
+    for k in arms:
+        both = auroc[["0", k]].dropna()
+        gain = both[k] - both["0"]
+        pr_both = pr.loc[both.index, ["0", k]]
+        lines.append(f"| {k} | {len(both)} ({both.index.get_level_values('dataset').nunique()}) | "
+                     f"{both['0'].mean():.3f} | {both[k].mean():.3f} | {gain.mean():+.3f} | "
+                     f"{pr_both['0'].mean():.3f} | {pr_both[k].mean():.3f} | "
+                     f"{int((gain > 0.005).sum())} / {int((gain < -0.005).sum())} |")
+    return lines
+
+
 def report(results: Path, out: Path) -> None:
     import pandas as pd
 
@@ -105,44 +121,48 @@ def report(results: Path, out: Path) -> None:
     reachable = frame[frame["reachable"]]
     lines = ["# Known anomalies: the auto-encoders with a few labelled anomalies, or generated ones", "",
              "Written by `benchmarks/known_anomalies.py` (method in its docstring): clean protocol, "
-             "`k` of the training split's anomalies passed as `known_anomalies`, or (`permute`, `vae-between`) "
-             "pseudo-anomalies made from the split's normal training rows alone by that method of "
-             "`oddkit.PseudoAnomalies` (`permute` is `known_anomalies=\"generate\"`); defaults everywhere. Each "
-             "table averages the (dataset, seed) pairs measured under all of its arms (a generated arm run on "
-             "fewer pairs is left out of it).", ""]
+             "`k` of the training split's anomalies passed as `known_anomalies`, or (`permute`, `vae-between`, "
+             "`vae-tail`) pseudo-anomalies made from the split's normal training rows alone by that method of "
+             "`oddkit.PseudoAnomalies` (`permute` is `known_anomalies=\"generate\"`); defaults everywhere. "
+             "Every row compares an arm with no known anomaly (`0`) on the (dataset, seed) pairs where both "
+             "were measured, so each row names its own pairs (and datasets); better / worse: pairs where the "
+             "arm's AUROC is higher / lower than without by more than 0.005.", ""]
+    header = ["| arm | pairs (datasets) | AUROC without | AUROC with | AUROC gain | PR AUC without | PR AUC with "
+              "| better / worse |", "|---|---|---|---|---|---|---|---|"]
     for detector in [d for d in DETECTORS if d in set(reachable["detector"])]:
         mine = reachable[reachable["detector"] == detector]
-        # Means over the (dataset, seed) pairs measured at every arm, so that each column averages
-        # the same datasets; while no pair has them all, the generated arm run least is left out.
-        pairs = mine.groupby(["dataset", "seed"])["arm"].agg(set)
-        arms = [str(k) for k in N_KNOWN if str(k) in set(mine["arm"])]
-        while True:
-            complete = pairs[pairs.map(set(arms).issubset)].index
-            generated = [a for a in arms if a in GENERATED]
-            if len(complete) or not generated:
-                break
-            arms.remove(min(generated, key=lambda a: int((mine["arm"] == a).sum())))
-        if not len(complete) or "0" not in arms:
+        auroc = mine.pivot_table(index=["dataset", "seed"], columns="arm", values="roc_auc")
+        pr = mine.pivot_table(index=["dataset", "seed"], columns="arm", values="pr_auc")
+        if "0" not in auroc:
             continue
-        kept = mine[mine["arm"].isin(arms)].set_index(["dataset", "seed"]).loc[complete].reset_index()
-        auroc = kept.pivot_table(index=["dataset", "seed"], columns="arm", values="roc_auc")
-        pr = kept.pivot_table(index=["dataset", "seed"], columns="arm", values="pr_auc")
-        base = auroc["0"]
-        lines += [f"## {detector}", "",
-                  f"{len(complete)} (dataset, seed) pairs ({kept['dataset'].nunique()} datasets, seeds "
-                  f"{', '.join(str(int(s)) for s in sorted(kept['seed'].unique()))}).", "",
-                  "| known anomalies | mean AUROC | mean PR AUC | AUROC gain over none | better / worse (by > 0.005) |",
-                  "|---|---|---|---|---|"]
-        for k in arms:
-            gain = auroc[k] - base
-            lines.append(f"| {k} | {auroc[k].mean():.3f} | {pr[k].mean():.3f} | {gain.mean():+.3f} | "
-                         + ("—" if k == "0" else f"{int((gain > 0.005).sum())} / {int((gain < -0.005).sum())}") + " |")
-        per_dataset = auroc.groupby(level="dataset").mean()
-        lines += ["", "Mean AUROC per dataset (over seeds):", "",
-                  "| dataset | " + " | ".join(k if k in GENERATED else f"k={k}" for k in arms) + " |",
-                  "|---|" + "---|" * len(arms)]
-        for name, row in per_dataset.iterrows():
-            lines.append(f"| {name} | " + " | ".join(f"{row[k]:.3f}" for k in arms) + " |")
+        real = [str(k) for k in N_KNOWN if str(k) in auroc and str(k) not in GENERATED and k != 0]
+        generated = [k for k in GENERATED if k in auroc]
+        seeds = ", ".join(str(int(s)) for s in sorted(mine["seed"].unique()))
+        lines += [f"## {detector}", "", f"Seeds {seeds}.", ""]
+        if real:
+            lines += ["Real known anomalies (`k` of the training split's own):", "", *header,
+                      *_gain_rows(auroc, pr, real), ""]
+        if generated:
+            lines += ["Generated pseudo-anomalies, no real anomaly:", "", *header,
+                      *_gain_rows(auroc, pr, generated), ""]
+        arms = [*real, *generated]
+        base = auroc["0"].groupby(level="dataset").mean()
+        gains = {k: (auroc[k] - auroc["0"]).groupby(level="dataset").mean() for k in arms}
+        counts = {k: (auroc[k] - auroc["0"]).groupby(level="dataset").count() for k in arms}
+        lines += ["Per dataset: mean AUROC without known anomalies, and each arm's mean gain over it (on "
+                  "the seeds measured under both; the number of seeds in brackets where fewer than all):", "",
+                  "| dataset | none | " + " | ".join(k if k in GENERATED else f"k={k}" for k in arms) + " |",
+                  "|---|---|" + "---|" * len(arms)]
+        n_seeds = mine["seed"].nunique()
+
+        def cell(k, name):
+            n = int(counts[k].get(name, 0))
+            if not n:
+                return "—"
+            return f"{gains[k][name]:+.3f}" + (f" ({n})" if n < n_seeds else "")
+
+        for name, value in base.items():
+            lines.append(f"| {name} | {value:.3f} | " + " | ".join(cell(k, name) for k in arms) + " |")
         lines.append("")
     unreachable = frame[~frame["reachable"]][["dataset", "seed", "n_known"]].drop_duplicates()
     if len(unreachable):

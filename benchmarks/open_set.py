@@ -36,6 +36,7 @@ Usage::
     .venv/bin/python benchmarks/open_set.py                    # mnist + nslkdd, writes results and OPEN_SET.md
     .venv/bin/python benchmarks/open_set.py --seeds 0 1 2      # the same for three detector seeds
     .venv/bin/python benchmarks/open_set.py --protocols selection
+    .venv/bin/python benchmarks/open_set.py --protocols selection --where generated_exposure=permute random_state=0
     .venv/bin/python benchmarks/open_set.py --protocols selection-nslkdd --seeds 0 1
     .venv/bin/python benchmarks/open_set.py --report-only
 """
@@ -55,6 +56,7 @@ SCORES = ("energy", "msp", "entropy")  # read from one set of logits
 DEFAULT_SCORE = "energy"  # what score="auto" means for oddkit's networks
 MIN_KNOWN_ROWS = 30
 N_EXPOSURE_IMAGES = 2000
+_MISSING = object()  # a parameter a selection configuration does not set
 
 PSEUDO_METHODS = ("vae-between", "vae-tail", "permute")  # oddkit.detectors.pseudo.METHODS (not imported: fast --help)
 
@@ -371,18 +373,29 @@ def _exposure(real, generated: str | None):
     return real, f"{len(real):,} known anomalies"
 
 
-def run_selection(shard: tuple[int, int] = (0, 1)) -> None:
+def _where(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``--where``, the value read as JSON (a bare word as a string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def run_selection(shard: tuple[int, int] = (0, 1), where: list[tuple[str, object]] = ()) -> None:
     """Run each configuration of :data:`SELECTION_CONFIGS` not yet in the results file, appending
     its rows as soon as it is done (an interrupted run loses at most the configuration in hand).
     ``shard=(k, n)`` runs only every n-th configuration from the k-th, so that n processes can
-    share the list."""
+    share the list; ``where``: only the configurations with every one of these (key, value)."""
     from oddkit import ClassifierConfidenceDetector
 
     path = RESULTS / "open_set_selection.jsonl"
     recorded = {row["method"] for row in read_records(path)}
     for params in SELECTION_CONFIGS[shard[0]::shard[1]]:
         method = f"oddkit CNN {json.dumps(params)}"
-        if method in recorded:
+        if method in recorded or any(params.get(key, _MISSING) != value for key, value in where):
             continue
         exposed = params.get("outlier_exposure", False)
         generated = params.get("generated_exposure")
@@ -479,6 +492,46 @@ def _selection_summary(rows: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
+def _generated_selection(rows: list[dict]) -> list[str]:
+    """The choice of :class:`oddkit.PseudoAnomalies`' default method: on each fold of the
+    ``selection`` protocol (a pair of the training digits 0-5 as the pseudo-unknown) and seed, the
+    default score's AUROC without exposure (``"clip_percentile": 90.0``, the default) and with each
+    generation method; then each method's mean gain over no exposure on the runs where both exist."""
+    import pandas as pd
+
+    runs = []
+    for row in rows:
+        params = json.loads(row["method"].removeprefix("oddkit CNN "))
+        arm = params.get("generated_exposure") or ("none" if params.get("clip_percentile") == 90.0 else None)
+        if arm is None or not row["score"].endswith("(default)") or params.get("n_estimators") != 5:
+            continue
+        pair = params.get("pseudo_unknown", [4, 5])
+        runs.append({"fold": f"{pair[0]}-{pair[1]}", "seed": params["random_state"], "arm": arm, "auroc": row["auroc"]})
+    if not runs:
+        return []
+    table = pd.DataFrame(runs).pivot_table(index=["fold", "seed"], columns="arm", values="auroc")
+    arms = [a for a in ("none", *PSEUDO_METHODS) if a in table]
+    lines = [("Generated exposure (issue 23), how the default method is chosen: AUROC of the default score on "
+              "each fold (the two training digits playing the unknown) and detector seed, without exposure and "
+              "with 2,000 pseudo-anomalies of each method (`n_estimators` 5, every other parameter at its "
+              "default); below, each method against no exposure on the runs where both were measured."), "",
+             "| fold | seed | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
+    for (fold, seed), row in table.iterrows():
+        lines.append(f"| {fold} | {seed} | " + " | ".join("—" if pd.isna(row[a]) else f"{row[a]:.4f}" for a in arms)
+                     + " |")
+    lines += ["", "| method | runs (folds) | AUROC without | AUROC with | mean gain | better / worse |",
+              "|---|---|---:|---:|---:|---|"]
+    for arm in arms[1:]:
+        both = table[["none", arm]].dropna() if "none" in table else table[[arm]].iloc[:0]
+        if both.empty:
+            continue
+        gain = both[arm] - both["none"]
+        lines.append(f"| {arm} | {len(both)} ({both.index.get_level_values('fold').nunique()}) | "
+                     f"{both['none'].mean():.4f} | {both[arm].mean():.4f} | {gain.mean():+.4f} | "
+                     f"{int((gain > 0).sum())} / {int((gain < 0).sum())} |")
+    return [*lines, ""]
+
+
 def _over_seeds(frame, by):
     """Seeds run, mean closed-set accuracy and AUROC, and the AUROC's range, per group."""
     return frame.groupby(by, sort=False).agg(
@@ -541,6 +594,7 @@ def write_report(results: dict[str, list[dict]]) -> None:
         lines += [f"## {titles.get(protocol, protocol)}", ""]
         folds = "pseudo_unknown" in rows[0] and protocol != "selection"  # the table's folds: a column
         if protocol == "selection":
+            lines += _generated_selection(rows)
             lines += _selection_summary(rows)
         else:
             lines += _seed_means(rows, "folds and seeds" if folds else "seeds")
@@ -569,6 +623,9 @@ def main() -> None:
     parser.add_argument("--shard", nargs=2, type=int, default=[0, 1], metavar=("K", "N"),
                         help="selection only: run every N-th configuration from the K-th (K in 0..N-1), "
                              "for N processes side by side")
+    parser.add_argument("--where", nargs="+", type=_where, default=[], metavar="KEY=VALUE",
+                        help="selection only: run only the configurations whose parameters hold every KEY=VALUE "
+                             "(VALUE as JSON), e.g. --where generated_exposure=permute 'pseudo_unknown=[2, 3]'")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--missing-only", action="store_true",
                         help="mnist, nslkdd, selection-nslkdd: run only the configurations (and baselines) with no "
@@ -581,7 +638,7 @@ def main() -> None:
     if not args.report_only:
         for protocol in args.protocols:
             if protocol == "selection":
-                run_selection(tuple(args.shard))
+                run_selection(tuple(args.shard), args.where)
                 continue
             path = RESULTS / f"open_set_{protocol}.jsonl"
             if args.missing_only:

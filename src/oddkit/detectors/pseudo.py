@@ -19,7 +19,12 @@ real ones:
   places are shuffled (local strokes and textures kept, the shape broken).
 
 Every pseudo-anomaly is clipped to the training rows' range (per column for tables, the pixels'
-overall range for images), and none equals a training row (exact copies are drawn again).
+overall range for images), and none equals a training row: exact copies are dropped and more are
+drawn, as many more as the share of copies so far says are needed (a table of a few small integer
+scores, such as the nine 1-10 cytology scores of the Wisconsin breast-cancer data, recombines into
+one of its own rows about 40% of the time). Only a generator that makes almost nothing new (fewer
+than one row in ``MAX_DRAW_FACTOR`` differs from every training row, e.g. a table in which a single
+column varies) is an error.
 
 References
 ----------
@@ -49,7 +54,8 @@ DEFAULT_VAE_EPOCHS = 20
 BETWEEN_SHARES = (0.3, 0.7)
 TAIL_QUANTILES = (0.99, 0.9999)
 JIGSAW_GRID = 4
-MAX_DRAWS = 5  # rounds of redrawing the pseudo-anomalies that copy a training row
+MAX_DRAW_FACTOR = 100  # at most this many rows drawn per pseudo-anomaly kept (copies of training rows are dropped)
+ROUND_VALUES = 2**22  # most numbers drawn in one round of replacing copies (16 MiB of float32)
 
 
 class PseudoAnomalies:
@@ -127,14 +133,25 @@ class PseudoAnomalies:
             low, high = Z.min(), Z.max()
         seen = {row.tobytes() for row in Z}
         kept: list[np.ndarray] = []
-        for _ in range(MAX_DRAWS):
-            rows = np.clip(draw(n - sum(len(k) for k in kept), rng), low, high).astype(np.float32)
-            kept.append(rows[[row.tobytes() not in seen for row in rows]])
-            if sum(len(k) for k in kept) == n:
-                return np.concatenate(kept)
-        raise DataError(f"the {method!r} pseudo-anomalies kept copying training rows: the training data vary too "
-                        "little to make anything new from. Pass real known anomalies, or generate with the "
-                        "'vae-tail' method")
+        missing, drawn, new, budget = n, 0, 0, MAX_DRAW_FACTOR * n
+        while missing and drawn < budget:
+            # The first round draws exactly n (so that data without copies get the plain draw); later
+            # ones as many as the share of new rows so far says will replace the copies, with 20% to
+            # spare, so that even a generator copying most of the time needs few rounds.
+            size = missing if not drawn else int(np.ceil(1.2 * missing * drawn / max(new, 1))) + 1
+            # A round holds at most ROUND_VALUES numbers (or n rows), so that wide images stay in memory.
+            size = min(size, max(n, ROUND_VALUES // Z.shape[1]), budget - drawn)
+            rows = np.clip(draw(size, rng), low, high).astype(np.float32)
+            fresh = rows[[row.tobytes() not in seen for row in rows]]
+            drawn, new = drawn + size, new + len(fresh)
+            kept.append(fresh[:missing])
+            missing -= len(kept[-1])
+        if not missing:
+            return np.concatenate(kept)
+        raise DataError(f"the {method!r} pseudo-anomalies copied training rows: {new} of {drawn} drawn differed from "
+                        f"every training row, too few for the {n} asked for; the training data vary too little to "
+                        "make anything new from this way (for 'permute', fewer than two columns vary). Pass real "
+                        "known anomalies, or generate with the 'vae-tail' method")
 
     def generate(self, X, classes=None, n_threads: int | None = None):
         """Pseudo-anomalies of a table or images, in the input's space.
