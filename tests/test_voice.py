@@ -357,6 +357,9 @@ def test_cli_fit_and_convert_round_trip(speech, monkeypatch, capsys, tmp_path):
                              "--out", "-")
     assert code == 0, err
     assert "top_segment" in out.splitlines()[0] and "share_t7 of 8" in out.splitlines()[0]
+    code, _, err = run_cli(monkeypatch, capsys, "explain", tmp_path / "vc", folder, "--by", "statistic",
+                           "--out", tmp_path / "x.csv")
+    assert code == 2 and "use --by band, --by segment, --by feature" in " ".join(err.split())
     code, _, err = run_cli(monkeypatch, capsys, "report", tmp_path / "vc", folder, "--out", tmp_path / "r.html")
     assert code == 0, err
     page = (tmp_path / "r.html").read_text()
