@@ -196,8 +196,15 @@ def test_explain_on_patch_and_mfcc_models_names_segments_and_coefficients(split)
     assert (segments.idxmax(axis=1) == "t3 of 4").all(), segments
     mfcc_train = train.subset(np.arange(len(train)))
     mfcc_train.features = AudioFeatures(n_mfcc=10)  # the default representation
-    coefficients = explain_recordings(oddkit.GaussianDetector().fit(mfcc_train), test.subset([0]))
+    mfcc_model = oddkit.GaussianDetector().fit(mfcc_train)
+    coefficients = explain_recordings(mfcc_model, test.subset([0]))  # an MFCC model's default: per coefficient
     assert list(coefficients.columns) == [f"mfcc{i}" for i in range(10)]
+    assert explain_recordings(mfcc_model, test.subset([0]), by="coefficient").equals(coefficients)
+    assert mfcc_model.preprocessor_.features_.groupings() == ("coefficient", "statistic", "feature")
+    with pytest.raises(ParameterError, match="not mel bands.*group by coefficient, statistic, feature"):
+        explain_recordings(mfcc_model, test.subset([0]), by="band")
+    with pytest.raises(ParameterError, match="not cepstral coefficients.*group by band, segment, feature"):
+        explain_recordings(detector, clicked, by="coefficient")  # the patch model: log-mel bands
 
 
 def test_saved_audio_settings_are_validated(split):
@@ -407,4 +414,27 @@ def test_cli_explain_on_recordings_names_the_band_of_a_planted_tone(monkeypatch,
     assert "top_statistic" in out.splitlines()[0]
     code, _, err = run(monkeypatch, capsys, "explain", tmp_path / "m", tmp_path / "mixed", "--by", "segment",
                        "--out", tmp_path / "x.csv")
-    assert code == 2 and "group by band" in err
+    assert code == 2 and "use --by band, --by statistic, --by feature" in " ".join(err.split())
+    code, _, err = run(monkeypatch, capsys, "explain", tmp_path / "m", tmp_path / "mixed", "--by", "coefficient",
+                       "--out", tmp_path / "x.csv")
+    assert code == 2 and "not cepstral coefficients" in " ".join(err.split())
+    # An MFCC model (the default features): the CSV names its groups coefficients, and --by band is
+    # refused with the values that work.
+    code, out, err = run(monkeypatch, capsys, "fit", root / "train", "--detector", "gaussian", "--out",
+                         tmp_path / "mfcc")
+    assert code == 0, err
+    code, out, err = run(monkeypatch, capsys, "explain", tmp_path / "mfcc", tmp_path / "mixed", "--top", 2,
+                         "--out", tmp_path / "c.csv")
+    assert code == 0, err
+    frame = pd.read_csv(tmp_path / "c.csv")
+    assert "top_band" not in frame and frame["top_coefficient"].str.fullmatch(r"mfcc\d+").all()
+    assert list(frame.filter(like="share_").columns) == [f"share_mfcc{i}" for i in range(20)]
+    assert "shares per coefficient" in " ".join(out.split())
+    code, out, err = run(monkeypatch, capsys, "explain", tmp_path / "mfcc", tmp_path / "mixed", "--top", 2,
+                         "--by", "coefficient", "--out", "-")
+    assert code == 0 and out.splitlines()[0].startswith("file,group,score,label,top_coefficient,share_mfcc0"), err
+    code, _, err = run(monkeypatch, capsys, "explain", tmp_path / "mfcc", tmp_path / "mixed", "--by", "band",
+                       "--out", tmp_path / "y.csv")
+    err = " ".join(err.split())
+    assert code == 2 and "not mel bands" in err and "use --by coefficient, --by statistic, --by feature" in err
+    assert not (tmp_path / "y.csv").exists()

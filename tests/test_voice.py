@@ -142,8 +142,8 @@ def test_conversion_takes_the_reference_voice_and_keeps_the_words(model, speech)
             unconverted += speaker_judge.predict([source.mean(axis=0)])[0] == labels.speaker[j]
             n += 1
     assert unconverted / n == 0.0  # the judge does not give the sources to the reference speaker
-    assert to_reference / n >= 0.55  # chance: 1/3 of the speakers; measured 0.69
-    assert kept / n >= 0.6  # chance 1/3; measured 0.72
+    assert to_reference / n >= 0.55  # chance: 1/3 of the speakers; measured 0.67 (0.69 with content noise 1)
+    assert kept / n >= 0.6  # chance 1/3; measured 1.00 (0.72 with content noise 1)
 
 
 def test_the_voice_lives_in_the_speaker_vector(model, speech):
@@ -357,6 +357,9 @@ def test_cli_fit_and_convert_round_trip(speech, monkeypatch, capsys, tmp_path):
                              "--out", "-")
     assert code == 0, err
     assert "top_segment" in out.splitlines()[0] and "share_t7 of 8" in out.splitlines()[0]
+    code, _, err = run_cli(monkeypatch, capsys, "explain", tmp_path / "vc", folder, "--by", "statistic",
+                           "--out", tmp_path / "x.csv")
+    assert code == 2 and "use --by band, --by segment, --by feature" in " ".join(err.split())
     code, _, err = run_cli(monkeypatch, capsys, "report", tmp_path / "vc", folder, "--out", tmp_path / "r.html")
     assert code == 0, err
     page = (tmp_path / "r.html").read_text()

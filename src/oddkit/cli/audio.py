@@ -138,21 +138,29 @@ def score_recordings(detector, data: Path, out: Path) -> None:
         f"{detector.threshold_:.6g}, {detector.threshold_goal_}); wrote {out}", markup=False, highlight=False)
 
 
-def explain_recordings(detector, data: Path, top: int, out: Path, by: str) -> None:
+def explain_recordings(detector, data: Path, top: int, out: Path, by: str | None) -> None:
     """'oddkit explain MODEL RECORDINGS': the TOP highest-scoring recordings, each with its score's
-    shares per mel band (or MFCC coefficient, statistic, time segment: BY), largest first in 'top_BY'."""
+    shares per mel band, MFCC coefficient, statistic or time segment (BY; default the coefficient for
+    an MFCC model, the band for the others), the largest in 'top_BY'."""
     import numpy as np
     import pandas as pd
 
-    from oddkit.data.audio_features import EXPLAIN_GROUPINGS, explained_features
+    from oddkit.data.audio_features import GROUPING_LIMITS, EXPLAIN_GROUPINGS, explained_features
     from oddkit.data.audio_features import explain_recordings as shares_per_group
 
-    if by not in EXPLAIN_GROUPINGS:
-        raise OddkitError(f"--by must be one of {', '.join(EXPLAIN_GROUPINGS)}, got {by!r}")
-    if explained_features(detector) is None:
+    features = explained_features(detector)
+    if features is None:
         raise OddkitError(f"a {type(detector).__name__} scores a recording as a whole, with no per-band split of "
                           "its score; 'oddkit explain' works on detectors fitted on recordings ('oddkit fit RECORDINGS "
                           "--detector ...')")
+    allowed = features.groupings()
+    flags = ", ".join(f"--by {value}" for value in allowed)
+    if by is not None and by not in EXPLAIN_GROUPINGS:
+        raise OddkitError(f"--by must be one of {', '.join(EXPLAIN_GROUPINGS)}, got {by!r}; this model takes {flags}")
+    if by is not None and by not in allowed:
+        raise OddkitError(f"--by {by} does not apply to this model, whose features are {features.representation!r} "
+                          f"({GROUPING_LIMITS[by]}); use {flags}")
+    by = by or allowed[0]
     recordings = _read_for(detector, data)
     scores = detector.decision_function(recordings)
     order = np.argsort(-scores, kind="stable")[:top]

@@ -76,8 +76,9 @@ def explain(
     force: Force = False,
     n_threads: NThreads = None,
     by: Annotated[Optional[str], typer.Option(
-        "--by", help="Models trained on recordings: sum the shares per 'band' (mel band or MFCC coefficient; the "
-                     "default), 'statistic' (mean, std, ...), 'segment' (time step of a patch model) or 'feature'.")
+        "--by", help="Models trained on recordings: sum the shares per 'coefficient' (MFCC models; their "
+                     "default), 'band' (mel band; the default of the others), 'statistic' (mean, std, ...; "
+                     "pooled features), 'segment' (time step of a patch or voice model) or 'feature'.")
     ] = None,
 ):
     """Explain the TOP highest-scoring rows of DATA: each column's share of the row's score.
@@ -85,7 +86,8 @@ def explain(
     One output row per explained row, highest score first: its id columns, its row number in DATA, score,
     label, 'top_column' (the column with the largest share) and share_COLUMN for every column (summing to 1).
     For a model trained on recordings (DATA: a .wav/.flac file, a folder or an .npz of them): file, group,
-    score, label, 'top_band' (or top_statistic, ...) and share_GROUP for every mel band or coefficient (--by).
+    score, label, 'top_coefficient' (MFCC models) or 'top_band' (or top_statistic, ... with --by) and
+    share_GROUP for every coefficient, mel band, statistic or segment.
     """
     import numpy as np
     import pandas as pd
@@ -97,7 +99,7 @@ def explain(
     from oddkit.cli.audio import explain_recordings, model_takes_recordings
 
     if model_takes_recordings(detector):
-        return explain_recordings(detector, data, top, out, by or "band")
+        return explain_recordings(detector, data, top, out, by)
     if by is not None:
         raise OddkitError("--by groups the shares of a model trained on recordings; a table's shares are per "
                           "column, leave it out")

@@ -47,8 +47,17 @@ __all__ = ["EXPLAIN_GROUPINGS", "REPRESENTATIONS", "AudioFeatures", "AudioPrepro
 REPRESENTATIONS = ("stats", "mfcc", "patch", "frames")
 """The representations :class:`AudioFeatures` offers."""
 
-EXPLAIN_GROUPINGS = ("feature", "band", "statistic", "segment")
-"""How :func:`explain_recordings` can sum the per-feature shares (see :meth:`AudioFeatures.feature_groups`)."""
+EXPLAIN_GROUPINGS = ("feature", "band", "coefficient", "statistic", "segment")
+"""How :func:`explain_recordings` can sum the per-feature shares (see :meth:`AudioFeatures.feature_groups`;
+which apply to which representation: :meth:`AudioFeatures.groupings`)."""
+
+_GROUPINGS = {"mfcc": ("coefficient", "statistic", "feature"), "stats": ("band", "statistic", "feature"),
+              "patch": ("band", "segment", "feature"), "frames": ("band", "segment", "feature")}
+# Why a grouping does not apply to the representations without it (for the errors that say so).
+GROUPING_LIMITS = {"band": "they are cepstral coefficients, not mel bands",
+                   "coefficient": "they are log-mel bands, not cepstral coefficients",
+                   "statistic": "they keep time instead of pooling it into statistics",
+                   "segment": "they pool over time, so they have no time segments"}
 
 _STATE_VERSION = 1
 
@@ -271,42 +280,57 @@ class AudioFeatures:
         points = librosa.mel_frequencies(n_mels=mel.n_mels + 2, fmin=mel.fmin, fmax=mel.fmax)
         return np.stack([points[:-2], points[2:]], axis=1)
 
-    def feature_groups(self, by: str = "band") -> list[str]:
+    def groupings(self) -> tuple[str, ...]:
+        """The ``by`` values of :meth:`feature_groups` that apply to this representation, the default
+        first: ``("coefficient", "statistic", "feature")`` for ``"mfcc"``, ``("band", "statistic",
+        "feature")`` for ``"stats"``, ``("band", "segment", "feature")`` for ``"patch"`` and
+        ``"frames"``."""
+        return _GROUPINGS[self.representation]
+
+    def feature_groups(self, by: str | None = None) -> list[str]:
         """A readable group name for each feature (in :attr:`feature_names_`'s order).
 
         Parameters
         ----------
-        by : {"feature", "band", "statistic", "segment"}, default="band"
-            ``"feature"``: the feature names themselves. ``"band"``: the mel band with its frequency
-            range (e.g. ``"mel12 (1090-1310 Hz)"``), or for ``"mfcc"`` the cepstral coefficient
-            (``"mfcc3"``); the duration is ``"duration"``. ``"statistic"`` (``"stats"`` and
-            ``"mfcc"``): ``"mean"``, ``"std"``, ``"delta_std"`` or ``"duration"``. ``"segment"``
-            (``"patch"`` and ``"frames"``, which keep time): the time step, e.g. ``"t3 of 16"`` (a
-            sixteenth of the trimmed recording) or ``"t-1"`` (one frame before the centre).
+        by : {"feature", "band", "coefficient", "statistic", "segment"}, optional
+            ``"feature"``: the feature names themselves. ``"band"`` (log-mel representations): the
+            mel band with its frequency range (e.g. ``"mel12 (1090-1310 Hz)"``); the duration is
+            ``"duration"``. ``"coefficient"`` (``"mfcc"``): the cepstral coefficient (``"mfcc3"``).
+            ``"statistic"`` (``"stats"`` and ``"mfcc"``): ``"mean"``, ``"std"``, ``"delta_std"`` or
+            ``"duration"``. ``"segment"`` (``"patch"`` and ``"frames"``, which keep time): the time
+            step, e.g. ``"t3 of 16"`` (a sixteenth of the trimmed recording) or ``"t-1"`` (one frame
+            before the centre). Default: the first of :meth:`groupings` (``"coefficient"`` for MFCCs,
+            ``"band"`` otherwise).
 
         Returns
         -------
         list of str
+
+        Raises
+        ------
+        ParameterError
+            ``by`` is not one of the above, or does not apply to this representation (the message
+            names those that do).
         """
         self._check_fitted()
+        allowed = self.groupings()
+        by = allowed[0] if by is None else by
         if by not in EXPLAIN_GROUPINGS:
             raise ParameterError(f"by must be one of {', '.join(EXPLAIN_GROUPINGS)}, got {by!r}")
+        if by not in allowed:
+            raise ParameterError(f"grouping by {by} does not apply to {self.representation!r} features "
+                                 f"({GROUPING_LIMITS[by]}); group by {', '.join(allowed)}")
         names = self.feature_names_
         if by == "feature":
             return list(names)
-        pooled = self.representation in ("stats", "mfcc")
-        if by == "statistic" and not pooled or by == "segment" and pooled:
-            keeps = "keep time (patch, frames)" if by == "segment" else "pool over time (stats, mfcc)"
-            raise ParameterError(f"grouping by {by} applies to representations that {keeps}; this model's features "
-                                 f"are {self.representation!r}: group by band or feature instead")
         if by == "statistic":
             return ["duration" if n == "log_duration" else n.split("_", 1)[1] for n in names]
         if by == "segment":
             if self.representation == "patch":
                 return [f"{n.split('_', 1)[0]} of {self.n_frames}" for n in names]
             return [n.split("_", 1)[0] for n in names]
-        if self.representation == "mfcc":
-            return ["duration" if n == "log_duration" else n.split("_", 1)[0] for n in names]
+        if by == "coefficient":
+            return [n.split("_", 1)[0] for n in names]
         bands = [f"mel{i} ({lo:.0f}-{hi:.0f} Hz)" for i, (lo, hi) in enumerate(self.band_edges())]
         return ["duration" if n == "log_duration" else bands[int(n.rsplit("mel", 1)[1].split("_", 1)[0])]
                 for n in names]
@@ -455,7 +479,7 @@ def explained_features(detector: Any) -> AudioFeatures | None:
     return features
 
 
-def explain_recordings(detector: Any, recordings, by: str = "band") -> pd.DataFrame:
+def explain_recordings(detector: Any, recordings, by: str | None = None) -> pd.DataFrame:
     """Each recording's share of its anomaly score carried by each mel band, MFCC coefficient,
     statistic or time segment of the features a detector trained on recordings computes.
 
@@ -471,8 +495,10 @@ def explain_recordings(detector: Any, recordings, by: str = "band") -> pd.DataFr
         of time of its reconstruction error: group them by ``"band"`` or ``"segment"``).
     recordings : AudioData
         The recordings to explain (resampled to the model's rate when theirs differs).
-    by : {"feature", "band", "statistic", "segment"}, default="band"
-        The grouping (see :meth:`AudioFeatures.feature_groups`).
+    by : {"feature", "band", "coefficient", "statistic", "segment"}, optional
+        The grouping (see :meth:`AudioFeatures.feature_groups`); default ``"coefficient"`` for an
+        MFCC model, ``"band"`` for the others. Those that apply to a model:
+        ``explained_features(detector).groupings()``.
 
     Returns
     -------
