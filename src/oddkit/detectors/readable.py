@@ -255,14 +255,16 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
         summariser closer to the one-hot word actually used (less biased, noisier gradients);
         0.5 was chosen on held-out training messages (``benchmarks/TEXT_SUMMARY_SELECTION.md``).
     repetition_weight : float, default=1.0
-        Weight of a penalty on summary words that repeat an earlier word of the same summary.
-        Without it a summariser easily collapses to repeating one frequent word (``day day
-        day``), a code the reconstructor can still read a length from; 0 turns the penalty off.
+        Weight of a penalty on summary words that repeat an earlier word of the same summary, a
+        guard against the collapse to one frequent word (``day day day``) that a summariser
+        without copying fell into; 0 turns it off. Chosen like ``temperature`` (on SMS
+        validation messages, one seed, token accuracy 0.34 with it, 0.25 without).
     pretrain_epochs : int, default=2
         Epochs of plain auto-encoding before the adversarial ``epochs``: a discriminator facing
         an untrained summariser wins at once and its gradient then says little, so the summariser
         first learns to write codes that carry the message, and the discriminator learns
-        alongside. 0 starts adversarial at once.
+        alongside. 0 starts adversarial at once (on the same validation messages: perplexity 465
+        against 270 with 2 epochs of pre-training).
     vocab_size : int, default=2000
         Largest vocabulary of the word tokenizer, special tokens included.
     min_frequency : int, default=2
