@@ -77,7 +77,7 @@ def choose(rows: list[dict]) -> dict:
     return min(candidates, key=lambda r: r["ppl"])
 
 
-def write_markdown(rows: list[dict], path: Path) -> None:
+def write_markdown(rows: list[dict], path: Path, notes: Path | None = None) -> None:
     chosen = choose(rows)
     lines = [
         "# Choosing the summary auto-encoder's settings (training messages only)",
@@ -102,6 +102,8 @@ def write_markdown(rows: list[dict], path: Path) -> None:
                   f"{any_row['real_ppl']:.1f} (k = {any_row['k']}); the commonest training token at each position, "
                   f"token accuracy {any_row['baseline_accuracy']:.3f}.", "",
               f"Chosen: **{chosen['name']}** ({', '.join(f'{k}={v}' for k, v in chosen['params'].items())})."]
+    if notes is not None and notes.exists():
+        lines += ["", notes.read_text().strip()]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -111,6 +113,8 @@ def main(argv=None):
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--report-only", action="store_true", help="write the report from the results, fitting nothing")
     parser.add_argument("--out", type=Path, default=HERE / "TEXT_SUMMARY_SELECTION.md")
+    parser.add_argument("--notes", type=Path, default=HERE / "text_summary_selection_notes.md",
+                        help="hand-written reading of the results appended to the report, if the file exists")
     args = parser.parse_args(argv)
     if not SMS.exists():
         print(f"{SMS} is missing; this selection needs the SMS Spam Collection", file=sys.stderr)
@@ -127,7 +131,7 @@ def main(argv=None):
     if not rows:
         print("no results yet: run without --report-only first", file=sys.stderr)
         return 1
-    write_markdown(rows, args.out)
+    write_markdown(rows, args.out, args.notes)
     print(f"wrote {args.out} ({len(rows)} of {len(CANDIDATES)} candidates)")
     return 0
 
