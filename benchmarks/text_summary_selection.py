@@ -9,8 +9,9 @@ the 700 and measured on the 300 with the benchmark's measures (``text_summary.Ju
 
 Candidates, one change at a time from a base (Gumbel temperature 0.5, repetition penalty 1.0, 2
 epochs of pre-training, then 18 with the discriminator of weight 0.3, as in the benchmark):
-temperature 1.0 (the old default) and 0.25, no repetition penalty, no pre-training, and for
-reference the base without the discriminator (not a candidate: the benchmark runs both).
+temperature 1.0 (the old default) and 0.25, no repetition penalty, no pre-training, a stronger
+discriminator (weight 1.0; added after the first six runs, to see whether it buys readability),
+and for reference the base without the discriminator (not a candidate: the benchmark runs both).
 
 Rule, fixed before any run: among the candidates whose summaries have a lower bigram perplexity
 than random words of the same lengths (readable at all), the one with the highest token accuracy
@@ -45,6 +46,7 @@ CANDIDATES = {
     "no-repetition": {"repetition_weight": 0.0},
     "no-pretrain": {"pretrain_epochs": 0, "epochs": 20},
     "no-discriminator": {"adversarial_weight": 0.0},
+    "adv1": {"adversarial_weight": 1.0},
 }
 REFERENCE_ONLY = {"no-discriminator"}
 
