@@ -20,6 +20,7 @@ of messages rebuilt from their summaries; if none qualifies, the lowest perplexi
     .venv/bin/python benchmarks/text_summary_selection.py                       # every candidate
     .venv/bin/python benchmarks/text_summary_selection.py --candidates base t1  # some, e.g. in parallel
     .venv/bin/python benchmarks/text_summary_selection.py --report-only         # the report from results
+    .venv/bin/python benchmarks/text_summary_selection.py --decoding            # the chosen one's decoding
 
 Writes ``benchmarks/results/text_summary_selection_<name>.json`` per candidate and
 ``benchmarks/TEXT_SUMMARY_SELECTION.md``.
@@ -71,6 +72,25 @@ def run_candidate(name: str, fit: list[str], validation: list[str]) -> dict:
     return row
 
 
+def run_decoding(name: str, fit: list[str], validation: list[str], sizes=(0, 2, 3)) -> dict:
+    """Refit candidate ``name`` (same seed: the same model) and measure the token accuracy of its
+    rebuilt messages when greedy decoding may not repeat an n-gram of each size (0: plain)."""
+    import torch
+
+    from oddkit import TextSummaryAutoEncoder
+
+    torch.set_num_threads(1)
+    model = TextSummaryAutoEncoder(max_length=20, random_state=0, **{**BASE, **CANDIDATES[name]}).fit(fit)
+    judge = Judge(model.preprocessor_.tokenizer_, fit, 200, 0)
+    row = {"name": name, "accuracy": {}, "examples": {}}
+    for size in sizes:
+        measures, summaries, rebuilt = judge.measure(model, validation, no_repeat_ngram=size)
+        row["accuracy"][str(size)] = measures["accuracy"]
+        row["examples"][str(size)] = rebuilt[:4]
+    print(f"decoding of {name}: {row['accuracy']}", flush=True)
+    return row
+
+
 def choose(rows: list[dict]) -> dict:
     candidates = [r for r in rows if r["name"] not in REFERENCE_ONLY]
     readable = [r for r in candidates if r["ppl"] < r["random_ppl"]]
@@ -104,6 +124,14 @@ def write_markdown(rows: list[dict], path: Path, notes: Path | None = None) -> N
                   f"{any_row['real_ppl']:.1f} (k = {any_row['k']}); the commonest training token at each position, "
                   f"token accuracy {any_row['baseline_accuracy']:.3f}.", "",
               f"Chosen: **{chosen['name']}** ({', '.join(f'{k}={v}' for k, v in chosen['params'].items())})."]
+    decoding_path = path.parent / "results" / "text_summary_selection_decoding.json"
+    if decoding_path.exists():
+        decoding = json.loads(decoding_path.read_text())
+        lines += ["", f"## Decoding: no repeated n-grams ({decoding['name']}, the same model refitted)", "",
+                  "Greedy decoding tends to loop on the summary's last words. `decode_text(summaries, "
+                  "no_repeat_ngram=n)` forbids a token that would repeat an n-gram of the rebuilt message:", "",
+                  "| no_repeat_ngram | token accuracy |", "|---|---|"]
+        lines += [f"| {size} | {acc:.3f} |" for size, acc in decoding["accuracy"].items()]
     if notes is not None and notes.exists():
         lines += ["", notes.read_text().strip()]
     path.write_text("\n".join(lines) + "\n")
@@ -114,6 +142,8 @@ def main(argv=None):
     parser.add_argument("--candidates", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--report-only", action="store_true", help="write the report from the results, fitting nothing")
+    parser.add_argument("--decoding", action="store_true",
+                        help="refit the chosen candidate and measure decoding without repeated n-grams")
     parser.add_argument("--out", type=Path, default=HERE / "TEXT_SUMMARY_SELECTION.md")
     parser.add_argument("--notes", type=Path, default=HERE / "text_summary_selection_notes.md",
                         help="hand-written reading of the results appended to the report, if the file exists")
@@ -123,7 +153,12 @@ def main(argv=None):
         return 1
     train, _, _ = sms_split(0, 1000, 300, 20)  # the benchmark's seed-0 training messages; its test part unused
     fit, validation = train[:700], train[700:]
-    if not args.report_only:
+    if args.decoding:
+        args.results.mkdir(parents=True, exist_ok=True)
+        row = run_decoding(choose([json.loads(p.read_text()) for p in args.results.glob("text_summary_selection_*.json")
+                                   if p.stem != "text_summary_selection_decoding"])["name"], fit, validation)
+        (args.results / "text_summary_selection_decoding.json").write_text(json.dumps(row, indent=1))
+    elif not args.report_only:
         args.results.mkdir(parents=True, exist_ok=True)
         for name in args.candidates:
             row = run_candidate(name, fit, validation)

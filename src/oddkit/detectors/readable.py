@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from oddkit.detectors.base import BaseDetector, refuse_sparse
 from oddkit.detectors.params import Interval, non_negative_float, positive_float, positive_int
-from oddkit.exceptions import DataError, ModelFileError, TooFewRowsError
+from oddkit.exceptions import DataError, ModelFileError, ParameterError, TooFewRowsError
 from oddkit.threshold import contamination_threshold
 
 __all__ = ["TextSummaryAutoEncoder", "TreeAutoEncoder"]
@@ -463,7 +463,7 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
             words, _ = self._summaries(self._encode(self._texts(texts)))
         return [" ".join(tok.id_to_token(i) for i in row) for row in words]
 
-    def decode_text(self, summaries) -> list[str]:
+    def decode_text(self, summaries, no_repeat_ngram: int = 0) -> list[str]:
         """Rebuild messages from summaries (strings of words, e.g. from :meth:`encode_text`).
 
         Words outside the vocabulary are read as ``[UNK]``. Each message is decoded greedily, at
@@ -472,6 +472,10 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
         Parameters
         ----------
         summaries : list of str, pandas.Series or one-column DataFrame
+        no_repeat_ngram : int, default=0
+            When > 0, a rebuilt message never repeats an n-gram of this many tokens: greedy
+            decoding otherwise tends to loop on the summary's last words (``brothas brothas
+            brothas``). 0 decodes plainly.
 
         Returns
         -------
@@ -482,6 +486,8 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
         from oddkit.train import torch_threads
 
         check_is_fitted(self)
+        if isinstance(no_repeat_ngram, bool) or not isinstance(no_repeat_ngram, Integral) or no_repeat_ngram < 0:
+            raise ParameterError(f"no_repeat_ngram must be a whole number, 0 or more; got {no_repeat_ngram!r}")
         tok = self.preprocessor_.tokenizer_
         rows = self._encode(self._texts(summaries), cut=False)
         rows = [r[: int(self.max_summary_length)] for r in rows]
@@ -489,7 +495,8 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
         with torch_threads(self.n_threads), torch.inference_mode():
             for start in range(0, len(rows), 256):
                 words, k = _padded(rows[start:start + 256], tok.pad_id)
-                generated = self.model_.generate(words, k, int(self.max_length) + 1, tok.eos_id)
+                generated = self.model_.generate(words, k, int(self.max_length) + 1, tok.eos_id,
+                                                 no_repeat_ngram=int(no_repeat_ngram))
                 for row in generated.tolist():
                     row = row[: row.index(tok.eos_id)] if tok.eos_id in row else row
                     out.append([i for i in row if i != tok.pad_id])
