@@ -120,10 +120,10 @@ class Judge:
         """Token accuracy of a 'rebuilt' message that is the commonest training token at each position."""
         return token_accuracy(self.tok.encode(messages), [self.commonest] * len(messages))
 
-    def measure(self, model, messages: list[str]) -> tuple[dict, list[str], list[str]]:
+    def measure(self, model, messages: list[str], no_repeat_ngram: int = 0) -> tuple[dict, list[str], list[str]]:
         """The measures of ``model`` on ``messages``, with the summaries and the rebuilt messages."""
         summaries = model.encode_text(messages)
-        rebuilt = model.decode_text(summaries)
+        rebuilt = model.decode_text(summaries, no_repeat_ngram=no_repeat_ngram)
         message_ids, summary_ids = self.tok.encode(messages), self.tok.encode(summaries)
         decoded = self.tok.encode([d if d.strip() else "[UNK]" for d in rebuilt])
         random_ids = [list(self.rng.choice(self.words, size=len(s), p=self.weights)) for s in summary_ids]

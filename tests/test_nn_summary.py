@@ -113,3 +113,17 @@ def test_a_discriminator_step_separates_real_from_generated_prefixes():
         opt.step()
     assert float(discriminator_loss(model, fake, lengths, real, lengths).detach()) < first / 4
     assert float(adversarial_loss(model, fake, lengths).detach()) > 2.0  # the generated prefixes are now told apart
+
+
+def test_decoding_without_repeated_ngrams_never_repeats_one():
+    model = module()
+    with torch.no_grad():
+        model.rec_copy.bias.fill_(-50.0)  # only copy: three summary words to fill 12 places, bound to loop
+    summary = torch.tensor([[4, 9, 15]])
+    plain = model.generate(summary, torch.tensor([3]), 12, EOS)[0].tolist()
+    assert len(set(zip(plain, plain[1:]))) < len(plain) - 1  # plain greedy decoding repeats a bigram
+    for size in (1, 2, 3):
+        row = model.generate(summary, torch.tensor([3]), 12, EOS, no_repeat_ngram=size)[0].tolist()
+        row = row[: row.index(EOS) + 1] if EOS in row else row
+        grams = [tuple(row[i:i + size]) for i in range(len(row) - size + 1)]
+        assert len(grams) == len(set(grams)), (size, row)

@@ -91,6 +91,15 @@ def test_messages_rebuilt_from_their_summaries_beat_the_commonest_word_at_each_p
     assert token_accuracy(NORMAL, rebuilt) > baseline + 0.2  # measured: 0.54 against 0.19
 
 
+def test_decoding_can_forbid_repeated_ngrams(summary_model):
+    rebuilt = summary_model.decode_text(summary_model.encode_text(NORMAL[:40]), no_repeat_ngram=2)
+    for text in rebuilt:
+        words = text.split()
+        assert words and len(set(zip(words, words[1:]))) == len(words) - 1, text
+    with pytest.raises(ParameterError, match="no_repeat_ngram"):
+        summary_model.decode_text(["the cat sees"], no_repeat_ngram=-1)
+
+
 def test_summary_scores_rank_malformed_sentences_higher(summary_model):
     from sklearn.metrics import roc_auc_score
 

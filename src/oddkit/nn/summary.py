@@ -211,8 +211,14 @@ class TextSummaryAutoEncoder(nn.Module):
         return self.dis_out(states)[..., 0]
 
     @torch.no_grad()
-    def generate(self, words: torch.Tensor, word_lengths: torch.Tensor, max_length: int, eos_id: int) -> torch.Tensor:
-        """Greedy decoding of messages (n, max_length) ids from summaries; ``pad_id`` after ``eos_id``."""
+    def generate(self, words: torch.Tensor, word_lengths: torch.Tensor, max_length: int, eos_id: int,
+                 no_repeat_ngram: int = 0) -> torch.Tensor:
+        """Greedy decoding of messages (n, max_length) ids from summaries; ``pad_id`` after ``eos_id``.
+
+        ``no_repeat_ngram`` > 0 forbids a token that would complete an n-gram of that size already
+        in the same message (as Hugging Face's ``no_repeat_ngram_size``): a guard against greedy
+        decoding looping on the summary's last words.
+        """
         onehot = self._one_hot(words)
         mask = length_mask(word_lengths, onehot.shape[1])
         memory, state = self.rec_encoder(onehot @ self.embedding.weight, mask)
@@ -220,11 +226,20 @@ class TextSummaryAutoEncoder(nn.Module):
         n = onehot.shape[0]
         previous = torch.full((n, 1), self.bos_id, dtype=torch.long, device=onehot.device)
         done = torch.zeros(n, dtype=torch.bool, device=onehot.device)
-        out = []
-        for _ in range(max_length):
+        out: list[torch.Tensor] = []
+        size = int(no_repeat_ngram)
+        for step in range(max_length):
             output, state = self.rec_gru(self.embedding(previous), state)
             scores = self._rebuild(output, memory, mask, onehot)[:, 0]
             scores[:, self.pad_id] = -1e9
+            if size > 0 and step >= size - 1:
+                rows = torch.stack(out, dim=1).tolist() if out else [[] for _ in range(n)]
+                for i, row in enumerate(rows):
+                    context = tuple(row[len(row) - size + 1:]) if size > 1 else ()
+                    banned = [row[j + size - 1] for j in range(len(row) - size + 1)
+                              if tuple(row[j:j + size - 1]) == context]
+                    if banned and not done[i]:
+                        scores[i, banned] = -1e9
             token = scores.argmax(-1).masked_fill(done, self.pad_id)
             out.append(token)
             done = done | (token == eos_id)
