@@ -63,7 +63,7 @@ def member_builders() -> dict:
         "sknn1-256": lambda seed: knn(n_neighbors=1, max_samples=256, random_state=seed),
         "sknn1-1024": lambda seed: knn(n_neighbors=1, max_samples=1024, random_state=seed),
         "sknn5-1024": lambda seed: knn(n_neighbors=5, max_samples=1024, random_state=seed),
-        "ae": lambda seed: ae(random_state=seed, verbose=0),
+        "ae": lambda seed: ae(robust=False, random_state=seed, verbose=0),
         "ae-robust": lambda seed: ae(robust=True, random_state=seed, verbose=0),
     }
 
