@@ -100,15 +100,19 @@ def run(args) -> None:
 def _gain_rows(auroc, pr, arms) -> list[str]:
     """Table rows: each arm against no known anomaly (arm "0") on the (dataset, seed) pairs where
     both were measured."""
+    from scipy.stats import wilcoxon
+
     lines = []
     for k in arms:
         both = auroc[["0", k]].dropna()
         gain = both[k] - both["0"]
+        moved = gain[gain != 0]
+        p_value = f"{wilcoxon(moved).pvalue:.2g}" if len(moved) >= 6 else "—"
         pr_both = pr.loc[both.index, ["0", k]]
         lines.append(f"| {k} | {len(both)} ({both.index.get_level_values('dataset').nunique()}) | "
                      f"{both['0'].mean():.3f} | {both[k].mean():.3f} | {gain.mean():+.3f} | "
                      f"{pr_both['0'].mean():.3f} | {pr_both[k].mean():.3f} | "
-                     f"{int((gain > 0.005).sum())} / {int((gain < -0.005).sum())} |")
+                     f"{int((gain > 0.005).sum())} / {int((gain < -0.005).sum())} | {p_value} |")
     return lines
 
 
@@ -126,9 +130,10 @@ def report(results: Path, out: Path) -> None:
              "`oddkit.PseudoAnomalies` (`permute` is `known_anomalies=\"generate\"`); defaults everywhere. "
              "Every row compares an arm with no known anomaly (`0`) on the (dataset, seed) pairs where both "
              "were measured, so each row names its own pairs (and datasets); better / worse: pairs where the "
-             "arm's AUROC is higher / lower than without by more than 0.005.", ""]
+             "arm's AUROC is higher / lower than without by more than 0.005; Wilcoxon p: the signed-rank test's "
+             "two-sided p-value for the pairs' AUROC gains (pairs with no change left out; — under 6 pairs).", ""]
     header = ["| arm | pairs (datasets) | AUROC without | AUROC with | AUROC gain | PR AUC without | PR AUC with "
-              "| better / worse |", "|---|---|---|---|---|---|---|---|"]
+              "| better / worse | Wilcoxon p |", "|---|---|---|---|---|---|---|---|---|"]
     for detector in [d for d in DETECTORS if d in set(reachable["detector"])]:
         mine = reachable[reachable["detector"] == detector]
         auroc = mine.pivot_table(index=["dataset", "seed"], columns="arm", values="roc_auc")
