@@ -337,6 +337,70 @@ def search_section(cache: dict, parts: dict, seeds) -> list[str]:
     return lines
 
 
+IDEAS = {
+    # label: (members, rule); "top2" = the mean of each row's two largest normalised scores, a rule
+    # between max (one member decides) and mean (all do) that oddkit's ensemble does not offer.
+    "shipped default (max)": (("knn1", "sknn1-16", "gauss-robust-t25"), "max"),
+    "shipped default (top2)": (("knn1", "sknn1-16", "gauss-robust-t25"), "top2"),
+    "shipped default + gauss-robust-t50 (max)": (("knn1", "sknn1-16", "gauss-robust-t25", "gauss-robust-t50"), "max"),
+    "shipped default + gauss-robust-t50 (top2)": (("knn1", "sknn1-16", "gauss-robust-t25", "gauss-robust-t50"),
+                                                  "top2"),
+    "shipped default + ae-robust (max)": (("knn1", "sknn1-16", "gauss-robust-t25", "ae-robust"), "max"),
+}
+"""Ideas for the default's margin measured after the choice, on the selection half first."""
+
+
+def _idea_auroc(cache: dict, members, rule: str, datasets: list[str], protocol: str, seeds):
+    """Mean over datasets of the mean over seeds (None when a job is missing), and the seconds."""
+    import numpy as np
+
+    from oddkit.detectors.ensemble import normalise_scores, score_quantiles
+
+    per_dataset, seconds = [], 0.0
+    for dataset in datasets:
+        aucs = []
+        for seed in seeds:
+            entries = [cache.get((dataset, protocol, seed, m)) for m in members]
+            if any(e is None for e in entries):
+                return None, None
+            stacked = np.stack([normalise_scores(e["test"], score_quantiles(e["train"])) for e in entries])
+            combined = stacked.max(axis=0) if rule == "max" else np.sort(stacked, axis=0)[-2:].mean(axis=0)
+            aucs.append(_auroc(entries[0]["y_test"], combined))
+            seconds += sum(float(e["seconds"].sum()) for e in entries)
+        per_dataset.append(float(np.mean(aucs)))
+    return float(np.mean(per_dataset)), seconds
+
+
+def ideas_section(cache: dict, parts: dict, seeds) -> list[str]:
+    targets = {p: max(peer_means(parts["selection"], p, seeds).values()) for p in PROTOCOLS}
+    lines = ["", "## Ideas after the choice", "",
+             "Measured after the default was shipped, selection half first, against the same PyOD targets "
+             f"({targets['clean']:.3f} clean, {targets['contaminated']:.3f} contaminated). `top2` averages each "
+             "row's two largest normalised scores (oddkit's ensemble offers only max and mean). Time: fit + score "
+             "seconds of the members over the selection half, both protocols, against `knn5`'s on the same jobs.",
+             "", "| idea | selection clean | selection contaminated | worst margin | confirmation clean "
+             "| confirmation contaminated | x knn5 |", "|---|---:|---:|---:|---:|---:|---:|"]
+    best_margin = -1.0
+    for label, (members, rule) in IDEAS.items():
+        sel = [_idea_auroc(cache, members, rule, parts["selection"], p, seeds) for p in PROTOCOLS]
+        conf = [_idea_auroc(cache, members, rule, parts["confirmation"], p, seeds)[0] for p in PROTOCOLS]
+        knn = [_idea_auroc(cache, ("knn5",), "max", parts["selection"], p, seeds)[1] for p in PROTOCOLS]
+        if any(a is None for a, _ in sel):
+            lines.append(f"| {label} | (jobs missing) | | | | | |")
+            continue
+        margin = min(sel[0][0] - targets["clean"], sel[1][0] - targets["contaminated"])
+        ratio = f"{sum(t for _, t in sel) / sum(knn):.1f}" if None not in knn else "-"
+        cells = [f"{v:.3f}" if v is not None else "-" for v in conf]
+        lines.append(f"| {label} | {sel[0][0]:.3f} | {sel[1][0]:.3f} | {margin:+.3f} | {cells[0]} | {cells[1]} "
+                     f"| {ratio} |")
+        best_margin = max(best_margin, margin)
+    lines += ["", f"Best worst margin among these on the selection half: {best_margin:+.3f}, against the +0.02 the "
+              "target asks (the search above already reaches -0.013 with Gaussians alone). None is shipped: no idea "
+              "comes near the target, `top2` would need a new combination rule in the library, and the "
+              "auto-encoder member costs far more than the 5x budget for the default's time."]
+    return lines
+
+
 def write_report(cache_dir: Path, seeds=SEEDS, search: bool = False) -> None:
     cache = load_cache(cache_dir)
     datasets = sorted({key[0] for key in cache})
@@ -396,7 +460,7 @@ def write_report(cache_dir: Path, seeds=SEEDS, search: bool = False) -> None:
             best = max(peers, key=peers.get)
             lines.append(f"| {half} | {protocol} | {best} | {peers[best]:.3f} | {peers[best] + 0.02:.3f} |")
     if search:
-        lines += search_section(cache, parts, seeds)
+        lines += search_section(cache, parts, seeds) + ideas_section(cache, parts, seeds)
     REPORT.write_text("\n".join(lines) + "\n")
     print(f"wrote {REPORT}")
 
@@ -406,7 +470,8 @@ def write_search_section(cache_dir: Path, seeds=SEEDS) -> None:
     cache = load_cache(cache_dir)
     parts = halves(sorted({key[0] for key in cache}))
     head = REPORT.read_text().split("\n## Every ensemble")[0].rstrip("\n")
-    REPORT.write_text(head + "\n" + "\n".join(search_section(cache, parts, seeds)) + "\n")
+    REPORT.write_text(head + "\n" + "\n".join(search_section(cache, parts, seeds) + ideas_section(cache, parts, seeds))
+                      + "\n")
     print(f"wrote the search section of {REPORT}")
 
 
