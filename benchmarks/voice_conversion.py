@@ -435,8 +435,8 @@ trained without speaker labels, the speaker vector carried the word too (a judge
 converted synthetic words as the source's word), so when speaker labels are given the speaker
 vector is taken from another segment of the same speaker. The machine (two cores shared with other
 jobs) allowed 24 epochs per model (5,447 segments of 32 frames trained on: 171 optimiser steps of
-32 segments per epoch) and, for the present defaults, not every seed and ablation (the table says
-which ran); the paper trains for far longer. Not tried, for time: a neural vocoder in place of
+32 segments per epoch) and, for the present defaults, one seed of each ablation beside the
+default's three; the paper trains for far longer. Not tried, for time: a neural vocoder in place of
 Griffin-Lim (its copies of real speech keep the judges at 0.97-0.98, so it is not the bottleneck),
 more epochs still."""
 
