@@ -601,8 +601,13 @@ def _generated_intro(selection_rows: list[dict]) -> list[str]:
                  f"without exposure, better in {check['better']} and worse in {check['worse']}"
                  + (", so it stays the default." if check["gain"] > 0 and check["better"] > check["worse"] else
                     ": the check does not confirm the choice."))
-    text += (" The VAE methods were run on the fold 4-5 only (two seeds; below no exposure on average), and the "
-             "`selection-nslkdd` comparison of the methods was not run. VOS-style virtual outliers in feature "
+    table = _generated_table(_generated_runs(selection_rows)) if selection_rows else None
+    for method in ("vae-between", "vae-tail"):
+        c = None if table is None else _against_none(table, method)
+        if c:
+            text += (f" `{method}` was run {c['runs']} times on {c['folds']} fold(s): {c['with']:.4f} against "
+                     f"{c['none']:.4f} without exposure on the same runs.")
+    text += (" The `selection-nslkdd` comparison of the methods was not run. VOS-style virtual outliers in feature "
              "space and a Lee et al. (2018) generator were not implemented.")
     return [text, ""]
 
