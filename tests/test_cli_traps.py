@@ -89,6 +89,19 @@ def test_version(monkeypatch, capsys):
     assert code == 0 and out.strip() == f"oddkit {oddkit.__version__}"
 
 
+def test_python_dash_m_oddkit_runs_the_command_line():
+    """``python -m oddkit`` is the ``oddkit`` command (a package without ``__main__`` refuses it)."""
+    import subprocess
+    import sys
+
+    import oddkit
+
+    done = subprocess.run([sys.executable, "-m", "oddkit", "--version"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"oddkit {oddkit.__version__}"
+
+
 # -- info ----------------------------------------------------------------------------------------
 
 def test_info_shows_the_model_and_checks_the_folder(files, monkeypatch, capsys):
