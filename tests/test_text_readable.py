@@ -154,6 +154,23 @@ def test_a_saved_tokenizer_that_does_not_fit_the_network_is_refused(tree_model, 
         load(tmp_path / "m")
 
 
+def test_a_summary_folder_saved_before_the_copying_layers_is_refused(summary_model, tmp_path):
+    """A folder from before the copying reconstructor and summariser (no ``*_copy`` weights) is refused
+    with a ModelFileError naming what is missing, not loaded half-initialised."""
+    from safetensors.numpy import load_file, save_file
+
+    from oddkit.persist import seal
+
+    summary_model.save(tmp_path / "m")
+    weights = load_file(tmp_path / "m" / "weights.safetensors")
+    old = {name: array for name, array in weights.items() if "_copy." not in name}
+    assert len(old) < len(weights)  # the copying layers exist and were removed
+    save_file(old, tmp_path / "m" / "weights.safetensors")
+    seal(tmp_path / "m")
+    with pytest.raises(ModelFileError, match="missing .*copy"):
+        load(tmp_path / "m")
+
+
 def test_same_seed_same_scores():
     a = TreeAutoEncoder(epochs=1, hidden_dim=16, embed_dim=16, random_state=3).fit(NORMAL[:40])
     b = TreeAutoEncoder(epochs=1, hidden_dim=16, embed_dim=16, random_state=3).fit(NORMAL[:40])
