@@ -440,3 +440,24 @@ def test_cli_fits_and_scores_parquet_with_a_pandas_index(tmp_path, frame, monkey
     pd.testing.assert_frame_equal(scores["unnamed"], scores["plain"])
     pd.testing.assert_frame_equal(scores["folder"], scores["plain"])
     assert list(scores["plain"]["txn_id"][:2]) == ["t000", "t001"]
+
+
+@pytest.mark.parametrize("metadata", [b"not json", b"[1, 2]", b'{"index_columns": 5, "columns": 7}',
+                                      b'{"index_columns": [{"kind": "range"}], "columns": []}'])
+def test_parquet_with_damaged_pandas_metadata_is_a_data_error(metadata, tmp_path):
+    """A Parquet file whose pandas metadata is damaged (or hostile) is refused with a DataError naming
+    the file, in memory and streamed, never a bare TypeError/KeyError from inside pyarrow."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from oddkit.data import TableSource
+    from oddkit.data.io import read_table
+
+    table = pa.table({"a": np.arange(6.0), "b": np.arange(6.0)}).replace_schema_metadata({b"pandas": metadata})
+    path = tmp_path / "damaged.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(DataError, match="damaged.parquet.*pandas metadata"):
+        read_table(path)
+    with pytest.raises(DataError, match="pandas metadata"):
+        for _ in TableSource(path).batches():
+            pass

@@ -479,13 +479,33 @@ def _csv_error(path: Path, exc: Exception) -> DataError:
                      "save it as comma-separated UTF-8 text")
 
 
+def _damaged_pandas_metadata(exc: Exception) -> DataError:
+    return DataError(f"the Parquet file's pandas metadata (which pandas writes beside the columns) is damaged "
+                     f"({type(exc).__name__}: {exc}); write the file again, or without that metadata")
+
+
+def _pandas_metadata(schema) -> dict:
+    """The pandas metadata of a pyarrow ``schema`` ({} when there is none), checked to be the object
+    of lists pandas writes: a damaged or hostile one is a DataError, not a bare KeyError or TypeError
+    from deep inside pyarrow."""
+    try:
+        meta = schema.pandas_metadata
+    except ValueError as exc:  # not JSON
+        raise _damaged_pandas_metadata(exc) from None
+    if meta is None:
+        return {}
+    if not (isinstance(meta, dict) and isinstance(meta.get("index_columns", []), list)
+            and isinstance(meta.get("columns", []), list)):
+        raise _damaged_pandas_metadata(TypeError("not an object with lists 'index_columns' and 'columns'"))
+    return meta
+
+
 def parquet_columns(schema) -> list[str]:
     """The columns of a Parquet file as its writer saw them: a pyarrow ``schema``'s names without the
     unnamed row labels pandas stores beside a DataFrame's columns (``__index_level_0__``, ...; a
     DataFrame saved with ``to_parquet`` and an index other than 0..n-1). A named index level (an id
     column moved into the index, say) is kept: it is data the writer chose to keep."""
-    meta = schema.pandas_metadata or {}
-    stored = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
+    stored = {c for c in _pandas_metadata(schema).get("index_columns", []) if isinstance(c, str)}
     return [n for n in schema.names if not (n in stored and _UNNAMED_INDEX.fullmatch(n))]
 
 
@@ -495,12 +515,15 @@ def arrow_frame(data) -> pd.DataFrame:
     but the index it stored is not turned into row labels (an unnamed one is dropped, a named one
     becomes a column again), so a file written with ``df.to_parquet(path)`` reads as one written with
     ``index=False`` plus its named index columns."""
-    frame = data.to_pandas()
+    columns = parquet_columns(data.schema)
+    try:
+        frame = data.to_pandas()
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise _damaged_pandas_metadata(exc) from None
     named = [n for n in frame.index.names if n is not None]
     if named:
         frame = frame.reset_index(level=named)
     frame.index = pd.RangeIndex(len(frame))
-    columns = parquet_columns(data.schema)
     if sorted(map(str, frame.columns)) == sorted(columns) and len(set(columns)) == len(columns):
         frame.columns = [str(c) for c in frame.columns]
         frame = frame[columns]
@@ -521,6 +544,8 @@ def _read_frame(path: Path, fmt: str) -> pd.DataFrame:
             import pyarrow.parquet as pq
 
             frame = arrow_frame(pq.read_table(path))
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from None
         except _parquet_errors() as exc:
             raise DataError(f"cannot read {path} as Parquet ({type(exc).__name__}: {exc})") from None
     if len(frame) == 0:
