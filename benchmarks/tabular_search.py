@@ -197,13 +197,17 @@ def halves(datasets: list[str]) -> dict[str, list[str]]:
     return {"selection": ordered[0::2], "confirmation": ordered[1::2]}
 
 
-def evaluate(cache: dict, members: tuple[str, ...], rule: str, datasets: list[str], protocol: str, seeds):
-    """Mean over datasets of the mean over seeds of the ensemble's AUROC, and its total seconds
-    (None when a member is missing for some job)."""
+def evaluate(cache: dict, members: tuple[str, ...], rule: str, datasets: list[str], protocol: str, seeds,
+             strict: bool = False):
+    """Mean over datasets of the mean over seeds of the ensemble's AUROC, and its total seconds.
+
+    ``rule`` is oddkit's "max" or "mean", or "top2" (the mean of each row's two largest normalised
+    scores, an idea measured after the choice). A seed missing for some member is left out of its
+    dataset's mean; with ``strict`` any missing job gives (None, None), as does a dataset with none."""
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
-    from oddkit.detectors.ensemble import combine_scores, score_quantiles
+    from oddkit.detectors.ensemble import combine_scores, normalise_scores, score_quantiles
 
     per_dataset, seconds = [], 0.0
     for dataset in datasets:
@@ -211,9 +215,15 @@ def evaluate(cache: dict, members: tuple[str, ...], rule: str, datasets: list[st
         for seed in seeds:
             entries = [cache.get((dataset, protocol, seed, m)) for m in members]
             if any(e is None for e in entries):
+                if strict:
+                    return None, None
                 continue  # a seed not (yet) run for some member: the dataset's mean is over the others
-            scores = combine_scores([e["test"] for e in entries], [score_quantiles(e["train"]) for e in entries],
-                                    rule)
+            if rule == "top2":
+                stacked = np.stack([normalise_scores(e["test"], score_quantiles(e["train"])) for e in entries])
+                scores = np.sort(stacked, axis=0)[-2:].mean(axis=0)
+            else:
+                scores = combine_scores([e["test"] for e in entries],
+                                        [score_quantiles(e["train"]) for e in entries], rule)
             aucs.append(roc_auc_score(entries[0]["y_test"], scores))
             seconds += sum(float(e["seconds"].sum()) for e in entries)
         if not aucs:
@@ -350,27 +360,6 @@ IDEAS = {
 """Ideas for the default's margin measured after the choice, on the selection half first."""
 
 
-def _idea_auroc(cache: dict, members, rule: str, datasets: list[str], protocol: str, seeds):
-    """Mean over datasets of the mean over seeds (None when a job is missing), and the seconds."""
-    import numpy as np
-
-    from oddkit.detectors.ensemble import normalise_scores, score_quantiles
-
-    per_dataset, seconds = [], 0.0
-    for dataset in datasets:
-        aucs = []
-        for seed in seeds:
-            entries = [cache.get((dataset, protocol, seed, m)) for m in members]
-            if any(e is None for e in entries):
-                return None, None
-            stacked = np.stack([normalise_scores(e["test"], score_quantiles(e["train"])) for e in entries])
-            combined = stacked.max(axis=0) if rule == "max" else np.sort(stacked, axis=0)[-2:].mean(axis=0)
-            aucs.append(_auroc(entries[0]["y_test"], combined))
-            seconds += sum(float(e["seconds"].sum()) for e in entries)
-        per_dataset.append(float(np.mean(aucs)))
-    return float(np.mean(per_dataset)), seconds
-
-
 def ideas_section(cache: dict, parts: dict, seeds) -> list[str]:
     targets = {p: max(peer_means(parts["selection"], p, seeds).values()) for p in PROTOCOLS}
     lines = ["", "## Ideas after the choice", "",
@@ -382,9 +371,9 @@ def ideas_section(cache: dict, parts: dict, seeds) -> list[str]:
              "| confirmation contaminated | x knn5 |", "|---|---:|---:|---:|---:|---:|---:|"]
     best_margin = -1.0
     for label, (members, rule) in IDEAS.items():
-        sel = [_idea_auroc(cache, members, rule, parts["selection"], p, seeds) for p in PROTOCOLS]
-        conf = [_idea_auroc(cache, members, rule, parts["confirmation"], p, seeds)[0] for p in PROTOCOLS]
-        knn = [_idea_auroc(cache, ("knn5",), "max", parts["selection"], p, seeds)[1] for p in PROTOCOLS]
+        sel = [evaluate(cache, members, rule, parts["selection"], p, seeds, strict=True) for p in PROTOCOLS]
+        conf = [evaluate(cache, members, rule, parts["confirmation"], p, seeds, strict=True)[0] for p in PROTOCOLS]
+        knn = [evaluate(cache, ("knn5",), "max", parts["selection"], p, seeds, strict=True)[1] for p in PROTOCOLS]
         if any(a is None for a, _ in sel):
             lines.append(f"| {label} | (jobs missing) | | | | | |")
             continue
