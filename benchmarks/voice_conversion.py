@@ -437,6 +437,16 @@ def dev_section(records, file_name: str) -> list[str]:
     lines += ["Mean of the two shares: " + "; ".join(f"{shown[n]} {v:.3f}" for n, v in score.items()) + "."]
     if len(score) == len(DEV_MODELS):
         best = max(score, key=score.get)
+        present, old = ([r for r in runs if r["model"] == name] for name in DEV_MODELS)
+        favour = []
+        for key, what, higher in (("to_reference_speaker", "the speaker share", True),
+                                  ("digit_kept", "the digit share", True), ("converted_mcd", "the MCD", False)):
+            a, b = (float(np.mean([r[key] for r in group])) for group in (present, old))
+            if a != b:
+                favour.append(f"{what} favours the {'present' if (a > b) == higher else 'previous'} defaults "
+                              f"({a:.{3 if higher else 2}f} against {b:.{3 if higher else 2}f}"
+                              f"{'' if higher else ' dB'})")
+        lines += ["Share by share: " + "; ".join(favour) + "."]
         if score["default"] == score["channels=48, content_noise=1.0"]:
             lines += ["The rule does not separate them (equal means)."]
         elif best == "default":
