@@ -183,19 +183,3 @@ def test_scores_do_not_depend_on_the_order_or_company_of_the_rows(fitted, corpus
     one_by_one = np.array([fitted.decision_function([text])[0] for text in test[:10]])
     np.testing.assert_allclose(one_by_one, scores[:10], rtol=1e-5)
 
-
-def test_training_batches_texts_of_similar_length(corpus, monkeypatch):
-    """fit passes each text's token count to the training loop, which batches by it."""
-    import oddkit.detectors.text as text_module
-
-    train, _, _ = corpus
-    seen = {}
-    real = text_module.fit_module
-
-    def spy(module, loss, X, **kwargs):
-        seen["sizes"], seen["X"] = kwargs["sizes"], X
-        return real(module, loss, X, **kwargs)
-
-    monkeypatch.setattr(text_module, "fit_module", spy)
-    TextAutoEncoderDetector(tokenizer="word", **{**SMALL, "epochs": 1}).fit(train[:60])
-    assert seen["sizes"].tolist() == (seen["X"] != 0).sum(dim=1).tolist()
