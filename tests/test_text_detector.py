@@ -147,3 +147,39 @@ def test_a_tokenizer_of_another_vocabulary_is_refused_with_checksums_updated(cor
     seal(tmp_path / "m")
     with pytest.raises(ModelFileError):
         load(tmp_path / "m")
+
+
+def test_token_losses_match_the_full_softmax_and_ignore_padding():
+    """The loss computed on real tokens only equals cross-entropy over every position masked by
+    padding (the independent oracle), and a row's losses do not depend on the padding after it."""
+    import torch
+
+    from oddkit.nn.sequence import SequenceAutoEncoder
+
+    torch.manual_seed(0)
+    module = SequenceAutoEncoder(50, 8, 16, 4).eval()
+    lengths = [3, 7, 12, 5]
+    tokens = torch.zeros(4, 12, dtype=torch.long)
+    for i, length in enumerate(lengths):
+        tokens[i, :length] = torch.randint(4, 50, (length,))
+    with torch.no_grad():
+        losses = module.token_losses(tokens)
+        targets = tokens[:, 1:]
+        oracle = torch.nn.functional.cross_entropy(module(tokens).transpose(1, 2), targets, reduction="none")
+        assert torch.allclose(losses, oracle * (targets != 0), atol=1e-5)
+        assert (losses[targets == 0] == 0).all()
+        padded = torch.cat([tokens, torch.zeros(4, 9, dtype=torch.long)], dim=1)
+        assert torch.allclose(module.token_losses(padded)[:, :11], losses, atol=1e-5)
+        alone = module.token_losses(tokens[:1, :3])
+        assert torch.allclose(alone, losses[:1, :2], atol=1e-5)
+
+
+def test_scores_do_not_depend_on_the_order_or_company_of_the_rows(fitted, corpus):
+    _, test, _ = corpus
+    scores = fitted.decision_function(test)
+    order = np.random.default_rng(0).permutation(len(test))
+    shuffled = fitted.decision_function([test[i] for i in order])
+    np.testing.assert_allclose(shuffled, scores[order], rtol=1e-5)
+    one_by_one = np.array([fitted.decision_function([text])[0] for text in test[:10]])
+    np.testing.assert_allclose(one_by_one, scores[:10], rtol=1e-5)
+

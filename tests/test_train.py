@@ -117,3 +117,40 @@ def test_trim_fraction_must_be_a_share():
         _fit_location(1.0)
     with pytest.raises(OddkitError, match="trim_fraction"):
         _fit_location_streamed(1.0)
+
+
+def test_epoch_batches_without_sizes_are_slices_of_one_permutation():
+    from oddkit.train import epoch_batches
+
+    batches = epoch_batches(10, 4, torch.Generator().manual_seed(3))
+    expected = torch.randperm(10, generator=torch.Generator().manual_seed(3))
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert torch.equal(torch.cat(batches), expected)
+
+
+def test_epoch_batches_by_size_hold_every_row_once_with_similar_sizes():
+    from oddkit.train import BUCKET_BATCHES, epoch_batches
+
+    n, batch_size = 1000, 10
+    sizes = torch.from_numpy(np.random.default_rng(0).integers(1, 60, n))
+    first = epoch_batches(n, batch_size, torch.Generator().manual_seed(0), sizes)
+    second = epoch_batches(n, batch_size, torch.Generator().manual_seed(1), sizes)
+    for batches in (first, second):
+        assert sorted(torch.cat(batches).tolist()) == list(range(n))
+        assert all(len(b) == batch_size for b in batches)
+    # Within a pool the batches are sorted by size, so a batch spans far less than the whole range.
+    spread = np.mean([int(sizes[b].max() - sizes[b].min()) for b in first])
+    assert spread < 20 < int(sizes.max() - sizes.min())
+    # The batches change from one epoch (generator state) to the next, and come in a random order.
+    assert {tuple(sorted(b.tolist())) for b in first} != {tuple(sorted(b.tolist())) for b in second}
+    assert BUCKET_BATCHES > 1 and not all(int(sizes[a].max()) <= int(sizes[b].min())
+                                         for a, b in zip(first, first[1:]))
+
+
+def test_sizes_must_have_one_value_per_row():
+    from oddkit.train import fit_module
+
+    module = _Location()
+    with seeded(0) as generator, pytest.raises(OddkitError, match="sizes must hold one number per row"):
+        fit_module(module, _Location.row_loss, torch.zeros(10, 1), epochs=1, batch_size=4, lr=0.1,
+                   sizes=torch.ones(9), generator=generator)

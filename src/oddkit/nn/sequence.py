@@ -71,30 +71,48 @@ class SequenceAutoEncoder(nn.Module):
         hidden = hidden.transpose(0, 1).reshape(tokens.shape[0], -1)
         return torch.tanh(self.to_code(hidden))
 
-    def decode_logits(self, code: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """Next-token logits ``(batch, steps, vocab_size)`` given the code and the decoder inputs
+    def decode_states(self, code: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """The decoder's states ``(batch, steps, hidden_size)`` given the code and the decoder inputs
         (teacher forcing: the true previous tokens)."""
         state = torch.tanh(self.from_code(code)).reshape(code.shape[0], self.num_layers, self.hidden_size)
         embedded = self.embedding(inputs)
         steps = torch.cat([embedded, code[:, None, :].expand(-1, inputs.shape[1], -1)], dim=2)
         out, _ = self.decoder(steps, state.transpose(0, 1).contiguous())
-        return self.output(out)
+        return out
 
-    def forward(self, tokens: torch.Tensor, word_dropout: float = 0.0,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-        """Logits of each next token ``(batch, length - 1, vocab_size)``; ``word_dropout`` replaces
-        that share of the decoder's input tokens (not ``[BOS]``) by ``[UNK]``."""
+    def decode_logits(self, code: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Next-token logits ``(batch, steps, vocab_size)`` given the code and the decoder inputs
+        (teacher forcing: the true previous tokens)."""
+        return self.output(self.decode_states(code, inputs))
+
+    def _decoder_inputs(self, tokens: torch.Tensor, word_dropout: float,
+                        generator: torch.Generator | None) -> torch.Tensor:
+        """``tokens`` without their last column; ``word_dropout`` replaces that share of them (not
+        ``[BOS]``, not padding) by ``[UNK]``."""
         inputs = tokens[:, :-1]
         if word_dropout > 0:
             drop = torch.rand(inputs.shape, generator=generator).to(inputs.device) < word_dropout
             drop[:, 0] = False
             inputs = inputs.masked_fill(drop & (inputs != self.pad_id), self.unk_id)
-        return self.decode_logits(self.encode(tokens), inputs)
+        return inputs
+
+    def forward(self, tokens: torch.Tensor, word_dropout: float = 0.0,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Logits of each next token ``(batch, length - 1, vocab_size)``; ``word_dropout`` replaces
+        that share of the decoder's input tokens (not ``[BOS]``) by ``[UNK]``."""
+        return self.decode_logits(self.encode(tokens), self._decoder_inputs(tokens, word_dropout, generator))
 
     def token_losses(self, tokens: torch.Tensor, word_dropout: float = 0.0,
                      generator: torch.Generator | None = None) -> torch.Tensor:
-        """Negative log-likelihood of each target token ``(batch, length - 1)``; 0 at padding."""
-        logits = self(tokens, word_dropout, generator)
+        """Negative log-likelihood of each target token ``(batch, length - 1)``; 0 at padding.
+
+        The output layer and the softmax run on the real (non-padding) positions only, gathered
+        into one contiguous block: the vocabulary-wide softmax is most of the cost, and padding
+        would otherwise take a large share of it (SMS messages: a third of the positions of a
+        shuffled batch are real tokens).
+        """
+        states = self.decode_states(self.encode(tokens), self._decoder_inputs(tokens, word_dropout, generator))
         targets = tokens[:, 1:]
-        losses = nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-        return losses * (targets != self.pad_id)
+        real = targets != self.pad_id
+        losses = nn.functional.cross_entropy(self.output(states[real]), targets[real], reduction="none")
+        return torch.zeros(targets.shape, dtype=losses.dtype, device=losses.device).masked_scatter(real, losses)
