@@ -58,7 +58,8 @@ MIN_KNOWN_ROWS = 30
 N_EXPOSURE_IMAGES = 2000
 _MISSING = object()  # a parameter a selection configuration does not set
 
-PSEUDO_METHODS = ("vae-between", "vae-tail", "permute")  # oddkit.detectors.pseudo.METHODS (not imported: fast --help)
+PSEUDO_METHODS = ("vae-between", "vae-tail", "permute", "vos")  # oddkit.detectors.pseudo's METHODS + FEATURE_METHODS
+# (not imported: fast --help)
 
 SELECTION_CONFIGS = [
     {"conv_channels": [16, 32], "random_state": seed} for seed in (0, 1, 2)
@@ -531,18 +532,51 @@ def _generated_selection(rows: list[dict]) -> list[str]:
     ``selection`` protocol (a pair of the training digits 0-5 as the pseudo-unknown) and seed, the
     default score's AUROC without exposure (``"clip_percentile": 90.0``, the default) and with each
     generation method; then each method's mean gain over no exposure on the runs where both exist."""
-    import pandas as pd
-
     runs = _generated_runs(rows)
     if not runs:
         return []
+    return _arms_lines(runs, (
+        "Generated exposure (issue 23), how the default method is chosen: AUROC of the default score on "
+        "each fold (the two training digits playing the unknown) and detector seed, without exposure and "
+        "with the pseudo-anomalies of each method (2,000 images for the data-space methods; `vos`: a virtual "
+        "outlier in feature space per training row; `n_estimators` 5, every other parameter at its "
+        "default); below, each method against no exposure on the runs where both were measured."))
+
+
+def _nslkdd_generated_runs(rows: list[dict]) -> list[dict]:
+    """The ``selection-nslkdd`` runs of the detector at its defaults (default score), without
+    exposure, with the protocol's real known anomalies, or with each generation method."""
+    runs = []
+    for row in rows:
+        if not row["method"].startswith("oddkit") or row.get("options") or not row["score"].endswith("(default)"):
+            continue
+        arm = row.get("generated") or ("none" if row["exposure"] == "none" else "real")
+        runs.append({"fold": row["pseudo_unknown"], "seed": row["seed"], "arm": arm, "auroc": row["auroc"]})
+    return runs
+
+
+def _nslkdd_generated_selection(rows: list[dict]) -> list[str]:
+    """The generation methods on a table: on each ``selection-nslkdd`` fold (a pair of known attack
+    types as the pseudo-unknown) and seed, the default score's AUROC without exposure, with the 40
+    real rare-attack rows, and with each method; then each against no exposure on the same runs."""
+    runs = _nslkdd_generated_runs(rows)
+    if not any(run["arm"] in PSEUDO_METHODS for run in runs):
+        return []
+    return _arms_lines(runs, (
+        "Generated exposure on a table (issue 23): AUROC of the default score (energy) on each fold (the pair "
+        "of attack types playing the unknown) and detector seed, the detector at its defaults without exposure, "
+        "with the 40 real rows of rare attack types (`real`), and with the pseudo-anomalies of each method "
+        "(2,000 rows for the data-space methods; `vos`: a virtual outlier in feature space per training row); "
+        "below, each against no exposure on the runs where both were measured."), ("real",))
+
+
+def _arms_lines(runs: list[dict], intro: str, extra_arms: tuple[str, ...] = ()) -> list[str]:
+    """A table of AUROC per (fold, seed) and arm, then each arm against ``"none"``."""
+    import pandas as pd
+
     table = _generated_table(runs)
-    arms = [a for a in ("none", *PSEUDO_METHODS) if a in table]
-    lines = [("Generated exposure (issue 23), how the default method is chosen: AUROC of the default score on "
-              "each fold (the two training digits playing the unknown) and detector seed, without exposure and "
-              "with 2,000 pseudo-anomalies of each method (`n_estimators` 5, every other parameter at its "
-              "default); below, each method against no exposure on the runs where both were measured."), "",
-             "| fold | seed | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
+    arms = [a for a in ("none", *extra_arms, *PSEUDO_METHODS) if a in table]
+    lines = [intro, "", "| fold | seed | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
     for (fold, seed), row in table.iterrows():
         lines.append(f"| {fold} | {seed} | " + " | ".join("—" if pd.isna(row[a]) else f"{row[a]:.4f}" for a in arms)
                      + " |")
@@ -638,6 +672,8 @@ def write_report(results: dict[str, list[dict]]) -> None:
             lines += _generated_selection(rows)
             lines += _selection_summary(rows)
         else:
+            if protocol == "selection-nslkdd":
+                lines += _nslkdd_generated_selection(rows)
             lines += _seed_means(rows, "folds and seeds" if folds else "seeds")
         lines += [f"| {'pseudo-unknown | ' if folds else ''}method | outlier exposure | score | seed | "
                   "closed-set accuracy | AUROC | T | fit (s) |",
