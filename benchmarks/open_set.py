@@ -367,6 +367,8 @@ def _exposure(real, generated: str | None):
         from oddkit.detectors.pseudo import DEFAULT_METHOD
 
         spec = PseudoAnomalies(generated)
+        if generated == "vos":  # made during training, one per training row of each batch
+            return spec, "virtual outliers in feature space (vos)"
         name = f"auto = {DEFAULT_METHOD}" if generated == "auto" else generated
         return spec, f"{spec.n_samples:,} generated ({name})"
     if real is None:
