@@ -24,7 +24,9 @@ rows) and AUROC known-vs-unknown (higher score = unknown).
 the training file KDDTrain+_20Percent is used: its 10 known attack types are split at random (seed 0)
 into 5 pairs; in turn each pair is the pseudo-unknown, and the detector trains on 70% of the rows of
 ``normal`` and the other 8 types (split at random, seed 1) and scores the other 30% against every
-row of the pair. Exposure: the ``nslkdd`` protocol's 40 rows of rare training types.
+row of the pair. Exposure: the ``nslkdd`` protocol's 40 rows of rare training types; generated
+exposure: each method of :class:`oddkit.PseudoAnomalies` (the data-space ones and ``"vos"``), the
+comparison that says whether the default method chosen on digits also suits a table.
 
 ``selection``: how the defaults were checked without the test set — inside the 6,000-image pool
 only, train on the digits 0-3 (70%), and score held-out 0-3 (30%) against the digits 4-5 as
