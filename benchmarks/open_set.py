@@ -172,8 +172,9 @@ the current defaults: when a default changed, the rows measured under the old on
 (``exposure_loss="uniform"`` was the default until the cutmix mixture replaced it, whose rows had
 been run as ``exposure_loss="cutmix"``)."""
 
-PSEUDO_CONFIGS = tuple((method, {}) for method in PSEUDO_METHODS)
-"""``selection-nslkdd`` also measures each generation method by name, to choose the default."""
+PSEUDO_CONFIGS = (*((method, {}) for method in PSEUDO_METHODS), ("vos", {"exposure_weight": 0.1}))
+"""``selection-nslkdd`` also measures each generation method by name, to choose the default, and VOS
+with the loss weight of its paper (Du et al., 2022: 0.1; oddkit's ``exposure_weight`` default is 0.5)."""
 
 
 def _config_of(row: dict) -> tuple[bool | str, dict] | None:
@@ -552,9 +553,14 @@ def _nslkdd_generated_runs(rows: list[dict]) -> list[dict]:
     exposure, with the protocol's real known anomalies, or with each generation method."""
     runs = []
     for row in rows:
-        if not row["method"].startswith("oddkit") or row.get("options") or not row["score"].endswith("(default)"):
+        if not row["method"].startswith("oddkit") or not row["score"].endswith("(default)"):
+            continue
+        options = row.get("options")
+        if options and not row.get("generated"):
             continue
         arm = row.get("generated") or ("none" if row["exposure"] == "none" else "real")
+        if options:  # a method with a parameter changed, e.g. "vos exposure_weight=0.1"
+            arm += " " + ", ".join(f"{key}={value}" for key, value in options.items())
         runs.append({"fold": row["pseudo_unknown"], "seed": row["seed"], "arm": arm, "auroc": row["auroc"]})
     return runs
 
@@ -580,6 +586,7 @@ def _arms_lines(runs: list[dict], intro: str, extra_arms: tuple[str, ...] = ()) 
 
     table = _generated_table(runs)
     arms = [a for a in ("none", *extra_arms, *PSEUDO_METHODS) if a in table]
+    arms += [a for a in table.columns if a not in arms]
     lines = [intro, "", "| fold | seed | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
     for (fold, seed), row in table.iterrows():
         lines.append(f"| {fold} | {seed} | " + " | ".join("—" if pd.isna(row[a]) else f"{row[a]:.4f}" for a in arms)
