@@ -666,7 +666,9 @@ def _nslkdd_verdict(rows) -> str:
     if not any(run["arm"] in PSEUDO_METHODS for run in runs):
         return " The `selection-nslkdd` comparison of the methods was not run."
     table = _generated_table(runs)
-    compared = {m: c for m in PSEUDO_METHODS if (c := _against_none(table, m))}
+    methods = [m for m in PSEUDO_METHODS if m in table] + [m for m in table.columns
+                                                          if m not in ("none", "real", *PSEUDO_METHODS)]
+    compared = {m: c for m in methods if (c := _against_none(table, m))}
     parts = [f"`{m}` {c['with']:.4f} against {c['none']:.4f} (mean gain {c['gain']:+.4f}, better in {c['better']} "
              f"and worse in {c['worse']} of {c['runs']} runs on {c['folds']} folds)" for m, c in compared.items()]
     best = max(compared, key=lambda m: compared[m]["gain"])
