@@ -24,7 +24,9 @@ rows) and AUROC known-vs-unknown (higher score = unknown).
 the training file KDDTrain+_20Percent is used: its 10 known attack types are split at random (seed 0)
 into 5 pairs; in turn each pair is the pseudo-unknown, and the detector trains on 70% of the rows of
 ``normal`` and the other 8 types (split at random, seed 1) and scores the other 30% against every
-row of the pair. Exposure: the ``nslkdd`` protocol's 40 rows of rare training types.
+row of the pair. Exposure: the ``nslkdd`` protocol's 40 rows of rare training types; generated
+exposure: each method of :class:`oddkit.PseudoAnomalies` (the data-space ones and ``"vos"``), the
+comparison that says whether the default method chosen on digits also suits a table.
 
 ``selection``: how the defaults were checked without the test set — inside the 6,000-image pool
 only, train on the digits 0-3 (70%), and score held-out 0-3 (30%) against the digits 4-5 as
@@ -58,7 +60,8 @@ MIN_KNOWN_ROWS = 30
 N_EXPOSURE_IMAGES = 2000
 _MISSING = object()  # a parameter a selection configuration does not set
 
-PSEUDO_METHODS = ("vae-between", "vae-tail", "permute")  # oddkit.detectors.pseudo.METHODS (not imported: fast --help)
+PSEUDO_METHODS = ("vae-between", "vae-tail", "permute", "vos")  # oddkit.detectors.pseudo's METHODS + FEATURE_METHODS
+# (not imported: fast --help)
 
 SELECTION_CONFIGS = [
     {"conv_channels": [16, 32], "random_state": seed} for seed in (0, 1, 2)
@@ -169,8 +172,9 @@ the current defaults: when a default changed, the rows measured under the old on
 (``exposure_loss="uniform"`` was the default until the cutmix mixture replaced it, whose rows had
 been run as ``exposure_loss="cutmix"``)."""
 
-PSEUDO_CONFIGS = tuple((method, {}) for method in PSEUDO_METHODS)
-"""``selection-nslkdd`` also measures each generation method by name, to choose the default."""
+PSEUDO_CONFIGS = (*((method, {}) for method in PSEUDO_METHODS), ("vos", {"exposure_weight": 0.1}))
+"""``selection-nslkdd`` also measures each generation method by name, to choose the default, and VOS
+with the loss weight of its paper (Du et al., 2022: 0.1; oddkit's ``exposure_weight`` default is 0.5)."""
 
 
 def _config_of(row: dict) -> tuple[bool | str, dict] | None:
@@ -366,6 +370,8 @@ def _exposure(real, generated: str | None):
         from oddkit.detectors.pseudo import DEFAULT_METHOD
 
         spec = PseudoAnomalies(generated)
+        if generated == "vos":  # made during training, one per training row of each batch
+            return spec, "virtual outliers in feature space (vos)"
         name = f"auto = {DEFAULT_METHOD}" if generated == "auto" else generated
         return spec, f"{spec.n_samples:,} generated ({name})"
     if real is None:
@@ -522,7 +528,7 @@ def _against_none(table, arm: str) -> dict | None:
         return None
     gain = both[arm] - both["none"]
     return {"runs": len(both), "folds": both.index.get_level_values("fold").nunique(), "none": both["none"].mean(),
-            "with": both[arm].mean(), "gain": gain.mean(), "better": int((gain > 0).sum()),
+            "with": both[arm].mean(), "gain": gain.mean(), "median_gain": gain.median(), "better": int((gain > 0).sum()),
             "worse": int((gain < 0).sum())}
 
 
@@ -531,28 +537,67 @@ def _generated_selection(rows: list[dict]) -> list[str]:
     ``selection`` protocol (a pair of the training digits 0-5 as the pseudo-unknown) and seed, the
     default score's AUROC without exposure (``"clip_percentile": 90.0``, the default) and with each
     generation method; then each method's mean gain over no exposure on the runs where both exist."""
-    import pandas as pd
-
     runs = _generated_runs(rows)
     if not runs:
         return []
+    return _arms_lines(runs, (
+        "Generated exposure (issue 23), how the default method is chosen: AUROC of the default score on "
+        "each fold (the two training digits playing the unknown) and detector seed, without exposure and "
+        "with the pseudo-anomalies of each method (2,000 images for the data-space methods; `vos`: a virtual "
+        "outlier in feature space per training row; `n_estimators` 5, every other parameter at its "
+        "default); below, each method against no exposure on the runs where both were measured."))
+
+
+def _nslkdd_generated_runs(rows: list[dict]) -> list[dict]:
+    """The ``selection-nslkdd`` runs of the detector at its defaults (default score), without
+    exposure, with the protocol's real known anomalies, or with each generation method."""
+    runs = []
+    for row in rows:
+        if not row["method"].startswith("oddkit") or not row["score"].endswith("(default)"):
+            continue
+        options = row.get("options")
+        if options and not row.get("generated"):
+            continue
+        arm = row.get("generated") or ("none" if row["exposure"] == "none" else "real")
+        if options:  # a method with a parameter changed, e.g. "vos exposure_weight=0.1"
+            arm += " " + ", ".join(f"{key}={value}" for key, value in options.items())
+        runs.append({"fold": row["pseudo_unknown"], "seed": row["seed"], "arm": arm, "auroc": row["auroc"]})
+    return runs
+
+
+def _nslkdd_generated_selection(rows: list[dict]) -> list[str]:
+    """The generation methods on a table: on each ``selection-nslkdd`` fold (a pair of known attack
+    types as the pseudo-unknown) and seed, the default score's AUROC without exposure, with the 40
+    real rare-attack rows, and with each method; then each against no exposure on the same runs."""
+    runs = _nslkdd_generated_runs(rows)
+    if not any(run["arm"] in PSEUDO_METHODS for run in runs):
+        return []
+    return _arms_lines(runs, (
+        "Generated exposure on a table (issue 23): AUROC of the default score (energy) on each fold (the pair "
+        "of attack types playing the unknown) and detector seed, the detector at its defaults without exposure, "
+        "with the 40 real rows of rare attack types (`real`), and with the pseudo-anomalies of each method "
+        "(2,000 rows for the data-space methods; `vos`: a virtual outlier in feature space per training row); "
+        "below, each against no exposure on the runs where both were measured."), ("real",))
+
+
+def _arms_lines(runs: list[dict], intro: str, extra_arms: tuple[str, ...] = ()) -> list[str]:
+    """A table of AUROC per (fold, seed) and arm, then each arm against ``"none"``."""
+    import pandas as pd
+
     table = _generated_table(runs)
-    arms = [a for a in ("none", *PSEUDO_METHODS) if a in table]
-    lines = [("Generated exposure (issue 23), how the default method is chosen: AUROC of the default score on "
-              "each fold (the two training digits playing the unknown) and detector seed, without exposure and "
-              "with 2,000 pseudo-anomalies of each method (`n_estimators` 5, every other parameter at its "
-              "default); below, each method against no exposure on the runs where both were measured."), "",
-             "| fold | seed | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
+    arms = [a for a in ("none", *extra_arms, *PSEUDO_METHODS) if a in table]
+    arms += [a for a in table.columns if a not in arms]
+    lines = [intro, "", "| fold | seed | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
     for (fold, seed), row in table.iterrows():
         lines.append(f"| {fold} | {seed} | " + " | ".join("—" if pd.isna(row[a]) else f"{row[a]:.4f}" for a in arms)
                      + " |")
-    lines += ["", "| method | runs (folds) | AUROC without | AUROC with | mean gain | better / worse |",
-              "|---|---|---:|---:|---:|---|"]
+    lines += ["", "| method | runs (folds) | AUROC without | AUROC with | mean gain | median gain | better / worse |",
+              "|---|---|---:|---:|---:|---:|---|"]
     for arm in arms[1:]:
         c = _against_none(table, arm)
         if c:
             lines.append(f"| {arm} | {c['runs']} ({c['folds']}) | {c['none']:.4f} | {c['with']:.4f} | "
-                         f"{c['gain']:+.4f} | {c['better']} / {c['worse']} |")
+                         f"{c['gain']:+.4f} | {c['median_gain']:+.4f} | {c['better']} / {c['worse']} |")
     return [*lines, ""]
 
 
@@ -585,8 +630,9 @@ def _report_order(row: dict) -> tuple:
     return row["seed"], row.get("pseudo_unknown", ""), rank
 
 
-def _generated_intro(selection_rows: list[dict]) -> list[str]:
-    """How the generated-exposure default was chosen, and how the later folds checked it."""
+def _generated_intro(selection_rows: list[dict], nslkdd_rows: list[dict] = ()) -> list[str]:
+    """How the generated-exposure default was chosen, how the later folds checked it, and how the
+    methods compare on the table protocol ``selection-nslkdd``."""
     text = ("Generated exposure (issue 23): `known_anomalies=\"generate\"` trains with pseudo-anomalies made from "
             "the training rows alone (`oddkit.PseudoAnomalies`), in the rows marked `generated`. Its default method, "
             "`permute` (tiles of a training image shuffled), was chosen in the `selection` protocol (the 6,000-image "
@@ -602,14 +648,50 @@ def _generated_intro(selection_rows: list[dict]) -> list[str]:
                  + (", so it stays the default." if check["gain"] > 0 and check["better"] > check["worse"] else
                     ": the check does not confirm the choice."))
     table = _generated_table(_generated_runs(selection_rows)) if selection_rows else None
-    for method in ("vae-between", "vae-tail"):
+    for method in ("vae-between", "vae-tail", "vos"):
         c = None if table is None else _against_none(table, method)
         if c:
-            text += (f" `{method}` was run {c['runs']} times on {c['folds']} fold(s): {c['with']:.4f} against "
+            text += (f" `{method}` was run {c['runs']} time(s) on {c['folds']} fold(s): {c['with']:.4f} against "
                      f"{c['none']:.4f} without exposure on the same runs.")
-    text += (" The `selection-nslkdd` comparison of the methods was not run. VOS-style virtual outliers in feature "
-             "space and a Lee et al. (2018) generator were not implemented.")
+    text += _nslkdd_verdict(nslkdd_rows)
+    text += (" VOS (`PseudoAnomalies(\"vos\")`: virtual outliers in the classifier's last hidden layer, Du et al., "
+             "2022) was implemented after `permute` became the default and is measured beside the other methods "
+             "where a column or row says `vos`. A Lee et al. (2018) generator was not implemented.")
     return [text, ""]
+
+
+def _nslkdd_verdict(rows) -> str:
+    """The methods against no exposure on ``selection-nslkdd`` (a sentence; empty if not run)."""
+    runs = _nslkdd_generated_runs(list(rows))
+    if not any(run["arm"] in PSEUDO_METHODS for run in runs):
+        return " The `selection-nslkdd` comparison of the methods was not run."
+    table = _generated_table(runs)
+    methods = [m for m in PSEUDO_METHODS if m in table] + [m for m in table.columns
+                                                          if m not in ("none", "real", *PSEUDO_METHODS)]
+    compared = {m: c for m in methods if (c := _against_none(table, m))}
+    parts = [f"`{m}` {c['with']:.4f} against {c['none']:.4f} (mean gain {c['gain']:+.4f}, median "
+             f"{c['median_gain']:+.4f}, better in {c['better']} "
+             f"and worse in {c['worse']} of {c['runs']} runs on {c['folds']} folds)" for m, c in compared.items()]
+    best = max(compared, key=lambda m: compared[m]["gain"])
+    text = (" On a table, the `selection-nslkdd` protocol (the NSL-KDD training file only; its section has the "
+            "table), each method against no exposure on the same runs: " + "; ".join(parts) + ".")
+    by_median = max(compared, key=lambda m: compared[m]["median_gain"])
+    if best == "permute":
+        c = compared["permute"]
+        measure = "by the mean and the median gain" if by_median == best else (
+            f"by the mean gain; by the median, `{by_median}`")
+        both = table[["none", "permute"]].dropna()
+        worst_fold = both["none"].groupby(level="fold").mean().idxmin()
+        gain = both["permute"] - both["none"]
+        share = gain.xs(worst_fold, level="fold").sum() / gain.sum()
+        return text + (f" `permute` gains the most there too ({measure}), so one default serves images and tables; "
+                       f"on the table it is still worse than no exposure in {c['worse']} of {c['runs']} runs, and "
+                       f"{share:.0%} of its summed gain comes from the fold where no exposure does worst "
+                       f"({worst_fold}).")
+    if "permute" in compared:
+        return (text + f" `{best}` gains more than `permute` there; the default was not changed by these runs "
+                "(a default per kind of data is a decision left open).")
+    return text
 
 
 def write_report(results: dict[str, list[dict]]) -> None:
@@ -622,7 +704,7 @@ def write_report(results: dict[str, list[dict]]) -> None:
               "T: the temperature fitted on the detector's held-out split. Fit times were taken on a "
               "2-core machine shared with other jobs: indicative only."), ""]
     lines += _targets(results.get("mnist", []))
-    lines += _generated_intro(results.get("selection", []))
+    lines += _generated_intro(results.get("selection", []), results.get("selection-nslkdd", []))
     titles = {"mnist": "MNIST: digits 0-5 known, 6-9 unknown (train 6,000-image split, test 4,000)",
               "nslkdd": "NSL-KDD: 11 known traffic classes, 18 attack types unseen in training",
               "selection-nslkdd": ("NSL-KDD without the test set: KDDTrain+_20Percent only, each of 5 pairs of "
@@ -638,6 +720,8 @@ def write_report(results: dict[str, list[dict]]) -> None:
             lines += _generated_selection(rows)
             lines += _selection_summary(rows)
         else:
+            if protocol == "selection-nslkdd":
+                lines += _nslkdd_generated_selection(rows)
             lines += _seed_means(rows, "folds and seeds" if folds else "seeds")
         lines += [f"| {'pseudo-unknown | ' if folds else ''}method | outlier exposure | score | seed | "
                   "closed-set accuracy | AUROC | T | fit (s) |",

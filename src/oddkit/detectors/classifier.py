@@ -23,7 +23,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from oddkit.detectors.base import BaseDetector
-from oddkit.detectors.pseudo import exposure_rows
+from oddkit.detectors.pseudo import as_pseudo_anomalies, exposure_rows
 from oddkit.detectors.params import (
     HasMethods,
     Hidden,
@@ -41,9 +41,11 @@ from oddkit.exceptions import DataError, ModelFileError, OddkitWarning, Paramete
 from oddkit.nn.classifier import (
     ConvClassifier,
     MeanLogits,
+    WithEnergyLogistic,
     WithRotationHead,
     ensemble_logits,
     hidden_features,
+    last_layer,
     members_of,
     mix_with_outliers,
     mlp_classifier,
@@ -110,7 +112,10 @@ class ClassifierConfidenceDetector(BaseDetector):
     into the classes): training then also teaches the network to be unsure on them (outlier
     exposure, Hendrycks et al., 2019), with the loss ``exposure_loss``. Without any,
     ``known_anomalies="generate"`` makes pseudo-anomalies from the training data alone
-    (:mod:`oddkit.detectors.pseudo`).
+    (:mod:`oddkit.detectors.pseudo`), and ``known_anomalies=PseudoAnomalies("vos")`` makes virtual
+    outliers in the network's last hidden layer while it trains: the least likely samples of
+    class-conditional Gaussians of the training rows' features, which a logistic regression on the
+    energy learns to tell from the rows (VOS, Du et al., 2022; :mod:`oddkit.detectors.vos`).
 
     Why each default was chosen, and what it measured: the user guide's benchmarks page and
     ``benchmarks/OPEN_SET.md``.
@@ -163,7 +168,8 @@ class ClassifierConfidenceDetector(BaseDetector):
         (1.0 = none).
     exposure_weight : float, default=0.5
         Weight of the outlier-exposure loss when ``known_anomalies`` are given (0.5 as in Hendrycks
-        et al., 2019).
+        et al., 2019); with virtual outliers (``PseudoAnomalies("vos")``), the weight of their
+        uncertainty loss (Du et al., 2022 used 0.1; not tuned here).
     exposure_loss : {"cutmix", "mixup", "uniform", "energy"}, default="cutmix"
         The outlier-exposure loss. Each training batch is joined by as many known anomalies drawn
         at random. ``"cutmix"`` (Mixture Outlier Exposure, Zhang et al., 2023): a random rectangle
@@ -174,7 +180,8 @@ class ClassifierConfidenceDetector(BaseDetector):
         the two rows blended. ``"uniform"`` (Hendrycks et al., 2019): the known anomalies'
         outputs trained towards the uniform distribution. ``"energy"``: the logistic loss
         ``log(1 + exp(E(normal) - E(anomaly)))`` pushes each known anomaly's energy above a normal
-        row's (a margin-free form of Liu et al., 2020).
+        row's (a margin-free form of Liu et al., 2020). Ignored with virtual outliers
+        (``PseudoAnomalies("vos")``), which have their own loss.
     n_estimators : int, default=5
         Networks trained independently (their own initial weights and batches, the same held-out
         split), whose logits are averaged: a deep ensemble (Lakshminarayanan et al., 2017). Each
@@ -266,6 +273,8 @@ class ClassifierConfidenceDetector(BaseDetector):
       fine-grained environments." WACV, 2023.
     - Guo, C., Pleiss, G., Sun, Y. and Weinberger, K. "On calibration of modern neural
       networks." ICML, 2017.
+    - Du, X., Wang, Z., Cai, M. and Li, Y. "VOS: learning what you don't know by virtual outlier
+      synthesis." ICLR, 2022.
 
     Examples
     --------
@@ -352,7 +361,8 @@ class ClassifierConfidenceDetector(BaseDetector):
         known_anomalies : table or images like ``X``, "generate" or PseudoAnomalies, optional
             Examples of anomalies, used for outlier exposure; they need no class. ``"generate"``
             (or a :class:`~oddkit.PseudoAnomalies` naming the method): pseudo-anomalies made from
-            the training rows (the held-out split left out) and their classes.
+            the training rows (the held-out split left out) and their classes;
+            ``PseudoAnomalies("vos")``: virtual outliers in feature space, made during training.
 
         Raises
         ------
@@ -458,7 +468,9 @@ class ClassifierConfidenceDetector(BaseDetector):
         train, dev = self._dev_split(codes, rng)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         exposure = None
-        if known_anomalies is not None:
+        spec = None if known_anomalies is None else as_pseudo_anomalies(known_anomalies)
+        virtual = spec is not None and spec._method() == "vos"  # made during training, in feature space
+        if known_anomalies is not None and not virtual:
             # Pseudo-anomalies are made from the training rows only: the dev split stays unseen.
             exposure = exposure_rows(self, known_anomalies, Z[train], codes[train], seed)
         self.history_ = {}
@@ -468,8 +480,8 @@ class ClassifierConfidenceDetector(BaseDetector):
         if sklearn_backend:
             self.estimator_ = clone(self.classifier).fit(self._model_input(Z[train]), codes[train])
         else:
-            self._train_network(Z, codes, train, dev, exposure, seed)
-            exposed = exposure is not None and float(self.exposure_weight) > 0
+            self._train_network(Z, codes, train, dev, exposure, seed, virtual)
+            exposed = (exposure is not None or virtual) and float(self.exposure_weight) > 0
             self.clip_percentile_ = ((None if exposed else DEFAULT_CLIP_PERCENTILE) if self.clip_percentile == "auto"
                                      else self.clip_percentile)
             if self.clip_percentile_ is not None or self.score_ == "knn":
@@ -550,7 +562,12 @@ class ClassifierConfidenceDetector(BaseDetector):
     def _n_inputs(self) -> int:
         return int(self.preprocessor_.n_outputs_)
 
-    def _train_network(self, Z, codes, train, dev, exposure, seed) -> None:
+    def _train_network(self, Z, codes, train, dev, exposure, seed, virtual: bool = False) -> None:
+        """Train the members on the rows ``train`` (``dev``: early stopping), with outlier exposure
+        to the preprocessed rows ``exposure`` (or None), or with virtual outliers (``virtual``:
+        :mod:`oddkit.detectors.vos`)."""
+        from oddkit.detectors.vos import VirtualOutlierSynthesis, warmup_steps
+
         device = resolve_device(self.device)
         n_classes = len(self.classes_)
         weight = float(self.exposure_weight)
@@ -563,20 +580,44 @@ class ClassifierConfidenceDetector(BaseDetector):
             max_shift = max(1, round(SHIFT_FRACTION * min(self._image_shape()[1:]))) if self.augment == "shift" else 0
             rotation_weight = float(self.rotation_weight) if self._learns_rotations() else 0.0
             exposure_loss = self.exposure_loss
+            virtual = virtual and weight > 0
+            synthesis = None  # each member's VirtualOutlierSynthesis, with virtual outliers
 
             def row_loss(net, rows, gen):
                 index = rows.long()
                 x = inputs[index]
                 if max_shift and net.training:
                     x = random_shifts(x, max_shift, gen)
+                vos = synthesis is not None and net.training
+                if isinstance(net, WithEnergyLogistic):
+                    energy_logistic, net = net, net.network
                 if rotation_weight and net.training:
                     turns = torch.randint(4, (x.shape[0],), generator=gen).to(device)
-                    logits, turn_logits = net.logits_and_rotation_logits(x, quarter_turns(x, turns))
+                    if vos:
+                        hidden, turn_logits = net.hidden_and_rotation_logits(x, quarter_turns(x, turns))
+                        logits = last_layer(net.classifier)(hidden)
+                    else:
+                        logits, turn_logits = net.logits_and_rotation_logits(x, quarter_turns(x, turns))
                     loss = (F.cross_entropy(logits, targets[index], reduction="none")
                             + rotation_weight * F.cross_entropy(turn_logits, turns, reduction="none"))
+                elif vos:
+                    hidden = hidden_features(net, x)
+                    logits = last_layer(net)(hidden)
+                    loss = F.cross_entropy(logits, targets[index], reduction="none")
                 else:
                     logits = net(x)
                     loss = F.cross_entropy(logits, targets[index], reduction="none")
+                if vos:
+                    synthesis.add(hidden, targets[index])
+                    points = synthesis.sample(targets[index], gen)
+                    if points is None:  # warming up
+                        return loss
+                    # The uncertainty loss of VOS: a logistic regression on the energy tells the
+                    # rows (label 1) from their virtual outliers (label 0); mean over the 2n items.
+                    outlier_logits = last_layer(net.classifier if rotation_weight else net)(points)
+                    inside = energy_logistic.inside_logit(logits)
+                    outside = energy_logistic.inside_logit(outlier_logits)
+                    return loss + weight * 0.5 * (F.softplus(-inside) + F.softplus(outside))
                 if outliers is not None and net.training:
                     pick = torch.randint(outliers.shape[0], (index.shape[0],), generator=gen).to(device)
                     if exposure_loss in ("mixup", "cutmix"):
@@ -602,6 +643,12 @@ class ClassifierConfidenceDetector(BaseDetector):
                     module = self._build_member(n_classes)
                     if rotation_weight:
                         module = WithRotationHead(module)
+                    if virtual:
+                        classifier = module.classifier if rotation_weight else module
+                        synthesis = VirtualOutlierSynthesis(np.bincount(codes[train], minlength=n_classes),
+                                                            last_layer(classifier).in_features,
+                                                            warmup_steps(len(train), batch))
+                        module = WithEnergyLogistic(module)
                     module = module.to(device)
                     history = fit_module(
                         module, row_loss, torch.from_numpy(train).to(device), epochs=int(self.epochs),
@@ -610,7 +657,10 @@ class ClassifierConfidenceDetector(BaseDetector):
                         validation=torch.from_numpy(dev).to(device) if len(dev) and self.patience is not None else None,
                         patience=self.patience, generator=generator, verbose=self.verbose,
                         description=type(self).__name__)
-                # The rotation head served training only: the saved network is the classifier.
+                # The rotation head and the energy's logistic regression served training only:
+                # the saved network is the classifier.
+                if virtual:
+                    module = module.network
                 members.append((module.classifier if rotation_weight else module).eval())
                 histories.append(history.to_dict())
         self.model_ = members[0] if len(members) == 1 else MeanLogits(members).eval()

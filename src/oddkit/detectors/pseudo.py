@@ -17,6 +17,11 @@ real ones:
   the product of the columns' marginal distributions, which breaks their dependence; Hempstalk et
   al., 2008). Images: each image cut into a ``JIGSAW_GRID`` x ``JIGSAW_GRID`` grid of tiles whose
   places are shuffled (local strokes and textures kept, the shape broken).
+- ``"vos"`` (:class:`~oddkit.ClassifierConfidenceDetector` only): virtual outliers, made during
+  training in the network's last hidden layer rather than in the data's space: the least likely
+  samples of class-conditional Gaussians fitted to the training rows' features (Du et al., 2022;
+  :mod:`oddkit.detectors.vos`). There are no rows to write, so :meth:`PseudoAnomalies.generate`
+  and the auto-encoders refuse it.
 
 Every pseudo-anomaly is clipped to the training rows' range (per column for tables, the pixels'
 overall range for images), and none equals a training row: exact copies are dropped and more are
@@ -47,7 +52,8 @@ import numpy as np
 from oddkit.exceptions import DataError, ParameterError
 
 GENERATE = "generate"
-METHODS = ("vae-between", "vae-tail", "permute")
+METHODS = ("vae-between", "vae-tail", "permute")  # made in the data's space, before training
+FEATURE_METHODS = ("vos",)  # made in a classifier's feature space, during training
 DEFAULT_METHOD = "permute"  # chosen on folds of the training split: benchmarks/OPEN_SET.md
 DEFAULT_N_SAMPLES = 2000  # as many as the real exposure images of benchmarks/open_set.py
 DEFAULT_VAE_EPOCHS = 20
@@ -66,17 +72,21 @@ class PseudoAnomalies:
 
     Parameters
     ----------
-    method : {"auto", "vae-between", "vae-tail", "permute"}, default="auto"
-        How to make them; ``"auto"``: ``"permute"``, the best of the three on the held-out digits
-        of the training split of the open-set benchmark, and better than no exposure on every fold
-        of it run since (``benchmarks/OPEN_SET.md``); also the cheapest (no model to train).
+    method : {"auto", "vae-between", "vae-tail", "permute", "vos"}, default="auto"
+        How to make them; ``"auto"``: ``"permute"``, the best of the three data-space methods on
+        the held-out digits of the training split of the open-set benchmark, and better than no
+        exposure on every fold of it run since (``benchmarks/OPEN_SET.md``); also the cheapest (no
+        model to train). ``"vos"``: virtual outliers in a classifier's feature space, for
+        :class:`~oddkit.ClassifierConfidenceDetector` only (see the module's docstring).
     n_samples : int, default=2000
-        How many to make.
+        How many to make. Ignored by ``"vos"``, which pairs every training row of every batch
+        with a virtual outlier of its own.
     epochs : int, default=20
         Most passes of the VAE over the training rows (the ``"vae-*"`` methods; early stopping on
         a held-out 10% usually ends sooner).
     random_state : int or None, default=None
         Seed; None: drawn from the detector's own seed, so that a seeded detector is reproducible.
+        ``"vos"`` draws with the detector's training seed.
 
     Examples
     --------
@@ -100,9 +110,9 @@ class PseudoAnomalies:
 
     def _method(self) -> str:
         """The method actually used, after checking every parameter."""
-        if self.method != "auto" and self.method not in METHODS:
-            raise ParameterError(f"PseudoAnomalies: method must be 'auto' or one of {', '.join(METHODS)}; "
-                                 f"got {self.method!r}")
+        if self.method != "auto" and self.method not in METHODS + FEATURE_METHODS:
+            raise ParameterError(f"PseudoAnomalies: method must be 'auto' or one of "
+                                 f"{', '.join(METHODS + FEATURE_METHODS)}; got {self.method!r}")
         for name in ("n_samples", "epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
@@ -112,14 +122,25 @@ class PseudoAnomalies:
             raise ParameterError(f"PseudoAnomalies: random_state must be an integer or None, got {self.random_state!r}")
         return DEFAULT_METHOD if self.method == "auto" else self.method
 
+    def _rows_method(self) -> str:
+        """:meth:`_method`, refusing the methods that make no rows."""
+        method = self._method()
+        if method in FEATURE_METHODS:
+            raise ParameterError(f"PseudoAnomalies: method={method!r} makes virtual outliers in a classifier's "
+                                 "feature space while it trains, not rows: only ClassifierConfidenceDetector.fit "
+                                 f"uses it (known_anomalies=PseudoAnomalies({method!r})); to make rows, use one of "
+                                 f"{', '.join(METHODS)}")
+        return method
+
     def rows(self, Z: np.ndarray, classes: np.ndarray | None = None, image_shape: tuple[int, int, int] | None = None,
              seed: int = 0, n_threads: int | None = None) -> np.ndarray:
         """Pseudo-anomalies of preprocessed rows ``Z`` (float32 (n, d); images: flat ``C*H*W``
         pixels), float32 of shape (``n_samples``, d).
 
         ``classes``: each row's class code (optional); ``image_shape``: ``(C, H, W)`` when the rows
-        are images; ``seed``: used when ``random_state`` is None."""
-        method = self._method()
+        are images; ``seed``: used when ``random_state`` is None. Raises ParameterError for
+        ``"vos"``, whose virtual outliers are features, not rows."""
+        method = self._rows_method()
         Z = np.ascontiguousarray(Z, dtype=np.float32)
         if Z.ndim != 2 or Z.shape[0] < 2:
             raise DataError(f"generating pseudo-anomalies needs at least 2 training rows, got {Z.shape[0]}")
@@ -172,7 +193,13 @@ class PseudoAnomalies:
             Tables: a DataFrame with ``X``'s columns (categorical ones as their most likely category)
             when ``X`` is a DataFrame, else a float64 array; images: float32 in [0, 1] in ``X``'s
             layout.
+
+        Raises
+        ------
+        ParameterError
+            A bad parameter, or ``method="vos"`` (virtual outliers are features, not rows).
         """
+        self._rows_method()
         from oddkit.data.image_preprocess import ImagePreprocessor, is_image_array
         from oddkit.data.labels import encode_classes
         from oddkit.data.preprocess import TablePreprocessor

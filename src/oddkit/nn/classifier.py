@@ -120,8 +120,32 @@ class WithRotationHead(nn.Module):
 
     def logits_and_rotation_logits(self, x: torch.Tensor, rotated: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Class logits of ``x`` and rotation logits of ``rotated``, in one pass through the trunk."""
+        hidden, rotation_logits = self.hidden_and_rotation_logits(x, rotated)
+        return self.classifier.head[-1](hidden), rotation_logits
+
+    def hidden_and_rotation_logits(self, x: torch.Tensor, rotated: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last hidden layer of ``x`` and rotation logits of ``rotated``, in one pass through the trunk."""
         hidden = self.classifier.hidden(torch.cat([x, rotated]))
-        return self.classifier.head[-1](hidden[:len(x)]), self.rotation(hidden[len(x):])
+        return hidden[:len(x)], self.rotation(hidden[len(x):])
+
+
+class WithEnergyLogistic(nn.Module):
+    """A classifier (or a :class:`WithRotationHead`) with the two numbers of a logistic regression
+    on its energy, ``sigmoid(a * logsumexp(logits) + b)`` = the probability that a row is of the
+    known classes rather than a virtual outlier (VOS, Du et al., 2022: the uncertainty loss; see
+    :mod:`oddkit.detectors.vos`). Used for training only; ``forward`` gives the class logits."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+        self.energy_logistic = nn.Linear(1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+    def inside_logit(self, logits: torch.Tensor) -> torch.Tensor:
+        """The logistic regression's logit (log-odds of "known classes") of each row of ``logits``."""
+        return self.energy_logistic(torch.logsumexp(logits, dim=1, keepdim=True)).squeeze(1)
 
 
 def random_shifts(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
