@@ -59,10 +59,13 @@ are the present defaults (``default``: 96 channels, content noise 0.3) and the p
 (``channels=48, content_noise=1.0``), seed 0, 24 epochs each. The rule, fixed before either ran:
 the candidate with the higher mean of the two shares (to the reference speaker and digit kept) is
 preferred; the MCD is reported, not used to choose. Seeds 1 and 2 of both were run afterwards, as a
-check of that seed-0 verdict. One more trial on it, seed 0, named when run (``--dev --models
-"default, 48 epochs" "channels=48, content_noise=1.0, 48 epochs" --seeds 0``): both candidates
-trained twice as long, to ask whether longer training closes the gap to the goals (the test
-protocol's longer trial was of the previous defaults only, at 36 epochs).
+check of that seed-0 verdict. Trials on it, named when run: both candidates trained twice as long
+(``--dev --models "default, 48 epochs" "channels=48, content_noise=1.0, 48 epochs"``; the present
+defaults at seeds 0-2, the previous at seed 0), to ask whether longer training closes the gap to
+the goals (the test protocol's longer trial was of the previous defaults only, at 36 epochs); and,
+seed 0, a narrower content bottleneck two ways (``content_dim=2``: 2 numbers per frame instead of
+4; ``kl_weight=0.1``: ten times the KL weight), to ask whether less room for the voice in the
+content code raises the speaker share (the larger gap).
 
     .venv/bin/python benchmarks/voice_conversion.py                      # all models, seeds 0 1 2
     .venv/bin/python benchmarks/voice_conversion.py --models default --seeds 0
@@ -98,11 +101,13 @@ MODELS = {
     "channels=48, content_noise=1.0": {"channels": 48, "content_noise": 1.0},
     "default, 48 epochs": {"epochs": 48},
     "channels=48, content_noise=1.0, 48 epochs": {"channels": 48, "content_noise": 1.0, "epochs": 48},
+    "content_dim=2": {"content_dim": 2},
+    "kl_weight=0.1": {"kl_weight": 0.1},
 }
 DEV_MODELS = ("default", "channels=48, content_noise=1.0")
 """The development protocol's candidates: the present defaults and the previous ones."""
 TRIALS = ("default, 36 epochs", "content_dim=16", "kl_weight=0.001", "channels=48, content_noise=1.0",
-          "default, 48 epochs", "channels=48, content_noise=1.0, 48 epochs")
+          "default, 48 epochs", "channels=48, content_noise=1.0, 48 epochs", "content_dim=2", "kl_weight=0.1")
 ABLATIONS = ("instance_norm=False", "speaker_encoder=False", "without speaker labels")
 """Models run only when named (``--models``): what was tried to close the gap to the goals."""
 """Each model's parameters besides the default ones; every model is given the speaker of each training
@@ -484,16 +489,36 @@ def dev_section(records, file_name: str) -> list[str]:
                                               (old_name + ", 48 epochs", old_name))
               if any(r["model"] == name for r in runs)]
     if longer:
-        def shares(name):
-            mine = [r for r in runs if r["model"] == name and r["seed"] == 0]
-            return (f"{mine[0]['to_reference_speaker']:.3f} / {mine[0]['digit_kept']:.3f}"
-                    if mine else "not run")
+        def shares(name, seeds):
+            mine = [r for r in runs if r["model"] == name and r["seed"] in seeds]
+            if not mine:
+                return "not run"
+            text = (f"{np.mean([r['to_reference_speaker'] for r in mine]):.3f} / "
+                    f"{np.mean([r['digit_kept'] for r in mine]):.3f}")
+            if "48 epochs" in name:
+                text += ", best validation loss at epoch " + ", ".join(str(r["best_epoch"]) for r in mine) + " of 48"
+            return text
 
-        lines += ["", "Trained 48 epochs instead of 24 (seed 0; speaker share / digit share): "
-                  + "; ".join(f"the {'present' if base == 'default' else 'previous'} defaults {shares(name)} "
-                              f"(24 epochs: {shares(base)})" for name, base in longer)
-                  + ". A trial, not a choice: the defaults keep 24 epochs in this benchmark, 40 with early "
-                  "stopping in the library."]
+        parts = []
+        for name, base in longer:
+            seeds = sorted(r["seed"] for r in runs if r["model"] == name)
+            parts.append(f"the {'present' if base == 'default' else 'previous'} defaults, seed"
+                         f"{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}: {shares(name, seeds)} "
+                         f"(24 epochs, same seed{'s' if len(seeds) > 1 else ''}: {shares(base, seeds)})")
+        lines += ["", "Trained 48 epochs instead of 24 (rows above; speaker share / digit share, means over the "
+                  "seeds run): " + "; ".join(parts) + ". A trial, not a choice: the defaults keep 24 epochs in "
+                  "this benchmark, 40 with early stopping in the library."]
+    narrower = [name for name in ("content_dim=2", "kl_weight=0.1") if any(r["model"] == name for r in runs)]
+    if narrower:
+        def pair(name, seed=0):
+            mine = [r for r in runs if r["model"] == name and r["seed"] == seed]
+            return f"{mine[0]['to_reference_speaker']:.3f} / {mine[0]['digit_kept']:.3f}" if mine else "not run"
+
+        what = {"content_dim=2": "a content code of 2 numbers per frame (4 by default)",
+                "kl_weight=0.1": "a KL weight of 0.1 (0.01 by default)"}
+        lines += ["", "A narrower content bottleneck, the present defaults otherwise, 24 epochs, seed 0 (speaker "
+                  "share / digit share): " + "; ".join(f"{what[name]} {pair(name)}" for name in narrower)
+                  + f" (the present defaults, same seed: {pair('default')})."]
     return lines + [""]
 
 
@@ -510,7 +535,9 @@ def tried_table(present, previous, development, present_name: str, previous_name
     settings = {"default": "96 channels, content noise 0.3 (the present defaults)",
                 "channels=48, content_noise=1.0": "48 channels, content noise 1.0 (the previous defaults)",
                 "default, 48 epochs": "96 channels, content noise 0.3, 48 epochs",
-                "channels=48, content_noise=1.0, 48 epochs": "48 channels, content noise 1.0, 48 epochs"}
+                "channels=48, content_noise=1.0, 48 epochs": "48 channels, content noise 1.0, 48 epochs",
+                "content_dim=2": "96 channels, content noise 0.3, content_dim=2",
+                "kl_weight=0.1": "96 channels, content noise 0.3, kl_weight=0.1"}
     rows = []
     for records, where, base in ((present, f"test (`{present_name}`)", "96 channels, noise 0.3"),
                                  (previous, f"test (`{previous_name}`)", "48 channels, noise 1.0"),
@@ -607,7 +634,8 @@ jobs) allowed 24 epochs per model (5,447 segments of 32 frames trained on: 171 o
 32 segments per epoch), three seeds of the default and of each ablation; the paper trains for far
 longer. Not tried, for time: a neural vocoder in place of
 Griffin-Lim (its copies of real speech keep the judges at 0.97-0.98, so it is not the bottleneck),
-more epochs still."""
+and more epochs on the test protocol (on the development protocol, 48 epochs raised both shares of
+the present defaults a little, 3 seeds, and left both short of 0.8: see its section above)."""
 
 
 def main() -> None:
