@@ -25,7 +25,8 @@ log-likelihood) on the validation ham, lower = a better model of normal messages
 share one tokenizer, so their per-token losses are comparable. The chosen candidate's seed-0 model
 is the one evaluated (it is not retrained), and the same settings are trained on seeds 1 and 2.
 
-Run ``.venv/bin/python benchmarks/text_anomaly.py`` (about 30 minutes on one CPU thread);
+Run ``.venv/bin/python benchmarks/text_anomaly.py`` (7 minutes on one CPU thread of a shared 2-core
+machine, 2026-12-06; fit times before and after the faster training: TEXT_FIT_SPEED.md);
 ``--quick`` runs one seed, two epochs, and writes nothing. The table goes to benchmarks/TEXT_ANOMALY.md.
 """
 
