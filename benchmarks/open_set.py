@@ -172,9 +172,13 @@ the current defaults: when a default changed, the rows measured under the old on
 (``exposure_loss="uniform"`` was the default until the cutmix mixture replaced it, whose rows had
 been run as ``exposure_loss="cutmix"``)."""
 
-PSEUDO_CONFIGS = (*((method, {}) for method in PSEUDO_METHODS), ("vos", {"exposure_weight": 0.1}))
+PSEUDO_CONFIGS = (*((method, {}) for method in PSEUDO_METHODS), ("vos", {"exposure_weight": 0.1}),
+                  ("vos", {"clip_percentile": 90.0}))
 """``selection-nslkdd`` also measures each generation method by name, to choose the default, and VOS
-with the loss weight of its paper (Du et al., 2022: 0.1; oddkit's ``exposure_weight`` default is 0.5)."""
+with the loss weight of its paper (Du et al., 2022: 0.1; oddkit's ``exposure_weight`` default is 0.5)
+and with activation clipping kept (``clip_percentile`` 90, the default without known anomalies;
+``"auto"`` turns it off with any exposure). Rows whose method reads ``"vos (free slope)"`` were run
+before the slope of VOS's logistic regression was kept positive (superseded; kept to show why)."""
 
 
 def _config_of(row: dict) -> tuple[bool | str, dict] | None:
@@ -666,8 +670,8 @@ def _nslkdd_verdict(rows) -> str:
     if not any(run["arm"] in PSEUDO_METHODS for run in runs):
         return " The `selection-nslkdd` comparison of the methods was not run."
     table = _generated_table(runs)
-    methods = [m for m in PSEUDO_METHODS if m in table] + [m for m in table.columns
-                                                          if m not in ("none", "real", *PSEUDO_METHODS)]
+    methods = [m for m in PSEUDO_METHODS if m in table] + [
+        m for m in table.columns if m not in ("none", "real", *PSEUDO_METHODS) and "free slope" not in m]
     compared = {m: c for m in methods if (c := _against_none(table, m))}
     parts = [f"`{m}` {c['with']:.4f} against {c['none']:.4f} (mean gain {c['gain']:+.4f}, median "
              f"{c['median_gain']:+.4f}, better in {c['better']} "

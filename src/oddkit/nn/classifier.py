@@ -131,21 +131,26 @@ class WithRotationHead(nn.Module):
 
 class WithEnergyLogistic(nn.Module):
     """A classifier (or a :class:`WithRotationHead`) with the two numbers of a logistic regression
-    on its energy, ``sigmoid(a * logsumexp(logits) + b)`` = the probability that a row is of the
-    known classes rather than a virtual outlier (VOS, Du et al., 2022: the uncertainty loss; see
-    :mod:`oddkit.detectors.vos`). Used for training only; ``forward`` gives the class logits."""
+    on its energy, ``sigmoid(exp(log_slope) * logsumexp(logits) + bias)`` = the probability that a
+    row is of the known classes rather than a virtual outlier (VOS, Du et al., 2022: the
+    uncertainty loss; see :mod:`oddkit.detectors.vos`). The slope is kept positive (it starts at
+    1, the bias at 0): the loss can then only teach what the energy score reads, a higher
+    ``logsumexp`` for the known classes; with a free slope, as in the paper, a slope that starts
+    or turns negative teaches the opposite. Used for training only; ``forward`` gives the class
+    logits."""
 
     def __init__(self, network: nn.Module):
         super().__init__()
         self.network = network
-        self.energy_logistic = nn.Linear(1, 1)
+        self.log_slope = nn.Parameter(torch.zeros(()))
+        self.bias = nn.Parameter(torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
 
     def inside_logit(self, logits: torch.Tensor) -> torch.Tensor:
         """The logistic regression's logit (log-odds of "known classes") of each row of ``logits``."""
-        return self.energy_logistic(torch.logsumexp(logits, dim=1, keepdim=True)).squeeze(1)
+        return self.log_slope.exp() * torch.logsumexp(logits, dim=1) + self.bias
 
 
 def random_shifts(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
