@@ -660,7 +660,10 @@ def _generated_intro(selection_rows: list[dict], nslkdd_rows: list[dict] = ()) -
     text += _nslkdd_verdict(nslkdd_rows)
     text += (" VOS (`PseudoAnomalies(\"vos\")`: virtual outliers in the classifier's last hidden layer, Du et al., "
              "2022) was implemented after `permute` became the default and is measured beside the other methods "
-             "where a column or row says `vos`. A Lee et al. (2018) generator was not implemented.")
+             "on both selection protocols (the `vos` columns); the `vos (free slope)` columns are its first version, "
+             "whose logistic regression on the energy had the paper's free slope (superseded: the slope is now kept "
+             "positive, so that the loss teaches the direction the energy score reads). A Lee et al. (2018) "
+             "generator was not implemented.")
     return [text, ""]
 
 

@@ -77,7 +77,8 @@ class PseudoAnomalies:
         the held-out digits of the training split of the open-set benchmark, and better than no
         exposure on every fold of it run since (``benchmarks/OPEN_SET.md``); also the cheapest (no
         model to train). ``"vos"``: virtual outliers in a classifier's feature space, for
-        :class:`~oddkit.ClassifierConfidenceDetector` only (see the module's docstring).
+        :class:`~oddkit.ClassifierConfidenceDetector` only (see the module's docstring); on the
+        table protocol of the open-set benchmark it did worse than no exposure.
     n_samples : int, default=2000
         How many to make. Ignored by ``"vos"``, which pairs every training row of every batch
         with a virtual outlier of its own.

@@ -26,11 +26,12 @@ training steps (the paper: every step), and each training row gets its own virtu
 paper: one per class per step), as oddkit's outlier exposure pairs each training row with one
 known anomaly. The paper warms up for 40 of 100 epochs; oddkit's classifiers stop early, often
 after 5 to 20 epochs, so the warm-up is ``WARMUP_EPOCHS`` epochs. The logistic regression's slope
-is kept positive (:class:`oddkit.nn.classifier.WithEnergyLogistic`): with the paper's free slope,
-randomly initialised, some members of an ensemble learnt the opposite direction, a higher energy
-for the known classes than for their virtual outliers, and the energy score then ranked unseen
-attack types of NSL-KDD below the known ones (AUROC 0.38 to 0.63 on 3 of 5 folds of
-``benchmarks/open_set.py``'s ``selection-nslkdd``, the training file only).
+is kept positive (:class:`oddkit.nn.classifier.WithEnergyLogistic`): the paper's slope is free and
+randomly initialised, so its loss can teach either direction while the energy score reads only one
+(a higher ``logsumexp`` for the known classes); a check on one fold of ``benchmarks/open_set.py``'s
+``selection-nslkdd`` found a network that had learnt a negative slope. What VOS buys, with either
+slope: ``benchmarks/OPEN_SET.md`` (on NSL-KDD's held-out attack types it lowers the energy score's
+AUROC).
 
 References
 ----------
