@@ -44,7 +44,8 @@ previous defaults' runs (48 channels, unit content noise, 12 epochs) are kept in
 and run only when named (``--models "default, 36 epochs" --seeds 0``, ``--models content_dim=16
 --seeds 0``, ``--models kl_weight=0.001 --seeds 0``), ask what closes the gap to the goals: longer
 training (36 epochs), a four times wider content code, and a ten times smaller KL weight (a looser
-content bottleneck: the code may grow further above the noise added to it in training). One JSON
+content bottleneck: the code may grow further above the noise added to it in training); they ran
+under the previous defaults, and their records are in that file. One JSON
 line per (model, seed) in ``benchmarks/results/voice_conversion.jsonl``; the run resumes where it
 stopped. Seed 0 of the default model also writes a few converted WAVs and a
 spectrogram figure under ``benchmarks/results/voice_conversion/``.
