@@ -44,7 +44,8 @@ previous defaults' runs (48 channels, unit content noise, 12 epochs) are kept in
 and run only when named (``--models "default, 36 epochs" --seeds 0``, ``--models content_dim=16
 --seeds 0``, ``--models kl_weight=0.001 --seeds 0``), ask what closes the gap to the goals: longer
 training (36 epochs), a four times wider content code, and a ten times smaller KL weight (a looser
-content bottleneck: the code may grow further above the noise added to it in training). One JSON
+content bottleneck: the code may grow further above the noise added to it in training); they ran
+under the previous defaults, and their records are in that file. One JSON
 line per (model, seed) in ``benchmarks/results/voice_conversion.jsonl``; the run resumes where it
 stopped. Seed 0 of the default model also writes a few converted WAVs and a
 spectrogram figure under ``benchmarks/results/voice_conversion/``.
@@ -63,9 +64,11 @@ check of that seed-0 verdict. Trials on it, named when run: both candidates trai
 (``--dev --models "default, 48 epochs" "channels=48, content_noise=1.0, 48 epochs"``; the present
 defaults at seeds 0-2, the previous at seed 0), to ask whether longer training closes the gap to
 the goals (the test protocol's longer trial was of the previous defaults only, at 36 epochs); and,
-seed 0, a narrower content bottleneck two ways (``content_dim=2``: 2 numbers per frame instead of
+seeds 0-2, a narrower content bottleneck two ways (``content_dim=2``: 2 numbers per frame instead of
 4; ``kl_weight=0.1``: ten times the KL weight), to ask whether less room for the voice in the
-content code raises the speaker share (the larger gap).
+content code raises the speaker share (the larger gap). None of these changed a default. The one
+that beat the present defaults there at every seed, ``kl_weight=0.1``, was then run on the test
+protocol (``--models kl_weight=0.1``, seeds 0-2), as a trial beside the defaults.
 
     .venv/bin/python benchmarks/voice_conversion.py                      # all models, seeds 0 1 2
     .venv/bin/python benchmarks/voice_conversion.py --models default --seeds 0
@@ -510,15 +513,22 @@ def dev_section(records, file_name: str) -> list[str]:
                   "this benchmark, 40 with early stopping in the library."]
     narrower = [name for name in ("content_dim=2", "kl_weight=0.1") if any(r["model"] == name for r in runs)]
     if narrower:
-        def pair(name, seed=0):
-            mine = [r for r in runs if r["model"] == name and r["seed"] == seed]
-            return f"{mine[0]['to_reference_speaker']:.3f} / {mine[0]['digit_kept']:.3f}" if mine else "not run"
+        def pair(name, seeds):
+            mine = [r for r in runs if r["model"] == name and r["seed"] in seeds]
+            return (f"{np.mean([r['to_reference_speaker'] for r in mine]):.3f} / "
+                    f"{np.mean([r['digit_kept'] for r in mine]):.3f}") if mine else "not run"
 
         what = {"content_dim=2": "a content code of 2 numbers per frame (4 by default)",
                 "kl_weight=0.1": "a KL weight of 0.1 (0.01 by default)"}
-        lines += ["", "A narrower content bottleneck, the present defaults otherwise, 24 epochs, seed 0 (speaker "
-                  "share / digit share): " + "; ".join(f"{what[name]} {pair(name)}" for name in narrower)
-                  + f" (the present defaults, same seed: {pair('default')})."]
+        parts = []
+        for name in narrower:
+            seeds = sorted(r["seed"] for r in runs if r["model"] == name)
+            plural = "s" if len(seeds) > 1 else ""
+            parts.append(f"{what[name]}, seed{plural} {', '.join(map(str, seeds))}: {pair(name, seeds)} (the "
+                         f"present defaults, same seed{plural}: {pair('default', seeds)})")
+        lines += ["", "A narrower content bottleneck, the present defaults otherwise, 24 epochs (speaker share / "
+                  "digit share, means over the seeds run): " + "; ".join(parts) + ". Trials, not a choice: the "
+                  "library's defaults are unchanged."]
     return lines + [""]
 
 
@@ -593,7 +603,9 @@ def reading(records) -> list[str]:
                        ("without speaker labels", "trained as the paper does, without speaker labels"),
                        ("default, 36 epochs", "trained 36 epochs"),
                        ("content_dim=16", "with a content code of 16 numbers per frame instead of 4"),
-                       ("kl_weight=0.001", "with a KL weight of 0.001 instead of 0.01")):
+                       ("kl_weight=0.001", "with a KL weight of 0.001 instead of 0.01"),
+                       ("kl_weight=0.1", "with a KL weight of 0.1 instead of 0.01, picked on the development "
+                                         "protocol")):
         s, k = mean(name, "to_reference_speaker")
         if s is None:
             if name not in TRIALS:
@@ -635,7 +647,17 @@ jobs) allowed 24 epochs per model (5,447 segments of 32 frames trained on: 171 o
 longer. Not tried, for time: a neural vocoder in place of
 Griffin-Lim (its copies of real speech keep the judges at 0.97-0.98, so it is not the bottleneck),
 and more epochs on the test protocol (on the development protocol, 48 epochs raised both shares of
-the present defaults a little, 3 seeds, and left both short of 0.8: see its section above)."""
+the present defaults a little, 3 seeds, and left both short of 0.8: see its section above). On the
+development protocol (3 seeds, figures in its section above) a tighter content bottleneck through
+a KL weight of 0.1 handed the voice over more often (0.693 against 0.605) at a small cost to the
+digit (0.697 against 0.711), and scored higher than the present defaults by the rule that chose
+between the candidates at each seed (mean of the two shares 0.695 against 0.658); a content code of
+2 numbers per frame traded digit for voice and scored about the same (0.661). Neither is a
+default. The KL weight of 0.1, picked there, was then run on the test takes (3 seeds, its line under
+Ablations and trials): there too it handed the voice over more often (0.665 against 0.641) but lost
+more of the digit (0.671 against 0.717), so by the same rule it scored below the defaults (0.668
+against 0.679) — though the defaults' test figures are the ones they were chosen on, which leans
+that comparison their way. Neither goal is met by either; the defaults stay as they are."""
 
 
 def main() -> None:
