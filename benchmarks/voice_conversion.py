@@ -367,10 +367,15 @@ def table_rows(records) -> list[str]:
     return rows
 
 
+def controls_and_runs(records: list[dict]) -> tuple[dict | None, list[dict]]:
+    """The controls' record (None when absent) and the models' runs, of one results file."""
+    return (next((r for r in records if r["model"] == "controls"), None),
+            [r for r in records if r["model"] != "controls"])
+
+
 def report(results: Path, out: Path, previous: Path = PREVIOUS_RESULTS, dev: Path = DEV_RESULTS_FILE) -> None:
     records = read_records(results)
-    control = next((r for r in records if r["model"] == "controls"), None)
-    runs = [r for r in records if r["model"] != "controls"]
+    control, runs = controls_and_runs(records)
     lines = ["# Voice conversion on real speech (FSDD)", "",
              "Written by `benchmarks/voice_conversion.py` (method in its docstring; "
              "`.venv/bin/python benchmarks/voice_conversion.py` reruns it, resuming). VoiceConversion trained on "
@@ -396,8 +401,8 @@ def report(results: Path, out: Path, previous: Path = PREVIOUS_RESULTS, dev: Pat
     epochs = sorted({r["epochs"] for r in runs if r["model"] in ("default", *ABLATIONS)})
     lines += [f"The defaults (96 channels, content noise 0.3) and the ablations, "
               f"{' and '.join(map(str, epochs)) or 'no'} epochs:", "", *TABLE_HEADER, *table_rows(runs), ""]
-    older = [r for r in read_records(previous) if r["model"] != "controls"]
-    dev_runs = [r for r in read_records(dev) if r["model"] != "controls"]
+    older = controls_and_runs(read_records(previous))[1]
+    dev_runs = controls_and_runs(read_records(dev))[1]
     goals = reading(runs)
     tried = tried_table(runs, older, dev_runs, results.name, previous.name, dev.name)
     at = goals.index("## Ablations and trials") if "## Ablations and trials" in goals else len(goals)
@@ -420,8 +425,7 @@ def dev_section(records, file_name: str) -> list[str]:
     """The development protocol's table and which candidate its rule (written before the runs) prefers."""
     import numpy as np
 
-    control = next((r for r in records if r["model"] == "controls"), None)
-    runs = [r for r in records if r["model"] != "controls"]
+    control, runs = controls_and_runs(records)
     lines = ["## The development protocol: choosing the defaults without the test takes", "",
              "The present defaults were chosen on the test conversions above. To check that choice without "
              "them, the same benchmark was moved onto the training takes (`--dev`): model and judges learn "
