@@ -13,11 +13,12 @@ The older tree is any oddkit ``src`` folder, e.g. the commit before the speed-up
     git archive 7143f6f src | tar -x -C /tmp/before
     .venv/bin/python benchmarks/text_fit_speed.py --before /tmp/before/src --epochs 2 --repeats 3
 
-``--variant bucketing`` adds a run of this checkout whose training batches hold texts of similar
-length (``fit_module(..., sizes=token counts)``, see ``oddkit.train.epoch_batches``), which the
-detector does not use: it was tried and measured here. Results: one JSON line per
-fit appended to benchmarks/results/text_fit_speed.jsonl; the table of the last invocation goes to
-benchmarks/TEXT_FIT_SPEED.md.
+The rows ``this checkout, bucketing`` of TEXT_FIT_SPEED.md were measured at commit a0d7c14,
+whose ``fit_module`` could batch texts of similar length together (``sizes=``); the detector never
+used it (worse held-out loss, lower AUROC on one seed), and the option was removed after.
+
+Results: one JSON line per fit appended to benchmarks/results/text_fit_speed.jsonl; the table of
+the last invocation goes to benchmarks/TEXT_FIT_SPEED.md.
 """
 
 from __future__ import annotations
@@ -45,10 +46,6 @@ torch.set_num_threads(1)
 from text_anomaly import SMS, metrics, split
 from oddkit.data.text import read_texts
 from oddkit import TextAutoEncoderDetector
-if {variant!r} == "bucketing":
-    import oddkit.detectors.text as module
-    real = module.fit_module
-    module.fit_module = lambda module_, loss, X, **kwargs: real(module_, loss, X, sizes=(X != 0).sum(dim=1), **kwargs)
 texts, y = read_texts(SMS)
 texts = np.asarray(texts, dtype=object)
 train, val, test = split(y, {seed})
@@ -65,9 +62,9 @@ print(json.dumps(dict(fit_seconds=fit, score_seconds=score, val_loss=detector.hi
 """
 
 
-def run(src: Path, variant: str, epochs: int, seed: int) -> dict:
+def run(src: Path, epochs: int, seed: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    code = CHILD.format(bench=str(REPO / "benchmarks"), variant=variant, epochs=epochs, seed=seed)
+    code = CHILD.format(bench=str(REPO / "benchmarks"), epochs=epochs, seed=seed)
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -83,27 +80,25 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="splits and model seeds, each run in turn")
-    parser.add_argument("--variant", action="append", default=[], choices=["bucketing"])
     args = parser.parse_args()
-    runs = [(args.before_name, args.before, "")] + [(f"this checkout, {v}", REPO / "src", v) for v in args.variant]
-    runs.append(("this checkout", REPO / "src", ""))
+    runs = [(args.before_name, args.before), ("this checkout", REPO / "src")]
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     results: list[dict] = []
     RAW.parent.mkdir(parents=True, exist_ok=True)
     for repeat in range(args.repeats):
         for seed in args.seeds:
-            for name, src, variant in runs:
+            for name, src in runs:
                 load = load_average()
-                row = dict(code=name, src=str(src), variant=variant or None, epochs=args.epochs, seed=seed,
+                row = dict(code=name, src=str(src), variant=None, epochs=args.epochs, seed=seed,
                            repeat=repeat, commit=commit, load_average_before=load,
                            when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                           **run(src, variant, args.epochs, seed))
+                           **run(src, args.epochs, seed))
                 results.append(row)
                 with open(RAW, "a") as handle:
                     handle.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
-    write_table(results, args, [name for name, _, _ in runs])
+    write_table(results, args, [name for name, _ in runs])
 
 
 def write_table(results: list[dict], args, names: list[str]) -> None:

@@ -21,10 +21,6 @@ from oddkit.exceptions import OddkitError
 RowLoss = Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
 """``loss(module, batch, generator) -> tensor of shape (batch_rows,)``: one loss per row."""
 
-BUCKET_BATCHES = 8
-"""With ``sizes``, :func:`fit_module` sorts each run of this many batches of the shuffled rows by
-size before cutting it into batches (see :func:`epoch_batches`)."""
-
 
 def resolve_device(device: str) -> torch.device:
     """``"cpu"`` (the default everywhere), ``"cuda"``/``"cuda:N"``, or ``"auto"`` (CUDA when present)."""
@@ -120,7 +116,6 @@ def fit_module(
     validation: torch.Tensor | None = None,
     patience: int | None = 10,
     trim_fraction: float = 0.0,
-    sizes: torch.Tensor | None = None,
     generator: torch.Generator,
     verbose: int = 0,
     description: str = "training",
@@ -137,25 +132,17 @@ def fit_module(
     the rows whose loss under the current weights is among the worst ``trim_fraction`` are left out
     of that epoch (one extra forward pass per epoch), and the held-out loss is a mean trimmed by
     the same share, so contamination steers neither the weights nor early stopping.
-
-    ``sizes`` (one number per row of ``X``, e.g. a text's token count) batches rows of similar size
-    together, so that a loss which trims each batch to its longest row wastes little work on
-    padding (see :func:`epoch_batches`).
     """
     if not 0.0 <= float(trim_fraction) < 1.0:
         raise OddkitError(f"trim_fraction must be in [0, 1), got {trim_fraction!r}")
-    if sizes is not None and (sizes.ndim != 1 or sizes.shape[0] != X.shape[0]):
-        raise OddkitError(f"sizes must hold one number per row of X ({X.shape[0]}), got shape {tuple(sizes.shape)}")
     n = X.shape[0]
     order = torch.randperm(n, generator=generator).to(X.device)
     n_val = int(round(n * validation_fraction)) if validation_fraction else 0
     if n_val < 8 or n - n_val < 2:
         n_val = 0
     X_val, X_train = X[order[:n_val]], X[order[n_val:]]
-    sizes_train = None if sizes is None else sizes.to(X.device)[order[n_val:]]
     if validation is not None:  # rows the caller held out itself (e.g. for calibration too)
         X_val, X_train, n_val = validation, X, validation.shape[0]
-        sizes_train = None if sizes is None else sizes.to(X.device)
     n_train = X_train.shape[0]
     batch_size = max(1, min(int(batch_size), n_train))
 
@@ -165,16 +152,15 @@ def fit_module(
 
     with epoch_progress(verbose, description, epochs) as advance:
         for epoch in range(epochs):
-            rows, row_sizes = X_train, sizes_train
+            rows = X_train
             if trim_fraction and epoch > 0:
                 losses = row_losses(module, loss, X_train, generator)
-                kept = torch.topk(losses, _n_kept(n_train, trim_fraction), largest=False).indices
-                rows = X_train[kept]
-                row_sizes = None if sizes_train is None else sizes_train[kept]
+                rows = X_train[torch.topk(losses, _n_kept(n_train, trim_fraction), largest=False).indices]
             module.train()
+            permutation = torch.randperm(rows.shape[0], generator=generator).to(X.device)
             epoch_loss = 0.0
-            for indices in epoch_batches(rows.shape[0], batch_size, generator, row_sizes):
-                batch = rows[indices.to(X.device)]
+            for step in range(math.ceil(rows.shape[0] / batch_size)):
+                batch = rows[permutation[step * batch_size:(step + 1) * batch_size]]
                 batch_loss = loss(module, batch, generator).mean()
                 optimizer.zero_grad(set_to_none=True)
                 batch_loss.backward()
@@ -186,31 +172,6 @@ def fit_module(
             if stop:
                 break
     return stopping.finish()
-
-
-def epoch_batches(n_rows: int, batch_size: int, generator: torch.Generator,
-                  sizes: torch.Tensor | None = None) -> list[torch.Tensor]:
-    """The row indices of each mini-batch of one epoch.
-
-    Without ``sizes``: consecutive slices of a random permutation of the rows. With ``sizes`` (one
-    per row), batches by size, as a bucketing iterator does: the permutation is cut into pools of
-    :data:`BUCKET_BATCHES` batches, each pool is sorted by size (ties in their shuffled order) and
-    cut into batches, and the batches of the whole epoch are put in a random order. Every row is
-    still seen once per epoch and batches still change from epoch to epoch, but a batch's rows
-    have similar sizes. For texts padded to the longest of their batch, this cuts the padded
-    positions computed from about two thirds to about one sixth on the SMS messages.
-    """
-    permutation = torch.randperm(n_rows, generator=generator)
-    if sizes is None:
-        return [permutation[start:start + batch_size] for start in range(0, n_rows, batch_size)]
-    sizes = sizes.cpu()
-    pool = batch_size * BUCKET_BATCHES
-    batches: list[torch.Tensor] = []
-    for start in range(0, n_rows, pool):
-        chunk = permutation[start:start + pool]
-        chunk = chunk[torch.argsort(sizes[chunk], stable=True)]
-        batches.extend(chunk.split(batch_size))
-    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
 def fit_module_stream(
