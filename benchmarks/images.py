@@ -191,6 +191,9 @@ ODDKIT_IMAGE_DETECTORS = {
     "oddkit-default": ("EnsembleDetector", {}),
     # KNNDetector on the images as images: distances between raw pixels in [0, 1], as knn5.
     "oddkit-KNN": ("KNNDetector", {}),
+    # The image default before issue 22's second round (GradientKNNDetector scoring the 5-th
+    # neighbour's distance), measured beside the new one to confirm it on the same splits.
+    "oddkit-GradientKNN-largest": ("GradientKNNDetector", {"method": "largest"}),
     "oddkit-ConvAE": ("AutoEncoderDetector", {}),
     "oddkit-VAE": ("VAEDetector", {}),
     "oddkit-VQVAE": ("VQVAEDetector", {}),
@@ -391,7 +394,7 @@ def run_olivetti(args) -> None:
     from sklearn.metrics import roc_auc_score
 
     path, key = FILES["olivetti"], KEYS["olivetti"]
-    done = done_keys(path, key)
+    done = set() if args.redo else done_keys(path, key)
     context = {"versions": versions(), "threads": args.threads, "command": command_line()}
     X, labels = load_images("olivetti_faces", args.data_dir)
     for seed in args.seeds:
@@ -622,7 +625,7 @@ def run_select(args) -> None:
                 print(f"select {name} class {normal} {variant}: AUROC {record['roc_auc']:.4f}", flush=True)
 
 
-def select_section(records: list[dict]) -> list[str]:
+def select_section(records: list[dict], oneclass: list[dict] | None = None) -> list[str]:
     import numpy as np
 
     if not records:
@@ -641,10 +644,10 @@ def select_section(records: list[dict]) -> list[str]:
             cells.append(f"{np.mean(vals):.4f}" if len(vals) == len(SELECT_CLASSES) else "—")
         label = f"**{variant.strip()}**" if variant == CHOSEN else variant.replace("  ", "&nbsp;&nbsp;")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return lines + [""] + candidates_section(records)
+    return lines + [""] + candidates_section(records, oneclass)
 
 
-def candidates_section(records: list[dict]) -> list[str]:
+def candidates_section(records: list[dict], oneclass: list[dict] | None = None) -> list[str]:
     """Issue 22's second round: every candidate against the default on the selection splits, and
     whether it passes the pre-registered rule."""
     import numpy as np
@@ -688,10 +691,55 @@ def candidates_section(records: list[dict]) -> list[str]:
         lines.append(f"| {variant.strip()} | " + " | ".join(f"{m:.4f}" for m in means)
                      + f" | {worst:+.4f} ({wd.split('_')[0]}, {wc}) | {leads[('fashion_mnist_test', 6)]:+.4f} | "
                      + (f"{np.mean(cpu):.2f}" if cpu else "—") + f" | {verdict} |")
-    lines += ["", ("Passes the rule: " + ", ".join(v for _, v in sorted(passing, reverse=True))
-                   + f"; taken: {max(passing)[1]}.") if passing else
-              "No candidate passes the rule: the default stays as it was.", ""]
-    return lines
+    if any(summary(v) is None for v in CANDIDATES):
+        verdict = "Not every candidate has been measured on every class yet: no verdict."
+    elif passing:
+        verdict = ("Passes the rule: " + ", ".join(v for _, v in sorted(passing, reverse=True))
+                   + f"; taken: {max(passing)[1]}.")
+    else:
+        verdict = "No candidate passes the rule: the default stays as it was."
+    return lines + ["", verdict, ""] + confirmation_lines(oneclass or [])
+
+
+CONFIRM_OLD = "oddkit-GradientKNN-largest"
+"""The image default before the second round, measured beside the new one for the confirmation."""
+
+
+def confirmation_lines(records: list[dict]) -> list[str]:
+    """The rule's confirmation on the target's own splits (seed 0): the new default against the old
+    one (same splits, same run), mean AUROC per dataset and training share."""
+    import numpy as np
+
+    rows = []
+    verdicts = []
+    for dataset in ONECLASS_DATASETS:
+        for fraction in FRACTIONS:
+            auc = {}
+            for det in (TARGET_DETECTOR, CONFIRM_OLD, TARGET_BASELINE):
+                auc[det] = {r["normal_class"]: r["roc_auc"] for r in records
+                            if r["dataset"] == dataset and r["detector"] == det and r["seed"] == 0
+                            and r["train_fraction"] == fraction and r["roc_auc"] is not None}
+            if any(len(a) < 10 for a in auc.values()):
+                continue
+            new, old = (float(np.mean(list(auc[d].values()))) for d in (TARGET_DETECTOR, CONFIRM_OLD))
+            led = {d: sum(auc[d][c] - auc[TARGET_BASELINE][c] >= TARGET_MARGIN for c in range(10))
+                   for d in (TARGET_DETECTOR, CONFIRM_OLD)}
+            verdicts.append(new >= old)
+            better = sum(auc[TARGET_DETECTOR][c] > auc[CONFIRM_OLD][c] for c in range(10))
+            rows.append(f"| {dataset} | {fraction:.0%} | {new:.4f} | {old:.4f} | {new - old:+.4f} | {better}/10 | "
+                        f"{led[TARGET_DETECTOR]}/10 | {led[CONFIRM_OLD]}/10 |")
+    if not rows:
+        return []
+    verdict = ("Confirmed: on every dataset and training share the new default's mean AUROC is not below the old "
+               "one's." if len(verdicts) == 4 and all(verdicts) else
+               "Not confirmed on all four dataset and training-share pairs." if len(verdicts) == 4 else
+               "Not all four dataset and training-share pairs measured yet: no verdict.")
+    return ["Confirmation on the target's splits (seed 0, every class), `oddkit-default` (now the mean distance "
+            f"to the 5 nearest) against `{CONFIRM_OLD}` (`GradientKNNDetector(method=\"largest\")`, the default "
+            "before; the same splits in the same run):", "",
+            "| dataset | training share | new default | old default | difference | classes where new is higher | "
+            "classes led by >= 0.02 (new) | classes led by >= 0.02 (old) |", "|---|---|---|---|---|---|---|---|",
+            *rows, "", verdict, ""]
 
 
 # -- figures -------------------------------------------------------------------------------------------
@@ -968,7 +1016,7 @@ def write_report() -> Path:
         parts += compression_section(comp)
     sel = read_records(FILES["select"])
     if sel:
-        parts += ["## How the image default was chosen", ""] + select_section(sel)
+        parts += ["## How the image default was chosen", ""] + select_section(sel, one)
     hashes = {}
     for records in (one, emb, oli, comp, sel):
         for r in records:
@@ -1004,7 +1052,7 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, help="override the oddkit image models' epochs")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--redo", action="store_true",
-                        help="oneclass: measure jobs already recorded again (the new record replaces the old)")
+                        help="oneclass, olivetti: measure jobs already recorded again (the new record replaces the old)")
     parser.add_argument("--max-seconds", type=float, help="start no new job after this many seconds")
     parser.add_argument("--data-dir", type=Path, default=HERE.parent.parent / "shared" / "data")
     parser.add_argument("--results-dir", type=Path,

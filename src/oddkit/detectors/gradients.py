@@ -80,16 +80,17 @@ def gradient_histograms(images: np.ndarray, cell_size: int = 4, n_bins: int = 8,
 
 
 class GradientKNNDetector(KNNDetector):
-    """Images only: the distance from an image's histograms of oriented gradients to those of its
-    ``n_neighbors``-th nearest training image. oddkit's default for images.
+    """Images only: the mean distance from an image's histograms of oriented gradients to those of
+    its ``n_neighbors`` nearest training images. oddkit's default for images.
 
     Pixels make a poor space for distances: a digit drawn a pixel to the left shares few inked
     pixels with itself, while an unlike digit of similar thickness may share many. Histograms of
     oriented gradients (:func:`gradient_histograms`: in each 4 x 4 cell, how much edge runs in each
     of 8 directions) describe a shape by where its strokes run and which way, and tolerate small
     shifts and changes of thickness and contrast. On one-class MNIST and Fashion-MNIST, with
-    nothing learned but the training images themselves, the 5-th neighbour's distance in this
-    space ranks unlike images well above the same distance on raw pixels, and above oddkit's
+    nothing learned but the training images themselves, the mean distance to the 5 nearest
+    neighbours in this space ranks unlike images well above the 5-th neighbour's distance on raw
+    pixels, and above oddkit's
     auto-encoders and self-supervised networks, at a fraction of their cost
     (``benchmarks/IMAGES.md``).
 
@@ -101,8 +102,18 @@ class GradientKNNDetector(KNNDetector):
     Parameters
     ----------
     n_neighbors : int, default=5
-    method : {"largest", "mean", "median"}, default="largest"
-        As for :class:`KNNDetector`.
+    method : {"largest", "mean", "median"}, default="mean"
+        How the ``n_neighbors`` nearest distances make the score: the largest (the ``k``-th
+        neighbour's distance, as :class:`KNNDetector` and PyOD by default), their mean or their
+        median. Any other value raises :class:`~oddkit.exceptions.ParameterError` at ``fit``.
+        ``"mean"`` replaced ``"largest"`` as the default by a rule fixed before it was measured
+        (``benchmarks/IMAGES.md``, "Second round"): on selection splits that the reported
+        benchmark does not use (seed 1, half of the normal class for training, the even classes
+        of MNIST and Fashion-MNIST), it was the only one of seven candidates (joined cell sizes,
+        more or signed orientations, L2-Hys block normalisation, pixel distances averaged in) whose
+        mean AUROC was higher on both datasets (0.9941 against 0.9924 and 0.9293 against 0.9284)
+        and whose worst lead over raw-pixel 5-NN was not lower; the benchmark's own splits (seed 0)
+        then confirmed it.
     cell_size : int or None, default=None
         Side of the cells, in pixels. None: a seventh of the image's shorter side, at least 2
         (``cell_size_``): 4 for 28 x 28 images (7 x 7 cells, the setting chosen on MNIST and
@@ -131,6 +142,8 @@ class GradientKNNDetector(KNNDetector):
     - Dalal, N. and Triggs, B. "Histograms of oriented gradients for human detection." CVPR, 2005.
     - Ramaswamy, S., Rastogi, R. and Shim, K. "Efficient algorithms for mining outliers from large
       data sets." SIGMOD, 2000 (the k-th neighbour's distance as the score).
+    - Angiulli, F. and Pizzuti, C. "Fast outlier detection in high dimensional spaces." PKDD, 2002
+      (the distances to the k nearest neighbours, summed, as the score).
 
     Examples
     --------
@@ -161,7 +174,7 @@ class GradientKNNDetector(KNNDetector):
         "sigma": [non_negative_float],
     }
 
-    def __init__(self, n_neighbors=5, method="largest", cell_size=None, n_bins=8, sigma=0.5, algorithm="auto",
+    def __init__(self, n_neighbors=5, method="mean", cell_size=None, n_bins=8, sigma=0.5, algorithm="auto",
                  n_jobs=None, contamination=0.1):
         self.n_neighbors = n_neighbors
         self.method = method
