@@ -76,3 +76,23 @@ class WhitenedKNNDetector(KNNDetector):
 
     def _score_array(self, Z: np.ndarray) -> np.ndarray:
         return super()._score_array(Z.astype(np.float64) @ self._whitening)
+
+
+class AutoEncoderCodeKNN:
+    """The nearest neighbour's distance in the code space of ``AutoEncoderDetector()`` (its
+    defaults: the ``ae`` member): the auto-encoder's code as a space for neighbour distances,
+    beside its reconstruction error (issue 22 lists it among ideas worth measuring)."""
+
+    def __init__(self, seed=0):
+        self.seed = seed
+
+    def fit(self, X):
+        from oddkit import AutoEncoderDetector
+
+        self.autoencoder_ = AutoEncoderDetector(random_state=self.seed, verbose=0).fit(X)
+        self.neighbours_ = KNNDetector(n_neighbors=1).fit(self.autoencoder_.transform(X))
+        self.decision_scores_ = self.neighbours_.decision_scores_
+        return self
+
+    def decision_function(self, X):
+        return self.neighbours_.decision_function(self.autoencoder_.transform(X))
