@@ -51,6 +51,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import ae_robust
 from bench_runtime import limit_threads, read_records
 
 HERE = Path(__file__).resolve().parent
@@ -89,24 +90,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def load(records: list[dict]) -> dict:
-    """{(dataset, protocol, seed, variant): (AUROC, seconds)}, the latest record of each job."""
-    table = {}
-    for r in records:
-        if r.get("member") in VARIANTS:
-            table[(r["dataset"], r["protocol"], int(r["seed"]), r["member"])] = (
-                float(r["roc_auc"]), float(r["fit_seconds"]) + float(r["score_seconds"]))
-    return table
+    """{(dataset, protocol, seed, variant): (AUROC, seconds)}, the latest record of each job (as ae_robust.py)."""
+    return ae_robust.load(records, VARIANTS)
 
 
-def half_mean(table: dict, datasets: list[str], protocol: str, variant: str, seeds=SEEDS):
-    """Mean over ``datasets`` of the mean AUROC over ``seeds``; None when a job is missing."""
-    per_dataset = []
-    for dataset in datasets:
-        values = [table.get((dataset, protocol, s, variant)) for s in seeds]
-        if any(v is None for v in values):
-            return None
-        per_dataset.append(sum(v[0] for v in values) / len(values))
-    return sum(per_dataset) / len(per_dataset)
+half_mean = ae_robust.half_means
+"""Mean over datasets of the mean AUROC over seeds; None when a job is missing (ae_robust.py's)."""
 
 
 def holds(auto: dict, plain: dict, peer: dict) -> bool:

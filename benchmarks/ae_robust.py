@@ -46,11 +46,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load(records: list[dict]):
-    """{(dataset, protocol, seed, variant): (AUROC, seconds)}, the latest record of each job."""
+def load(records: list[dict], variants=VARIANTS):
+    """{(dataset, protocol, seed, variant): (AUROC, seconds)}, the latest record of each job of ``variants``."""
     table = {}
     for r in records:
-        if r.get("member") in VARIANTS:
+        if r.get("member") in variants:
             table[(r["dataset"], r["protocol"], int(r["seed"]), r["member"])] = (
                 float(r["roc_auc"]), float(r["fit_seconds"]) + float(r["score_seconds"]))
     return table
