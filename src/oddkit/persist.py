@@ -443,6 +443,10 @@ def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str,
         raise ModelFileError(f"{CONFIG_FILE} has parameters {unknown} that {cls.__name__} does not take")
     grouped = {prefix: {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)} for prefix in _PREFIXES}
 
+    # A parameter added after a model was saved is missing from its params: it takes the value that
+    # reproduces the saved model's behaviour (the class's ``_saved_param_defaults``), which may differ
+    # from the current default, never the current default silently.
+    params = {**getattr(cls, "_saved_param_defaults", {}), **params}
     detector = cls(**params)
     try:
         state = meta["detector"]

@@ -14,7 +14,8 @@ from oddkit.detectors.params import Interval, non_negative_float, positive_int
 from oddkit.exceptions import DataError, ModelFileError
 
 
-def gradient_histograms(images: np.ndarray, cell_size: int = 4, n_bins: int = 8, sigma: float = 0.5) -> np.ndarray:
+def gradient_histograms(images: np.ndarray, cell_size: int = 4, n_bins: int = 8, sigma: float = 0.5,
+                        spatial_binning: bool = False) -> np.ndarray:
     """Histograms of oriented gradients of images ``(n, C, H, W)``, one unit-length row per image.
 
     Each image is smoothed by a Gaussian of ``sigma`` pixels, its gradient taken by central
@@ -29,6 +30,12 @@ def gradient_histograms(images: np.ndarray, cell_size: int = 4, n_bins: int = 8,
     of gradient energy over cells and orientations (times the square root of 2), which ignores the
     images' contrast and lets no single strong edge dominate.
 
+    With ``spatial_binning``, a pixel's vote is not given whole to the cell it lies in but split
+    between the (up to) four cells whose centres are nearest, bilinearly in its distance to them
+    along each side (the spatial part of Dalal and Triggs' trilinear interpolation); pixels between
+    the outermost cell centres and the image's border give their whole vote to the outer cells. An
+    edge moved across a cell boundary then changes the histograms gradually instead of at once.
+
     Parameters
     ----------
     images : ndarray of shape (n, C, H, W)
@@ -37,6 +44,8 @@ def gradient_histograms(images: np.ndarray, cell_size: int = 4, n_bins: int = 8,
     n_bins : int, default=8
     sigma : float, default=0.5
         Standard deviation of the smoothing, in pixels; 0 for none.
+    spatial_binning : bool, default=False
+        Split each pixel's vote between the nearest cells (above) instead of giving it to its own.
 
     Returns
     -------
@@ -68,15 +77,32 @@ def gradient_histograms(images: np.ndarray, cell_size: int = 4, n_bins: int = 8,
     cell_h, cell_w = min(cell_size, height), min(cell_size, width)
     cells_h, cells_w = height // cell_h, width // cell_w
     histograms = np.zeros((n, cells_h, cells_w, n_bins), dtype=np.float32)
+    if spatial_binning:
+        row_shares, col_shares = _cell_shares(cells_h, cell_h), _cell_shares(cells_w, cell_w)
     for bins, weights in ((lower, magnitude * (1.0 - upper_share)), ((lower + 1) % n_bins, magnitude * upper_share)):
         bins = bins[:, :cells_h * cell_h, :cells_w * cell_w]
         weights = weights[:, :cells_h * cell_h, :cells_w * cell_w]
         for b in range(n_bins):
-            histograms[..., b] += np.where(bins == b, weights, 0.0).reshape(
-                n, cells_h, cell_h, cells_w, cell_w).sum(axis=(2, 4))
+            vote = np.where(bins == b, weights, 0.0)
+            if spatial_binning:
+                histograms[..., b] += np.einsum("nrc,ri,cj->nij", vote, row_shares, col_shares, optimize=True)
+            else:
+                histograms[..., b] += vote.reshape(n, cells_h, cell_h, cells_w, cell_w).sum(axis=(2, 4))
     rows = np.sqrt(histograms.reshape(n, -1))
     lengths = np.linalg.norm(rows, axis=1, keepdims=True)
     return (rows / np.where(lengths > 0, lengths, 1.0)).astype(np.float32)
+
+
+def _cell_shares(cells: int, cell: int) -> np.ndarray:
+    """``(cells * cell, cells)``: each pixel's share of its vote in each cell along one side, split
+    linearly between the two cells whose centres are nearest (all of it to the outer cell beyond
+    the outermost centres); each row sums to 1."""
+    u = np.clip((np.arange(cells * cell) + 0.5) / cell - 0.5, 0, cells - 1)
+    low = np.minimum(np.floor(u).astype(np.int64), cells - 1)
+    shares = np.zeros((len(u), cells), dtype=np.float32)
+    shares[np.arange(len(u)), low] += 1 - (u - low)
+    shares[np.arange(len(u)), np.minimum(low + 1, cells - 1)] += u - low
+    return shares
 
 
 class GradientKNNDetector(KNNDetector):
@@ -123,6 +149,10 @@ class GradientKNNDetector(KNNDetector):
         Orientations per cell, over 0 to 180 degrees.
     sigma : float, default=0.5
         Gaussian smoothing before the gradients, in pixels; 0 for none.
+    spatial_binning : bool, default=False
+        Split each pixel's gradient vote between the (up to) four nearest cells, bilinearly
+        (:func:`gradient_histograms`), instead of giving it to its own cell. Models saved before
+        this parameter existed load with ``spatial_binning=False``, as they were fitted.
     algorithm, n_jobs, contamination
         As for :class:`KNNDetector`.
 
@@ -172,15 +202,20 @@ class GradientKNNDetector(KNNDetector):
         "cell_size": [positive_int, None],
         "n_bins": [Interval(Integral, 2, None, closed="left")],
         "sigma": [non_negative_float],
+        "spatial_binning": ["boolean"],
     }
+    _saved_param_defaults = {"spatial_binning": False}
+    """Values for parameters missing from a saved model's parameters (models saved before they
+    existed), used by :func:`oddkit.persist.restore_detector` instead of the current defaults."""
 
-    def __init__(self, n_neighbors=5, method="mean", cell_size=None, n_bins=8, sigma=0.5, algorithm="auto",
-                 n_jobs=None, contamination=0.1):
+    def __init__(self, n_neighbors=5, method="mean", cell_size=None, n_bins=8, sigma=0.5, spatial_binning=False,
+                 algorithm="auto", n_jobs=None, contamination=0.1):
         self.n_neighbors = n_neighbors
         self.method = method
         self.cell_size = cell_size
         self.n_bins = n_bins
         self.sigma = sigma
+        self.spatial_binning = spatial_binning
         self.algorithm = algorithm
         self.n_jobs = n_jobs
         self.contamination = contamination
@@ -200,7 +235,7 @@ class GradientKNNDetector(KNNDetector):
 
     def _features(self, Z: np.ndarray) -> np.ndarray:
         return gradient_histograms(Z.reshape(len(Z), *self.image_shape_), self.cell_size_, int(self.n_bins),
-                                   float(self.sigma))
+                                   float(self.sigma), bool(self.spatial_binning))
 
     def _fit_array(self, Z: np.ndarray) -> None:
         super()._fit_array(self._features(Z))
