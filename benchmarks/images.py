@@ -62,6 +62,39 @@ def read_records(path: Path) -> list[dict]:
     return list(records.values())
 
 
+def read_all_records(path: Path) -> list[dict]:
+    """Every record of a results file in order, superseded ones included (a run's own records stay
+    together even where a later run measured the same job again)."""
+    out = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if path == FILES["oneclass"]:
+                record.setdefault("train_fraction", 0.8)
+            out.append(record)
+    return out
+
+
+def same_run(records: list[dict], anchor: str) -> list[dict]:
+    """The seed-0 one-class records of the last run (same command line and oddkit source) that
+    measured ``anchor``: every detector of that run, a job recorded twice keeping its last record."""
+    def run(r):
+        return r.get("command"), (r.get("versions") or {}).get("oddkit-source")
+
+    anchored = [run(r) for r in records if r["detector"] == anchor and r.get("seed") == 0]
+    if not anchored:
+        return []
+    last = anchored[-1]
+    kept = {}
+    for r in records:
+        if run(r) == last and r.get("seed") == 0:
+            kept[(r["dataset"], r["normal_class"], r["detector"], r["train_fraction"])] = r
+    return list(kept.values())
+
+
 def done_keys(path: Path, key: tuple[str, ...]) -> set[tuple]:
     return {tuple(r.get(k) for k in key) for r in read_records(path)}
 
@@ -194,6 +227,9 @@ ODDKIT_IMAGE_DETECTORS = {
     # The image default before issue 22's second round (GradientKNNDetector scoring the 5-th
     # neighbour's distance), measured beside the new one to confirm it on the same splits.
     "oddkit-GradientKNN-largest": ("GradientKNNDetector", {"method": "largest"}),
+    # Issue 22's fourth round: GradientKNNDetector with spatial soft binning (RULE_4), measured beside
+    # the current default on the target's splits to confirm it or not.
+    "oddkit-GradientKNN-spatial": ("GradientKNNDetector", {"spatial_binning": True}),
     "oddkit-ConvAE": ("AutoEncoderDetector", {}),
     "oddkit-VAE": ("VAEDetector", {}),
     "oddkit-VQVAE": ("VQVAEDetector", {}),
@@ -703,7 +739,8 @@ def run_select(args) -> None:
                 print(f"select {name} class {normal} {variant}: AUROC {record['roc_auc']:.4f}", flush=True)
 
 
-def select_section(records: list[dict], oneclass: list[dict] | None = None) -> list[str]:
+def select_section(records: list[dict], oneclass: list[dict] | None = None,
+                   oneclass_all: list[dict] | None = None) -> list[str]:
     import numpy as np
 
     if not records:
@@ -727,7 +764,8 @@ def select_section(records: list[dict], oneclass: list[dict] | None = None) -> l
     for number, (title, intro, baseline, candidates) in enumerate(ROUNDS):
         lines += candidates_section(records, title, intro, baseline, candidates)
         if number == 0:
-            lines += confirmation_lines(oneclass or [])
+            lines += confirmation_lines(same_run(oneclass_all, CONFIRM_OLD) if oneclass_all else oneclass or [])
+    lines += fourth_round_lines(records, same_run(oneclass_all or [], SPATIAL_RECORD))
     return lines
 
 
@@ -780,6 +818,106 @@ def candidates_section(records: list[dict], title: str, intro: str, baseline: st
     else:
         verdict = "No candidate passes the rule: the default stays as it was."
     return lines + ["", verdict, ""]
+
+
+SPATIAL_RECORD = "oddkit-GradientKNN-spatial"
+"""Round 4's candidate on the target's splits: GradientKNNDetector(spatial_binning=True)."""
+
+
+def fourth_round_lines(records: list[dict], confirmation: list[dict]) -> list[str]:
+    """Issue 22's fourth round (RULE_4, post hoc): spatial soft binning against the default of the
+    time on the selection splits, clause (b) over the pairs where a lead of 0.02 is possible, then
+    the confirmation on the seed-0 splits against the default measured in the same run."""
+    import numpy as np
+
+    auc = {(r["dataset"], r["normal_class"], r["variant"]): r["roc_auc"] for r in records}
+    pairs = [(d, c) for d in ONECLASS_DATASETS for c in SELECT_CLASSES]
+    if any((d, c, v) not in auc for d, c in pairs for v in (CHOSEN_2, SPATIAL, PIXELS)):
+        return []
+    counted = [(d, c) for d, c in pairs if auc[(d, c, PIXELS)] <= ATTAINABLE_PIXELS_MAX]
+    left_out = [(d, c) for d, c in pairs if (d, c) not in counted]
+
+    def summary(variant):
+        means = [float(np.mean([auc[(d, c, variant)] for c in SELECT_CLASSES])) for d in ONECLASS_DATASETS]
+        leads = {p: auc[(*p, variant)] - auc[(*p, PIXELS)] for p in counted}
+        worst = min(leads, key=leads.get)
+        return means, leads[worst], worst
+
+    def name(pair):
+        return f"{pair[0].split('_')[0]} {pair[1]}"
+
+    base, cand = summary(CHOSEN_2), summary(SPATIAL)
+    clause_a = all(m > b for m, b in zip(cand[0], base[0]))
+    clause_b = cand[1] >= base[1]
+    lines = ["### Fourth round (issue 22, post hoc): spatial soft binning, clause (b) over attainable pairs", "",
+             "Rule: " + RULE_4, "",
+             f"Selection pairs counted for clause (b) (pixels' AUROC <= {ATTAINABLE_PIXELS_MAX:.2f}): "
+             + ", ".join(f"{name(p)} ({auc[(*p, PIXELS)]:.4f})" for p in counted) + ". Left out (pixels above "
+             f"{ATTAINABLE_PIXELS_MAX:.2f}, a lead of 0.02 impossible): "
+             + (", ".join(f"{name(p)} ({auc[(*p, PIXELS)]:.4f})" for p in left_out) or "none") + ".", "",
+             "| features | " + " | ".join(f"{d} (mean of {len(SELECT_CLASSES)})" for d in ONECLASS_DATASETS)
+             + f" | worst lead over pixels, {len(counted)} counted pairs (dataset, class) |", "|---|---|---|---|"]
+    for label, (means, worst, pair) in ((CHOSEN_2 + " (the default of the time)", base),
+                                        (SPATIAL.removeprefix("round 3: "), cand)):
+        lines.append(f"| {label} | " + " | ".join(f"{m:.4f}" for m in means) + f" | {worst:+.4f} ({name(pair)}) |")
+    passed = clause_a and clause_b
+    lines += ["", f"Selection: clause (a) {'met' if clause_a else 'not met'}, clause (b) "
+              f"{'met' if clause_b else 'not met'} ({cand[1]:+.5f} against {base[1]:+.5f}): spatial soft binning "
+              f"{'goes on to the confirmation' if passed else 'fails the rule; the default stays as it was'}.", ""]
+    rows, verdicts = [], []
+    for dataset in ONECLASS_DATASETS:
+        for fraction in FRACTIONS:
+            got = {det: {r["normal_class"]: r["roc_auc"] for r in confirmation if r["dataset"] == dataset
+                         and r["detector"] == det and r["train_fraction"] == fraction and r["roc_auc"] is not None}
+                   for det in (SPATIAL_RECORD, TARGET_DETECTOR, TARGET_BASELINE, "pca")}
+            if any(len(a) < 10 for a in got.values()):
+                continue
+            new, old = (float(np.mean(list(got[d].values()))) for d in (SPATIAL_RECORD, TARGET_DETECTOR))
+            verdicts.append(new >= old)
+            led = {d: sum(got[d][c] - got[TARGET_BASELINE][c] >= TARGET_MARGIN for c in range(10))
+                   for d in (SPATIAL_RECORD, TARGET_DETECTOR)}
+            higher = sum(got[SPATIAL_RECORD][c] > got[TARGET_DETECTOR][c] for c in range(10))
+            rows.append(f"| {dataset} | {fraction:.0%} | {new:.4f} | {old:.4f} | {new - old:+.4f} | {higher}/10 | "
+                        f"{float(np.mean(list(got[TARGET_BASELINE].values()))):.4f} | "
+                        f"{float(np.mean(list(got['pca'].values()))):.4f} | {led[SPATIAL_RECORD]}/10 | "
+                        f"{led[TARGET_DETECTOR]}/10 |")
+    if not rows:
+        return lines
+    if not passed:
+        verdict = ("The seed-0 run above was made before the selection verdict of this round was computed; since "
+                   "spatial soft binning failed the selection, the rule does not reach this confirmation and these "
+                   "figures do not change the verdict: the default stays as it was. "
+                   + ("Its mean AUROC is not below the default's on any of the four pairs."
+                      if len(verdicts) == 4 and all(verdicts) else
+                      f"Its mean AUROC is below the default's on {sum(not v for v in verdicts)} of the "
+                      f"{len(verdicts)} pairs."))
+    elif len(verdicts) == 4 and all(verdicts):
+        verdict = ("Confirmed: on every dataset and training share the mean AUROC with spatial soft binning is not "
+                   "below the default's of the time, so it is kept (the default since the fourth round).")
+    else:
+        verdict = ("Not confirmed on all four dataset and training-share pairs: the default stays as it was."
+                   if len(verdicts) == 4 else "Not all four dataset and training-share pairs measured yet: no verdict.")
+    lines += [("Confirmation" if passed else "Measured, not used for the verdict") + f" on the target's splits (seed 0, every class): `{SPATIAL_RECORD}` "
+              "(`GradientKNNDetector(spatial_binning=True)`) against `oddkit-default` as it was before this round "
+              "(without spatial binning), knn5 and pca, all measured in one run:", "",
+              "| dataset | training share | spatial | default of the time | difference | classes where spatial is "
+              "higher | knn5 | pca | classes led by >= 0.02 (spatial) | classes led by >= 0.02 (default of the time) |",
+              "|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+    per_class = []
+    for dataset in ONECLASS_DATASETS:
+        for fraction in FRACTIONS:
+            got = {det: {r["normal_class"]: r["roc_auc"] for r in confirmation if r["dataset"] == dataset
+                         and r["detector"] == det and r["train_fraction"] == fraction and r["roc_auc"] is not None}
+                   for det in (SPATIAL_RECORD, TARGET_DETECTOR, TARGET_BASELINE)}
+            if any(len(a) < 10 for a in got.values()):
+                continue
+            per_class.append(f"| {dataset} | {fraction:.0%} | " + " | ".join(
+                f"{got[SPATIAL_RECORD][c] - got[TARGET_BASELINE][c]:+.3f} / "
+                f"{got[TARGET_DETECTOR][c] - got[TARGET_BASELINE][c]:+.3f}" for c in range(10)) + " |")
+    lines += ["Lead over knn5 per class, spatial / default of the time (same run):", "",
+              "| dataset | training share | " + " | ".join(str(c) for c in range(10)) + " |",
+              "|---" * 12 + "|", *per_class, "", verdict, ""]
+    return lines
 
 
 CONFIRM_OLD = "oddkit-GradientKNN-largest"
@@ -1098,7 +1236,8 @@ def write_report() -> Path:
         parts += compression_section(comp)
     sel = read_records(FILES["select"])
     if sel:
-        parts += ["## How the image default was chosen", ""] + select_section(sel, one)
+        parts += ["## How the image default was chosen", ""] + select_section(
+            sel, one, read_all_records(FILES["oneclass"]))
     hashes = {}
     for records in (one, emb, oli, comp, sel):
         for r in records:
