@@ -216,8 +216,9 @@ def evaluate(cache: dict, members: tuple[str, ...], rule: str, datasets: list[st
     """Mean over datasets of the mean over seeds of the ensemble's AUROC, and its total seconds.
 
     ``rule`` is oddkit's "max" or "mean", or "top2" (the mean of each row's two largest normalised
-    scores) or "fisher" (:func:`fisher`), ideas measured after the choice. A seed missing for some member is left out of its
-    dataset's mean; with ``strict`` any missing job gives (None, None), as does a dataset with none."""
+    scores) or "fisher" (:func:`fisher`), ideas measured after the choice. A seed missing for some
+    member is left out of its dataset's mean; with ``strict`` any missing job gives (None, None), as
+    does a dataset with none."""
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
