@@ -66,6 +66,7 @@ def member_builders() -> dict:
         "sknn5-1024": lambda seed: knn(n_neighbors=5, max_samples=1024, random_state=seed),
         "ae": lambda seed: ae(robust=False, random_state=seed, verbose=0),
         "ae-robust": lambda seed: ae(robust=True, random_state=seed, verbose=0),
+        "ae-auto": lambda seed: ae(robust="auto", random_state=seed, verbose=0),
     }
 
 

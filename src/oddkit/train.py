@@ -70,14 +70,19 @@ class History:
     val_loss: list[float] = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
+    trimmed_rows: list[int] = field(default_factory=list)
+    """Rows left out of each epoch from the second on, recorded by an adaptive trim (``trim_fence``)."""
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "train_loss": self.train_loss,
             "val_loss": self.val_loss,
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
         }
+        if self.trimmed_rows:
+            out["trimmed_rows"] = self.trimmed_rows
+        return out
 
 
 @torch.inference_mode()
@@ -90,16 +95,42 @@ def row_losses(module: nn.Module, loss: RowLoss, X: torch.Tensor, generator: tor
 
 
 def mean_loss(module: nn.Module, loss: RowLoss, X: torch.Tensor, generator: torch.Generator,
-              trim_fraction: float = 0.0) -> float:
+              trim_fraction: float = 0.0, trim_fence: float | None = None) -> float:
     """Mean per-row loss over ``X``; with ``trim_fraction``, the mean of all but that share of
-    worst rows (a trimmed mean)."""
+    worst rows (a trimmed mean), or with ``trim_fence`` too, of all but the rows above the fence
+    (see :func:`fence_cut`), at most that share."""
     losses = row_losses(module, loss, X, generator)
-    return float(_lowest(losses, trim_fraction).mean()) if losses.numel() else 0.0
+    return float(_lowest(losses, trim_fraction, trim_fence).mean()) if losses.numel() else 0.0
 
 
-def _lowest(losses: torch.Tensor, trim_fraction: float) -> torch.Tensor:
-    """All but the ``trim_fraction`` share of largest values (at least one value is kept)."""
-    n_keep = _n_kept(losses.numel(), trim_fraction)
+def fence_cut(losses, fence: float) -> float:
+    """Tukey's upper fence on the log of per-row losses, back in loss units:
+    ``exp(Q3 + fence * (Q3 - Q1))`` of ``log(losses)``. Squared errors are skewed to the right, so
+    on their own scale the fence would cut a steady share of ordinary rows; on the log scale only
+    losses that stand apart from the bulk lie above it. Losses are floored at 1e-12 first."""
+    import numpy as np
+
+    values = losses.detach().double().cpu().numpy() if isinstance(losses, torch.Tensor) else np.asarray(losses)
+    logs = np.log(np.maximum(values.astype(np.float64).ravel(), 1e-12))
+    q1, q3 = np.percentile(logs, [25, 75])
+    return float(np.exp(q3 + float(fence) * (q3 - q1)))
+
+
+def _kept_count(losses: torch.Tensor, trim_fraction: float, trim_fence: float | None = None) -> int:
+    """How many of the lowest ``losses`` a trim keeps: all but the ``trim_fraction`` share of
+    largest, or with ``trim_fence`` all that lie at or below :func:`fence_cut` (but at least the
+    former, so at most ``trim_fraction`` is trimmed). At least one is kept."""
+    n = losses.numel()
+    n_keep = _n_kept(n, trim_fraction)
+    if trim_fence is not None and n_keep < n:
+        n_keep = max(n_keep, int((losses <= fence_cut(losses, trim_fence)).sum()))
+    return n_keep
+
+
+def _lowest(losses: torch.Tensor, trim_fraction: float, trim_fence: float | None = None) -> torch.Tensor:
+    """All but the ``trim_fraction`` share of largest values (at least one value is kept); with
+    ``trim_fence``, all but those above the fence, at most that share (:func:`_kept_count`)."""
+    n_keep = _kept_count(losses, trim_fraction, trim_fence)
     return losses if n_keep == losses.numel() else torch.topk(losses, n_keep, largest=False).values
 
 
@@ -116,6 +147,7 @@ def fit_module(
     validation: torch.Tensor | None = None,
     patience: int | None = 10,
     trim_fraction: float = 0.0,
+    trim_fence: float | None = None,
     generator: torch.Generator,
     verbose: int = 0,
     description: str = "training",
@@ -132,9 +164,16 @@ def fit_module(
     the rows whose loss under the current weights is among the worst ``trim_fraction`` are left out
     of that epoch (one extra forward pass per epoch), and the held-out loss is a mean trimmed by
     the same share, so contamination steers neither the weights nor early stopping.
+
+    ``trim_fence`` makes that trim adaptive: each epoch only the rows whose loss lies above Tukey's
+    fence on the log losses (:func:`fence_cut`, ``Q3 + trim_fence * IQR`` of the log losses) are
+    left out, at most the ``trim_fraction`` share of worst rows; the held-out loss drops its own
+    rows above the fence alike. On clean data few rows stand apart, so few are trimmed; the rows
+    left out of each epoch are recorded in the history (``trimmed_rows``).
     """
     if not 0.0 <= float(trim_fraction) < 1.0:
         raise OddkitError(f"trim_fraction must be in [0, 1), got {trim_fraction!r}")
+    _check_fence(trim_fence)
     n = X.shape[0]
     order = torch.randperm(n, generator=generator).to(X.device)
     n_val = int(round(n * validation_fraction)) if validation_fraction else 0
@@ -155,7 +194,10 @@ def fit_module(
             rows = X_train
             if trim_fraction and epoch > 0:
                 losses = row_losses(module, loss, X_train, generator)
-                rows = X_train[torch.topk(losses, _n_kept(n_train, trim_fraction), largest=False).indices]
+                n_keep = _kept_count(losses, trim_fraction, trim_fence)
+                rows = X_train[torch.topk(losses, n_keep, largest=False).indices]
+                if trim_fence is not None:
+                    history.trimmed_rows.append(n_train - n_keep)
             module.train()
             permutation = torch.randperm(rows.shape[0], generator=generator).to(X.device)
             epoch_loss = 0.0
@@ -167,7 +209,8 @@ def fit_module(
                 optimizer.step()
                 epoch_loss += float(batch_loss.detach()) * batch.shape[0]
             history.train_loss.append(epoch_loss / rows.shape[0])
-            stop = stopping.record(epoch, mean_loss(module, loss, X_val, generator, trim_fraction) if n_val else None)
+            stop = stopping.record(epoch, mean_loss(module, loss, X_val, generator, trim_fraction, trim_fence)
+                                   if n_val else None)
             advance(history)
             if stop:
                 break
@@ -185,6 +228,7 @@ def fit_module_stream(
     weight_decay: float = 0.0,
     patience: int | None = 10,
     trim_fraction: float = 0.0,
+    trim_fence: float | None = None,
     generator: torch.Generator,
     verbose: int = 0,
     description: str = "training",
@@ -198,22 +242,27 @@ def fit_module_stream(
     ``trim_fraction`` trims as :func:`fit_module` does, but within each mini-batch rather than
     over the whole epoch (the whole table is never in memory to rank): from the second epoch on,
     the batch's worst ``trim_fraction`` of rows by their loss in that same step are left out of
-    the gradient, and the held-out loss is a mean trimmed by the same share.
+    the gradient, and the held-out loss is a mean trimmed by the same share. With ``trim_fence``
+    the trim is :func:`fit_module`'s adaptive one, applied to each batch's losses (the fence of
+    that batch), and ``trimmed_rows`` records each epoch's total.
     """
     if not 0.0 <= float(trim_fraction) < 1.0:
         raise OddkitError(f"trim_fraction must be in [0, 1), got {trim_fraction!r}")
+    _check_fence(trim_fence)
     optimizer = _adam(module, lr, weight_decay)
     history = History()
     stopping = _EarlyStopping(module, history, patience)
     with epoch_progress(verbose, description, epochs) as advance:
         for epoch in range(epochs):
             module.train()
-            epoch_loss, n_rows = 0.0, 0
+            epoch_loss, n_rows, n_trimmed = 0.0, 0, 0
             for batch in epoch_batches(epoch):
                 module.train()
                 losses = loss(module, batch, generator)
                 if trim_fraction and epoch > 0:
-                    losses = _lowest(losses, trim_fraction)
+                    n_batch = losses.shape[0]
+                    losses = _lowest(losses, trim_fraction, trim_fence)
+                    n_trimmed += n_batch - losses.shape[0]
                 batch_loss = losses.mean()
                 optimizer.zero_grad(set_to_none=True)
                 batch_loss.backward()
@@ -221,9 +270,11 @@ def fit_module_stream(
                 epoch_loss += float(batch_loss.detach()) * losses.shape[0]
                 n_rows += losses.shape[0]
             history.train_loss.append(epoch_loss / max(n_rows, 1))
+            if trim_fraction and trim_fence is not None and epoch > 0:
+                history.trimmed_rows.append(n_trimmed)
             held_out = validation()
             enough = held_out is not None and held_out.shape[0] >= 8
-            stop = stopping.record(epoch, mean_loss(module, loss, held_out, generator, trim_fraction)
+            stop = stopping.record(epoch, mean_loss(module, loss, held_out, generator, trim_fraction, trim_fence)
                                    if enough else None)
             advance(history)
             if stop:
@@ -263,6 +314,12 @@ class _EarlyStopping:
             self.module.load_state_dict(self.best_state)
         self.module.eval()
         return self.history
+
+
+def _check_fence(trim_fence: float | None) -> None:
+    if trim_fence is not None and not (isinstance(trim_fence, (int, float)) and not isinstance(trim_fence, bool)
+                                       and math.isfinite(trim_fence) and trim_fence >= 0):
+        raise OddkitError(f"trim_fence must be a finite number >= 0 or None, got {trim_fence!r}")
 
 
 def _n_kept(n_rows: int, trim_fraction: float) -> int:

@@ -26,7 +26,7 @@ from oddkit.exceptions import DataError, EmptyDataError, ModelFileError, Paramet
 from oddkit.exceptions import ColumnMismatchError, NonFiniteError
 from oddkit.nn import AutoEncoder, mlp_autoencoder
 from oddkit.nn.conv import conv_autoencoder, default_image_architecture
-from oddkit.train import fit_module, resolve_device, seeded, torch_threads
+from oddkit.train import fence_cut, fit_module, resolve_device, seeded, torch_threads
 
 SCORE_CHUNK_ROWS = 65536
 IMAGE_CHUNK_VALUES = 2 ** 20
@@ -42,6 +42,9 @@ STREAM_VALIDATION_ROWS = 65_536
 """Most held-out rows a streamed fit keeps in memory to measure the held-out loss on."""
 SCORE_SAMPLE_ROWS = 100_000
 """Training scores a streamed fit keeps (a uniform sample) to set ``threshold_`` and ``decision_scores_``."""
+AUTO_TRIM_FENCE = 1.5
+"""``robust="auto"``: a row is trimmed when the log of its loss lies above Q3 + 1.5 IQR of the log
+losses (Tukey's fence, as ``contamination="auto"`` uses on scores), at most the ``contamination`` share."""
 
 
 def default_architecture(n_inputs: int) -> tuple[tuple[int, ...], int]:
@@ -146,7 +149,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
           training rows, so a column that is always hard to reconstruct does not drown the others.
           Errors below ``1e-3`` (in squared standard deviations) count as that floor.
         - ``None`` (or ``False``): the plain mean squared error in standardised units.
-    robust : bool, default=False
+    robust : bool or "auto", default=False
         Train for contaminated data: from the second epoch on, the ``contamination`` share of
         training rows that the current network reconstructs worst is left out of that epoch (of
         each mini-batch in a streamed fit), and early stopping watches a held-out loss trimmed by
@@ -158,6 +161,14 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         on the two halves of the datasets) and changed it little on clean training data (+0.007
         and -0.004); it is not the default because that clean-data loss on the confirming half
         exceeded the 0.002 allowed beforehand. Use it when the training data may hold anomalies.
+
+        ``"auto"`` trims adaptively: each epoch only the rows whose loss stands apart are left
+        out — those whose log loss lies above Tukey's fence, Q3 + 1.5 IQR of the log losses of
+        the training rows under the current network — and never more than the share ``True``
+        trims; the held-out loss and the residual covariance leave out their rows above the
+        fence alike. On clean training data few rows lie above the fence, so little is trimmed;
+        anomalies that reconstruct far worse than the normal rows are. ``history_["trimmed_rows"]``
+        records how many rows each epoch left out.
     exposure_weight : float, default=1.0
         Weight of the margin loss on ``known_anomalies`` passed to :meth:`fit` (0 ignores them).
     exposure_margin : float, default=2.0
@@ -253,7 +264,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         "noise": [StrOptions({"gaussian", "mask", "salt_pepper"}), None],
         "noise_level": [non_negative_float],
         "normalize_errors": [StrOptions({"covariance", "columns"}), "boolean", None],
-        "robust": ["boolean"],
+        "robust": ["boolean", StrOptions({"auto"})],
         "exposure_weight": [non_negative_float],
         "exposure_margin": [positive_float],
     }
@@ -475,7 +486,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
                 self.model_, self._row_loss, lambda epoch: epoch_batches(epoch, generator), validation,
                 epochs=int(self.epochs), lr=float(self.lr), weight_decay=float(self.weight_decay),
                 patience=self.patience, trim_fraction=self._trim_share() if self.robust else 0.0,
-                generator=generator, verbose=self.verbose, description=name)
+                trim_fence=self._trim_fence(), generator=generator, verbose=self.verbose, description=name)
         self.history_ = history.to_dict()
         passes += len(history.train_loss)
 
@@ -554,12 +565,16 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
                 epochs=int(self.epochs), batch_size=batch, lr=float(self.lr),
                 weight_decay=float(self.weight_decay), validation_fraction=float(self.validation_fraction),
                 patience=self.patience, trim_fraction=self._trim_share() if self.robust else 0.0,
-                generator=generator, verbose=self.verbose,
+                trim_fence=self._trim_fence(), generator=generator, verbose=self.verbose,
                 description=type(self).__name__,
             )
         self.history_ = history.to_dict()
         self._salt_pepper_values = self._exposure = None
         self._fit_score_state(Z)
+
+    def _trim_fence(self) -> float | None:
+        """The fence of an adaptive trim (``robust="auto"``), else None."""
+        return AUTO_TRIM_FENCE if isinstance(self.robust, str) and self.robust == "auto" else None
 
     def _training_rows(self, Z: np.ndarray) -> np.ndarray:
         """The matrix the training loop batches (subclasses append what their loss needs per row)."""
@@ -588,7 +603,10 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
                 # The worst-reconstructed rows are the likely anomalies: they must not set what a
                 # normal residual looks like.
                 errors = (residuals ** 2 / self.column_error_scale_[:, None, :]).mean(axis=(0, 2))
-                kept = residuals[:, errors <= np.quantile(errors, 1.0 - self._trim_share())]
+                cut = np.quantile(errors, 1.0 - self._trim_share())
+                if self._trim_fence() is not None:  # only those standing apart, at most that share
+                    cut = max(cut, fence_cut(errors, self._trim_fence()))
+                kept = residuals[:, errors <= cut]
             self.residual_mean_, self.residual_whitener_ = _residual_whitening(kept)
             if step == 1 and type(self)._score_array is AutoEncoderDetector._score_array:
                 # Every training row's residual is at hand: its score needs no second pass of the network.

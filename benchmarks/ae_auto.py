@@ -1,0 +1,245 @@
+"""Adaptive trimming (``robust="auto"``) for ``AutoEncoderDetector``: decided on the selection half, confirmed on the other.
+
+``robust=True`` leaves the worst-reconstructed ``contamination`` share (0.1) of the training rows
+out of every epoch; on clean training data that share is ordinary hard rows, on contaminated data
+it holds the anomalies. ``robust="auto"`` trims only the rows whose loss stands apart: those whose
+log loss lies above Tukey's fence, Q3 + 1.5 IQR of the log losses of the training rows under the
+current network, at most the same 0.1 (and likewise for the held-out loss of early stopping and the
+residual covariance).
+
+Members (``tabular_search.py``'s builders, each with ``random_state=seed``): ``ae`` =
+``AutoEncoderDetector()`` (``robust=False``), ``ae-robust`` = ``robust=True``, ``ae-auto`` =
+``robust="auto"``, fitted on exactly ``run_tabular.py``'s splits (both protocols, seeds 0-2) and
+recorded in ``results/tabular_search.jsonl``; this script reads the latest record of each job (the
+``ae`` and ``ae-robust`` records are those ``ae_robust.py`` made). PyOD's AutoEncoder comes from
+``results/tabular.jsonl`` (same splits). Halves as ``tabular_search.py``'s: datasets in name order,
+even positions select, odd positions confirm.
+
+The rule, fixed and committed before any ``ae-auto`` result was read: ``robust="auto"`` becomes the
+default when, on the selection half (mean over datasets of the mean over seeds), its mean AUROC minus
+PyOD AutoEncoder's on that half is at least 0.02 in both protocols, and in the clean protocol it is
+at most 0.002 below ``robust=False``. The confirmation half is fitted and read afterwards; the change
+stands only if the same holds there too. If it is not made the default, ``robust="auto"`` is kept as
+an option only when it is above ``robust=False`` by more than 0.005 in the same protocol on both
+halves; otherwise the option is removed again.
+
+    .venv/bin/python benchmarks/ae_auto.py --half selection      # fit ae-auto on the selection half, write AE_AUTO.md
+    .venv/bin/python benchmarks/ae_auto.py --half confirmation   # then the confirmation half
+    .venv/bin/python benchmarks/ae_auto.py --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench_runtime import limit_threads, read_records
+
+HERE = Path(__file__).resolve().parent
+REPORT = HERE / "AE_AUTO.md"
+VARIANTS = ("ae", "ae-robust", "ae-auto")
+CANDIDATE = "ae-auto"
+SEEDS = (0, 1, 2)
+PROTOCOLS = ("clean", "contaminated")
+HALVES = ("selection", "confirmation")
+TARGET = 0.02
+"""Issue 22: at least this much mean AUROC above PyOD's AutoEncoder, in both protocols."""
+CLEAN_TOLERANCE = 0.002
+"""How far below ``robust=False`` the candidate may be in the clean protocol."""
+OPTION_MARGIN = 0.005
+"""Not the default: kept as an option only when above ``robust=False`` by more than this in the same
+protocol on both halves."""
+PEER = "pyod-AutoEncoder"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--half", choices=HALVES, help="fit the candidate's missing jobs on this half")
+    parser.add_argument("--threads", type=int, default=1, help="threads per job (default 1: the machine is shared)")
+    parser.add_argument("--cache-dir", type=Path, help="tabular_search.py's score cache (default: its own)")
+    parser.add_argument("--data-dir", type=Path, help="folder of .npz datasets (default: ../shared/data)")
+    parser.add_argument("--max-seconds", type=float, help="start no new job after this many seconds")
+    parser.add_argument("--report-only", action="store_true", help="write AE_AUTO.md from the records, fit nothing")
+    return parser.parse_args(argv)
+
+
+def load(records: list[dict]) -> dict:
+    """{(dataset, protocol, seed, variant): (AUROC, seconds)}, the latest record of each job."""
+    table = {}
+    for r in records:
+        if r.get("member") in VARIANTS:
+            table[(r["dataset"], r["protocol"], int(r["seed"]), r["member"])] = (
+                float(r["roc_auc"]), float(r["fit_seconds"]) + float(r["score_seconds"]))
+    return table
+
+
+def half_mean(table: dict, datasets: list[str], protocol: str, variant: str, seeds=SEEDS):
+    """Mean over ``datasets`` of the mean AUROC over ``seeds``; None when a job is missing."""
+    per_dataset = []
+    for dataset in datasets:
+        values = [table.get((dataset, protocol, s, variant)) for s in seeds]
+        if any(v is None for v in values):
+            return None
+        per_dataset.append(sum(v[0] for v in values) / len(values))
+    return sum(per_dataset) / len(per_dataset)
+
+
+def holds(auto: dict, plain: dict, peer: dict) -> bool:
+    """The rule on one half: >= TARGET above PyOD's AutoEncoder in both protocols, and in the clean
+    protocol at most CLEAN_TOLERANCE below robust=False (dicts by protocol)."""
+    return (all(auto[p] - peer[p] >= TARGET for p in PROTOCOLS)
+            and auto["clean"] >= plain["clean"] - CLEAN_TOLERANCE)
+
+
+def fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def signed(value) -> str:
+    return "-" if value is None else f"{value:+.3f}"
+
+
+def write_report(records_path: Path) -> str:
+    import tabular_search
+
+    table = load(read_records(records_path))
+    datasets = sorted({key[0] for key in table})
+    parts = tabular_search.halves(datasets)
+    parts["all"] = datasets
+    means = {(half, protocol, variant): half_mean(table, parts[half], protocol, variant)
+             for half in (*HALVES, "all") for protocol in PROTOCOLS for variant in VARIANTS}
+    peers = {(half, protocol): tabular_search.peer_means(parts[half], protocol, SEEDS).get(PEER)
+             for half in (*HALVES, "all") for protocol in PROTOCOLS}
+    lines = [
+        "# Adaptive trimming for the auto-encoder (`robust=\"auto\"`): selection half, then confirmation half",
+        "",
+        "Written by `.venv/bin/python benchmarks/ae_auto.py` from `results/tabular_search.jsonl` (the latest record "
+        "of each job) and, for PyOD's AutoEncoder on the same splits, `results/tabular.jsonl`. `ae` = "
+        "`AutoEncoderDetector()` (`robust=False`), `ae-robust` = `robust=True` (the worst 0.1 of the training rows "
+        "left out of each epoch from the second on), `ae-auto` = `robust=\"auto\"` (only the rows whose log loss lies "
+        "above Tukey's fence, Q3 + 1.5 IQR of the training rows' log losses, left out, at most 0.1; the held-out loss "
+        "of early stopping and the residual covariance alike), each with `random_state=seed`, fitted on "
+        "`run_tabular.py`'s splits (stratified 70/30, at most 10,000 rows; clean: the normal training rows; "
+        "contaminated: all training rows), seeds 0, 1, 2, one thread. The `ae` and `ae-robust` records are the "
+        "ones [AE_ROBUST.md](AE_ROBUST.md) was written from; `ae-auto` was fitted for this page. Halves as in "
+        "[TABULAR_SEARCH.md](TABULAR_SEARCH.md): datasets in name order, even positions select, odd positions "
+        "confirm.",
+        "",
+        f"The rule, fixed and committed before any `ae-auto` result was read: `robust=\"auto\"` becomes the default "
+        f"when, on the selection half, its mean AUROC minus PyOD AutoEncoder's on that half is at least {TARGET} in "
+        f"both protocols, and in the clean protocol it is at most {CLEAN_TOLERANCE} below `robust=False`; the "
+        "confirmation half is fitted and read afterwards, and the change stands only if the same holds there too. "
+        "Otherwise `robust=\"auto\"` stays an option only when it is above `robust=False` by more than "
+        f"{OPTION_MARGIN} in the same protocol on both halves, and is removed if not.",
+        "",
+        "Known before the rule was written (from the committed records): on the confirmation half, clean protocol, "
+        "`robust=False` is only +0.010 above PyOD's AutoEncoder (0.906 against 0.896), so the candidate must gain "
+        "about 0.01 over it there to pass. Also looked at before the rule (no AUROC, no test labels): the share of "
+        "training rows above the log fence, per epoch of a `robust=True` fit, seed 0, on six selection-half datasets "
+        "(cardio, glass, pima, vertebral, wbc, yeast): 0.0-9.2% (mean over epochs) clean and 0.3-7.9% contaminated, "
+        "so the fence does not separate the two protocols as cleanly as hoped; on the raw losses the same fence "
+        "would trim 8-18%, about what `robust=True` trims.",
+        "",
+        "| half | protocol | pyod-AutoEncoder | ae | ae-robust | ae-auto | ae-auto - PyOD | ae-auto - ae "
+        "| better than ae by > 0.005 | worse by > 0.005 | seconds ae-auto |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for half in HALVES:
+        for protocol in PROTOCOLS:
+            plain, robust, auto = (means[(half, protocol, v)] for v in VARIANTS)
+            peer = peers[(half, protocol)]
+            better = worse = "-"
+            seconds = "-"
+            if auto is not None and plain is not None:
+                diffs = [sum(table[(d, protocol, s, CANDIDATE)][0] - table[(d, protocol, s, "ae")][0] for s in SEEDS)
+                         / len(SEEDS) for d in parts[half]]
+                better = f"{sum(x > 0.005 for x in diffs)} of {len(diffs)}"
+                worse = str(sum(x < -0.005 for x in diffs))
+                seconds = f"{sum(table[(d, protocol, s, CANDIDATE)][1] for d in parts[half] for s in SEEDS):.0f}"
+            lines.append(f"| {half} | {protocol} | {fmt(peer)} | {fmt(plain)} | {fmt(robust)} | {fmt(auto)} | "
+                         f"{signed(None if auto is None or peer is None else auto - peer)} | "
+                         f"{signed(None if auto is None or plain is None else auto - plain)} | {better} | {worse} "
+                         f"| {seconds} |")
+    lines += ["", "Per seed (mean over the half's datasets):", "",
+              "| half | protocol | seed | ae | ae-robust | ae-auto | ae-auto - ae |", "|---|---|---:|---:|---:|---:|---:|"]
+    for half in HALVES:
+        for protocol in PROTOCOLS:
+            for seed in SEEDS:
+                plain, robust, auto = (half_mean(table, parts[half], protocol, v, (seed,)) for v in VARIANTS)
+                if auto is not None:
+                    lines.append(f"| {half} | {protocol} | {seed} | {fmt(plain)} | {fmt(robust)} | {fmt(auto)} | "
+                                 f"{signed(None if plain is None else auto - plain)} |")
+    verdicts, outcome = [], []
+    for half in HALVES:
+        auto = {p: means[(half, p, CANDIDATE)] for p in PROTOCOLS}
+        plain = {p: means[(half, p, "ae")] for p in PROTOCOLS}
+        peer = {p: peers[(half, p)] for p in PROTOCOLS}
+        if None in (*auto.values(), *plain.values(), *peer.values()):
+            verdicts.append(None)
+            outcome.append(f"- {half} half: not (yet) fitted, no verdict.")
+            continue
+        verdicts.append(holds(auto, plain, peer))
+        outcome.append(
+            f"- {half} half: the rule {'holds' if verdicts[-1] else 'does not hold'} (above PyOD's AutoEncoder by "
+            f"{auto['clean'] - peer['clean']:+.3f} clean and {auto['contaminated'] - peer['contaminated']:+.3f} "
+            f"contaminated, {TARGET} needed in both; against `robust=False` {auto['clean'] - plain['clean']:+.3f} "
+            f"clean, at least {-CLEAN_TOLERANCE} needed).")
+    if verdicts == [True, True]:
+        decision = "Chosen and confirmed: `robust=\"auto\"` is the default of `AutoEncoderDetector`."
+    elif verdicts[0] is None or (verdicts[0] and verdicts[1] is None):
+        decision = "Incomplete: no decision yet."
+    else:
+        where = "Not chosen on the selection half" if verdicts[0] is False else \
+            "Chosen on the selection half, not confirmed on the other"
+        keep = [p for p in PROTOCOLS
+                if all(means[(h, p, CANDIDATE)] is not None and means[(h, p, "ae")] is not None
+                       and means[(h, p, CANDIDATE)] - means[(h, p, "ae")] > OPTION_MARGIN for h in HALVES)]
+        if keep:
+            decision = (f"{where}: `AutoEncoderDetector` keeps `robust=False` as its default. `robust=\"auto\"` stays "
+                        f"an option: it was above `robust=False` by more than {OPTION_MARGIN} in the {keep[0]} "
+                        "protocol on both halves.")
+        elif None in verdicts:
+            decision = f"{where}: `AutoEncoderDetector` keeps `robust=False` as its default (confirmation half not fitted)."
+        else:
+            decision = (f"{where}: `AutoEncoderDetector` keeps `robust=False` as its default, and `robust=\"auto\"` is "
+                        f"not kept as an option (above `robust=False` by more than {OPTION_MARGIN} in neither "
+                        "protocol on both halves).")
+    lines += ["", "Verdict:", ""] + outcome + ["", decision]
+    if None not in verdicts:
+        lines += ["", "All 31 datasets (read after both verdicts), against the issue's target (PyOD's AutoEncoder "
+                  f"+ {TARGET}):", "",
+                  "| protocol | pyod-AutoEncoder | target | ae | ae-robust | ae-auto | ae-auto - PyOD |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for protocol in PROTOCOLS:
+            peer = peers[("all", protocol)]
+            plain, robust, auto = (means[("all", protocol, v)] for v in VARIANTS)
+            lines.append(f"| {protocol} | {fmt(peer)} | {fmt(None if peer is None else peer + TARGET)} | {fmt(plain)} "
+                         f"| {fmt(robust)} | {fmt(auto)} | {signed(None if auto is None or peer is None else auto - peer)} |")
+    lines += ["", "Seconds: fit + score of `ae-auto` over the half's datasets and seeds, one thread, on a 2-core "
+              "machine shared with other jobs (noisy)."]
+    text = "\n".join(lines) + "\n"
+    REPORT.write_text(text)
+    print(f"wrote {REPORT}")
+    return text
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    limit_threads(args.threads)
+    import tabular_search
+    from bench_data import DATA_DIR, list_datasets
+
+    if not args.report_only and args.half:
+        names = sorted(info.name for info in list_datasets(args.data_dir or DATA_DIR))
+        job_args = tabular_search.parse_args(
+            ["--members", CANDIDATE, "--threads", str(args.threads), "--datasets", *tabular_search.halves(names)[args.half]]
+            + (["--cache-dir", str(args.cache_dir)] if args.cache_dir else [])
+            + (["--data-dir", str(args.data_dir)] if args.data_dir else [])
+            + (["--max-seconds", str(args.max_seconds)] if args.max_seconds else []))
+        tabular_search.fit_members(job_args)
+    write_report(tabular_search.RECORDS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
