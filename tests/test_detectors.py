@@ -279,6 +279,67 @@ def test_robust_autoencoder_ignores_hidden_anomalies():
     assert roc_auc_score(y, robust.decision_function(test)) >= max(0.95, roc_auc_score(y, plain.decision_function(test)))
 
 
+def _far_cluster(n_anomalies: int = 60):
+    """The plane of :func:`_contaminated_blob` with its anomaly cluster twice as far (at 8 in every
+    column; 7% of the training rows): far enough that their loss stands apart from the first epoch."""
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(3, 6))
+    normal = rng.normal(size=(1100, 3)) @ basis + 0.1 * rng.normal(size=(1100, 6))
+    anomalies = rng.normal(size=(100 + n_anomalies, 6)) * 0.3 + 8.0
+    train = np.vstack([normal[:800], anomalies[:n_anomalies]])
+    test = np.vstack([normal[800:], anomalies[n_anomalies:]])
+    return train, test, np.r_[np.zeros(300), np.ones(100)], normal[:800]
+
+
+def test_adaptive_trimming_leaves_out_anomalies_that_stand_apart():
+    train, test, y, _ = _far_cluster()
+    plain = fast_autoencoder(robust=False).fit(train)
+    auto = fast_autoencoder(robust="auto").fit(train)
+    assert roc_auc_score(y, auto.decision_function(test)) > 0.99 > roc_auc_score(y, plain.decision_function(test))
+    # Each epoch from the second on leaves out about the anomalies among the 774 rows trained on
+    # (10% of 860 held out), never more than the contamination share (77 rows).
+    trimmed = auto.history_["trimmed_rows"]
+    assert len(trimmed) == len(auto.history_["train_loss"]) - 1
+    assert 45 <= np.median(trimmed) <= 77 and max(trimmed) <= 77
+    assert "trimmed_rows" not in plain.history_
+    assert "trimmed_rows" not in fast_autoencoder(robust=True, epochs=3).fit(train).history_
+
+
+def test_adaptive_trimming_trims_almost_nothing_on_clean_data():
+    _, _, _, clean = _far_cluster()
+    detector = fast_autoencoder(robust="auto").fit(clean)
+    trimmed = detector.history_["trimmed_rows"]
+    assert np.sum(trimmed) <= 0.005 * 720 * len(trimmed)  # 720 rows trained on (80 held out)
+
+
+def test_adaptive_trimming_is_cut_at_the_contamination_share():
+    # 16% of the rows far away: all stand apart, but at most contamination=0.1 of the 855 rows
+    # trained on (95 of 950 held out) is left out. (Beyond a quarter of the rows the fence sees
+    # them as part of the bulk: Q3 would lie among them.)
+    train, _, _, _ = _far_cluster(n_anomalies=150)
+    detector = fast_autoencoder(robust="auto", epochs=6).fit(train)
+    trimmed = detector.history_["trimmed_rows"]
+    assert max(trimmed) == trimmed[-1] == int(855 * 0.1)
+
+
+def test_adaptive_trimming_keeps_its_scores_through_save_and_load(tmp_path):
+    import oddkit
+
+    train, test, _, _ = _far_cluster()
+    detector = fast_autoencoder(robust="auto", epochs=10).fit(train)
+    detector.save(tmp_path / "ae")
+    loaded = oddkit.load(tmp_path / "ae")
+    assert loaded.robust == "auto"
+    np.testing.assert_array_equal(loaded.decision_function(test), detector.decision_function(test))
+    assert loaded.history_["trimmed_rows"] == detector.history_["trimmed_rows"]
+
+
+@pytest.mark.parametrize("value", ["yes", "Auto", 0.1, 1, None])
+def test_robust_takes_booleans_or_auto(value):
+    with pytest.raises(ParameterError, match="robust"):
+        fast_autoencoder(robust=value, epochs=1).fit(np.random.default_rng(0).normal(size=(50, 3)))
+
+
 def test_autoencoder_error_weightings():
     """"covariance" whitens residuals with their training covariance; "columns" divides by each
     column's mean squared error; None is the plain mean squared error (all in standardised units)."""

@@ -94,6 +94,7 @@ BAD = [
     (AutoEncoderDetector, "noise_level", -0.1),
     (AutoEncoderDetector, "normalize_errors", "diagonal"),
     (AutoEncoderDetector, "robust", "yes"),
+    (AutoEncoderDetector, "robust", "AUTO"),
     (AutoEncoderDetector, "exposure_weight", -1.0),
     (AutoEncoderDetector, "exposure_margin", 0.0),
     (VAEDetector, "beta", -1.0),

@@ -117,3 +117,49 @@ def test_trim_fraction_must_be_a_share():
         _fit_location(1.0)
     with pytest.raises(OddkitError, match="trim_fraction"):
         _fit_location_streamed(1.0)
+
+
+def _fit_location_fenced(rows: np.ndarray, trim_fraction: float, trim_fence: float, streamed: bool = False):
+    from oddkit.train import fit_module, fit_module_stream
+
+    X = torch.tensor(rows, dtype=torch.float32)[:, None]
+    module = _Location()
+    with seeded(0) as generator:
+        if streamed:
+            def batches(epoch):
+                order = torch.randperm(X.shape[0], generator=generator)
+                return (X[order[start:start + 50]] for start in range(0, X.shape[0], 50))
+
+            history = fit_module_stream(module, _Location.row_loss, batches, lambda: None, epochs=200, lr=0.05,
+                                        trim_fraction=trim_fraction, trim_fence=trim_fence, generator=generator)
+        else:
+            history = fit_module(module, _Location.row_loss, X, epochs=300, batch_size=100, lr=0.5,
+                                 validation_fraction=0.0, trim_fraction=trim_fraction, trim_fence=trim_fence,
+                                 generator=generator)
+    return float(module.location.detach()), history
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_fenced_trimming_leaves_out_only_the_rows_that_stand_apart(streamed):
+    rng = np.random.default_rng(0)
+    # 95 rows around 0 and 5 at 50: only the five stand apart, and only they are left out.
+    location, history = _fit_location_fenced(np.r_[rng.normal(size=95), np.full(5, 50.0)], 0.1, 1.5, streamed)
+    assert abs(location) < 0.5
+    assert history.trimmed_rows[-1] == 5
+    # Plain normal rows: a squared distance to the centre hardly ever lies above the log fence.
+    location, history = _fit_location_fenced(rng.normal(size=100), 0.1, 1.5, streamed)
+    assert abs(location) < 0.5
+    assert np.mean(history.trimmed_rows[10:]) <= 1
+
+
+def test_fenced_trimming_is_capped_and_checked():
+    from oddkit.train import fence_cut
+
+    # A fifth of the rows far away: all above the fence, but only 10% may be left out.
+    rows = np.r_[np.random.default_rng(0).normal(size=80), np.full(20, 50.0)]
+    _, history = _fit_location_fenced(rows, 0.1, 1.5)
+    assert max(history.trimmed_rows) == history.trimmed_rows[-1] == 10
+    assert fence_cut(np.exp([0.0, 1.0, 2.0, 3.0, 4.0]), 1.5) == pytest.approx(np.exp(3.0 + 1.5 * 2.0))
+    for bad in (-1.0, float("nan"), True, "1.5"):
+        with pytest.raises(OddkitError, match="trim_fence"):
+            _fit_location_fenced(rows, 0.1, bad)
