@@ -67,6 +67,8 @@ def member_builders() -> dict:
         "ae": lambda seed: ae(robust=False, random_state=seed, verbose=0),
         "ae-robust": lambda seed: ae(robust=True, random_state=seed, verbose=0),
         "ae-auto": lambda seed: ae(robust="auto", random_state=seed, verbose=0),
+        "ae-e5": lambda seed: ae(n_estimators=5, random_state=seed, verbose=0),
+        "ae-robust-e5": lambda seed: ae(robust=True, n_estimators=5, random_state=seed, verbose=0),
     }
 
 
