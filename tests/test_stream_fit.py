@@ -286,3 +286,23 @@ def test_cli_score_streams_a_parquet_folder_as_one_file(data, fits, monkeypatch,
     pd.testing.assert_frame_equal(got, expected)
     assert got["txn"].tolist() == list(range(len(rows)))
     np.testing.assert_allclose(got["score"], memory.decision_function(data["test"]), rtol=1e-6)  # other batch sizes
+
+
+def test_adaptive_streamed_fit_trims_the_far_rows_of_each_batch(tmp_path):
+    """robust="auto" streamed: each batch leaves out its rows above the fence (at most 10%), and a
+    far cluster of 5% of the rows hidden in the training data still ranks above the normal rows."""
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(3, 6))
+    normal = rng.normal(size=(4300, 3)) @ basis + 0.1 * rng.normal(size=(4300, 6))
+    far = rng.normal(size=(300, 6)) * 0.3 + 8.0
+    train = pd.DataFrame(np.vstack([normal[:4000], far[:200]]), columns=[f"c{i}" for i in range(6)])
+    train = train.sample(frac=1.0, random_state=0)
+    pq.write_table(pa.Table.from_pandas(train, preserve_index=False), tmp_path / "part.parquet")
+    detector = AutoEncoderDetector(robust="auto", epochs=10, random_state=0, verbose=0, n_threads=1)
+    detector.fit(TableSource(tmp_path, batch_rows=1000))
+    trimmed = detector.history_["trimmed_rows"]
+    trained = 4200 - detector.stream_info_["held_out_rows"]
+    assert len(trimmed) == len(detector.history_["train_loss"]) - 1
+    assert 0.6 * 0.05 * trained < trimmed[-1] <= 0.1 * trained
+    test = pd.DataFrame(np.vstack([normal[4000:], far[200:]]), columns=train.columns)
+    assert roc_auc_score(np.r_[np.zeros(300), np.ones(100)], detector.decision_function(test)) > 0.99
