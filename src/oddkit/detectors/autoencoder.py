@@ -113,7 +113,13 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
     n_estimators : int, default=1
         Independent auto-encoders (different random initial weights) trained side by side in one
         batched network; the score is the mean of their scores. More members give steadier scores
-        at a proportional cost in arithmetic (but not in Python overhead).
+        at a proportional cost in arithmetic (but not in Python overhead). On the tabular
+        benchmark (``benchmarks/AE_AUTO.md``, 31 datasets, seeds 0-2) ``n_estimators=5`` with
+        ``robust=True`` had the best mean AUROC of the settings measured: 0.867 with clean
+        training data and 0.799 with the anomalies left in, against 0.862 and 0.772 for the
+        defaults and 0.844 and 0.766 for PyOD's AutoEncoder, at 1.1 to 1.5 times the fit time of
+        one member. It is not the default: on the confirming half of the datasets it was +0.010
+        and +0.015 above PyOD's AutoEncoder, short of the 0.02 the rule fixed beforehand asked.
     epochs : int, default=100
         Most passes over the training data; early stopping usually ends sooner.
     batch_size : int or "auto", default="auto"
