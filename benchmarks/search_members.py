@@ -25,7 +25,7 @@ class MCDGaussianDetector(GaussianDetector):
 
     def _fit_array(self, Z: np.ndarray) -> None:
         Z = Z.astype(np.float64)
-        self._fit_rows(Z)  # sets shrinkage_ and the preprocessor-dependent constants
+        self.shrinkage_ = 0.0
         mcd = MinCovDet(support_fraction=self.support, random_state=self.seed).fit(Z)
         covariance = mcd.covariance_.copy()
         covariance[np.diag_indices_from(covariance)] += float(self.ridge) + 1e-6
@@ -53,8 +53,10 @@ class TrimmedEnsembleDetector(EnsembleDetector):
         super()._fit_array(Z[self._kept])
 
     def _training_scores(self, Z: np.ndarray) -> np.ndarray:
-        scores = self._score_array(Z)
+        scores = np.empty(len(Z))
         scores[self._kept] = self._combine([m.decision_scores_ for m in self.members_])
+        if not self._kept.all():
+            scores[~self._kept] = self._score_array(Z[~self._kept])
         return scores
 
 
