@@ -8,6 +8,7 @@ Three experiments, each appending one JSON line per finished job to its own file
     .venv/bin/python benchmarks/images.py embeddings    # 8-dim codes -> logistic regression
     .venv/bin/python benchmarks/images.py olivetti      # 30 people normal, 10 people anomalous
     .venv/bin/python benchmarks/images.py select        # how GradientKNNDetector's settings were chosen
+    .venv/bin/python benchmarks/images.py fresh         # issue 22 round 5: the selection on fresh splits
     .venv/bin/python benchmarks/images.py figures       # reconstructions and VAE samples (PNG)
     .venv/bin/python benchmarks/images.py report        # rewrite IMAGES.md only
 
@@ -32,12 +33,14 @@ FILES = {"oneclass": RESULTS_DIR / "images_oneclass.jsonl",
          "embeddings": RESULTS_DIR / "images_embeddings.jsonl",
          "olivetti": RESULTS_DIR / "images_olivetti.jsonl",
          "compression": RESULTS_DIR / "images_compression.jsonl",
-         "select": RESULTS_DIR / "images_select.jsonl"}
+         "select": RESULTS_DIR / "images_select.jsonl",
+         "fresh": RESULTS_DIR / "images_fresh.jsonl"}
 KEYS = {"oneclass": ("dataset", "normal_class", "seed", "detector", "train_fraction"),
         "embeddings": ("dataset", "seed", "features"),
         "olivetti": ("dataset", "seed", "detector"),
         "compression": ("dataset", "model", "seed"),
-        "select": ("dataset", "normal_class", "variant")}
+        "select": ("dataset", "normal_class", "variant"),
+        "fresh": ("dataset", "normal_class", "seed", "detector", "train_fraction")}
 ONECLASS_DATASETS = ("mnist_test", "fashion_mnist_test")
 PUBLISHED = {"mnist_test": ("Deep SVDD (Ruff et al., ICML 2018), one-class, full 60k training set", 0.948),
              "fashion_mnist_test": None}
@@ -276,18 +279,20 @@ def load_images(name: str, data_dir: Path):
     return images.X, images.labels
 
 
-def run_oneclass(args) -> None:
+def run_oneclass(args, path: Path | None = None, loader=None) -> None:
     import numpy as np
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     from oddkit.data.images import one_class_split
 
-    path, key = FILES["oneclass"], KEYS["oneclass"]
+    path = path or FILES["oneclass"]
+    loader = loader or load_images
+    key = KEYS["oneclass"]
     done = set() if args.redo else done_keys(path, key)
     context = {"versions": versions(), "threads": args.threads, "command": command_line()}
     started = time.monotonic()
     for name in args.datasets:
-        X, labels = load_images(name, args.data_dir)
+        X, labels = loader(name, args.data_dir)
         for seed, fraction in ((s, f) for s in args.seeds for f in args.fractions):
             for normal in args.classes:
                 X_train, X_test, y_test = one_class_split(X, labels, normal, fraction, random_state=seed)
@@ -766,6 +771,7 @@ def select_section(records: list[dict], oneclass: list[dict] | None = None,
         if number == 0:
             lines += confirmation_lines(same_run(oneclass_all, CONFIRM_OLD) if oneclass_all else oneclass or [])
     lines += fourth_round_lines(records, same_run(oneclass_all or [], SPATIAL_RECORD))
+    lines += fifth_round_lines(read_all_records(FILES["fresh"]))
     return lines
 
 
@@ -959,6 +965,157 @@ def confirmation_lines(records: list[dict]) -> list[str]:
             "| dataset | training share | new default | old default | difference | classes where new is higher | "
             "classes led by >= 0.02 (new) | classes led by >= 0.02 (old) |", "|---|---|---|---|---|---|---|---|",
             *rows, "", verdict, ""]
+
+
+# -- issue 22, fifth round: a selection on fresh data --------------------------------------------------
+
+FASHION_TRAIN_DIR = Path("/usr/share/datasets/fashion-mnist")
+"""Fashion-MNIST's 60,000 training images as idx .gz files (Debian package dataset-fashion-mnist)."""
+FRESH_SEED, FRESH_PER_CLASS = 5, 1000
+FRESH_FASHION = "fashion_mnist_train_1000"
+"""1,000 images per class drawn (seed 5) from Fashion-MNIST's training set, which no other benchmark here uses."""
+FRESH_DATASETS = ("mnist_test", FRESH_FASHION)
+"""MNIST has no training set offline: its fresh splits are new seed-5 partitions of the same test images."""
+FRESH_DETECTORS = ("knn5", "oddkit-default", "oddkit-GradientKNN-spatial")
+FRESH_TOLERANCE = 0.002
+"""RULE_5, clause (b): how far spatial binning's worst attainable lead may fall below the default's."""
+RULE_5 = ("Written and committed after rounds 3 and 4 were seen (including round 4's seed-0 figures on the "
+          "target's splits, where spatial soft binning had the higher mean on all four pairs) and before "
+          "anything of this round was measured. Fresh selection splits: Fashion-MNIST's TRAINING set, never "
+          "used by any benchmark here, from which 1,000 images per class are drawn (seed 5; 10,000 images, the "
+          "size of the test set), and, because no MNIST training set is available offline, new seed-5 "
+          "partitions of the MNIST test images (the same images as the target, new splits). On each, the "
+          "target's protocol: every class normal in turn, 50% and 80% of it for training (one_class_split, "
+          "seed 5), the rest plus every image of the other classes to test. knn5, `oddkit-default` (the current "
+          "default, GradientKNNDetector without spatial binning) and `oddkit-GradientKNN-spatial` "
+          "(GradientKNNDetector(spatial_binning=True)) are measured in one run on the same splits. Spatial "
+          "soft binning replaces the default only if (a) its mean AUROC over the ten classes is not below the "
+          "default's on any of the four dataset and training-share pairs, and higher than the default's on "
+          "Fashion-MNIST at both shares; and (b) over the dataset-class-share triples where a lead of 0.02 over "
+          "knn5 is possible (knn5's AUROC <= 0.98), its worst lead over knn5 is not lower than the default's "
+          "worst lead by more than 0.002. The tolerance of 0.002 was set after round 4 failed clause (b) by "
+          "0.00014, which is below any difference these splits can resolve; it is the only change of spirit "
+          "from round 4. There is no further confirmation stage: the seed-0 target figures were seen before "
+          "this rule was written, so this round is the only independent evidence, and its verdict decides. If "
+          "spatial soft binning passes, it becomes GradientKNNDetector's default and `oddkit-default` is "
+          "measured again on the seed-0 target splits (reported, not part of the verdict); otherwise the "
+          "default stays as it was.")
+
+
+def load_idx_gz(path: Path):
+    """An idx file (gzip-compressed) as a numpy array: 16-byte header for images (n, rows, cols),
+    8 bytes for labels (n,)."""
+    import gzip
+
+    import numpy as np
+
+    data = gzip.open(path, "rb").read()
+    magic = int.from_bytes(data[:4], "big")
+    ndim = magic & 0xFF
+    if magic >> 8 != 0x08 or ndim not in (1, 3):
+        raise SystemExit(f"{path}: not an unsigned-byte idx file (magic {magic:#x})")
+    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    header = 4 + 4 * ndim  # 16 bytes for images, 8 for labels
+    array = np.frombuffer(data, dtype=np.uint8, offset=header)
+    if array.size != int(np.prod(shape)):
+        raise SystemExit(f"{path}: {array.size} bytes after the header, expected {shape}")
+    return array.reshape(shape)
+
+
+def load_fresh(name: str, data_dir: Path):
+    """The fifth round's data: images as float32 (n, 1, 28, 28) in [0, 1] (as read_images) and labels."""
+    import numpy as np
+
+    from oddkit.data.images import as_image_batch
+
+    if name != FRESH_FASHION:
+        return load_images(name, data_dir)
+    X = load_idx_gz(FASHION_TRAIN_DIR / "train-images-idx3-ubyte.gz")
+    labels = load_idx_gz(FASHION_TRAIN_DIR / "train-labels-idx1-ubyte.gz").astype(np.int64)
+    if X.shape != (60000, 28, 28) or labels.shape != (60000,):
+        raise SystemExit(f"unexpected Fashion-MNIST training set shapes {X.shape}, {labels.shape}")
+    rng = np.random.default_rng(FRESH_SEED)
+    keep = np.sort(np.concatenate([rng.choice(np.flatnonzero(labels == c), FRESH_PER_CLASS, replace=False)
+                                   for c in range(10)]))
+    return as_image_batch(X[keep]), labels[keep]
+
+
+def run_fresh(args) -> None:
+    """Round 5: knn5, the default and spatial soft binning on the fresh seed-5 splits, one run."""
+    args.datasets = list(FRESH_DATASETS)
+    args.seeds = [FRESH_SEED]
+    if args.detectors is None or args.detectors == list(ALL_ONECLASS):
+        args.detectors = list(FRESH_DETECTORS)
+    run_oneclass(args, path=FILES["fresh"], loader=load_fresh)
+
+
+def fifth_round_lines(records: list[dict]) -> list[str]:
+    """Issue 22's fifth round (RULE_5): the verdict, computed from the fresh-split records of one run."""
+    import numpy as np
+
+    if not records:
+        return []
+    last = next(((r.get("command"), (r.get("versions") or {}).get("oddkit-source")) for r in reversed(records)
+                 if r["detector"] == SPATIAL_RECORD), None)
+    if last is None:
+        return []
+    rows = [r for r in records if (r.get("command"), (r.get("versions") or {}).get("oddkit-source")) == last
+            and r.get("seed") == FRESH_SEED and r["roc_auc"] is not None]
+    auc = {(r["dataset"], r["train_fraction"], r["normal_class"], r["detector"]): r["roc_auc"] for r in rows}
+    pairs = [(d, f) for d in FRESH_DATASETS for f in FRACTIONS]
+    complete = all((d, f, c, det) in auc for d, f in pairs for c in range(10) for det in FRESH_DETECTORS)
+    default, spatial, knn = TARGET_DETECTOR, SPATIAL_RECORD, TARGET_BASELINE
+    lines = ["### Fifth round (issue 22): fresh data", "", "Rule (RULE_5): " + RULE_5, "",
+             "Mean AUROC over the ten classes, seed 5, all three detectors measured in one run on the same splits "
+             f"(`images_fresh.jsonl`; `{FRESH_FASHION}` = 1,000 images per class from Fashion-MNIST's training set; "
+             "`mnist_test` = new seed-5 partitions of the MNIST test images):", "",
+             "| dataset | training share | knn5 | default | spatial | spatial - default | classes where spatial is "
+             "higher | classes led by >= 0.02 (default) | classes led by >= 0.02 (spatial) | attainable classes "
+             "(knn5 <= 0.98) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    clause_a, worst = [], {default: None, spatial: None}
+    per_class = []
+    for d, f in pairs:
+        got = {det: {c: auc[(d, f, c, det)] for c in range(10) if (d, f, c, det) in auc} for det in FRESH_DETECTORS}
+        if any(len(v) < 10 for v in got.values()):
+            lines.append(f"| {d} | {f:.0%} | not measured on every class yet | | | | | | | |")
+            continue
+        mean = {det: float(np.mean(list(got[det].values()))) for det in FRESH_DETECTORS}
+        fashion = d == FRESH_FASHION
+        clause_a.append(mean[spatial] > mean[default] if fashion else mean[spatial] >= mean[default])
+        attainable = [c for c in range(10) if got[knn][c] <= ATTAINABLE_PIXELS_MAX]
+        for det in (default, spatial):
+            for c in attainable:
+                lead = got[det][c] - got[knn][c]
+                if worst[det] is None or lead < worst[det][0]:
+                    worst[det] = (lead, d, f, c)
+        led = {det: sum(got[det][c] - got[knn][c] >= TARGET_MARGIN for c in range(10)) for det in (default, spatial)}
+        higher = sum(got[spatial][c] > got[default][c] for c in range(10))
+        lines.append(f"| {d} | {f:.0%} | {mean[knn]:.4f} | {mean[default]:.4f} | {mean[spatial]:.4f} | "
+                     f"{mean[spatial] - mean[default]:+.4f} | {higher}/10 | {led[default]}/10 | {led[spatial]}/10 | "
+                     f"{len(attainable)}/10 |")
+        per_class.append(f"| {d} | {f:.0%} | " + " | ".join(
+            f"{got[spatial][c] - got[knn][c]:+.3f} / {got[default][c] - got[knn][c]:+.3f}"
+            + ("" if c in attainable else " (capped)") for c in range(10)) + " |")
+    lines += ["", "Lead over knn5 per class, spatial / default (same run; \"capped\": knn5 > "
+              f"{ATTAINABLE_PIXELS_MAX:.2f}, a lead of 0.02 impossible, not counted for clause (b)):", "",
+              "| dataset | training share | " + " | ".join(str(c) for c in range(10)) + " |",
+              "|---" * 12 + "|", *per_class, ""]
+    if not complete:
+        return lines + ["Not every dataset, share, class and detector measured yet: no verdict.", ""]
+
+    def where(w):
+        return f"{w[0]:+.5f} ({w[1]} {w[2]:.0%} class {w[3]})"
+
+    a_ok = all(clause_a)
+    b_ok = worst[spatial][0] >= worst[default][0] - FRESH_TOLERANCE
+    passed = a_ok and b_ok
+    lines += [f"Worst lead over knn5 over the attainable triples: default {where(worst[default])}, spatial "
+              f"{where(worst[spatial])}.", "",
+              f"Verdict: clause (a) {'met' if a_ok else 'NOT met'}, clause (b) {'met' if b_ok else 'NOT met'} "
+              f"({worst[spatial][0]:+.5f} against {worst[default][0]:+.5f} - {FRESH_TOLERANCE}): "
+              + ("spatial soft binning passes and becomes GradientKNNDetector's default (`spatial_binning=True`)."
+                 if passed else "spatial soft binning fails the rule; the default stays as it was."), ""]
+    return lines
 
 
 # -- figures -------------------------------------------------------------------------------------------
@@ -1239,7 +1396,7 @@ def write_report() -> Path:
         parts += ["## How the image default was chosen", ""] + select_section(
             sel, one, read_all_records(FILES["oneclass"]))
     hashes = {}
-    for records in (one, emb, oli, comp, sel):
+    for records in (one, emb, oli, comp, sel, read_records(FILES["fresh"])):
         for r in records:
             hashes.setdefault((r.get("versions") or {}).get("oddkit-source"), set()).add(
                 r.get("detector") or r.get("features") or r.get("model") or r.get("variant", "").strip())
@@ -1259,7 +1416,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", choices=("oneclass", "embeddings", "olivetti", "compression", "select",
-                                               "figures", "report"))
+                                               "fresh", "figures", "report"))
     parser.add_argument("--datasets", nargs="+", default=list(ONECLASS_DATASETS), choices=ONECLASS_DATASETS)
     parser.add_argument("--classes", nargs="+", type=int, default=list(range(10)))
     parser.add_argument("--seeds", nargs="+", type=int)
@@ -1295,7 +1452,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     limit_threads(args.threads)
     runners = {"oneclass": run_oneclass, "embeddings": run_embeddings, "olivetti": run_olivetti,
-               "compression": run_compression, "select": run_select, "figures": run_figures}
+               "compression": run_compression, "select": run_select, "fresh": run_fresh,
+               "figures": run_figures}
     if args.experiment in runners:
         runners[args.experiment](args)
     print("wrote", write_report())
