@@ -98,7 +98,9 @@ def test_ranks_unlike_shapes_above_the_normal_ones(fitted):
 
 def test_scores_are_the_mean_histogram_distance_to_the_k_nearest(fitted):
     detector, train, test, _ = fitted
-    features, train_features = gradient_histograms(test, cell_size=2), gradient_histograms(train, cell_size=2)
+    # spatial_binning=True: the detector's default since issue 22's fifth round (benchmarks/IMAGES.md)
+    features = gradient_histograms(test, cell_size=2, spatial_binning=True)
+    train_features = gradient_histograms(train, cell_size=2, spatial_binning=True)
     distances = np.sort(np.linalg.norm(features[:, None] - train_features[None], axis=2), axis=1)
     assert detector.method == "mean"  # the default since issue 22's second round (benchmarks/IMAGES.md)
     np.testing.assert_allclose(detector.decision_function(test), distances[:, :5].mean(axis=1), rtol=1e-4, atol=1e-5)
@@ -284,36 +286,45 @@ def _strip_saved_param(folder, name, member=None):
     seal(folder)
 
 
-def test_a_model_saved_before_spatial_binning_loads_as_it_was_fitted(fitted, tmp_path, monkeypatch):
-    detector, train, test, _ = fitted
-    assert detector.spatial_binning is False
+def test_spatial_binning_is_the_default():
+    assert GradientKNNDetector().spatial_binning is True
+    assert GradientKNNDetector._saved_param_defaults == {"spatial_binning": False}
+
+
+def test_a_model_saved_before_spatial_binning_loads_as_it_was_fitted(fitted, tmp_path):
+    _, train, test, _ = fitted
+    # A model fitted before the parameter existed was fitted without spatial binning (the old behaviour).
+    detector = GradientKNNDetector(spatial_binning=False).fit(train)
     before = detector.decision_function(test)
     detector.save(tmp_path / "old")
     _strip_saved_param(tmp_path / "old", "spatial_binning")
     assert "spatial_binning" not in json.loads((tmp_path / "old" / "config.json").read_text())["params"]
-    # Whatever the constructor's default is now, the old model keeps the binning it was fitted with.
-    monkeypatch.setattr(GradientKNNDetector.__init__, "__defaults__",
-                        tuple(True if v is False else v for v in GradientKNNDetector.__init__.__defaults__))
+    # The constructor's default is now True; the old model keeps the binning it was fitted with.
     assert GradientKNNDetector().spatial_binning is True
     loaded = load(tmp_path / "old")
     assert loaded.spatial_binning is False
     np.testing.assert_array_equal(loaded.decision_function(test), before)
     assert loaded.threshold_ == detector.threshold_
     # The check can fail: spatial binning does change the scores.
-    assert not np.allclose(GradientKNNDetector(spatial_binning=True).fit(train).decision_function(test), before)
+    assert not np.allclose(GradientKNNDetector().fit(train).decision_function(test), before)
 
 
-def test_an_image_default_saved_before_spatial_binning_loads_as_it_was_fitted(fitted, tmp_path):
+def test_an_image_default_saved_before_spatial_binning_loads_as_it_was_fitted(fitted, tmp_path, monkeypatch):
     _, train, test, _ = fitted
-    ensemble = default_detector(random_state=0).fit(train)
-    flat = ensemble.members_[0].spatial_binning
+    assert default_detector(random_state=0).fit(train).members_[0].spatial_binning is True
+    # The image default as it was before spatial binning became the default.
+    with monkeypatch.context() as patch:
+        patch.setattr(GradientKNNDetector.__init__, "__defaults__",
+                      tuple(False if v is True else v for v in GradientKNNDetector.__init__.__defaults__))
+        ensemble = default_detector(random_state=0).fit(train)
+    assert ensemble.members_[0].spatial_binning is False
+    assert GradientKNNDetector().spatial_binning is True
     before = ensemble.decision_function(test)
     ensemble.save(tmp_path / "old")
     _strip_saved_param(tmp_path / "old", "spatial_binning", member=0)
     loaded = load(tmp_path / "old")
     assert loaded.members_[0].spatial_binning is False
-    if flat is False:  # a model fitted without spatial binning: identical scores after loading
-        np.testing.assert_array_equal(loaded.decision_function(test), before)
+    np.testing.assert_array_equal(loaded.decision_function(test), before)
 
 
 @pytest.mark.parametrize("spatial", [False, True])
