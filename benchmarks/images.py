@@ -1363,9 +1363,11 @@ def write_report() -> Path:
                   "`random_state=seed`. CPU seconds: fit + score, 1 thread, mean over the classes. The machine "
                   "(2 cores) was shared with other jobs throughout, so wall-clock times in the JSONL are 2-5x the "
                   "CPU times. At 80%, the columns of the networks (pyod-AutoEncoder, oddkit-AE-mlp and the "
-                  "conv models) are from earlier runs on the same splits (see Provenance); knn5, pca, "
-                  "oddkit-KNN-table, oddkit-KNN, oddkit-default and oddkit-GradientKNN-largest (the image default before "
-                  "issue 22's second round, `GradientKNNDetector(method=\"largest\")`) were measured again together. "
+                  "conv models) are from earlier runs on the same splits (see Provenance); oddkit-KNN-table, "
+                  "oddkit-KNN and oddkit-GradientKNN-largest (the image default before issue 22's second round, "
+                  "`GradientKNNDetector(method=\"largest\")`) were measured together with the default of the time; "
+                  "knn5, pca and oddkit-default (with spatial binning, the default since issue 22's fifth round) "
+                  "were measured again together after that round. "
                   "`oddkit-KNN` is `KNNDetector()` fitted on the images (raw pixels in [0, 1]); "
                   "`oddkit-KNN-table` the same images flattened into a table, whose columns it standardises.", ""]
         parts += target_lines(one)

@@ -46,6 +46,7 @@ def gradient_histograms(images: np.ndarray, cell_size: int = 4, n_bins: int = 8,
         Standard deviation of the smoothing, in pixels; 0 for none.
     spatial_binning : bool, default=False
         Split each pixel's vote between the nearest cells (above) instead of giving it to its own.
+        :class:`GradientKNNDetector` passes True by default (its ``spatial_binning``).
 
     Returns
     -------
@@ -112,8 +113,8 @@ class GradientKNNDetector(KNNDetector):
     Pixels make a poor space for distances: a digit drawn a pixel to the left shares few inked
     pixels with itself, while an unlike digit of similar thickness may share many. Histograms of
     oriented gradients (:func:`gradient_histograms`: in each 4 x 4 cell, how much edge runs in each
-    of 8 directions) describe a shape by where its strokes run and which way, and tolerate small
-    shifts and changes of thickness and contrast. On one-class MNIST and Fashion-MNIST, with
+    of 8 directions, each pixel's vote split between the nearest cells) describe a shape by where
+    its strokes run and which way, and tolerate small shifts and changes of thickness and contrast. On one-class MNIST and Fashion-MNIST, with
     nothing learned but the training images themselves, the mean distance to the 5 nearest
     neighbours in this space ranks unlike images well above the 5-th neighbour's distance on raw
     pixels, and above oddkit's auto-encoders and self-supervised networks, at a fraction of their
