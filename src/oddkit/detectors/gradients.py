@@ -114,11 +114,11 @@ class GradientKNNDetector(KNNDetector):
     pixels with itself, while an unlike digit of similar thickness may share many. Histograms of
     oriented gradients (:func:`gradient_histograms`: in each 4 x 4 cell, how much edge runs in each
     of 8 directions, each pixel's vote split between the nearest cells) describe a shape by where
-    its strokes run and which way, and tolerate small shifts and changes of thickness and contrast. On one-class MNIST and Fashion-MNIST, with
-    nothing learned but the training images themselves, the mean distance to the 5 nearest
-    neighbours in this space ranks unlike images well above the 5-th neighbour's distance on raw
-    pixels, and above oddkit's auto-encoders and self-supervised networks, at a fraction of their
-    cost (``benchmarks/IMAGES.md``).
+    its strokes run and which way, and tolerate small shifts and changes of thickness and contrast.
+    On one-class MNIST and Fashion-MNIST, with nothing learned but the training images themselves,
+    the mean distance to the 5 nearest neighbours in this space ranks unlike images well above the
+    5-th neighbour's distance on raw pixels, and above oddkit's auto-encoders and self-supervised
+    networks, at a fraction of their cost (``benchmarks/IMAGES.md``).
 
     What it does not see: the features ignore contrast and brightness, so an image that is a faint
     or inverted-contrast copy of a normal image scores as normal, and the exact intensities of
