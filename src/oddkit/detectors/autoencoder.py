@@ -33,6 +33,8 @@ IMAGE_CHUNK_VALUES = 2 ** 20
 """Images are scored in chunks of about this many pixel values (1,337 images of 28x28)."""
 ERROR_FLOOR = 1e-3
 COVARIANCE_MAX_COLUMNS = 2048
+TABLE_MEMBERS = 5
+"""Networks ``n_estimators="auto"`` trains on a table (one on images): see benchmarks/AE_AUTO.md."""
 """Wider tables weigh errors by column: a covariance of more columns costs too much to keep and apply."""
 COVARIANCE_ROWS = 65536
 """At most about this many training rows estimate the error scales and the residual covariance."""
@@ -252,7 +254,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
     _parameter_constraints: dict = {
         "hidden_sizes": [PositiveIntSequence(), None],
         "latent_dim": [positive_int, None],
-        "n_estimators": [positive_int],
+        "n_estimators": [positive_int, StrOptions({"auto"})],
         "epochs": [positive_int],
         "batch_size": [positive_int, StrOptions({"auto"})],
         "lr": [positive_float],
@@ -262,14 +264,14 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         "noise": [StrOptions({"gaussian", "mask", "salt_pepper"}), None],
         "noise_level": [non_negative_float],
         "normalize_errors": [StrOptions({"covariance", "columns"}), "boolean", None],
-        "robust": ["boolean"],
+        "robust": ["boolean", StrOptions({"auto"})],
         "exposure_weight": [non_negative_float],
         "exposure_margin": [positive_float],
     }
 
-    def __init__(self, hidden_sizes=None, latent_dim=None, n_estimators=1, epochs=100, batch_size="auto", lr=1e-3,
+    def __init__(self, hidden_sizes=None, latent_dim=None, n_estimators="auto", epochs=100, batch_size="auto", lr=1e-3,
                  weight_decay=0.0, validation_fraction=0.1, patience=10, noise=None, noise_level=0.2,
-                 normalize_errors="covariance", robust=False, exposure_weight=1.0, exposure_margin=2.0, contamination=0.1,
+                 normalize_errors="covariance", robust="auto", exposure_weight=1.0, exposure_margin=2.0, contamination=0.1,
                  impute=None, unknown_categories="error", column_types=None, device="cpu", n_threads=None,
                  random_state=None, verbose=1):
         self.hidden_sizes = hidden_sizes
@@ -483,7 +485,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
             history = fit_module_stream(
                 self.model_, self._row_loss, lambda epoch: epoch_batches(epoch, generator), validation,
                 epochs=int(self.epochs), lr=float(self.lr), weight_decay=float(self.weight_decay),
-                patience=self.patience, trim_fraction=self._trim_share() if self.robust else 0.0,
+                patience=self.patience, trim_fraction=self._trim_share() if self._trims() else 0.0,
                 generator=generator, verbose=self.verbose, description=name)
         self.history_ = history.to_dict()
         passes += len(history.train_loss)
@@ -532,7 +534,16 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
             hidden, latent = default_architecture(n_inputs)
         self.hidden_sizes_ = tuple(int(h) for h in self.hidden_sizes) if self.hidden_sizes is not None else hidden
         self.latent_dim_ = int(self.latent_dim) if self.latent_dim is not None else latent
-        self.n_estimators_ = int(self.n_estimators)
+        if self.n_estimators == "auto":
+            self.n_estimators_ = 1 if self._fitted_on_images() else TABLE_MEMBERS
+        else:
+            self.n_estimators_ = int(self.n_estimators)
+
+    def _trims(self) -> bool:
+        """Whether training leaves out the worst-reconstructed rows (``robust``; ``"auto"``: tables only)."""
+        if self.robust == "auto":
+            return not self._fitted_on_images()
+        return bool(self.robust)
 
     def _fit_array(self, Z: np.ndarray) -> None:
         n_inputs = Z.shape[1]
@@ -562,7 +573,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
                 self.model_, self._row_loss, torch.from_numpy(self._training_rows(Z)).to(device),
                 epochs=int(self.epochs), batch_size=batch, lr=float(self.lr),
                 weight_decay=float(self.weight_decay), validation_fraction=float(self.validation_fraction),
-                patience=self.patience, trim_fraction=self._trim_share() if self.robust else 0.0,
+                patience=self.patience, trim_fraction=self._trim_share() if self._trims() else 0.0,
                 generator=generator, verbose=self.verbose,
                 description=type(self).__name__,
             )
@@ -593,7 +604,7 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         self.column_error_scale_ = np.maximum((residuals ** 2).mean(axis=1), ERROR_FLOOR).astype(np.float32)
         if self._weighs_by_covariance(Z.shape[1]):
             kept = residuals
-            if self.robust:
+            if self._trims():
                 # The worst-reconstructed rows are the likely anomalies: they must not set what a
                 # normal residual looks like.
                 errors = (residuals ** 2 / self.column_error_scale_[:, None, :]).mean(axis=(0, 2))
