@@ -1009,7 +1009,8 @@ def load_idx_gz(path: Path):
 
     import numpy as np
 
-    data = gzip.open(path, "rb").read()
+    with gzip.open(path, "rb") as file:
+        data = file.read()
     magic = int.from_bytes(data[:4], "big")
     ndim = magic & 0xFF
     if magic >> 8 != 0x08 or ndim not in (1, 3):
