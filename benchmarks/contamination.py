@@ -40,8 +40,8 @@ def build(name: str, seed: int):
     import oddkit
 
     return {
-        "oddkit-AutoEncoder": lambda: oddkit.AutoEncoderDetector(random_state=seed, verbose=0),
-        "oddkit-AutoEncoder-robust": lambda: oddkit.AutoEncoderDetector(robust=True, random_state=seed, verbose=0),
+        "oddkit-AutoEncoder": lambda: oddkit.AutoEncoderDetector(robust=False, n_estimators=1, random_state=seed, verbose=0),
+        "oddkit-AutoEncoder-robust": lambda: oddkit.AutoEncoderDetector(robust=True, n_estimators=1, random_state=seed, verbose=0),
         "oddkit-Gaussian": lambda: oddkit.GaussianDetector(),
         "oddkit-IsolationForest": lambda: oddkit.IsolationForestDetector(random_state=seed),
     }[name]()

@@ -193,9 +193,10 @@ def build(detector: str, seed: int, args):
         # The same images as a table of pixel columns: KNNDetector standardises every column.
         return FlatOddkit(oddkit_class("KNNDetector")())
     if detector == "oddkit-AE-mlp":
-        # The table path: flattened pixels, each standardised; the library's defaults.
+        # The table path: flattened pixels, each standardised; the library's table defaults until
+        # stop 32 (one untrimmed network), as its records were measured.
         cls = oddkit_class("AutoEncoderDetector")
-        return FlatOddkit(cls(random_state=seed, verbose=0, n_threads=args.threads))
+        return FlatOddkit(cls(robust=False, n_estimators=1, random_state=seed, verbose=0, n_threads=args.threads))
     spec = ODDKIT_IMAGE_DETECTORS.get(detector)
     if spec is None:
         raise SystemExit(f"unknown detector {detector}")
@@ -360,7 +361,7 @@ def embed_features(features: str, X, ae, seed: int, args):
         return lambda idx: pca.transform(flat[idx])
     if features == "oddkit-AE-mlp-8":
         cls = oddkit_class("AutoEncoderDetector")
-        model = cls(latent_dim=8, random_state=seed, verbose=0, n_threads=args.threads).fit(flat[ae])
+        model = cls(latent_dim=8, robust=False, n_estimators=1, random_state=seed, verbose=0, n_threads=args.threads).fit(flat[ae])
         return lambda idx: model.transform(flat[idx])
     name = {"oddkit-ConvAE-8": "AutoEncoderDetector", "oddkit-VAE-8": "VAEDetector"}[features]
     cls = oddkit_class(name)

@@ -47,8 +47,10 @@ JOB_KEY = ("dataset", "seed", "n_known", "detector")
 def build(name: str, seed: int):
     import oddkit
 
-    cls = {"oddkit-AutoEncoder": oddkit.AutoEncoderDetector, "oddkit-VAE": oddkit.VAEDetector}[name]
-    return cls(random_state=seed, verbose=0)
+    if name == "oddkit-AutoEncoder":
+        # One untrimmed network, the default until stop 32, as the records were measured.
+        return oddkit.AutoEncoderDetector(robust=False, n_estimators=1, random_state=seed, verbose=0)
+    return oddkit.VAEDetector(random_state=seed, verbose=0)
 
 
 def run(args) -> None:

@@ -98,7 +98,7 @@ def run(args) -> None:
             if X is None:
                 continue
             injected = np.arange(len(X)) >= len(X) - n_injected
-            detector = oddkit.AutoEncoderDetector(robust=True, random_state=seed, verbose=0)
+            detector = oddkit.AutoEncoderDetector(robust=True, n_estimators=1, random_state=seed, verbose=0)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 losses = recorded_training_losses(detector, X)

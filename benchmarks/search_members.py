@@ -91,7 +91,7 @@ class AutoEncoderCodeKNN:
     def fit(self, X):
         from oddkit import AutoEncoderDetector
 
-        self.autoencoder_ = AutoEncoderDetector(random_state=self.seed, verbose=0).fit(X)
+        self.autoencoder_ = AutoEncoderDetector(robust=False, n_estimators=1, random_state=self.seed, verbose=0).fit(X)
         self.neighbours_ = KNNDetector(n_neighbors=1).fit(self.autoencoder_.transform(X))
         self.decision_scores_ = self.neighbours_.decision_scores_
         return self

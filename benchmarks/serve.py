@@ -176,7 +176,7 @@ def main() -> None:
         tmp = Path(tmp)
         train = table(5000, 0)
         folders = {"autoencoder": tmp / "autoencoder", "gaussian": tmp / "gaussian", "pca": tmp / "pca"}
-        AutoEncoderDetector(epochs=5, random_state=0, verbose=0).fit(train).save(folders["autoencoder"])
+        AutoEncoderDetector(epochs=5, robust=False, n_estimators=1, random_state=0, verbose=0).fit(train).save(folders["autoencoder"])
         if not args.skip_service:
             report["service"] = {"command": command,
                                  "results": bench_service(folders["autoencoder"], args.requests, args.seconds)}

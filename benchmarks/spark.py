@@ -63,7 +63,7 @@ def train(models: Path) -> None:
     rng = np.random.default_rng(12345)
     X = pd.DataFrame(rng.standard_normal((50_000, N_FEATURES)), columns=[f"f{i}" for i in range(N_FEATURES)])
     GaussianDetector().fit(X).save(models / "gaussian")
-    AutoEncoderDetector(epochs=5, random_state=0, verbose=0).fit(X).save(models / "autoencoder")
+    AutoEncoderDetector(epochs=5, robust=False, n_estimators=1, random_state=0, verbose=0).fit(X).save(models / "autoencoder")
 
 
 def worker_single(model: Path, data: Path, out: Path) -> dict:

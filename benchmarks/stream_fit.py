@@ -84,7 +84,7 @@ def child(mode: str, folder: Path, epochs: int, threads: int) -> None:
 
     test = np.load(folder.parent / "test.npz")
     X_test = pd.DataFrame(test["X"], columns=[str(n) for n in test["names"]])
-    params = dict(epochs=epochs, random_state=0, verbose=0, n_threads=threads)
+    params = dict(epochs=epochs, robust=False, n_estimators=1, random_state=0, verbose=0, n_threads=threads)
     started = time.perf_counter()
     read_s = 0.0
     if mode == "stream":

@@ -65,8 +65,8 @@ def member_builders() -> dict:
         "sknn1-256": lambda seed: knn(n_neighbors=1, max_samples=256, random_state=seed),
         "sknn1-1024": lambda seed: knn(n_neighbors=1, max_samples=1024, random_state=seed),
         "sknn5-1024": lambda seed: knn(n_neighbors=5, max_samples=1024, random_state=seed),
-        "ae": lambda seed: ae(robust=False, random_state=seed, verbose=0),
-        "ae-robust": lambda seed: ae(robust=True, random_state=seed, verbose=0),
+        "ae": lambda seed: ae(robust=False, n_estimators=1, random_state=seed, verbose=0),
+        "ae-robust": lambda seed: ae(robust=True, n_estimators=1, random_state=seed, verbose=0),
         "ae-e5": lambda seed: ae(robust=False, n_estimators=5, random_state=seed, verbose=0),
         "ae-robust-e5": lambda seed: ae(robust=True, n_estimators=5, random_state=seed, verbose=0),
         # Ideas measured after the choice (search_members.py): FastMCD as PyOD's MCD, the default

@@ -109,7 +109,10 @@ def test_demo(tmp_path, monkeypatch, capsys):
     for name in ("autoencoder", "gaussian", "pca", "ocsvm", "iforest", "knn", "roc", "done in"):
         assert name in out
     table = pd.read_csv(tmp_path / "demo" / "test_metrics.csv", index_col=0)
-    assert table.loc["autoencoder", "roc_auc"] >= 0.95 and table.loc["gaussian", "roc_auc"] >= 0.95
+    # The auto-encoder's table default (five networks, each trimming the worst tenth of its training
+    # rows) scores 0.934 here: trimming costs a little on this small clean split (0.950 with one
+    # untrimmed network; benchmarks/AE_AUTO.md, "At review").
+    assert table.loc["autoencoder", "roc_auc"] >= 0.92 and table.loc["gaussian", "roc_auc"] >= 0.95
     assert (tmp_path / "demo" / "roc.png").is_file()
     assert (tmp_path / "demo" / "autoencoder-model" / "weights.safetensors").is_file()
 

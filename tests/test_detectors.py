@@ -284,8 +284,9 @@ def test_autoencoder_error_weightings():
     column's mean squared error; None is the plain mean squared error (all in standardised units)."""
     X = np.random.default_rng(1).normal(size=(400, 5)) @ np.random.default_rng(2).normal(size=(5, 5))
     rows = X[:7]
-    # robust=False: the residual covariance of every training row (a robust fit leaves out the worst).
-    detectors = {w: fast_autoencoder(epochs=5, normalize_errors=w, robust=False).fit(X)
+    # One untrimmed network: the residual covariance of every training row (a robust fit leaves out
+    # the worst), and a score that is that network's error (several members average theirs).
+    detectors = {w: fast_autoencoder(epochs=5, normalize_errors=w, robust=False, n_estimators=1).fit(X)
                  for w in ("covariance", "columns", None)}
     Z = detectors[None]._prepare(rows, reset=False)
     residuals = Z - detectors[None].reconstruct(rows)

@@ -189,7 +189,11 @@ def test_explanations_survive_save_and_load(name, tmp_path):
     rows = _planted()[0].iloc[:12]
     detector.save(tmp_path / "model")
     loaded = load(tmp_path / "model")
-    pd.testing.assert_frame_equal(loaded.explain(rows), explained(name).iloc[:12], check_exact=True)
+    # Saving changes nothing: the same rows explain identically before and after.
+    pd.testing.assert_frame_equal(loaded.explain(rows), detector.explain(rows), check_exact=True)
+    # A 12-row batch against the whole frame: float32 networks may differ in the last bit with the
+    # batch size (BLAS picks other kernels), the other detectors not at all.
+    pd.testing.assert_frame_equal(loaded.explain(rows), explained(name).iloc[:12], check_exact=False, rtol=1e-5)
 
 
 def test_a_tampered_background_is_refused(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import roc_auc_score
 
 import oddkit
@@ -153,8 +154,14 @@ def test_members_on_images_and_refitting_between_kinds(bars):
     train, test, _ = bars
     detector = AutoEncoderDetector(n_estimators=2, epochs=1, random_state=0, verbose=0, n_threads=1)
     detector.fit(train[:64])
-    assert detector.transform(test[:3]).shape == (3, 2 * detector.latent_dim_)
-    assert detector.inverse_transform(detector.transform(test[:3])).shape == (3, 28, 28)
+    # The members score together; the first one's code is the embedding, and its decoder decodes it.
+    codes = detector.transform(test[:3])
+    assert codes.shape == (3, detector.latent_dim_)
+    Z = torch.from_numpy(detector._prepare(test[:3], reset=False))
+    with torch.inference_mode():
+        np.testing.assert_array_equal(codes, detector.model_.encode(Z)[0].numpy())
+        first = detector.model_(Z)[0].numpy().reshape(3, 28, 28)
+    np.testing.assert_allclose(detector.inverse_transform(codes), first, atol=1e-6)
     # The same estimator refitted on a table forgets the images, and the other way round.
     table = np.random.default_rng(0).normal(size=(50, 4))
     detector.fit(table)
