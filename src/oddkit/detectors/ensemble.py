@@ -113,7 +113,8 @@ class EnsembleDetector(BaseDetector):
         to all the others), "knn1-sub16" and "knn1-sub64" (the nearest neighbour's distance within
         each of 50 random subsamples of 16 or 64 training rows, averaged: ``KNNDetector(n_neighbors=1,
         max_samples=...)``), "iforest",
-        "autoencoder", "autoencoder-robust" (``robust=True``), "gaussian", "gaussian-robust"
+        "autoencoder", "autoencoder-robust" (``robust=True``: the same on tables, where trimming is
+        the auto-encoder's default; on images it trims too), "gaussian", "gaussian-robust"
         (``robust=True``), "gaussian-robust25" and "gaussian-robust50" (``robust=True`` trimming a
         quarter or half of the rows, whatever ``contamination``), "pca", "ocsvm", and for images "vae"
         and "transforms" (:class:`~oddkit.TransformationDetector`) and "gradient-knn"
