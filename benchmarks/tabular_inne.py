@@ -181,10 +181,47 @@ def write_report(read_after: bool) -> None:
         knn_s = sum(s for _, s in figures["knn1"].values())
         verdicts.append(f"- {tag}: fit + score seconds of `inne` {inne_s:.1f} against `knn1` {knn_s:.1f} on the "
                         f"same jobs (x{inne_s / knn_s:.1f}; a shared 2-core machine, one thread: noisy)")
+    selection = means(records, "selection")
+    if all(len(selection[label]) == 2 for label in ("shipped default (max)",) + JUDGED):
+        targets = {p: max(ts.peer_means(parts["selection"], p, ts.SEEDS).values()) for p in ts.PROTOCOLS}
+        passed = [label for label in JUDGED if verdict(selection, targets, label)[0]]
+        shipped = selection["shipped default (max)"]
+        same = all(round(shipped[p][0], 3) == EXPECTED_SHIPPED_SELECTION[p] for p in ts.PROTOCOLS)
+        verdicts.insert(0, f"- check (rule step 0): the shipped default recomputed here gives {shipped['clean'][0]:.3f} "
+                        f"clean, {shipped['contaminated'][0]:.3f} contaminated on the selection half; TABULAR_SEARCH.md "
+                        f"gives {EXPECTED_SHIPPED_SELECTION['clean']:.3f}, {EXPECTED_SHIPPED_SELECTION['contaminated']:.3f}"
+                        f": {'match' if same else 'MISMATCH (no verdict)'}")
+        verdicts.append("")
+        verdicts.append(f"**Verdict (selection half, by the committed rule): "
+                        + (f"{', '.join(passed)} passes; see the confirmation lines.**" if passed else
+                           "neither iNNE ensemble passes: iNNE is not worth adding to the default.**"))
     lines += ["", "Seconds: fit + score of the candidate's members over the half's jobs (both protocols).", "",
-              "## The rule applied", ""] + verdicts
+              "Per dataset on the selection half (mean over seeds), `shipped default + inne (max)` minus the "
+              "shipped default:", ""] + per_dataset(records) + ["", "## The rule applied", ""] + verdicts
     REPORT.write_text("\n".join(lines) + "\n")
     print(f"wrote {REPORT}")
+
+
+def per_dataset(records: list[dict]) -> list[str]:
+    """Lines: per protocol, the selection datasets where adding inne changes the default's AUROC most."""
+    import numpy as np
+
+    lines = []
+    for protocol in ts.PROTOCOLS:
+        values = {}
+        for r in records:
+            if r["half"] == "selection" and r["protocol"] == protocol:
+                values.setdefault((r["candidate"], r["dataset"]), []).append(r["roc_auc"])
+        change = {d: np.mean(values[("shipped default + inne (max)", d)]) - np.mean(values[("shipped default (max)", d)])
+                  for (c, d) in values if c == "shipped default (max)" and ("shipped default + inne (max)", d) in values}
+        if not change:
+            continue
+        ordered = sorted(change, key=change.get)
+        shown = ", ".join(f"{d} {change[d]:+.3f}" for d in ordered[:3] + ordered[-2:][::-1])
+        lines.append(f"- {protocol}: higher on {sum(v > 0.0005 for v in change.values())}, lower on "
+                     f"{sum(v < -0.0005 for v in change.values())} of {len(change)} (within 0.0005 on the rest); "
+                     f"largest: {shown}")
+    return lines
 
 
 def main(argv=None) -> None:
