@@ -98,3 +98,27 @@ class AutoEncoderCodeKNN:
 
     def decision_function(self, X):
         return self.neighbours_.decision_function(self.autoencoder_.transform(X))
+
+
+class PyODINNE:
+    """PyOD's iNNE (``pyod.models.inne.INNE``, Bandaragoda et al. 2018) with its defaults
+    (``n_estimators=200``, ``max_samples="auto"``: min(8, rows)) and ``random_state`` = seed, on
+    columns standardised with the training rows' mean and standard deviation, as run_tabular.py
+    feeds every PyOD detector. Scores are PyOD's (``decision_scores_`` on the training rows,
+    ``decision_function`` on new rows): higher is more anomalous."""
+
+    def __init__(self, seed=0):
+        self.seed = seed
+
+    def fit(self, X):
+        from pyod.models.inne import INNE
+
+        X = np.asarray(X, dtype=np.float64)
+        self.mean_, self.std_ = X.mean(axis=0), X.std(axis=0)
+        self.std_[self.std_ == 0] = 1.0
+        self.inne_ = INNE(random_state=self.seed).fit((X - self.mean_) / self.std_)
+        self.decision_scores_ = self.inne_.decision_scores_
+        return self
+
+    def decision_function(self, X):
+        return self.inne_.decision_function((np.asarray(X, dtype=np.float64) - self.mean_) / self.std_)

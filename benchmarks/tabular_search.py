@@ -80,6 +80,8 @@ def member_builders() -> dict:
         "trim05": lambda seed: search_members.TrimmedEnsembleDetector(share=0.05, random_state=seed),
         "trimauto": lambda seed: search_members.TrimmedEnsembleDetector(share="auto", random_state=seed),
         "ae-code-knn1": lambda seed: search_members.AutoEncoderCodeKNN(seed=seed),
+        # iNNE (PyOD's, its defaults; tabular_inne.py, TABULAR_INNE.md)
+        "inne": lambda seed: search_members.PyODINNE(seed=seed),
     }
 
 
