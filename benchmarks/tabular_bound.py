@@ -70,6 +70,21 @@ def pool_of(members) -> str:
     return "oddkit" if set(members) <= set(ODDKIT_MEMBERS) else "union"
 
 
+def peer_jobs(datasets: list[str]) -> list[dict]:
+    """The PyOD members' detectors' per-job AUROCs in results/tabular.jsonl (last line per job)."""
+    import json
+
+    found = {}
+    for line in (HERE / "results" / "tabular.jsonl").read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            if r["detector"] in {f"pyod-{n}" for n in ts.PYOD_MEMBERS} and r["dataset"] in datasets \
+                    and r["seed"] in ts.SEEDS:
+                found[(r["dataset"], r["protocol"], r["seed"], r["detector"])] = r["roc_auc"]
+    return [{"dataset": d, "protocol": p, "seed": s, "detector": n, "roc_auc": v}
+            for (d, p, s, n), v in sorted(found.items())]
+
+
 def record(cache_dir: Path) -> int:
     """Rewrite RECORDS from the cache: every member job, then the oracle figures (every ensemble of
     up to MAX_SIZE members scored on every job). Stops if a member job is missing. Returns the
@@ -102,6 +117,8 @@ def record(cache_dir: Path) -> int:
             peers = ts.peer_means(parts[half], protocol, ts.SEEDS)
             lines += [{"kind": "peer", "datasets": half, "protocol": protocol, "detector": name, "roc_auc": value}
                       for name, value in sorted(peers.items())]
+    for job in peer_jobs(datasets):
+        lines.append({"kind": "peer-job", **job})
     per_dataset = {}  # (members, rule, protocol) -> {dataset: mean AUROC over seeds}
     for size in range(1, MAX_SIZE + 1):
         for chosen in itertools.combinations(MEMBERS, size):
@@ -232,7 +249,25 @@ def write_report() -> None:
             largest = max(largest, abs(here - there))
             cells += [f"{here:.3f}", f"{there:.3f}", f"{here - there:+.4f}"]
         lines.append(f"| {member} | " + " | ".join(cells) + " |")
-    lines += ["", f"Largest difference: {largest:.4f} ({'within' if largest <= 0.002 else 'beyond'} 0.002)."]
+    lines += ["", f"Largest difference of the means: {largest:.4f} ({'within' if largest <= 0.002 else 'beyond'} "
+              "0.002). Per job (dataset, protocol, seed), the same comparison:", ""]
+    jobs = {(r["dataset"], r["protocol"], r["seed"], r["detector"]): r["roc_auc"] for r in records
+            if r["kind"] == "peer-job"}
+    for member, name in zip(PYOD_MEMBERS, ts.PYOD_MEMBERS):
+        diffs = {(r["dataset"], r["protocol"], r["seed"]): r["roc_auc"] - jobs[(r["dataset"], r["protocol"], r["seed"],
+                                                                                 f"pyod-{name}")]
+                 for r in records if r["kind"] == "member" and r["member"] == member
+                 and (r["dataset"], r["protocol"], r["seed"], f"pyod-{name}") in jobs}
+        same = sum(abs(v) < 5e-5 for v in diffs.values())
+        worst = max(diffs, key=lambda k: abs(diffs[k]))
+        lines.append(f"- {member}: within 0.00005 on {same} of {len(diffs)} jobs; largest difference "
+                     f"{abs(diffs[worst]):.4f}" + (f" ({', '.join(map(str, worst))}: {diffs[worst]:+.4f} here)"
+                                                   if abs(diffs[worst]) >= 5e-5 else ""))
+    lines += ["", "By hand, for the largest PyOD MCD difference seen while fitting (adbench_celeba, clean, seed 0): "
+              "run_tabular.py's own job function (`run_tabular.run_job` with `bench_detectors.registry()['pyod-MCD']`) "
+              "run here gives AUROC 0.835, as the cache does, at one and at two threads, where "
+              "`results/tabular.jsonl` holds 0.759. The difference is between PyOD MCD fitted here and in the "
+              "recorded run (same library versions recorded), not in the member's wrapper."]
     lines += ["", "## The bound", "",
               "(a) the best single member and (b) the best ensemble of up to three members (max or mean), each picked "
               "per protocol over these datasets; (c) the per-dataset oracle: on each dataset the member with the best "
