@@ -100,25 +100,44 @@ class AutoEncoderCodeKNN:
         return self.neighbours_.decision_function(self.autoencoder_.transform(X))
 
 
-class PyODINNE:
-    """PyOD's iNNE (``pyod.models.inne.INNE``, Bandaragoda et al. 2018) with its defaults
-    (``n_estimators=200``, ``max_samples="auto"``: min(8, rows)) and ``random_state`` = seed, on
-    columns standardised with the training rows' mean and standard deviation, as run_tabular.py
-    feeds every PyOD detector. Scores are PyOD's (``decision_scores_`` on the training rows,
-    ``decision_function`` on new rows): higher is more anomalous."""
+class PyODMember:
+    """A PyOD detector as run_tabular.py runs it: ``bench_detectors.build_with_defaults`` (PyOD's
+    defaults, ``random_state`` = seed and a silent ``verbose`` where the class takes them) on columns
+    standardised with the training rows' mean and standard deviation (``bench_data.standardise``).
+    ``name`` is a class of ``bench_detectors.PYOD_CLASSES`` ("KNN", "MCD", ...). Scores are PyOD's
+    (``decision_scores_`` on the training rows, ``decision_function`` on new rows): higher is more
+    anomalous."""
 
-    def __init__(self, seed=0):
+    def __init__(self, name="KNN", seed=0):
+        self.name = name
         self.seed = seed
 
-    def fit(self, X):
-        from pyod.models.inne import INNE
+    def _build(self, n_features: int):
+        from bench_detectors import build_with_defaults, pyod_class
 
+        return build_with_defaults(pyod_class(self.name), self.seed, n_features)
+
+    def fit(self, X):
         X = np.asarray(X, dtype=np.float64)
         self.mean_, self.std_ = X.mean(axis=0), X.std(axis=0)
         self.std_[self.std_ == 0] = 1.0
-        self.inne_ = INNE(random_state=self.seed).fit((X - self.mean_) / self.std_)
-        self.decision_scores_ = self.inne_.decision_scores_
+        self.model_ = self._build(X.shape[1]).fit((X - self.mean_) / self.std_)
+        self.decision_scores_ = self.model_.decision_scores_
         return self
 
     def decision_function(self, X):
-        return self.inne_.decision_function((np.asarray(X, dtype=np.float64) - self.mean_) / self.std_)
+        return self.model_.decision_function((np.asarray(X, dtype=np.float64) - self.mean_) / self.std_)
+
+
+class PyODINNE(PyODMember):
+    """PyOD's iNNE (``pyod.models.inne.INNE``, Bandaragoda et al. 2018) with its defaults
+    (``n_estimators=200``, ``max_samples="auto"``: min(8, rows)) and ``random_state`` = seed, fed as
+    :class:`PyODMember` feeds every PyOD detector (iNNE is not among run_tabular.py's)."""
+
+    def __init__(self, seed=0):
+        super().__init__("INNE", seed)
+
+    def _build(self, n_features: int):
+        from pyod.models.inne import INNE
+
+        return INNE(random_state=self.seed)

@@ -82,7 +82,14 @@ def member_builders() -> dict:
         "ae-code-knn1": lambda seed: search_members.AutoEncoderCodeKNN(seed=seed),
         # iNNE (PyOD's, its defaults; tabular_inne.py, TABULAR_INNE.md)
         "inne": lambda seed: search_members.PyODINNE(seed=seed),
+        # PyOD's detectors as run_tabular.py runs them, as members (tabular_bound.py, TABULAR_BOUND.md)
+        **{f"pyod-{name.lower()}": (lambda seed, name=name: search_members.PyODMember(name, seed=seed))
+           for name in PYOD_MEMBERS},
     }
+
+
+PYOD_MEMBERS = ("COPOD", "ECOD", "HBOS", "LOF", "IForest", "MCD", "KNN", "OCSVM")
+"""PyOD classes (bench_detectors.PYOD_CLASSES) fitted as members ``pyod-<name in lower case>``."""
 
 
 DEFAULT_MEMBERS = ("knn1", "knn5", "knn10mean", "knn50mean", "gauss", "gauss-robust", "iforest", "sknn1-64",
