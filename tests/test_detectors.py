@@ -304,5 +304,12 @@ def test_autoencoder_error_weightings():
     # The training scores reuse the residuals of that fit-time pass: the same as scoring the rows.
     for detector in (d, fast_autoencoder(epochs=2, robust=True).fit(X)):
         np.testing.assert_array_equal(detector.decision_scores_, detector.decision_function(X))
+    # Over more rows than one scoring chunk, the fit-time pass goes chunk by chunk as scoring does.
+    from oddkit.detectors.autoencoder import SCORE_CHUNK_ROWS
+
+    many = np.random.default_rng(3).normal(size=(2 * SCORE_CHUNK_ROWS + 17, 3))
+    big = fast_autoencoder(epochs=1).fit(many)
+    assert big.residual_whitener_ is not None and big.n_estimators_ > 1
+    np.testing.assert_array_equal(big.decision_scores_, big.decision_function(many))
     with pytest.raises(ParameterError, match="normalize_errors"):
         fast_autoencoder(epochs=1, normalize_errors="diagonal").fit(X)
