@@ -311,5 +311,14 @@ def test_autoencoder_error_weightings():
     big = fast_autoencoder(epochs=1).fit(many)
     assert big.residual_whitener_ is not None and big.n_estimators_ > 1
     np.testing.assert_array_equal(big.decision_scores_, big.decision_function(many))
+    # A robust fit whitens by its kept rows, passed as a mask (one member copied at a time): the same
+    # as whitening the kept rows' residuals themselves.
+    from oddkit.detectors.autoencoder import _residual_whitening
+
+    residuals = np.random.default_rng(4).normal(size=(3, 50, 4)).astype(np.float32)
+    kept = np.arange(50) % 3 != 0
+    for masked, copied in zip(_residual_whitening(residuals, kept), _residual_whitening(residuals[:, kept])):
+        np.testing.assert_array_equal(masked, copied)
+    assert not np.allclose(_residual_whitening(residuals)[0], _residual_whitening(residuals, kept)[0])
     with pytest.raises(ParameterError, match="normalize_errors"):
         fast_autoencoder(epochs=1, normalize_errors="diagonal").fit(X)

@@ -63,12 +63,15 @@ def default_batch_size(n_rows: int) -> int:
     return int(min(1024, max(32, n_rows // 16)))
 
 
-def _residual_whitening(residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _residual_whitening(residuals: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each member's mean residual and the matrix ``W`` with ``W @ W.T`` the inverse of its residual
     covariance (shrunk by a ridge of 0.1% of the mean variance, so a singular one still inverts):
-    ``|W (r - mean)|²`` is then the squared Mahalanobis length of a residual ``r``."""
+    ``|W (r - mean)|²`` is then the squared Mahalanobis length of a residual ``r``. ``rows`` (a
+    boolean mask) keeps only those rows; one member at a time is copied to float64, so the residuals
+    of all members are never held twice."""
     means, whiteners = [], []
-    for member in residuals.astype(np.float64):
+    for member in residuals:
+        member = (member if rows is None else member[rows]).astype(np.float64)
         covariance = np.atleast_2d(np.cov(member, rowvar=False, bias=True))
         d = covariance.shape[0]
         covariance[np.diag_indices(d)] += 1e-3 * np.trace(covariance) / d + 1e-6
@@ -604,15 +607,20 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         # Enough rows for a stable covariance, evenly spread over the training data.
         step = max(1, Z.shape[0] // COVARIANCE_ROWS)
         residuals = self._map_chunks(Z[::step], lambda x: x - self.model_(x), axis=1)
-        self.column_error_scale_ = np.maximum((residuals ** 2).mean(axis=1), ERROR_FLOOR).astype(np.float32)
+        # One buffer of squares, divided in place below: the same values as fresh temporaries,
+        # without holding three arrays the size of the residuals at once.
+        squares = np.square(residuals)
+        self.column_error_scale_ = np.maximum(squares.mean(axis=1), ERROR_FLOOR).astype(np.float32)
         if self._weighs_by_covariance(Z.shape[1]):
-            kept = residuals
+            kept = None
             if self._trims():
                 # The worst-reconstructed rows are the likely anomalies: they must not set what a
                 # normal residual looks like.
-                errors = (residuals ** 2 / self.column_error_scale_[:, None, :]).mean(axis=(0, 2))
-                kept = residuals[:, errors <= np.quantile(errors, 1.0 - self._trim_share())]
-            self.residual_mean_, self.residual_whitener_ = _residual_whitening(kept)
+                squares /= self.column_error_scale_[:, None, :]
+                errors = squares.mean(axis=(0, 2))
+                kept = errors <= np.quantile(errors, 1.0 - self._trim_share())
+            del squares
+            self.residual_mean_, self.residual_whitener_ = _residual_whitening(residuals, kept)
             if step == 1 and type(self)._score_array is AutoEncoderDetector._score_array:
                 # Every training row's residual is at hand: its score needs no second pass of the network.
                 # In the chunks scoring uses: all rows at once took ~5 KB per row in float64 temporaries.
