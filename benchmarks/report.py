@@ -131,7 +131,17 @@ TIME_RATIO_LIMIT = 5.0
 """Issue 22: the default's fit + score time at most this many times oddkit's KNNDetector's."""
 
 
-def issue_targets(table: pd.DataFrame, protocol: str) -> list[str]:
+def timed_together(runs: pd.DataFrame, first: str, second: str) -> bool:
+    """Whether the last records of ``first`` and ``second`` come from one run_tabular.py run, job after
+    job: one command for all of them, and the two detectors' finishing times overlap."""
+    rows = runs[runs["detector"].isin([first, second])]
+    if "command" not in rows or "finished" not in rows or rows["command"].nunique(dropna=False) != 1:
+        return False
+    spans = [rows.loc[rows["detector"] == d, "finished"].agg(["min", "max"]) for d in (first, second)]
+    return bool(spans[0]["min"] <= spans[1]["max"] and spans[1]["min"] <= spans[0]["max"])
+
+
+def issue_targets(table: pd.DataFrame, protocol: str, runs: pd.DataFrame) -> list[str]:
     """The issue-22 targets against this protocol's summary table: met or not, and by how much."""
     auroc = table["mean AUROC"]
     singles = [d for d in auroc.index if d.startswith("pyod-") and d != PEER_ENSEMBLE_NAME]
@@ -159,7 +169,9 @@ def issue_targets(table: pd.DataFrame, protocol: str) -> list[str]:
         verdict = "met" if ratio <= TIME_RATIO_LIMIT else "not met"
         lines += [f"Time: `{ODDKIT_DEFAULT}` took {seconds[ODDKIT_DEFAULT]:.1f} s of fit + score over these datasets "
                   f"and seeds, `oddkit-KNN` {seconds['oddkit-KNN']:.1f} s: {ratio:.1f}x (target at most "
-                  f"{TIME_RATIO_LIMIT:g}x: {verdict}; both measured in the same runs, job after job).", ""]
+                  f"{TIME_RATIO_LIMIT:g}x: {verdict}; "
+                  + ("both measured in the same run, job after job)." if timed_together(runs, ODDKIT_DEFAULT, "oddkit-KNN")
+                     else "measured in different runs, so the ratio carries the machine's noise between them)."), ""]
     return lines
 
 
@@ -204,7 +216,7 @@ def protocol_section(runs: pd.DataFrame, protocol: str, subsampled: dict[str, bo
                      [[name, fmt(r["mean AUROC"]), fmt(r["std over seeds"]), fmt(r["mean rank"], 2),
                        fmt(r["mean PR AUC"]), fmt(r["fit+score s"], 1), str(int(r["failures"]))]
                       for name, r in table.iterrows()]), ""]
-    out += issue_targets(table, protocol)
+    out += issue_targets(table, protocol, runs)
     reference = reference_detector(detectors)
     if reference in detectors and common:
         wtl = wins_ties_losses(runs, reference, common)

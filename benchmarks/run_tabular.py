@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "returns to Python, so a long call inside compiled code finishes first)")
     parser.add_argument("--rerun-stale", action="store_true",
                         help="also rerun jobs recorded under other versions (e.g. after oddkit's code changed)")
+    parser.add_argument("--rerun", action="store_true",
+                        help="rerun the selected jobs even where recorded (to time detectors side by side in one "
+                             "run; the report keeps each job's last record)")
     parser.add_argument("--results", type=Path, default=RESULTS_FILE, help="JSONL results file")
     parser.add_argument("--data-dir", type=Path, help="folder of .npz datasets (default: ../shared/data)")
     parser.add_argument("--report-only", action="store_true", help="write RESULTS.md and the plot, run nothing")
@@ -187,7 +190,7 @@ def run(args: argparse.Namespace) -> None:
     stale = {key for key, recorded in done.items()
              if is_stale(key[3], recorded, job_versions(specs[key[3]], context["versions"]) if key[3] in specs
                          else context["versions"])}
-    skip = set(done) - stale if args.rerun_stale else set(done)
+    skip = set() if args.rerun else set(done) - stale if args.rerun_stale else set(done)
     jobs = [(seed, name, protocol, detector) for seed in args.seeds for name in dataset_names
             for protocol in args.protocols for detector in detector_names
             if (name, protocol, seed, detector) not in skip]

@@ -50,3 +50,34 @@ def test_job_versions_add_the_detector_hash_for_oddkit_only():
     knn = run_tabular.job_versions(specs["oddkit-KNN"], base)
     assert knn[run_tabular.DETECTOR_CODE] == bench_runtime.detector_code_hash("oddkit.detectors.knn")
     assert run_tabular.job_versions(specs["pyod-KNN"], base) == base
+
+
+def test_the_time_ratio_says_same_run_only_when_it_was_one():
+    """RESULTS.md's default / KNN time ratio claims "the same run" only for records of one command
+    whose times overlap; another command, or one run after the other, reads as different runs."""
+    import pandas as pd
+    import report
+
+    def runs(rows):
+        return pd.DataFrame([{"detector": d, "command": c, "finished": f} for d, c, f in rows])
+
+    together = [("oddkit-default", "a", "T1"), ("oddkit-KNN", "a", "T2"), ("oddkit-default", "a", "T3")]
+    assert report.timed_together(runs(together), "oddkit-default", "oddkit-KNN")
+    assert not report.timed_together(runs([("oddkit-default", "a", "T1"), ("oddkit-KNN", "b", "T1")]),
+                                      "oddkit-default", "oddkit-KNN")
+    assert not report.timed_together(runs([("oddkit-default", "a", "T1"), ("oddkit-KNN", "a", "T5")]),
+                                      "oddkit-default", "oddkit-KNN")
+    assert not report.timed_together(pd.DataFrame({"detector": ["oddkit-KNN"]}), "oddkit-default", "oddkit-KNN")
+
+
+def test_rerun_runs_recorded_jobs_again(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "tiny.npz", X=rng.normal(size=(60, 3)), y=(np.arange(60) < 10).astype(int))
+    results = tmp_path / "results.jsonl"
+    command = ["--data-dir", str(tmp_path), "--results", str(results), "--detectors", "oddkit-KNN",
+               "--seeds", "0", "--protocols", "clean", "--threads", "1"]
+    for extra, lines in (([], 1), ([], 1), (["--rerun"], 2)):
+        run_tabular.run(run_tabular.parse_args(command + extra))
+        assert len(results.read_text().splitlines()) == lines
