@@ -689,13 +689,18 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         along ``axis`` (1 for per-member outputs of shape (members, rows, ...)). ``axis_in`` is the
         axis of ``Z`` that holds the rows (1 for per-member inputs)."""
         device = next(self.model_.parameters()).device
-        outputs = []
+        output = None
         step = chunk_rows or self._chunk_rows(Z.shape[axis_in + 1])
         with torch_threads(self.n_threads):
             for start in range(0, Z.shape[axis_in], step):
                 x = torch.from_numpy(Z[(slice(None),) * axis_in + (slice(start, start + step),)]).to(device)
-                outputs.append(fn(x).cpu().numpy())
-        return np.concatenate(outputs, axis=axis)
+                part = fn(x).cpu().numpy()
+                if output is None:  # written in place: no list of chunks and joined copy held at once
+                    shape = list(part.shape)
+                    shape[axis] = Z.shape[axis_in]
+                    output = np.empty(shape, dtype=part.dtype)
+                output[(slice(None),) * axis + (slice(start, start + part.shape[axis]),)] = part
+        return output
 
     def _member_errors(self, x: torch.Tensor) -> torch.Tensor:
         """Squared error of each member on each row and column: (members, rows, columns), float64
