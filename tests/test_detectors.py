@@ -241,8 +241,9 @@ def test_column_mismatch_unseen_category_and_sizes(mixed_frame):
         GaussianDetector().fit(mixed_frame.iloc[:1])
     with pytest.raises(EmptyDataError):
         GaussianDetector().fit(mixed_frame.iloc[:0])
-    with pytest.raises(EmptyDataError):
+    with pytest.raises(EmptyDataError) as empty:
         GaussianDetector().fit(np.empty((0, 3)))
+    assert ".." not in str(empty.value) and str(empty.value).endswith("(rows x columns).")
 
 
 def _contaminated_blob():

@@ -575,7 +575,7 @@ class BaseDetector(BaseEstimator):
                 checked = check_array(X, dtype=np.float64, ensure_all_finite=False, estimator=self)
             except ValueError as exc:
                 kind = EmptyDataError if "0 sample" in str(exc) or "0 feature" in str(exc) else DataError
-                raise kind(f"{exc}. Pass a 2-D table of numbers (rows x columns).") from None
+                raise kind(f"{str(exc).rstrip('.')}. Pass a 2-D table of numbers (rows x columns).") from None
         try:
             validate_data(self, checked, reset=reset, skip_check_array=True)
         except ValueError as exc:
