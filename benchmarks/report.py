@@ -162,7 +162,11 @@ def issue_targets(table: pd.DataFrame, protocol: str, runs: pd.DataFrame) -> lis
              "What was tried for the default, chosen on a fixed half of the datasets and checked on the other "
              "(members, combinations, the auto-encoder plain and robust, ideas after the choice), and how far the "
              "target is even for a configuration picked per protocol with the test labels: "
-             "[TABULAR_SEARCH.md](TABULAR_SEARCH.md). The auto-encoder's settings (trimming, five networks, "
+             "[TABULAR_SEARCH.md](TABULAR_SEARCH.md). The same bound with PyOD's detectors among the members, where "
+             "only a per-dataset choice reaches the target: [TABULAR_BOUND.md](TABULAR_BOUND.md); label-free "
+             "per-dataset choices (model centrality there, meta-learning and synthetic anomalies in "
+             "[TABULAR_SELECTION.md](TABULAR_SELECTION.md)), none of which beats the default in both protocols. "
+             "The auto-encoder's settings (trimming, five networks, "
              "the demo-split check that kept the default): [AE_ROBUST.md](AE_ROBUST.md), [AE_AUTO.md](AE_AUTO.md).", ""]
     if "oddkit-KNN" in seconds.index and seconds["oddkit-KNN"] > 0:
         ratio = seconds[ODDKIT_DEFAULT] / seconds["oddkit-KNN"]
