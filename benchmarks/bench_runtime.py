@@ -212,6 +212,18 @@ def append_record(path: Path, record: dict) -> None:
         f.flush()
 
 
+def record_in_processes(fn, jobs: list, processes: int, path: Path):
+    """``fn`` of each job in ``processes`` worker processes, each returned record appended to ``path``
+    the moment it arrives (so a killed run resumes from the file); yields the records. Workers inherit
+    the caller's thread limit (:func:`limit_threads` before this)."""
+    from multiprocessing import Pool
+
+    with Pool(processes) as pool:
+        for record in pool.imap_unordered(fn, jobs):
+            append_record(path, record)
+            yield record
+
+
 def read_records(path: Path) -> list[dict]:
     """Every record of a JSON-lines results file, in order ([] when there is none yet); a torn
     last line from an interrupted run is skipped."""

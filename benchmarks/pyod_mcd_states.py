@@ -24,7 +24,7 @@ from pathlib import Path
 
 import tabular_bound as tb
 import tabular_search as ts
-from bench_runtime import append_record, limit_threads, read_records, recorded_jobs
+from bench_runtime import limit_threads, read_records, record_in_processes, recorded_jobs
 
 HERE = Path(__file__).resolve().parent
 RECORDS = HERE / "results" / "pyod_mcd_states.jsonl"
@@ -35,34 +35,32 @@ JOB = ("dataset", "seed", "state")
 
 
 def fit_job(job: tuple) -> dict:
-    """PyOD's MCD with ``random_state`` = state on one split; its test AUROC."""
+    """PyOD's MCD with ``random_state`` = state on one split; its test AUROC. A job is
+    (``bench_data.DatasetInfo``, seed, state)."""
     import warnings
 
-    from bench_data import list_datasets, make_split
+    from bench_data import make_split
     from search_members import PyODMember
     from sklearn.metrics import roc_auc_score
 
-    name, seed, state = job
-    split = make_split(next(i for i in list_datasets() if i.name == name), seed)
+    info, seed, state = job
+    split = make_split(info, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scores = PyODMember("MCD", seed=state).fit(split.fit_rows(PROTOCOL)).decision_function(split.X_test)
-    return {"dataset": name, "protocol": PROTOCOL, "seed": seed, "state": state,
+    return {"dataset": info.name, "protocol": PROTOCOL, "seed": seed, "state": state,
             "roc_auc": float(roc_auc_score(split.y_test, scores))}
 
 
 def run(processes: int) -> None:
-    from multiprocessing import Pool
-
     from bench_data import list_datasets
 
     done = recorded_jobs(RECORDS, JOB)
-    jobs = [(i.name, seed, state) for state in STATES for seed in ts.SEEDS for i in list_datasets()
+    infos = list_datasets()
+    jobs = [(i, seed, state) for state in STATES for seed in ts.SEEDS for i in infos
             if (i.name, seed, state) not in done]
-    with Pool(processes) as pool:
-        for line in pool.imap_unordered(fit_job, jobs):
-            append_record(RECORDS, line)
-            print(line["dataset"], line["seed"], line["state"], f"{line['roc_auc']:.3f}", flush=True)
+    for line in record_in_processes(fit_job, jobs, processes, RECORDS):
+        print(line["dataset"], line["seed"], line["state"], f"{line['roc_auc']:.3f}", flush=True)
 
 
 def write_report() -> None:

@@ -56,7 +56,7 @@ from pathlib import Path
 
 import tabular_bound as tb
 import tabular_search as ts
-from bench_runtime import append_record, limit_threads, read_records, recorded_jobs
+from bench_runtime import append_record, limit_threads, read_records, record_in_processes, recorded_jobs
 
 HERE = Path(__file__).resolve().parent
 RECORDS = HERE / "results" / "tabular_selection.jsonl"
@@ -97,15 +97,15 @@ def synthetic_anomalies(rows, rng, n: int) -> dict:
 
 
 def validate_job(job: tuple) -> dict:
-    """Each member's validation AUROC per synthetic type on one job's training rows (no labels)."""
+    """Each member's validation AUROC per synthetic type on one job's training rows (no labels); a
+    job is (``bench_data.DatasetInfo``, protocol, seed)."""
     import warnings
 
     import numpy as np
-    from bench_data import list_datasets, make_split
+    from bench_data import make_split
     from sklearn.metrics import roc_auc_score
 
-    name, protocol, seed = job
-    info = next(i for i in list_datasets() if i.name == name)
+    info, protocol, seed = job
     rows = make_split(info, seed).fit_rows(protocol).astype(np.float64)
     rng = np.random.default_rng(1000 + seed)
     order = rng.permutation(len(rows))
@@ -129,7 +129,7 @@ def validate_job(job: tuple) -> dict:
             planted_fit = builders[member](seed).fit(np.vstack([fit_rows, anomalies["cluster"][:planted]]))
             found[member] = {kind: auroc(clean, anomalies[kind]) for kind in SYNTHETIC_TYPES[:3]}
             found[member]["cluster"] = auroc(planted_fit, anomalies["cluster"][planted:])
-    return {"kind": "validation", "dataset": name, "protocol": protocol, "seed": seed, "auroc": found}
+    return {"kind": "validation", "dataset": info.name, "protocol": protocol, "seed": seed, "auroc": found}
 
 
 def meta_features(train_scores: dict, n_features: int) -> list[float]:
@@ -155,26 +155,20 @@ def meta_features(train_scores: dict, n_features: int) -> list[float]:
 
 def record(cache_dir: Path, processes: int) -> None:
     """Append the meta lines (from the cache) and the validation lines (fitted here) still missing."""
-    from multiprocessing import Pool
-
     from bench_data import list_datasets
 
-    infos = list_datasets()
-    jobs = [(i.name, p, s) for s in ts.SEEDS for i in infos for p in ("clean", "contaminated")]
+    jobs = [(i, p, s) for s in ts.SEEDS for i in list_datasets() for p in ("clean", "contaminated")]
     done = recorded_jobs(RECORDS, ("kind", *JOB))
-    missing_meta = [job for job in jobs if ("meta", *job) not in done]
+    missing_meta = [(i, p, s) for i, p, s in jobs if ("meta", i.name, p, s) not in done]
     if missing_meta:
         cache = ts.load_cache(cache_dir)
-        width = {i.name: i.n_features for i in infos}
-        for name, protocol, seed in missing_meta:
-            scores = {m: cache[(name, protocol, seed, m)]["train"] for m in MEMBERS}
-            append_record(RECORDS, {"kind": "meta", "dataset": name, "protocol": protocol, "seed": seed,
-                                    "features": meta_features(scores, width[name])})
-    missing = [job for job in jobs if ("validation", *job) not in done]
-    with Pool(processes) as pool:
-        for line in pool.imap_unordered(validate_job, missing):
-            append_record(RECORDS, line)
-            print(line["dataset"], line["protocol"], line["seed"], flush=True)
+        for info, protocol, seed in missing_meta:
+            scores = {m: cache[(info.name, protocol, seed, m)]["train"] for m in MEMBERS}
+            append_record(RECORDS, {"kind": "meta", "dataset": info.name, "protocol": protocol, "seed": seed,
+                                    "features": meta_features(scores, info.n_features)})
+    missing = [(i, p, s) for i, p, s in jobs if ("validation", i.name, p, s) not in done]
+    for line in record_in_processes(validate_job, missing, processes, RECORDS):
+        print(line["dataset"], line["protocol"], line["seed"], flush=True)
 
 
 def test_aurocs(bound: list[dict]) -> dict:

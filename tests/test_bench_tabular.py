@@ -81,3 +81,13 @@ def test_rerun_runs_recorded_jobs_again(tmp_path):
     for extra, lines in (([], 1), ([], 1), (["--rerun"], 2)):
         run_tabular.run(run_tabular.parse_args(command + extra))
         assert len(results.read_text().splitlines()) == lines
+
+
+def test_records_from_worker_processes_reach_the_file_as_they_come(tmp_path):
+    import json
+
+    path = tmp_path / "records.jsonl"
+    jobs = [json.dumps({"job": n}) for n in range(5)]
+    seen = list(bench_runtime.record_in_processes(json.loads, jobs, 2, path))
+    assert sorted(r["job"] for r in seen) == list(range(5))
+    assert sorted(r["job"] for r in bench_runtime.read_records(path)) == list(range(5))
