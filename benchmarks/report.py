@@ -165,7 +165,9 @@ def issue_targets(table: pd.DataFrame, protocol: str, runs: pd.DataFrame) -> lis
              "[TABULAR_SEARCH.md](TABULAR_SEARCH.md). The same bound with PyOD's detectors among the members, where "
              "only a per-dataset choice reaches the target: [TABULAR_BOUND.md](TABULAR_BOUND.md); label-free "
              "per-dataset choices (model centrality there, meta-learning and synthetic anomalies in "
-             "[TABULAR_SELECTION.md](TABULAR_SELECTION.md)), none of which beats the default in both protocols. "
+             "[TABULAR_SELECTION.md](TABULAR_SELECTION.md)), none of which beats the default in both protocols; the "
+             "robust Gaussian from other starts and the members on quantile-mapped columns: "
+             "[TABULAR_ROBUST_GAUSS.md](TABULAR_ROBUST_GAUSS.md). "
              "The auto-encoder's settings (trimming, five networks, "
              "the demo-split check that kept the default): [AE_ROBUST.md](AE_ROBUST.md), [AE_AUTO.md](AE_AUTO.md).", ""]
     if "oddkit-KNN" in seconds.index and seconds["oddkit-KNN"] > 0:

@@ -80,6 +80,14 @@ def member_builders() -> dict:
         "trim05": lambda seed: search_members.TrimmedEnsembleDetector(share=0.05, random_state=seed),
         "trimauto": lambda seed: search_members.TrimmedEnsembleDetector(share="auto", random_state=seed),
         "ae-code-knn1": lambda seed: search_members.AutoEncoderCodeKNN(seed=seed),
+        # The robust Gaussian's starts and the columns' ranks (tabular_robust_gauss.py)
+        "cstep-t25": lambda seed: search_members.DeterministicMCDGaussian(starts="full"),
+        "detmcd-t25": lambda seed: search_members.DeterministicMCDGaussian(starts="detmcd"),
+        "q-knn1": lambda seed: search_members.QuantileMember(lambda: knn(n_neighbors=1)),
+        "q-sknn1-16": lambda seed: search_members.QuantileMember(
+            lambda: knn(n_neighbors=1, max_samples=16, random_state=seed)),
+        "q-gauss-robust-t25": lambda seed: search_members.QuantileMember(
+            lambda: oddkit.GaussianDetector(robust=True, contamination=0.25)),
         # iNNE (PyOD's, its defaults; tabular_inne.py, TABULAR_INNE.md)
         "inne": lambda seed: search_members.PyODINNE(seed=seed),
         # PyOD's detectors as run_tabular.py runs them, as members (tabular_bound.py, TABULAR_BOUND.md)

@@ -91,3 +91,51 @@ def test_records_from_worker_processes_reach_the_file_as_they_come(tmp_path):
     seen = list(bench_runtime.record_in_processes(json.loads, jobs, 2, path))
     assert sorted(r["job"] for r in seen) == list(range(5))
     assert sorted(r["job"] for r in bench_runtime.read_records(path)) == list(range(5))
+
+
+def clustered_contamination(seed=0):
+    """300 normal rows with correlated columns and a tight cluster of 60 anomalies off their axis."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    normal = rng.normal(size=(300, 4)) @ np.array([[1, 0.9, 0, 0], [0, 0.4, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    cluster = rng.normal(scale=0.05, size=(60, 4)) + np.array([2.0, -2.0, 0.0, 0.0])
+    return np.vstack([normal, cluster]), np.r_[np.zeros(300), np.ones(60)]
+
+
+def test_detmcd_starts_keep_the_subset_with_the_smallest_determinant():
+    import numpy as np
+    import search_members
+
+    X, y = clustered_contamination()
+    full = search_members.DeterministicMCDGaussian(starts="full")
+    detmcd = search_members.DeterministicMCDGaussian(starts="detmcd")
+    Z = X / X.std(axis=0)
+    starts = [np.arange(len(Z))] + detmcd._detmcd_starts(Z)
+    assert len(starts) == 6 and all(len(s) == (len(Z) + 1) // 2 for s in starts[1:])
+    h = int(np.ceil(0.75 * len(Z)))
+    found = [detmcd._concentrate(Z, s, h) for s in starts]
+    assert min(f[0] for f in found) <= found[0][0]  # at least as small as the full-data start's
+    assert y[found[0][1]].sum() == 60, "from the full data the steps keep the cluster (the failure DetMCD fixes)"
+    chosen = min(found, key=lambda f: f[0])[1]
+    assert not y[chosen].any(), "the smallest determinant leaves the whole cluster out"
+    scores = detmcd.fit(X).decision_function(X)
+    assert np.isfinite(scores).all() and scores[y == 1].min() > np.median(scores[y == 0])
+    again = search_members.DeterministicMCDGaussian(starts="detmcd").fit(X).decision_function(X)
+    assert np.array_equal(scores, again)  # no random starts: the same fit every time
+    trapped = full.fit(X).decision_function(X)
+    assert np.isfinite(trapped).all() and trapped[y == 1].mean() < trapped[y == 0].mean()
+
+
+def test_quantile_member_scores_the_far_row_highest_and_stays_finite():
+    import numpy as np
+    import search_members
+
+    from oddkit import KNNDetector
+
+    X = np.random.default_rng(1).lognormal(size=(200, 3))
+    member = search_members.QuantileMember(lambda: KNNDetector(n_neighbors=1)).fit(X)
+    test = np.vstack([np.median(X, axis=0), X.max(axis=0) * 10, [1e300, 1e300, 1e300]])
+    scores = member.decision_function(test)
+    assert np.isfinite(scores).all() and scores[0] < scores[1]
+    assert scores[1] == scores[2]  # beyond the training range every value sits at its end
