@@ -36,6 +36,18 @@ def test_normalised_scores_are_training_quantiles_inside_the_range():
     assert above > 1.0
 
 
+def test_normalised_ties_get_the_share_scoring_lower():
+    from oddkit.detectors.ensemble import score_quantiles
+
+    # 90% of training rows tie at 0 (duplicates: a neighbour distance of 0), then 1..10.
+    quantiles = score_quantiles(np.r_[np.zeros(90), np.arange(1.0, 11.0)])
+    tied, between, top, beyond = normalise_scores(np.array([0.0, 0.5, 10.0, 20.0]), quantiles)
+    assert tied == 0.0  # no training row scores lower than a duplicate: the most normal, not the 90th percentile
+    assert 0.89 < between < 0.91 and top == 1.0 and beyond == 2.0
+    continuous = score_quantiles(np.arange(100.0))
+    assert list(normalise_scores(np.array([0.0, 49.5, 99.0, 198.0]), continuous)) == [0.0, 0.5, 1.0, 2.0]
+
+
 def test_combine_takes_the_largest_or_the_mean_normalised_score():
     members = ("knn", "gaussian")
     largest = EnsembleDetector(members=members).fit(X)

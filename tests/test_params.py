@@ -163,7 +163,7 @@ def test_a_bad_value_is_a_one_line_parameter_error_before_any_data_is_read(cls, 
 def test_messages_say_what_is_allowed():
     cases = {
         AutoEncoderDetector(lr="abc"): "lr must be a number > 0, got 'abc'",
-        OneClassSVMDetector(nu=5): "nu must be a number in (0, 1], got 5",
+        OneClassSVMDetector(nu=5): "nu must be a number in (0, 1), got 5",
         IsolationForestDetector(max_samples=-3): "max_samples must be one of 'auto', an integer >= 1 or a number in "
                                                  "(0, 1], got -3",
         AutoEncoderDetector(latent_dim=0): "latent_dim must be an integer >= 1 or None, got 0",

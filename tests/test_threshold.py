@@ -403,6 +403,38 @@ def test_contamination_threshold_flags_about_that_fraction() -> None:
     assert contamination_threshold(big, 0.5) == np.quantile(big, 0.5, method="higher")
 
 
+def test_contamination_threshold_does_not_flag_a_tie_wholesale() -> None:
+    # 90 tied scores at the 90% quantile: flagging them all (100%) is further from 10% than none.
+    scores = np.r_[np.full(90, 1.0), np.arange(2.0, 12.0)]
+    t = contamination_threshold(scores, 0.1)
+    assert t == 2.0 and int((scores >= t).sum()) == 10
+    tied_top = np.r_[np.zeros(80), np.ones(20)]
+    assert contamination_threshold(tied_top, 0.1) == 1.0  # 20% and 0% are equally far from 10%: flagged
+    identical = np.full(50, 3.0)
+    t = contamination_threshold(identical, 0.1)
+    assert t > 3.0 and not (identical >= t).any()  # identical rows are all normal
+    small_tie = np.r_[np.arange(89.0), [89.0, 89.0], np.arange(90.0, 99.0)]  # two rows tied at the quantile
+    assert contamination_threshold(small_tie, 0.1) == 89.0  # 11 flagged is as near 10% as 9: kept together
+
+
+def test_detectors_do_not_flag_every_duplicate_row() -> None:
+    import pandas as pd
+
+    import oddkit
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({c: rng.choice(["a", "b", "c"], 300) for c in "pqr"})
+    for detector in (oddkit.KNNDetector(), oddkit.default_detector(random_state=0)):
+        share = detector.fit(table).labels_.mean()
+        assert 0.0 < share <= 0.15, (type(detector).__name__, share)
+    identical = np.full((60, 3), 2.0)
+    for detector in (oddkit.GaussianDetector(), oddkit.KNNDetector(), oddkit.IsolationForestDetector(random_state=0)):
+        detector.fit(identical)
+        assert detector.labels_.sum() == 0 and detector.predict(identical[:1])[0] == 0
+        if not isinstance(detector, oddkit.IsolationForestDetector):  # no split isolates anything here
+            assert detector.predict(identical[:1] + 5.0)[0] == 1
+
+
 @pytest.mark.parametrize("contamination", [0, -0.1, 0.6, 1.0, float("nan"), "0.1", True])
 def test_contamination_out_of_range(contamination: object) -> None:
     with pytest.raises(DataError, match="contamination"):

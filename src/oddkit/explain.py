@@ -115,6 +115,8 @@ def tree_contributions(forest, Z: np.ndarray) -> np.ndarray:
     """Contributions to an isolation forest's anomaly score: minus shap's exact TreeExplainer
     values of its mean path length (a shorter path is a more anomalous row)."""
     shap = _import_shap()
+    if Z.shape[1] == 1:  # a single column carries the whole score (shap's tree code needs two)
+        return np.ones((len(Z), 1))
     values = shap.TreeExplainer(forest).shap_values(np.asarray(Z, dtype=np.float32), check_additivity=False)
     return -np.asarray(values, dtype=np.float64)
 

@@ -534,8 +534,12 @@ def contamination_threshold(scores: ArrayLike, contamination: float) -> float:
     Returns
     -------
     float
-        The ``1 - contamination`` quantile of the scores (taking the higher neighbouring score,
-        so the threshold is an actual score and ties are flagged together).
+        The ``1 - contamination`` quantile of the scores, taking the higher neighbouring score, so
+        that rows scoring at or above it are flagged. Rows tied at that score are flagged together
+        or not at all, whichever flags a share nearer ``contamination``; left out, the threshold
+        moves up to the next higher score (just above the largest score when there is none). So a
+        table of duplicate rows, whose scores tie, is not flagged wholesale: identical training rows
+        are all normal.
 
     Raises
     ------
@@ -546,6 +550,8 @@ def contamination_threshold(scores: ArrayLike, contamination: float) -> float:
     --------
     >>> contamination_threshold(list(range(100)), 0.1)
     90.0
+    >>> contamination_threshold([0.0] * 95 + [1.0] * 5, 0.1)  # 5% flagged, not all 100
+    1.0
     """
     c = _number(contamination, "contamination")
     if not 0.0 < c <= 0.5:
@@ -554,7 +560,14 @@ def contamination_threshold(scores: ArrayLike, contamination: float) -> float:
             "e.g. 0.01"
         )
     s = check_scores(scores)
-    return float(np.quantile(s, 1.0 - c, method="higher"))
+    threshold = float(np.quantile(s, 1.0 - c, method="higher"))
+    if np.count_nonzero(s == threshold) > 1:  # a tie: flag the tied rows only if that is nearer c
+        higher = s[s > threshold]
+        next_score = float(higher.min()) if higher.size else float(np.nextafter(threshold, np.inf))
+        flagged_with, flagged_without = np.mean(s >= threshold), np.mean(s > threshold)
+        if abs(flagged_without - c) < abs(flagged_with - c) and np.isfinite(next_score):
+            threshold = next_score
+    return threshold
 
 
 def prevalence_and_costs_from_goal(goal: str, prevalence: float | None = None,

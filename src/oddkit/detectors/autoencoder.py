@@ -607,6 +607,10 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
         # Enough rows for a stable covariance, evenly spread over the training data.
         step = max(1, Z.shape[0] // COVARIANCE_ROWS)
         residuals = self._map_chunks(Z[::step], lambda x: x - self.model_(x), axis=1)
+        if not np.isfinite(residuals).all():  # diverged weights: the error the scores would give
+            sampled = np.zeros(Z.shape[0])
+            sampled[::step] = np.where(np.isfinite(residuals).all(axis=(0, 2)), 0.0, np.nan)
+            self._checked_training_scores(sampled)
         # One buffer of squares, divided in place below: the same values as fresh temporaries,
         # without holding three arrays the size of the residuals at once.
         squares = np.square(residuals)

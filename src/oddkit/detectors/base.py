@@ -8,6 +8,8 @@ says how to fit on a validated float32 matrix and how to score one.
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 import warnings
 from numbers import Integral, Real
@@ -84,6 +86,17 @@ def refuse_sparse(X) -> None:
             "X.toarray() (or a DataFrame), after reducing the columns if it would not fit in memory")
 
 
+@contextlib.contextmanager
+def _unreadable_cells_as_data_error():
+    """Cells no column type can hold (lists, dicts, arrays, integers beyond float64) reach pandas and
+    numpy as TypeError or OverflowError: say which promise the input broke instead."""
+    try:
+        yield
+    except (TypeError, OverflowError) as exc:
+        raise DataError(f"a cell holds a value that is neither a number, a string, a boolean nor missing ({exc}); "
+                        "pass one value per cell") from None
+
+
 class BaseDetector(BaseEstimator):
     """Shared behaviour of oddkit's detectors (not used directly).
 
@@ -136,7 +149,8 @@ class BaseDetector(BaseEstimator):
         "verbose": ["verbose"],
         "device": [DeviceName()],
         "n_threads": [positive_int, None],
-        "n_jobs": [Integral, None],
+        # joblib's convention: 1, 2, ... workers, or -1, -2, ... for all processors but |n_jobs| - 1; not 0.
+        "n_jobs": [Interval(Integral, 1, None, closed="left"), Interval(Integral, None, -1, closed="right"), None],
     }
     """Constraints shared by the detectors that take these parameters; each class adds its own
     (see :mod:`oddkit.detectors.params`). Only a detector's own constructor parameters are checked."""
@@ -563,17 +577,26 @@ class BaseDetector(BaseEstimator):
                 f"the model was trained on images of shape (C, H, W) = {self.image_shape_}, got "
                 f"{type(X).__name__} of shape {getattr(X, 'shape', None)}; pass a NumPy array of images "
                 "(n, H, W) or (n, C, H, W)")
-        # A DataFrame keeps its columns (and so its categorical ones) when its names are strings,
-        # the case in which scikit-learn records feature_names_in_ too; anything else is numeric.
-        named = isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns)
+        # A DataFrame keeps its columns (and so its categorical ones). Labels that are not strings
+        # (pd.read_csv(header=None), pd.DataFrame(array)) become strings, so that they are recorded in
+        # feature_names_in_ and checked when scoring as scikit-learn checks string names.
+        if isinstance(X, pd.DataFrame) and not all(isinstance(c, str) for c in X.columns):
+            X = X.set_axis([str(c) for c in X.columns], axis=1)
+        elif not reset and hasattr(self, "feature_names_in_") and isinstance(X, np.ndarray) and X.dtype == object \
+                and X.ndim == 2 and X.shape[1] == len(self.feature_names_in_):
+            X = pd.DataFrame(X, columns=list(self.feature_names_in_))  # the training columns' values, text included
+        named = isinstance(X, pd.DataFrame)
         if named and (reset or hasattr(self, "feature_names_in_")):
             if X.shape[0] == 0:
                 raise EmptyDataError("X has no rows; pass at least one row to score (two to fit)")
             checked = X
         else:
+            if getattr(X, "dtype", None) is not None and X.dtype.kind in "mM":
+                raise DataError(f"X holds {X.dtype} values (dates or times), which are not used as numbers; "
+                                "pass them as numeric columns you choose (e.g. hour of day, seconds since an event)")
             try:
                 checked = check_array(X, dtype=np.float64, ensure_all_finite=False, estimator=self)
-            except ValueError as exc:
+            except (ValueError, TypeError, OverflowError) as exc:
                 kind = EmptyDataError if "0 sample" in str(exc) or "0 feature" in str(exc) else DataError
                 raise kind(f"{str(exc).rstrip('.')}. Pass a 2-D table of numbers (rows x columns).") from None
         try:
@@ -587,15 +610,17 @@ class BaseDetector(BaseEstimator):
             if checked.shape[0] < 2:
                 raise TooFewRowsError(
                     "fitting needs at least 2 rows, got 1 sample; pass more training data")
-            self.preprocessor_ = TablePreprocessor(
-                impute=self.impute, unknown_categories=self.unknown_categories,
-                column_types=getattr(self, "column_types", None)).fit(checked)
+            with _unreadable_cells_as_data_error():
+                self.preprocessor_ = TablePreprocessor(
+                    impute=self.impute, unknown_categories=self.unknown_categories,
+                    column_types=getattr(self, "column_types", None)).fit(checked)
             self._record_training_data(checked)
             if hasattr(self, "image_shape_"):
                 del self.image_shape_
         elif not isinstance(checked, pd.DataFrame) and hasattr(self, "feature_names_in_"):
             checked = pd.DataFrame(checked, columns=list(self.feature_names_in_))
-        return self.preprocessor_.transform(checked)
+        with _unreadable_cells_as_data_error():
+            return self.preprocessor_.transform(checked)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

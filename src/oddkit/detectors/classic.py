@@ -15,7 +15,7 @@ from sklearn.svm import OneClassSVM
 
 from oddkit.detectors.base import BaseDetector
 from oddkit.detectors.params import Interval, RealNotInt, StrOptions, non_negative_float, positive_float, positive_int
-from oddkit.exceptions import ModelFileError
+from oddkit.exceptions import ModelFileError, ParameterError
 
 SKOPS_FILE = "estimator.skops"
 BACKGROUND_ROWS_MAX = 1024
@@ -29,7 +29,12 @@ class _SklearnAdapter(BaseDetector):
         raise NotImplementedError
 
     def _fit_array(self, Z: np.ndarray) -> None:
-        self.estimator_ = self._make_estimator().fit(Z)
+        estimator = self._make_estimator()
+        try:
+            self.estimator_ = estimator.fit(Z)
+        except ValueError as exc:  # a parameter this data cannot take (the constraints checked the rest)
+            raise ParameterError(f"{type(self).__name__}: scikit-learn's {type(estimator).__name__} refused these "
+                                 f"parameters for {Z.shape[0]} rows of {Z.shape[1]} preprocessed columns: {exc}") from None
 
     def _score_array(self, Z: np.ndarray) -> np.ndarray:
         # scikit-learn's score_samples is higher for normal rows; oddkit's scores are the opposite.
@@ -59,7 +64,8 @@ class OneClassSVMDetector(_SklearnAdapter):
     Parameters
     ----------
     kernel, nu, gamma, tol, max_iter
-        As in scikit-learn (defaults: "rbf", 0.5, "scale", 1e-3, -1).
+        As in scikit-learn (defaults: "rbf", 0.5, "scale", 1e-3, -1), except that ``nu`` must be
+        below 1: with ``nu=1`` every row is a support vector and scikit-learn finds no boundary.
     contamination, impute, unknown_categories, column_types
         See :class:`AutoEncoderDetector`.
 
@@ -75,7 +81,7 @@ class OneClassSVMDetector(_SklearnAdapter):
     _parameter_constraints: dict = {
         # No callable kernel: a model folder never holds code, so it could not be saved.
         "kernel": [StrOptions({"linear", "poly", "rbf", "sigmoid"})],
-        "nu": [Interval(Real, 0, 1, closed="right")],
+        "nu": [Interval(Real, 0, 1, closed="neither")],  # nu=1 makes every row a support vector: no boundary
         "gamma": [StrOptions({"scale", "auto"}), non_negative_float],
         "tol": [positive_float],
         "max_iter": [Interval(Integral, -1, None, closed="left")],
@@ -192,6 +198,17 @@ class IsolationForestDetector(_SklearnAdapter):
         self.impute = impute
         self.unknown_categories = unknown_categories
         self.column_types = column_types
+
+    def _fit_array(self, Z: np.ndarray) -> None:
+        n_rows, n_columns = Z.shape
+        if isinstance(self.max_features, Integral) and self.max_features > n_columns:
+            raise ParameterError(f"IsolationForestDetector: max_features={self.max_features} is more than the "
+                                 f"{n_columns} preprocessed columns; pass at most {n_columns}, or a fraction in (0, 1]")
+        if isinstance(self.max_samples, Real) and not isinstance(self.max_samples, Integral) \
+                and int(self.max_samples * n_rows) < 1:
+            raise ParameterError(f"IsolationForestDetector: max_samples={self.max_samples} of {n_rows} rows is no "
+                                 f"row at all; pass at least {1 / n_rows:.3g}, or a number of rows")
+        super()._fit_array(Z)
 
     def _explain_contributions(self, Z: np.ndarray) -> tuple[np.ndarray, bool]:
         from oddkit.explain import tree_contributions

@@ -81,8 +81,16 @@ def normalise_scores(scores: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     :func:`score_quantiles`): the share of training rows scoring lower, interpolated, and past the
     largest training score growing on in units of the training scores' range."""
     levels = np.linspace(0.0, 1.0, len(quantiles))
-    # np.interp needs increasing x: ties among the quantiles (discrete scores) keep their top level.
-    inside = np.interp(scores, quantiles, levels)
+    # Ties among the quantiles (discrete scores, duplicate rows): np.interp needs increasing x, so
+    # each tied value keeps its top level for the scores above it, and a score equal to it gets its
+    # bottom level, the share of training rows scoring lower (a duplicate of most training rows is
+    # the most normal of rows, not the most anomalous).
+    values, first = np.unique(quantiles, return_index=True)
+    top = np.r_[first[1:] - 1, len(quantiles) - 1]
+    inside = np.interp(scores, values, levels[top])
+    at = np.minimum(np.searchsorted(values, scores), len(values) - 1)
+    tied = values[at] == scores
+    inside[tied] = levels[first[at[tied]]]
     span = quantiles[-1] - quantiles[0]
     beyond = np.maximum(scores - quantiles[-1], 0.0) / (span if span > 0 else 1.0)
     return inside + beyond

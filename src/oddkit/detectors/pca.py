@@ -107,8 +107,8 @@ import numpy as np
             raise ModelFileError(f"the saved PCA lacks {exc}") from None
         d = self.preprocessor_.n_outputs_
         if self.mean_.shape != (d,) or self.components_.ndim != 2 or self.components_.shape[1] != d \
-                or not 1 <= self.components_.shape[0] < max(d, 2) \
+                or not min(1, d - 1) <= self.components_.shape[0] <= d - 1 \
                 or self.explained_variance_ratio_.ndim != 1:
             raise ModelFileError("the saved PCA mean and components do not match the preprocessing's "
-                                 f"{d} columns (at least one direction must be left out)")
+                                 f"{d} columns (at least one direction must be left out, and one kept where there are two or more)")
         self.n_components_ = int(self.components_.shape[0])
