@@ -26,7 +26,25 @@ def files(tmp_path_factory):
     from oddkit import GaussianDetector
 
     GaussianDetector().fit(frame).save(folder / "gaussian")
+    frame.assign(label=np.arange(200) % 10 == 0).astype({"label": int}).to_csv(folder / "labelled.csv", index=False)
+    (folder / "ragged.csv").write_text("a,b,c,d\n1,2,3,4\n1,2,3,4,5,6\n")
+    (folder / "huge.csv").write_text("a,b,c,d\n1" + "0" * 400 + ",2,3,4\n")
     return folder
+
+
+def test_a_failed_score_leaves_no_partial_table_and_keeps_the_old_one(files, monkeypatch, capsys):
+    bad = pd.read_csv(files / "train.csv")
+    bad.loc[150, "a"] = np.nan
+    bad.to_csv(files / "bad.csv", index=False)
+    out = files / "scores.csv"
+    assert run(monkeypatch, capsys, "score", files / "gaussian", files / "train.csv", "--out", out, "-q")[0] == 0
+    before = out.read_bytes()
+    for target in (out, files / "new.parquet"):
+        code, _, err = run(monkeypatch, capsys, "score", files / "gaussian", files / "bad.csv", "--out", target,
+                           "--force", "--batch-rows", "50", "-q")
+        assert code == 2 and "NaN" in err
+    assert out.read_bytes() == before and not (files / "new.parquet").exists()
+    assert not list(files.glob(".*partial"))
 
 
 def fit_args(folder: Path, *extra) -> list:
@@ -39,7 +57,7 @@ CASES = {
     "hidden-sizes 0": (["--hidden-sizes", "0"], "hidden_sizes must be a non-empty list of positive integers"),
     "latent-dim 0": (["--latent-dim", "0"], "latent_dim must be an integer >= 1 or None, got 0"),
     "lr abc": (["-p", "lr=abc"], "lr must be a number > 0, got 'abc'"),
-    "ocsvm nu 5": (["--detector", "ocsvm", "-p", "nu=5"], "nu must be a number in (0, 1], got 5"),
+    "ocsvm nu 5": (["--detector", "ocsvm", "-p", "nu=5"], "nu must be a number in (0, 1), got 5"),
     "iforest max_samples -3": (["--detector", "iforest", "-p", "max_samples=-3"], "max_samples must be one of"),
     # Other options' bad values, found by trying each.
     "contamination 2": (["--contamination", "2"], "contamination must be a number in (0, 0.5] or one of 'auto', got 2.0"),
@@ -83,6 +101,12 @@ def test_bad_fit_options_give_one_line_errors(case, files, monkeypatch, capsys):
     (["score", "{gaussian}", "{train}", "--batch-rows", "0"], "batch_rows must be a positive integer"),
     (["threshold", "{gaussian}", "{train}", "--force"], "has no anomaly label column"),
     (["score", "{folder}/missing", "{train}"], "is not a saved oddkit model"),
+    (["serve", "{gaussian}", "--max-body-mb", "inf"], "--max-body-mb must be a finite number"),
+    (["serve", "{gaussian}", "--max-body-mb", "1e-9"], "--max-body-mb must be a finite number"),
+    (["evaluate", "{gaussian}", "{labelled}", "--group-col", "nope", "--plots", "{folder}/p"],
+     "(id, group or cost columns) not found"),
+    (["score", "{gaussian}", "{ragged}"], "save it as comma-separated"),
+    (["score", "{gaussian}", "{huge}"], "NaN/inf"),
     (["fit", "{folder}/images.npz", "--out", "{folder}/model", "--image-size", "abc"], "--image-size 'abc'"),
     (["fit", "{folder}/images.npz", "--out", "{folder}/model", "--image-size", "0"], "size must be positive"),
     (["fit", "{folder}/classes.csv", "--out", "{folder}/model", "--detector", "disentangled", "--class-col", "cls",
@@ -91,7 +115,8 @@ def test_bad_fit_options_give_one_line_errors(case, files, monkeypatch, capsys):
       "-p", "classifier=svm"], "classifier must be one of 'auto', 'cnn', 'mlp'"),
 ])
 def test_other_commands_give_one_line_errors(args, message, files, monkeypatch, capsys):
-    paths = {"gaussian": files / "gaussian", "train": files / "train.csv", "folder": files}
+    paths = {"gaussian": files / "gaussian", "train": files / "train.csv", "folder": files,
+             "labelled": files / "labelled.csv", "ragged": files / "ragged.csv", "huge": files / "huge.csv"}
     code, out, err = run(monkeypatch, capsys, *[a.format(**paths) for a in args])
     assert code == 2
     assert err.startswith("error: ") and message in err, err

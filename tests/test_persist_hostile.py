@@ -337,6 +337,20 @@ CONFIG_EDITS = {
     "rarity-weight-negative": ("vqvae", lambda c: c["params"].update(rarity_weight=-3.0), "rarity_weight"),
     "latent-dim-zero": ("autoencoder", lambda c: c["model"].update(latent_dim=0), "latent_dim"),
     "residual-shape": ("autoencoder", lambda c: c["model"].update(n_inputs=4), "inputs"),
+    # integers beyond float64, statistics no training scores have, resources no machine has
+    "threshold-400-digits": ("gaussian", lambda c: c["detector"].update(threshold=10**400), "finite number"),
+    "shrinkage-400-digits": ("gaussian", lambda c: c["model"].update(shrinkage=10**400), "OverflowError|shrinkage"),
+    "statistics-overflow": ("gaussian", lambda c: c["detector"].update(score_statistics=[0, 1, -1e308, 1.7e308]),
+                            "spread"),
+    "statistics-no-spread": ("gaussian", lambda c: c["detector"].update(score_statistics=[0.5, 5e-324, 0, 1]),
+                             "spread"),
+    "n-threads-million": ("autoencoder", lambda c: c["params"].update(n_threads=10**6), "n_threads"),
+    "n-jobs-400000": ("knn", lambda c: c["params"].update(n_jobs=400_000), "n_jobs"),
+    "n-features-in": ("gaussian", lambda c: c["detector"].update(n_features_in=2), "n_features_in"),
+    "feature-names-in": ("gaussian", lambda c: c["detector"].update(feature_names_in=["p", "q", "r"]),
+                         "feature_names_in"),
+    "classes-dtype-10-gb": ("classifier", lambda c: c["model"].update(classes_dtype="(20000,13000)f8"),
+                            "classes_dtype"),
 }
 
 
@@ -351,6 +365,37 @@ def test_edited_config_is_refused_sealed_or_not(edit, copy):
         oddkit.load(folder)
     seal(folder)
     with pytest.raises(ModelFileError, match=message):
+        oddkit.load(folder)
+
+
+def test_reference_features_of_another_width_are_refused(copy):
+    from safetensors.numpy import load, save
+
+    folder = copy("classifier")
+    arrays = load((folder / "weights.safetensors").read_bytes())
+    arrays["model.reference_features"] = np.ascontiguousarray(arrays["model.reference_features"][:, :, :3])
+    (folder / "weights.safetensors").write_bytes(save(arrays))
+    seal(folder)
+    with pytest.raises(ModelFileError, match="reference features"):
+        oddkit.load(folder)
+
+
+def test_a_tokenizer_pipeline_oddkit_never_writes_is_refused(tmp_path):
+    from oddkit.data.text import synthetic_corpus
+
+    texts, _ = synthetic_corpus(40, 0, random_state=0)
+    folder = tmp_path / "text"
+    oddkit.TextAutoEncoderDetector(epochs=1, vocab_size=60, embedding_dim=8, hidden_size=8, code_size=4,
+                                   random_state=0, verbose=0).fit(texts).save(folder)
+    assert oddkit.load(folder).decision_function(texts[:2]).shape == (2,)
+    document = json.loads((folder / "tokenizer.json").read_text())
+    # a backtracking regular expression: the Rust library panics on it while scoring ordinary text
+    document["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": "(.+)+\\d$"}, "behavior": "Isolated", "invert": False},
+        document["pre_tokenizer"]]}
+    (folder / "tokenizer.json").write_text(json.dumps(document))
+    seal(folder)
+    with pytest.raises(ModelFileError, match="pre_tokenizer"):
         oddkit.load(folder)
 
 

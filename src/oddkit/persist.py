@@ -251,9 +251,10 @@ def _read_regular_file(path: Path, limit: int) -> bytes:
             raise ModelFileError(f"{path} is not a regular file; a model folder holds only regular files")
         if info.st_size > limit:
             raise ModelFileError(f"{path} is {info.st_size} bytes, more than the {limit} a model file may hold")
-        payload = handle.read(limit + 1)
-    if len(payload) > limit:
-        raise ModelFileError(f"{path} is more than the {limit} bytes a model file may hold")
+        # The size it has now, plus one byte to see growth: not a buffer of ``limit`` bytes up front.
+        payload = handle.read(info.st_size + 1)
+    if len(payload) > info.st_size:
+        raise ModelFileError(f"{path} grew while it was read; load the model again once nothing writes to it")
     return payload
 
 
@@ -422,9 +423,14 @@ def _check_arrays(arrays: dict[str, np.ndarray]) -> None:
 
 
 def _finite(value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ModelFileError(f"{CONFIG_FILE} has {what}={value!r}; it must be a finite number")
-    return float(value)
+    try:  # an integer beyond float64 (10**400) is an OverflowError, not a number
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:
+        number = math.nan
+    if not math.isfinite(number):
+        shown = f"{str(value)[:40]}..." if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+        raise ModelFileError(f"{CONFIG_FILE} has {what}={shown}; it must be a finite number")
+    return number
 
 
 def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str, bytes]) -> BaseDetector:
@@ -473,6 +479,11 @@ def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str,
             detector.preprocessor_ = TextPreprocessor.from_state(grouped["preprocessor."], preprocessing, files)
         else:
             detector.preprocessor_ = TablePreprocessor.from_state(grouped["preprocessor."], preprocessing)
+            # The columns the detector checks must be the columns the preprocessing reads.
+            columns = list(detector.preprocessor_.feature_names_in_)
+            if n_features != len(columns) or (names is not None and names != columns):
+                raise ValueError(f"n_features_in / feature_names_in do not match the preprocessing's {len(columns)} "
+                                 "columns")
         scores = grouped["detector."]["decision_scores"]
         if scores.ndim != 1 or scores.shape[0] < 1:
             raise ValueError(f"decision_scores has shape {scores.shape}")
@@ -481,8 +492,12 @@ def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str,
         if not isinstance(statistics, list) or len(statistics) != 4:
             raise ValueError("score_statistics is not four numbers")
         mean, std, low, high = (_finite(v, "a score statistic") for v in statistics)
-        if not (std > 0 and high > low):
-            raise ValueError("the score statistics have no positive spread")
+        # Training scores with this range have a standard deviation of at least range / sqrt(2 n):
+        # far smaller (or a range beyond float64) is an edited file, and would overflow scoring.
+        span = high - low
+        if not (std > 0 and high > low and math.isfinite(span) and low - 1e-9 * span <= mean <= high + 1e-9 * span
+                and std >= span / math.sqrt(2 * max(len(scores), 2)) * 0.5):
+            raise ValueError("the score statistics (mean, spread, range) are not those of any set of training scores")
         detector.score_mean_, detector.score_std_, detector.score_min_, detector.score_max_ = mean, std, low, high
         detector.threshold_ = _finite(state["threshold"], "threshold")
         goal = state["threshold_goal"]
@@ -510,13 +525,14 @@ def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str,
             raise ValueError("model is not an object")
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
         raise ModelFileError(f"{CONFIG_FILE} is incomplete or malformed ({type(exc).__name__}: {exc})") from None
     try:
         detector._set_model_state(grouped["model."], model_meta, files)
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError, RuntimeError, OddkitError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError, OddkitError, OverflowError,
+            AttributeError) as exc:
         raise ModelFileError(f"the saved {cls.__name__} state in {CONFIG_FILE} / {WEIGHTS_FILE} is malformed "
                              f"({type(exc).__name__}: {exc})") from None
     _check_saved_params(detector)  # after the state: a scikit-learn classifier is restored there

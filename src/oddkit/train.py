@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -49,7 +50,7 @@ def torch_threads(n_threads: int | None) -> Iterator[None]:
     if int(n_threads) < 1:
         raise OddkitError(f"n_threads must be a positive integer or None, got {n_threads!r}")
     previous = torch.get_num_threads()
-    torch.set_num_threads(int(n_threads))
+    torch.set_num_threads(min(int(n_threads), os.cpu_count() or 1))  # more threads than processors only cost
     try:
         yield
     finally:

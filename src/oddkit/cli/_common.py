@@ -329,13 +329,35 @@ def _check_model_folder(out: Path, force: bool) -> None:
 class TableWriter:
     """Writes a table batch by batch in the format its name says: CSV (appended), Parquet (one row
     group per batch, through pyarrow), .npy (numbers, written at the end), or CSV on standard output
-    for '-'."""
+    for '-'. A file is written under a temporary name beside OUT and renamed to OUT by :meth:`close`,
+    so a run that fails part-way leaves no partial table and no earlier OUT overwritten (use it as a
+    context manager, or call :meth:`abort` on failure)."""
 
     def __init__(self, out: Path):
-        self.out, self.format = out, _table_format(out)
+        import os
+
+        self.target, self.format = out, _table_format(out)
+        self.out = out if self.format == "stdout" else out.with_name(f".{out.name}.{os.getpid()}.partial")
         self._parquet = None
         self._blocks: list = []
         self._started = False
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop what was written: the temporary file goes, OUT stays as it was."""
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+        if self.format != "stdout":
+            self.out.unlink(missing_ok=True)
 
     def write(self, frame) -> None:
         import sys
@@ -373,14 +395,16 @@ class TableWriter:
             import numpy as np
 
             self.out.parent.mkdir(parents=True, exist_ok=True)
-            np.save(self.out, np.concatenate(self._blocks))
+            with open(self.out, "wb") as handle:  # np.save would add .npy to the temporary name
+                np.save(handle, np.concatenate(self._blocks))
+        if self.format != "stdout" and self.out.exists():
+            self.out.replace(self.target)
 
 
 def _write_table(frame, out: Path) -> None:
     """Write a whole table in the format of OUT's name ('-': CSV on standard output)."""
-    writer = TableWriter(out)
-    writer.write(frame)
-    writer.close()
+    with TableWriter(out) as writer:
+        writer.write(frame)
 
 
 UNSEEN_HINT = ("drop --strict-categories to score such rows as anomalies, or retrain with data that has them "

@@ -77,7 +77,7 @@ def score(
         batches = iter_table_batches(data, batch_rows=batch_rows, label_col=_label_col(label_col),
                                      id_cols=tuple(id_col or ()))
         total = _row_count(data)
-    with progress:
+    with writer, progress:
         task = progress.add_task(data.name, total=total)
         for batch in batches:
             X = _features_for(detector, batch.X)
@@ -90,7 +90,6 @@ def score(
             writer.write(frame)
             n_rows, n_flagged = n_rows + len(scores), n_flagged + int(labels.sum())
             progress.update(task, advance=len(scores))
-    writer.close()
     _warn_unseen(unseen)
     (errors if str(out) == "-" else console).print(
         f"scored {n_rows:,} rows: {n_flagged:,} flagged as anomalies (threshold {detector.threshold_:.6g}, "

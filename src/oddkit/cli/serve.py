@@ -29,14 +29,15 @@ def serve(
     its docs are at /openapi.json and /docs (behind the API key when one is set). --n-threads caps the threads
     each worker's torch and BLAS use (a worker answers several requests at once, each in its own thread).
     """
+    import math
     import os
 
     if workers < 1:
         raise OddkitError(f"--workers must be at least 1, got {workers}")
     if not 0 < port < 65536:
         raise OddkitError(f"--port must be between 1 and 65535, got {port}")
-    if not max_body_mb > 0:
-        raise OddkitError(f"--max-body-mb must be positive, got {max_body_mb}")
+    if not (max_body_mb > 0 and math.isfinite(max_body_mb) and max_body_mb * 1024 * 1024 >= 1):
+        raise OddkitError(f"--max-body-mb must be a finite number of MiB of at least one byte (1e-6), got {max_body_mb}")
     if n_threads is not None and n_threads < 1:
         raise OddkitError(f"--n-threads must be at least 1, got {n_threads}")
     try:

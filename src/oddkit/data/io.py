@@ -12,6 +12,7 @@ numeric or categorical in one place only.
 
 from __future__ import annotations
 
+import math
 import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -135,14 +136,28 @@ def check_column_types(column_types: Any, columns: Sequence[str] | None = None) 
     return dict(column_types)
 
 
+def _cell_number(value: Any) -> float:
+    """One cell as float64: inf for an integer too large for it (the non-finite check then names the
+    cell), NaN when it is not a number."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if str(value).strip()[:1] != "-" else -math.inf
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def unparseable_cells(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """A column parsed as numbers: float64 values (NaN for missing and unparseable cells), and the
     mask of cells that were present but are not numbers (text such as ``"12.5 EUR"``)."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_complex_dtype(values.dtype):
         return values.to_numpy(dtype=np.float64, na_value=np.nan), np.zeros(len(values), dtype=bool)
     raw = values.astype(object)
-    parsed = pd.to_numeric(raw, errors="coerce")
-    numbers = np.asarray(parsed, dtype=np.float64) if parsed.dtype.kind in "biuf" else np.full(len(values), np.nan)
+    try:
+        parsed = pd.to_numeric(raw, errors="coerce")
+        numbers = np.asarray(parsed, dtype=np.float64) if parsed.dtype.kind in "biuf" else np.full(len(values), np.nan)
+    except OverflowError:  # an integer beyond float64 (hundreds of digits): parse cell by cell, it is out of range
+        numbers = np.array([_cell_number(v) for v in raw], dtype=np.float64)
     bad = values.notna().to_numpy() & np.isnan(numbers)
     # A cell that says "nan" (or None/NaN itself) is missing, not text.
     if bad.any():
@@ -346,7 +361,8 @@ def _split_frame(frame: pd.DataFrame, label: str | None, id_cols: tuple[str, ...
     missing = [c for c in id_cols if c not in frame.columns]
     if missing:
         raise ColumnMismatchError(
-            f"id column(s) {preview(missing)} not found in {source}; its columns are "
+            f"column(s) {preview(missing)} to read beside the features (id, group or cost columns) not found in "
+            f"{source}; its columns are "
             f"{preview(frame.columns, limit=20)}")
     y = None
     if label is not None:
@@ -475,7 +491,8 @@ def _parquet_errors() -> tuple[type[BaseException], ...]:
 
 
 def _csv_error(path: Path, exc: Exception) -> DataError:
-    return DataError(f"cannot read {path} as CSV ({type(exc).__name__}: {exc}); "
+    detail = " ".join(str(exc).split())  # pandas' messages span lines; an error is one line
+    return DataError(f"cannot read {path} as CSV ({type(exc).__name__}: {detail}); "
                      "save it as comma-separated UTF-8 text")
 
 

@@ -62,4 +62,17 @@ def classes_state(classes: np.ndarray) -> dict:
 
 
 def restore_classes(meta: dict) -> np.ndarray:
-    return np.asarray(meta["classes"], dtype=np.dtype(meta["classes_dtype"]))
+    """``classes_`` from :func:`classes_state`'s metadata. The dtype must be one a label array has (a
+    plain number, boolean, string or object type): a dtype string such as ``"(20000,13000)f8"`` would
+    make every class a 2 GB block.
+
+    Raises
+    ------
+    ValueError
+        When ``classes_dtype`` is not such a type (the loader reports it as a damaged model file)."""
+    name = meta["classes_dtype"]
+    dtype = np.dtype(name) if isinstance(name, str) and len(name) <= 16 else None
+    if dtype is None or dtype.shape != () or dtype.names is not None or dtype.kind not in "biufUSO" \
+            or dtype.itemsize > 4096:
+        raise ValueError(f"classes_dtype={str(name)[:40]!r} is not the type of an array of labels")
+    return np.asarray(meta["classes"], dtype=dtype)

@@ -510,7 +510,8 @@ class TextTokenizer:
         Raises
         ------
         DataError
-            Text that is not such a JSON document.
+            Text that is not such a JSON document, or one whose normaliser, pre-tokeniser,
+            post-processor, decoder or model options differ from what :meth:`fit` builds.
         """
         tk = _import_tokenizers()
         try:
@@ -527,6 +528,17 @@ class TextTokenizer:
         self = cls(kind=kinds[model], vocab_size=max(int(tokenizer.get_vocab_size()), 8),
                    lowercase='"Lowercase"' in normalizer, max_length=truncation.get("max_length"))
         self._validate()
+        # Everything but the learned vocabulary (and merges) must be what _build makes: a pipeline step
+        # is code of a kind (a pre-tokenizer's regular expression can panic the Rust library mid-score).
+        built = json.loads(self._build()[0].to_str())
+        learned = ("vocab", "merges")
+        for part in ("normalizer", "pre_tokenizer", "post_processor", "decoder", "model"):
+            mine, theirs = built.get(part), document.get(part)
+            if part == "model" and isinstance(theirs, dict):
+                mine = {k: v for k, v in mine.items() if k not in learned}
+                theirs = {k: v for k, v in theirs.items() if k not in learned}
+            if mine != theirs:
+                raise DataError(f"tokenizer JSON has a {part} that oddkit's TextTokenizer never writes")
         self._set_tokenizer(tokenizer)
         return self
 

@@ -206,7 +206,8 @@ class AutoEncoderDetector(TransformerMixin, BaseDetector):
     device : str, default="cpu"
         ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when present).
     n_threads : int, optional
-        Torch threads used during fit and scoring (default: torch's setting).
+        Torch threads used during fit and scoring (default: torch's setting), at most 1,024 and
+        never more than the machine's processors (a larger number runs with as many as there are).
     random_state : int, RandomState or None
         Seed for weights, the held-out split, shuffling and noise.
     verbose : int, default=1

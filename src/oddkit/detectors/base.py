@@ -86,6 +86,9 @@ def refuse_sparse(X) -> None:
             "X.toarray() (or a DataFrame), after reducing the columns if it would not fit in memory")
 
 
+MAX_WORKERS = 1024
+"""The most threads (``n_threads``) or joblib workers (``n_jobs``) a detector may ask for."""
+
 @contextlib.contextmanager
 def _unreadable_cells_as_data_error():
     """Cells no column type can hold (lists, dicts, arrays, integers beyond float64) reach pandas and
@@ -148,9 +151,12 @@ class BaseDetector(BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "device": [DeviceName()],
-        "n_threads": [positive_int, None],
+        # At most MAX_WORKERS: a saved model's parameters are data, and a million threads asked of
+        # OpenMP or joblib ends the process rather than raising.
+        "n_threads": [Interval(Integral, 1, MAX_WORKERS, closed="both"), None],
         # joblib's convention: 1, 2, ... workers, or -1, -2, ... for all processors but |n_jobs| - 1; not 0.
-        "n_jobs": [Interval(Integral, 1, None, closed="left"), Interval(Integral, None, -1, closed="right"), None],
+        "n_jobs": [Interval(Integral, 1, MAX_WORKERS, closed="both"), Interval(Integral, -MAX_WORKERS, -1, closed="both"),
+                   None],
     }
     """Constraints shared by the detectors that take these parameters; each class adds its own
     (see :mod:`oddkit.detectors.params`). Only a detector's own constructor parameters are checked."""

@@ -717,14 +717,18 @@ class ClassifierConfidenceDetector(BaseDetector):
         k = self.n_neighbors_
         distances = []
         for index, member_features in zip(self._reference_indexes, features):
+            # Features that overflowed get a NaN distance, which the scores' guard reports.
+            finite = np.isfinite(member_features).all(axis=1)
+            distance = np.full(len(member_features), np.nan)
             if position is None:
-                distances.append(index.kneighbors(member_features, n_neighbors=k)[0][:, -1])
-                continue
-            near, rows = index.kneighbors(member_features, n_neighbors=k + 1)
-            # A kept row finds itself among its k + 1 nearest: the k-th of the others is then the
-            # last; for any other row it is the one before.
-            leaves_itself_out = (rows == position[:, None]).any(axis=1)
-            distances.append(np.where(leaves_itself_out, near[:, -1], near[:, -2]))
+                distance[finite] = index.kneighbors(member_features[finite], n_neighbors=k)[0][:, -1]
+            else:
+                near, rows = index.kneighbors(member_features[finite], n_neighbors=k + 1)
+                # A kept row finds itself among its k + 1 nearest: the k-th of the others is then the
+                # last; for any other row it is the one before.
+                leaves_itself_out = (rows == position[finite, None]).any(axis=1)
+                distance[finite] = np.where(leaves_itself_out, near[:, -1], near[:, -2])
+            distances.append(distance)
         return np.mean(distances, axis=0, dtype=np.float64)
 
     def scores_from_logits(self, logits: np.ndarray, score: str | None = None) -> np.ndarray:
@@ -860,9 +864,13 @@ class ClassifierConfidenceDetector(BaseDetector):
                                  f"{len(self.activation_caps_)} caps for {len(members_of(self.model_))} members")
         if self.score_ == "knn":
             n_members = len(members_of(self.model_))
-            if reference is None or reference.ndim != 3 or reference.shape[0] != n_members or reference.shape[1] < 2:
+            # The logits are computed from the last hidden layer: the last linear layer's input width.
+            widths = {[layer for layer in member.modules() if isinstance(layer, torch.nn.Linear)][-1].in_features
+                      for member in members_of(self.model_)}
+            if reference is None or reference.ndim != 3 or reference.shape[0] != n_members or reference.shape[1] < 2 \
+                    or widths != {reference.shape[2]}:
                 raise ModelFileError("the saved classifier scores by nearest neighbours but lacks well-formed "
-                                     "reference features")
+                                     "reference features (one row of its last hidden layer per kept training row)")
             k = meta.get("n_neighbors")
             if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < reference.shape[1]:
                 raise ModelFileError(f"the saved classifier's n_neighbors={k!r} is not a positive integer below "

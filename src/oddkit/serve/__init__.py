@@ -125,7 +125,8 @@ def _parse_json(body: bytes) -> Any:
         raise EmptyDataError("the request body is empty; send rows as JSON: {\"rows\": [{\"column\": value, ...}]}")
     try:
         return json.loads(body, parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+        # ValueError: an integer of more than 4,300 digits, which Python refuses to convert
         raise DataError(f"the request body is not valid JSON ({exc}); send {{\"rows\": [{{\"column\": value, ...}}]}} "
                         "or {\"columns\": {\"column\": [values]}}") from None
 
@@ -143,13 +144,14 @@ def _check_cell_types(frame, detector) -> None:
     """Refuse a JSON value of the wrong type (text, true/false, a list or an object in a numeric column;
     a list or an object in a categorical one), naming the column and row."""
     import numpy as np
+    import pandas as pd
 
     for column in _columns(detector) or []:
         name, values = column["name"], frame[column["name"]]
         if column["kind"] == "numeric" and values.dtype == bool:
             raise DataError(f"column {name!r} must hold a number (or null), but row 0 holds {bool(values.iloc[0])!r}")
-        if values.dtype != object:
-            continue
+        if values.dtype != object and not pd.api.types.is_string_dtype(values.dtype):
+            continue  # pandas 3 gives a column of strings only its own "str" dtype, not object
         if column["kind"] == "numeric":
             bad = [i for i, v in enumerate(values) if v is not None and (isinstance(v, bool) or not isinstance(
                 v, (int, float)))]
