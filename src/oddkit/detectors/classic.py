@@ -53,6 +53,11 @@ class _SklearnAdapter(BaseDetector):
         estimator = load_trusted_skops(files[SKOPS_FILE], SKOPS_FILE)
         if type(estimator) is not type(self._make_estimator()):
             raise ModelFileError(f"{SKOPS_FILE} holds a {type(estimator).__name__}, not what this detector saves")
+        # load_trusted_skops checked the estimator's arrays against its own n_features_in_ (and that
+        # every float array is finite); that width must also be the preprocessed rows' it will score.
+        if estimator.n_features_in_ != self.preprocessor_.n_outputs_:
+            raise ModelFileError(f"{SKOPS_FILE} holds an estimator of {estimator.n_features_in_} features for "
+                                 f"{self.preprocessor_.n_outputs_} preprocessed columns; the folder was edited")
         self.estimator_ = estimator
 
 
