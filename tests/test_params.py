@@ -45,7 +45,9 @@ def fit(detector, data=X):
 
 
 def test_every_parameter_of_every_detector_has_a_constraint():
-    assert len(DETECTORS) == 17  # + GradientKNNDetector, VoiceConversion, TextAutoEncoderDetector, TextSummaryAutoEncoder, TreeAutoEncoder
+    # The registry also holds subclasses defined elsewhere (the benchmarks' members, once a test imports them).
+    own = {name: cls for name, cls in DETECTORS.items() if cls.__module__.startswith("oddkit.")}
+    assert len(own) == 17  # + GradientKNNDetector, VoiceConversion, TextAutoEncoderDetector, TextSummaryAutoEncoder, TreeAutoEncoder
     for name, cls in DETECTORS.items():
         constraints = merged_constraints(cls)
         missing = set(cls._get_param_names()) - set(constraints)

@@ -12,6 +12,8 @@ written for scikit-learn (which raises ``ValueError`` for bad input) keeps worki
 - ``ColumnMismatchError``: a column missing or extra at scoring time, or a wrong width
 - ``UnseenCategoryError``: a categorical value never seen in training
   (``unknown_categories="ignore"`` encodes it as all-zeros instead)
+- ``CellTypeError``: a cell holding what no column holds (a list, a dict, an array); also a
+  ``TypeError``, as scikit-learn raises for such cells
 - ``LabelError``: an anomaly label column that is not 0/1 numeric
 - ``UnreadableImageError``: an image file that is not an image or is damaged (names the file)
 - ``UnreadableAudioError``: an audio file that is not WAV/FLAC audio, is damaged, or holds no
@@ -66,6 +68,10 @@ class ColumnMismatchError(DataError):
 
 class UnseenCategoryError(DataError):
     """A categorical column holds a value never seen in training."""
+
+
+class CellTypeError(DataError, TypeError):
+    """A cell holds a value that is neither a number, a string, a boolean nor missing."""
 
 
 class LabelError(DataError):

@@ -35,7 +35,7 @@ def resolve_device(device: str) -> torch.device:
         raise OddkitError(f"device={device!r} was asked for but CUDA is not available; use device='cpu' or 'auto'")
     if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
         raise OddkitError(f"device={device!r} was asked for but this machine has {torch.cuda.device_count()} CUDA "
-                          "device(s), numbered from 0; use device='cuda' or 'auto'")
+                          "device(s), numbered from 0; use device='cpu' or 'auto'")
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise OddkitError(f"device={device!r} was asked for but Apple's MPS is not available; use device='cpu' or 'auto'")
     return resolved

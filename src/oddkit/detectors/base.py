@@ -26,6 +26,7 @@ from oddkit.data.audio import AudioData
 from oddkit.data.image_preprocess import ImagePreprocessor, is_image_array
 from oddkit.detectors.params import DeviceName, Interval, StrOptions, positive_int, validate_params
 from oddkit.exceptions import (
+    CellTypeError,
     ColumnMismatchError,
     DataError,
     EmptyDataError,
@@ -96,7 +97,7 @@ def _unreadable_cells_as_data_error():
     try:
         yield
     except (TypeError, OverflowError) as exc:
-        raise DataError(f"a cell holds a value that is neither a number, a string, a boolean nor missing ({exc}); "
+        raise CellTypeError(f"a cell holds a value that is neither a number, a string, a boolean nor missing ({exc}); "
                         "pass one value per cell") from None
 
 
@@ -604,6 +605,7 @@ class BaseDetector(BaseEstimator):
                 checked = check_array(X, dtype=np.float64, ensure_all_finite=False, estimator=self)
             except (ValueError, TypeError, OverflowError) as exc:
                 kind = EmptyDataError if "0 sample" in str(exc) or "0 feature" in str(exc) else DataError
+                kind = CellTypeError if isinstance(exc, TypeError) else kind
                 raise kind(f"{str(exc).rstrip('.')}. Pass a 2-D table of numbers (rows x columns).") from None
         try:
             validate_data(self, checked, reset=reset, skip_check_array=True)
