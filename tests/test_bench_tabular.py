@@ -93,6 +93,18 @@ def test_records_from_worker_processes_reach_the_file_as_they_come(tmp_path):
     assert sorted(r["job"] for r in bench_runtime.read_records(path)) == list(range(5))
 
 
+@pytest.fixture(autouse=True)
+def detector_registry_as_it_was():
+    """search_members defines detector subclasses, which register themselves in oddkit's registry
+    (as a user's would): take them out again, so later tests see oddkit's own detectors only."""
+    from oddkit.detectors import DETECTORS
+
+    saved = dict(DETECTORS)
+    yield
+    DETECTORS.clear()
+    DETECTORS.update(saved)
+
+
 def clustered_contamination(seed=0):
     """300 normal rows with correlated columns and a tight cluster of 60 anomalies off their axis."""
     import numpy as np
