@@ -496,7 +496,8 @@ def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str,
         # far smaller (or a range beyond float64) is an edited file, and would overflow scoring.
         # Tied training scores are stored with a range of exactly 1 and their (rounding-noise) deviation.
         span = high - low
-        spread_fits = std >= span / math.sqrt(2 * max(len(scores), 2)) * 0.5 or (abs(span - 1.0) <= 4 * math.ulp(max(abs(low), abs(high), 1.0)) and std >= 1e-300)
+        spread_fits = (std >= span / math.sqrt(2 * max(len(scores), 2)) * 0.5
+                       or (abs(span - 1.0) <= 4 * math.ulp(max(abs(low), abs(high), 1.0)) and std >= 1e-300))
         if not (std > 0 and high > low and math.isfinite(span) and low - 1e-9 * span <= mean <= high + 1e-9 * span
                 and spread_fits):
             raise ValueError("the score statistics (mean, spread, range) are not those of any set of training scores")

@@ -9,7 +9,6 @@ says how to fit on a validated float32 matrix and how to score one.
 from __future__ import annotations
 
 import contextlib
-
 import math
 import warnings
 from numbers import Integral, Real
@@ -90,6 +89,7 @@ def refuse_sparse(X) -> None:
 MAX_WORKERS = 1024
 """The most threads (``n_threads``) or joblib workers (``n_jobs``) a detector may ask for."""
 
+
 @contextlib.contextmanager
 def _unreadable_cells_as_data_error():
     """Cells no column type can hold (lists, dicts, arrays, integers beyond float64) reach pandas and
@@ -98,7 +98,7 @@ def _unreadable_cells_as_data_error():
         yield
     except (TypeError, OverflowError) as exc:
         raise CellTypeError(f"a cell holds a value that is neither a number, a string, a boolean nor missing ({exc}); "
-                        "pass one value per cell") from None
+                            "pass one value per cell") from None
 
 
 class BaseDetector(BaseEstimator):
