@@ -82,3 +82,12 @@ def test_one_column_pca_saves_and_loads_and_iforest_explains_it(tmp_path):
     pytest.importorskip("shap")
     shares = oddkit.IsolationForestDetector(n_estimators=20, random_state=0).fit(X).explain(X[:3])
     assert shares.shape == (3, 1) and np.isfinite(shares.to_numpy()).all()
+
+
+@pytest.mark.parametrize("unit", [1e-170, 1e-300])
+def test_a_column_of_tiny_values_keeps_its_spread(unit):
+    signal = RNG.normal(size=200)
+    X = np.c_[signal * unit, RNG.normal(size=200)]
+    detector = oddkit.GaussianDetector().fit(X)
+    assert detector.preprocessor_.scale_[0] == pytest.approx(signal.std() * unit, rel=1e-9)
+    assert detector.predict(np.array([[8 * signal.std() * unit, 0.0]]))[0] == 1  # 8 sd out in that column

@@ -490,8 +490,10 @@ class TablePreprocessor:
         constant = low == high
         # Cells are at most MAX_TRAINING_MAGNITUDE, but the sum of their squares over many rows can
         # still overflow: columns of very large values are divided by their largest magnitude first.
+        # Columns of very small values likewise, whose squares underflow to 0 (below about 1e-162 the
+        # column would look constant and its spread be lost).
         magnitude = np.maximum(np.abs(low), np.abs(high))
-        divisor = np.where(magnitude > 1e100, magnitude, 1.0)
+        divisor = np.where((magnitude > 1e100) | ((magnitude < 1e-100) & (magnitude > 0)), magnitude, 1.0)
         scaled = block / divisor
         mean, std = scaled.mean(axis=0) * divisor, scaled.std(axis=0) * divisor
         center = np.where(constant, low, mean)
