@@ -90,10 +90,15 @@ def record(cache_dir: Path) -> None:
                              for name in GAUSSIANS},
                           **{f"ensemble {name}": ts.evaluate(cache, NEIGHBOURS + (name,), "max", [dataset], protocol,
                                                              ts.SEEDS, strict=True)[0] for name in GAUSSIANS}})
+    replace_records(lambda r: r["kind"] != "time", lines)
+
+
+def replace_records(replaced, lines: list[dict]) -> None:
+    """Rewrite RECORDS: the records ``replaced`` selects give way to ``lines``; the others stay."""
+    kept = [r for r in read_records(RECORDS) if not replaced(r)] if RECORDS.exists() else []
     RECORDS.parent.mkdir(parents=True, exist_ok=True)
-    timed = [r for r in read_records(RECORDS) if r["kind"] == "time"] if RECORDS.exists() else []
     RECORDS.write_text("")
-    for line in lines + timed:
+    for line in lines + kept:
         append_record(RECORDS, line)
 
 
@@ -102,10 +107,7 @@ def time_members(data_dir: Path | None) -> None:
     from bench_data import DATA_DIR, list_datasets, make_split
 
     builders = ts.member_builders()
-    kept = [r for r in read_records(RECORDS) if r["kind"] != "time"] if RECORDS.exists() else []
-    RECORDS.write_text("")
-    for line in kept:
-        append_record(RECORDS, line)
+    replace_records(lambda r: r["kind"] == "time", [])  # the new timings are appended as they come
     for info in list_datasets(data_dir or DATA_DIR):
         split = make_split(info, 0)
         for protocol in ts.PROTOCOLS:
