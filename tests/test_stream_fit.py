@@ -82,6 +82,33 @@ def test_streamed_moments_stay_accurate_far_from_zero():
     np.testing.assert_allclose(streamed.scale_, exact.scale_, rtol=1e-9)
 
 
+@pytest.mark.parametrize("impute", [None, "median"])
+def test_streamed_moments_keep_tiny_and_huge_columns(impute):
+    """Columns whose squares would underflow (1e-170, 1e-300) or whose sums of squares could overflow
+    (1e140), one whose magnitude grows from batch to batch past both limits and one of zeros, then
+    subnormal values, keep the spread the
+    in-memory fit gives them, in the first pass and in fit_moments' second."""
+    rng = np.random.default_rng(3)
+    n = 6000
+    growing = rng.normal(size=n) * np.repeat([1e-170, 1e-120, 1e-50, 1.0, 1e120, 1e140], n // 6)
+    frame = pd.DataFrame({"tiny": rng.normal(size=n) * 1e-170, "tinier": rng.normal(size=n) * 1e-300,
+                          "huge": rng.normal(size=n) * 1e140, "growing": growing, "plain": rng.normal(size=n),
+                          "zeros_then_tiny": np.r_[np.zeros(n // 2), rng.normal(size=n // 2) * 1e-320]})
+    if impute:
+        frame.loc[::97, "tiny"] = np.nan
+
+    def batches():
+        return ((np.arange(s, s + 1000), frame.iloc[s:s + 1000]) for s in range(0, n, 1000))
+
+    exact = TablePreprocessor(impute=impute).fit(frame)
+    streamed = TablePreprocessor(impute=impute).fit_batches(batches(), median_sample_rows=n)
+    if impute:
+        streamed.fit_moments(batches())
+    np.testing.assert_allclose(streamed.center_, exact.center_, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(streamed.scale_, exact.scale_, rtol=1e-9)
+    assert (streamed.scale_ != 1.0).all()  # no column mistaken for a constant one
+
+
 def test_median_imputation_from_a_sample(data):
     rng = np.random.default_rng(2)
     frame = data["train"].copy()

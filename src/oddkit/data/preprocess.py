@@ -197,6 +197,55 @@ def _chan_merge(n: int, mean: np.ndarray, m2: np.ndarray, block: np.ndarray) -> 
     return total, mean + delta * (k / total), m2 + block_m2 + delta ** 2 * (n * k / total)
 
 
+def _magnitude_divisor(magnitude: np.ndarray) -> np.ndarray:
+    """What each column is divided by before its mean and spread are taken: its largest magnitude
+    when that is beyond 1e100 (the sum of squares could overflow) or below 1e-100 (the squares
+    underflow: below about 1e-162 the column would look constant), 1 otherwise."""
+    return np.where((magnitude > 1e100) | ((magnitude < 1e-100) & (magnitude > 0)), magnitude, 1.0)
+
+
+def _center_and_scale(low: np.ndarray, high: np.ndarray, mean: np.ndarray, std: np.ndarray):
+    """center_ and scale_ from the columns' range, mean and standard deviation. A constant column's
+    computed std can be a rounding-error 1e-17 rather than 0, which would blow tiny differences up;
+    centring on the value itself with scale 1 gives exact zeros."""
+    constant = low == high
+    center = np.where(constant, low, mean)
+    scale = np.where(constant | ~(std > 0), 1.0, std)
+    return center.astype(np.float64), scale.astype(np.float64)
+
+
+class _RunningMoments:
+    """Column ranges, means and sums of squared deviations merged batch by batch (:func:`_chan_merge`)
+    under :meth:`TablePreprocessor._center_scale`'s magnitude rule: a column is merged divided by
+    :func:`_magnitude_divisor` of its largest magnitude so far, the running sums rescaled when that
+    divisor changes, so that tiny or huge columns keep their spread as :meth:`TablePreprocessor.fit`
+    does. Columns between 1e-100 and 1e100 keep divisor 1 and are merged exactly as raw values."""
+
+    def __init__(self, width: int):
+        self.n = 0
+        self.mean, self.m2 = np.zeros(width), np.zeros(width)
+        self.low, self.high = np.full(width, np.inf), np.full(width, -np.inf)
+        self.divisor = np.ones(width)
+
+    def add(self, block: np.ndarray) -> None:
+        if block.shape[0] == 0:
+            return
+        self.low = np.minimum(self.low, block.min(axis=0))
+        self.high = np.maximum(self.high, block.max(axis=0))
+        divisor = _magnitude_divisor(np.maximum(np.abs(self.low), np.abs(self.high)))
+        if self.n and (divisor != self.divisor).any():
+            # The divisor grows with the largest magnitude, except from 1 for a column of zeros so
+            # far, whose sums are 0 whatever they are multiplied by.
+            ratio = np.divide(self.divisor, divisor, out=np.ones_like(divisor), where=self.divisor < divisor)
+            self.mean, self.m2 = self.mean * ratio, self.m2 * ratio ** 2
+        self.divisor = divisor
+        self.n, self.mean, self.m2 = _chan_merge(self.n, self.mean, self.m2, block / divisor)
+
+    def center_scale(self) -> tuple[np.ndarray, np.ndarray]:
+        std = np.sqrt(np.maximum(self.m2, 0.0) / max(self.n, 1)) * self.divisor
+        return _center_and_scale(self.low, self.high, self.mean * self.divisor, std)
+
+
 # -- the preprocessor -------------------------------------------------------------------------------
 
 class TablePreprocessor:
@@ -349,8 +398,9 @@ class TablePreprocessor:
         Column kinds are judged on the first batch (by :func:`oddkit.data.io.column_kind`'s
         rules, or ``column_types``); later batches must agree. Means and standard deviations are
         merged batch by batch with Chan et al.'s pairwise update (each batch's mean and sum of
-        squared deviations, combined in float64), which equals :meth:`fit`'s two-pass values to
-        float rounding (about 1e-12 relative). Categories are collected as sets. With
+        squared deviations, combined in float64; a column of values beyond 1e100 or below 1e-100
+        divided by its largest magnitude, as :meth:`fit` does), which equals :meth:`fit`'s two-pass
+        values to float rounding (about 1e-12 relative). Categories are collected as sets. With
         ``impute="median"`` the median is that of a uniform sample of at most
         ``median_sample_rows`` rows (the rows whose :func:`oddkit.data.stream.row_uniform` key
         is smallest): an approximate median, within about ``1/sqrt(median_sample_rows)`` in
@@ -379,8 +429,7 @@ class TablePreprocessor:
 
         _check_options(self.impute, self.unknown_categories, DataError, self.column_types)
         names = kinds = numeric = declared = None
-        n, count, mean, m2 = 0, 0, None, None
-        low = high = None
+        count, moments = 0, None
         categories: dict[str, set[str]] = {}
         sample, sample_keys = None, None
         for rows, frame in batches:
@@ -395,8 +444,7 @@ class TablePreprocessor:
                 kinds = [column_kind(frame[name], name, declared.get(name)) for name in names]
                 numeric = [c for c, k in zip(names, kinds) if k == NUMERIC]
                 categories = {c: set() for c, k in zip(names, kinds) if k == CATEGORICAL}
-                mean, m2 = np.zeros(len(numeric)), np.zeros(len(numeric))
-                low, high = np.full(len(numeric), np.inf), np.full(len(numeric), -np.inf)
+                moments = _RunningMoments(len(numeric))
             elif list(frame.columns) != names:
                 raise ColumnMismatchError(f"a batch has the columns {preview(frame.columns, limit=10)}, the first had "
                                           f"{preview(names, limit=10)}; every batch must have the same columns")
@@ -427,9 +475,7 @@ class TablePreprocessor:
                         "encode it as numbers")
             if self.impute == "median":
                 continue  # the statistics of imputed columns need the medians: a second pass below
-            n, mean, m2 = _chan_merge(n, mean, m2, block)
-            low = np.minimum(low, block.min(axis=0, initial=np.inf))
-            high = np.maximum(high, block.max(axis=0, initial=-np.inf))
+            moments.add(block)
         if names is None:
             raise EmptyDataError("the data has no rows; pass at least two rows to fit")
         medians = None
@@ -439,32 +485,22 @@ class TablePreprocessor:
         self.medians_ = medians
         self.n_rows_seen_ = count
         if self.impute != "median":
-            self._set_moments(n, mean, m2, low, high)
+            self.center_, self.scale_ = moments.center_scale()
         return self
-
-    def _set_moments(self, n: int, mean: np.ndarray, m2: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
-        """center_ and scale_ from merged moments, with :meth:`_center_scale`'s rule for constant columns."""
-        std = np.sqrt(np.maximum(m2, 0.0) / max(n, 1))
-        constant = low == high
-        self.center_ = np.where(constant, low, mean).astype(np.float64)
-        self.scale_ = np.where(constant | ~(std > 0), 1.0, std).astype(np.float64)
 
     def fit_moments(self, batches) -> TablePreprocessor:
         """The second pass of :meth:`fit_batches` with ``impute="median"``: the means and standard
         deviations of the columns once missing values are replaced by the (sampled) medians, as
         :meth:`fit` computes them. ``batches`` as for :meth:`fit_batches`."""
         numeric = self.numeric_columns_
-        n, mean, m2 = 0, np.zeros(len(numeric)), np.zeros(len(numeric))
-        low, high = np.full(len(numeric), np.inf), np.full(len(numeric), -np.inf)
+        moments = _RunningMoments(len(numeric))
         for rows, frame in batches:
             block = self._numeric_block(frame, numeric)
             bad = ~np.isfinite(block)
             np.copyto(block, np.broadcast_to(self.medians_, block.shape), where=bad)
-            n, mean, m2 = _chan_merge(n, mean, m2, block)
-            low = np.minimum(low, block.min(axis=0, initial=np.inf))
-            high = np.maximum(high, block.max(axis=0, initial=-np.inf))
-        self.n_rows_seen_ = n
-        self._set_moments(n, mean, m2, low, high)
+            moments.add(block)
+        self.n_rows_seen_ = moments.n
+        self.center_, self.scale_ = moments.center_scale()
         return self
 
     def fit_transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -485,20 +521,9 @@ class TablePreprocessor:
         if block.shape[1] == 0:
             return np.zeros(0), np.ones(0)
         low, high = block.min(axis=0), block.max(axis=0)
-        # A constant column's computed std can be a rounding-error 1e-17 rather than 0, which would
-        # blow tiny differences up; centring on the value itself with scale 1 gives exact zeros.
-        constant = low == high
-        # Cells are at most MAX_TRAINING_MAGNITUDE, but the sum of their squares over many rows can
-        # still overflow: columns of very large values are divided by their largest magnitude first.
-        # Columns of very small values likewise, whose squares underflow to 0 (below about 1e-162 the
-        # column would look constant and its spread be lost).
-        magnitude = np.maximum(np.abs(low), np.abs(high))
-        divisor = np.where((magnitude > 1e100) | ((magnitude < 1e-100) & (magnitude > 0)), magnitude, 1.0)
+        divisor = _magnitude_divisor(np.maximum(np.abs(low), np.abs(high)))
         scaled = block / divisor
-        mean, std = scaled.mean(axis=0) * divisor, scaled.std(axis=0) * divisor
-        center = np.where(constant, low, mean)
-        scale = np.where(constant | ~(std > 0), 1.0, std)
-        return center.astype(np.float64), scale.astype(np.float64)
+        return _center_and_scale(low, high, scaled.mean(axis=0) * divisor, scaled.std(axis=0) * divisor)
 
     def _set_layout(self, names: list[str], kinds: list[str], categories: dict[str, list[str]]) -> None:
         """Derive every name and index attribute from the columns, their kinds and categories."""
