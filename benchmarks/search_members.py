@@ -244,3 +244,197 @@ class QuantileMember:
 
     def decision_function(self, X):
         return self.member_.decision_function(self.transformer_.transform(np.asarray(X, dtype=np.float64)))
+
+
+def _standardised(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return (np.asarray(X, dtype=np.float64) - mean) / std
+
+
+def _column_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The training rows' column means and standard deviations (a constant column's set to 1)."""
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    return mean, np.where(std > 0, std, 1.0)
+
+
+class RandNetMember:
+    """An auto-encoder ensemble after RandNet (Chen, Sathe, Aggarwal and Turaga 2017, "Outlier
+    detection with autoencoder ensembles", SDM): ``n_members`` small fully connected auto-encoders,
+    each with its own random connection mask and its own random subsample of the training rows, grown
+    over the epochs (adaptive sampling); a row's score is the median over the members of its
+    reconstruction error standardised by that member's errors on the training rows.
+
+    Written here with torch rather than as ``AutoEncoderDetector`` members because the latter has no
+    connection masks (RandNet's source of diversity) and trains one network on every row for many
+    epochs; each member here is a few hundred small steps, so the ensemble stays within a few times
+    the nearest neighbour's time. Per member (the paper's design as read, made cheap):
+
+    - columns standardised by the training rows' mean and standard deviation;
+    - layers ``d -> ceil(d/2) -> ceil(d/4) -> ceil(d/2) -> d`` (each hidden layer at least 2 wide:
+      the paper's shrink factor 0.5, depth fixed at three hidden layers), sigmoid on the first and last
+      hidden layers, ReLU on the bottleneck, linear output;
+    - every weight matrix multiplied by a fixed random 0/1 mask keeping each connection with
+      probability ``1 - drop`` (then one connection added back to any unit left without input or
+      output);
+    - a random subsample of ``min(n, max_samples)`` rows; epoch ``e`` of ``epochs`` trains on a fresh
+      shuffle's first ``s_e`` of them, ``s_e`` growing geometrically from ``min(32, size)`` to all of
+      them; mini-batches of 32, Adam, squared error;
+    - score: mean squared reconstruction error over the columns, then (error - training mean) /
+      training standard deviation.
+
+    Every random draw comes from ``seed`` and the member's index (numpy and a torch generator), so a
+    fit is repeated exactly at the same thread count. No layer-wise pretraining (the paper pretrains).
+    """
+
+    def __init__(self, n_members=20, epochs=20, max_samples=1024, drop=0.5, learning_rate=0.005, batch_size=32,
+                 seed=0):
+        self.n_members = n_members
+        self.epochs = epochs
+        self.max_samples = max_samples
+        self.drop = drop
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.seed = seed
+
+    @staticmethod
+    def _widths(d: int) -> list[int]:
+        half, quarter = max(2, -(-d // 2)), max(2, -(-d // 4))
+        return [d, half, quarter, half, d]
+
+    def _mask(self, rng, n_out: int, n_in: int) -> np.ndarray:
+        mask = (rng.random((n_out, n_in)) >= self.drop).astype(np.float32)
+        for row in np.flatnonzero(mask.sum(axis=1) == 0):
+            mask[row, rng.integers(n_in)] = 1.0
+        for column in np.flatnonzero(mask.sum(axis=0) == 0):
+            mask[rng.integers(n_out), column] = 1.0
+        return mask
+
+    @staticmethod
+    def _forward(x, layers):
+        import torch
+
+        last = len(layers) - 1
+        for i, (weight, bias, mask) in enumerate(layers):
+            x = x @ (weight * mask).T + bias
+            if i == last:
+                break
+            x = torch.relu(x) if i == last // 2 else torch.sigmoid(x)
+        return x
+
+    def _fit_one(self, Z, index: int):
+        import torch
+
+        rng = np.random.default_rng([self.seed, index])
+        generator = torch.Generator().manual_seed(self.seed * 1000 + index)
+        widths = self._widths(Z.shape[1])
+        layers = []
+        for n_in, n_out in zip(widths[:-1], widths[1:]):
+            bound = 1.0 / np.sqrt(n_in)  # torch.nn.Linear's initialisation
+            weight = ((torch.rand(n_out, n_in, generator=generator) * 2 - 1) * bound).requires_grad_()
+            bias = ((torch.rand(n_out, generator=generator) * 2 - 1) * bound).requires_grad_()
+            layers.append((weight, bias, torch.from_numpy(self._mask(rng, n_out, n_in))))
+        optimiser = torch.optim.Adam([p for w, b, _ in layers for p in (w, b)], lr=self.learning_rate)
+        size = min(len(Z), self.max_samples)
+        sample = Z[rng.choice(len(Z), size=size, replace=False)]
+        start = min(32, size)
+        for epoch in range(self.epochs):
+            share = epoch / max(1, self.epochs - 1)
+            used = int(round(start * (size / start) ** share))
+            rows = torch.from_numpy(sample[rng.permutation(size)[:used]])
+            for first in range(0, used, self.batch_size):
+                batch = rows[first:first + self.batch_size]
+                optimiser.zero_grad()
+                loss = ((self._forward(batch, layers) - batch) ** 2).mean()
+                loss.backward()
+                optimiser.step()
+        return [(w.detach(), b.detach(), m) for w, b, m in layers]
+
+    def _errors(self, Z: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(Z.astype(np.float32))
+        with torch.no_grad():
+            return np.stack([((self._forward(x, layers) - x) ** 2).mean(dim=1).double().numpy()
+                             for layers in self.members_])
+
+    def _combined(self, errors: np.ndarray) -> np.ndarray:
+        return np.median((errors - self.error_mean_[:, None]) / self.error_std_[:, None], axis=0)
+
+    def fit(self, X):
+        X = np.asarray(X, dtype=np.float64)
+        self.mean_, self.std_ = _column_scale(X)
+        Z = _standardised(X, self.mean_, self.std_).astype(np.float32)
+        self.members_ = [self._fit_one(Z, index) for index in range(self.n_members)]
+        errors = self._errors(Z)
+        self.error_mean_ = errors.mean(axis=1)
+        std = errors.std(axis=1)
+        self.error_std_ = np.where(std > 0, std, 1.0)
+        self.decision_scores_ = self._combined(errors)
+        return self
+
+    def decision_function(self, X):
+        return self._combined(self._errors(_standardised(X, self.mean_, self.std_)))
+
+
+class DTENonParametric:
+    """DTE's non-parametric estimator, DTE-NP (Livernoche, Jain, Hezaveh and Ravanbakhsh 2024, "On
+    diffusion modeling for anomaly detection", ICLR): a row's score is its expected diffusion time.
+
+    The formula follows the authors' code (github.com/vicliv/DTE, ``diffusion/non_param_dte.py``,
+    class ``DTENonParametric``, defaults ``K=5``, ``T=500``), written again here:
+
+    - diffusion schedule: ``beta_t`` = ``linspace(1e-4, 0.01, T)``, ``alphabar_t`` = the cumulative
+      product of ``1 - beta_t``, noise variance ``sigma2_t = 1 - alphabar_t``, t = 0 .. T-1;
+    - ``m(x)``: the mean of the squared Euclidean distances from x to its K nearest training rows
+      (columns standardised by the training rows' mean and standard deviation, as the authors ask);
+    - posterior over t: ``p(t | x)`` proportional to the inverse-gamma density of ``sigma2_t`` with
+      shape ``a = d/2 - 1`` and scale ``m(x)/2``, i.e. ``exp(-(a + 1) log sigma2_t - m(x) / (2 sigma2_t))``,
+      normalised over the T steps;
+    - score: ``sum_t t p(t | x)``, the posterior mean of the step (the authors' latest version; an
+      earlier one took the posterior's argmax).
+
+    In float64 and in closed form (the authors call scipy's ``invgamma.logpdf`` in float32; the
+    normalisation over t removes the terms free of t, so ``a <= 0``, d <= 2, is still defined here).
+    The score is an increasing function of ``m(x)`` that flattens at 0 and T-1 once ``m(x)/d`` leaves
+    the schedule's range of variances (about 1e-4 to 0.92): rows there tie. ``posterior=False`` scores
+    ``m(x)`` itself (the ``knn5-sqmean`` reference member). A training row's own score leaves itself out
+    (its K nearest other rows), as ``KNNDetector``'s does.
+    """
+
+    def __init__(self, n_neighbors=5, steps=500, posterior=True):
+        self.n_neighbors = n_neighbors
+        self.steps = steps
+        self.posterior = posterior
+
+    def _variances(self) -> np.ndarray:
+        return 1.0 - np.cumprod(1.0 - np.linspace(1e-4, 0.01, self.steps))
+
+    def _time(self, mean_squared: np.ndarray) -> np.ndarray:
+        from scipy.special import softmax
+
+        if not self.posterior:
+            return mean_squared
+        variances = self._variances()
+        shape = 0.5 * self.n_features_ - 1.0
+        scores = np.empty(len(mean_squared))
+        for first in range(0, len(mean_squared), 2048):
+            m = mean_squared[first:first + 2048, None]
+            log_density = -(shape + 1.0) * np.log(variances)[None, :] - 0.5 * m / variances[None, :]
+            scores[first:first + 2048] = softmax(log_density, axis=1) @ np.arange(self.steps)
+        return scores
+
+    def fit(self, X):
+        from sklearn.neighbors import NearestNeighbors
+
+        X = np.asarray(X, dtype=np.float64)
+        self.mean_, self.std_ = _column_scale(X)
+        Z = _standardised(X, self.mean_, self.std_)
+        self.n_features_ = Z.shape[1]
+        self.n_neighbors_ = max(1, min(self.n_neighbors, len(Z) - 1))
+        self.neighbours_ = NearestNeighbors(n_neighbors=self.n_neighbors_).fit(Z)
+        distances, _ = self.neighbours_.kneighbors(Z, n_neighbors=min(len(Z), self.n_neighbors_ + 1))
+        self.decision_scores_ = self._time((distances[:, 1:] ** 2).mean(axis=1))
+        return self
+
+    def decision_function(self, X):
+        distances, _ = self.neighbours_.kneighbors(_standardised(X, self.mean_, self.std_))
+        return self._time((distances ** 2).mean(axis=1))
