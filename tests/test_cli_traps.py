@@ -133,7 +133,8 @@ def test_explain_writes_the_top_rows_with_their_shares(files, monkeypatch, capsy
                        "--out", out, "--id-col", "txn")
     assert code == 0, err
     table = pd.read_csv(out)
-    assert list(table.columns[:5]) == ["txn", "row", "score", "label", "top_column"]
+    assert list(table.columns[:6]) == ["txn", "row", "score", "label", "unseen_category", "top_column"]
+    assert not table["unseen_category"].any()  # 'channel' holds only categories seen in training
     assert [c for c in table.columns if c.startswith("share_")] == ["share_a", "share_b", "share_c", "share_channel"]
     assert len(table) == 10 and table["score"].is_monotonic_decreasing
     assert set(table["txn"]) == {f"t{i:04d}" for i in range(10)}  # the planted rows score highest
@@ -164,7 +165,7 @@ def test_explain_refuses_a_detector_without_explain_in_one_line(files, monkeypat
 @pytest.mark.parametrize("name, read", [
     ("scores.parquet", pd.read_parquet),
     ("scores.csv", pd.read_csv),
-    ("scores.npy", lambda p: pd.DataFrame(np.load(p), columns=["score", "label"])),
+    ("scores.npy", lambda p: pd.DataFrame(np.load(p), columns=["score", "label", "unseen_category"])),
 ])
 def test_score_writes_the_format_its_name_says(name, read, files, monkeypatch, capsys, tmp_path):
     id_args = [] if name.endswith(".npy") else ["--id-col", "txn"]
@@ -194,7 +195,7 @@ def test_score_to_standard_output(files, monkeypatch, capsys, tmp_path):
                          "--id-col", "txn", "--batch-rows", "100")
     assert code == 0, err
     table = pd.read_csv(io.StringIO(out))
-    assert list(table.columns) == ["txn", "score", "label"] and len(table) == 300
+    assert list(table.columns) == ["txn", "score", "label", "unseen_category"] and len(table) == 300
     assert not (tmp_path / "-").exists() and "scored 300 rows" in err
 
 

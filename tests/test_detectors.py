@@ -224,6 +224,31 @@ def test_nan_names_column_and_rows_and_impute_fixes_it(name, mixed_frame):
         FACTORIES[name]().fit(mixed_frame).decision_function(mixed_frame.assign(amount=np.inf))
 
 
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")  # the width case passes an array
+def test_column_mismatch_messages_are_one_line_and_name_the_fix(mixed_frame):
+    """scikit-learn's refusals run over several lines; oddkit's say it in one, with the fix. Columns
+    in another order are refused (Python does not guess), and the fix the message gives works."""
+    detector = GaussianDetector().fit(mixed_frame)
+    reordered = mixed_frame[mixed_frame.columns[::-1]]
+    cases = {
+        "reordered": (reordered, r"^X has the training columns in another order \(column 0 is 'channel', in training "
+                                 r"'amount'\); reorder them as in training: X\[detector\.feature_names_in_\]$"),
+        "missing and new": (mixed_frame.rename(columns={"hour": "hr"}),
+                            r"^X's columns differ from training \(missing 'hour'; new 'hr'\); pass every training "
+                            r"column, in the training order: 'amount', 'amount_copy', 'hour', 'constant', 'channel'$"),
+        "new": (mixed_frame.assign(note=1.0), r"\(new 'note'\); keep the training columns, in the training order: "
+                                              r"X\[detector\.feature_names_in_\]$"),
+        "width": (mixed_frame.to_numpy()[:, :3], r"^X has 3 features, but GaussianDetector is expecting 5 features as "
+                                                 r"input; pass the same columns, in the same order, as in training: "),
+    }
+    for name, (X, message) in cases.items():
+        with pytest.raises(ColumnMismatchError, match=message) as caught:
+            detector.decision_function(X)
+        assert "\n" not in str(caught.value), name
+    np.testing.assert_array_equal(detector.decision_function(reordered[detector.feature_names_in_]),
+                                  detector.decision_function(mixed_frame))
+
+
 def test_column_mismatch_unseen_category_and_sizes(mixed_frame):
     detector = GaussianDetector().fit(mixed_frame)
     with pytest.raises(ColumnMismatchError, match="hour"):

@@ -397,9 +397,16 @@ def test_cli_side_columns_need_no_id_col(tmp_path, monkeypatch, capsys) -> None:
                              "--group-col", "b", "--plots", tmp_path / "plots-b")
     assert code == 0, err
     assert "by b" in out and out.count(" rows, ") == 100
-    # A column the command was not told about is still refused, naming the flag that sets it aside.
+    # A column the command was not told about is still refused, naming the flag that sets it aside; the
+    # column the threshold was chosen with (Amount) is set aside by itself.
     code, _, err = run_cli(monkeypatch, capsys, "evaluate", costed, tmp_path / "test.csv", "--plots", tmp_path / "p3")
-    assert code == 2 and "extra ['Amount', 'site']" in err and "--id-col" in err
+    assert code == 2 and "extra ['site']" in err and "--id-col" in err
+    code, _, err = run_cli(monkeypatch, capsys, "report", costed, tmp_path / "test.csv", "--group-col", "site",
+                           "--out", tmp_path / "remembered.html")
+    assert code == 0, err
+    text = (tmp_path / "remembered.html").read_text(encoding="utf-8")
+    assert "its own miss cost" in text and "each missed anomaly priced by its Amount" in text
+    assert "chosen on dev.csv: 100 rows, 20 anomalies" in text
 
 
 # --- in a real browser --------------------------------------------------------------------------
@@ -504,3 +511,27 @@ def test_unlabelled_report_in_chromium(fitted, tmp_path) -> None:
     report = write_report(detector, X, out=tmp_path / "report.html")
     result = _check_in_browser(report, tmp_path, UNLABELLED_SECTIONS)
     assert [i["id"] for i in result["images"]] == ["score-histogram"]
+
+
+def test_python_report_prices_misses_by_the_column_the_threshold_was_chosen_with(tmp_path) -> None:
+    from oddkit import GaussianDetector
+    from oddkit.exceptions import DataError
+    from oddkit.report import build_report
+    from oddkit.threshold import choose_threshold
+
+    rng = np.random.default_rng(7)
+    train = pd.DataFrame({"a": rng.normal(size=300), "Amount": rng.gamma(2.0, 10.0, 300)})
+    dev = pd.DataFrame({"a": np.r_[rng.normal(size=90), rng.normal(4.0, 1.0, 10)],
+                        "Amount": np.r_[rng.gamma(2.0, 10.0, 90), np.full(10, 500.0)]})
+    y = np.r_[np.zeros(90, int), np.ones(10, int)]
+    detector = GaussianDetector().fit(train)
+    detector.set_threshold(choose_threshold(detector.decision_function(dev), y, "cost:1,1,0.01",
+                                            miss_costs=dev["Amount"], data_name="dev.csv"))
+    assert detector.threshold_miss_cost_col_ == "Amount"
+    _, remembered = build_report(detector, dev, y)
+    _, explicit = build_report(detector, dev, y, miss_costs="Amount")
+    assert remembered["miss_costs"] == explicit["miss_costs"] and remembered["miss_costs"] is not None
+    html, _ = build_report(detector, dev, y)
+    assert "chosen on dev.csv: 100 rows, 10 anomalies" in html and "priced by its Amount" in html
+    with pytest.raises(DataError, match="Amount"):
+        build_report(detector, dev.drop(columns="Amount").assign(b=0.0), y)

@@ -92,3 +92,28 @@ def test_strict_and_tolerant_calls_in_threads_do_not_leak_into_each_other(detect
     with ThreadPoolExecutor(8) as pool:
         outcomes = list(pool.map(call, [True, False] * 40))
     assert outcomes == ["refused", "scored"] * 40
+
+
+def test_explanations_of_rows_raised_by_an_unseen_category_blame_that_column():
+    from oddkit import KNNDetector
+    from oddkit.scoring import explain_rows, unseen_values
+
+    knn = KNNDetector().fit(_table(300, 0))
+    X = _table(30, 3)
+    X.loc[[4, 7], "channel"] = ["fax", "telex"]
+    X.loc[7, "region"] = "east"
+    X.loc[11, "amount"] = 400.0  # an anomaly by its amount: explained by the detector itself
+    got = score_rows(knn, X)
+    assert np.flatnonzero(got.unseen).tolist() == [4, 7]
+    assert (tolerant(knn).decision_function(X.iloc[[4, 7]]) < knn.out_of_range_score()).all()  # raised
+    shares = explain_rows(knn, X)
+    assert shares.loc[4].to_dict() == {"amount": 0.0, "channel": 1.0, "region": 0.0}
+    assert shares.loc[7].to_dict() == {"amount": 0.0, "channel": 0.5, "region": 0.5}
+    others = [i for i in range(30) if i not in (4, 7)]
+    pd.testing.assert_frame_equal(shares.iloc[others], tolerant(knn).explain(X).iloc[others])
+    assert shares.loc[11].idxmax() == "amount"
+    assert unseen_values(knn, X) == {"channel": ["fax", "telex"], "region": ["east"]}
+    with pytest.raises(UnseenCategoryError, match="no unseen here"):
+        explain_rows(knn, X, strict_categories=True, hint="no unseen here")
+    clean = X.drop(index=[4, 7])
+    pd.testing.assert_frame_equal(explain_rows(knn, clean), knn.explain(clean))

@@ -253,6 +253,11 @@ def test_unseen_categories_are_scored_as_anomalies_flagged_and_counted(service, 
     np.testing.assert_array_equal(got[[1, 4]], np.maximum(tolerant(detector).decision_function(odd)[[1, 4]], floor))
     assert floor > detector.threshold_ and [answer["rows"][i]["label"] for i in (1, 4)] == [1, 1]
     assert all(np.isfinite(list(row["explanation"].values())).all() for row in answer["rows"])
+    from oddkit.scoring import explain_rows
+
+    expected = explain_rows(detector, odd)  # raised rows: their shares on 'channel'
+    assert [row["explanation"] for row in answer["rows"]] == [
+        {str(k): float(v) for k, v in values.items()} for values in expected.to_dict(orient="records")]
     status, clean = service.score({"rows": rows.head(3).to_dict(orient="records")})
     assert status == 200 and clean["unseen_category_rows"] == 0 and clean["unseen_categories"] == {}
 

@@ -169,3 +169,48 @@ def test_cli_engine_spark(spark, scoring_models, tmp_path, monkeypatch, capsys):
     assert code != 0 and "Parquet" in stderr
     code, _, stderr = run_cli(monkeypatch, capsys, "score", folder, data, "--engine", "flink", "--out", out)
     assert code != 0 and "local or spark" in stderr
+
+
+def test_cli_engine_spark_refuses_bad_input_as_the_local_engine_does(scoring_models, tmp_path, monkeypatch, capsys):
+    """An empty folder, a column missing, CSV files: the same one-line error and exit code 2 from both
+    engines, found before Spark starts (no Java stack trace)."""
+    _, folder, columns = scoring_models["gaussian"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    lacking = tmp_path / "lacking"
+    lacking.mkdir()
+    scoring_frame(columns).drop(columns="x2").to_parquet(lacking / "part-0.parquet")
+    as_csv = tmp_path / "as_csv"
+    as_csv.mkdir()
+    scoring_frame(columns).to_csv(as_csv / "part-0.csv", index=False)
+    for data, expected in [(empty, "holds no Parquet"), (lacking, "missing ['x2']")]:
+        local = run_cli(monkeypatch, capsys, "score", folder, data, "--id-col", "id", "--out", tmp_path / "l.csv")
+        spark = run_cli(monkeypatch, capsys, "score", folder, data, "--id-col", "id", "--engine", "spark",
+                        "--spark-master", "local[2]", "--out", tmp_path / "s.parquet")
+        assert local[0] == spark[0] == 2
+        assert spark[2] == local[2] and spark[2].count("\n") == 1 and expected in spark[2], (spark, local)
+    code, _, stderr = run_cli(monkeypatch, capsys, "score", folder, as_csv, "--engine", "spark",
+                              "--out", tmp_path / "s.parquet")
+    assert code == 2 and stderr.count("\n") == 1 and "--engine local" in stderr
+
+
+def test_score_files_raises_oddkit_errors(spark, scoring_models, tmp_path):
+    """From Python: oddkit's error types with one-line messages (oddkit.spark.score's own are in
+    test_errors); Spark's analysis errors translated; a dotted column name is a name."""
+    from oddkit.exceptions import EmptyDataError
+    from oddkit.spark import _read_parquet, score_files
+
+    _, folder, columns = scoring_models["gaussian"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EmptyDataError, match="holds no Parquet"):
+        score_files(folder, tmp_path / "empty", tmp_path / "out.parquet")
+    frame = scoring_frame(columns)
+    frame.drop(columns="x0").to_parquet(tmp_path / "lacking.parquet")
+    with pytest.raises(ColumnMismatchError, match=r"missing \['x0'\], extra \['id'\]"):
+        score_files(folder, tmp_path / "lacking.parquet", tmp_path / "out.parquet")
+    dotted = tmp_path / "dotted.parquet"
+    frame.rename(columns={"id": "row.id"}).to_parquet(dotted)
+    assert _read_parquet(spark, dotted, ["row.id", "x0"]).columns == ["row.id", "x0"]  # a name, not a field path
+    with pytest.raises(DataError, match=r"Spark cannot read .*UNRESOLVED_COLUMN") as caught:
+        _read_parquet(spark, dotted, ["nowhere"])
+    assert "\n" not in str(caught.value)

@@ -140,7 +140,8 @@ def test_infeasible_fpr_returns_flag_nothing_threshold() -> None:
 
 def test_fpr_goal_works_without_labelled_anomalies() -> None:
     c = choose_threshold([0.1, 0.2, 0.3, 0.4], [0, 0, 0, 0], "fpr:0.25")
-    assert (c.threshold, c.fpr, c.recall, c.precision) == (0.4, 0.25, 0.0, 0.0)
+    # Without dev anomalies precision, recall and F1 are undefined: None, not 0.
+    assert (c.threshold, c.fpr, c.recall, c.precision, c.f1) == (0.4, 0.25, None, None, None)
 
 
 def test_fpr_note_when_dev_normals_too_few() -> None:

@@ -50,6 +50,7 @@ from oddkit.data import TablePreprocessor
 from oddkit.data.image_preprocess import ImagePreprocessor
 from oddkit.detectors.base import DETECTORS, BaseDetector
 from oddkit.exceptions import ModelFileError, OddkitError
+from oddkit.threshold import ThresholdProvenance, _check_name
 
 FORMAT = "oddkit-model"
 FORMAT_VERSION = 2
@@ -119,6 +120,9 @@ def detector_state(detector: BaseDetector) -> tuple[dict[str, np.ndarray], dict,
             "feature_names_in": None if names is None else [str(n) for n in names],
             "threshold": detector.threshold_,
             "threshold_goal": detector.threshold_goal_,
+            "threshold_miss_cost_col": getattr(detector, "threshold_miss_cost_col_", None),
+            "threshold_provenance": None if getattr(detector, "threshold_provenance_", None) is None
+            else detector.threshold_provenance_.to_dict(),
             "calibration": None if detector.calibration_ is None else list(detector.calibration_),
             "score_statistics": [detector.score_mean_, detector.score_std_, detector.score_min_, detector.score_max_],
             "training_fingerprint": getattr(detector, "training_fingerprint_", None),
@@ -433,6 +437,17 @@ def _finite(value, what: str) -> float:
     return number
 
 
+def _threshold_field(check, value):
+    """A saved threshold field checked as the library checks it: None stays None; a value the
+    check refuses is a ModelFileError naming the problem."""
+    if value is None:
+        return None
+    try:
+        return check(value)
+    except (OddkitError, TypeError, ValueError, OverflowError) as exc:
+        raise ModelFileError(f"{CONFIG_FILE} has a malformed threshold record: {exc}") from None
+
+
 def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str, bytes]) -> BaseDetector:
     """Rebuild a detector from what :func:`detector_state` produced, checking every value on the way
     as ``fit`` would: parameters, threshold, score statistics, calibration, preprocessing and the
@@ -507,6 +522,11 @@ def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str,
         if not isinstance(goal, str):
             raise ValueError("threshold_goal is not a string")
         detector.threshold_goal_ = goal
+        # Where the threshold came from; folders saved before it was recorded have neither key.
+        detector.threshold_miss_cost_col_ = _threshold_field(
+            lambda value: _check_name(value, "threshold_miss_cost_col"), state.get("threshold_miss_cost_col"))
+        detector.threshold_provenance_ = _threshold_field(ThresholdProvenance.from_dict,
+                                                          state.get("threshold_provenance"))
         calibration = state["calibration"]
         if calibration is not None and not (isinstance(calibration, list) and len(calibration) == 2):
             raise ValueError("calibration is not two numbers")

@@ -23,7 +23,8 @@ import numpy as np
 
 from oddkit.exceptions import UnseenCategoryError
 
-__all__ = ["UnseenScores", "add_counts", "merge_counts", "score_rows", "tolerant", "unseen_rows", "with_hint"]
+__all__ = ["UnseenScores", "add_counts", "explain_rows", "merge_counts", "score_rows", "tolerant", "unseen_rows",
+           "unseen_values", "with_hint"]
 
 _ADVICE = re.compile(r"\. Pass unknown_categories[=]|; (?:drop|leave out) ")
 """Where the advice starts in an :class:`UnseenCategoryError` message: the preprocessor's own, or a hint
@@ -48,6 +49,28 @@ class UnseenScores(NamedTuple):
     columns: dict[str, int]
 
 
+def _unseen_by_column(detector, X) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """For each categorical column of table ``X`` that holds a category ``detector`` never saw in
+    training: the rows holding one, and the distinct unseen values (as the preprocessor's strings)."""
+    from oddkit.data.preprocess import MISSING_CATEGORY, TablePreprocessor, _factorize
+
+    preprocessor = getattr(detector, "preprocessor_", None)
+    found: dict[str, tuple[np.ndarray, list[str]]] = {}
+    if not isinstance(preprocessor, TablePreprocessor) or not hasattr(X, "columns"):
+        return found
+    for name in preprocessor.categorical_columns_:
+        if name not in X.columns:
+            continue
+        codes, strings = _factorize(X[name])
+        known = set(preprocessor.categories_[name])
+        values = list(strings) + [MISSING_CATEGORY]
+        unknown = np.asarray([s not in known for s in values], dtype=bool)
+        rows = unknown[codes]
+        if rows.any():
+            found[name] = (rows, [values[code] for code in np.unique(codes[rows])])
+    return found
+
+
 def unseen_rows(detector, X) -> tuple[np.ndarray, dict[str, int]]:
     """Which rows of table ``X`` hold a category ``detector`` never saw in training.
 
@@ -64,24 +87,78 @@ def unseen_rows(detector, X) -> tuple[np.ndarray, dict[str, int]]:
     columns : dict of str to int
         ``{column: number of distinct unseen values}`` for the columns that hold any.
     """
-    from oddkit.data.preprocess import MISSING_CATEGORY, TablePreprocessor, _factorize
-
-    preprocessor = getattr(detector, "preprocessor_", None)
     mask = np.zeros(len(X), dtype=bool)
     counts: dict[str, int] = {}
-    if not isinstance(preprocessor, TablePreprocessor) or not hasattr(X, "columns"):
-        return mask, counts
-    for name in preprocessor.categorical_columns_:
-        if name not in X.columns:
-            continue
-        codes, strings = _factorize(X[name])
-        known = set(preprocessor.categories_[name])
-        unknown = np.asarray([s not in known for s in strings] + [MISSING_CATEGORY not in known], dtype=bool)
-        rows = unknown[codes]
-        if rows.any():
-            mask |= rows
-            counts[name] = int(len(np.unique(codes[rows])))
+    for name, (rows, values) in _unseen_by_column(detector, X).items():
+        mask |= rows
+        counts[name] = len(values)
     return mask, counts
+
+
+def unseen_values(detector, X) -> dict[str, list[str]]:
+    """The distinct categories of table ``X`` that ``detector`` never saw in training, per column
+    (as strings; a missing value is ``"<missing>"``): what a front end scoring a file in batches
+    keeps to count distinct values over the whole file rather than per batch."""
+    return {name: values for name, (_, values) in _unseen_by_column(detector, X).items()}
+
+
+def explain_rows(detector, X, *, strict_categories: bool = False, hint: str | None = None):
+    """Explain rows as :func:`score_rows` scores them: ``detector.explain(X)``, except for a row whose
+    score the out-of-range floor raised.
+
+    Such a row is an anomaly because it holds a category never seen in training, which the
+    detector's own explanation cannot see (it encodes the category as all zeros, as
+    ``unknown_categories="ignore"`` does, and explains the lower score that gives). Its shares are
+    split equally over the columns holding unseen values, every other column 0. A row holding an
+    unseen category whose score was above the floor anyway keeps the detector's explanation (its
+    score is the detector's own; :func:`score_rows` flags it).
+
+    Parameters
+    ----------
+    detector : BaseDetector
+        A fitted detector with an ``explain`` method returning one row of per-column shares per row.
+    X : pandas.DataFrame or array-like
+        Rows to explain.
+    strict_categories, hint
+        As for :func:`score_rows`: with ``strict_categories`` an unseen category raises.
+
+    Returns
+    -------
+    pandas.DataFrame
+        What ``detector.explain`` returns, with the rows above rewritten.
+
+    Raises
+    ------
+    UnseenCategoryError
+        Under ``strict_categories``, naming the column, the values and the rows.
+    """
+    import pandas as pd
+
+    if strict_categories:
+        try:
+            return detector.explain(X)
+        except UnseenCategoryError as error:
+            if hint is None:
+                raise
+            raise with_hint(error, hint) from None
+    found = _unseen_by_column(detector, X)
+    if not found:
+        return detector.explain(X)
+    twin = tolerant(detector)
+    shares = twin.explain(X)
+    unseen = np.logical_or.reduce([rows for rows, _ in found.values()])
+    positions = np.flatnonzero(unseen)
+    own = np.asarray(twin.decision_function(X.iloc[positions]), dtype=np.float64)
+    raised = positions[own < detector.out_of_range_score()]
+    columns = [str(c) for c in shares.columns]
+    if not raised.size or not all(name in columns for name in found):
+        return shares
+    values = shares.to_numpy(dtype=np.float64, copy=True)
+    values[raised] = 0.0
+    for name, (rows, _) in found.items():
+        values[raised, columns.index(name)] = rows[raised]
+    values[raised] /= values[raised].sum(axis=1, keepdims=True)
+    return pd.DataFrame(values, index=shares.index, columns=shares.columns)
 
 
 def tolerant(detector):

@@ -299,6 +299,41 @@ def _executor_error(error: Exception) -> OddkitError | None:
     return kind(found[-1][1].strip())
 
 
+def _parquet_columns(data: Path) -> list[str]:
+    """DATA's columns, from the Parquet footers (and ``key=value`` folder names, which Spark reads as
+    partition columns), refusing before Spark starts what Spark would refuse with a Java stack trace,
+    with the local engine's errors: a folder holding no Parquet file (:class:`EmptyDataError`), a file
+    that is not Parquet (:class:`DataError`), files whose columns differ (:class:`ColumnMismatchError`)."""
+    from oddkit.data.stream import TableSource
+
+    source = TableSource(data, label_col=None)  # the local engine's checks of files and schemas
+    if source.format != "parquet":
+        raise DataError(f"--engine spark reads Parquet files and {data} holds CSV; convert it to Parquet, "
+                        "or score it with --engine local")
+    partitions = [part.split("=", 1)[0] for path in source.files if path != data
+                  for part in path.relative_to(data).parts[:-1] if "=" in part]
+    return list(dict.fromkeys([*source.columns, *partitions]))
+
+
+def _column(name: str):
+    """Spark's column NAME, quoted: a name holding a dot or a backtick is a column, not a field path."""
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _read_parquet(spark, data: Path, columns: list[str]):
+    """``spark.read.parquet(data).select(*columns)``, an error of Spark's analysis (a file it cannot
+    read, a column name it cannot resolve) made a one-line :class:`DataError`."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        return spark.read.parquet(str(data.resolve())).select(*map(_column, columns))
+    except AnalysisException as error:
+        reason = str(error.getMessage() if hasattr(error, "getMessage") else error).strip().splitlines()
+        raise DataError(f"Spark cannot read {data}: {reason[0] if reason else type(error).__name__}") from None
+
+
 class UnseenCounts:
     """A Spark ``AccumulatorParam`` summing ``{"rows": n, "columns": {column: values}}`` reports of rows with
     unseen categories (see :func:`score`'s ``counts``)."""
@@ -324,6 +359,14 @@ def score_files(model: Path, data: Path, out: Path, *, master: str = "local[*]",
         Rows scored, rows labelled anomalies, the driver's copy of the model (for its threshold), and
         ``{"rows": n, "columns": {column: values}}``: the rows that held a category never seen in
         training (scored as anomalies; with ``strict_categories`` the job fails on them instead).
+
+    Raises
+    ------
+    EmptyDataError, ColumnMismatchError, DataError
+        Before Spark starts, with the messages of ``oddkit score``'s local engine: DATA is a folder
+        holding no Parquet file, is CSV, has files whose columns differ, or lacks one of the model's
+        columns or an ``id_cols`` column. Spark's own analysis errors become a one-line
+        :class:`DataError`.
     """
     from oddkit.persist import load
 
@@ -335,22 +378,27 @@ def score_files(model: Path, data: Path, out: Path, *, master: str = "local[*]",
         raise OddkitError(f"{data} does not exist")
     _check_spark_output(out, force)
     detector = load(model, key=_key(None))
-    spark = local_session(master)
-    rows = spark.read.parquet(str(data.resolve()))
+    columns = _parquet_columns(data)  # checked before Spark starts, as the local engine checks them
+    label = "y" if label_col == "auto" and "y" in columns else (None if label_col == "auto" else label_col)
     names = getattr(detector, "feature_names_in_", None)
     if names is None:
-        label = "y" if label_col == "auto" and "y" in rows.columns else (None if label_col == "auto" else label_col)
-        features = [c for c in rows.columns if c not in set(id_cols) and c != label]
+        features = [c for c in columns if c not in set(id_cols) and c != label]
     else:
         features = [str(c) for c in names]
-    missing = [c for c in id_cols if c not in rows.columns]
+    missing = [c for c in id_cols if c not in columns]
     if missing:
         raise ColumnMismatchError(f"--id-col {missing[0]!r} is not a column of {data}")
+    missing = [c for c in features if c not in columns]
+    if missing:  # as the local engine says it (extra columns, though, are left out here, not refused)
+        extra = [c for c in columns if c not in {*features, *id_cols, label}]
+        raise ColumnMismatchError(f"the data's columns differ from training: missing {missing}, extra {extra}; "
+                                  "pass extra columns as --id-col or --label-col, or remove them")
+    spark = local_session(master)
+    rows = _read_parquet(spark, data, list(dict.fromkeys([*id_cols, *features])))
     unseen = spark.sparkContext.accumulator({}, UnseenCounts())
-    scored = score(rows.select(*dict.fromkeys([*id_cols, *features])), model, features=features,
-                   strict_categories=strict_categories, counts=unseen)
+    scored = score(rows, model, features=features, strict_categories=strict_categories, counts=unseen)
     try:
-        scored.select(*id_cols, "score", "label").write.mode("overwrite").parquet(str(out.resolve()))
+        scored.select(*map(_column, id_cols), "score", "label").write.mode("overwrite").parquet(str(out.resolve()))
     except Exception as error:  # noqa: BLE001 - an executor's oddkit error comes back wrapped in Spark's
         raise _executor_error(error) or error
     from pyspark.sql import functions as F

@@ -8,12 +8,24 @@ A row is flagged anomalous when ``score >= threshold``. With labelled dev data,
 | ``"f1"``              | maximise F1                                                                              |
 | ``"fpr:0.01"``        | lowest whose false-positive rate is <= 0.01 (most recall for that false-alarm budget)    |
 | ``"recall:0.95"``     | highest whose recall is >= 0.95 (fewest false alarms that still catch 95% of anomalies)  |
+| ``"precision:0.9"``   | most recall while at least 90% of flagged rows are anomalies (at the dev set's share)    |
+| ``"precision:0.9,0.001"`` | the same, with precision computed at a production anomaly rate of 0.001              |
 | ``"cost:1,20"``       | lowest expected cost when a false alarm costs 1 and a missed anomaly costs 20            |
 | ``"cost:1,20,0.001"`` | the same, re-weighted to an expected production anomaly rate of 0.001                    |
 
 A cost goal can also price each missed anomaly by its own amount: with ``miss_costs=amount``
 (e.g. a transaction's value) a missed anomaly costs ``miss * amount`` of its row, so the chosen
 threshold moves to catch the expensive anomalies first.
+
+Precision depends on how common anomalies are, recall and the false-positive rate do not. A
+precision goal is therefore met at the production anomaly rate when one is stated (the goal's
+second number, or ``prevalence=``), by Bayes' rule from the dev set's recall and false-positive
+rate; otherwise at the dev set's own anomaly share, which flatters precision when the dev set was
+enriched with anomalies.
+
+The choice records where it came from (the dev data's name, its row and anomaly counts, and the
+precision, recall and false-positive rate there): :meth:`ThresholdChoice.provenance`, stored by
+:meth:`oddkit.BaseDetector.set_threshold` as ``threshold_provenance_``.
 
 Without labels, :func:`contamination_threshold` flags about a given fraction of training rows.
 
@@ -41,14 +53,18 @@ __all__ = [
     "F1Goal",
     "FPRGoal",
     "Goal",
+    "PrecisionGoal",
     "RecallGoal",
     "ThresholdChoice",
+    "ThresholdProvenance",
     "choose_threshold",
     "contamination_threshold",
+    "miss_cost_column",
     "parse_goal",
 ]
 
-GOAL_FORMS = '"f1", "fpr:0.01", "recall:0.95", "cost:1,20" or "cost:1,20,0.001"'
+GOAL_FORMS = ('"f1", "fpr:0.01", "recall:0.95", "precision:0.9", "precision:0.9,0.001", "cost:1,20" or '
+              '"cost:1,20,0.001"')
 
 
 def _number(value: Any, what: str) -> float:
@@ -114,7 +130,8 @@ def _curve(y: np.ndarray, scores: np.ndarray, miss_costs: np.ndarray | None = No
 class Goal:
     """What a threshold should achieve; see :func:`parse_goal` for the string forms.
 
-    Subclasses: :class:`F1Goal`, :class:`FPRGoal`, :class:`RecallGoal`, :class:`CostGoal`.
+    Subclasses: :class:`F1Goal`, :class:`FPRGoal`, :class:`RecallGoal`, :class:`PrecisionGoal`,
+    :class:`CostGoal`.
     ``str(goal)`` gives the canonical string form, e.g. ``"fpr:0.01"``.
     """
 
@@ -221,6 +238,97 @@ class RecallGoal(Goal):
 
 
 @dataclass(frozen=True)
+class PrecisionGoal(Goal):
+    """Most recall while precision is at least ``min_precision``; ties go to the higher threshold.
+
+    Precision is the share of flagged rows that are anomalies, so it depends on how common
+    anomalies are. With ``anomaly_rate`` (the rate expected in production) it is computed at
+    that rate from the dev set's recall and false-positive rate (Bayes' rule, as
+    :func:`oddkit.metrics.at_prevalence` does); without it, at the dev set's own anomaly share,
+    which overstates production precision when the dev set was enriched with anomalies.
+
+    Parameters
+    ----------
+    min_precision : float
+        The least acceptable precision, in (0, 1].
+    anomaly_rate : float, optional
+        The production anomaly rate, in (0, 1), at which precision must reach ``min_precision``.
+
+    Examples
+    --------
+    >>> str(PrecisionGoal(min_precision=0.9))
+    'precision:0.9'
+    >>> str(PrecisionGoal(0.9, anomaly_rate=0.0017))
+    'precision:0.9,0.0017'
+    """
+
+    min_precision: float
+    anomaly_rate: float | None = None
+
+    def __post_init__(self) -> None:
+        value = _number(self.min_precision, "the precision target (precision:...)")
+        if not 0.0 < value <= 1.0:
+            raise DataError(
+                f"the precision target must be above 0 and at most 1, got {value}; e.g. precision:0.9"
+            )
+        object.__setattr__(self, "min_precision", value)
+        if self.anomaly_rate is not None:
+            rate = _number(self.anomaly_rate, "the production anomaly rate")
+            if not 0.0 < rate < 1.0:
+                raise DataError(
+                    f"the production anomaly rate must be between 0 and 1 (exclusive), got {rate}; "
+                    "e.g. precision:0.9,0.001"
+                )
+            object.__setattr__(self, "anomaly_rate", rate)
+
+    def __str__(self) -> str:
+        rate = "" if self.anomaly_rate is None else f",{_fmt(self.anomaly_rate)}"
+        return f"precision:{_fmt(self.min_precision)}{rate}"
+
+    def _precision(self, curve: _Curve) -> np.ndarray:
+        """Precision at every candidate (NaN where nothing is flagged)."""
+        flagged = curve.tp + curve.fp
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.anomaly_rate is None:
+                precision = curve.tp / flagged
+            else:  # the same operations as at_prevalence, so the reported value is the same float
+                p = self.anomaly_rate
+                recall, fpr = curve.tp / curve.n_pos, curve.fp / curve.n_neg
+                precision = recall * p / (recall * p + fpr * (1.0 - p))
+        return np.where(flagged > 0, precision, np.nan)
+
+    def _select(self, curve: _Curve) -> tuple[int, bool, str]:
+        precision = self._precision(curve)
+        ok = precision >= self.min_precision  # NaN (nothing flagged) never qualifies
+        where = "" if self.anomaly_rate is None else f" at the anomaly rate {_fmt(self.anomaly_rate)}"
+        if not ok.any():
+            best = int(np.nanargmax(precision))
+            raise DataError(
+                f"no threshold reaches precision {_fmt(self.min_precision)} on the dev data{where}: the best "
+                f"reachable is {precision[best]:.4g} (recall {curve.tp[best] / curve.n_pos:.4g}); lower the target "
+                "or use a detector that ranks the anomalies higher"
+            )
+        # tp only grows as the threshold drops: the most recall among the qualifying thresholds,
+        # and of those the highest (fewest false alarms).
+        best_tp = curve.tp[ok].max()
+        idx = int(np.flatnonzero(ok & (curve.tp == best_tp))[0])
+        note = ""
+        if self.anomaly_rate is not None:
+            # The false-positive rate is measured in steps of 1 / n_neg; at a low production rate one
+            # more dev false alarm can move precision a long way.
+            p, recall = self.anomaly_rate, curve.tp[idx] / curve.n_pos
+            fpr = (curve.fp[idx] + 1) / curve.n_neg
+            one_more = recall * p / (recall * p + fpr * (1.0 - p))
+            if one_more < self.min_precision:
+                note = (
+                    f"with {curve.n_neg} dev normals, one more false alarm on dev would put precision at the anomaly "
+                    f"rate {_fmt(p)} at {one_more:.3g}, below {_fmt(self.min_precision)}; more dev normals would give "
+                    "a firmer estimate"
+                )
+        return idx, True, note
+
+
+@dataclass(frozen=True)
 class CostGoal(Goal):
     """Lowest expected cost per row; ties go to the higher threshold (fewer flags).
 
@@ -295,9 +403,10 @@ def parse_goal(goal: str | Goal) -> Goal:
     Parameters
     ----------
     goal : str or Goal
-        ``"f1"``, ``"fpr:0.01"``, ``"recall:0.95"``, ``"cost:1,20"`` or ``"cost:1,20,0.001"``
-        (case and spaces ignored; rates may also be written as percentages, ``"fpr:1%"``).
-        A :class:`Goal` is returned unchanged.
+        ``"f1"``, ``"fpr:0.01"``, ``"recall:0.95"``, ``"precision:0.9"``,
+        ``"precision:0.9,0.001"`` (precision at a production anomaly rate of 0.001),
+        ``"cost:1,20"`` or ``"cost:1,20,0.001"`` (case and spaces ignored; rates may also be
+        written as percentages, ``"fpr:1%"``). A :class:`Goal` is returned unchanged.
 
     Returns
     -------
@@ -314,6 +423,8 @@ def parse_goal(goal: str | Goal) -> Goal:
     CostGoal(false_alarm=1.0, miss=20.0, anomaly_rate=None)
     >>> str(parse_goal(" FPR:1% "))
     'fpr:0.01'
+    >>> parse_goal("precision:90%")
+    PrecisionGoal(min_precision=0.9, anomaly_rate=None)
     """
     if isinstance(goal, Goal):
         return goal
@@ -325,7 +436,7 @@ def parse_goal(goal: str | Goal) -> Goal:
     if text == "f1":
         return F1Goal()
     name, sep, args = text.partition(":")
-    expected = {"fpr": (1,), "recall": (1,), "cost": (2, 3)}
+    expected = {"fpr": (1,), "recall": (1,), "precision": (1, 2), "cost": (2, 3)}
     if sep and name in expected:
         try:
             numbers = [_parse_number(a) for a in args.split(",")]
@@ -336,8 +447,123 @@ def parse_goal(goal: str | Goal) -> Goal:
                 return FPRGoal(max_fpr=numbers[0])
             if name == "recall":
                 return RecallGoal(min_recall=numbers[0])
+            if name == "precision":
+                return PrecisionGoal(*numbers)
             return CostGoal(*numbers)
     raise DataError(f"unknown threshold goal {goal!r}; use {GOAL_FORMS}")
+
+
+_MAX_NAME = 1000
+"""The longest data or column name a provenance record (and a saved model) may hold."""
+
+
+def _check_name(value: Any, what: str) -> str | None:
+    """A data or column name as stored with a threshold: None, or one printable line of text."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > _MAX_NAME or not value.isprintable():
+        shown = repr(value) if not isinstance(value, str) else repr(value[:40]) + ("..." if len(value) > 40 else "")
+        raise DataError(f"{what} must be a non-empty printable name of at most {_MAX_NAME} characters, got {shown}")
+    return value
+
+
+def _check_count(value: Any, what: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value < 2**63:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+        raise DataError(f"{what} must be a whole number from {low} to 2**63 - 1, got {shown}")
+    return int(value)
+
+
+def _check_share(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    number = _number(value, what)
+    if not 0.0 <= number <= 1.0:
+        raise DataError(f"{what} must be between 0 and 1, got {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class ThresholdProvenance:
+    """Where a threshold chosen on labelled dev data came from.
+
+    Stored with a model as ``threshold_provenance_`` (see :meth:`oddkit.BaseDetector.set_threshold`)
+    and saved in its folder; ``oddkit info`` shows it.
+
+    Parameters
+    ----------
+    data_name : str or None
+        The dev data's name: its file name on the command line, what the caller passed as
+        ``data_name`` to :func:`choose_threshold` in Python (``None`` when nothing was).
+    n_rows : int
+        Labelled dev rows the threshold was chosen on.
+    n_anomalies : int
+        Of those, the rows labelled 1.
+    precision, recall : float or None
+        On the dev data at the chosen threshold, at its own anomaly share; ``None`` where
+        undefined (no dev anomalies).
+    fpr : float or None
+        False-positive rate on the dev data at the chosen threshold (``None`` without dev normals).
+
+    Raises
+    ------
+    DataError
+        If a value is out of range: counts that are not whole numbers, more anomalies than rows,
+        rates outside [0, 1], a name that is not one printable line.
+
+    Examples
+    --------
+    >>> p = ThresholdProvenance("dev.csv", 1000, 50, precision=0.9, recall=0.72, fpr=0.0042)
+    >>> str(p)
+    'dev.csv: 1,000 rows, 50 anomalies; precision 0.9, recall 0.72, false-positive rate 0.0042'
+    >>> ThresholdProvenance.from_dict(p.to_dict()) == p
+    True
+    """
+
+    data_name: str | None
+    n_rows: int
+    n_anomalies: int
+    precision: float | None
+    recall: float | None
+    fpr: float | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_name", _check_name(self.data_name, "the dev data's name"))
+        n = _check_count(self.n_rows, "the number of dev rows", 1)
+        k = _check_count(self.n_anomalies, "the number of dev anomalies", 0)
+        if k > n:
+            raise DataError(f"the dev data cannot hold {k} anomalies in {n} rows")
+        object.__setattr__(self, "n_rows", n)
+        object.__setattr__(self, "n_anomalies", k)
+        for name in ("precision", "recall", "fpr"):
+            object.__setattr__(self, name, _check_share(getattr(self, name), f"the dev {name}"))
+
+    def __str__(self) -> str:
+        def show(x: float | None) -> str:
+            return "n/a" if x is None else f"{x:.4g}"
+
+        name = self.data_name or "dev data"
+        return (f"{name}: {self.n_rows:,} rows, {self.n_anomalies:,} anomalies; precision {show(self.precision)}, "
+                f"recall {show(self.recall)}, false-positive rate {show(self.fpr)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-safe dict (``None`` for undefined rates)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: Any) -> ThresholdProvenance:
+        """The record :meth:`to_dict` wrote, checked field by field.
+
+        Raises
+        ------
+        DataError
+            If ``record`` is not a dict of exactly these fields, or a value is out of range.
+        """
+        fields = {"data_name", "n_rows", "n_anomalies", "precision", "recall", "fpr"}
+        if not isinstance(record, dict) or set(record) != fields:
+            keys = sorted(map(str, record)) if isinstance(record, dict) else type(record).__name__
+            raise DataError(f"a threshold provenance record needs exactly the fields {sorted(fields)}, got {keys}")
+        return cls(**record)
 
 
 @dataclass(frozen=True)
@@ -350,11 +576,15 @@ class ThresholdChoice:
         Flag rows with ``score >= threshold``. Always finite, so it is safe to store as JSON.
     goal : str
         The goal in canonical form, e.g. ``"fpr:0.01"``.
-    precision, recall, f1, fpr : float
-        Achieved on the dev data (0.0 where undefined, e.g. precision when nothing is flagged).
+    precision, recall, f1, fpr : float or None
+        Achieved on the dev data. Precision, recall and F1 are ``None`` when the dev data holds
+        no anomaly (an ``"fpr:..."`` goal on normal rows only): they are undefined there.
+        Precision is 0.0 when nothing is flagged.
     expected_cost : float or None
-        Expected cost per row under the goal's costs (and per-row miss costs, when given);
-        ``None`` unless the goal is a cost goal.
+        The cost goal's objective: the expected cost per row the choice minimised, which is
+        ``production_expected_cost`` when the goal states an anomaly rate and
+        ``dev_expected_cost`` otherwise; ``None`` unless the goal is a cost goal. Prefer the two
+        explicit fields.
     n_flagged : int
         Dev rows flagged.
     feasible : bool
@@ -380,13 +610,21 @@ class ThresholdChoice:
         Expected cost per row at the dev data's and at the production anomaly rate; ``None``
         unless the goal is a cost goal (``production_expected_cost`` equals ``expected_cost``
         when the goal states a rate).
+    n_rows, n_anomalies : int or None
+        Dev rows, and of those the anomalies, the choice was made on.
+    data_name : str or None
+        The dev data's name, as given to :func:`choose_threshold`.
+    miss_cost_col : str or None
+        The column that priced each missed anomaly (``miss_costs``), when it has a name: a
+        detector given this choice records it, and its evaluation and report price missed
+        anomalies by that column of the data by default.
     """
 
     threshold: float
     goal: str
-    precision: float
-    recall: float
-    f1: float
+    precision: float | None
+    recall: float | None
+    f1: float | None
     fpr: float
     expected_cost: float | None
     n_flagged: int
@@ -400,10 +638,22 @@ class ThresholdChoice:
     production_f1: float | None = None
     production_alerts_per_10000: float | None = None
     production_expected_cost: float | None = None
+    n_rows: int | None = None
+    n_anomalies: int | None = None
+    data_name: str | None = None
+    miss_cost_col: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields as a JSON-safe dict."""
+        """All fields as a JSON-safe dict (``None`` for undefined or unstated values)."""
         return asdict(self)
+
+    def provenance(self) -> ThresholdProvenance | None:
+        """Where this threshold came from: the dev data's name, size and rates (``None`` for a
+        choice built by hand without ``n_rows``)."""
+        if self.n_rows is None or self.n_anomalies is None:
+            return None
+        return ThresholdProvenance(self.data_name, self.n_rows, self.n_anomalies, self.precision, self.recall,
+                                   self.fpr)
 
 
 def choose_threshold(
@@ -413,6 +663,8 @@ def choose_threshold(
     *,
     prevalence: float | None = None,
     miss_costs: ArrayLike | None = None,
+    miss_cost_col: str | None = None,
+    data_name: str | None = None,
 ) -> ThresholdChoice:
     """Choose the decision threshold that best meets ``goal`` on labelled dev data.
 
@@ -428,13 +680,23 @@ def choose_threshold(
     prevalence : float, optional
         The anomaly rate expected in production, in (0, 1). The choice then also reports
         precision, F1, alerts per 10,000 rows and (for a cost goal) the expected cost at that
-        rate. Defaults to the rate a ``"cost:FALSE_ALARM,MISS,RATE"`` goal states. It does not
-        change which threshold is chosen (a cost goal's own rate does).
+        rate. Defaults to the rate a ``"cost:FALSE_ALARM,MISS,RATE"`` or
+        ``"precision:P,RATE"`` goal states. For a cost goal it does not change which threshold
+        is chosen (the goal's own rate does). A precision goal without a rate of its own is met
+        at this rate, and becomes ``"precision:P,RATE"``; one that states another rate is refused.
     miss_costs : array-like of shape (n,), optional
         With a cost goal only: what missing each row would cost, in units of the goal's ``miss``
         cost (e.g. a transaction's amount with ``"cost:5,1"``: a false alarm costs 5 and a missed
         fraud its amount). Only the anomalies' values are used; they must be finite and >= 0.
         Without it every missed anomaly costs ``miss``.
+    miss_cost_col : str, optional
+        The name of the column ``miss_costs`` came from, recorded in the choice (and, by
+        :meth:`oddkit.BaseDetector.set_threshold`, in the detector, so that evaluating and
+        reporting price missed anomalies by the same column). Defaults to the name of a pandas
+        Series passed as ``miss_costs`` (``df["Amount"]`` gives ``"Amount"``).
+    data_name : str, optional
+        A name for the dev data (e.g. its file name), recorded in the choice's
+        :meth:`~ThresholdChoice.provenance`.
 
     Returns
     -------
@@ -448,8 +710,9 @@ def choose_threshold(
     LabelError
         If ``y`` is not 0/1, or lacks a class the goal needs.
     DataError
-        If the goal is unknown, the scores are not finite, the lengths differ, or ``prevalence``
-        is not between 0 and 1.
+        If the goal is unknown, the scores are not finite, the lengths differ, ``prevalence``
+        is not between 0 and 1 (or differs from a precision goal's own rate), or no threshold
+        reaches a precision goal (the message names the best precision reachable).
 
     Examples
     --------
@@ -467,15 +730,37 @@ def choose_threshold(
     0.9
     >>> choose_threshold(scores, y, "cost:5,1", miss_costs=[0, 0, 20, 0, 100]).threshold
     0.3
+
+    The most recall while at least 60% of the flagged rows are anomalies:
+
+    >>> choose_threshold(scores, y, "precision:0.6").threshold
+    0.3
     """
     g = parse_goal(goal)
     if miss_costs is not None and not isinstance(g, CostGoal):
         raise DataError(
             f"miss_costs prices missed anomalies, so it needs a cost goal such as 'cost:5,1', not {str(g)!r}"
         )
+    if miss_cost_col is None:
+        name = getattr(miss_costs, "name", None)  # a pandas Series names its column
+        miss_cost_col = name if isinstance(name, str) and name else None
+    elif miss_costs is None:
+        raise DataError("miss_cost_col names the column the per-row miss costs came from, but none were given: "
+                        "give them as miss_costs too (e.g. df['Amount'])")
+    miss_cost_col = _check_name(miss_cost_col, "miss_cost_col")
+    data_name = _check_name(data_name, "data_name")
     if prevalence is not None:
         prevalence = _check_rate(prevalence, "prevalence (the production anomaly rate)", open_interval=True)
-    elif isinstance(g, CostGoal):
+    if isinstance(g, PrecisionGoal) and prevalence is not None:
+        if g.anomaly_rate is None:
+            g = PrecisionGoal(g.min_precision, prevalence)
+        elif g.anomaly_rate != prevalence:
+            raise DataError(
+                f"the goal {str(g)!r} states the production anomaly rate {_fmt(g.anomaly_rate)} but prevalence is "
+                f"{_fmt(prevalence)}; state it once (precision:{_fmt(g.min_precision)} with prevalence, or the "
+                "goal alone)"
+            )
+    if prevalence is None and isinstance(g, (CostGoal, PrecisionGoal)):
         prevalence = g.anomaly_rate
     y_arr, s_arr = check_labels(
         y,
@@ -489,7 +774,9 @@ def choose_threshold(
     idx, feasible, note = g._select(curve)
     cost = g._cost(curve)
     tp, fp = int(curve.tp[idx]), int(curve.fp[idx])
-    rates = _rates(tp, fp, curve.n_neg - fp, curve.n_pos - tp)
+    rates: dict[str, Any] = _rates(tp, fp, curve.n_neg - fp, curve.n_pos - tp)
+    if curve.n_pos == 0:  # no dev anomaly ("fpr:" on normal rows only): these are undefined
+        rates.update(precision=None, recall=None, f1=None)
     n = curve.n_pos + curve.n_neg
     costs = (g.false_alarm, g.miss) if isinstance(g, CostGoal) else None
     production: dict[str, Any] = {}
@@ -518,6 +805,10 @@ def choose_threshold(
         production_f1=production.get("f1"),
         production_alerts_per_10000=production.get("alerts_per_10000"),
         production_expected_cost=production.get("expected_cost"),
+        n_rows=n,
+        n_anomalies=curve.n_pos,
+        data_name=data_name,
+        miss_cost_col=miss_cost_col if weights is not None else None,
     )
 
 
@@ -574,13 +865,16 @@ def prevalence_and_costs_from_goal(goal: str, prevalence: float | None = None,
                                    costs: tuple[float, float] | None = None):
     """The production anomaly rate and ``(false_alarm, miss)`` costs a threshold goal states.
 
-    Values given explicitly win; a ``cost:FALSE_ALARM,MISS[,RATE]`` goal fills the others, any
-    other goal (or an unparseable one, such as ``"manual"``) leaves them as they are.
+    Values given explicitly win; a ``cost:FALSE_ALARM,MISS[,RATE]`` goal fills the others, a
+    ``precision:P,RATE`` goal the rate, any other goal (or an unparseable one, such as
+    ``"manual"``) leaves them as they are.
 
     Examples
     --------
     >>> prevalence_and_costs_from_goal("cost:1,50,0.0017")
     (0.0017, (1.0, 50.0))
+    >>> prevalence_and_costs_from_goal("precision:0.9,0.0017")
+    (0.0017, None)
     >>> prevalence_and_costs_from_goal("f1", 0.01)
     (0.01, None)
     """
@@ -588,9 +882,63 @@ def prevalence_and_costs_from_goal(goal: str, prevalence: float | None = None,
         parsed = parse_goal(goal)
     except DataError:
         return prevalence, costs
+    if isinstance(parsed, PrecisionGoal) and prevalence is None:
+        prevalence = parsed.anomaly_rate
     if isinstance(parsed, CostGoal):
         if prevalence is None:
             prevalence = parsed.anomaly_rate
         if costs is None:
             costs = (parsed.false_alarm, parsed.miss)
     return prevalence, costs
+
+
+def miss_cost_column(detector: Any, given: str | None = None, columns: Any = None,
+                     data_name: str | None = None) -> str | None:
+    """The column that prices each missed anomaly when evaluating or reporting on ``detector``.
+
+    A threshold chosen for a cost goal with per-row miss costs from a named column (``oddkit
+    threshold --miss-cost-col Amount``, or :func:`choose_threshold` with ``miss_costs=df["Amount"]``)
+    is recorded in the detector as ``threshold_miss_cost_col_``; the same column of the data it is
+    evaluated on then prices the missed anomalies, so that the expected cost is measured as the
+    threshold was chosen.
+
+    Parameters
+    ----------
+    detector : fitted oddkit detector
+        Its ``threshold_miss_cost_col_`` (``None`` or absent: no column recorded).
+    given : str, optional
+        A column named by the caller (``--miss-cost-col``): it wins over the recorded one.
+    columns : iterable of str, optional
+        The data's columns, when known: the recorded column must be one of them.
+    data_name : str, optional
+        The data's name (e.g. its file name), for the error message.
+
+    Returns
+    -------
+    str or None
+        ``given``, else the recorded column, else ``None``.
+
+    Raises
+    ------
+    DataError
+        If the recorded column is used and ``columns`` does not hold it (one line naming it).
+
+    Examples
+    --------
+    >>> class Model:
+    ...     threshold_miss_cost_col_ = "Amount"
+    >>> miss_cost_column(Model(), columns=["V1", "Amount"])
+    'Amount'
+    >>> miss_cost_column(Model(), given="Fee")
+    'Fee'
+    """
+    if given is not None:
+        return given
+    recorded = getattr(detector, "threshold_miss_cost_col_", None)
+    if recorded is not None and columns is not None and recorded not in {str(c) for c in columns}:
+        raise DataError(
+            f"the model's threshold was chosen with each missed anomaly priced by column {recorded!r}, which "
+            f"{data_name or 'the data'} lacks; add that column, or name the one that prices misses here "
+            "(--miss-cost-col COLUMN on the command line, miss_costs= in Python)"
+        )
+    return recorded

@@ -269,7 +269,7 @@ def _labelled_scores(detector, data: Path, label_col: str | None, id_col: list[s
     if shape is None:
         table = (_read(data, label_col, id_col, require_label=True) if _model_text_col(detector) is None
                  else _read_model_texts(detector, data, label_col, id_col, require_label=True))
-        return table.y, _score_rows(detector, _features_for(detector, table.X), strict_categories)
+        return table.y, _score_rows(detector, _features_for(detector, table.X), strict_categories)[0]
     from oddkit.data.images import is_image_source, read_images
 
     if not is_image_source(data):
@@ -411,45 +411,32 @@ UNSEEN_HINT = ("drop --strict-categories to score such rows as anomalies, or ret
                "(fit --unknown-categories ignore)")
 
 
-class _unseen_categories_tolerated:
-    """Within this block the model encodes a category it never saw as all zeros instead of raising
-    (unless strict), as ``unknown_categories="ignore"`` does at fit time."""
-
-    def __init__(self, detector, strict: bool):
-        self.preprocessor = getattr(detector, "preprocessor_", None)
-        self.strict = strict or not hasattr(self.preprocessor, "unknown_categories")
-        self.saved = None
-
-    def __enter__(self):
-        if not self.strict:
-            self.saved, self.preprocessor.unknown_categories = self.preprocessor.unknown_categories, "ignore"
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        if not self.strict:
-            self.preprocessor.unknown_categories = self.saved
-        from oddkit.exceptions import UnseenCategoryError
-
-        if isinstance(error, UnseenCategoryError):
-            from oddkit.scoring import with_hint
-
-            raise with_hint(error, UNSEEN_HINT) from None
-        return False
+_LISTED_UNSEEN_VALUES = 100_000
+"""Distinct unseen values kept per column while a file is scored in batches (to count them once
+however many batches hold them); beyond that the count is a lower bound."""
 
 
 def _score_rows(detector, X, strict_categories: bool, report: dict | None = None):
-    """The model's scores of table X. Rows with a category never seen in training are scored as
-    anomalies (at least the model's out-of-range score, above every training score and the threshold)
-    and counted in ``report`` ({"rows": n, "columns": {column: values}}), unless ``strict_categories``,
-    where such a category stops the command with an error naming it."""
-    from oddkit.scoring import add_counts, score_rows
+    """The model's scores of table X, and which rows hold a category never seen in training.
+
+    Such rows are scored as anomalies (at least the model's out-of-range score, above every training
+    score and the threshold) and counted in ``report`` (``{"rows": n, "columns": {column: distinct
+    values}}``, the values kept under ``"values"`` so that a value in several batches counts once) or,
+    without ``report``, warned about at once; with ``strict_categories`` such a category stops the
+    command with an error naming it."""
+    from oddkit.scoring import score_rows, unseen_values
 
     scores, unseen, counts = score_rows(detector, X, strict_categories=strict_categories, hint=UNSEEN_HINT)
-    if report is not None:
-        add_counts(report, unseen, counts)
+    if report is None:
+        if unseen.any():
+            _warn_unseen({"rows": int(unseen.sum()), "columns": counts})
     elif unseen.any():
-        _warn_unseen({"rows": int(unseen.sum()), "columns": counts})
-    return scores
+        report["rows"] = report.get("rows", 0) + int(unseen.sum())
+        for name, values in unseen_values(detector, X).items():
+            kept = report.setdefault("values", {}).setdefault(name, set())
+            kept.update(values[:max(0, _LISTED_UNSEEN_VALUES - len(kept))])
+            report.setdefault("columns", {})[name] = len(kept)
+    return scores, unseen
 
 
 def _warn_unseen(report: dict) -> None:

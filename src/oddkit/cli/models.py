@@ -11,7 +11,7 @@ import typer
 
 from oddkit.cli._common import (Force, IdCols, LabelCol, NThreads, StrictCategories, _check_output, _load_model,
                                 _model_image_shape, _model_text_col, _print_metrics, _read_for_model, _score_rows,
-                                _unseen_categories_tolerated, _write_table, app, console, threads_limited)
+                                UNSEEN_HINT, _write_table, app, console, threads_limited)
 from oddkit.exceptions import OddkitError
 
 
@@ -33,6 +33,19 @@ def info(model: Annotated[Path, typer.Argument(help="A model folder written by '
     rows.append(("training data fingerprint", getattr(detector, "training_fingerprint_", None)
                  or "not recorded (a streamed fit, or a model saved before oddkit recorded it)"))
     rows += [("threshold", f"{detector.threshold_:.6g}"), ("threshold goal", detector.threshold_goal_)]
+    from rich.markup import escape  # names from the folder are text, never markup
+
+    if getattr(detector, "threshold_miss_cost_col_", None) is not None:
+        column = escape(detector.threshold_miss_cost_col_)
+        rows.append(("threshold miss costs", f"column {column} (a missed anomaly costs MISS x its value; evaluate "
+                                             "and report use it)"))
+    provenance = getattr(detector, "threshold_provenance_", None)
+    if provenance is not None:
+        rows.append(("threshold chosen on", escape(str(provenance))))
+    elif detector.threshold_goal_.startswith("contamination"):
+        rows.append(("threshold chosen on", "the training scores (contamination), no labelled dev data"))
+    else:
+        rows.append(("threshold chosen on", "not recorded (set by hand, or saved before oddkit recorded it)"))
     shape = _model_image_shape(detector)
     preprocessor = getattr(detector, "preprocessor_", None)
     from oddkit.cli.audio import describe_features
@@ -84,7 +97,9 @@ def explain(
     """Explain the TOP highest-scoring rows of DATA: each column's share of the row's score.
 
     One output row per explained row, highest score first: its id columns, its row number in DATA, score,
-    label, 'top_column' (the column with the largest share) and share_COLUMN for every column (summing to 1).
+    label, 'unseen_category' (models with categorical columns: the row holds a category never seen in
+    training; when that is what made it an anomaly its shares are split over those columns), 'top_column'
+    (the column with the largest share) and share_COLUMN for every column (summing to 1).
     For a model trained on recordings (DATA: a .wav/.flac file, a folder or an .npz of them): file, group,
     score, label, 'top_coefficient' (MFCC models) or 'top_band' (or top_statistic, ... with --by) and
     share_GROUP for every coefficient, mel band, statistic or segment.
@@ -108,17 +123,20 @@ def explain(
     if _model_text_col(detector) is not None:
         return _explain_texts(detector, data, top, out, label_col, id_col)
     _, table = _read_for_model(detector, data, label_col, id_col, None)
-    scores = _score_rows(detector, table.X, strict_categories)
+    from oddkit.scoring import explain_rows
+
+    scores, unseen = _score_rows(detector, table.X, strict_categories)
     order = np.argsort(-scores, kind="stable")[:top]
     rows = table.X.iloc[order]
-    with _unseen_categories_tolerated(detector, strict_categories):
-        shares = detector.explain(rows)
+    shares = explain_rows(detector, rows, strict_categories=strict_categories, hint=UNSEEN_HINT)
     shares = pd.DataFrame(np.asarray(shares, dtype=np.float64), columns=[str(c) for c in rows.columns])
     front = table.ids.iloc[order].reset_index(drop=True) if table.ids is not None else pd.DataFrame(
         index=range(len(order)))
     front = front.assign(row=rows.index.to_numpy(), score=scores[order],
-                         label=(scores[order] >= detector.threshold_).astype(np.int64),
-                         top_column=shares.idxmax(axis=1).to_numpy())
+                         label=(scores[order] >= detector.threshold_).astype(np.int64))
+    if getattr(detector.preprocessor_, "categorical_columns_", None):
+        front = front.assign(unseen_category=unseen[order])
+    front = front.assign(top_column=shares.idxmax(axis=1).to_numpy())
     frame = pd.concat([front, shares.add_prefix("share_")], axis=1)
     _write_table(frame, out)
     if str(out) != "-":

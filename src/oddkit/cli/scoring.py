@@ -24,9 +24,10 @@ def score(
                                               "(or CSV) files; images (folder, .npz) for a model trained on images; "
                                               "recordings (.wav/.flac, folder, .npz) for a model trained on "
                                               "recordings.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Table to write (id columns, score, label), in the "
-                                                          "format of its name: .csv, .parquet or .npy; '-' for "
-                                                          "CSV on standard output.")] = Path("scores.csv"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Table to write (id columns, score, label; and "
+                                                          "unseen_category for a model with categorical columns), "
+                                                          "in the format of its name: .csv, .parquet or .npy; '-' "
+                                                          "for CSV on standard output.")] = Path("scores.csv"),
     label_col: LabelCol = None,
     id_col: IdCols = None,
     batch_rows: Annotated[int, typer.Option(help="Rows read and scored at a time.")] = 100_000,
@@ -77,14 +78,19 @@ def score(
         batches = iter_table_batches(data, batch_rows=batch_rows, label_col=_label_col(label_col),
                                      id_cols=tuple(id_col or ()))
         total = _row_count(data)
+    # A model with categorical columns writes which rows held a category never seen in training (their
+    # scores were raised to the out-of-range score), so that such alerts can be told apart.
+    flags_unseen = bool(getattr(getattr(detector, "preprocessor_", None), "categorical_columns_", None))
     with writer, progress:
         task = progress.add_task(data.name, total=total)
         for batch in batches:
             X = _features_for(detector, batch.X)
-            scores = _score_rows(detector, X, strict_categories, report=unseen)
+            scores, unseen_rows = _score_rows(detector, X, strict_categories, report=unseen)
             labels = (scores >= detector.threshold_).astype(np.int64)
             frame = batch.ids.reset_index(drop=True) if batch.ids is not None else pd.DataFrame(index=range(len(scores)))
             frame = frame.assign(score=scores, label=labels)
+            if flags_unseen:
+                frame = frame.assign(unseen_category=unseen_rows)
             if hasattr(detector, "predict_class"):  # a classifier detector gives the known class too
                 frame = frame.assign(**{"class": detector.predict_class(X)})
             writer.write(frame)
@@ -190,7 +196,11 @@ def evaluate(
     n_threads: NThreads = None,
 ):
     """Evaluate MODEL on labelled DATA at its stored threshold: AUCs, precision, recall, F1, FPR, and, at a
-    stated production anomaly rate (--prevalence, or a cost goal's), precision, F1, alerts and cost."""
+    stated production anomaly rate (--prevalence, or the goal's), precision, F1, alerts and cost.
+
+    A threshold chosen with --miss-cost-col COLUMN prices each missed anomaly by DATA's COLUMN here too
+    (DATA must hold it; --miss-cost-col names another).
+    """
     from oddkit.metrics import operating_report, write_metrics
     from oddkit.report.plots import plot_curves
     from oddkit.threshold import prevalence_and_costs_from_goal
@@ -201,14 +211,21 @@ def evaluate(
     folder = plots if plots is not None else model.parent / f"{model.name}-evaluation"
     _check_plots(folder, force)
     detector = _load_model(model)
+    if miss_cost_col is None and getattr(detector, "threshold_miss_cost_col_", None) is not None:
+        # the column the model's threshold was chosen with (threshold --miss-cost-col)
+        from oddkit.threshold import miss_cost_column
+
+        miss_cost_col = miss_cost_column(detector, columns=_data_columns(data), data_name=data.name)
     carried = _carried(detector, id_col, group_col, miss_cost_col)
     y, scores = _labelled_scores(detector, data, label_col, carried, strict_categories)
     prevalence, costs = prevalence_and_costs_from_goal(detector.threshold_goal_, prevalence)
     miss_costs = _miss_costs(data, label_col, miss_cost_col, detector)
     numbers = operating_report(y, scores, detector.threshold_, prevalence=prevalence, costs=costs,
                                miss_costs=miss_costs)
+    priced = "" if miss_costs is None else f", each miss priced by {miss_cost_col}"
     _print_metrics(f"{type(detector).__name__} on {data.name} (threshold {detector.threshold_:.6g}, "
-                   f"{detector.threshold_goal_})", _operating_rows(numbers), header="at the data's anomaly rate")
+                   f"{detector.threshold_goal_}{priced})", _operating_rows(numbers),
+                   header="at the data's anomaly rate")
     if numbers["production"] is not None:
         _print_metrics(f"at the production anomaly rate {prevalence:g}", _rate_rows(numbers["production"]),
                        header="in production")
@@ -219,10 +236,33 @@ def evaluate(
     if report is not None:
         from oddkit.cli.report import read_report_table, write_html_report
 
-        detector, X, y_report, groups = read_report_table(model, data, label_col, id_col, group_col, miss_cost_col)
-        console.print(f"report: {write_html_report(detector, X, y_report, groups, report, model, data, prevalence, 20, miss_costs)}")
+        detector, X, y_report, groups, ids = read_report_table(model, data, label_col, id_col, group_col,
+                                                               miss_cost_col)
+        written = write_html_report(detector, X, y_report, groups, report, model, data, prevalence, 20, miss_costs,
+                                    ids, strict_categories)
+        console.print(f"report: {written}")
     written = plot_curves({model.name: (y, scores)}, folder, thresholds={model.name: detector.threshold_})
     console.print("curves: " + ", ".join(str(p) for p in written.values()))
+
+
+def _data_columns(data: Path) -> list[str] | None:
+    """The column names of a CSV or Parquet file, read from its header; None where they cannot be read
+    that cheaply (other formats, folders, damaged files: reading DATA says what is wrong)."""
+    name = data.name.lower()
+    try:
+        if name.endswith((".csv", ".csv.gz")):
+            import pandas as pd
+
+            return [str(c) for c in pd.read_csv(data, nrows=0).columns]
+        if name.endswith((".parquet", ".pq")):
+            import pyarrow.parquet as pq
+
+            from oddkit.data.io import parquet_columns
+
+            return [str(c) for c in parquet_columns(pq.read_schema(data))]
+    except Exception:  # noqa: BLE001
+        return None
+    return None
 
 
 def _side_columns(detector, data: Path, label_col, carried: list[str]):
@@ -236,8 +276,13 @@ def _side_columns(detector, data: Path, label_col, carried: list[str]):
 
 
 def _miss_costs(data: Path, label_col, column: str | None, detector=None):
-    """The --miss-cost-col column of DATA as floats, or None without the option (DATA read as
-    DETECTOR reads it, when given)."""
+    """The --miss-cost-col column of DATA as floats (DATA read as DETECTOR reads it, when given).
+    Without the option, the column DETECTOR's threshold was chosen with (``threshold_miss_cost_col_``),
+    which DATA must then hold; None when there is neither."""
+    if column is None and getattr(detector, "threshold_miss_cost_col_", None) is not None:
+        from oddkit.threshold import miss_cost_column
+
+        column = miss_cost_column(detector, columns=_data_columns(data), data_name=data.name)
     if column is None:
         return None
     import pandas as pd
@@ -290,7 +335,8 @@ def _print_groups(detector, data: Path, label_col, carried, group_col: str, y, s
 def threshold(
     model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")],
     dev: Annotated[Path, typer.Argument(help="Labelled dev data (label column: 1 = anomaly).")],
-    goal: Annotated[str, typer.Option(help="f1 | fpr:0.01 | recall:0.95 | cost:FALSE_ALARM,MISS[,ANOMALY_RATE]")] = "f1",
+    goal: Annotated[str, typer.Option(help="f1 | fpr:0.01 | recall:0.95 | precision:0.9[,ANOMALY_RATE] | "
+                                           "cost:FALSE_ALARM,MISS[,ANOMALY_RATE]")] = "f1",
     label_col: LabelCol = None,
     id_col: IdCols = None,
     out: Annotated[Optional[Path], typer.Option(
@@ -304,7 +350,10 @@ def threshold(
 ):
     """Choose MODEL's threshold on labelled DEV data for a goal; save the model with it to --out.
 
-    Without --out the model is updated in place, which needs --force: a model folder is never replaced
+    precision:P takes the most recall with at least P of the flagged rows anomalies, at the production anomaly
+    rate when one is stated (precision:P,RATE or --prevalence RATE), else at DEV's own anomaly share. The model
+    records the goal, --miss-cost-col and where the threshold came from (DEV's name, size and rates: 'oddkit
+    info'). Without --out the model is updated in place, which needs --force: a model folder is never replaced
     silently.
     """
     from oddkit.threshold import choose_threshold
@@ -317,11 +366,16 @@ def threshold(
         _check_model_folder(out, force)
     detector = _load_model(model)
     y, scores = _labelled_scores(detector, dev, label_col, _carried(detector, id_col, miss_cost_col), strict_categories)
-    choice = choose_threshold(scores, y, goal, prevalence=prevalence,
-                              miss_costs=_miss_costs(dev, label_col, miss_cost_col, detector))
+    miss_costs = None if miss_cost_col is None else _miss_costs(dev, label_col, miss_cost_col, detector)
+    choice = choose_threshold(scores, y, goal, prevalence=prevalence, miss_costs=miss_costs,
+                              miss_cost_col=miss_cost_col, data_name=dev.name)
     detector.set_threshold(choice)
     _save_model(detector, target, replace=True if out is None else force)
-    rows = [(k, v) for k, v in choice.to_dict().items() if v not in (None, "") and k not in ("goal", "note", "feasible")]
+    # expected_cost is the goal's objective, a copy of dev_ or production_expected_cost: shown under those names.
+    hidden = ("goal", "note", "feasible", "expected_cost", "data_name")
+    undefined = ("precision", "recall", "f1")  # None without dev anomalies: undefined, not 0
+    rows = [(k, "n/a" if v is None else v) for k, v in choice.to_dict().items()
+            if k not in hidden and (v not in (None, "") or k in undefined)]
     _print_metrics(f"threshold for {choice.goal} on {dev.name}, stored in {target}", rows)
     if not choice.feasible or choice.note:
         errors.print(f"warning: {choice.note or f'no threshold meets {choice.goal} on the dev data'}")

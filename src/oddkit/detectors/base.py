@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from oddkit.data import TablePreprocessor
 from oddkit.data.audio import AudioData
 from oddkit.data.image_preprocess import ImagePreprocessor, is_image_array
+from oddkit.data.io import preview
 from oddkit.detectors.params import DeviceName, Interval, StrOptions, positive_int, validate_params
 from oddkit.exceptions import (
     CellTypeError,
@@ -90,6 +91,29 @@ MAX_WORKERS = 1024
 """The most threads (``n_threads``) or joblib workers (``n_jobs``) a detector may ask for."""
 
 
+def _column_mismatch_message(error: ValueError, X, trained) -> str:
+    """One line for scikit-learn's (multi-line) refusal of X's columns at scoring time: the columns
+    missing or new, or the first place the order differs, and the fix."""
+    if trained is None or not isinstance(X, pd.DataFrame):  # a width that differs
+        reason = "; ".join(line.strip(" -.") for line in str(error).splitlines() if line.strip())
+        names = "" if trained is None else f": {preview(trained, limit=20)}"
+        return f"{reason}; pass the same columns, in the same order, as in training{names}"
+    given, trained = [str(c) for c in X.columns], [str(c) for c in trained]
+    missing = [c for c in trained if c not in given]
+    new = [c for c in given if c not in trained]
+    if not missing and not new:
+        at = next(i for i, (a, b) in enumerate(zip(given, trained)) if a != b)
+        return (f"X has the training columns in another order (column {at} is {given[at]!r}, in training "
+                f"{trained[at]!r}); reorder them as in training: X[detector.feature_names_in_]")
+    found = "; ".join([f"missing {preview(missing, limit=10)}"] * bool(missing)
+                      + [f"new {preview(new, limit=10)}"] * bool(new))
+    if missing:
+        return (f"X's columns differ from training ({found}); pass every training column, in the training order: "
+                f"{preview(trained, limit=20)}")
+    return (f"X's columns differ from training ({found}); keep the training columns, in the training order: "
+            f"X[detector.feature_names_in_]")
+
+
 @contextlib.contextmanager
 def _unreadable_cells_as_data_error():
     """Cells no column type can hold (lists, dicts, arrays, integers beyond float64) reach pandas and
@@ -137,6 +161,15 @@ class BaseDetector(BaseEstimator):
         ``predict`` on the training rows: 1 = anomaly, 0 = normal.
     threshold_goal_ : str
         How ``threshold_`` was chosen, e.g. ``"contamination:0.1"`` or ``"fpr:0.01"``.
+    threshold_provenance_ : ThresholdProvenance or None
+        Where a threshold chosen on a labelled dev set came from: the dev data's name, its row
+        and anomaly counts, and the precision, recall and false-positive rate there (see
+        :class:`oddkit.threshold.ThresholdProvenance`). ``None`` when the threshold came from
+        ``contamination`` or was set by hand, and for models saved before it was recorded.
+    threshold_miss_cost_col_ : str or None
+        The column that priced each missed anomaly when a cost-goal threshold was chosen with
+        per-row miss costs; evaluating and reporting then price misses by that column of the data
+        by default (see :func:`oddkit.threshold.miss_cost_column`). ``None`` otherwise.
     training_fingerprint_ : str
         sha256 of the training data as the detector saw it (see :func:`training_fingerprint`), for
         the model card: which data a saved model learned from. Absent from models saved before it.
@@ -247,6 +280,8 @@ class BaseDetector(BaseEstimator):
             share = float(self.contamination)
             self.threshold_goal_ = f"contamination:{share:g}"
         self.threshold_ = float(contamination_threshold(self.decision_scores_, share))
+        self.threshold_provenance_ = None
+        self.threshold_miss_cost_col_ = None
         self.calibration_ = None
         self.labels_ = (self.decision_scores_ >= self.threshold_).astype(np.int64)
 
@@ -432,15 +467,35 @@ class BaseDetector(BaseEstimator):
         return np.log1p(np.maximum(scores - self.score_min_, 0.0) / self.score_std_)
 
     def set_threshold(self, threshold: float | ThresholdChoice, goal: str | None = None) -> BaseDetector:
-        """Replace ``threshold_`` by one chosen on a dev set (see :func:`oddkit.threshold.choose_threshold`)."""
+        """Replace ``threshold_`` by one chosen on a dev set (see :func:`oddkit.threshold.choose_threshold`).
+
+        Parameters
+        ----------
+        threshold : float or ThresholdChoice
+            The new threshold. A :class:`~oddkit.threshold.ThresholdChoice` also sets
+            ``threshold_goal_``, ``threshold_provenance_`` (the dev data it was chosen on) and
+            ``threshold_miss_cost_col_`` (the column that priced missed anomalies, if any); a
+            number sets both to ``None``.
+        goal : str, optional
+            ``threshold_goal_`` to record; defaults to the choice's goal, or ``"manual"``.
+
+        Returns
+        -------
+        self
+        """
         check_is_fitted(self)
+        provenance = miss_cost_col = None
         if isinstance(threshold, ThresholdChoice):
             goal = goal or threshold.goal
+            provenance = threshold.provenance()
+            miss_cost_col = threshold.miss_cost_col if goal == threshold.goal else None
             threshold = threshold.threshold
         if not np.isfinite(threshold):
             raise DataError(f"threshold must be a finite number, got {threshold!r}")
         self.threshold_ = float(threshold)
         self.threshold_goal_ = goal or "manual"
+        self.threshold_provenance_ = provenance
+        self.threshold_miss_cost_col_ = miss_cost_col
         self.labels_ = (self.decision_scores_ >= self.threshold_).astype(np.int64)
         return self
 
@@ -610,10 +665,8 @@ class BaseDetector(BaseEstimator):
         try:
             validate_data(self, checked, reset=reset, skip_check_array=True)
         except ValueError as exc:
-            raise ColumnMismatchError(
-                f"{exc}\nFix: pass the same columns, in the same order, as in training"
-                + (f": {list(self.feature_names_in_)}" if hasattr(self, "feature_names_in_") else "")
-            ) from None
+            raise ColumnMismatchError(_column_mismatch_message(exc, checked, getattr(self, "feature_names_in_", None))
+                                      ) from None
         if reset:
             if checked.shape[0] < 2:
                 raise TooFewRowsError(

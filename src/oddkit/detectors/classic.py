@@ -80,7 +80,9 @@ class OneClassSVMDetector(_SklearnAdapter):
     n_iter_ : int
     explain_background_ : ndarray of shape (32, n_outputs)
         A seeded sample of the preprocessed training rows (all of them when fewer): the reference
-        the reference :meth:`explain`'s Kernel SHAP compares each row with (saved with the model).
+        :meth:`explain`'s Kernel SHAP compares each row with (saved with the model).
+        Explaining costs time in proportion to rows x support vectors x preprocessed columns (about
+        1.2 s a row for 5,002 support vectors and 72 columns): see :mod:`oddkit.explain`.
     """
 
     _parameter_constraints: dict = {
@@ -129,19 +131,33 @@ class OneClassSVMDetector(_SklearnAdapter):
 
     def _kernel_scores(self, Z: np.ndarray) -> np.ndarray:
         """:meth:`_score_array` computed from the support vectors in blocks of matrix products
-        (several times faster than libsvm on the many rows Kernel SHAP evaluates)."""
+        (several times faster than libsvm on the many rows Kernel SHAP evaluates).
+
+        For the RBF kernel, ``-gamma |z - s|^2`` is one matrix product of ``[z, 1, -gamma |z|^2]``
+        with ``[2 gamma s, -gamma |s|^2, 1]``, exponentiated in place: fewer passes over each block of
+        kernel values than scikit-learn's ``rbf_kernel`` (the same float64 terms, summed in another
+        order: scores within about 1e-12, relative, of ``pairwise_kernels``')."""
         from sklearn.metrics.pairwise import pairwise_kernels
 
         svm = self.estimator_
         support, weights = svm.support_vectors_.astype(np.float64), svm.dual_coef_.astype(np.float64).ravel()
+        constant = svm.intercept_[0] + svm.offset_[0]
         settings = {"linear": {}, "rbf": {"gamma": svm._gamma}, "sigmoid": {"gamma": svm._gamma, "coef0": svm.coef0},
                     "poly": {"gamma": svm._gamma, "degree": svm.degree, "coef0": svm.coef0}}[svm.kernel]
+        if svm.kernel == "rbf":
+            gamma = float(svm._gamma)
+            right = np.c_[2 * gamma * support, -gamma * np.einsum("ij,ij->i", support, support),
+                          np.ones(len(support))].T  # a transposed view: OpenBLAS ran 4x slower on a C-ordered copy
         scores = np.empty(len(Z))
         step = max(1, 2**22 // max(1, len(support)))
         for start in range(0, len(Z), step):
-            kernel = pairwise_kernels(Z[start:start + step].astype(np.float64), support, metric=svm.kernel,
-                                      **settings)
-            scores[start:start + step] = -(kernel @ weights + svm.intercept_[0] + svm.offset_[0])
+            block = np.asarray(Z[start:start + step], dtype=np.float64)
+            if svm.kernel == "rbf":
+                kernel = np.c_[block, np.ones(len(block)), -gamma * np.einsum("ij,ij->i", block, block)] @ right
+                np.exp(kernel, out=kernel)
+            else:
+                kernel = pairwise_kernels(block, support, metric=svm.kernel, **settings)
+            scores[start:start + step] = -(kernel @ weights + constant)
         return scores
 
     def _get_model_state(self):

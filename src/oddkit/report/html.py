@@ -364,8 +364,10 @@ def _explanations(detector, X: Any, frame: pd.DataFrame | None, top_positions: n
 
             shares = explain_recordings(detector, X.subset(top_positions))
         else:
+            from oddkit.scoring import explain_rows
+
             subset = X.iloc[top_positions] if isinstance(X, pd.DataFrame) else np.asarray(X)[top_positions]
-            shares = detector.explain(subset)
+            shares = explain_rows(detector, subset)  # a strict report has refused unseen categories already
     except Exception as exc:  # noqa: BLE001 - an explanation failing must not sink the report
         return [], f"explain failed ({type(exc).__name__}: {exc}); the anomalies are listed without explanations."
     if not isinstance(shares, pd.DataFrame) or len(shares) != len(top_positions):
@@ -430,6 +432,19 @@ def _text_explanations(detector, X: Any, top_positions: np.ndarray) -> tuple[lis
     return bars, marked, ""
 
 
+def _id_values(ids: Any, n: int) -> list[str] | None:
+    """Each row's identifiers as one string (``a=1, b=x`` for several id columns), or None."""
+    if ids is None:
+        return None
+    frame = ids if isinstance(ids, pd.DataFrame) else pd.DataFrame({"id": np.asarray(ids, dtype=object).ravel()})
+    if len(frame) != n:
+        raise DataError(f"ids has {len(frame)} rows but the data has {n}; pass one id per row")
+    if frame.shape[1] == 1:
+        return [str(v) for v in frame.iloc[:, 0].tolist()]
+    names = [str(c) for c in frame.columns]
+    return [", ".join(f"{k}={v}" for k, v in zip(names, row)) for row in frame.itertuples(index=False)]
+
+
 def _row_keys(frame: pd.DataFrame | None, n: int) -> np.ndarray:
     """One hash per row of its values (equal rows, equal keys), or the positions when not a table."""
     if frame is None:
@@ -491,6 +506,21 @@ def _group_rows(groups: np.ndarray, scores: np.ndarray, flagged: np.ndarray, y: 
     return rows
 
 
+def _threshold_source(detector, threshold_goal: str) -> str:
+    """Where the threshold came from, for the model card: the dev data it was chosen on and the rates it
+    reached there (``threshold_provenance_``), the training scores, or neither."""
+    if threshold_goal == "given to the report":
+        return "given to the report"
+    provenance = getattr(detector, "threshold_provenance_", None)
+    column = getattr(detector, "threshold_miss_cost_col_", None)
+    priced = f"; each missed anomaly priced by its {column}" if column else ""
+    if provenance is not None:
+        return f"chosen on {provenance}{priced}"
+    if str(threshold_goal).startswith("contamination"):
+        return "the training scores (the contamination share), no labelled dev data"
+    return "not recorded (set by hand, or saved before oddkit recorded it)"
+
+
 def _model_card(detector, model_folder, training_fingerprint, threshold, threshold_goal) -> dict:
     import jinja2
     import matplotlib
@@ -534,6 +564,7 @@ def _model_card(detector, model_folder, training_fingerprint, threshold, thresho
         "n_features": _fmt(getattr(detector, "n_features_in_", None)),
         "threshold": _fmt(threshold, 6),
         "threshold_goal": threshold_goal,
+        "threshold_source": _threshold_source(detector, threshold_goal),
         "fingerprint": fingerprint,
         "fingerprint_of": fingerprint_of,
         "seed": repr(detector.get_params(deep=False).get("random_state")),
@@ -587,6 +618,8 @@ def build_report(
     data_name: str | None = None,
     model_folder: str | os.PathLike[str] | None = None,
     training_fingerprint: str | None = None,
+    ids: ArrayLike | pd.DataFrame | None = None,
+    strict_categories: bool = False,
 ) -> tuple[str, dict[str, Any] | None]:
     """Render the HTML report as a string; see :func:`write_report` for the parameters.
 
@@ -604,6 +637,10 @@ def build_report(
     from oddkit.metrics import _check_y, operating_report
 
     check_is_fitted(detector)
+    if miss_costs is None and isinstance(X, pd.DataFrame):  # the column the threshold was chosen with, if any
+        from oddkit.threshold import miss_cost_column
+
+        miss_costs = miss_cost_column(detector, columns=[str(c) for c in X.columns], data_name=data_name)
     group_values, X = _per_row(detector, X, groups, "group", "one group per row")
     group_values = None if group_values is None else np.asarray(group_values, dtype=object)
     row_costs, X = _per_row(detector, X, miss_costs, "miss cost", "one miss cost per row (e.g. the amount)")
@@ -614,8 +651,12 @@ def build_report(
     if top < 0:
         raise DataError(f"top must be >= 0 (anomalies to list), got {top}")
 
-    scores = np.asarray(detector.decision_function(X), dtype=np.float64)
+    from oddkit.scoring import score_rows
+
+    scores, unseen, unseen_columns = score_rows(detector, X, strict_categories=strict_categories,
+                                                hint="leave out strict_categories to report such rows as anomalies")
     n = scores.shape[0]
+    id_values = _id_values(ids, n)
     y_arr = None if y is None else _check_y(y)
     if y_arr is not None and y_arr.shape[0] != n:
         raise DataError(f"y has {y_arr.shape[0]} labels but the data has {n} rows; pass one label per row")
@@ -671,8 +712,10 @@ def build_report(
             "identical": int((keys[rows] == keys[pos]).sum()),
             "others": ", ".join(str(index[r]) for r in rows[1:1 + _SHOWN_DUPLICATE_IDS])
                       + (", …" if len(rows) > 1 + _SHOWN_DUPLICATE_IDS else ""),
+            "id": None if id_values is None else id_values[pos],
             "score": _fmt(float(scores[pos]), 6),
             "flagged": bool(flagged[pos]),
+            "unseen": bool(unseen[pos]),
             "label": None if y_arr is None else _labels_of(y_arr[rows]),
             "group": None if group_values is None else _groups_of(group_values[rows]),
             "shares": explanations[rank - 1] if explanations else [],
@@ -684,6 +727,11 @@ def build_report(
         "title": title or f"oddkit report: {type(detector).__name__}" + (f" on {data_name}" if data_name else ""),
         "data_name": data_name,
         "summary": _data_summary(frame, X, y_arr, scores),
+        "unseen": None if not unseen.any() else {
+            "rows": _fmt(int(unseen.sum())),
+            "columns": ", ".join(f"{name} ({count:,} value{'s' if count != 1 else ''})"
+                                 for name, count in unseen_columns.items())},
+        "has_ids": id_values is not None,
         "threshold": _fmt(threshold, 6),
         "threshold_goal": threshold_goal,
         "flagged": _fmt(int(flagged.sum())),
@@ -753,6 +801,8 @@ def write_report(
     data_name: str | None = None,
     model_folder: str | os.PathLike[str] | None = None,
     training_fingerprint: str | None = None,
+    ids: ArrayLike | pd.DataFrame | None = None,
+    strict_categories: bool = False,
 ) -> Path:
     """Write one self-contained HTML report on ``detector``'s scores of ``X``.
 
@@ -788,7 +838,9 @@ def write_report(
         detector's cost goal's costs. Gives the expected cost per row.
     miss_costs : array-like of shape (n,) or str, optional
         What missing each row's anomaly costs (e.g. a transaction's amount), or the name of a
-        column of ``X`` holding it (kept as a feature when the detector was trained on it). A
+        column of ``X`` holding it (kept as a feature when the detector was trained on it).
+        Defaults, for a DataFrame ``X``, to the column the threshold was chosen with
+        (``threshold_miss_cost_col_``; :func:`oddkit.threshold.miss_cost_column`). A
         missed anomaly then costs ``miss`` times its own value, as in
         :func:`oddkit.threshold.choose_threshold`; the expected cost, at the data's rate and at
         the production rate, charges the missed anomalies' summed values. Needs ``costs`` (or a
@@ -805,6 +857,16 @@ def write_report(
         the sha256 of its ``integrity.json``.
     training_fingerprint : str, optional
         A fingerprint of the training data (e.g. :func:`sha256_of_file` of the training file).
+    ids : DataFrame or array-like of shape (n,), optional
+        Each row's identifiers (a transaction or case id; a DataFrame for several id columns),
+        shown beside each top anomaly so that a reader can find it in their own systems.
+    strict_categories : bool, default False
+        A row holding a category never seen in training is scored as an anomaly (its score raised
+        to at least the model's out-of-range score), marked in the top anomalies and counted in the
+        data summary, as :func:`oddkit.scoring.score_rows` does; its explanation is split over the
+        columns holding such categories when that raise is what made it an anomaly
+        (:func:`oddkit.scoring.explain_rows`). With ``True`` such a row raises
+        :class:`~oddkit.exceptions.UnseenCategoryError` instead.
 
     Returns
     -------
@@ -813,8 +875,10 @@ def write_report(
 
     Raises
     ------
+    UnseenCategoryError
+        With ``strict_categories``, when a row holds a category never seen in training.
     DataError
-        If ``y``, ``groups`` or ``miss_costs`` do not have one value per row, ``prevalence``,
+        If ``y``, ``groups``, ``miss_costs`` or ``ids`` do not have one value per row, ``prevalence``,
         ``costs`` or a miss cost are out of range, ``miss_costs`` come without costs, or
         ``groups`` or ``miss_costs`` names no column.
     LabelError
@@ -835,6 +899,7 @@ def write_report(
         detector, X, y, groups=groups, prevalence=prevalence, costs=costs, miss_costs=miss_costs,
         threshold=threshold, top=top,
         title=title, data_name=data_name, model_folder=model_folder, training_fingerprint=training_fingerprint,
+        ids=ids, strict_categories=strict_categories,
     )
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)

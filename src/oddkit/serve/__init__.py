@@ -7,8 +7,8 @@ Endpoints:
   multipart form field ``file`` or sent as the body with ``Content-Type: text/csv`` /
   ``application/vnd.apache.parquet``; a model trained on images takes a ``.npy`` array of images
   (``application/x-npy``). Answers ``{"rows": [{"score", "label", "probability"}, ...], ...}`` in the
-  order of the input; ``?explain=true`` adds each row's ``explanation`` (``detector.explain``: the share of
-  the score each column carries).
+  order of the input; ``?explain=true`` adds each row's ``explanation`` (the share of the score each
+  column carries, :func:`oddkit.scoring.explain_rows`).
   A row holding a category never seen in training is scored as an anomaly, flagged
   (``"unseen_category": true``) and counted (``unseen_category_rows``, ``unseen_categories``), as
   ``oddkit score`` does; ``?strict_categories=true`` answers 422 instead.
@@ -257,7 +257,7 @@ def score_payload(detector, X, explain: bool = False, strict_categories: bool = 
     Floats are written by Python's ``repr``, so a client that parses them as float64 gets exactly the
     library's scores.
     """
-    from oddkit.scoring import score_rows, tolerant
+    from oddkit.scoring import explain_rows, score_rows
 
     scores, unseen, columns = score_rows(detector, X, strict_categories=strict_categories, hint=_STRICT_HINT)
     probabilities = detector.proba_from_scores(scores)[:, 1]
@@ -265,7 +265,7 @@ def score_payload(detector, X, explain: bool = False, strict_categories: bool = 
     rows = [{"score": s, "label": lab, "probability": p, "unseen_category": u}
             for s, lab, p, u in zip(scores.tolist(), labels.tolist(), probabilities.tolist(), unseen.tolist())]
     if explain:
-        shares = (tolerant(detector) if unseen.any() else detector).explain(X)
+        shares = explain_rows(detector, X)  # strict: score_rows has already refused unseen categories
         for row, values in zip(rows, shares.to_dict(orient="records")):
             row["explanation"] = {str(k): float(v) for k, v in values.items()}
     answer = {"rows": rows, "threshold": float(detector.threshold_), "detector": type(detector).__name__,
@@ -342,7 +342,9 @@ def _request_models(detector):
         unseen_category: bool = Field(description="The row holds a category never seen in training (scored as an "
                                                   "anomaly; refused instead with ?strict_categories=true).")
         explanation: Optional[dict[str, float]] = Field(
-            None, description="With ?explain=true: each column's share of the score (detector.explain).")
+            None, description="With ?explain=true: each column's share of the score (detector.explain; a row "
+                                 "that is an anomaly for a category never seen in training: split over the "
+                                 "columns holding one).")
 
     class ScoreResponse(BaseModel):
         rows: list[RowScore]
