@@ -145,6 +145,27 @@ def test_fit_images_of_mixed_sizes_needs_image_size(tmp_path, monkeypatch, capsy
     assert code == 2 and "--image-size" in err
 
 
+def test_fit_images_of_mixed_modes_needs_image_channels(tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i in range(6):
+        pixels = rng.integers(0, 255, (8, 8), dtype=np.uint8)
+        Image.fromarray(pixels if i % 2 else np.stack([pixels] * 3, axis=-1)).save(folder / f"{i}.png")
+    code, _, err = run(monkeypatch, capsys, "fit", folder, "--epochs", "1", "--quiet", "--out", tmp_path / "m")
+    assert code == 2 and "--image-channels 1 or 3 to fit" in err and "channels=" not in err
+    for channels in ("1", "3"):
+        code, _, err = run(monkeypatch, capsys, "fit", folder, "--epochs", "1", "--quiet", "--image-channels",
+                           channels, "--out", tmp_path / f"m{channels}")
+        assert code == 0, err
+        assert load(tmp_path / f"m{channels}").image_shape_[0] == int(channels)
+    code, _, err = run(monkeypatch, capsys, "fit", folder, "--image-channels", "2", "--out", tmp_path / "m2")
+    assert code == 2 and "choose 1 (grayscale) or 3 (RGB)" in err
+    pd.DataFrame({"a": rng.normal(size=20)}).to_csv(tmp_path / "t.csv", index=False)
+    code, _, err = run(monkeypatch, capsys, "fit", tmp_path / "t.csv", "--image-channels", "1", "--out", tmp_path / "t")
+    assert code == 2 and "holds none" in err
+
+
 def test_vae_generates_images_and_tables(image_files, table_files, monkeypatch, capsys):
     folder, _ = image_files
     model = folder / "vae"

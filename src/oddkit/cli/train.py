@@ -52,6 +52,9 @@ def fit(
                                  "labelled 1 (anomalies) are left out and counted.")] = False,
     force: Force = False,
     image_size: ImageSize = None,
+    image_channels: Annotated[Optional[int], typer.Option(
+        "--image-channels", help="Images: convert every image to 1 (grayscale) or 3 (RGB) channels, for a "
+                                 "folder that mixes the two (default: the images' own mode).")] = None,
     class_col: Annotated[Optional[str], typer.Option(
         "--class-col", help="Classifier and disentangled: the column holding each normal row's class (never a "
                             "feature); for an .npz of images the array of classes (default 'labels'), for a "
@@ -124,19 +127,23 @@ def fit(
     if is_recordings(data):
         unsupported = [flag for flag, value in (("--stream", stream), ("--known-anomalies", known_anomalies),
                                                 ("--class-col", class_col), ("--image-size", image_size),
+                                                ("--image-channels", image_channels),
                                                 ("--id-col", id_col)) if value]
         return fit_recordings(cls, params, data, out, label_col, keep_anomalies, n_threads, force, unsupported,
                               check_audio_features(audio_features))
     if audio_features is not None:
         raise OddkitError(f"--audio-features picks the features of recordings, and {data} holds none (a .wav/.flac "
                           "file, a folder of them or an .npz of audio); leave it out")
+    if image_channels is not None and not is_image_source(data):
+        raise OddkitError(f"--image-channels converts images, and {data} holds none (a folder or .npz of images); "
+                          "leave it out")
     if stream:
         return _fit_stream(cls, params, data, out, label_col, id_col, keep_anomalies, known_anomalies, n_threads, force)
     if detector in CLASS_DETECTORS or class_col is not None:
         return _fit_with_classes(detector, params, data, out, class_col, known_anomalies, label_col, id_col,
-                                 image_size, n_threads, force)
+                                 image_size, image_channels, n_threads, force)
     if is_image_source(data):
-        return _fit_images(cls, params, data, out, image_size, known_anomalies, n_threads, force)
+        return _fit_images(cls, params, data, out, image_size, image_channels, known_anomalies, n_threads, force)
     table = _read(data, label_col, id_col, text_col=text_col)
     X, left_out = table.X, ""
     if table.y is not None and not keep_anomalies:
@@ -227,12 +234,18 @@ def _known_note(anomalies) -> str:
     return "" if anomalies is None else f" with {len(anomalies):,} known anomalies"
 
 
-def _fit_images(cls, params: dict, data: Path, out: Path, image_size: str | None, known_anomalies: Path | None,
-                n_threads: int | None, force: bool) -> None:
+def _image_channels(channels: int | None) -> int | None:
+    if channels not in (None, 1, 3):
+        raise OddkitError(f"--image-channels {channels}: choose 1 (grayscale) or 3 (RGB)")
+    return channels
+
+
+def _fit_images(cls, params: dict, data: Path, out: Path, image_size: str | None, image_channels: int | None,
+                known_anomalies: Path | None, n_threads: int | None, force: bool) -> None:
     """The image branch of 'oddkit fit': read a folder or .npz of images and fit on (n, C, H, W)."""
     from oddkit.data.images import read_images
 
-    images = read_images(data, size=_image_size(image_size))
+    images = read_images(data, size=_image_size(image_size), channels=_image_channels(image_channels))
     anomalies = None if known_anomalies is None else _read_known_anomalies(known_anomalies, images.X, None, None)
     model = cls(**params)
     started = time.perf_counter()
@@ -246,7 +259,8 @@ def _fit_images(cls, params: dict, data: Path, out: Path, image_size: str | None
 
 def _fit_with_classes(detector: str, params: dict, data: Path, out: Path, class_col: str | None,
                       known_anomalies: Path | None, label_col: str | None, id_col: list[str] | None,
-                      image_size: str | None, n_threads: int | None, force: bool) -> None:
+                      image_size: str | None, image_channels: int | None, n_threads: int | None,
+                      force: bool) -> None:
     """The branch of 'oddkit fit' for detectors that learn from classes: normal data with its classes
     (--class-col), and for the classifier optionally examples of anomalies (--known-anomalies) for
     outlier exposure."""
@@ -263,7 +277,8 @@ def _fit_with_classes(detector: str, params: dict, data: Path, out: Path, class_
                           "anomaly labels are different columns")
     images = is_image_source(data)
     if images:
-        read = read_images(data, size=_image_size(image_size), labels_key=class_col or "labels")
+        read = read_images(data, size=_image_size(image_size), channels=_image_channels(image_channels),
+                           labels_key=class_col or "labels")
         if read.labels is None:
             raise OddkitError(f"{data} holds no classes: save them in the .npz as {class_col or 'labels'!r} "
                               "(name the array with --class-col), or use one sub-folder per class")
