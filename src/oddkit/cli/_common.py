@@ -235,12 +235,18 @@ def _model_image_shape(detector) -> tuple[int, ...] | None:
 
 
 def _read_for_model(detector, data: Path, label_col, id_col, image_size: str | None):
-    """DATA for a fitted model: ("images", ImageSet) or ("table", Table), features ready for it."""
+    """DATA for a fitted model: ("images", ImageSet), ("table", Table), features ready for it, or, for
+    a model fitted on recordings, ("recordings", AudioData) (the model computes its own features)."""
+    from oddkit.cli.audio import model_takes_recordings
     from oddkit.data.images import is_image_source, read_images
 
     shape = _model_image_shape(detector)
     if _model_text_col(detector) is not None:
         return "table", _read_model_texts(detector, data, label_col, id_col)
+    if model_takes_recordings(detector):
+        from oddkit.cli.audio import _read_for
+
+        return "recordings", _read_for(detector, data)
     if is_image_source(data):
         if shape is None and hasattr(detector, "feature_names_in_"):
             raise OddkitError(f"{data} holds images but the model was trained on a table; pass a table file")

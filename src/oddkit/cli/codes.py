@@ -14,11 +14,22 @@ from oddkit.cli._common import (Force, IdCols, ImageSize, LabelCol, NThreads, _c
 from oddkit.exceptions import OddkitError
 
 
+def _refuse_recordings(detector, model: Path, command: str, covers: str) -> None:
+    """Stop COMMAND on a model fitted on recordings: its code decodes to the model's audio features
+    (MFCC statistics, log-mel bands), not to audio."""
+    from oddkit.cli.audio import model_takes_recordings
+
+    if model_takes_recordings(detector):
+        raise OddkitError(f"'oddkit {command}' {covers}; {model} was fitted on recordings, whose codes decode to "
+                          "audio features, not audio ('oddkit embed' writes their codes)")
+
+
 @app.command()
 @threads_limited
 def embed(
     model: Annotated[Path, typer.Argument(help="An auto-encoder model folder written by 'oddkit fit'.")],
-    data: Annotated[Path, typer.Argument(help="A table (CSV, Parquet, .npy, .npz) or images (folder, .npz).")],
+    data: Annotated[Path, typer.Argument(help="A table (CSV, Parquet, .npy, .npz), images (folder, .npz) or, for a "
+                                              "model fitted on recordings, recordings (.wav/.flac, folder, .npz).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Codes to write: .parquet, .csv, .npy or .npz.")]
     = Path("embedding.parquet"),
     label_col: LabelCol = None,
@@ -27,9 +38,9 @@ def embed(
     force: Force = False,
     n_threads: NThreads = None,
 ):
-    """Write the auto-encoder's code (embedding) of every row or image of DATA: columns z0, z1, ...
+    """Write the auto-encoder's code (embedding) of every row, image or recording of DATA: columns z0, z1, ...
 
-    Id columns (tables), or the image name and class (images), come first.
+    Id columns (tables), the image name and class (images), or each recording's file and group come first.
     """
     _check_output(out, force, table=False)
     import numpy as np
@@ -40,18 +51,22 @@ def embed(
         raise OddkitError(f"{model} holds a {type(detector).__name__}, which has no embedding; "
                           "fit an auto-encoder (--detector autoencoder)")
     kind, source = _read_for_model(detector, data, label_col, id_col, image_size)
-    codes = np.asarray(detector.transform(source.X), dtype=np.float32).reshape(len(source.X), -1)
+    inputs = source if kind == "recordings" else source.X
+    codes = np.asarray(detector.transform(inputs), dtype=np.float32).reshape(len(inputs), -1)
     suffix = out.suffix.lower()
     if suffix in (".npy", ".npz"):
         out.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".npy":
             np.save(out, codes)
         else:
-            labels = getattr(source, "labels", None) if kind == "images" else source.y
+            labels = (None if kind == "recordings" else
+                      getattr(source, "labels", None) if kind == "images" else source.y)
             np.savez(out, X=codes, **({} if labels is None else {"labels": labels}))
     else:
         frame = pd.DataFrame(codes, columns=[f"z{i}" for i in range(codes.shape[1])])
-        if kind == "images":
+        if kind == "recordings":
+            frame = pd.concat([source.labels[["file", "group"]].reset_index(drop=True), frame], axis=1)
+        elif kind == "images":
             front = {"image": source.names}
             if source.labels is not None:
                 front["class"] = ([source.class_names[i] for i in source.labels] if source.class_names
@@ -60,7 +75,7 @@ def embed(
         elif source.ids is not None:
             frame = pd.concat([source.ids.reset_index(drop=True), frame], axis=1)
         _write_table(frame, out)
-    console.print(f"embedded {len(codes):,} {'images' if kind == 'images' else 'rows'} into "
+    console.print(f"embedded {len(codes):,} {kind if kind in ('images', 'recordings') else 'rows'} into "
                   f"{codes.shape[1]} dimensions; wrote {out}")
 
 
@@ -68,7 +83,8 @@ def embed(
 @threads_limited
 def compress(
     model: Annotated[Path, typer.Argument(help="An auto-encoder model folder written by 'oddkit fit'.")],
-    data: Annotated[Path, typer.Argument(help="A table (CSV, Parquet, .npy, .npz) or images (folder, .npz).")],
+    data: Annotated[Path, typer.Argument(help="A table (CSV, Parquet, .npy, .npz) or images (folder, .npz); "
+                                              "not recordings.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The compressed file to write.")] = Path("data.oddz"),
     bits: Annotated[int, typer.Option(help="Bits per code dimension, 1 to 16 (VQ models: set by the codebook).")] = 8,
     label_col: LabelCol = None,
@@ -79,7 +95,8 @@ def compress(
 ):
     """Compress DATA to the model's quantised codes (lossy); 'oddkit decompress' reads it back.
 
-    Only the features are stored (not ids or labels); decompressing needs the same model folder.
+    Tables and images only. Only the features are stored (not ids or labels); decompressing needs
+    the same model folder.
     """
     _check_output(out, force, table=False)
     from oddkit.compress import compress as compress_codes
@@ -87,6 +104,7 @@ def compress(
 
     detector = _load_model(model)
     _require_codes(detector, model, "compress")
+    _refuse_recordings(detector, model, "compress", "compresses tables and images")
     kind, source = _read_for_model(detector, data, label_col, id_col, image_size)
     blob = compress_codes(detector, source.X, bits=bits)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -141,6 +159,7 @@ def swap(
     """
     _check_output(out, force, table=False)
     detector = _load_model(model)
+    _refuse_recordings(detector, model, "swap", "swaps the parts of table rows and images")
     if not hasattr(detector, "swap"):
         raise OddkitError(f"{model} holds a {type(detector).__name__}, whose code has no class and style parts; "
                           "fit one with --detector disentangled --class-col COLUMN")

@@ -38,6 +38,7 @@ import math
 import zipfile
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
@@ -460,6 +461,21 @@ def as_waveforms(recordings, sample_rate: int) -> list[np.ndarray]:
 
 # -- log-mel spectrograms --------------------------------------------------------------------------
 
+@contextmanager
+def _quiet_if(short: bool):
+    """Within this block, for a signal shorter than one FFT window (``short``), silence librosa's
+    "n_fft=... is too large for input signal" warning: the centred, zero-padded frames are what the
+    first and last frames of every recording are, and the warning says nothing a user can act on."""
+    if not short:
+        yield
+        return
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"n_fft=\d+ is too large for input signal", category=UserWarning)
+        yield
+
+
 def _pow2_at_least(n: float) -> int:
     return int(2 ** math.ceil(math.log2(max(n, 2))))
 
@@ -558,8 +574,9 @@ class LogMel:
         """One waveform at ``sample_rate`` -> log-mel frames, float32 of shape (n_frames, n_mels)."""
         librosa = _librosa()
         waveform = np.asarray(waveform, dtype=np.float32)
-        spectrum = np.abs(librosa.stft(waveform, n_fft=self.n_fft, hop_length=self.hop_length, window="hann",
-                                       center=True, pad_mode="constant")) ** 2
+        with _quiet_if(len(waveform) < self.n_fft):
+            spectrum = np.abs(librosa.stft(waveform, n_fft=self.n_fft, hop_length=self.hop_length, window="hann",
+                                           center=True, pad_mode="constant")) ** 2
         mel = self._filters() @ spectrum
         return np.log(mel + self.floor).T.astype(np.float32)
 
@@ -614,8 +631,10 @@ class LogMel:
         power = np.maximum(np.exp(np.minimum(log_mel, 50.0)) - self.floor, 0.0).T
         magnitude = librosa.feature.inverse.mel_to_stft(
             power, sr=self.sample_rate, n_fft=self.n_fft, power=2.0, fmin=self.fmin, fmax=self.fmax)
-        wave = librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=self.hop_length, window="hann", center=True,
-                                  pad_mode="constant", length=length, random_state=random_state)
+        samples = length if length is not None else (log_mel.shape[0] - 1) * self.hop_length
+        with _quiet_if(samples < self.n_fft):
+            wave = librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=self.hop_length, window="hann",
+                                      center=True, pad_mode="constant", length=length, random_state=random_state)
         return np.clip(wave, -1.0, 1.0).astype(np.float32)
 
     # -- saving --------------------------------------------------------------------------------

@@ -45,8 +45,9 @@ TEXT_FORMATS = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq")
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[BOS]", "[EOS]")
 """The special tokens every :class:`TextTokenizer` holds, with ids 0, 1, 2, 3 in this order."""
 
-_SMS_LABELS = ("label", "text")
 _SMS_ANOMALY = "spam"
+_SMS_NAMES = ("ham", "spam")
+"""The labels of the headerless ``label<TAB>text`` layout (the SMS Spam Collection's)."""
 _INSTALL = "pip install 'oddkit[text]'"
 
 
@@ -62,15 +63,27 @@ def _text_format(path: Path) -> str:
                     f"save it as one of {', '.join(TEXT_FORMATS)}")
 
 
-def _check_texts(values: Sequence[Any], source: str) -> list[str]:
-    """Every entry must be a non-blank string; name the first rows that are not."""
+def _check_texts(values: Sequence[Any], source: str, line_of=None) -> list[str]:
+    """Every entry must be a non-blank string; name the first rows that are not.
+
+    ``line_of``, for a file, is a callable giving each entry's line in the file (1-based, the
+    header counted): the message then names lines instead of rows. It is called on failure only."""
     texts = list(values)
     if not texts:
         raise EmptyDataError(f"{source} holds no texts; pass at least one message")
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
     if bad:
         first = texts[bad[0]]
-        what = "an empty or blank string" if isinstance(first, str) else f"a {type(first).__name__} ({first!r})"
+        missing = first is None or (isinstance(first, float) and np.isnan(first))
+        what = ("an empty or blank string" if isinstance(first, str) or (missing and line_of is not None)
+                else f"a {type(first).__name__} ({first!r})")
+        lines = line_of() if line_of is not None else None
+        if lines is not None and len(lines) == len(texts):
+            numbers = [lines[i] for i in bad]
+            raise DataError(
+                f"{source}: {len(bad):,} {'message is' if len(bad) == 1 else 'messages are'} empty or blank "
+                f"(first lines: {preview(numbers)}; "
+                f"line {numbers[0]} is {what}); every line needs a message: drop or fill those lines")
         raise DataError(
             f"{source}: {len(bad):,} entries are not non-empty strings (first rows: {preview(bad)}; "
             f"row {bad[0]} is {what}); every row needs a message: drop or fill those rows")
@@ -94,41 +107,105 @@ def _anomaly_flags(values: pd.Series, name: str, source: str, anomaly_label: Any
     return flags
 
 
-def _read_sms_layout(path: Path) -> pd.DataFrame:
-    """The headerless ``label<TAB>text`` layout: the first tab separates label and text (a text may
-    hold further tabs)."""
-    compression = "gzip" if path.name.lower().endswith(".gz") else None
+_NO_FIELD_LIMIT = 2**31 - 1
+"""csv's field size limit while oddkit reads a text file (a message may be longer than csv's default
+of 131,072 characters; pandas, which reads the rest, has no such limit)."""
+
+
+class _long_fields:
+    """Within this block Python's csv module reads fields of any length."""
+
+    def __enter__(self):
+        self.saved = csv.field_size_limit(_NO_FIELD_LIMIT)
+        return self
+
+    def __exit__(self, *exc):
+        csv.field_size_limit(self.saved)
+        return False
+
+
+def _open_text(path: Path):
+    """A text file (gzip-compressed when its name ends in .gz) opened for reading as UTF-8, a leading
+    byte-order mark dropped (Excel and Notepad write one)."""
     import gzip
 
-    opener = gzip.open if compression else open
-    labels, texts = [], []
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
-        for number, line in enumerate(handle):
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    return opener(path, "rt", encoding="utf-8-sig", newline="")
+
+
+def _read_sms_layout(path: Path, known: Sequence[str]) -> pd.DataFrame:
+    """The headerless ``label<TAB>text`` layout: the first tab separates label and text (a text may
+    hold further tabs); every label must be one of ``known``. Blank lines are skipped. The frame's
+    ``attrs["lines"]`` holds each message's line number (1-based)."""
+    labels, texts, lines = [], [], []
+    allowed = " or ".join(repr(k) for k in known)
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
             line = line.rstrip("\r\n")
             if not line.strip():
                 continue
             label, tab, text = line.partition("\t")
             if not tab:
-                raise DataError(f"line {number + 1} of {path} has no tab; the headerless layout is "
+                raise DataError(f"line {number} of {path} has no tab; the headerless layout is "
                                 "'label<TAB>text' on every line (or give the file a header row and name "
                                 "the text column with text_col)")
-            labels.append(label.strip())
+            label = label.strip()
+            if label not in known:
+                raise DataError(f"line {number} of {path} starts with {preview([label])}, not a label of the "
+                                f"headerless 'label<TAB>text' layout ({allowed}); fix that line, or give the file "
+                                "a header row and name the text column with text_col")
+            labels.append(label)
             texts.append(text)
-    return pd.DataFrame({"label": labels, "text": texts})
+            lines.append(number)
+    frame = pd.DataFrame({"label": labels, "text": texts})
+    frame.attrs["lines"] = lines
+    return frame
+
+
+def _blank(row: list[str]) -> bool:
+    """Whether a csv row is a blank line (or a line of spaces), which pandas skips."""
+    return not row or (len(row) == 1 and not row[0].strip())
 
 
 def _first_fields(path: Path, delimiter: str) -> list[str]:
-    import gzip
-
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+    """The fields of the first line that is not blank (a field may be of any length)."""
+    with _long_fields(), _open_text(path) as handle:
         for row in csv.reader(handle, delimiter=delimiter):
-            return [field.strip() for field in row]
+            if not _blank(row):
+                return [field.strip() for field in row]
     return []
 
 
-def _read_text_frame(path: Path, fmt: str, text_col: str | None) -> tuple[pd.DataFrame, bool]:
-    """The file as a frame, and whether it is the headerless SMS layout."""
+def _record_lines(path: Path, delimiter: str) -> list[int]:
+    """The line (1-based, the header counted) on which each data row of a delimited file starts, as
+    pandas reads them: blank lines (or lines of spaces) are no rows; a quoted field may span lines."""
+    starts = []
+    with _long_fields(), _open_text(path) as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        end = 0
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if not _blank(row):
+                starts.append(start)
+    return starts[1:]
+
+
+def _line_numbers(frame: pd.DataFrame, path: Path, fmt: str, sms: bool):
+    """A callable giving the file line of each row of ``frame`` (None for Parquet, which has no lines)."""
+    if sms:
+        return lambda: frame.attrs.get("lines")
+    if fmt == "parquet":
+        return None
+    return lambda: _record_lines(path, "\t" if fmt == "tsv" else ",")
+
+
+def _read_text_frame(path: Path, fmt: str, text_col: str | None,
+                     sms_labels: Sequence[str] = _SMS_NAMES) -> tuple[pd.DataFrame, bool]:
+    """The file as a frame, and whether it is the headerless SMS layout.
+
+    A TSV file is in that layout when its first line holds no column ``text_col`` (``"text"`` when
+    None) and starts with one of ``sms_labels``; a first line that does neither is an error, never
+    read as a message."""
     if fmt == "parquet":
         try:
             import pyarrow.parquet as pq
@@ -141,16 +218,31 @@ def _read_text_frame(path: Path, fmt: str, text_col: str | None) -> tuple[pd.Dat
         header = _first_fields(path, delimiter)
     except UnicodeDecodeError as exc:
         raise DataError(f"cannot read {path} as UTF-8 text ({exc}); save it as UTF-8") from None
+    except csv.Error as exc:
+        raise DataError(f"cannot read the first line of {path} ({exc}); save it as UTF-8 "
+                        f"{'tab' if fmt == 'tsv' else 'comma'}-separated text") from None
+    if not header:
+        raise EmptyDataError(f"{path} holds only blank lines; pass a file with at least one message")
     if fmt == "tsv" and (text_col or "text") not in header:
         if text_col not in (None, "text"):
             raise ColumnMismatchError(
                 f"text column {text_col!r} not found in {path}; its first line is {preview(header, limit=10)}. "
                 "Name the right column, or use the headerless 'label<TAB>text' layout, whose columns are "
                 "'label' and 'text'")
-        return _read_sms_layout(path), True
+        if header[0] not in sms_labels:
+            allowed = " or ".join(repr(k) for k in sms_labels)
+            raise ColumnMismatchError(
+                f"{path} has no text column 'text' and is not in the headerless 'label<TAB>text' layout: its first "
+                f"line is {preview(header, limit=10)}, which names no 'text' column and does not start with "
+                f"{allowed}. Call the messages' column 'text' in the header row or name it with text_col "
+                f"(CLI: --text-col NAME), or write every line as LABEL<TAB>message with LABEL {allowed}")
+        try:
+            return _read_sms_layout(path, sms_labels), True
+        except UnicodeDecodeError as exc:
+            raise DataError(f"cannot read {path} as UTF-8 text ({exc}); save it as UTF-8") from None
     try:
         frame = pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False, na_values=[""],
-                            quoting=csv.QUOTE_MINIMAL)
+                            quoting=csv.QUOTE_MINIMAL, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise EmptyDataError(f"{path} holds no data; pass a file with a header and at least one row") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
@@ -188,11 +280,14 @@ def read_texts(path_or_obj: Any, text_col: str | None = None, label_col: str | N
     text_col : str or None, default None
         The column holding the texts. None takes the column ``"text"``, or the only column. A TSV
         file whose first line does not hold this column (``"text"`` when None) is read in the
-        headerless layout, whose columns are ``"label"`` and ``"text"``.
+        headerless layout, whose columns are ``"label"`` and ``"text"``, if that line starts with
+        ``ham`` or ``spam`` (or ``anomaly_label``); otherwise :class:`ColumnMismatchError` names the
+        line (a header without the text column is never read as a message).
     label_col : str or None, default None
         An anomaly label column (1 = anomaly, 0 = normal), or a column of class names together with
         ``anomaly_label``. None reads no labels from a table. The headerless layout always yields
-        labels: ``spam`` (or ``anomaly_label``) = 1, anything else = 0.
+        labels: every line's label must be ``ham`` or ``spam`` (or ``anomaly_label``); ``spam`` (or
+        ``anomaly_label`` when given) = 1, the others = 0.
     anomaly_label : str or None, default None
         The value of ``label_col`` that marks an anomaly, when the labels are names, not 0/1.
 
@@ -205,12 +300,20 @@ def read_texts(path_or_obj: Any, text_col: str | None = None, label_col: str | N
     Raises
     ------
     DataError
-        A missing file, unknown format, unreadable content, or an entry that is empty, blank or not
-        a string (the message names the rows).
+        A missing file, unknown format, unreadable content, a headerless line whose label is not
+        ``ham`` or ``spam``, or an entry that is empty, blank or not a string (the message names the
+        rows; for a CSV or TSV file the lines, 1-based, the header counted).
     ColumnMismatchError
-        The text or label column is not in the table.
+        The text or label column is not in the table, or a TSV file whose first line is neither a
+        header with the text column nor a headerless ``label<TAB>text`` line.
     LabelError
         Labels that are neither 0/1 nor compared with ``anomaly_label``.
+
+    Notes
+    -----
+    Files are read as UTF-8; a leading byte-order mark (as Excel and Notepad write) is dropped.
+    Blank lines (empty, or spaces only) are skipped in every CSV and TSV layout; a line with an
+    empty text field is an error. A field may be of any length.
 
     Examples
     --------
@@ -226,17 +329,20 @@ def read_texts(path_or_obj: Any, text_col: str | None = None, label_col: str | N
                             f"(relative paths start from {Path.cwd()})")
         if path.stat().st_size == 0:
             raise EmptyDataError(f"{path} is empty (0 bytes); pass a file with at least one message")
-        frame, sms = _read_text_frame(path, fmt, text_col)
+        known = _SMS_NAMES if anomaly_label is None or str(anomaly_label) in _SMS_NAMES \
+            else (*_SMS_NAMES, str(anomaly_label))
+        frame, sms = _read_text_frame(path, fmt, text_col, known)
         source = str(path)
         if sms:
             if len(frame) == 0:
                 raise EmptyDataError(f"{path} holds no messages")
-            texts = _check_texts(frame["text"].tolist(), source)
+            texts = _check_texts(frame["text"].tolist(), source, _line_numbers(frame, path, fmt, sms))
             return texts, _anomaly_flags(frame["label"], "label", source,
                                          _SMS_ANOMALY if anomaly_label is None else anomaly_label,
                                          require_positive=False)
+        line_of = _line_numbers(frame, path, fmt, sms)
     elif isinstance(path_or_obj, pd.DataFrame):
-        frame, source = path_or_obj, "the DataFrame"
+        frame, source, line_of = path_or_obj, "the DataFrame", None
     elif isinstance(path_or_obj, pd.Series):
         return _check_texts(path_or_obj.tolist(), "the Series"), None
     elif isinstance(path_or_obj, (list, tuple, np.ndarray)):
@@ -249,7 +355,7 @@ def read_texts(path_or_obj: Any, text_col: str | None = None, label_col: str | N
     if len(frame) == 0:
         raise EmptyDataError(f"{source} has a header but no rows; pass at least one message")
     name = _pick_text_col(columns, text_col, source)
-    texts = _check_texts(frame[name].tolist(), f"text column {name!r} of {source}")
+    texts = _check_texts(frame[name].tolist(), f"text column {name!r} of {source}", line_of)
     labels = None
     if label_col is not None:
         if label_col not in columns:
@@ -736,8 +842,8 @@ def read_text_table(path: str | Path, text_col: str | None = None, label_col: st
     Parameters
     ----------
     path : str or pathlib.Path
-        CSV, TSV or Parquet with a header row, or the headerless ``label<TAB>text`` layout (see
-        :func:`read_texts`).
+        CSV, TSV or Parquet with a header row, or the headerless ``label<TAB>text`` layout with the
+        labels ``ham`` and ``spam`` (see :func:`read_texts`, whose reading rules apply).
     text_col : str or None, default None
         The text column (None: ``"text"`` or the only column).
     label_col : str or None, default "auto"
@@ -773,6 +879,11 @@ def read_text_table(path: str | Path, text_col: str | None = None, label_col: st
     if missing:
         raise ColumnMismatchError(f"id column(s) {preview(missing)} not found in {path}; its columns are "
                                   f"{preview(frame.columns, limit=20)}")
+    if len(frame) == 0:
+        raise EmptyDataError(f"{path} has a header but no rows; pass at least one message" if not sms
+                             else f"{path} holds no messages")
+    source = str(path) if sms else f"text column {name!r} of {path}"
+    _check_texts(frame[name].tolist(), source, _line_numbers(frame, path, fmt, sms))
     texts, labels = read_texts(frame, text_col=name, label_col=None if sms else label)
     if sms:  # the headerless layout's labels are names: spam = anomaly (a file of ham only has none)
         labels = _anomaly_flags(frame["label"], "label", str(path), _SMS_ANOMALY, require_positive=False)

@@ -19,6 +19,11 @@ _LOG_MEL_KEYS = {"n_fft", "hop_length", "n_mels", "fmin", "fmax", "floor"}
 EXPLAIN_SEGMENTS = 8
 """Equal stretches of frames :meth:`VoiceConversion.explain` cuts a recording into."""
 
+MIN_FRAMES = 2
+"""Fewest log-mel frames the networks take (instance normalisation needs two). A recording with
+fewer (shorter than ``hop_length`` samples: 80 at 8 kHz) is run with its frame repeated, as training
+pads short utterances with their edge frames, and the outputs are cut back to its own frames."""
+
 
 class VoiceConversion(BaseDetector):
     """One-shot voice conversion by separating speaker and content (AdaIN-VC), trained without labels.
@@ -362,14 +367,27 @@ class VoiceConversion(BaseDetector):
     # -- the networks on whole utterances -----------------------------------------------------------
 
     def _run(self, function, frames: list[np.ndarray]) -> list[np.ndarray]:
-        """``function(tensor (1, n_mels, T)) -> tensor`` on each utterance, without gradients."""
+        """``function(tensor (1, n_mels, T)) -> tensor`` on each utterance, without gradients.
+
+        An utterance of fewer than :data:`MIN_FRAMES` frames is padded with its last frame (as
+        :meth:`_segments` pads at training time) and the outputs over time are cut back to its T
+        frames, so every caller sees outputs of the utterance's own length."""
         import torch
 
         from oddkit.train import torch_threads
 
         device = next(self.model_.parameters()).device
+        outputs = []
         with torch_threads(self.n_threads), torch.no_grad():
-            return [function(torch.from_numpy(f)[None].to(device))[0].cpu().numpy() for f in frames]
+            for f in frames:
+                length = f.shape[1]
+                if length < MIN_FRAMES:
+                    f = np.pad(f, ((0, 0), (0, MIN_FRAMES - length)), mode="edge")
+                out = function(torch.from_numpy(np.ascontiguousarray(f))[None].to(device))[0].cpu().numpy()
+                if length < MIN_FRAMES and out.ndim >= 2 and out.shape[-1] == MIN_FRAMES:
+                    out = out[..., :length]
+                outputs.append(out)
+        return outputs
 
     def _reconstruction_errors(self, frames: list[np.ndarray]) -> np.ndarray:
         outputs = self._run(self.model_, frames)
