@@ -350,14 +350,10 @@ class VoiceConversion(BaseDetector):
                                  generator=generator, verbose=int(self.verbose), description="voice conversion")
         self.model_ = module.eval()
         self.history_ = history.to_dict()
-        from oddkit.threshold import contamination_threshold
 
         self.decision_scores_ = self._checked_training_scores(self._reconstruction_errors(frames))
         self._set_score_statistics(self.decision_scores_)
-        self.threshold_ = float(contamination_threshold(self.decision_scores_, self.contamination))
-        self.threshold_goal_ = f"contamination:{self.contamination:g}"
-        self.calibration_ = None
-        self.labels_ = (self.decision_scores_ >= self.threshold_).astype(np.int64)
+        self._set_contamination_threshold()  # the threshold's provenance and miss-cost column reset too
         return self
 
     def fit_predict(self, X, y=None, speakers=None, sample_rate=None) -> np.ndarray:
