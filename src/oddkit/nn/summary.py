@@ -24,6 +24,8 @@ positions after ``j``, so copied words keep the message's order (a summary then 
 shortened message rather than a bag of its words). The reconstructor copies from the summary.
 
 Torch only; nothing of oddkit is imported here. Token ids are integers, ``pad_id`` marks padding.
+Padding never changes what a sequence gets: the bidirectional encoders pack their batches, and
+attention, copying and losses are masked.
 """
 
 from __future__ import annotations
@@ -68,7 +70,13 @@ class _Attention(nn.Module):
 
 
 class _Encoder(nn.Module):
-    """A bidirectional GRU over word vectors; its states are projected back to ``hidden``."""
+    """A bidirectional GRU over word vectors; its states are projected back to ``hidden``.
+
+    Sequences shorter than the batch's width are packed (``pack_padded_sequence``): the backward
+    direction of each starts at its own last word, never in the padding, so a sequence's states
+    are those it has alone, whatever else is in the batch. A batch without padding runs the GRU
+    directly, as before packing was added.
+    """
 
     def __init__(self, embed: int, hidden: int):
         super().__init__()
@@ -76,10 +84,16 @@ class _Encoder(nn.Module):
         self.project = nn.Linear(2 * hidden, hidden)
 
     def forward(self, vectors: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        states, _ = self.gru(vectors * mask[..., None].to(vectors.dtype))
+        width = vectors.shape[1]
+        lengths = mask.sum(1)
+        if bool((lengths == width).all()):
+            states, _ = self.gru(vectors)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(vectors, lengths.clamp(min=1).cpu(), batch_first=True,
+                                                       enforce_sorted=False)
+            states, _ = nn.utils.rnn.pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=width)
         states = torch.tanh(self.project(states))
-        lengths = mask.sum(1).clamp(min=1)
-        summary = (states * mask[..., None]).sum(1) / lengths[:, None]
+        summary = (states * mask[..., None]).sum(1) / lengths.clamp(min=1)[:, None]
         return states, summary
 
 

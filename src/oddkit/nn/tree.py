@@ -11,8 +11,9 @@ compatibility scores (the Viterbi version of the inside pass).
 Compositions are the paper's MLP variant (one tanh layer, unit-normalised output), compatibility
 scores are bilinear; the word is predicted with a softmax over the vocabulary (the paper samples
 negatives instead, which a small vocabulary does not need). Sentences in one batch have the same
-length (batch by length); the chart costs O(n³) compositions per sentence, so keep sentences short
-(tens of tokens).
+length (batch by length); the chart costs O(n³) compositions per sentence, in time and memory, so
+keep sentences short (tens of tokens): ``oddkit.detectors.TreeAutoEncoder`` charts a longer text in
+windows (its ``max_chart_length``).
 
 Torch only; nothing of oddkit is imported here.
 """
