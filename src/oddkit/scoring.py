@@ -135,12 +135,7 @@ def explain_rows(detector, X, *, strict_categories: bool = False, hint: str | No
     import pandas as pd
 
     if strict_categories:
-        try:
-            return detector.explain(X)
-        except UnseenCategoryError as error:
-            if hint is None:
-                raise
-            raise with_hint(error, hint) from None
+        return _strictly(detector.explain, X, hint)
     found = _unseen_by_column(detector, X)
     if not found:
         return detector.explain(X)
@@ -188,6 +183,17 @@ def tolerant(detector):
     return twin
 
 
+def _strictly(method, X, hint: str | None):
+    """``method(X)`` on the model as it is (an unseen category raises), the error's advice replaced
+    by ``hint`` when one is given."""
+    try:
+        return method(X)
+    except UnseenCategoryError as error:
+        if hint is None:
+            raise
+        raise with_hint(error, hint) from None
+
+
 def with_hint(error: UnseenCategoryError, hint: str) -> UnseenCategoryError:
     """The same error with the preprocessor's advice (``unknown_categories='ignore'``) replaced by ``hint``:
     how to fix it where it was raised (a command-line flag, a query parameter, a keyword)."""
@@ -224,12 +230,7 @@ def score_rows(detector, X, *, strict_categories: bool = False, hint: str | None
         Under ``strict_categories``, naming the column, the values and the rows.
     """
     if strict_categories:
-        try:
-            scores = np.asarray(detector.decision_function(X), dtype=np.float64)
-        except UnseenCategoryError as error:
-            if hint is None:
-                raise
-            raise with_hint(error, hint) from None
+        scores = np.asarray(_strictly(detector.decision_function, X, hint), dtype=np.float64)
         return UnseenScores(scores, np.zeros(len(scores), dtype=bool), {})
     unseen, columns = unseen_rows(detector, X)
     if not unseen.any():
