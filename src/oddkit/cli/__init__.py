@@ -65,6 +65,8 @@ CLI_WORDING = [
     (re.compile(r"column_types=\{+.*?\}+ \(CLI: (--column-type [^)]*)\)"), r"\1"),
     (re.compile(r"map your label column to 0/1 first, e\.g\. y = \(df\[.*?\)\.astype\(int\)"),
      "encode anomalies as 1 and normal rows as 0 in the label column"),
+    (re.compile(r"X_class has ([\d,]+) rows and X_style ([\d,]+); pass as many of each, or a single row for one"),
+     r"CLASS_DATA has \1 rows or images and STYLE_DATA \2; pass as many of each, or a single one for one"),
     (re.compile(r"pick the threshold with an 'fpr:' goal or contamination_threshold"),
      "pick the threshold with 'oddkit threshold MODEL DEV --goal fpr:0.01', or fit with --contamination"),
 ]
