@@ -214,7 +214,10 @@ BAD_REQUESTS = [
     ("a CSV cell of 400 digits", b"amount,hour,channel\n1" + b"0" * 400 + b",1,web\n", "text/csv", 422, "NaN/inf"),
     ("NaN", b'{"rows": [{"amount": NaN, "hour": 1, "channel": "web"}]}', "application/json", 422, "NaN"),
     ("null where the model does not impute", json.dumps({"rows": [{**GOOD, "amount": None}]}).encode(),
-     "application/json", 422, "NaN/inf"),
+     "application/json", 422, "NaN/inf values (first rows: 0); send numbers for them (null or NaN only to a model "
+                              "fitted with impute='median'"),
+    ("JSON in UTF-16", json.dumps({"rows": [GOOD]}).encode("utf-16"), "application/json", 422,
+     "not UTF-8 text (byte 0); send the JSON encoded as UTF-8"),
     ("no rows", b'{"rows": []}', "application/json", 422, "at least one row"),
     ("neither rows nor columns", b'{"data": 1}', "application/json", 422, "send rows as"),
     ("columns of different lengths", json.dumps({"columns": {"amount": [1.0], "hour": [1.0, 2.0],

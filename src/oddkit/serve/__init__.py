@@ -31,6 +31,7 @@ import hmac
 import io
 import json
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -120,12 +121,31 @@ def _refuse_constant(name: str):
     raise DataError(f"the JSON body holds {name}, which JSON does not allow; send null for a missing value")
 
 
+_SERVICE_WORDING = [
+    (re.compile(r"clean them or pass impute='median'"),
+     "send numbers for them (null or NaN only to a model fitted with impute='median', which fills them)"),
+]
+"""The library's advice to a Python user -> what a client of the service can do instead (it cannot
+refit the model it sends rows to)."""
+
+
+def _service_wording(message: str) -> str:
+    for pattern, replacement in _SERVICE_WORDING:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 def _parse_json(body: bytes) -> Any:
     if not body.strip():
         raise EmptyDataError("the request body is empty; send rows as JSON: {\"rows\": [{\"column\": value, ...}]}")
     try:
-        return json.loads(body, parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+        text = body.decode("utf-8-sig")  # JSON between systems is UTF-8 (RFC 8259); json.loads would guess
+    except UnicodeDecodeError as exc:
+        raise DataError(f"the request body is not UTF-8 text (byte {exc.start}); send the JSON encoded as "
+                        "UTF-8") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         # ValueError: an integer of more than 4,300 digits, which Python refuses to convert
         raise DataError(f"the request body is not valid JSON ({exc}); send {{\"rows\": [{{\"column\": value, ...}}]}} "
                         "or {\"columns\": {\"column\": [values]}}") from None
@@ -529,7 +549,7 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
 
     @app.exception_handler(OddkitError)
     async def _oddkit_error(request: Request, exc: OddkitError):
-        return JSONResponse({"detail": str(exc)}, status_code=_status(exc))
+        return JSONResponse({"detail": _service_wording(str(exc))}, status_code=_status(exc))
 
     if api_key:
         @app.get("/openapi.json", include_in_schema=False)
