@@ -73,6 +73,15 @@ def _number(value: Any, what: str) -> float:
     return float(value)
 
 
+def _anomaly_rate(value: Any, example: str) -> float:
+    """A goal's production anomaly rate, checked: a number strictly between 0 and 1."""
+    rate = _number(value, "the production anomaly rate")
+    if not 0.0 < rate < 1.0:
+        raise DataError(f"the production anomaly rate must be between 0 and 1 (exclusive), got {rate}; "
+                        f"e.g. {example}")
+    return rate
+
+
 def _fmt(x: float) -> str:
     # Integers print without ".0" so canonical goals read like what users type ("cost:1,20");
     # repr keeps every digit of the rest so parse_goal(str(goal)) == goal.
@@ -273,13 +282,7 @@ class PrecisionGoal(Goal):
             )
         object.__setattr__(self, "min_precision", value)
         if self.anomaly_rate is not None:
-            rate = _number(self.anomaly_rate, "the production anomaly rate")
-            if not 0.0 < rate < 1.0:
-                raise DataError(
-                    f"the production anomaly rate must be between 0 and 1 (exclusive), got {rate}; "
-                    "e.g. precision:0.9,0.001"
-                )
-            object.__setattr__(self, "anomaly_rate", rate)
+            object.__setattr__(self, "anomaly_rate", _anomaly_rate(self.anomaly_rate, "precision:0.9,0.001"))
 
     def __str__(self) -> str:
         rate = "" if self.anomaly_rate is None else f",{_fmt(self.anomaly_rate)}"
@@ -363,13 +366,7 @@ class CostGoal(Goal):
         object.__setattr__(self, "false_alarm", fa)
         object.__setattr__(self, "miss", miss)
         if self.anomaly_rate is not None:
-            rate = _number(self.anomaly_rate, "the production anomaly rate")
-            if not 0.0 < rate < 1.0:
-                raise DataError(
-                    f"the production anomaly rate must be between 0 and 1 (exclusive), got {rate}; "
-                    "e.g. cost:1,20,0.001"
-                )
-            object.__setattr__(self, "anomaly_rate", rate)
+            object.__setattr__(self, "anomaly_rate", _anomaly_rate(self.anomaly_rate, "cost:1,20,0.001"))
 
     def __str__(self) -> str:
         parts = [_fmt(self.false_alarm), _fmt(self.miss)]
