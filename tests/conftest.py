@@ -124,3 +124,16 @@ def scoring_frame(columns: list[str], unseen_every: int | None = None) -> pd.Dat
         if unseen_every:
             rows.loc[rows.index % unseen_every == 1, "kind"] = "c"
     return rows[columns[::-1]].assign(id=np.arange(len(rows)), y=(np.arange(len(rows)) < 30).astype(int))
+
+
+@pytest.fixture
+def detector_registry_as_it_was():
+    """Every BaseDetector subclass registers itself in oddkit's registry (as a user's would), and the
+    benchmark's search_members defines some: take them out again after the test, so later tests see
+    oddkit's own detectors only."""
+    from oddkit.detectors import DETECTORS
+
+    saved = dict(DETECTORS)
+    yield
+    DETECTORS.clear()
+    DETECTORS.update(saved)

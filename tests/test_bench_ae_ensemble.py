@@ -14,16 +14,7 @@ if not (BENCHMARKS / "search_members.py").exists():
 sys.path.insert(0, str(BENCHMARKS))
 
 
-@pytest.fixture(autouse=True)
-def detector_registry_as_it_was():
-    """search_members defines detector subclasses, which register themselves in oddkit's registry
-    (as a user's would): take them out again, so later tests see oddkit's own detectors only."""
-    from oddkit.detectors import DETECTORS
-
-    saved = dict(DETECTORS)
-    yield
-    DETECTORS.clear()
-    DETECTORS.update(saved)
+pytestmark = pytest.mark.usefixtures("detector_registry_as_it_was")  # search_members registers detectors
 
 
 @pytest.fixture

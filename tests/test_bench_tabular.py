@@ -16,6 +16,8 @@ sys.path.insert(0, str(BENCHMARKS))
 import bench_runtime  # noqa: E402
 import run_tabular  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("detector_registry_as_it_was")  # search_members registers detectors
+
 
 def names(module):
     return {name for name, _ in bench_runtime.oddkit_dependencies(module)}
@@ -91,18 +93,6 @@ def test_records_from_worker_processes_reach_the_file_as_they_come(tmp_path):
     seen = list(bench_runtime.record_in_processes(json.loads, jobs, 2, path))
     assert sorted(r["job"] for r in seen) == list(range(5))
     assert sorted(r["job"] for r in bench_runtime.read_records(path)) == list(range(5))
-
-
-@pytest.fixture(autouse=True)
-def detector_registry_as_it_was():
-    """search_members defines detector subclasses, which register themselves in oddkit's registry
-    (as a user's would): take them out again, so later tests see oddkit's own detectors only."""
-    from oddkit.detectors import DETECTORS
-
-    saved = dict(DETECTORS)
-    yield
-    DETECTORS.clear()
-    DETECTORS.update(saved)
 
 
 def clustered_contamination(seed=0):
