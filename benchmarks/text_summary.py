@@ -12,7 +12,9 @@ Measured on the held-out messages:
 
 - token accuracy: the message is summarised, the summary decoded greedily, and each position of
   the message's tokens compared with the decoded token at that position (a decoded message that is
-  too short counts its missing tokens as errors);
+  too short counts its missing tokens as errors); the strict token accuracy also counts every
+  decoded token past the message's end as an error (its denominator is the longer of the two), so
+  a decoder that runs on cannot hide it, and the rebuilt length / message length is reported beside it;
 - readability: perplexity of a word bigram model with add-k smoothing fitted on the training
   messages (k chosen by perplexity on 300 training messages left out of that fit), evaluated on
   the summaries; beside it, the same model on the held-out messages themselves and on random word
@@ -67,9 +69,14 @@ class BigramModel:
         return math.exp(-total / count)
 
 
-def token_accuracy(inputs: list[list[int]], decoded: list[list[int]]) -> float:
+def token_accuracy(inputs: list[list[int]], decoded: list[list[int]], strict: bool = False) -> float:
+    """Share of the messages' tokens that the decoded message holds at the same position.
+
+    With ``strict``, decoded tokens past a message's end count as errors too (the denominator of each
+    message is the longer of the two), so a decoder that runs on is not rewarded for it.
+    """
     right = sum(sum(1 for i, t in enumerate(x) if i < len(d) and d[i] == t) for x, d in zip(inputs, decoded))
-    return right / sum(len(x) for x in inputs)
+    return right / sum(max(len(x), len(d)) if strict else len(x) for x, d in zip(inputs, decoded))
 
 
 def copy_rate(inputs: list[list[int]], summaries: list[list[int]]) -> float:
@@ -117,8 +124,12 @@ class Judge:
         self.commonest = [Counter(s[i] for s in ids if len(s) > i).most_common(1)[0][0] for i in range(longest)]
 
     def baseline_accuracy(self, messages: list[str]) -> float:
-        """Token accuracy of a 'rebuilt' message that is the commonest training token at each position."""
-        return token_accuracy(self.tok.encode(messages), [self.commonest] * len(messages))
+        """Token accuracy of a 'rebuilt' message that is the commonest training token at each position.
+
+        The baseline is given each message's length (it stops there), so its strict and plain accuracies agree.
+        """
+        ids = self.tok.encode(messages)
+        return token_accuracy(ids, [self.commonest[:len(x)] for x in ids], strict=True)
 
     def measure(self, model, messages: list[str], no_repeat_ngram: int = 0) -> tuple[dict, list[str], list[str]]:
         """The measures of ``model`` on ``messages``, with the summaries and the rebuilt messages."""
@@ -129,6 +140,8 @@ class Judge:
         random_ids = [list(self.rng.choice(self.words, size=len(s), p=self.weights)) for s in summary_ids]
         return {
             "accuracy": token_accuracy(message_ids, decoded),
+            "strict_accuracy": token_accuracy(message_ids, decoded, strict=True),
+            "rebuilt_length": float(np.mean([len(d) for d in decoded]) / np.mean([len(x) for x in message_ids])),
             "ppl": self.bigram.perplexity(summary_ids),
             "random_ppl": self.bigram.perplexity(random_ids),
             "copy": copy_rate(message_ids, summary_ids),
@@ -174,7 +187,9 @@ def _mean_sd(values) -> str:
 
 def write_markdown(rows, args, path: Path):
     names = ["with discriminator", "without discriminator"]
-    metrics = [("accuracy", "token accuracy (rebuilt from summary)"), ("ppl", "bigram perplexity of summaries"),
+    metrics = [("accuracy", "token accuracy (rebuilt from summary)"),
+               ("strict_accuracy", "strict token accuracy (tokens past the message's end count as errors)"),
+               ("rebuilt_length", "rebuilt length / message length"), ("ppl", "bigram perplexity of summaries"),
                ("random_ppl", "bigram perplexity of random words (same lengths)"),
                ("copy", "summary words found in the message"),
                ("repeated", "summary words repeating an earlier one"), ("length", "summary length / message length"),
@@ -216,12 +231,12 @@ def write_markdown(rows, args, path: Path):
     lines += ["", "References on the same held-out messages: the bigram model's perplexity of the messages themselves "
                   f"{real:.1f} ± {np.std([r['real_ppl'] for r in rows]):.1f} (k = "
                   f"{', '.join(str(r['k']) for r in rows)}); token accuracy of the commonest training token at each "
-                  f"position (no summary at all) {_mean_sd([r['baseline_accuracy'] for r in rows])}.", ""]
-    lines += ["| seed | " + " | ".join(f"{n}: accuracy / perplexity / copied / repeated" for n in names) + " |",
+                  f"position up to the message's length (no summary at all) {_mean_sd([r['baseline_accuracy'] for r in rows])}.", ""]
+    lines += ["| seed | " + " | ".join(f"{n}: strict accuracy / perplexity / copied / repeated" for n in names) + " |",
               "|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['seed']} | " + " | ".join(
-            f"{r[n]['accuracy']:.3f} / {r[n]['ppl']:.1f} / {r[n]['copy']:.3f} / {r[n]['repeated']:.3f}"
+            f"{r[n]['strict_accuracy']:.3f} / {r[n]['ppl']:.1f} / {r[n]['copy']:.3f} / {r[n]['repeated']:.3f}"
             for n in names) + " |")
     w, wo = mean["with discriminator"], mean["without discriminator"]
 
@@ -233,16 +248,16 @@ def write_markdown(rows, args, path: Path):
         "## Goals",
         "",
         f"- Rebuilt from the summary alone, a message beats knowing no summary at all (the commonest token at "
-        f"each position): {verdict(w['accuracy'] > baseline)} with the discriminator, token accuracy "
-        f"{w['accuracy']:.3f} against {baseline:.3f} ({w['accuracy'] - baseline:+.3f}); without it "
-        f"{wo['accuracy']:.3f}.",
+        f"each position, given the message's length): {verdict(w['strict_accuracy'] > baseline)} with the "
+        f"discriminator, strict token accuracy {w['strict_accuracy']:.3f} against {baseline:.3f} "
+        f"({w['strict_accuracy'] - baseline:+.3f}); without it {wo['strict_accuracy']:.3f}.",
         f"- Summaries read more like messages than random words do: {verdict(w['ppl'] < w['random_ppl'])} with the "
         f"discriminator, perplexity {w['ppl']:.0f} against {w['random_ppl']:.0f} for random words of the same "
         f"lengths ({w['ppl'] / w['random_ppl']:.2f} times); the held-out messages themselves score {real:.0f}, "
         f"{w['ppl'] / real:.1f} times lower than the summaries.",
         f"- The discriminator makes summaries more readable: {verdict(w['ppl'] < wo['ppl'])}, perplexity "
         f"{w['ppl']:.0f} with it against {wo['ppl']:.0f} without it ({(w['ppl'] - wo['ppl']) / wo['ppl']:+.0%}), "
-        f"for a token accuracy {w['accuracy'] - wo['accuracy']:+.3f} from the reconstructor.",
+        f"for a strict token accuracy {w['strict_accuracy'] - wo['strict_accuracy']:+.3f} from the reconstructor.",
         f"- Summary words taken from the message: {w['copy']:.0%} with the discriminator, {wo['copy']:.0%} "
         f"without; words repeating an earlier word of their summary: {w['repeated']:.1%} and {wo['repeated']:.1%}.",
     ]
