@@ -87,11 +87,14 @@ def test_texts_within_the_chart_limit_score_and_parse_as_without_one(tree_model)
         setattr(unlimited, name, getattr(tree_model, name))
     np.testing.assert_array_equal(tree_model.decision_function(texts), unlimited.decision_function(texts))
     assert tree_model.parse(texts) == unlimited.parse(texts)
-    # and each is its chart's mean token loss, as scoring always was
+    # and each is its chart's mean token loss, as scoring always was (on the model's one thread, as
+    # it scores: more threads may sum in another order, which moves the last bit)
     import torch
 
+    from oddkit.train import torch_threads
+
     ids = tree_model.preprocessor_.tokenizer_.encode(texts[:5])
-    with torch.inference_mode():
+    with torch_threads(tree_model.n_threads), torch.inference_mode():
         direct = [tree_model.model_.token_losses(torch.tensor([row])).mean(1).item() for row in ids]
     np.testing.assert_array_equal([tree_model.decision_function([t])[0] for t in texts[:5]], direct)
 
@@ -166,3 +169,28 @@ def test_a_folder_saved_before_the_chart_limit_loads_with_the_limit(tree_model, 
     short = [t for t in NORMAL if len(t.split()) <= 8][:10]  # within both limits: scored as they were
     np.testing.assert_array_equal(loaded.decision_function(short), tree_model.decision_function(short))
     assert np.isfinite(loaded.decision_function([LONG])).all()
+
+
+# -- both: the training scores are the scores decision_function gives the training texts ------------
+
+@pytest.mark.parametrize("make", [
+    lambda: TreeAutoEncoder(epochs=1, hidden_dim=16, embed_dim=16, max_length=8, max_chart_length=12,
+                            random_state=0, n_threads=1),
+    lambda: TextSummaryAutoEncoder(epochs=1, pretrain_epochs=0, batch_size=16, hidden_dim=16, embed_dim=16,
+                                   max_length=8, random_state=0, n_threads=1),
+], ids=["tree", "summary"])
+def test_training_scores_are_decision_function_of_the_training_texts_longer_than_max_length(make):
+    # The threshold is set from decision_scores_ and applied to decision_function: one scale for both.
+    train = NORMAL[:40] + [" ".join(NORMAL[i:i + 4]) for i in range(40, 80, 4)]  # 10 texts of 4 sentences
+    model = make()
+    assert sum(len(row) > model.max_length for row in model.fit(train)._encode(train, cut=False)) >= 10
+    np.testing.assert_allclose(model.decision_scores_, model.decision_function(train), rtol=1e-9, atol=0)
+    np.testing.assert_array_equal(model.labels_, model.predict(train))
+
+
+def test_summaries_come_with_the_scores_of_decision_function(summary_model):
+    texts = TEXTS[60:75] + [LONG]
+    summaries, scores = summary_model.encode_text(texts, return_scores=True)
+    assert summaries == summary_model.encode_text(texts)
+    assert scores.dtype == np.float64 and scores.shape == (len(texts),)
+    np.testing.assert_array_equal(scores, summary_model.decision_function(texts))

@@ -106,6 +106,57 @@ def test_text_col_errors_use_flag_wording(monkeypatch, capsys, folder):
     assert code != 0 and "'message' not found" in err and "--text-col" in err
 
 
+def test_commands_without_text_col_name_the_models_column_instead(monkeypatch, capsys, model, folder):
+    """score, evaluate, threshold, explain and report read the column the model was fitted on ('body');
+    they have no --text-col, so a file without that column gets the column's name, not the flag."""
+    test = pd.read_csv(folder / "test.csv").rename(columns={"body": "message"})
+    test.to_csv(folder / "renamed.csv", index=False)
+    test.to_csv(folder / "renamed.tsv", sep="\t", index=False)
+    commands = {
+        "score": ["--out", folder / "never.csv"],
+        "evaluate": ["--plots", folder / "never-plots"],
+        "threshold": ["--goal", "f1", "--out", folder / "never-model"],
+        "explain": ["--out", folder / "never-why.csv"],
+        "report": ["--out", folder / "never.html"],
+    }
+    for command, options in commands.items():
+        for data in ("renamed.csv", "renamed.tsv"):
+            code, out, err = run(monkeypatch, capsys, command, model, folder / data, *options)
+            err = " ".join(err.replace(str(folder), "DIR").split())
+            assert code == 2, (command, data, err)
+            assert "The model reads its texts from the column 'body', the one it was fitted on" in err, (command, err)
+            assert "--text-col" not in err and "text_col" not in err, (command, data, err)
+
+
+def test_every_text_col_advice_of_the_text_reader_is_reworded_for_a_fitted_model():
+    """Each message of oddkit.data.text that advises text_col (which fit words as --text-col) is
+    re-worded, for a command reading a fitted model's texts, with the model's column instead."""
+    import ast
+
+    import oddkit.data.text as source
+    from oddkit.cli._common import _model_column_advice
+
+    tree = ast.parse(open(source.__file__, encoding="utf-8").read())
+    docstrings = {id(node.value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)}
+    messages = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(p.value if isinstance(p, ast.Constant) else "7" for p in node.values)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            text = node.value
+        else:
+            continue
+        if "with text_col" in text:
+            messages.append(text)
+    assert len(messages) >= 4
+    for message in messages:
+        plain = _model_column_advice(message, "body")
+        assert "text_col" not in plain and "--text-col" not in plain and "'body'" in plain, message
+        offered = _model_column_advice(message, "body", text_col_option=True)
+        assert "text_col" not in offered.replace("--text-col", "") and "--text-col" in offered, message
+
+
 def test_fit_reads_the_headerless_layout_and_learns_the_ham_only(monkeypatch, capsys, folder):
     code, out, err = run(monkeypatch, capsys, "fit", folder / "messages.tsv", "--detector", "text", "--out",
                          folder / "sms-model", "--epochs", "1", "--n-threads", "1", "--quiet")

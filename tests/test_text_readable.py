@@ -232,6 +232,55 @@ def test_cli_summarize_and_parse_write_one_row_per_text(summary_model, tree_mode
     assert code == 2 and "--detector text-tree" in err and not (tmp_path / "t2.csv").exists()
 
 
+def test_cli_summarize_summarises_each_text_once(summary_model, monkeypatch, capsys, tmp_path):
+    import pandas as pd
+
+    from conftest import run_cli
+    from oddkit.nn.summary import TextSummaryAutoEncoder as Module
+
+    summary_model.save(tmp_path / "summary")
+    pd.DataFrame({"text": TEXTS[150:162]}).to_csv(tmp_path / "texts.csv", index=False)
+    summarised = []
+    summarize = Module.summarize
+
+    def counted(self, tokens, *args, **kwargs):
+        summarised.append(int(tokens.shape[0]))
+        return summarize(self, tokens, *args, **kwargs)
+
+    monkeypatch.setattr(Module, "summarize", counted)
+    code, out, err = run_cli(monkeypatch, capsys, "summarize", tmp_path / "summary", tmp_path / "texts.csv",
+                             "--out", tmp_path / "s.csv", "--n-threads", "1")
+    assert code == 0, err
+    assert sum(summarised) == 12  # once per text: the scores come with the summaries
+    frame = pd.read_csv(tmp_path / "s.csv")
+    monkeypatch.undo()
+    np.testing.assert_allclose(frame.score, summary_model.decision_function(TEXTS[150:162]), rtol=1e-12)
+
+
+def test_cli_names_the_models_column_when_the_texts_lack_it(tree_model, monkeypatch, capsys, tmp_path):
+    """The model reads its texts from the column it was fitted on ('text' here): 'score' has no
+    --text-col and must not suggest it; 'parse' has it and offers it beside the model's column."""
+    import pandas as pd
+
+    from conftest import run_cli
+
+    tree_model.save(tmp_path / "tree")
+    pd.DataFrame({"id": range(3), "message": TEXTS[:3]}).to_csv(tmp_path / "texts.csv", index=False)
+    pd.DataFrame({"id": range(3), "message": TEXTS[:3]}).to_csv(tmp_path / "texts.tsv", sep="\t", index=False)
+    (tmp_path / "layout.tsv").write_text(f"ham\t{TEXTS[0]}\nno tab on this line\n", encoding="utf-8")
+    for data in ("texts.csv", "texts.tsv", "layout.tsv"):
+        code, out, err = run_cli(monkeypatch, capsys, "score", tmp_path / "tree", tmp_path / data,
+                                 "--out", tmp_path / "scores.csv")
+        err = err.replace(str(tmp_path), "DIR")
+        assert code == 2 and "'text'" in err and "fitted on" in err, (data, err)
+        assert "--text-col" not in err and "text_col" not in err, (data, err)
+        code, out, err = run_cli(monkeypatch, capsys, "parse", tmp_path / "tree", tmp_path / data,
+                                 "--out", tmp_path / "trees.csv")
+        err = err.replace(str(tmp_path), "DIR")
+        assert code == 2 and "'text'" in err and "fitted on" in err and "--text-col" in err, (data, err)
+        assert "text_col" not in err, (data, err)
+
+
 def test_cli_fit_text_tree_then_parse_with_the_models_text_column(monkeypatch, capsys, tmp_path):
     import pandas as pd
 

@@ -51,6 +51,8 @@ CLI_WORDING = [
      "(-p classifier=auto or cnn on images), not -p classifier=mlp"),
     (re.compile(r"pass a larger ridge= or shrinkage='ledoit_wolf'"),
      "pass a larger -p ridge=VALUE or -p shrinkage=ledoit_wolf"),
+    # Only commands with --text-col (fit; summarize and parse given it) keep this advice: those reading a
+    # fitted model's texts name the model's column instead (oddkit.cli._common._model_column_advice).
     (re.compile(r"with text_col( \(CLI: --text-col NAME\))?"), "with --text-col"),
     (re.compile(r"\(e\.g\. pd\.to_datetime\(X\[[^\]]*\]\)\.dt\.hour, or seconds since an origin\)"),
      "(e.g. the hour of day, or seconds since an origin, written into the file)"),

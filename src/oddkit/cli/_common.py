@@ -136,23 +136,58 @@ def _model_text_col(detector) -> str | None:
 
 
 def _read_model_texts(detector, path: Path, label_col: str | None, id_cols: list[str] | None,
-                      require_label: bool = False):
+                      require_label: bool = False, text_col_option: bool = False):
     """DATA's messages for a text model: from the model's text column, or, in a TSV file without
-    that column, from the headerless 'label<TAB>text' layout (or its 'text' column)."""
-    from oddkit.exceptions import ColumnMismatchError
+    that column, from the headerless 'label<TAB>text' layout (or its 'text' column).
+
+    A file that cannot be read so gets advice naming the column the model expects (see
+    :func:`_model_column_advice`); ``text_col_option`` says whether the command also takes
+    ``--text-col`` (summarize, parse), which only then is suggested."""
+    from oddkit.exceptions import ColumnMismatchError, DataError
 
     name = _model_text_col(detector)
     try:
-        return _read(path, label_col, id_cols, require_label, text_col=name)
-    except ColumnMismatchError as first:
-        if not path.name.lower().endswith((".tsv", ".tsv.gz", ".txt")):
-            raise
         try:
-            table = _read(path, label_col, id_cols, require_label, text_col="text")
-        except ColumnMismatchError:
-            raise first from None
+            return _read(path, label_col, id_cols, require_label, text_col=name)
+        except ColumnMismatchError as first:
+            if not path.name.lower().endswith((".tsv", ".tsv.gz", ".txt")):
+                raise
+            try:
+                table = _read(path, label_col, id_cols, require_label, text_col="text")
+            except ColumnMismatchError:
+                raise first from None
+    except DataError as exc:
+        advised = _model_column_advice(str(exc), name, text_col_option)
+        if advised == str(exc):
+            raise
+        raise type(exc)(advised) from None
     table.X.columns = [name]
     return table
+
+
+def _model_column_advice(message: str, column: str, text_col_option: bool = False) -> str:
+    """MESSAGE (the library's, on reading texts) with its advice to name the text column with
+    ``text_col`` (which the command line words as ``--text-col``) replaced by the column a fitted
+    text model reads, COLUMN: 'score', 'evaluate', 'threshold', 'explain' and 'report' have no
+    --text-col, they read the column the model was fitted on. With ``text_col_option`` (a command
+    that has --text-col) the flag is offered too. A message without such advice is returned as it is."""
+    import re
+
+    flag = ", or pass the texts' column with --text-col" if text_col_option else ""
+    model = f"the model reads its texts from the column {column!r}, the one it was fitted on"
+    rules = [
+        # 'text column 'x' not found in FILE; its columns are ...' (a table; a TSV with a header row)
+        (r"Name the right (?:one with text_col|column)\b",
+         f"{model[0].upper()}{model[1:]}: name the texts' column {column!r}{flag}"),
+        # a TSV with neither the column nor the headerless layout (the model's column is 'text')
+        (r" or name it with text_col \(CLI: --text-col NAME\)", f" ({model}){flag}"),
+        # a line of the headerless 'label<TAB>text' layout that does not fit it; several columns, none 'text'
+        (r"name the text column with text_col(?: \(CLI: --text-col NAME\))?",
+         f"call the text column {column!r}, the one the model was fitted on{flag}"),
+    ]
+    for pattern, replacement in rules:
+        message = re.sub(pattern, lambda _, text=replacement: text, message)
+    return message
 
 
 def _read(path: Path, label_col: str | None, id_cols: list[str] | None, require_label: bool = False,

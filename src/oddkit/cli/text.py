@@ -24,7 +24,7 @@ def _texts_for(model: Path, texts: Path, text_col: str | None, id_col, method: s
         raise OddkitError(f"{model} holds a {type(detector).__name__}, which has no {method.replace('_', ' ')}; "
                           f"fit one with --detector {fit_with}")
     if text_col is None:
-        table = _read_model_texts(detector, texts, "none", id_col)
+        table = _read_model_texts(detector, texts, "none", id_col, text_col_option=True)
     else:
         table = _read(texts, "none", id_col, text_col=text_col)
     return detector, table.X.iloc[:, 0].tolist(), table.ids
@@ -53,9 +53,9 @@ def summarize(
     rebuilds from that summary alone, and its anomaly score."""
     _check_output(out, force)
     detector, values, ids = _texts_for(model, texts, text_col, id_col, "encode_text", "text-summary")
-    summaries = detector.encode_text(values)
+    summaries, scores = detector.encode_text(values, return_scores=True)  # each text summarised once
     frame = _with_ids(ids, {"text": values, "summary": summaries, "rebuilt": detector.decode_text(summaries),
-                          "score": detector.decision_function(values)})
+                          "score": scores})
     _write_table(frame, out)
     if str(out) != "-":
         console.print(f"summarized {len(values):,} texts; wrote {out}")
