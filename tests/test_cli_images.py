@@ -3,6 +3,7 @@ decompress (tiny data, one or two epochs)."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -229,3 +230,104 @@ def test_evaluate_and_threshold_on_labelled_images(tmp_path, monkeypatch, capsys
     np.savez(tmp_path / "bad.npz", X=normal[:5], y=np.arange(5))
     code, _, err = run(monkeypatch, capsys, "evaluate", tmp_path / "model", tmp_path / "bad.npz")
     assert code == 2 and "0 (normal) or 1" in err
+
+
+@pytest.fixture(scope="module")
+def planted_square_files(tmp_path_factory):
+    """train/: 60 normal 16x16 images (horizontal bars in the lower half); test/: three more, one with a
+    bright square planted at columns 10-13, rows 1-4 (planted.png) and the same image saved at 32x24
+    (planted-big.png: read back at the model's 16x16, with a warning)."""
+    from synthetic_images import bar_images
+
+    folder = tmp_path_factory.mktemp("cli-explain-images")
+    images = [x for x in bar_images(200, size=16, seed=1) if np.flatnonzero(x.mean(axis=1) > 100).min() >= 7]
+    (folder / "train").mkdir()
+    (folder / "test").mkdir()
+    for i, x in enumerate(images[:60]):
+        Image.fromarray(x).save(folder / "train" / f"{i:03d}.png")
+    for i, x in enumerate(images[60:63]):
+        Image.fromarray(x).save(folder / "test" / f"normal{i}.png")
+    planted = images[63].copy()
+    planted[1:5, 10:14] = 255
+    Image.fromarray(planted).save(folder / "test" / "planted.png")
+    Image.fromarray(planted).resize((32, 24), Image.Resampling.NEAREST).save(folder / "test" / "planted-big.png")
+    code, _, err = run_quiet("fit", folder / "train", "--detector", "default", "--out", folder / "model")
+    assert code == 0, err
+    return folder
+
+
+def run_quiet(*args):
+    """'oddkit ARGS' in a fresh interpreter (for a module-scoped fixture, which cannot use capsys)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "oddkit", *map(str, args)], capture_output=True, text=True)
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_explain_images_gives_regions_and_heat_maps(planted_square_files, tmp_path, monkeypatch, capsys):
+    folder = planted_square_files
+    out, maps = tmp_path / "explained.csv", tmp_path / "maps"
+    code, stdout, err = run(monkeypatch, capsys, "explain", folder / "model", folder / "test", "--top", "2",
+                            "--regions", "2", "--maps", maps, "--out", out)
+    assert code == 0, err
+    # The resized file is announced on stderr, in one line: how many, from what size, to what.
+    [note] = [line for line in err.splitlines() if "resized" in line]
+    assert note.startswith("warning: resized 1 of 5 images in ")
+    assert "to 16x16 pixels (height x width): 1 from 24x32" in note
+    summary = " ".join(stdout.split())  # the console may fold the line
+    assert "explained the 2 highest-scoring of 5 images of test with EnsembleDetector (gradient-cells: " in summary
+    assert "by its one member GradientKNNDetector" in summary and "and 2 heat-maps in" in summary
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["image", "row", "score", "label", "region", "left", "top", "right", "bottom",
+                                   "share", "map"]
+    assert sorted(frame["image"].unique()) == ["planted-big.png", "planted.png"]  # the two highest scores
+    assert frame["region"].tolist() == [1, 2, 1, 2] and (frame["label"] == 1).all()
+    assert frame["score"].is_monotonic_decreasing and frame["share"].between(0, 1).all()
+    first = frame[frame["region"] == 1].set_index("image")
+    # The top region overlaps the planted square, in each file's own pixels (the big one: x2 wide, x1.5 high).
+    squares = {"planted.png": (10, 1, 14, 5), "planted-big.png": (20, 1.5, 28, 7.5)}
+    for name, (left, top, right, bottom) in squares.items():
+        box = first.loc[name]
+        assert box.left < right and left < box.right and box.top < bottom and top < box.bottom, (name, box)
+    assert first.loc["planted-big.png", "right"] <= 32 and first.loc["planted-big.png", "bottom"] <= 24
+    pictures = sorted(p.name for p in maps.iterdir())
+    assert len(pictures) == 2 and set(frame["map"].map(lambda p: p.rsplit("/", 1)[-1])) == set(pictures)
+    with Image.open(maps / pictures[0]) as picture:
+        assert picture.mode == "RGB" and picture.size[1] >= 128 and picture.size[0] > 2 * picture.size[1]
+
+    # The same maps folder again: refused without --force; occlusion on demand, to standard output.
+    code, _, err = run(monkeypatch, capsys, "explain", folder / "model", folder / "test", "--maps", maps,
+                       "--out", tmp_path / "again.csv")
+    assert code == 2 and "--force" in err and not (tmp_path / "again.csv").exists()
+    code, stdout, err = run(monkeypatch, capsys, "explain", folder / "model", folder / "test", "--top", "1",
+                            "--method", "occlusion", "--patch-size", "4", "--out", "-")
+    assert code == 0, err
+    [row] = pd.read_csv(io.StringIO(stdout)).to_dict("records")
+    assert row["right"] - row["left"] == 4 or row["image"] == "planted-big.png"
+    assert "map" not in row
+
+
+def test_explain_images_refuses_options_that_do_not_apply(planted_square_files, tmp_path, monkeypatch, capsys):
+    folder = planted_square_files
+    for extra, expected in ((["--by", "band"], "--by"), (["--method", "shap"], "--method must be auto or occlusion"),
+                            (["--regions", "0"], "--regions"), (["--patch-size", "0"], "--patch-size")):
+        code, _, err = run(monkeypatch, capsys, "explain", folder / "model", folder / "test", *extra,
+                           "--out", tmp_path / "e.csv")
+        assert code == 2 and expected in err, (extra, err)
+    pd.DataFrame({"a": np.arange(30.0), "b": np.arange(30.0) % 7}).to_csv(tmp_path / "t.csv", index=False)
+    code, _, err = run(monkeypatch, capsys, "fit", tmp_path / "t.csv", "--detector", "knn", "--out", tmp_path / "tm")
+    assert code == 0, err
+    code, _, err = run(monkeypatch, capsys, "explain", tmp_path / "tm", tmp_path / "t.csv", "--maps", tmp_path / "mp",
+                       "--out", tmp_path / "e.csv")
+    assert code == 2 and "--maps explain models trained on images" in err
+
+
+def test_scoring_images_of_another_size_says_so(planted_square_files, tmp_path, monkeypatch, capsys):
+    folder = planted_square_files
+    code, _, err = run(monkeypatch, capsys, "score", folder / "model", folder / "test", "--out", tmp_path / "s.csv")
+    assert code == 0, err
+    assert "warning: resized 1 of 5 images in" in err and "1 from 24x32; 1 of them changed aspect ratio" in err
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 5
+    code, _, err = run(monkeypatch, capsys, "score", folder / "model", folder / "train", "--out", tmp_path / "t.csv")
+    assert code == 0 and "resized" not in err

@@ -319,3 +319,162 @@ def test_kernel_shap_scores_each_distinct_row_once():
 
     np.testing.assert_array_equal(_score_distinct_rows(score, rows), [1, 23, 1, 1, 23, 1])
     assert len(seen) == 1 and len(seen[0]) == 3  # -0.0 differs from 0.0 bit for bit: scored apart, the same
+
+
+# -- images: per-pixel maps (oddkit.explain.explain_images) -------------------------------------------
+
+SIDE = 16
+SQUARE = (10, 1, 14, 5)
+"""The planted bright square: (left, top, right, bottom), columns 10-13, rows 1-4 (the top right,
+where no training image has anything but noise)."""
+
+
+def _overlaps(region, box=SQUARE) -> bool:
+    left, top, right, bottom = box
+    return region.left < right and left < region.right and region.top < bottom and top < region.bottom
+
+
+@pytest.fixture(scope="module")
+def square_images():
+    """Training images (horizontal bars, 16x16 uint8) and test images: normal ones whose bar lies in the
+    lower half, each with a bright 4x4 square planted at SQUARE."""
+    from synthetic_images import bar_images
+
+    train = bar_images(150, size=SIDE, seed=1)
+    candidates = bar_images(60, size=SIDE, seed=2)
+    low = [x for x in candidates if np.flatnonzero(x.mean(axis=1) > 100).min() >= 7][:4]
+    test = np.stack(low)
+    left, top, right, bottom = SQUARE
+    test[:, top:bottom, left:right] = 255
+    return train, test
+
+
+IMAGE_DETECTORS = {
+    "knn": lambda: KNNDetector(),
+    "gradient-knn": lambda: default_detector(),  # oddkit's default for images: GradientKNNDetector
+    "autoencoder": lambda: AutoEncoderDetector(epochs=15, random_state=0, verbose=0, n_threads=1),
+    "vae": lambda: VAEDetector(epochs=15, random_state=0, verbose=0, n_threads=1),
+    "vqvae": lambda: VQVAEDetector(epochs=10, random_state=0, verbose=0, n_threads=1),
+    "ensemble": lambda: default_detector(members=("gradient-knn", "knn", "pca"), combine="mean"),
+}
+
+
+@pytest.fixture(scope="module")
+def image_models(square_images):
+    train, _ = square_images
+    return {name: make().fit(train) for name, make in IMAGE_DETECTORS.items()}
+
+
+@pytest.mark.parametrize("name", list(IMAGE_DETECTORS))
+def test_the_top_region_of_an_image_covers_its_planted_square(name, image_models, square_images):
+    from oddkit.explain import explain_images, top_regions
+
+    _, test = square_images
+    detector = image_models[name]
+    explanation = explain_images(detector, test)
+    assert explanation.maps.shape == (len(test), SIDE, SIDE) and np.isfinite(explanation.maps).all()
+    np.testing.assert_allclose(explanation.scores, detector.decision_function(test))
+    assert explanation.patch_size == 2  # a seventh of 16, at least 2
+    for heat in explanation.maps:
+        [region] = top_regions(heat, explanation.patch_size)
+        assert _overlaps(region), (name, region)
+        assert region.right - region.left == region.bottom - region.top == 2
+    # Occlusion, for any detector, finds it too (patches of 4 pixels here: 49 positions per image).
+    occluded = explain_images(detector, test[:2], method="occlusion", patch_size=4)
+    assert occluded.method == "occlusion" and occluded.patch_size == 4
+    for heat in occluded.maps:
+        assert _overlaps(top_regions(heat, 4)[0]), name
+
+
+@pytest.mark.parametrize("name", ["knn", "gradient-knn", "autoencoder", "vqvae", "ensemble"])
+def test_exact_image_maps_sum_to_the_score(name, image_models, square_images):
+    from oddkit.explain import explain_images
+
+    _, test = square_images
+    explanation = explain_images(image_models[name], test)
+    assert explanation.method != "occlusion"
+    if name != "ensemble":  # (its PCA member's split z_j r_j may be negative)
+        assert (explanation.maps >= -1e-12).all()  # squared errors and distances: nothing negative
+    np.testing.assert_allclose(explanation.maps.sum(axis=(1, 2)), explanation.scores, rtol=1e-5)
+
+
+def test_vae_map_is_the_score_less_its_kl_term(image_models, square_images):
+    """The oracle: the closed-form KL of the code, computed apart; pixels carry the rest of the score."""
+    import torch
+
+    from oddkit.explain import explain_images
+    from oddkit.nn.vae import gaussian_kl
+
+    _, test = square_images
+    detector = image_models["vae"]
+    explanation = explain_images(detector, test)
+    Z = torch.from_numpy(detector._prepare(test, reset=False))
+    with torch.inference_mode():
+        mean, log_var = detector.model_.encode_distribution(Z)
+        kl = (detector.beta * gaussian_kl(mean, log_var)).double().mean(dim=0).numpy()
+    np.testing.assert_allclose(explanation.maps.sum(axis=(1, 2)) + kl, explanation.scores, rtol=1e-4)
+    assert (explanation.maps >= -1e-6).all()  # a Bernoulli KL per pixel
+
+
+def test_knn_pixel_map_against_brute_force(image_models, square_images):
+    """KNN's map: squared pixel differences to the k-th nearest training image, found by brute force."""
+    from oddkit.explain import explain_images
+
+    train, test = square_images
+    detector = image_models["knn"]
+    pixels, rows = train.reshape(len(train), -1) / 255.0, test.reshape(len(test), -1) / 255.0
+    distances = np.sqrt(((rows[:, None] - pixels[None]) ** 2).sum(axis=2))
+    kth = pixels[np.argsort(distances, axis=1, kind="stable")[:, detector.n_neighbors_ - 1]]
+    expected = ((rows - kth) ** 2).reshape(test.shape)
+    expected *= (np.sort(distances, axis=1)[:, detector.n_neighbors_ - 1] / expected.sum(axis=(1, 2)))[:, None, None]
+    np.testing.assert_allclose(explain_images(detector, test).maps, expected, rtol=1e-4, atol=1e-9)
+
+
+def test_transformation_detector_is_explained_by_occlusion(square_images):
+    """No per-pixel term to split: occlusion, each pixel the mean score drop of the patches over it."""
+    from oddkit.detectors.transforms import TransformationDetector
+    from oddkit.explain import explain_images
+
+    train, test = square_images
+    detector = TransformationDetector(epochs=1, conv_channels=(4, 8), hidden=16, random_state=0, verbose=0,
+                                      n_threads=1).fit(train[:40])
+    explanation = explain_images(detector, test[:1], patch_size=8)
+    assert explanation.method == "occlusion" and explanation.maps.shape == (1, SIDE, SIDE)
+    # Patches of 8 moved by 4: 3 x 3 positions; the corner pixel lies under one patch only.
+    painted = test[:1].astype(np.float32) / 255
+    painted[0, :8, :8] = np.median(painted[0])
+    drop = explanation.scores[0] - detector.decision_function(painted)[0]
+    np.testing.assert_allclose(explanation.maps[0, 0, 0], drop, rtol=1e-5, atol=1e-9)
+
+
+def test_top_regions_pick_the_heaviest_patches_without_overlap():
+    from oddkit.explain import top_regions
+
+    heat = np.zeros((6, 8))
+    heat[1:3, 5:7] = 2.0    # mass 8: the first region
+    heat[4, 0] = 3.0        # mass 3
+    heat[0, 0] = -5.0       # negative values count as nothing
+    first, second, third = top_regions(heat, 2, n_regions=3)
+    assert (first.left, first.top, first.right, first.bottom) == (5, 1, 7, 3) and first.share == pytest.approx(8 / 11)
+    assert second.share == pytest.approx(3 / 11) and second.left == 0 and second.top in (3, 4)
+    assert not (third.left < first.right and first.left < third.right and third.top < first.bottom
+                and first.top < third.bottom)
+    assert len(top_regions(heat, 6, n_regions=5)) == 1  # one 6x6 patch of a 6x8 map overlaps every other
+    [empty] = top_regions(np.zeros((4, 4)), 3)
+    assert (empty.left, empty.top, empty.share) == (0, 0, 0.0)
+
+
+def test_explain_images_refuses_what_it_cannot_explain(image_models, square_images):
+    from oddkit.exceptions import ColumnMismatchError, ParameterError
+    from oddkit.explain import explain_images
+
+    _, test = square_images
+    table_model = KNNDetector().fit(np.random.default_rng(0).normal(size=(30, 3)))
+    with pytest.raises(ExplainError, match="not fitted on images"):
+        explain_images(table_model, test)
+    with pytest.raises(ParameterError, match="method"):
+        explain_images(image_models["knn"], test, method="gradients")
+    with pytest.raises(ParameterError, match="patch_size"):
+        explain_images(image_models["knn"], test, patch_size=0)
+    with pytest.raises(ColumnMismatchError):
+        explain_images(image_models["knn"], test[:, :8, :8])

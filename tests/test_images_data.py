@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from oddkit.data.images import (
+    ImageResizeWarning,
     as_image_batch,
     is_image_source,
     one_class_split,
     read_images,
+    save_heatmap,
     save_image_grid,
     to_uint8,
     write_images,
@@ -54,11 +58,13 @@ def test_rgb_jpeg_and_resizing(tmp_path):
     Image.new("RGB", (16, 16), color=(0, 0, 255)).save(tmp_path / "b.png")
     with pytest.raises(ImageShapeError, match="differ in size.*size="):
         read_images(tmp_path)
-    images = read_images(tmp_path, size=(4, 6))
+    with pytest.warns(ImageResizeWarning, match="resized 2 of 2 images"):
+        images = read_images(tmp_path, size=(4, 6))
     assert images.X.shape == (2, 3, 4, 6)
     assert 0.0 <= images.X.min() and images.X.max() <= 1.0
     assert images.X[0, 0].mean() > 0.9 and images.X[1, 2].mean() > 0.9  # red stays red, blue blue
-    assert read_images(tmp_path, size=5, channels=1).X.shape == (2, 1, 5, 5)
+    with pytest.warns(ImageResizeWarning):
+        assert read_images(tmp_path, size=5, channels=1).X.shape == (2, 1, 5, 5)
 
 
 def test_mixed_channels_raise_unless_converted(tmp_path):
@@ -117,7 +123,8 @@ def test_npz_layouts_and_labels(tmp_path):
     assert not is_image_source(tmp_path / "table.npz")
     with pytest.raises(ImageShapeError, match="expected"):
         read_images(tmp_path / "table.npz")
-    assert read_images(tmp_path / "gray.npz", size=3).X.shape == (4, 1, 3, 3)
+    with pytest.warns(ImageResizeWarning):
+        assert read_images(tmp_path / "gray.npz", size=3).X.shape == (4, 1, 3, 3)
 
 
 def test_npz_bad_values(tmp_path):
@@ -173,3 +180,55 @@ def test_writing_grids_folders_and_npz(tmp_path):
     assert read_images(tmp_path / "x.npz").X.shape == (5, 3, 4, 4)
     with pytest.raises(DataError, match="cannot write images"):
         write_images(X, tmp_path / "x.csv")
+
+
+def test_resizing_is_announced_with_counts_and_sizes(tmp_path, recwarn):
+    # Three files of the model's size, two of another shape: only those two are resized, and said so.
+    for i in range(3):
+        gray(10 * i, size=(8, 8)).save(tmp_path / f"same{i}.png")
+    for i in range(2):
+        gray(200, size=(32, 24)).save(tmp_path / f"wide{i}.png")  # 24 rows x 32 columns
+    with pytest.warns(ImageResizeWarning) as caught:
+        images = read_images(tmp_path, size=8)
+    [warning] = caught
+    message = str(warning.message)
+    assert "resized 2 of 5 images" in message and "to 8x8 pixels (height x width)" in message
+    assert "2 from 24x32" in message and "changed aspect ratio" in message
+    assert warning.filename == __file__  # points at the caller of read_images
+    assert images.original_sizes == [(8, 8)] * 3 + [(24, 32)] * 2
+    assert images.resized.tolist() == [False, False, False, True, True]
+
+    # Same size everywhere: nothing to say; a proportional resize is not called a stretch.
+    recwarn.clear()
+    assert not read_images(tmp_path / "same0.png", size=8).resized.any()
+    assert not [w for w in recwarn if issubclass(w.category, ImageResizeWarning)]
+    with pytest.warns(ImageResizeWarning) as caught:
+        read_images(tmp_path / "wide0.png", size=(12, 16))
+    assert "1 of 1 images" in str(caught[0].message) and "aspect ratio" not in str(caught[0].message)
+
+
+def test_resizing_an_npz_is_announced_and_can_be_made_an_error(tmp_path):
+    np.savez(tmp_path / "stack.npz", X=np.zeros((4, 10, 10), dtype=np.uint8))
+    with pytest.warns(ImageResizeWarning, match=r"resized 4 of 4 images .* to 8x8 .*4 from 10x10"):
+        images = read_images(tmp_path / "stack.npz", size=8)
+    assert images.X.shape == (4, 1, 8, 8) and images.original_sizes == [(10, 10)] * 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImageResizeWarning)  # a pipeline that must never resize
+        with pytest.raises(ImageResizeWarning):
+            read_images(tmp_path / "stack.npz", size=8)
+        assert read_images(tmp_path / "stack.npz", size=10).X.shape == (4, 1, 10, 10)
+
+
+def test_save_heatmap_writes_image_beside_overlay(tmp_path):
+    image = np.zeros((1, 8, 8), dtype=np.float32)
+    heat = np.zeros((8, 8))
+    heat[2:4, 5:7] = 1.0
+    path = save_heatmap(image, heat, tmp_path / "sub" / "map.png", boxes=[(5, 2, 7, 4)], min_side=64)
+    with Image.open(path) as picture:
+        assert picture.mode == "RGB" and picture.size == (2 * 64 + 8, 64)  # scale 8, a gap of 8
+        pixels = np.asarray(picture)
+    assert pixels[:, :64].max() == 0  # the black image, as it is
+    overlay = pixels[:, 64 + 8:]
+    assert overlay[3 * 8 + 4, 5 * 8 + 4].sum() > 300 and overlay[7 * 8 + 4, 0 * 8 + 4].sum() == 0  # hot vs cold
+    with pytest.raises(DataError, match="same size"):
+        save_heatmap(image, np.zeros((4, 4)), tmp_path / "bad.png")

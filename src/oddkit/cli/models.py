@@ -77,10 +77,13 @@ def info(model: Annotated[Path, typer.Argument(help="A model folder written by '
 @app.command()
 @threads_limited
 def explain(
-    model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit' (on a table, texts or recordings).")],
+    model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit' (on a table, texts, "
+                                               "recordings or images).")],
     data: Annotated[Path, typer.Argument(help="Rows to explain: CSV, Parquet, .npy or .npz; recordings (.wav/.flac, "
-                                              "a folder, .npz) for a model trained on recordings.")],
-    top: Annotated[int, typer.Option("--top", help="How many of the highest-scoring rows to explain.")] = 20,
+                                              "a folder, .npz) for a model trained on recordings; images (a folder, "
+                                              "an image file, .npz) for a model trained on images.")],
+    top: Annotated[int, typer.Option("--top", help="How many of the highest-scoring rows (or images) to "
+                                                   "explain.")] = 20,
     out: Annotated[Path, typer.Option("--out", "-o", help="Table to write (.csv, .parquet, .npy; '-' for "
                                                           "standard output).")] = Path("explanations.csv"),
     label_col: LabelCol = None,
@@ -93,8 +96,20 @@ def explain(
                      "default), 'band' (mel band; the default of the others), 'statistic' (mean, std, ...; "
                      "pooled features), 'segment' (time step of a patch or voice model) or 'feature'.")
     ] = None,
+    maps: Annotated[Optional[Path], typer.Option(
+        "--maps", help="Models trained on images: also write, into this folder, one PNG per explained image: "
+                       "the image beside its heat-map, the regions boxed.")] = None,
+    regions: Annotated[Optional[int], typer.Option(
+        "--regions", help="Models trained on images: regions listed per image (one output row each), "
+                          "largest contribution first, not overlapping (default 1).")] = None,
+    patch_size: Annotated[Optional[int], typer.Option(
+        "--patch-size", help="Models trained on images: side of the regions and of the occluded patches, in the "
+                             "model's pixels (default: a seventh of the shorter side, at least 2).")] = None,
+    method: Annotated[Optional[str], typer.Option(
+        "--method", help="Models trained on images: 'auto' (the detector's own split of its score where it has "
+                         "one, else occlusion; the default) or 'occlusion' (for any detector).")] = None,
 ):
-    """Explain the TOP highest-scoring rows of DATA: each column's share of the row's score.
+    """Explain the TOP highest-scoring rows of DATA: each column's share of the row's score (images: where).
 
     One output row per explained row, highest score first: its id columns, its row number in DATA, score,
     label, 'unseen_category' (models with categorical columns: the row holds a category never seen in
@@ -103,6 +118,9 @@ def explain(
     For a model trained on recordings (DATA: a .wav/.flac file, a folder or an .npz of them): file, group,
     score, label, 'top_coefficient' (MFCC models) or 'top_band' (or top_statistic, ... with --by) and
     share_GROUP for every coefficient, mel band, statistic or segment.
+    For a model trained on images: one output row per region (--regions, default 1) of each explained image:
+    image, row, score, label, region (1 = adding most), left, top, right, bottom (its box in the image file's
+    pixels, right and bottom exclusive), share (its part of the image's heat-map), and map (the PNG, with --maps).
     """
     import numpy as np
     import pandas as pd
@@ -110,7 +128,18 @@ def explain(
     if top < 1:
         raise OddkitError(f"--top must be at least 1, got {top}")
     _check_output(out, force)
+    image_options = [flag for flag, value in (("--maps", maps), ("--regions", regions), ("--patch-size", patch_size),
+                                              ("--method", method)) if value is not None]
     detector = _load_model(model)
+    if _model_image_shape(detector) is not None:
+        if by is not None:
+            raise OddkitError("--by groups the shares of a model trained on recordings; an image's explanation is a "
+                              "map over its pixels, leave it out")
+        return _explain_images(detector, data, top, out, maps, 1 if regions is None else regions, patch_size,
+                               method or "auto", force)
+    if image_options:
+        raise OddkitError(f"{', '.join(image_options)} explain models trained on images; {model} was not, leave "
+                          f"{'it' if len(image_options) == 1 else 'them'} out")
     from oddkit.cli.audio import explain_recordings, model_takes_recordings
 
     if model_takes_recordings(detector):
@@ -118,8 +147,6 @@ def explain(
     if by is not None:
         raise OddkitError("--by groups the shares of a model trained on recordings; a table's shares are per "
                           "column, leave it out")
-    if _model_image_shape(detector) is not None:
-        raise OddkitError(f"{model} was trained on images; 'oddkit explain' explains table rows")
     if _model_text_col(detector) is not None:
         return _explain_texts(detector, data, top, out, label_col, id_col)
     _, table = _read_for_model(detector, data, label_col, id_col, None)
@@ -176,3 +203,56 @@ def _explain_texts(detector, data: Path, top: int, out: Path, label_col, id_col)
         console.print(f"explained the {len(frame):,} highest-scoring of {len(scores):,} texts of {data.name} "
                       f"with {type(detector).__name__} (the {TOP_TOKENS} words and tokens adding most to each "
                       f"score); wrote {out}")
+
+
+def _explain_images(detector, data: Path, top: int, out: Path, maps: Path | None, regions: int,
+                    patch_size: int | None, method: str, force: bool) -> None:
+    """The image branch of 'oddkit explain': the TOP highest-scoring images of DATA, each with its
+    regions adding most to the score (boxes in the file's pixels) and, with MAPS, a heat-map PNG
+    (:func:`oddkit.explain.explain_images` and :func:`~oddkit.explain.top_regions`)."""
+    import numpy as np
+    import pandas as pd
+
+    from oddkit.explain import IMAGE_METHODS, default_patch_size, explain_images, top_regions
+
+    if regions < 1:
+        raise OddkitError(f"--regions must be at least 1, got {regions}")
+    if patch_size is not None and patch_size < 1:
+        raise OddkitError(f"--patch-size must be at least 1 pixel, got {patch_size}")
+    if method not in IMAGE_METHODS:
+        raise OddkitError(f"--method must be {' or '.join(IMAGE_METHODS)}, got {method!r}")
+    if maps is not None and maps.exists() and (not maps.is_dir() or (any(maps.iterdir()) and not force)):
+        raise OddkitError(f"{maps} is a file; choose another --maps folder" if not maps.is_dir() else
+                          f"{maps} already holds files; pass --force to write into it, or choose another --maps folder")
+    _, images = _read_for_model(detector, data, None, None, None)
+    scores = np.asarray(detector.decision_function(images.X), dtype=np.float64)
+    order = np.argsort(-scores, kind="stable")[:top]
+    explanation = explain_images(detector, images.X[order], method=method,
+                                 patch_size=patch_size or default_patch_size(images.X.shape))
+    _, height, width = images.X.shape[1:]
+    records = []
+    for rank, index in enumerate(order):
+        found = top_regions(explanation.maps[rank], explanation.patch_size, regions)
+        # Boxes in the file's own pixels: the model's pixels scaled back where the image was resized.
+        original = (images.original_sizes[index] if images.original_sizes is not None else (height, width))
+        fy, fx = original[0] / height, original[1] / width
+        picture = None
+        if maps is not None:
+            from oddkit.data.images import save_heatmap
+
+            stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(images.names[index]).stem)
+            picture = save_heatmap(images.X[index], explanation.maps[rank], maps / f"{rank + 1:03d}-{stem}.png",
+                                   boxes=[(r.left, r.top, r.right, r.bottom) for r in found])
+        for number, region in enumerate(found, start=1):
+            records.append({"image": images.names[index], "row": int(index), "score": scores[index],
+                            "label": int(scores[index] >= detector.threshold_), "region": number,
+                            "left": int(np.floor(region.left * fx)), "top": int(np.floor(region.top * fy)),
+                            "right": int(np.ceil(region.right * fx)), "bottom": int(np.ceil(region.bottom * fy)),
+                            "share": region.share, **({} if picture is None else {"map": str(picture)})})
+    _write_table(pd.DataFrame.from_records(records), out)
+    if str(out) != "-":
+        written = f"; wrote {out}" + ("" if maps is None else f" and {len(order):,} heat-maps in {maps}")
+        console.print(f"explained the {len(order):,} highest-scoring of {len(scores):,} images of {data.name} with "
+                      f"{type(detector).__name__} ({explanation.method}: {explanation.description}; regions of "
+                      f"{explanation.patch_size}x{explanation.patch_size} model pixels){written}",
+                      markup=False, highlight=False)

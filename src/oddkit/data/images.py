@@ -2,9 +2,9 @@
 
 Every reader returns an :class:`ImageSet` whose ``X`` is a float32 array of shape
 ``(n, C, H, W)`` with values in [0, 1] — the layout and scale oddkit's image auto-encoders train
-on — plus class labels when the source has them. Scaling is fixed, never fitted: 8-bit values are
-divided by 255 and 16-bit values by 65,535, so a model sees the same numbers at training and at
-scoring time whatever the batch holds.
+on — plus class labels when the source has them, and each image's size as it was read. Scaling is
+fixed, never fitted: 8-bit values are divided by 255 and 16-bit values by 65,535, so a model sees the
+same numbers at training and at scoring time whatever the batch holds.
 
 Sources
 -------
@@ -15,13 +15,24 @@ Sources
   (C = 1, 3 or 4; an alpha channel is dropped), uint8 / uint16 / bool or floats already in
   [0, 1], and optionally ``labels`` (one per image) and ``class_names``.
 
-:func:`one_class_split` builds the usual one-class protocol from a labelled set, and
-:func:`save_image_grid` / :func:`write_images` write images back out.
+:func:`one_class_split` builds the usual one-class protocol from a labelled set;
+:func:`save_image_grid` / :func:`write_images` write images back out, and
+:func:`save_heatmap` draws a per-pixel map (an explanation) over an image.
+
+Resizing is never silent
+------------------------
+:func:`read_images` resizes only when asked (``size``), and then says so: an
+:class:`ImageResizeWarning` names how many images it resized, from which sizes to which, and
+whether their aspect ratio changed. A model trained on 28x28 images scores a folder of 64x64 files
+only after they are resized; the command line does that for every command that reads images for a
+model, and a wrong input (a crop from another camera, the full frame instead of the crop) would
+otherwise be scored without a word.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,16 +46,19 @@ from oddkit.exceptions import (
     EmptyDataError,
     ImageShapeError,
     NonFiniteError,
+    OddkitWarning,
     UnreadableImageError,
 )
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "ImageResizeWarning",
     "ImageSet",
     "as_image_batch",
     "is_image_source",
     "one_class_split",
     "read_images",
+    "save_heatmap",
     "save_image_grid",
     "to_uint8",
     "write_images",
@@ -54,6 +68,20 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 """File name endings read as images (case-insensitive)."""
 
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+
+
+class ImageResizeWarning(OddkitWarning):
+    """:func:`read_images` resized images to the size it was given (the message says how many, from
+    which sizes to which, and whether their aspect ratio changed).
+
+    A warning rather than an error: resizing to a model's size is how images from another
+    resolution are scored (the command line resizes every image it reads for a model to the model's
+    size), and refusing would break that documented use. A warning rather than silence: the same
+    resizing turns a wrong input, a crop from another camera or the full frame instead of the crop,
+    into a plausible-looking score, and only the sizes tell them apart. To make it an error in
+    Python, ``warnings.simplefilter("error", ImageResizeWarning)``; to silence it where resizing is
+    meant, ``warnings.simplefilter("ignore", ImageResizeWarning)``.
+    """
 
 
 @dataclass
@@ -72,6 +100,9 @@ class ImageSet:
         One name per image: its path relative to the folder, or ``"<archive>[i]"``.
     source : pathlib.Path
         Where the images came from.
+    original_sizes : list of (int, int) or None
+        Each image's ``(height, width)`` as read, before any resizing (``X.shape[2:]`` where it was
+        not resized); None for an ImageSet built by hand.
     """
 
     X: np.ndarray
@@ -79,6 +110,14 @@ class ImageSet:
     class_names: list[str] | None
     names: list[str]
     source: Path
+    original_sizes: list[tuple[int, int]] | None = None
+
+    @property
+    def resized(self) -> np.ndarray:
+        """Boolean mask of the images whose size was changed when they were read."""
+        if self.original_sizes is None:
+            return np.zeros(len(self.X), dtype=bool)
+        return np.array([tuple(s) != tuple(self.X.shape[2:]) for s in self.original_sizes], dtype=bool)
 
     def __len__(self) -> int:
         return len(self.X)
@@ -293,8 +332,34 @@ def _list_folder(folder: Path) -> tuple[list[Path], np.ndarray | None, list[str]
         f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}), neither directly nor in class sub-folders")
 
 
+def _size_text(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def _warn_resized(original_sizes: list[tuple[int, int]], size: tuple[int, int], source: Path) -> None:
+    """An :class:`ImageResizeWarning` when any of the images (``original_sizes``, (height, width)
+    each) was resized to ``size``: how many, from which sizes (the commonest first, at most 3 named)
+    and whether their aspect ratio changed."""
+    from collections import Counter
+
+    counts = Counter(tuple(s) for s in original_sizes if tuple(s) != tuple(size))
+    if not counts:
+        return
+    n_resized = sum(counts.values())
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    sizes = ", ".join(f"{n:,} from {_size_text(s)}" for s, n in ordered[:3])
+    if len(ordered) > 3:
+        sizes += f" and {n_resized - sum(n for _, n in ordered[:3]):,} from {len(ordered) - 3} other sizes"
+    stretched = sum(n for s, n in counts.items() if abs(s[0] * size[1] - s[1] * size[0]) > max(s[0], s[1], *size) / 2)
+    note = f"; {stretched:,} of them changed aspect ratio (stretched)" if stretched else ""
+    warnings.warn(
+        f"resized {n_resized:,} of {len(original_sizes):,} images in {source} to {_size_text(size)} pixels "
+        f"(height x width): {sizes}{note}; check that they come from the source the size was chosen for",
+        ImageResizeWarning, stacklevel=4)
+
+
 def _read_files(paths: list[Path], root: Path, size: tuple[int, int] | None,
-                channels: int | None) -> np.ndarray:
+                channels: int | None) -> tuple[np.ndarray, list[tuple[int, int]]]:
     images = [_open_image(p) for p in paths]
     found = {_image_channels(im) for im in images}
     if channels is None:
@@ -320,7 +385,9 @@ def _read_files(paths: list[Path], root: Path, size: tuple[int, int] | None,
     for i, image in enumerate(images):
         pixels = _image_pixels(image, channels)
         out[i] = pixels if pixels.shape[1:] == size else _resize_stack(pixels[None], size)[0]
-    return out
+    original_sizes = [(im.size[1], im.size[0]) for im in images]
+    _warn_resized(original_sizes, size, root)
+    return out, original_sizes
 
 
 def _read_npz(path: Path, size, channels, labels_key: str) -> ImageSet:
@@ -335,7 +402,11 @@ def _read_npz(path: Path, size, channels, labels_key: str) -> ImageSet:
             class_names = archive["class_names"] if "class_names" in keys else None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"cannot read {path} as an .npz archive ({type(exc).__name__}: {exc})") from None
-    X = as_image_batch(X, size=size, channels=channels, what=f"'X' in {path}")
+    X = as_image_batch(X, channels=channels, what=f"'X' in {path}")
+    original_sizes = [tuple(int(v) for v in X.shape[2:])] * len(X)
+    if size is not None and X.shape[2:] != size:
+        _warn_resized(original_sizes, size, path)
+        X = np.ascontiguousarray(_resize_stack(X, size), dtype=np.float32)
     if labels is not None:
         labels = np.asarray(labels).ravel()
         if len(labels) != len(X):
@@ -348,7 +419,7 @@ def _read_npz(path: Path, size, channels, labels_key: str) -> ImageSet:
         labels = labels.astype(np.int64)
     names_list = None if class_names is None else [str(n) for n in np.asarray(class_names).ravel()]
     return ImageSet(X=X, labels=labels, class_names=names_list,
-                    names=[f"{path.name}[{i}]" for i in range(len(X))], source=path)
+                    names=[f"{path.name}[{i}]" for i in range(len(X))], source=path, original_sizes=original_sizes)
 
 
 def read_images(path: str | Path, size: Any = None, channels: int | None = None,
@@ -362,7 +433,8 @@ def read_images(path: str | Path, size: Any = None, channels: int | None = None,
         folders are skipped), a single image file, or an ``.npz`` holding ``X``.
     size : int or (height, width), optional
         Resize every image to this size (Pillow's bilinear filter). Default: keep the size, which
-        must then be the same for every image.
+        must then be the same for every image. Images that were resized are counted in an
+        :class:`ImageResizeWarning` (see the module notes) and flagged by ``ImageSet.resized``.
     channels : {1, 3, None}
         Convert every image to grayscale (1) or RGB (3). Default: as the images are, which must
         then all be grayscale or all colour. Alpha channels are dropped.
@@ -372,7 +444,14 @@ def read_images(path: str | Path, size: Any = None, channels: int | None = None,
     Returns
     -------
     ImageSet
-        ``X`` float32 of shape (n, C, H, W) in [0, 1], labels and names.
+        ``X`` float32 of shape (n, C, H, W) in [0, 1], labels, names and each image's size as read
+        (``original_sizes``).
+
+    Warns
+    -----
+    ImageResizeWarning
+        When ``size`` changed the size of any image: how many, from which sizes, and how many
+        changed aspect ratio.
 
     Raises
     ------
@@ -398,14 +477,16 @@ def read_images(path: str | Path, size: Any = None, channels: int | None = None,
         raise DataError(f"{path} does not exist; check the path (relative paths start from {Path.cwd()})")
     if path.is_dir():
         paths, labels, class_names = _list_folder(path)
-        X = _read_files(paths, path, size, channels)
+        X, original_sizes = _read_files(paths, path, size, channels)
         return ImageSet(X=X, labels=labels, class_names=class_names,
-                        names=[p.relative_to(path).as_posix() for p in paths], source=path)
+                        names=[p.relative_to(path).as_posix() for p in paths], source=path,
+                        original_sizes=original_sizes)
     if path.suffix.lower() == ".npz":
         return _read_npz(path, size, channels, labels_key)
     if _is_image_file(path):
-        X = _read_files([path], path, size, channels)
-        return ImageSet(X=X, labels=None, class_names=None, names=[path.name], source=path)
+        X, original_sizes = _read_files([path], path, size, channels)
+        return ImageSet(X=X, labels=None, class_names=None, names=[path.name], source=path,
+                        original_sizes=original_sizes)
     raise DataError(f"cannot read images from {path}: expected a folder, an image file "
                     f"({', '.join(IMAGE_SUFFIXES)}) or an .npz archive holding X")
 
@@ -539,3 +620,73 @@ def write_images(X: np.ndarray, out: str | Path, names: Sequence[str] | None = N
         name = Path(names[i]).with_suffix(".png").name if names is not None else f"{i:0{width}d}.png"
         _pil_image(image).save(out / name)
     return out
+
+
+HEATMAP_MIN_SIDE = 128
+"""Shortest side, in pixels, that :func:`save_heatmap` enlarges a small image to (by a whole factor)."""
+
+
+def save_heatmap(image: np.ndarray, heat: np.ndarray, path: str | Path,
+                 boxes: Sequence[tuple[int, int, int, int]] = (), min_side: int = HEATMAP_MIN_SIDE,
+                 colormap: str = "inferno") -> Path:
+    """Write a PNG of an image beside the same image with a per-pixel map laid over it.
+
+    Parameters
+    ----------
+    image : ndarray of shape (C, H, W) or (H, W)
+        Pixels in [0, 1]; C is 1 or 3.
+    heat : ndarray of shape (H, W)
+        The map (e.g. each pixel's contribution to an anomaly score). Its positive part is drawn,
+        scaled so that its largest value is the colormap's brightest colour and fully opaque;
+        zero and negative values leave the image as it is.
+    path : str or pathlib.Path
+        The PNG to write (its folder is created).
+    boxes : sequence of (left, top, right, bottom)
+        Rectangles drawn on the overlay, in ``image``'s pixel coordinates (right and bottom
+        exclusive), e.g. the regions adding most to the score; the first is drawn thickest.
+    min_side : int, default=128
+        Both panels are enlarged by the smallest whole factor that makes their shorter side at
+        least this long (nearest neighbour: each pixel stays a visible square).
+    colormap : str, default="inferno"
+        A matplotlib colormap name.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    import matplotlib
+    from PIL import Image, ImageDraw
+
+    pixels = np.asarray(image, dtype=np.float32)
+    if pixels.ndim == 2:
+        pixels = pixels[None]
+    heat = np.asarray(heat, dtype=np.float64)
+    if pixels.ndim != 3 or pixels.shape[0] not in (1, 3) or heat.shape != pixels.shape[1:]:
+        raise DataError(f"save_heatmap takes an image (C, H, W) and a map (H, W) of the same size, got "
+                        f"{pixels.shape} and {heat.shape}")
+    gray = np.repeat(pixels, 3, axis=0) if pixels.shape[0] == 1 else pixels
+    base = np.clip(np.moveaxis(gray, 0, 2), 0.0, 1.0)
+    positive = np.clip(np.nan_to_num(heat, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
+    top = positive.max()
+    level = positive / top if top > 0 else positive
+    colours = matplotlib.colormaps[colormap](level)[..., :3]
+    alpha = (0.85 * level)[..., None]
+    overlay = (1.0 - alpha) * base + alpha * colours
+    scale = max(1, int(math.ceil(min_side / max(1, min(heat.shape)))))
+    height, width = heat.shape
+    gap = max(2, scale)
+    canvas = np.ones((height * scale, 2 * width * scale + gap, 3), dtype=np.float64)
+    canvas[:, :width * scale] = base.repeat(scale, axis=0).repeat(scale, axis=1)
+    canvas[:, width * scale + gap:] = overlay.repeat(scale, axis=0).repeat(scale, axis=1)
+    picture = Image.fromarray(np.clip(np.rint(canvas * 255), 0, 255).astype(np.uint8), mode="RGB")
+    draw = ImageDraw.Draw(picture)
+    offset = width * scale + gap
+    for i, (left, top_, right, bottom) in enumerate(boxes):
+        line = max(1, scale // (3 if i == 0 else 6))
+        draw.rectangle([offset + left * scale, top_ * scale, offset + right * scale - 1, bottom * scale - 1],
+                       outline=(0, 255, 255) if i == 0 else (0, 200, 0), width=line)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path)
+    return path
