@@ -249,7 +249,7 @@ def test_images_are_refused_by_table_only_detectors():
     rng = np.random.default_rng(0)
     images = rng.random((30, 8, 8))
     detector = default_detector(random_state=0, members=("knn1",)).fit(images)
-    with pytest.raises(ExplainError, match="images"):
+    with pytest.raises(ExplainError, match="images.*explain_images"):  # the error names what does explain them
         detector.explain(images[:2])
 
 

@@ -396,8 +396,9 @@ class BaseDetector(BaseEstimator):
         if self._fitted_on_images():
             from oddkit.exceptions import ExplainError
 
-            raise ExplainError(f"{type(self).__name__} explains tables, but was fitted on images; use an "
-                               "auto-encoder detector, whose explain() returns per-pixel shares")
+            raise ExplainError(f"{type(self).__name__} explains tables, but was fitted on images; "
+                               "oddkit.explain.explain_images(detector, images) maps where in each image its score "
+                               "comes from (oddkit explain MODEL IMAGES on the command line)")
         Z = self._prepare(X, reset=False)
         frame = explanation_frame(self, X, self._explain_shares(Z))
         if isinstance(X, AudioData):  # recordings: one row each, named by its file, per audio feature
