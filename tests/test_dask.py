@@ -91,3 +91,24 @@ def test_signed_model_and_errors(client, scoring_models, tmp_path, monkeypatch):
         score(ddf.drop(columns="x0"), folder)
     with pytest.raises(DataError, match="label"):
         score(ddf.assign(label=1), folder)
+
+
+def test_columns_besides_the_features_are_carried_and_a_nameless_model_counts_them(client, scoring_models, tmp_path):
+    """As oddkit.spark.score: columns the model was not fitted on are carried to the result, not scored; a model
+    fitted without names scores every column, so another number of columns is refused before any task runs."""
+    from oddkit import GaussianDetector
+    from oddkit.dask import score
+
+    detector, folder, columns = scoring_models["gaussian"]
+    frame = scoring_frame(columns).assign(note="carried")
+    got = score(dd.from_pandas(frame, npartitions=2), folder).compute().sort_values("id")
+    assert list(got.columns) == [*frame.columns, "score", "label", "unseen_category"]
+    assert (got["note"] == "carried").all()
+    np.testing.assert_array_equal(got["score"].to_numpy(), detector.decision_function(frame[columns]))
+    nameless = GaussianDetector().fit(frame[columns].to_numpy())
+    nameless.save(tmp_path / "nameless")
+    with pytest.raises(ColumnMismatchError, match=r"without column names, on 6 columns, and the DataFrame has 9"):
+        score(dd.from_pandas(frame, npartitions=2), tmp_path / "nameless")
+    scored = score(dd.from_pandas(frame, npartitions=2), tmp_path / "nameless", features=columns).compute()
+    np.testing.assert_array_equal(scored.sort_values("id")["score"].to_numpy(),
+                                  nameless.decision_function(frame[columns].to_numpy()))

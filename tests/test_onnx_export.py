@@ -36,6 +36,7 @@ def split():
     held_out.loc[0, "a"] = 1e9  # far beyond training: clipped, floored at out_of_range_score
     held_out.loc[1, "d"] = -1e300
     held_out.loc[2, "b"] = 400.0  # an ordinary anomaly
+    held_out.loc[3, "c"] = 1e308  # over c's scale of 0.1: inf when standardised, clipped, floored
     return train, held_out
 
 
@@ -73,7 +74,8 @@ def test_onnxruntime_scores_equal_oddkits_on_held_out_rows(name, split, tmp_path
     assert not unseen.any()
     np.testing.assert_allclose(score, expected, rtol=1e-5)
     np.testing.assert_array_equal(label, detector.predict(held_out))
-    assert label[0] == label[1] == 1 and score[0] >= detector.out_of_range_score()
+    assert label[0] == label[1] == label[3] == 1 and (score[[0, 1, 3]] >= detector.out_of_range_score()).all()
+    assert np.isfinite(score).all()
     metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert json.loads(metadata["numeric_columns"]) == ["a", "b", "c", "d"]
     assert float(metadata["threshold"]) == detector.threshold_
@@ -134,6 +136,62 @@ def test_median_imputation_is_in_the_graph(split, tmp_path):
     session, _ = _session(detector, tmp_path)
     np.testing.assert_allclose(session.run(["score"], onnx_inputs(detector, rows))[0],
                                detector.decision_function(rows), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "pca", "autoencoder", "vae"])
+def test_non_finite_values_without_imputation_score_the_floor_never_nan(name, split, tmp_path):
+    """oddkit refuses NaN/inf when the model does not impute; the graph cannot refuse, and never answers NaN: a
+    NaN scores exactly out_of_range_score(), an infinite value is clipped like any far-out value (at least
+    that); both are labelled anomalies. The other rows keep oddkit's scores."""
+    from oddkit.exceptions import NonFiniteError
+
+    train, held_out = split
+    detector = _detectors()[name]().fit(train)
+    rows = held_out.iloc[5:10].reset_index(drop=True)
+    rows.loc[0, "a"] = np.nan
+    rows.loc[1, "b"] = np.inf
+    rows.loc[2, "d"] = -np.inf
+    with pytest.raises(NonFiniteError):
+        detector.decision_function(rows)
+    session, _ = _session(detector, tmp_path)
+    score, label, unseen = session.run(None, onnx_inputs(detector, rows))
+    floor = detector.out_of_range_score()
+    assert np.isfinite(score).all() and (score[:3] >= floor).all() and (label[:3] == 1).all() and not unseen.any()
+    np.testing.assert_allclose(score[0], floor, rtol=1e-12)
+    np.testing.assert_allclose(score[3:], detector.decision_function(rows.iloc[3:]), rtol=1e-5)
+
+
+def test_inputs_are_read_as_oddkit_reads_them(split, tmp_path):
+    """A nullable column's missing value, and a cell that is not a number in a column declared numeric, are NaN
+    to oddkit (imputed here); onnx_inputs reads them so, and the graph's scores equal oddkit's. A missing
+    column is oddkit's ColumnMismatchError."""
+    from oddkit import GaussianDetector
+    from oddkit.exceptions import ColumnMismatchError
+
+    train, held_out = split
+    train = train.assign(n=np.arange(len(train)) % 7)
+    rows = held_out.iloc[5:15].assign(n=pd.array([1, None, 3, 4, 5, 6, 0, 1, 2, 3], dtype="Int64"))
+    rows = rows.astype({"a": object})
+    rows.loc[rows.index[2], "a"] = "n/a"
+    detector = GaussianDetector(impute="median", column_types={"a": "numeric"}).fit(train)
+    feeds = onnx_inputs(detector, rows)
+    assert feeds["numeric"].dtype == np.float64 and np.isnan(feeds["numeric"][[1, 2], [4, 0]]).all()
+    session, _ = _session(detector, tmp_path)
+    np.testing.assert_allclose(session.run(["score"], feeds)[0], detector.decision_function(rows), rtol=1e-5)
+    with pytest.raises(ColumnMismatchError, match="'b'"):
+        onnx_inputs(detector, rows.drop(columns="b"))
+
+
+def test_a_model_fitted_on_recordings_is_refused(tmp_path):
+    """Its audio features are computed by librosa before the table preprocessing: not in a graph."""
+    pytest.importorskip("librosa")
+    from oddkit import GaussianDetector
+    from oddkit.data.audio import synthetic_speech
+
+    detector = GaussianDetector().fit(synthetic_speech(2, 2, 3, seconds=0.3))
+    with pytest.raises(ExportError, match="GaussianDetector was fitted on recordings and cannot be exported"):
+        export_onnx(detector, tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()
 
 
 def test_image_autoencoder_and_vae_export(tmp_path):

@@ -128,6 +128,26 @@ def test_errors(spark, scoring_models):
         score(spark.createDataFrame(frame), folder, ship="scp")
 
 
+def test_columns_besides_the_features_are_carried_and_a_nameless_model_counts_them(spark, scoring_models, tmp_path):
+    """oddkit.spark.score is a transformation: columns the model was not fitted on are not scored but carried
+    to the result (ids reach it so); a model fitted without names scores every column, so a DataFrame with
+    another number of columns is refused on the driver, not on an executor."""
+    from oddkit import GaussianDetector
+    from oddkit.spark import score
+
+    _, folder, columns = scoring_models["gaussian"]
+    frame = scoring_frame(columns).assign(note="carried")
+    got = score(spark.createDataFrame(frame), folder).toPandas()
+    assert list(got.columns) == [*frame.columns, "score", "label", "unseen_category"]
+    assert (got["note"] == "carried").all()
+    nameless = GaussianDetector().fit(frame[columns].to_numpy())
+    nameless.save(tmp_path / "nameless")
+    with pytest.raises(ColumnMismatchError, match=r"without column names, on 6 columns, and the DataFrame has 9"):
+        score(spark.createDataFrame(frame), tmp_path / "nameless")
+    scored = score(spark.createDataFrame(frame), tmp_path / "nameless", features=columns).toPandas()
+    np.testing.assert_array_equal(scored["score"].to_numpy(), nameless.decision_function(frame[columns].to_numpy()))
+
+
 def test_cli_engine_spark(spark, scoring_models, tmp_path, monkeypatch, capsys):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -157,11 +177,11 @@ def test_cli_engine_spark(spark, scoring_models, tmp_path, monkeypatch, capsys):
     scoring_frame(columns, unseen_every=10).to_parquet(odd)
     n_unseen = int((pd.read_parquet(odd)["kind"] == "c").sum())
     code, stdout, stderr = run_cli(monkeypatch, capsys, "score", folder, odd, "--engine", "spark", "--spark-master",
-                                   "local[2]", "--out", out, "--force")
+                                   "local[2]", "--id-col", "id", "--out", out, "--force")
     assert code == 0, stderr
     assert f"{n_unseen:,} row(s) hold categories never seen in training, in 'kind'" in stderr
     code, stdout, stderr = run_cli(monkeypatch, capsys, "score", folder, odd, "--engine", "spark", "--spark-master",
-                                   "local[2]", "--out", out, "--force", "--strict-categories")
+                                   "local[2]", "--id-col", "id", "--out", out, "--force", "--strict-categories")
     assert code != 0 and "never seen in training" in stderr and "drop --strict-categories" in stderr
     assert "Traceback" not in stderr
     code, _, stderr = run_cli(monkeypatch, capsys, "score", folder, data, "--engine", "spark",
@@ -183,7 +203,11 @@ def test_cli_engine_spark_refuses_bad_input_as_the_local_engine_does(scoring_mod
     as_csv = tmp_path / "as_csv"
     as_csv.mkdir()
     scoring_frame(columns).to_csv(as_csv / "part-0.csv", index=False)
-    for data, expected in [(empty, "holds no Parquet"), (lacking, "missing ['x2']")]:
+    extra = tmp_path / "extra"  # a column neither the model's, an --id-col nor the label: refused, not dropped
+    extra.mkdir()
+    scoring_frame(columns).assign(note="x").to_parquet(extra / "part-0.parquet")
+    for data, expected in [(empty, "holds no Parquet"), (lacking, "missing ['x2']"),
+                           (extra, "missing [], extra ['note']; pass extra columns as --id-col")]:
         local = run_cli(monkeypatch, capsys, "score", folder, data, "--id-col", "id", "--out", tmp_path / "l.csv")
         spark = run_cli(monkeypatch, capsys, "score", folder, data, "--id-col", "id", "--engine", "spark",
                         "--spark-master", "local[2]", "--out", tmp_path / "s.parquet")
@@ -214,3 +238,116 @@ def test_score_files_raises_oddkit_errors(spark, scoring_models, tmp_path):
     with pytest.raises(DataError, match=r"Spark cannot read .*UNRESOLVED_COLUMN") as caught:
         _read_parquet(spark, dotted, ["nowhere"])
     assert "\n" not in str(caught.value)
+
+
+def test_score_files_refuses_extra_columns_but_not_partition_columns(spark, scoring_models, tmp_path):
+    """A column of the files that is no feature, id or label is refused as the local engine refuses it; a
+    partition column (a key=value folder, which the local engine does not read) is not one of them."""
+    from oddkit.spark import score_files
+
+    detector, folder, columns = scoring_models["gaussian"]
+    frame = scoring_frame(columns)
+    frame.assign(note="x").to_parquet(tmp_path / "extra.parquet")
+    with pytest.raises(ColumnMismatchError, match=r"missing \[\], extra \['note'\]; pass extra columns as --id-col"):
+        score_files(folder, tmp_path / "extra.parquet", tmp_path / "out.parquet", id_cols=("id",))
+    assert not (tmp_path / "out.parquet").exists()
+    (tmp_path / "days" / "day=1").mkdir(parents=True)
+    frame.to_parquet(tmp_path / "days" / "day=1" / "part-0.parquet")
+    n, _, _, _ = score_files(folder, tmp_path / "days", tmp_path / "out.parquet", id_cols=("id",))
+    got = pd.read_parquet(tmp_path / "out.parquet").sort_values("id")
+    assert n == len(frame) and list(got.columns) == ["id", "score", "label"]
+    np.testing.assert_array_equal(got["score"].to_numpy(), detector.decision_function(frame[columns]))
+
+
+def test_cli_a_failing_job_is_one_line(spark, scoring_models, tmp_path, monkeypatch, capsys):
+    """An exception inside the scoring function on an executor (here induced: the function Spark ships raises)
+    reaches the command line as one line naming it, exit code 2, no traceback; the Spark exception is kept
+    as the error's cause."""
+    import oddkit.spark
+
+    def failing(batches, **kwargs):  # pickled by value with the job: the executors run it
+        for _ in batches:
+            raise ValueError("induced failure inside the scoring function")
+        yield from ()
+
+    _, folder, columns = scoring_models["gaussian"]
+    scoring_frame(columns).to_parquet(tmp_path / "rows.parquet")
+    monkeypatch.setattr(oddkit.spark, "_score_batches", failing)
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "score", folder, tmp_path / "rows.parquet", "--id-col", "id",
+                                   "--engine", "spark", "--spark-master", "local[2]", "--out", tmp_path / "s.parquet")
+    assert code == 2, stderr
+    assert stderr == ("error: the Spark job failed: ValueError: induced failure inside the scoring function "
+                      "(oddkit --debug shows the full traceback)\n")
+    with pytest.raises(oddkit.spark.SparkJobError, match="ValueError: induced failure") as caught:
+        oddkit.spark.score_files(folder, tmp_path / "rows.parquet", tmp_path / "s.parquet", id_cols=("id",),
+                                 force=True)
+    assert "Traceback" in str(caught.value.__cause__)
+    assert spark.sparkContext.getConf() is not None  # the session survives the failed job
+
+
+JAVA_FAILURE = """An error occurred while calling o60.parquet.
+: org.apache.spark.SparkException: Job aborted due to stage failure: Task 0 in stage 1.0 failed 1 times, \
+most recent failure: Lost task 0.0 in stage 1.0 (TID 1) (192.0.2.2 executor driver): \
+org.apache.spark.SparkException: Python worker exited unexpectedly (crashed).
+\tat org.apache.spark.api.python.BasePythonRunner$ReaderIterator.read(PythonRunner.scala:612)
+\tat scala.collection.Iterator$$anon$10.hasNext(Iterator.scala:594)
+Caused by: java.io.EOFException
+\tat java.base/java.io.DataInputStream.readInt(DataInputStream.java:386)
+"""
+
+PYTHON_FAILURE = """An exception was thrown from the Python worker:
+Traceback (most recent call last):
+  File "/work/oddkit/spark.py", line 130, in _score_batches
+    yield score_frame(detector, frame, features, strict_categories, counts)
+KeyError: 'x0'
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "/work/oddkit/spark.py", line 131, in _score_batches
+    raise RuntimeError("boom")
+RuntimeError: boom
+ SQLSTATE: 38000
+"""
+
+
+@pytest.mark.parametrize(("text", "cause"), [
+    (PYTHON_FAILURE, "RuntimeError: boom"),
+    (JAVA_FAILURE, "Python worker exited unexpectedly (crashed)."),
+    ("An error occurred while calling o7.parquet.\n: java.lang.OutOfMemoryError: Java heap space\n\tat x.y(Z.java:1)",
+     "OutOfMemoryError: Java heap space"),
+    ("[JAVA_GATEWAY_EXITED] Java gateway process exited before sending its port number.",
+     "[JAVA_GATEWAY_EXITED] Java gateway process exited before sending its port number."),
+    ("", "no reason given"),
+])
+def test_failure_cause_names_the_last_python_exception_or_the_task_failure(text, cause):
+    from oddkit.spark import _failure_cause
+
+    assert _failure_cause(text) == cause
+
+
+def test_failure_cause_is_one_bounded_line():
+    from oddkit.spark import _MAX_CAUSE, _failure_cause
+
+    found = _failure_cause("Traceback (most recent call last):\n  File x\nValueError: " + "long " * 200)
+    assert "\n" not in found and _MAX_CAUSE - 5 < len(found) <= _MAX_CAUSE and found.endswith("...")
+
+
+def test_job_error_translates_spark_errors_only():
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkRuntimeError
+
+    from oddkit.exceptions import UnseenCategoryError
+    from oddkit.spark import SparkJobError, _job_error
+
+    crashed = _job_error(Py4JError(JAVA_FAILURE))
+    assert isinstance(crashed, SparkJobError) and str(crashed) == (
+        "the Spark job failed: Python worker exited unexpectedly (crashed). (oddkit --debug shows the full traceback)")
+    unseen = _job_error(Py4JError("Traceback (most recent call last):\n  File x\n"
+                                  "oddkit.exceptions.UnseenCategoryError: column 'kind' has 1 value(s) never seen"))
+    assert type(unseen) is UnseenCategoryError and str(unseen) == "column 'kind' has 1 value(s) never seen"
+    gateway = _job_error(PySparkRuntimeError(errorClass="JAVA_GATEWAY_EXITED", messageParameters={}))
+    assert isinstance(gateway, SparkJobError) and "JAVA_GATEWAY_EXITED" in str(gateway)
+    own = DataError("bad")
+    assert _job_error(own) is own
+    assert _job_error(KeyError("a bug of ours")) is None  # not Spark's: raised as it is, to be traced

@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from oddkit.exceptions import ColumnMismatchError, DataError, MissingDependencyError
+from oddkit.exceptions import DataError, MissingDependencyError
 
 
 def _score_partition(frame, *, folder: str, key: bytes | None, features: list[str], strict_categories: bool = False):
@@ -46,7 +46,9 @@ def score(ddf, model_folder, *, key: bytes | str | None = None, features: Sequen
     Parameters
     ----------
     ddf : dask.dataframe.DataFrame
-        Rows to score; it must hold the model's feature columns (by name). Other columns are carried.
+        Rows to score; it must hold the model's feature columns (by name). Every other column (ids,
+        labels, timestamps) is not scored but carried through to the result unchanged, beside the
+        scores (where ``detector.decision_function`` refuses columns it was not fitted on).
     model_folder : str or Path
         A model folder written by ``detector.save`` or ``oddkit fit``, at a path every worker can read.
         It is loaded here first, so a damaged folder, a wrong key or a missing column fails at once.
@@ -74,7 +76,8 @@ def score(ddf, model_folder, *, key: bytes | str | None = None, features: Sequen
     ModelFileError
         When the folder fails its integrity check or signature.
     ColumnMismatchError
-        When ``ddf`` lacks one of the model's feature columns.
+        When ``ddf`` lacks one of the model's feature columns, or (a model fitted without column names,
+        ``features`` not given) has another number of columns than the model was fitted on.
     DataError
         When ``ddf`` already has a ``score``, ``label`` or ``unseen_category`` column, or the model was
         trained on images.
@@ -86,7 +89,7 @@ def score(ddf, model_folder, *, key: bytes | str | None = None, features: Sequen
     import numpy as np
 
     from oddkit.persist import load
-    from oddkit.spark import OUTPUT_COLUMNS, _key
+    from oddkit.spark import OUTPUT_COLUMNS, _feature_columns, _key
 
     folder = Path(model_folder).expanduser().resolve()
     key = _key(key)
@@ -97,11 +100,7 @@ def score(ddf, model_folder, *, key: bytes | str | None = None, features: Sequen
     clash = [c for c in OUTPUT_COLUMNS if c in columns]
     if clash:
         raise DataError(f"the DataFrame already has a column named {clash[0]!r}; rename or drop it before scoring")
-    names = getattr(detector, "feature_names_in_", None)
-    features = [str(c) for c in (features if features is not None else names if names is not None else columns)]
-    missing = [c for c in features if c not in columns]
-    if missing:
-        raise ColumnMismatchError(f"the DataFrame lacks the model's feature columns {missing}; it has {columns}")
+    features = _feature_columns(detector, columns, features)
     meta = ddf._meta.assign(score=np.empty(0, np.float64), label=np.empty(0, np.int32),
                             unseen_category=np.empty(0, bool))
     return ddf.map_partitions(_score_partition, folder=str(folder), key=key, features=features,

@@ -127,6 +127,25 @@ def score_frame(detector, frame, features: list[str], strict_categories: bool = 
     return frame.assign(score=scores, label=(scores >= detector.threshold_).astype(np.int32), unseen_category=unseen)
 
 
+def _feature_columns(detector, columns: list[str], features: Sequence[str] | None) -> list[str]:
+    """The columns :func:`score` (and :func:`oddkit.dask.score`) scores, checked on the driver: ``features``,
+    else the model's ``feature_names_in_``, else every column (a model fitted without names, which must
+    then have been fitted on as many columns)."""
+    names = getattr(detector, "feature_names_in_", None)
+    if features is None and names is None:
+        width = getattr(detector, "n_features_in_", None)
+        if width is not None and len(columns) != width:
+            raise ColumnMismatchError(
+                f"the model was fitted without column names, on {width} columns, and the DataFrame has "
+                f"{len(columns)}: {columns}; name the {width} columns it scores, in training order, with the "
+                "features argument (the others are carried through)")
+    features = [str(c) for c in (features if features is not None else names if names is not None else columns)]
+    missing = [c for c in features if c not in columns]
+    if missing:
+        raise ColumnMismatchError(f"the DataFrame lacks the model's feature columns {missing}; it has {columns}")
+    return features
+
+
 def _score_batches(batches, *, location: str, shipped: bool, key: bytes | None, features: list[str],
                    strict_categories: bool = False, counts=None):
     """mapInPandas body: every pandas batch of a partition with its score, label and unseen_category."""
@@ -156,8 +175,12 @@ def score(df, model_folder, *, key: bytes | str | None = None, ship: str = "path
     Parameters
     ----------
     df : pyspark.sql.DataFrame
-        Rows to score. It must hold the model's feature columns (by name; order does not matter);
-        every other column (ids, labels, timestamps) is carried through unchanged.
+        Rows to score. It must hold the model's feature columns (by name; order does not matter).
+        Every other column (ids, labels, timestamps) is not scored but carried through to the result
+        unchanged, beside the scores: a transformation of the DataFrame, where
+        ``detector.decision_function`` refuses columns it was not fitted on. (``oddkit score --engine
+        spark``, which writes only the ``--id-col`` columns, refuses any other column, as the local
+        engine does: :func:`score_files`.)
     model_folder : str or Path
         A model folder written by ``detector.save`` or ``oddkit fit``. It is loaded on the driver
         first, so a damaged folder, a wrong key or a missing column fails here, before any job.
@@ -196,7 +219,8 @@ def score(df, model_folder, *, key: bytes | str | None = None, ship: str = "path
         When the folder fails its integrity check or signature (on the driver; on an executor the
         same error ends the job).
     ColumnMismatchError
-        When ``df`` lacks one of the model's feature columns.
+        When ``df`` lacks one of the model's feature columns, or (a model fitted without column names,
+        ``features`` not given) has another number of columns than the model was fitted on.
     DataError
         When ``df`` already has a ``score``, ``label`` or ``unseen_category`` column, or the model was
         trained on images.
@@ -216,12 +240,7 @@ def score(df, model_folder, *, key: bytes | str | None = None, ship: str = "path
     clash = [c for c in OUTPUT_COLUMNS if c in df.columns]
     if clash:
         raise DataError(f"the DataFrame already has a column named {clash[0]!r}; rename or drop it before scoring")
-    names = getattr(detector, "feature_names_in_", None)
-    features = [str(c) for c in (features if features is not None else names if names is not None else df.columns)]
-    missing = [c for c in features if c not in df.columns]
-    if missing:
-        raise ColumnMismatchError(f"the DataFrame lacks the model's feature columns {missing}; "
-                                  f"it has {list(df.columns)}")
+    features = _feature_columns(detector, list(df.columns), features)
     if ship == "addFile":
         df.sparkSession.sparkContext.addFile(str(folder), recursive=True)
         location, shipped = folder.name, True
@@ -299,11 +318,79 @@ def _executor_error(error: Exception) -> OddkitError | None:
     return kind(found[-1][1].strip())
 
 
-def _parquet_columns(data: Path) -> list[str]:
-    """DATA's columns, from the Parquet footers (and ``key=value`` folder names, which Spark reads as
-    partition columns), refusing before Spark starts what Spark would refuse with a Java stack trace,
-    with the local engine's errors: a folder holding no Parquet file (:class:`EmptyDataError`), a file
-    that is not Parquet (:class:`DataError`), files whose columns differ (:class:`ColumnMismatchError`)."""
+class SparkJobError(OddkitError):
+    """A Spark job failed for a reason of its own (an executor's error, a worker that crashed, a session
+    that could not start), not for an oddkit error an executor raised (that one is raised as it is)."""
+
+
+_MAX_CAUSE = 300
+"""The most characters of a failure's cause :func:`_job_error` keeps (Spark's messages can run long)."""
+
+
+def _failure_cause(text: str) -> str:
+    """The one line that says why a Spark job failed, out of the text of the exception that carries the
+    failure back to the driver (a Python worker's traceback, Java's stack trace, or both).
+
+    Parameters
+    ----------
+    text : str
+        ``str()`` of the exception: pyspark's ``PythonException``, py4j's ``Py4JJavaError`` (the Java
+        exception and its stack) or another of pyspark's errors.
+
+    Returns
+    -------
+    str
+        The last Python exception's line (``ValueError: ...``) when the text holds a Python traceback;
+        else the task failure Spark names (``most recent failure: Lost task ...: CAUSE``), else the first
+        Java exception line, else the text's first line; Java class names without their package, a
+        generic ``SparkException:`` left out, at most ``_MAX_CAUSE`` characters.
+    """
+    import re
+
+    lines = text.splitlines()
+    cause = None
+    starts = [i for i, line in enumerate(lines) if line.strip().endswith("Traceback (most recent call last):")]
+    if starts:  # a Python worker's error: the first unindented line after its last traceback's frames
+        cause = next((line.strip() for line in lines[starts[-1] + 1:] if line.strip() and not line[0].isspace()),
+                     None)
+    if cause is None:
+        lost = re.search(r"most recent failure: Lost task .*?\(TID \d+\)(?: \([^)]*\))?: (.+)", text)
+        java = re.search(r"(?:^|: )((?:[\w$]+\.)*[\w$]*(?:Exception|Error): .+)", text, flags=re.MULTILINE)
+        first = next((line.strip() for line in lines if line.strip()), "")
+        cause = lost.group(1) if lost else java.group(1) if java else first
+    cause = re.sub(r"\s+SQLSTATE: \w+$", "", cause.strip())
+    cause = re.sub(r"^(?:org\.apache\.spark\.)?SparkException: ", "", cause)
+    cause = re.sub(r"\b(?:[a-z_][\w$]*\.)+([A-Z][\w$]*(?:Exception|Error))\b", r"\1", cause)
+    if len(cause) > _MAX_CAUSE:
+        cause = cause[:_MAX_CAUSE - 3].rstrip() + "..."
+    return cause or "no reason given"
+
+
+def _is_spark_error(error: BaseException) -> bool:
+    """Whether ``error`` is one of pyspark's or py4j's (a job, the JVM or the gateway failed)."""
+    return any(kind.__module__.split(".")[0] in ("pyspark", "py4j") for kind in type(error).__mro__)
+
+
+def _job_error(error: Exception) -> OddkitError | None:
+    """One line for a failed Spark job: the oddkit error an executor raised (:func:`_executor_error`), or a
+    :class:`SparkJobError` naming the cause (:func:`_failure_cause`); None for an error that is not Spark's
+    (a bug to trace, raised as it is)."""
+    if isinstance(error, OddkitError):
+        return error
+    if not _is_spark_error(error):
+        return None
+    found = _executor_error(error)
+    if found is not None:
+        return found
+    return SparkJobError(f"the Spark job failed: {_failure_cause(str(error))} "
+                         "(oddkit --debug shows the full traceback)")
+
+
+def _parquet_columns(data: Path) -> tuple[list[str], list[str]]:
+    """DATA's columns, from the Parquet footers, and its partition columns (``key=value`` folder names,
+    which Spark reads as columns too), refusing before Spark starts what Spark would refuse with a Java
+    stack trace, with the local engine's errors: a folder holding no Parquet file (:class:`EmptyDataError`),
+    a file that is not Parquet (:class:`DataError`), files whose columns differ (:class:`ColumnMismatchError`)."""
     from oddkit.data.stream import TableSource
 
     source = TableSource(data, label_col=None)  # the local engine's checks of files and schemas
@@ -312,7 +399,8 @@ def _parquet_columns(data: Path) -> list[str]:
                         "or score it with --engine local")
     partitions = [part.split("=", 1)[0] for path in source.files if path != data
                   for part in path.relative_to(data).parts[:-1] if "=" in part]
-    return list(dict.fromkeys([*source.columns, *partitions]))
+    partitions = [name for name in dict.fromkeys(partitions) if name not in source.columns]
+    return list(source.columns), partitions
 
 
 def _column(name: str):
@@ -364,9 +452,20 @@ def score_files(model: Path, data: Path, out: Path, *, master: str = "local[*]",
     ------
     EmptyDataError, ColumnMismatchError, DataError
         Before Spark starts, with the messages of ``oddkit score``'s local engine: DATA is a folder
-        holding no Parquet file, is CSV, has files whose columns differ, or lacks one of the model's
-        columns or an ``id_cols`` column. Spark's own analysis errors become a one-line
-        :class:`DataError`.
+        holding no Parquet file, is CSV, has files whose columns differ, lacks one of the model's
+        columns or an ``id_cols`` column, or holds a column that is neither one of the model's, an
+        ``id_cols`` column nor the label column (refused as the local engine refuses it, not left out
+        of the output unseen; Spark's partition columns, ``key=value`` folder names, are not counted).
+        Spark's own analysis errors become a one-line :class:`DataError`.
+    OddkitError
+        The oddkit error an executor raised (e.g. :class:`UnseenCategoryError` under
+        ``strict_categories``, :class:`ModelFileError` for a folder damaged after the driver's check),
+        with its own one-line message.
+    SparkJobError
+        The job failed for another reason (an exception inside the scoring function, a Python worker
+        that crashed, an executor lost, the session that could not start): one line naming the cause
+        (:func:`_failure_cause`), the Spark exception (with its stack traces) as its ``__cause__``.
+        Spark's own log is silenced while the job runs, so that it does not print those stacks first.
     """
     from oddkit.persist import load
 
@@ -378,30 +477,44 @@ def score_files(model: Path, data: Path, out: Path, *, master: str = "local[*]",
         raise OddkitError(f"{data} does not exist")
     _check_spark_output(out, force)
     detector = load(model, key=_key(None))
-    columns = _parquet_columns(data)  # checked before Spark starts, as the local engine checks them
+    columns, partitions = _parquet_columns(data)  # checked before Spark starts, as the local engine checks them
     label = "y" if label_col == "auto" and "y" in columns else (None if label_col == "auto" else label_col)
     names = getattr(detector, "feature_names_in_", None)
     if names is None:
         features = [c for c in columns if c not in set(id_cols) and c != label]
     else:
         features = [str(c) for c in names]
-    missing = [c for c in id_cols if c not in columns]
+    missing = [c for c in id_cols if c not in [*columns, *partitions]]
     if missing:
         raise ColumnMismatchError(f"--id-col {missing[0]!r} is not a column of {data}")
-    missing = [c for c in features if c not in columns]
-    if missing:  # as the local engine says it (extra columns, though, are left out here, not refused)
-        extra = [c for c in columns if c not in {*features, *id_cols, label}]
+    missing = [c for c in features if c not in [*columns, *partitions]]
+    # As the local engine: a column neither a feature, an id nor the label is refused, not dropped unseen
+    # (Spark's partition columns, which the local engine does not read, are not counted).
+    extra = [c for c in columns if c not in {*features, *id_cols} and c != label]
+    if missing or extra:
         raise ColumnMismatchError(f"the data's columns differ from training: missing {missing}, extra {extra}; "
                                   "pass extra columns as --id-col or --label-col, or remove them")
-    spark = local_session(master)
-    rows = _read_parquet(spark, data, list(dict.fromkeys([*id_cols, *features])))
-    unseen = spark.sparkContext.accumulator({}, UnseenCounts())
-    scored = score(rows, model, features=features, strict_categories=strict_categories, counts=unseen)
     try:
-        scored.select(*map(_column, id_cols), "score", "label").write.mode("overwrite").parquet(str(out.resolve()))
-    except Exception as error:  # noqa: BLE001 - an executor's oddkit error comes back wrapped in Spark's
-        raise _executor_error(error) or error
-    from pyspark.sql import functions as F
+        spark = local_session(master)
+        context = spark.sparkContext
+        # Spark's own log would print the failure's Python and Java stacks on stderr before the one-line
+        # error; the error keeps them (its __cause__, shown by oddkit --debug).
+        context.setLogLevel("OFF")
+        try:
+            rows = _read_parquet(spark, data, list(dict.fromkeys([*id_cols, *features])))
+            unseen = context.accumulator({}, UnseenCounts())
+            scored = score(rows, model, features=features, strict_categories=strict_categories, counts=unseen)
+            scored.select(*map(_column, id_cols), "score", "label").write.mode("overwrite").parquet(
+                str(out.resolve()))
+            from pyspark.sql import functions as F
 
-    counts = spark.read.parquet(str(out.resolve())).agg(F.count("*").alias("n"), F.sum("label").alias("k")).first()
+            counts = spark.read.parquet(str(out.resolve())).agg(F.count("*").alias("n"),
+                                                                F.sum("label").alias("k")).first()
+        finally:
+            context.setLogLevel("ERROR")  # as local_session leaves it
+    except Exception as error:  # noqa: BLE001 - a job's failure comes back wrapped in Spark's exceptions
+        translated = _job_error(error)
+        if translated is None or translated is error:
+            raise
+        raise translated from error
     return int(counts["n"]), int(counts["k"] or 0), detector, dict(unseen.value)

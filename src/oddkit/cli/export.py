@@ -20,11 +20,13 @@ def export(
 ):
     """Export MODEL as an ONNX graph that scores rows as oddkit does (preprocessing included).
 
-    Auto-encoders (tables and images), VAE, Gaussian and PCA models export; others say why they cannot.
+    Auto-encoders (tables and images), VAE, Gaussian and PCA models export (not those fitted on recordings);
+    others say why they cannot, and nothing is written.
     Inputs: 'numeric' (float64, the numeric columns in training order) and one string tensor per categorical
     column; outputs 'score' (float64), 'label' (int64) and 'unseen_category' (bool). A category never seen in
     training raises the row's score to the out-of-range floor and is flagged, as 'oddkit score' does. The
-    column lists and threshold are in the graph's metadata.
+    column lists and threshold are in the graph's metadata. The graph never answers NaN: a NaN where the model
+    does not impute (oddkit refuses it) scores the out-of-range floor and is labelled an anomaly.
     """
     if format.lower() != "onnx":
         raise OddkitError(f"--format {format!r} is not supported; use --format onnx")

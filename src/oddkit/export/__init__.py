@@ -27,8 +27,19 @@ at least ``out_of_range_score()`` (so it is labelled an anomaly) and ``unseen_ca
 that output counts such rows. oddkit's ``strict_categories`` (refuse the row) has no counterpart in the
 graph: a runtime that wants it refuses the rows ``unseen_category`` flags.
 
-What the graph does not do (oddkit does it before scoring): refuse NaN when the model does not impute (the
-graph's score is then NaN), check column names and types.
+Agreement with oddkit: onnxruntime's ``score`` equals :func:`oddkit.scoring.score_rows`'s (``decision_function``'s
+where no category is unseen) to a relative 1e-5 (about 1e-15 for the Gaussian and PCA, computed in float64
+as oddkit computes them; a few 1e-7 for the networks, which run in float32 under another runtime's
+kernels). So ``label`` equals ``predict``'s except for a row whose score ties with the threshold within that
+tolerance (e.g. a row identical to the training row the threshold was taken from, frequent on tables of
+categorical columns only), which either side may put on either side of it.
+
+What the graph does not do (oddkit does it before scoring): refuse NaN or infinite values when the model does
+not impute, check column names and types. It never answers NaN: a NaN in a numeric column of a model that does
+not impute makes the row score ``out_of_range_score()`` (labelled 1), and an infinite value is clipped like any
+far-out value (the row scores at least that); a model fitted with ``impute="median"`` imputes both as oddkit
+does. Models fitted on recordings are refused (:class:`ExportError`): their audio features are computed by
+librosa before the table preprocessing, outside anything the graph can hold.
 """
 
 import json
@@ -64,6 +75,10 @@ def _check_exportable(detector) -> None:
         raise ExportError(f"{name} cannot be exported to ONNX ({reason}); export one of {', '.join(EXPORTABLE)}, or "
                           "serve this model with 'oddkit serve'")
     check_is_fitted(detector)
+    if getattr(detector, "_fitted_on_audio", lambda: False)():
+        raise ExportError(f"{name} was fitted on recordings and cannot be exported to ONNX (its audio features, "
+                          "MFCCs or log-mel spectrograms, are computed by librosa, which the graph cannot hold); "
+                          "serve this model with 'oddkit serve', or score it with 'oddkit score'")
 
 
 def _modules():
@@ -203,9 +218,30 @@ def _register_symbolics() -> None:
 
 
 def onnx_inputs(detector, X) -> dict:
-    """The inputs of :func:`export_onnx`'s graph for rows ``X`` (a DataFrame or array, as
-    ``decision_function`` takes it; images as an array): ``{"numeric": float64, column: strings}`` or
-    ``{"pixels": float32}``."""
+    """The inputs of :func:`export_onnx`'s graph for rows ``X``.
+
+    Parameters
+    ----------
+    detector : BaseDetector
+        The fitted detector the graph was exported from.
+    X : pandas.DataFrame or array-like
+        Rows as ``decision_function`` takes them (images as an array). Numeric cells are read as oddkit
+        reads them (a nullable column's missing value, or a cell that is not a number in a column
+        ``column_types`` declares numeric, is NaN, which the graph imputes when the model does).
+
+    Returns
+    -------
+    dict
+        ``{"numeric": float64 of shape (rows, n_numeric), column: strings of shape (rows,), ...}`` for a
+        table model, ``{"pixels": float32 of shape (rows, C*H*W)}`` for an image model.
+
+    Raises
+    ------
+    ColumnMismatchError
+        ``X`` lacks one of the training columns, or an array has the wrong width.
+    DataError
+        A numeric column holds text that oddkit would refuse too.
+    """
     import numpy as np
     import pandas as pd
 
@@ -216,8 +252,10 @@ def onnx_inputs(detector, X) -> dict:
         return {"pixels": np.ascontiguousarray(preprocessor.transform(X), dtype=np.float32)}
     if not isinstance(X, pd.DataFrame):
         X = pd.DataFrame(np.asarray(X), columns=preprocessor.feature_names_in_)
-    feeds = {"numeric": np.ascontiguousarray(
-        X[preprocessor.numeric_columns_].to_numpy(dtype=np.float64).reshape(len(X), -1))}
+    # The preprocessor's own reading of the numeric columns (nullable types, declared-numeric text as NaN).
+    X = preprocessor._aligned(X)
+    numeric = preprocessor._numeric_block(X, preprocessor.numeric_columns_)
+    feeds = {"numeric": np.ascontiguousarray(numeric.reshape(len(X), -1), dtype=np.float64)}
     for name in preprocessor.categorical_columns_:
         # Each distinct value turned into its category string once (the last entry is the missing code -1's).
         codes, strings = _factorize(X[name])
@@ -264,12 +302,14 @@ def export_onnx(detector, out) -> Path:
     Path
         ``out``. Inputs, outputs and metadata: see :mod:`oddkit.export`. onnxruntime's scores equal
         :func:`oddkit.scoring.score_rows`'s (``decision_function``'s where no category is unseen) to a
-        relative 1e-5.
+        relative 1e-5, and are never NaN; labels differ only for a score that ties with the threshold
+        within that tolerance (see :mod:`oddkit.export`).
 
     Raises
     ------
     ExportError
-        The detector cannot be exported (its class is not one of :data:`EXPORTABLE`).
+        The detector cannot be exported (its class is not one of :data:`EXPORTABLE`, or it was fitted on
+        recordings).
     MissingDependencyError
         ``onnx`` is not installed (``pip install 'oddkit[onnx]'``).
     """
