@@ -185,12 +185,13 @@ def test_explain_on_patch_and_mfcc_models_names_segments_and_coefficients(split)
     patch_train = train.subset(np.arange(len(train)))
     patch_train.features = AudioFeatures(representation="patch", n_frames=4)
     detector = oddkit.KNNDetector(n_neighbors=1).fit(patch_train)
-    # A burst of noise in the last quarter of each recording: the last time segment carries the score.
+    # A burst of noise over the last 15 % of each recording: the last time step (the patch's last
+    # frame, which the burst covers) carries the score.
     clicked = test.subset([0, 1, 2])
     clicked.waveforms = [w.copy() for w in clicked.waveforms]
     for w in clicked.waveforms:
         end = len(w)
-        w[int(0.8 * end):int(0.9 * end)] += np.random.default_rng(0).normal(0, 0.5, int(0.9 * end) - int(0.8 * end))
+        w[int(0.85 * end):] += np.random.default_rng(0).normal(0, 0.5, end - int(0.85 * end))
     segments = explain_recordings(detector, clicked, by="segment")
     assert list(segments.columns) == ["t0 of 4", "t1 of 4", "t2 of 4", "t3 of 4"]
     assert (segments.idxmax(axis=1) == "t3 of 4").all(), segments

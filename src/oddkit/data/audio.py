@@ -121,6 +121,9 @@ class AudioData:
         for the FSDD archive, ``digit``, ``speaker`` (index into ``speaker_names``) and ``take``.
     source : pathlib.Path or None
         Where the recordings came from (None when synthesised or built in memory).
+    source_rates : numpy.ndarray of int or None
+        Each recording's rate as :func:`read_audio` read it, before any resampling to
+        ``sample_rate`` (None: every recording is at ``sample_rate`` as it was made).
     features : oddkit.data.audio_features.AudioFeatures or None
         The features a detector fitted on these recordings computes (None: ``AudioFeatures()``,
         MFCC statistics); ignored at scoring time, where the model's saved settings apply.
@@ -131,6 +134,7 @@ class AudioData:
     labels: pd.DataFrame
     source: Path | None = field(default=None)
     features: Any = field(default=None, repr=False)
+    source_rates: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.waveforms)
@@ -139,6 +143,17 @@ class AudioData:
         self.sample_rate = _check_rate(self.sample_rate)
         if len(self.labels) != len(self.waveforms):
             raise DataError(f"AudioData has {len(self.waveforms)} waveforms but {len(self.labels)} label rows")
+        if self.source_rates is not None:
+            self.source_rates = np.asarray(self.source_rates, dtype=np.int64).reshape(-1)
+            if len(self.source_rates) != len(self.waveforms):
+                raise DataError(f"AudioData has {len(self.waveforms)} waveforms but {len(self.source_rates)} "
+                                "source rates")
+
+    def rates_read(self) -> np.ndarray:
+        """Each recording's rate before any resampling (``source_rates``, else ``sample_rate``)."""
+        if self.source_rates is None:
+            return np.full(len(self), self.sample_rate, dtype=np.int64)
+        return self.source_rates
 
     def subset(self, index) -> AudioData:
         """The recordings selected by ``index`` (a boolean mask or integer positions), labels renumbered.
@@ -156,7 +171,8 @@ class AudioData:
             positions = np.flatnonzero(positions)
         positions = positions.astype(np.int64).reshape(-1)
         return AudioData([self.waveforms[i] for i in positions], self.sample_rate,
-                         self.labels.iloc[positions].reset_index(drop=True), self.source, self.features)
+                         self.labels.iloc[positions].reset_index(drop=True), self.source, self.features,
+                         None if self.source_rates is None else self.source_rates[positions])
 
     def durations(self) -> np.ndarray:
         """Length of each recording in seconds (float64)."""
@@ -168,7 +184,7 @@ class AudioData:
         if sample_rate == self.sample_rate:
             return self
         return AudioData([resample(w, self.sample_rate, sample_rate) for w in self.waveforms], sample_rate,
-                         self.labels.copy(), self.source, self.features)
+                         self.labels.copy(), self.source, self.features, self.rates_read())
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -378,7 +394,7 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> AudioData:
                         "or an .npz with 'audio', 'offsets' and 'sample_rate'")
     target = sample_rate if sample_rate is not None else _common_rate(rates)
     waves = [resample(w, r, target) for w, r in zip(waves, rates, strict=True)]
-    return AudioData(waves, target, labels, path)
+    return AudioData(waves, target, labels, path, source_rates=None if set(rates) == {target} else rates)
 
 
 def write_wav(path: str | Path, waveform: np.ndarray, sample_rate: int) -> None:

@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from oddkit.detectors.base import BaseDetector, refuse_sparse, training_fingerprint
 from oddkit.detectors.params import Interval, fraction_below_one, non_negative_float, positive_float, positive_int
-from oddkit.exceptions import DataError, EmptyDataError, ModelFileError, ParameterError, TooFewRowsError
+from oddkit.exceptions import DataError, EmptyDataError, ModelFileError, OddkitWarning, ParameterError, TooFewRowsError
 
 _LOG_MEL_KEYS = {"n_fft", "hop_length", "n_mels", "fmin", "fmax", "floor"}
 
@@ -23,6 +23,26 @@ MIN_FRAMES = 2
 """Fewest log-mel frames the networks take (instance normalisation needs two). A recording with
 fewer (shorter than ``hop_length`` samples: 80 at 8 kHz) is run with its frame repeated, as training
 pads short utterances with their edge frames, and the outputs are cut back to its own frames."""
+
+
+SILENT_DB = 10.0
+"""A recording none of whose log-mel cells (one mel band in one frame) rises this many decibels above
+the spectrogram's ``floor`` is silent to the model: what it sees is the floor. Converted, a silent
+source gives sound the decoder makes up, with no words (on FSDD 13 dB fainter than a conversion of
+speech; on the synthetic speech as loud), and a silent reference a made-up voice.
+:meth:`VoiceConversion.convert` refuses either. For scale, at the default floor: digital silence
+is -65 dB, white noise at -60 dBFS +2 dB, the quietest FSDD recording (loudest 32 ms at -46 dBFS)
++23 dB and the median FSDD recording +48 dB."""
+
+QUIET_DB = 20.0
+"""A source or reference whose loudest log-mel cell rises less than this many decibels above the
+floor (but at least :data:`SILENT_DB`) is converted with a :class:`QuietRecordingWarning`: most
+of it is at the floor, and the conversion is poor."""
+
+
+class QuietRecordingWarning(OddkitWarning):
+    """A recording given to :meth:`VoiceConversion.convert` is so quiet that most of its spectrogram
+    lies at the floor; the conversion was made, but is poor. Raise the recording's level."""
 
 
 class VoiceConversion(BaseDetector):
@@ -495,6 +515,38 @@ class VoiceConversion(BaseDetector):
             raise DataError(f"{what} must be one recording, got {len(waves)}; convert them one at a time")
         return waves[0]
 
+    def _check_audible(self, wave: np.ndarray, raw: np.ndarray, recording, role: str) -> None:
+        """Refuse a ``role`` ("source" or "reference") recording that is silent to the model (no log-mel
+        cell :data:`SILENT_DB` above the floor); warn when it is barely above (:data:`QUIET_DB`).
+        ``raw``: its log-mel frames before standardisation."""
+        import warnings
+
+        floor = self.log_mel_.floor
+        power = float(np.exp(np.float64(raw.max()))) - floor
+        above = 10.0 * np.log10(max(power, 1e-30) / floor)
+        if above >= QUIET_DB:
+            return
+        n_fft, hop = self.log_mel_.n_fft, self.log_mel_.hop_length
+        padded = np.pad(np.asarray(wave, dtype=np.float64), n_fft // 2)
+        if len(padded) < n_fft:
+            padded = np.pad(padded, (0, n_fft - len(padded)))
+        windows = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+        loudest = float(np.sqrt(np.mean(windows ** 2, axis=1)).max())
+        level = "digital silence (every sample 0)" if loudest == 0 else \
+            f"its loudest {1000 * n_fft / self.sample_rate_:.0f} ms reach {20 * np.log10(loudest):.0f} dBFS"
+        name = f"{role} {Path(recording).name}" if isinstance(recording, (str, Path)) else role
+        if above < SILENT_DB:
+            consequence = ("there are no words in it to convert (the output would be sound the decoder makes up "
+                           "from nothing)" if role == "source" else
+                           "there is no voice in it to take (the output would be in a made-up voice)")
+            raise DataError(f"{name} is silent: {level}; no mel band of any frame rises {SILENT_DB:g} dB above the "
+                            f"spectrogram's floor, so {consequence}. Check that the file holds the recording (not an "
+                            f"empty, muted or cut take), or raise its level")
+        warnings.warn(f"{name} is very quiet ({level}): its loudest mel band rises only {above:.0f} dB above the "
+                      f"spectrogram's floor (speech usually {QUIET_DB:g} dB or more), so most of it is lost and the "
+                      "conversion is poor; raise its level (normalise it) and convert again",
+                      QuietRecordingWarning, stacklevel=4)
+
     def convert_spectrogram(self, source, reference, sample_rate=None) -> np.ndarray:
         """The log-mel frames of ``source`` said in the voice of ``reference`` (before Griffin-Lim).
 
@@ -502,12 +554,30 @@ class VoiceConversion(BaseDetector):
         -------
         ndarray of float32, shape (n_frames of source, n_mels)
             In :attr:`log_mel_`'s units (natural log of mel power).
+
+        Raises
+        ------
+        DataError
+            ``source`` or ``reference`` is silent to the model: none of its log-mel cells rises
+            :data:`SILENT_DB` (10) dB above the spectrogram's floor (digital silence, a muted or
+            empty take, or a level some 60 dB below speech). A conversion from it would be sound
+            the decoder makes up.
+
+        Warns
+        -----
+        QuietRecordingWarning
+            ``source`` or ``reference`` rises less than :data:`QUIET_DB` (20) dB above the floor:
+            converted, but poorly.
         """
         check_is_fitted(self)
         import torch
 
-        source_frames, reference_frames = self._frames([self._one(source, sample_rate, "source"),
-                                                        self._one(reference, sample_rate, "reference")])
+        waves = [self._one(source, sample_rate, "source"), self._one(reference, sample_rate, "reference")]
+        raw = self.log_mel_.transform(waves)
+        for wave, frames, recording, role in zip(waves, raw, (source, reference), ("source", "reference")):
+            self._check_audible(wave, frames, recording, role)
+        source_frames, reference_frames = [np.ascontiguousarray(self.preprocessor_.transform(f.astype(np.float64)).T)
+                                           for f in raw]
         speaker = self._run(self.model_.speaker, [reference_frames])[0]
         speaker = torch.from_numpy(speaker)[None]
         converted = self._run(lambda x: self.model_.decode(self.model_.content(x), speaker.to(x.device)),
@@ -531,6 +601,18 @@ class VoiceConversion(BaseDetector):
             The converted log-mel frames (:meth:`convert_spectrogram`) turned into audio by
             Griffin-Lim (``griffin_lim_iter`` iterations, seeded: the same call gives the same
             waveform), values in [-1, 1].
+
+        Raises
+        ------
+        DataError
+            ``source`` or ``reference`` is silent to the model (see :meth:`convert_spectrogram`):
+            a silent source would come out as faint sound with no words, a silent reference in a
+            made-up voice.
+
+        Warns
+        -----
+        QuietRecordingWarning
+            ``source`` or ``reference`` is barely above silence; the conversion is poor.
         """
         log_mel = self.convert_spectrogram(source, reference, sample_rate)
         length = len(self._one(source, sample_rate, "source"))
