@@ -239,6 +239,7 @@ def write_markdown(rows, args, path: Path):
             f"{r[n]['strict_accuracy']:.3f} / {r[n]['ppl']:.1f} / {r[n]['copy']:.3f} / {r[n]['repeated']:.3f}"
             for n in names) + " |")
     w, wo = mean["with discriminator"], mean["without discriminator"]
+    better = sum(r["with discriminator"]["ppl"] < r["without discriminator"]["ppl"] for r in rows)
 
     def verdict(ok: bool) -> str:
         return "**met**" if ok else "**not met**"
@@ -255,7 +256,8 @@ def write_markdown(rows, args, path: Path):
         f"discriminator, perplexity {w['ppl']:.0f} against {w['random_ppl']:.0f} for random words of the same "
         f"lengths ({w['ppl'] / w['random_ppl']:.2f} times); the held-out messages themselves score {real:.0f}, "
         f"{w['ppl'] / real:.1f} times lower than the summaries.",
-        f"- The discriminator makes summaries more readable: {verdict(w['ppl'] < wo['ppl'])}, perplexity "
+        f"- The discriminator makes summaries more readable: {verdict(w['ppl'] < wo['ppl'])} on the mean over seeds, "
+        f"and on {better} of {len(rows)} seeds; perplexity "
         f"{w['ppl']:.0f} with it against {wo['ppl']:.0f} without it ({(w['ppl'] - wo['ppl']) / wo['ppl']:+.0%}), "
         f"for a strict token accuracy {w['strict_accuracy'] - wo['strict_accuracy']:+.3f} from the reconstructor.",
         f"- Summary words taken from the message: {w['copy']:.0%} with the discriminator, {wo['copy']:.0%} "

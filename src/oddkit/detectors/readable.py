@@ -241,8 +241,9 @@ class TextSummaryAutoEncoder(_TextCodeAutoEncoder):
     While training, the encoders read each message of a batch packed to its own length (the
     backward GRU never runs over padding).
 
-    As an anomaly detector it is weak: on SMS messages it ranked spam *below* held-out ham (AUROC
-    0.368 ± 0.120 over 3 seeds, ``benchmarks/TEXT_SUMMARY.md``); for detecting anomalous texts use
+    As an anomaly detector it is weak: on SMS messages it ranks spam against held-out ham no better
+    than chance (AUROC 0.516 ± 0.112 over 3 seeds, ``benchmarks/TEXT_SUMMARY.md``); for detecting
+    anomalous texts use
     :class:`~oddkit.detectors.TextAutoEncoderDetector` (AUROC 0.946 ± 0.004 on the SMS Spam
     Collection, ``benchmarks/TEXT_ANOMALY.md``). This model is for the readable code.
 
