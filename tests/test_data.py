@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from oddkit.data import Table, TablePreprocessor, iter_table_batches, load_npz, read_table
+from oddkit.data.preprocess import STANDARDIZED_BOUND
 from oddkit.exceptions import (
     ColumnMismatchError,
     DataError,
@@ -282,11 +283,19 @@ def test_impute_median_at_fit_and_transform():
     assert np.isfinite(Z).all()
     np.testing.assert_allclose(Z[:, 0], (filled - filled.mean()) / filled.std(), rtol=1e-6)
     assert (Z[:, 1] == 0).all()
-    # One row to score, with NaN and -inf and an object column of None: all become the median.
-    row = pd.DataFrame({"a": [-np.inf], "b": [None], "c": ["v"]})
-    z = pre.transform(row)
-    assert z.shape == (1, 4)
-    np.testing.assert_allclose(z[0], [(2.0 - filled.mean()) / filled.std(), 0.0, 0.0, 1.0], rtol=1e-6)
+    # Column a held +inf in training (a value it takes), never -inf; b held neither.
+    np.testing.assert_array_equal(pre.infinities_seen_, [1.0, 0.0])
+    # Rows to score: +inf in a (seen) and NaN / None become the median ...
+    rows = pd.DataFrame({"a": [np.inf, np.nan], "b": [None, np.nan], "c": ["v", "u"]})
+    z = pre.transform(rows)
+    assert z.shape == (2, 4)
+    np.testing.assert_allclose(z[:, 0], (2.0 - filled.mean()) / filled.std(), rtol=1e-6)
+    assert (z[:, 1] == 0).all()
+    # ... an infinity a column never held is far outside the training range: clipped, out of range.
+    far = pre.transform(pd.DataFrame({"a": [-np.inf, 1.0], "b": [np.inf, -np.inf], "c": ["v", "v"]}))
+    np.testing.assert_array_equal(far[:, :2], [[-STANDARDIZED_BOUND, STANDARDIZED_BOUND],
+                                               [far[1, 0], -STANDARDIZED_BOUND]])
+    assert pre.out_of_range_rows(far).all()
 
 
 def test_unseen_category_error_and_ignore():

@@ -234,3 +234,51 @@ def test_threshold_and_metrics_refuse_non_finite_scores_naming_rows(bad):
         with pytest.raises(DataError, match=r"row\(s\) 2, 4;") as caught:
             call()
         assert isinstance(caught.value, OddkitError)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "knn", "default"])
+def test_an_infinity_never_seen_in_training_is_an_anomaly_even_with_impute(name, tmp_path):
+    """impute='median' fills missing values, not values far outside the training range: +inf in a
+    column that never held it scores at least out_of_range_score() and is labelled an anomaly; an
+    infinity of the sign a column did hold in training (e.g. a ratio over zero) is imputed, as NaN is.
+    Saved and loaded, the model scores the same."""
+    from oddkit import default_detector, load
+
+    X = _normal_table(n=80)
+    X.iloc[[3, 40], 1] = np.inf  # column 1 takes +inf in training; column 0 never does
+    make = {"gaussian": lambda: GaussianDetector(impute="median"),
+            "knn": lambda: KNNDetector(impute="median"),
+            "default": lambda: default_detector(random_state=0, impute="median")}[name]
+    detector = make().fit(X)
+    assert np.isfinite(detector.decision_scores_).all()
+    rows = X.iloc[:4].copy()
+    rows.iloc[0, 0] = np.inf        # never seen: out of range
+    rows.iloc[1, 0] = -np.inf       # never seen: out of range
+    rows.iloc[2, 1] = np.inf        # seen in training: the median, as NaN
+    rows.iloc[3, 1] = np.nan
+    scores = detector.decision_function(rows)
+    floor = detector.out_of_range_score()
+    assert np.isfinite(scores).all() and (scores[:2] >= floor).all()
+    assert detector.predict(rows).tolist()[:2] == [1, 1]
+    as_median = rows.iloc[2:4].copy()
+    as_median.iloc[:, 1] = detector.preprocessor_.medians_[1]
+    np.testing.assert_allclose(scores[2:], detector.decision_function(as_median), rtol=1e-6)
+    detector.save(tmp_path / "m")
+    np.testing.assert_array_equal(load(tmp_path / "m").decision_function(rows), scores)
+
+
+def test_a_model_saved_before_infinities_were_recorded_imputes_every_infinity():
+    X = _normal_table(n=60)
+    pre = TablePreprocessor(impute="median").fit(X)
+    arrays, meta = pre.get_state()
+    np.testing.assert_array_equal(arrays["infinities_seen"], np.zeros(X.shape[1]))
+    old = {k: v for k, v in arrays.items() if k != "infinities_seen"}
+    back = TablePreprocessor.from_state(old, meta)
+    row = X.iloc[:1].copy()
+    row.iloc[0, 0] = np.inf
+    median_row = row.copy()
+    median_row.iloc[0, 0] = pre.medians_[0]
+    np.testing.assert_array_equal(back.transform(row), pre.transform(median_row))  # as such folders scored
+    assert pre.transform(row)[0, 0] == STANDARDIZED_BOUND  # a new fit: out of range
+    with pytest.raises(Exception, match="infinities_seen"):
+        TablePreprocessor.from_state({**arrays, "infinities_seen": np.full(X.shape[1], 5.0)}, meta)

@@ -161,6 +161,29 @@ def test_non_finite_values_without_imputation_score_the_floor_never_nan(name, sp
     np.testing.assert_allclose(score[3:], detector.decision_function(rows.iloc[3:]), rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["gaussian", "autoencoder"])
+def test_imputing_models_treat_infinities_as_oddkit_does(name, split, tmp_path):
+    """With impute='median' the graph imputes NaN and the infinities a column held in training, and
+    scores another infinity as out of range, as oddkit does: the same scores and labels."""
+    train, held_out = split
+    train = train.copy()
+    train.loc[[4, 9], "b"] = np.inf  # b takes +inf in training
+    detector = _detectors()[name]()
+    detector.set_params(impute="median")
+    detector.fit(train)
+    rows = held_out.iloc[5:10].reset_index(drop=True)
+    rows.loc[0, "a"] = np.inf   # never seen: out of range
+    rows.loc[1, "b"] = np.inf   # seen: the median
+    rows.loc[2, "b"] = -np.inf  # never seen: out of range
+    rows.loc[3, "a"] = np.nan   # missing: the median
+    expected = detector.decision_function(rows)
+    assert (expected[[0, 2]] >= detector.out_of_range_score()).all()
+    session, _ = _session(detector, tmp_path)
+    score, label, _ = session.run(None, onnx_inputs(detector, rows))
+    np.testing.assert_allclose(score, expected, rtol=1e-5)
+    np.testing.assert_array_equal(label, detector.predict(rows))
+
+
 def test_inputs_are_read_as_oddkit_reads_them(split, tmp_path):
     """A nullable column's missing value, and a cell that is not a number in a column declared numeric, are NaN
     to oddkit (imputed here); onnx_inputs reads them so, and the graph's scores equal oddkit's. A missing

@@ -3,7 +3,7 @@
 :class:`TablePreprocessor` is fitted on the training data and saved with the model, so that rows
 scored later are transformed exactly as the training rows were: numeric columns standardised with
 the training mean and standard deviation, text and category columns one-hot encoded over the
-categories seen in training, and (optionally) NaN/inf replaced by the training median.
+categories seen in training, and (optionally) missing values replaced by the training median.
 """
 
 from __future__ import annotations
@@ -70,6 +70,15 @@ _SHOWN_ROWS = 3
 
 
 # -- small helpers ----------------------------------------------------------------------------------
+
+def _infinities(block: np.ndarray, before: np.ndarray | None = None) -> np.ndarray:
+    """Which infinities each column of ``block`` holds, as flags (1: +inf, 2: -inf, 3: both; float64),
+    merged with the flags ``before`` (of earlier batches)."""
+    flags = np.isposinf(block).any(axis=0).astype(np.int64) | (2 * np.isneginf(block).any(axis=0).astype(np.int64))
+    if before is not None:
+        flags |= before.astype(np.int64)
+    return flags.astype(np.float64)
+
 
 def _check_options(impute: Any, unknown_categories: Any, error: Callable[[str], Exception],
                    column_types: Any = None) -> None:
@@ -260,8 +269,12 @@ class TablePreprocessor:
     Parameters
     ----------
     impute : {None, "median"}, default None
-        None: NaN or inf in a numeric column raises :class:`NonFiniteError`. ``"median"``: they are
-        replaced by the column's median of the finite training values (0 if there are none).
+        None: NaN or inf in a numeric column raises :class:`NonFiniteError`. ``"median"``: NaN (a
+        missing value) is replaced by the column's median of the finite training values (0 if there
+        are none), and so is an infinity of a sign the column held in training (a value it takes,
+        e.g. a ratio over zero); an infinity the column never held is a value far outside the training
+        range, clipped like one, and the row scores as out of range (an anomaly, never labelled normal).
+        Training rows' infinities are replaced by the median for the mean and standard deviation.
     unknown_categories : {"error", "ignore"}, default "error"
         What :meth:`transform` does with a categorical value never seen in training: raise
         :class:`UnseenCategoryError`, or encode it as all zeros in that column's outputs.
@@ -291,7 +304,11 @@ class TablePreprocessor:
     center_, scale_ : ndarray of float64 of shape (n_numeric,)
         Mean and standard deviation of each numeric column (scale 1 for constant columns).
     medians_ : ndarray of float64 of shape (n_numeric,), or None
-        The values NaN/inf are replaced by; None unless ``impute="median"``.
+        The values missing values are replaced by; None unless ``impute="median"``.
+    infinities_seen_ : ndarray of float64 of shape (n_numeric,), or None
+        With ``impute="median"``, which infinities each numeric column held in training: 1 for
+        +inf, 2 for -inf, 3 for both, 0 for neither; those are imputed, the others clipped as far
+        out of range. None unless ``impute="median"``; all 3 for a model saved before this was kept.
     output_names_ : list of str
         Output column names: a numeric column keeps its name, a category is ``"column=value"``.
     n_outputs_ : int
@@ -366,9 +383,9 @@ class TablePreprocessor:
 
         block = self._numeric_block(data, numeric)
         bad = ~np.isfinite(block)
-        medians = None
+        medians = infinities = None
         if self.impute == "median":
-            medians = self._finite_medians(block, bad)
+            medians, infinities = self._finite_medians(block, bad), _infinities(block)
             np.copyto(block, np.broadcast_to(medians, block.shape), where=bad)
         elif bad.any():
             raise _non_finite_error(bad, numeric, None if isinstance(data, np.ndarray) else data.index,
@@ -389,7 +406,7 @@ class TablePreprocessor:
 
         self._set_layout(names, kinds, categories)
         self.center_, self.scale_ = self._center_scale(block)
-        self.medians_ = medians
+        self.medians_, self.infinities_seen_ = medians, infinities
         return self
 
     def fit_batches(self, batches, median_sample_rows: int = MEDIAN_SAMPLE_ROWS, seed: int = 0) -> TablePreprocessor:
@@ -431,7 +448,7 @@ class TablePreprocessor:
         names = kinds = numeric = declared = None
         count, moments = 0, None
         categories: dict[str, set[str]] = {}
-        sample, sample_keys = None, None
+        sample, sample_keys, infinities = None, None, None
         for rows, frame in batches:
             frame = _as_input(frame)
             if not isinstance(frame, pd.DataFrame):
@@ -453,6 +470,7 @@ class TablePreprocessor:
             block = self._numeric_block(frame, numeric)
             bad = ~np.isfinite(block)
             if self.impute == "median":
+                infinities = _infinities(block, infinities)
                 keys = row_uniform(rows, seed)
                 sample = block if sample is None else np.concatenate([sample, block])
                 sample_keys = keys if sample_keys is None else np.concatenate([sample_keys, keys])
@@ -482,7 +500,7 @@ class TablePreprocessor:
         if self.impute == "median":
             medians = self._finite_medians(sample, ~np.isfinite(sample))
         self._set_layout(names, kinds, {name: sorted(cats) for name, cats in categories.items()})
-        self.medians_ = medians
+        self.medians_, self.infinities_seen_ = medians, infinities
         self.n_rows_seen_ = count
         if self.impute != "median":
             self.center_, self.scale_ = moments.center_scale()
@@ -626,7 +644,9 @@ class TablePreprocessor:
         if bad.any():
             if self.medians_ is None:
                 raise _non_finite_error(bad, self.numeric_columns_, index, self._coerced())
-            np.copyto(block, np.broadcast_to(self.medians_, block.shape), where=bad)
+            # Missing values and the infinities a column held in training take the median; any other
+            # infinity stays, to be clipped below as far out of range (the row then scores as an anomaly).
+            np.copyto(block, np.broadcast_to(self.medians_, block.shape), where=self._imputed(block))
         block -= self.center_
         with np.errstate(over="ignore"):  # a huge value over a small scale: inf, clipped just below
             block /= self.scale_
@@ -651,6 +671,16 @@ class TablePreprocessor:
             else:
                 out[np.arange(len(out)), self._category_offsets[name] + position] = 1.0
         return out
+
+    def _imputed(self, block: np.ndarray) -> np.ndarray:
+        """Which cells of a numeric ``block`` :meth:`transform` replaces by the median: NaN, and an
+        infinity of a sign the column held in training (``infinities_seen_``)."""
+        seen = getattr(self, "infinities_seen_", None)
+        if seen is None:
+            return ~np.isfinite(block)
+        flags = seen.astype(np.int64)
+        return np.isnan(block) | (np.isposinf(block) & (flags & 1).astype(bool)) \
+            | (np.isneginf(block) & (flags & 2).astype(bool))
 
     def out_of_range_rows(self, Z: np.ndarray) -> np.ndarray:
         """Which rows of :meth:`transform`'s output hold a numeric value clipped at
@@ -775,6 +805,9 @@ class TablePreprocessor:
         arrays = {"center": np.array(self.center_, dtype=np.float64), "scale": np.array(self.scale_, dtype=np.float64)}
         if self.medians_ is not None:
             arrays["medians"] = np.array(self.medians_, dtype=np.float64)
+            seen = getattr(self, "infinities_seen_", None)
+            arrays["infinities_seen"] = np.array(np.full(len(self.medians_), 3.0) if seen is None else seen,
+                                                 dtype=np.float64)
         meta = {
             "version": _STATE_VERSION,
             "impute": self.impute,
@@ -825,7 +858,9 @@ class TablePreprocessor:
                 raise _state_error(f"the categories of {name!r} must be a non-empty sorted list of distinct strings")
 
         n_numeric = len(names) - len(categorical)
-        wanted = {"center", "scale"} | ({"medians"} if meta["impute"] == "median" else set())
+        wanted = {"center", "scale"} | ({"medians", "infinities_seen"} if meta["impute"] == "median" else set())
+        if isinstance(arrays, dict) and meta["impute"] == "median" and "infinities_seen" not in arrays:
+            wanted.discard("infinities_seen")  # saved before it was kept: every infinity imputed, as then
         if not isinstance(arrays, dict) or set(arrays) != wanted:
             raise _state_error(f"expected the arrays {sorted(wanted)}, got "
                                f"{sorted(map(str, arrays)) if isinstance(arrays, dict) else type(arrays).__name__}")
@@ -835,6 +870,8 @@ class TablePreprocessor:
                 raise _state_error(f"array {key!r} must hold {n_numeric} finite floats")
         if (arrays["scale"] <= 0).any():
             raise _state_error("array 'scale' must be positive")
+        if "infinities_seen" in arrays and not np.isin(arrays["infinities_seen"], (0.0, 1.0, 2.0, 3.0)).all():
+            raise _state_error("array 'infinities_seen' must hold 0, 1, 2 or 3 for each numeric column")
 
         if column_types is not None and not set(column_types) <= set(names):
             raise _state_error("'column_types' names columns that are not among 'columns'")
@@ -846,4 +883,7 @@ class TablePreprocessor:
         self.center_ = arrays["center"].astype(np.float64)
         self.scale_ = arrays["scale"].astype(np.float64)
         self.medians_ = arrays["medians"].astype(np.float64) if "medians" in arrays else None
+        self.infinities_seen_ = None if self.medians_ is None else (
+            arrays["infinities_seen"].astype(np.float64) if "infinities_seen" in arrays
+            else np.full(len(self.medians_), 3.0))
         return self

@@ -37,8 +37,8 @@ categorical columns only), which either side may put on either side of it.
 What the graph does not do (oddkit does it before scoring): refuse NaN or infinite values when the model does
 not impute, check column names and types. It never answers NaN: a NaN in a numeric column of a model that does
 not impute makes the row score ``out_of_range_score()`` (labelled 1), and an infinite value is clipped like any
-far-out value (the row scores at least that); a model fitted with ``impute="median"`` imputes both as oddkit
-does. Models fitted on recordings are refused (:class:`ExportError`): their audio features are computed by
+far-out value (the row scores at least that); a model fitted with ``impute="median"`` imputes as oddkit does
+(NaN, and the infinities a column held in training; another infinity is out of range). Models fitted on recordings are refused (:class:`ExportError`): their audio features are computed by
 librosa before the table preprocessing, outside anything the graph can hold.
 """
 
@@ -117,6 +117,9 @@ def _scoring_module(detector):
                 self.impute = preprocessor.medians_ is not None
                 if self.impute:
                     self.register_buffer("medians", buffer(preprocessor.medians_))
+                    seen = preprocessor.infinities_seen_.astype(np.int64)  # as TablePreprocessor._imputed
+                    self.register_buffer("posinf_seen", torch.as_tensor((seen & 1).astype(bool)))
+                    self.register_buffer("neginf_seen", torch.as_tensor((seen & 2).astype(bool)))
                 self.sizes = [len(preprocessor.categories_[c]) for c in preprocessor.categorical_columns_]
                 # Outputs are numeric columns then each categorical column's one-hot block; this order
                 # puts them back in the preprocessor's output order.
@@ -149,8 +152,10 @@ def _scoring_module(detector):
 
         def preprocess(self, numeric, codes):
             x = numeric.to(torch.float64)
-            if self.impute:
-                x = torch.where(torch.isfinite(x), x, self.medians)
+            if self.impute:  # NaN, and the infinities a column held in training; others clip as out of range
+                infinite = torch.isinf(x)
+                imputed = torch.isnan(x) | (infinite & (x > 0) & self.posinf_seen) | (infinite & (x < 0) & self.neginf_seen)
+                x = torch.where(imputed, self.medians, x)
             x = torch.clamp((x - self.center) / self.scale, -STANDARDIZED_BOUND, STANDARDIZED_BOUND)
             far = (torch.abs(x) >= STANDARDIZED_BOUND).any(dim=1) if self.n_numeric else None
             parts = [x.to(torch.float32)]
