@@ -71,13 +71,18 @@ def test_a_very_quiet_source_is_converted_with_a_warning(model, speech):
     assert SILENT_DB < QUIET_DB
 
 
-def test_silence_is_still_scored(model, speech):
-    """Scoring is not conversion: a silent recording gets a finite score (whether it ranks as an
-    anomaly depends on how much silence the training recordings held)."""
+def test_silence_is_scored_as_an_anomaly(model, speech):
+    """Scoring is not conversion: a recording silent to the model is scored, without an error or a
+    warning, at least out_of_range_score() (an anomaly: no speech in it, however easily the model
+    rebuilds its flat spectrogram); speech keeps its reconstruction score."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         scores = model.decision_function([np.zeros(2400, np.float32), _noise(-80, 2400)], sample_rate=RATE)
+        spoken = model.decision_function(speech.subset([0, 1]))
     assert scores.shape == (2,) and np.isfinite(scores).all()
+    assert (scores >= model.out_of_range_score()).all() and model.predict(
+        [np.zeros(2400, np.float32)], sample_rate=RATE).tolist() == [1]
+    assert (spoken < model.out_of_range_score()).all()
 
 
 def test_cli_convert_refuses_a_silent_file_in_one_line(model, speech, monkeypatch, capsys, tmp_path):
