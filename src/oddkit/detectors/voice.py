@@ -435,8 +435,7 @@ class VoiceConversion(BaseDetector):
             spectrogram's floor: digital silence, a muted take) scores at least
             :meth:`out_of_range_score`, an anomaly: it holds no speech, although the model rebuilds
             its flat spectrogram easily (on a model fitted on 300 FSDD recordings, silence scored 0.18
-            against 0.55 for the
-            median speech recording before this rule, and was labelled normal).
+            against 0.55 for the median speech recording before this rule, and was labelled normal).
         """
         check_is_fitted(self)
         waves = self._waveforms(X, sample_rate, self.sample_rate_, "decision_function")[0]
