@@ -102,3 +102,19 @@ def test_cli_convert_refuses_a_silent_file_in_one_line(model, speech, monkeypatc
                            tmp_path / "ref.wav", "--out", out)
     assert code == 0 and out.exists()
     assert "warning: source quiet.wav is very quiet" in err and "Traceback" not in err
+
+
+def test_recordings_made_at_another_rate_warn(model, speech):
+    """The voice model's spectrogram reaches the Nyquist frequency, which resampling alters: scoring
+    or converting recordings made at another rate says so; at the model's rate it is silent."""
+    from oddkit.data.audio import resample
+    from oddkit.data.audio_features import ResampledAudioWarning
+
+    wave = speech.waveforms[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResampledAudioWarning)
+        model.decision_function([wave], sample_rate=RATE)
+    with pytest.warns(ResampledAudioWarning, match=r"1 of 1 recordings .*16,000 Hz"):
+        model.decision_function([resample(wave, RATE, 16000)], sample_rate=16000)
+    with pytest.warns(ResampledAudioWarning):
+        model.decision_function(speech.resampled(16000).subset([0, 1]))

@@ -122,8 +122,9 @@ class AudioData:
     source : pathlib.Path or None
         Where the recordings came from (None when synthesised or built in memory).
     source_rates : numpy.ndarray of int or None
-        Each recording's rate as :func:`read_audio` read it, before any resampling to
-        ``sample_rate`` (None: every recording is at ``sample_rate`` as it was made).
+        Each recording's rate in its file, where :func:`read_audio` resampled it to ``sample_rate``
+        (None: every recording is at ``sample_rate`` as read). :meth:`resampled` gives recordings at
+        their new rate, with none: a model at another rate sees them arrive at that one.
     features : oddkit.data.audio_features.AudioFeatures or None
         The features a detector fitted on these recordings computes (None: ``AudioFeatures()``,
         MFCC statistics); ignored at scoring time, where the model's saved settings apply.
@@ -184,7 +185,7 @@ class AudioData:
         if sample_rate == self.sample_rate:
             return self
         return AudioData([resample(w, self.sample_rate, sample_rate) for w in self.waveforms], sample_rate,
-                         self.labels.copy(), self.source, self.features, self.rates_read())
+                         self.labels.copy(), self.source, self.features)
 
 
 # -- reading ---------------------------------------------------------------------------------------

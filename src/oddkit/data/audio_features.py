@@ -65,7 +65,7 @@ from oddkit.data.preprocess import TablePreprocessor
 from oddkit.exceptions import DataError, ModelFileError, OddkitWarning, ParameterError
 
 __all__ = ["BANDWIDTH", "EXPLAIN_GROUPINGS", "REPRESENTATIONS", "AudioFeatures", "AudioPreprocessor",
-           "ResampledAudioWarning", "explain_recordings", "explained_features"]
+           "ResampledAudioWarning", "explain_recordings", "explained_features", "warn_if_resampled"]
 
 REPRESENTATIONS = ("stats", "mfcc", "patch", "frames")
 """The representations :class:`AudioFeatures` offers."""
@@ -264,21 +264,10 @@ class AudioFeatures:
 
     def _waveforms(self, recordings) -> list[np.ndarray]:
         """``recordings``' waveforms at ``sample_rate_``, with a :class:`ResampledAudioWarning` when some
-        were made at another rate and the features reach into the band resampling alters (above
-        :data:`BANDWIDTH` of the Nyquist frequency of the lower of the two rates)."""
+        were made at another rate and the features reach into the band resampling alters
+        (:func:`warn_if_resampled`)."""
         if isinstance(recordings, AudioData):
-            rates = recordings.rates_read()
-            other = rates != self.sample_rate_
-            limit = BANDWIDTH * np.minimum(rates[other], self.sample_rate_) / 2
-            altered = int(np.count_nonzero(self.log_mel_.fmax > limit + 1e-9))
-            if altered:
-                found = ", ".join(f"{int(r):,} Hz" for r in np.unique(rates[other])[:3])
-                warnings.warn(
-                    f"{altered:,} of {len(rates):,} recordings were made at another rate ({found}) and resampled to "
-                    f"the model's {self.sample_rate_:,} Hz; the model analyses up to {self.log_mel_.fmax:,.0f} Hz, "
-                    "into the band resampling alters, so their scores can differ from those of the same sounds "
-                    "recorded at the model's rate (fit with AudioFeatures(bandwidth=0.9) for rate-independent "
-                    "scores)", ResampledAudioWarning, stacklevel=4)
+            warn_if_resampled(recordings.rates_read(), self.sample_rate_, self.log_mel_.fmax, stacklevel=5)
         return as_waveforms(recordings, self.sample_rate_)
 
     def frames(self, recordings) -> list[np.ndarray]:
@@ -450,6 +439,26 @@ class AudioFeatures:
         self.trim_in_band_ = bool(config.get("trim_in_band", False))
         self._set_fitted()
         return self
+
+
+def warn_if_resampled(rates, model_rate: int, fmax: float, stacklevel: int = 2,
+                      remedy: str = "fit with AudioFeatures(bandwidth=0.9)") -> None:
+    """A :class:`ResampledAudioWarning` when recordings made at ``rates`` (one per recording, before
+    any resampling) reach a model at ``model_rate`` that analyses up to ``fmax`` Hz, above
+    :data:`BANDWIDTH` of the Nyquist frequency of the lower of the two rates: the band the resampler's
+    anti-aliasing filter alters (see the module's notes). ``remedy`` ends the message: how to fit a
+    model whose scores do not depend on the rate."""
+    rates = np.asarray(rates, dtype=np.int64).reshape(-1)
+    other = rates != model_rate
+    altered = int(np.count_nonzero(fmax > BANDWIDTH * np.minimum(rates[other], model_rate) / 2 + 1e-9))
+    if altered:
+        found = ", ".join(f"{int(r):,} Hz" for r in np.unique(rates[other])[:3])
+        warnings.warn(
+            f"{altered:,} of {len(rates):,} recordings were made at another rate ({found}) and resampled to the "
+            f"model's {model_rate:,} Hz; the model analyses up to {fmax:,.0f} Hz, into the band resampling alters, "
+            f"so their scores can differ from those of the same sounds recorded at the model's rate ({remedy} "
+            "for rate-independent scores)", ResampledAudioWarning,
+            stacklevel=stacklevel + 1)
 
 
 def _band_power(windows: np.ndarray, max_frequency: float, sample_rate: int) -> np.ndarray:
