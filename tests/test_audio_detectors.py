@@ -12,7 +12,7 @@ pytest.importorskip("soundfile")
 
 import oddkit  # noqa: E402
 from oddkit.data.audio import synthetic_speech  # noqa: E402
-from oddkit.data.audio_features import AudioFeatures, AudioPreprocessor  # noqa: E402
+from oddkit.data.audio_features import AudioFeatures, AudioPreprocessor, ResampledAudioWarning  # noqa: E402
 from oddkit.exceptions import ColumnMismatchError, ExplainError, ModelFileError, ParameterError  # noqa: E402
 from oddkit.metrics import roc_auc  # noqa: E402
 
@@ -115,8 +115,9 @@ def test_odd_sound_ranks_above_normal_and_survives_save_load(tmp_path, split, ma
     assert saved["kind"] == "audio" and saved["features"]["log_mel"]["sample_rate"] == 8000
     back = oddkit.load(tmp_path / "m")
     np.testing.assert_array_equal(back.decision_function(test), scores)
-    # Recordings at another rate are resampled to the model's 8 kHz and still ranked.
-    assert roc_auc(y, back.decision_function(test.resampled(16000))) >= 0.9
+    # Recordings at another rate are resampled to the model's 8 kHz (saying so) and still ranked.
+    with pytest.warns(ResampledAudioWarning, match="resampled to the model's 8,000 Hz"):
+        assert roc_auc(y, back.decision_function(test.resampled(16000))) >= 0.9
 
 
 def test_patch_representation_through_audio_data(split):
