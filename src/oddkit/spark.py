@@ -495,7 +495,9 @@ def score_files(model: Path, data: Path, out: Path, *, master: str = "local[*]",
         raise ColumnMismatchError(f"the data's columns differ from training: missing {missing}, extra {extra}; "
                                   "pass extra columns as --id-col or --label-col, or remove them")
     try:
-        spark = local_session(master)
+        # Spark's console progress bar ends without a newline, so the one-line summary or error would
+        # start on its line; the command prints its own summary when the job is done.
+        spark = local_session(master, conf={"spark.ui.showConsoleProgress": "false"})
         context = spark.sparkContext
         # Spark's own log would print the failure's Python and Java stacks on stderr before the one-line
         # error; the error keeps them (its __cause__, shown by oddkit --debug).
