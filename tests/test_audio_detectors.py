@@ -440,3 +440,32 @@ def test_cli_explain_on_recordings_names_the_band_of_a_planted_tone(monkeypatch,
     err = " ".join(err.split())
     assert code == 2 and "not mel bands" in err and "use --by coefficient, --by statistic, --by feature" in err
     assert not (tmp_path / "y.csv").exists()
+
+
+def test_cli_fit_audio_bandwidth_makes_a_rate_independent_model(monkeypatch, capsys, recording_folders, tmp_path):
+    """--audio-bandwidth 0.9 stops the features at 0.9 of the Nyquist frequency (saved with the model);
+    a whole-band model scoring recordings made at 16 kHz warns in one line and names that flag;
+    bad values and a table are refused."""
+    import pandas as pd
+
+    from conftest import run_cli as run
+    from oddkit.data.audio import read_audio, write_recordings
+
+    root = recording_folders
+    code, _, err = run(monkeypatch, capsys, "fit", root / "train", "--detector", "gaussian", "--audio-bandwidth", "0.9",
+                       "--out", tmp_path / "band")
+    assert code == 0, err
+    assert oddkit.load(tmp_path / "band").preprocessor_.features_.log_mel_.fmax == 0.9 * 8000 / 2
+    write_recordings(read_audio(root / "test").resampled(16000), tmp_path / "at16k")
+    code, _, err = run(monkeypatch, capsys, "score", tmp_path / "band", tmp_path / "at16k", "--out", tmp_path / "b.csv")
+    assert code == 0 and "resampl" not in err, err
+    code, _, err = run(monkeypatch, capsys, "fit", root / "train", "--detector", "gaussian", "--out", tmp_path / "whole")
+    assert code == 0, err
+    code, _, err = run(monkeypatch, capsys, "score", tmp_path / "whole", tmp_path / "at16k", "--out", tmp_path / "w.csv")
+    assert code == 0 and "16,000 Hz" in err and "fit with --audio-bandwidth 0.9" in err, err
+    for bad in ("0", "1.5"):
+        code, _, err = run(monkeypatch, capsys, "fit", root / "train", "--audio-bandwidth", bad, "--out", tmp_path / "x")
+        assert code == 2 and "(0, 1]" in err, err
+    pd.DataFrame({"a": [1.0, 2.0, 3.0]}).to_csv(tmp_path / "t.csv", index=False)
+    code, _, err = run(monkeypatch, capsys, "fit", tmp_path / "t.csv", "--audio-bandwidth", "0.9", "--out", tmp_path / "x")
+    assert code == 2 and "--audio-bandwidth" in err and "leave it out" in err

@@ -321,7 +321,7 @@ def test_kernel_shap_scores_each_distinct_row_once():
     assert len(seen) == 1 and len(seen[0]) == 3  # -0.0 differs from 0.0 bit for bit: scored apart, the same
 
 
-# -- images: per-pixel maps (oddkit.explain.explain_images) -------------------------------------------
+# -- images: per-pixel maps (oddkit.image_explanations.explain_images) -------------------------------------------
 
 SIDE = 16
 SQUARE = (10, 1, 14, 5)
@@ -367,7 +367,7 @@ def image_models(square_images):
 
 @pytest.mark.parametrize("name", list(IMAGE_DETECTORS))
 def test_the_top_region_of_an_image_covers_its_planted_square(name, image_models, square_images):
-    from oddkit.explain import explain_images, top_regions
+    from oddkit.image_explanations import explain_images, top_regions
 
     _, test = square_images
     detector = image_models[name]
@@ -388,7 +388,7 @@ def test_the_top_region_of_an_image_covers_its_planted_square(name, image_models
 
 @pytest.mark.parametrize("name", ["knn", "gradient-knn", "autoencoder", "vqvae", "ensemble"])
 def test_exact_image_maps_sum_to_the_score(name, image_models, square_images):
-    from oddkit.explain import explain_images
+    from oddkit.image_explanations import explain_images
 
     _, test = square_images
     explanation = explain_images(image_models[name], test)
@@ -402,7 +402,7 @@ def test_vae_map_is_the_score_less_its_kl_term(image_models, square_images):
     """The oracle: the closed-form KL of the code, computed apart; pixels carry the rest of the score."""
     import torch
 
-    from oddkit.explain import explain_images
+    from oddkit.image_explanations import explain_images
     from oddkit.nn.vae import gaussian_kl
 
     _, test = square_images
@@ -418,7 +418,7 @@ def test_vae_map_is_the_score_less_its_kl_term(image_models, square_images):
 
 def test_knn_pixel_map_against_brute_force(image_models, square_images):
     """KNN's map: squared pixel differences to the k-th nearest training image, found by brute force."""
-    from oddkit.explain import explain_images
+    from oddkit.image_explanations import explain_images
 
     train, test = square_images
     detector = image_models["knn"]
@@ -433,7 +433,7 @@ def test_knn_pixel_map_against_brute_force(image_models, square_images):
 def test_transformation_detector_is_explained_by_occlusion(square_images):
     """No per-pixel term to split: occlusion, each pixel the mean score drop of the patches over it."""
     from oddkit.detectors.transforms import TransformationDetector
-    from oddkit.explain import explain_images
+    from oddkit.image_explanations import explain_images
 
     train, test = square_images
     detector = TransformationDetector(epochs=1, conv_channels=(4, 8), hidden=16, random_state=0, verbose=0,
@@ -448,7 +448,7 @@ def test_transformation_detector_is_explained_by_occlusion(square_images):
 
 
 def test_top_regions_pick_the_heaviest_patches_without_overlap():
-    from oddkit.explain import top_regions
+    from oddkit.image_explanations import top_regions
 
     heat = np.zeros((6, 8))
     heat[1:3, 5:7] = 2.0    # mass 8: the first region
@@ -466,7 +466,7 @@ def test_top_regions_pick_the_heaviest_patches_without_overlap():
 
 def test_explain_images_refuses_what_it_cannot_explain(image_models, square_images):
     from oddkit.exceptions import ColumnMismatchError, ParameterError
-    from oddkit.explain import explain_images
+    from oddkit.image_explanations import explain_images
 
     _, test = square_images
     table_model = KNNDetector().fit(np.random.default_rng(0).normal(size=(30, 3)))

@@ -315,6 +315,23 @@ def test_an_empty_or_damaged_file_is_named(model, speech, tmp_path):
 
 # -- the command line --------------------------------------------------------------------------------
 
+def test_cli_fit_voice_audio_bandwidth_sets_the_spectrograms_top(speech, monkeypatch, capsys, tmp_path):
+    """--audio-bandwidth 0.9 on the voice model: its spectrogram stops at 0.9 of the Nyquist frequency
+    (3,600 Hz at 8 kHz), saved with the model."""
+    from conftest import run_cli
+
+    train, _ = speech
+    folder = tmp_path / "speech"
+    small = train.subset(train.labels["take"] < 1)
+    for wave, name in zip(small.waveforms, small.labels.file):
+        write_wav(folder / name, wave, small.sample_rate)
+    code, _, err = run_cli(monkeypatch, capsys, "fit", folder, "--detector", "voice", "--out", tmp_path / "vc",
+                           "--epochs", "1", "-p", "channels=8", "--n-threads", "1", "--quiet", "--audio-bandwidth", "0.9")
+    assert code == 0, err
+    model = oddkit.load(tmp_path / "vc")
+    assert model.log_mel_.fmax == 3600.0 and model.spectrogram == {"fmax": 3600.0}
+
+
 def test_cli_fit_and_convert_round_trip(speech, monkeypatch, capsys, tmp_path):
     from conftest import run_cli
 

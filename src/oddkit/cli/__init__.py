@@ -54,6 +54,9 @@ CLI_WORDING = [
     # Only commands with --text-col (fit; summarize and parse given it) keep this advice: those reading a
     # fitted model's texts name the model's column instead (oddkit.cli._common._model_column_advice).
     (re.compile(r"with text_col( \(CLI: --text-col NAME\))?"), "with --text-col"),
+    (re.compile(r"fit with AudioFeatures\(bandwidth=0\.9\)"), "fit with --audio-bandwidth 0.9"),
+    (re.compile(r"fit with spectrogram=\{'fmax': [\d.]+\}, 0\.9 of the Nyquist frequency,"),
+     "fit with --audio-bandwidth 0.9"),
     (re.compile(r"\(e\.g\. pd\.to_datetime\(X\[[^\]]*\]\)\.dt\.hour, or seconds since an origin\)"),
      "(e.g. the hour of day, or seconds since an origin, written into the file)"),
     (re.compile(r"name it with label_col \(1 = anomaly"), "name it with --label-col (1 = anomaly"),

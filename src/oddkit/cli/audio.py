@@ -69,6 +69,16 @@ def check_audio_features(value: str | None) -> str | None:
     raise OddkitError(f"--audio-features must be one of {', '.join(CLI_REPRESENTATIONS)}, got {value!r}")
 
 
+def check_audio_bandwidth(value: float | None) -> float | None:
+    """--audio-bandwidth checked: a share of the Nyquist frequency in (0, 1] (None: the whole band)."""
+    import math
+
+    if value is None or (math.isfinite(value) and 0 < value <= 1):
+        return value
+    raise OddkitError(f"--audio-bandwidth is the share of the Nyquist frequency analysed, in (0, 1] (0.9 for "
+                      f"scores that do not depend on the recordings' rate), got {value:g}")
+
+
 def describe_features(features) -> str:
     """A fitted AudioFeatures in words, e.g. 'mfcc: mean and standard deviation of 20 MFCCs of 40 log-mel
     bands (40 features)'."""
@@ -83,10 +93,10 @@ def describe_features(features) -> str:
 
 
 def fit_recordings(cls, params: dict, data: Path, out: Path, label_col: str | None, keep_anomalies: bool,
-                   n_threads: int | None, force: bool, unsupported: list[str], representation: str | None = None
-                   ) -> None:
+                   n_threads: int | None, force: bool, unsupported: list[str], representation: str | None = None,
+                   bandwidth: float | None = None) -> None:
     """'oddkit fit RECORDINGS': log-mel features (the model keeps their settings; REPRESENTATION, from
-    --audio-features, picks them), then the detector."""
+    --audio-features, and BANDWIDTH, from --audio-bandwidth, pick them), then the detector."""
     from oddkit.data.audio import read_audio
     from oddkit.data.audio_features import AudioFeatures
 
@@ -102,8 +112,9 @@ def fit_recordings(cls, params: dict, data: Path, out: Path, label_col: str | No
         if y.any():
             left_out = f"; left out the {int(y.sum()):,} recordings labelled anomalies (--keep-anomalies keeps them)"
         recordings = recordings.subset(y == 0)
-    if representation is not None:
-        recordings.features = AudioFeatures(representation=representation)
+    if representation is not None or bandwidth is not None:
+        chosen = {"representation": representation, "bandwidth": bandwidth}
+        recordings.features = AudioFeatures(**{k: v for k, v in chosen.items() if v is not None})
     model = cls(**params)
     started = time.perf_counter()
     with _thread_limit(n_threads):

@@ -209,11 +209,11 @@ def _explain_images(detector, data: Path, top: int, out: Path, maps: Path | None
                     patch_size: int | None, method: str, force: bool) -> None:
     """The image branch of 'oddkit explain': the TOP highest-scoring images of DATA, each with its
     regions adding most to the score (boxes in the file's pixels) and, with MAPS, a heat-map PNG
-    (:func:`oddkit.explain.explain_images` and :func:`~oddkit.explain.top_regions`)."""
+    (:func:`oddkit.image_explanations.explain_images` and :func:`~oddkit.image_explanations.top_regions`)."""
     import numpy as np
     import pandas as pd
 
-    from oddkit.explain import IMAGE_METHODS, default_patch_size, explain_images, top_regions
+    from oddkit.image_explanations import IMAGE_METHODS, default_patch_size, explain_images, top_regions
 
     if regions < 1:
         raise OddkitError(f"--regions must be at least 1, got {regions}")

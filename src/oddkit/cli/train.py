@@ -73,6 +73,11 @@ def fit(
                                  "spread and frame-to-frame change, and the duration) or 'patch' (the "
                                  "log-mel spectrogram resized to 32 frames, which keeps the order of the "
                                  "sounds). Saved with the model; 'oddkit info' shows it.")] = None,
+    audio_bandwidth: Annotated[Optional[float], typer.Option(
+        "--audio-bandwidth", help="Recordings (and --detector voice): the share of the Nyquist frequency analysed, "
+                                  "in (0, 1]. Default 1 (the whole band, the most accurate at the model's own "
+                                  "rate); 0.9 leaves out the band that resampling alters, so that recordings made "
+                                  "at other rates score alike (see the audio guide).")] = None,
 ):
     """Train a detector on DATA (mostly normal rows) and save it to --out (a new folder, or --force).
 
@@ -116,13 +121,14 @@ def fit(
         raise OddkitError(f"--text-col is for the text detectors (--detector {', '.join(sorted(TEXT_DETECTORS))}); "
                           f"{detector} learns from a table's columns")
     if detector == "voice":  # voice conversion trains on speech (oddkit.cli.voice)
+        from oddkit.cli.audio import check_audio_bandwidth
         from oddkit.cli.voice import fit_voice
 
         if audio_features is not None:
             raise OddkitError("--detector voice reads log-mel frames of its own; leave --audio-features out (it "
                               "picks the features of the other detectors trained on recordings)")
-        return fit_voice(cls, params, data, out, n_threads, force)
-    from oddkit.cli.audio import check_audio_features, fit_recordings, is_recordings
+        return fit_voice(cls, params, data, out, n_threads, force, check_audio_bandwidth(audio_bandwidth))
+    from oddkit.cli.audio import check_audio_bandwidth, check_audio_features, fit_recordings, is_recordings
 
     if is_recordings(data):
         unsupported = [flag for flag, value in (("--stream", stream), ("--known-anomalies", known_anomalies),
@@ -130,10 +136,11 @@ def fit(
                                                 ("--image-channels", image_channels),
                                                 ("--id-col", id_col)) if value]
         return fit_recordings(cls, params, data, out, label_col, keep_anomalies, n_threads, force, unsupported,
-                              check_audio_features(audio_features))
-    if audio_features is not None:
-        raise OddkitError(f"--audio-features picks the features of recordings, and {data} holds none (a .wav/.flac "
-                          "file, a folder of them or an .npz of audio); leave it out")
+                              check_audio_features(audio_features), check_audio_bandwidth(audio_bandwidth))
+    for flag, value in (("--audio-features", audio_features), ("--audio-bandwidth", audio_bandwidth)):
+        if value is not None:
+            raise OddkitError(f"{flag} sets the features of recordings, and {data} holds none (a .wav/.flac file, a "
+                              "folder of them or an .npz of audio); leave it out")
     if image_channels is not None and not is_image_source(data):
         raise OddkitError(f"--image-channels converts images, and {data} holds none (a folder or .npz of images); "
                           "leave it out")

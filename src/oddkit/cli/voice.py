@@ -23,15 +23,20 @@ def _speaker_column(recordings) -> str | None:
     return None
 
 
-def fit_voice(cls, params: dict, data: Path, out: Path, n_threads: int | None, force: bool) -> None:
+def fit_voice(cls, params: dict, data: Path, out: Path, n_threads: int | None, force: bool,
+              bandwidth: float | None = None) -> None:
     """'oddkit fit SPEECH --detector voice': train VoiceConversion on a folder of recordings (sub-folders
-    = speakers), one file, or an FSDD-style .npz, and save it to OUT."""
+    = speakers), one file, or an FSDD-style .npz, and save it to OUT. BANDWIDTH (--audio-bandwidth):
+    the spectrogram stops at that share of the model rate's Nyquist frequency."""
     from oddkit.data.audio import is_audio_source, read_audio
 
     if not is_audio_source(data):
         raise OddkitError(f"{data} holds no recordings; --detector voice trains on speech: a folder of WAV/FLAC "
                           "files (one sub-folder per speaker), one file, or an .npz of recordings")
     recordings = read_audio(data, sample_rate=params.get("sample_rate"))
+    if bandwidth is not None and bandwidth < 1:
+        params = {**params, "spectrogram": {**(params.get("spectrogram") or {}),
+                                            "fmax": bandwidth * recordings.sample_rate / 2}}
     speakers = _speaker_column(recordings)
     model = cls(**params)
     started = time.perf_counter()

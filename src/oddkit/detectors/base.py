@@ -397,7 +397,7 @@ class BaseDetector(BaseEstimator):
             from oddkit.exceptions import ExplainError
 
             raise ExplainError(f"{type(self).__name__} explains tables, but was fitted on images; "
-                               "oddkit.explain.explain_images(detector, images) maps where in each image its score "
+                               "oddkit.image_explanations.explain_images(detector, images) maps where in each image its score "
                                "comes from (oddkit explain MODEL IMAGES on the command line)")
         Z = self._prepare(X, reset=False)
         frame = explanation_frame(self, X, self._explain_shares(Z))
