@@ -30,7 +30,9 @@ def fit(
     text_col: TextCol = None,
     contamination: Annotated[Optional[float], typer.Option(help="Expected anomaly share of the training data.")] = None,
     random_state: Annotated[Optional[int], typer.Option(help="Seed, for detectors that are random.")] = 0,
-    impute: Annotated[Optional[str], typer.Option(help="'median' fills NaN (and infinities a column held in training) instead of failing; another infinity scores as out of range.")] = None,
+    impute: Annotated[Optional[str], typer.Option(
+        help="'median' fills NaN (and infinities a column held in training) instead of failing; another "
+             "infinity scores as out of range.")] = None,
     unknown_categories: Annotated[Optional[str], typer.Option(help="'error' (default) or 'ignore'.")] = None,
     column_type: Annotated[Optional[list[str]], typer.Option(
         "--column-type", help="A column's kind as COLUMN=numeric (cells that are not numbers become missing, "

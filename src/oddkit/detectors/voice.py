@@ -104,10 +104,11 @@ class VoiceConversion(BaseDetector):
         Log-mel settings other than the rate (``n_fft``, ``hop_length``, ``n_mels``, ``fmin``,
         ``fmax``, ``floor``), passed to :class:`oddkit.data.audio.LogMel`; default its defaults.
         The default spectrogram reaches the Nyquist frequency, which resampling alters, so
-        recordings made at another rate score differently (a :class:`~oddkit.data.audio_features.ResampledAudioWarning` says
-        so; on synthetic speech, 16 kHz copies of 8 kHz recordings moved scores by 6.7 % at the
-        median); ``{"fmax": 0.9 * sample_rate / 2}`` leaves that band out (0.04 %), and the
-        converted audio with it.
+        recordings made at another rate score differently (a
+        :class:`~oddkit.data.audio_features.ResampledAudioWarning` says so; on synthetic speech,
+        16 kHz copies of 8 kHz recordings moved scores by 6.7 % at the median);
+        ``{"fmax": 0.9 * sample_rate / 2}`` (``oddkit fit --audio-bandwidth 0.9``) leaves that band
+        out (0.04 %), and the converted audio with it.
     griffin_lim_iter : int, default=32
         Griffin-Lim iterations when turning converted frames into audio.
     epochs : int, default=40

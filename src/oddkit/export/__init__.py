@@ -38,8 +38,9 @@ What the graph does not do (oddkit does it before scoring): refuse NaN or infini
 not impute, check column names and types. It never answers NaN: a NaN in a numeric column of a model that does
 not impute makes the row score ``out_of_range_score()`` (labelled 1), and an infinite value is clipped like any
 far-out value (the row scores at least that); a model fitted with ``impute="median"`` imputes as oddkit does
-(NaN, and the infinities a column held in training; another infinity is out of range). Models fitted on recordings are refused (:class:`ExportError`): their audio features are computed by
-librosa before the table preprocessing, outside anything the graph can hold.
+(NaN, and the infinities a column held in training; another infinity is out of range). Models fitted on
+recordings are refused (:class:`ExportError`): their audio features are computed by librosa before the table
+preprocessing, outside anything the graph can hold.
 """
 
 import json
@@ -154,7 +155,8 @@ def _scoring_module(detector):
             x = numeric.to(torch.float64)
             if self.impute:  # NaN, and the infinities a column held in training; others clip as out of range
                 infinite = torch.isinf(x)
-                imputed = torch.isnan(x) | (infinite & (x > 0) & self.posinf_seen) | (infinite & (x < 0) & self.neginf_seen)
+                imputed = (torch.isnan(x) | (infinite & (x > 0) & self.posinf_seen)
+                           | (infinite & (x < 0) & self.neginf_seen))
                 x = torch.where(imputed, self.medians, x)
             x = torch.clamp((x - self.center) / self.scale, -STANDARDIZED_BOUND, STANDARDIZED_BOUND)
             far = (torch.abs(x) >= STANDARDIZED_BOUND).any(dim=1) if self.n_numeric else None
