@@ -354,7 +354,8 @@ def _warn_resized(original_sizes: list[tuple[int, int]], size: tuple[int, int], 
     note = f"; {stretched:,} of them changed aspect ratio (stretched)" if stretched else ""
     warnings.warn(
         f"resized {n_resized:,} of {len(original_sizes):,} images in {source} to {_size_text(size)} pixels "
-        f"(height x width): {sizes}{note}; check that they come from the source the size was chosen for",
+        f"(height x width): {sizes}{note}; resizing suits the same view at another resolution, not another "
+        "crop or camera",
         ImageResizeWarning, stacklevel=4)
 
 
