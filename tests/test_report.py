@@ -535,3 +535,107 @@ def test_python_report_prices_misses_by_the_column_the_threshold_was_chosen_with
     assert "chosen on dev.csv: 100 rows, 10 anomalies" in html and "priced by its Amount" in html
     with pytest.raises(DataError, match="Amount"):
         build_report(detector, dev.drop(columns="Amount").assign(b=0.0), y)
+
+
+# --- images -------------------------------------------------------------------------------------
+
+
+def _image_folder(root: Path, classes: dict[str, np.ndarray]) -> Path:
+    from PIL import Image
+
+    for name, X in classes.items():
+        folder = root / name if name else root
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, pixels in enumerate(X):
+            Image.fromarray(pixels).save(folder / f"{name or 'img'}-{i:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def image_model(tmp_path_factory):
+    """A saved GradientKNN model (oddkit's default for images) fitted on 16x16 horizontal bars, a
+    labelled test folder (sub-folders normal and anomaly: vertical bars) and an unlabelled one."""
+    from synthetic_images import bar_images
+
+    root = tmp_path_factory.mktemp("report-images")
+    _image_folder(root / "train", {"": bar_images(40, size=16, seed=1)})
+    _image_folder(root / "test", {"normal": bar_images(12, size=16, seed=2),
+                                  "anomaly": bar_images(4, vertical=True, size=16, seed=3)})
+    # Two of the unlabelled images are larger: the report says they were resized to the model's size.
+    _image_folder(root / "unlabelled", {"": np.concatenate([bar_images(5, size=16, seed=4),
+                                                            bar_images(1, vertical=True, size=16, seed=5)])})
+    for i, X in enumerate(bar_images(2, size=24, seed=6)):
+        from PIL import Image
+
+        Image.fromarray(X).save(root / "unlabelled" / f"big-{i}.png")
+    from oddkit import GradientKNNDetector
+    from oddkit.data.images import read_images
+    from oddkit.persist import save
+
+    model = save(GradientKNNDetector().fit(read_images(root / "train").X), root / "model")
+    return root, model
+
+
+def test_cli_report_on_an_image_model(image_model, monkeypatch, capsys) -> None:
+    from conftest import run_cli
+
+    root, model = image_model
+    out = root / "images.html"
+    code, _, err = run_cli(monkeypatch, capsys, "report", model, root / "test", "--out", out, "--top", "5",
+                           "--force")
+    assert code == 0, err
+    text = out.read_text(encoding="utf-8")
+    # Metrics, curves, histogram and confusion matrix, as for a table; the data summary counts images.
+    assert "ROC AUC" in text and 'id="roc-curve"' in text and 'id="pr-curve"' in text and 'id="confusion"' in text
+    assert "16 images, 16×16 pixels (height × width), grayscale" in text
+    assert "none: every image is 16×16" in text and "anomaly (4), normal (12)" in text
+    assert "1 × 16 × 16 (channels × height × width)" in text  # the model card
+    # One heat-map per top image, inline, with its file name, and the anomalies ranked first.
+    anomalies = _section(text, "anomalies")
+    heatmaps = re.findall(r'<img class="heatmap" alt="([^"]*)" src="(data:image/png;base64,[^"]+)"', anomalies)
+    assert len(heatmaps) == 5
+    assert all(name.startswith("anomaly/") for name, _ in heatmaps[:4])
+    assert "top region" in anomalies and "of the map's positive mass" in anomalies
+    assert len(text) < 400_000  # thumbnails stay small
+    # Nothing fetched: every image is a data URL.
+    assert all(s.startswith("data:") for s in re.findall(r'src="([^"]*)"', text))
+
+
+def test_cli_report_on_unlabelled_images(image_model, monkeypatch, capsys) -> None:
+    from conftest import run_cli
+
+    root, model = image_model
+    out = root / "unlabelled.html"
+    code, _, err = run_cli(monkeypatch, capsys, "report", model, root / "unlabelled", "--out", out, "--force")
+    assert code == 0, err
+    text = out.read_text(encoding="utf-8")
+    assert "No labels were given" in text and 'id="roc-curve"' not in text
+    assert "8 images" in text and "2 of 8 resized to the model&#39;s 16×16; they were 24×24 (2)" in text
+    assert len(re.findall(r'<img class="heatmap"', text)) == 8  # top 20, but only 8 images
+    # Table options make no sense for images: a clear error.
+    code, _, err = run_cli(monkeypatch, capsys, "report", model, root / "unlabelled", "--id-col", "x", "--out",
+                           root / "x.html")
+    assert code == 2 and "images have none" in err
+
+
+def test_image_report_in_chromium_and_from_an_npz(image_model, tmp_path, monkeypatch, capsys) -> None:
+    """The Python API takes an ImageSet; the page shows every heat-map decoded in Chromium; an .npz with
+    labels in ``y`` gives the metrics through the CLI."""
+    from conftest import run_cli
+    from oddkit import load
+    from oddkit.data.images import read_images
+
+    root, model = image_model
+    images = read_images(root / "test", size=(16, 16), channels=1)
+    y = (np.asarray(images.class_names)[images.labels] == "anomaly").astype(int)
+    np.savez(tmp_path / "test.npz", X=(images.X[:, 0] * 255).round().astype(np.uint8), y=y)
+    code, _, err = run_cli(monkeypatch, capsys, "report", model, tmp_path / "test.npz", "--top", "3", "--out",
+                           tmp_path / "npz.html")
+    assert code == 0, err
+    text = (tmp_path / "npz.html").read_text(encoding="utf-8")
+    assert "ROC AUC" in text and len(re.findall(r'<img class="heatmap"', text)) == 3 and "test.npz[" in text
+    if _chromium() is None:
+        pytest.skip("no Chromium to open the report in")
+    report = write_report(load(model), images, y, tmp_path / "report.html", top=4, data_name="test")
+    result = _check_in_browser(report, tmp_path, LABELLED_SECTIONS - {"groups"})
+    assert sum(1 for i in result["images"] if not i["id"]) == 4

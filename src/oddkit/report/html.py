@@ -42,6 +42,10 @@ _SAME_SCORE = 1e-6
 report shows six significant digits; float32 models differ in the last bits between rows)."""
 _SHOWN_DUPLICATE_IDS = 3
 """Row ids listed for a top anomaly that occurs several times in the data."""
+_THUMBNAIL_SIDE = 96
+"""Side, in pixels, that each top image and its heat-map are drawn at in the report: small images are
+enlarged by a whole factor to at least this (each pixel a visible square), large ones shrunk to it, so
+that twenty of them keep the report small."""
 
 
 def sha256_of_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
@@ -275,9 +279,55 @@ def _is_recordings(X: Any) -> bool:
     return isinstance(X, AudioData)
 
 
+def _is_images(X: Any) -> bool:
+    from oddkit.data.images import ImageSet
+
+    return isinstance(X, ImageSet)
+
+
+def _as_images(detector, X: Any) -> Any:
+    """``X`` as an :class:`~oddkit.data.images.ImageSet` when ``detector`` was fitted on images and ``X``
+    is a stack of them (n, H, W) or (n, C, H, W); ``X`` itself otherwise."""
+    shape = getattr(detector, "image_shape_", None)
+    if shape is None or _is_images(X) or isinstance(X, pd.DataFrame):
+        return X
+    array = np.asarray(X)
+    if array.ndim not in (3, 4):
+        return X
+    from oddkit.data.images import ImageSet, as_image_batch
+
+    shape = tuple(int(v) for v in shape)
+    batch = as_image_batch(array, channels=shape[0])
+    return ImageSet(X=batch, labels=None, class_names=None, names=[str(i) for i in range(len(batch))],
+                    source=Path("."), original_sizes=None)
+
+
+def _image_summary(images, summary: dict) -> None:
+    """The data summary of an ImageSet: how many images, their size and channels as the model takes
+    them, and how many were resized to it (with the sizes they had)."""
+    n, channels, height, width = images.X.shape
+    kind = {1: "grayscale", 3: "RGB"}.get(channels, f"{channels} channels")
+    summary["shape"] = f"{n:,} images, {height}×{width} pixels (height × width), {kind}"
+    summary["n_columns"] = None
+    resized = images.resized
+    if images.original_sizes is not None:
+        summary["resized"] = (f"none: every image is {height}×{width}, the model's size" if not resized.any() else
+                              f"{int(resized.sum()):,} of {n:,} resized to the model's {height}×{width}")
+        sizes = pd.Series([f"{int(s[0])}×{int(s[1])}" for s, r in zip(images.original_sizes, resized)
+                           if r]).value_counts()
+        if len(sizes):
+            summary["resized"] += "; they were " + ", ".join(
+                f"{size} ({count:,})" for size, count in sizes.head(5).items()) + (", …" if len(sizes) > 5 else "")
+    if images.class_names:
+        counts = np.bincount(images.labels, minlength=len(images.class_names)) if images.labels is not None else []
+        summary["classes"] = ", ".join(f"{name} ({int(c):,})" for name, c in zip(images.class_names, counts))
+
+
 def _data_summary(frame: pd.DataFrame | None, X: Any, y: np.ndarray | None, scores: np.ndarray) -> dict:
     summary: dict[str, Any] = {"rows": len(scores), "columns": [], "more_columns": 0, "more_names": ""}
-    if _is_recordings(X):
+    if _is_images(X):
+        _image_summary(X, summary)
+    elif _is_recordings(X):
         seconds = sum(len(w) for w in X.waveforms) / X.sample_rate
         summary["shape"] = f"{len(X):,} recordings at {X.sample_rate:,} Hz ({seconds:,.1f} s in all)"
         summary["n_columns"] = None
@@ -386,6 +436,59 @@ def _explanations(detector, X: Any, frame: pd.DataFrame | None, top_positions: n
     return drawn, ""
 
 
+def _heatmap_png(image: np.ndarray, heat: np.ndarray, box: tuple[int, int, int, int]) -> tuple[str, int, int]:
+    """The image beside its heat-map with ``box`` drawn (:func:`oddkit.data.images.save_heatmap`), at
+    :data:`_THUMBNAIL_SIDE` pixels high, as a data URL, with its width and height."""
+    import tempfile
+
+    from PIL import Image
+
+    from oddkit.data.images import save_heatmap
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = save_heatmap(image, heat, Path(folder) / "map.png", boxes=[box], min_side=_THUMBNAIL_SIDE)
+        with Image.open(path) as picture:
+            picture.load()
+            if picture.height > _THUMBNAIL_SIDE:  # a large image: shrink the pair, keeping its proportions
+                width = max(1, round(picture.width * _THUMBNAIL_SIDE / picture.height))
+                picture = picture.resize((width, _THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+            buffer = io.BytesIO()
+            picture.save(buffer, format="PNG", optimize=True)
+            size = picture.size
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), size[0], size[1]
+
+
+def _image_explanations(detector, images, top_positions: np.ndarray) -> tuple[list, str, str]:
+    """For a detector fitted on images: per top image, its heat-map PNG with the region adding most to
+    its score boxed (:func:`oddkit.image_explanations.explain_images` and
+    :func:`~oddkit.image_explanations.top_regions`), the box in the file's own pixels and its share;
+    what the maps show; and a note when they cannot be drawn."""
+    from oddkit.image_explanations import explain_images, top_regions
+
+    try:
+        explanation = explain_images(detector, images.X[top_positions])
+    except Exception as exc:  # noqa: BLE001 - an explanation failing must not sink the report
+        return [], "", (f"explain_images failed ({type(exc).__name__}: {exc}); the images are listed without "
+                        "heat-maps.")
+    height, width = images.X.shape[2:]
+    drawn = []
+    for rank, pos in enumerate(top_positions):
+        region = top_regions(explanation.maps[rank], explanation.patch_size)[0]
+        box = (region.left, region.top, region.right, region.bottom)
+        png, w, h = _heatmap_png(images.X[pos], explanation.maps[rank], box)
+        # The box in the file's own pixels: the model's pixels scaled back where the image was resized.
+        original = images.original_sizes[pos] if images.original_sizes is not None else (height, width)
+        fy, fx = original[0] / height, original[1] / width
+        drawn.append({"png": png, "width": w, "height": h, "share": _pct(region.share),
+                      "box": (f"columns {int(np.floor(region.left * fx))}–{int(np.ceil(region.right * fx)) - 1}, "
+                              f"rows {int(np.floor(region.top * fy))}–{int(np.ceil(region.bottom * fy)) - 1}")})
+    said = explanation.description.strip()
+    description = (f"{explanation.method}: {said}{'' if said.endswith('.') else '.'} The box marks the "
+                   f"{explanation.patch_size}×{explanation.patch_size}-pixel region (in the model's pixels) "
+                   "adding most to the score.")
+    return drawn, description, ""
+
+
 _TEXT_HIGHLIGHTS = 3
 """Words highlighted in each explained text (those whose tokens carry the largest shares)."""
 
@@ -443,6 +546,12 @@ def _id_values(ids: Any, n: int) -> list[str] | None:
         return [str(v) for v in frame.iloc[:, 0].tolist()]
     names = [str(c) for c in frame.columns]
     return [", ".join(f"{k}={v}" for k, v in zip(names, row)) for row in frame.itertuples(index=False)]
+
+
+def _image_keys(X: np.ndarray) -> np.ndarray:
+    """One hash per image of its pixels (identical images, equal keys)."""
+    return np.array([int.from_bytes(hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=8).digest(),
+                                    "little") for x in X], dtype=np.uint64)
 
 
 def _row_keys(frame: pd.DataFrame | None, n: int) -> np.ndarray:
@@ -562,6 +671,8 @@ def _model_card(detector, model_folder, training_fingerprint, threshold, thresho
         "params": params,
         "training_rows": None if training_rows is None else _fmt(training_rows),
         "n_features": _fmt(getattr(detector, "n_features_in_", None)),
+        "image_shape": (None if getattr(detector, "image_shape_", None) is None else
+                        " × ".join(str(int(v)) for v in detector.image_shape_) + " (channels × height × width)"),
         "threshold": _fmt(threshold, 6),
         "threshold_goal": threshold_goal,
         "threshold_source": _threshold_source(detector, threshold_goal),
@@ -651,10 +762,17 @@ def build_report(
     if top < 0:
         raise DataError(f"top must be >= 0 (anomalies to list), got {top}")
 
-    from oddkit.scoring import score_rows
+    X = _as_images(detector, X)
+    images = X if _is_images(X) else None
+    if images is not None:  # pixels hold no categories
+        scores = np.asarray(detector.decision_function(images.X), dtype=np.float64)
+        unseen, unseen_columns = np.zeros(len(scores), dtype=bool), {}
+    else:
+        from oddkit.scoring import score_rows
 
-    scores, unseen, unseen_columns = score_rows(detector, X, strict_categories=strict_categories,
-                                                hint="leave out strict_categories to report such rows as anomalies")
+        scores, unseen, unseen_columns = score_rows(detector, X, strict_categories=strict_categories,
+                                                    hint="leave out strict_categories to report such rows as "
+                                                         "anomalies")
     n = scores.shape[0]
     id_values = _id_values(ids, n)
     y_arr = None if y is None else _check_y(y)
@@ -674,7 +792,7 @@ def build_report(
 
     prevalence, costs = prevalence_and_costs_from_goal(threshold_goal, prevalence, costs)
     flagged = scores >= threshold
-    frame = None if _is_recordings(X) else _as_frame(X)
+    frame = None if _is_recordings(X) or images is not None else _as_frame(X)
 
     metrics = None
     labels_note = ""
@@ -688,7 +806,7 @@ def build_report(
         metrics = operating_report(y_arr, scores, threshold, prevalence=prevalence, costs=costs,
                                    miss_costs=row_costs)
 
-    keys = _row_keys(frame, n)
+    keys = _row_keys(frame, n) if images is None else _image_keys(images.X)
     context = None
     if y_arr is not None or group_values is not None:
         context = np.array([f"{'' if y_arr is None else y_arr[i]}|{'' if group_values is None else group_values[i]}"
@@ -696,12 +814,17 @@ def build_report(
     entries = distinct_top(keys, scores, top, context) if top else []
     firsts = np.array([rows[0] for rows in entries], dtype=np.int64)
     explained_texts: list = []
-    if top and _takes_texts(detector):
+    explained_images: list = []
+    images_description = ""
+    if top and images is not None:
+        explained_images, images_description, explain_note = _image_explanations(detector, images, firsts)
+        explanations = []
+    elif top and _takes_texts(detector):
         explanations, explained_texts, explain_note = _text_explanations(detector, X, firsts)
     else:
         explanations, explain_note = _explanations(detector, X, frame, firsts) if top else ([], "")
     index = (X.index if isinstance(X, pd.DataFrame) else pd.Index(X.labels["file"].astype(str))
-             if _is_recordings(X) else pd.RangeIndex(n))
+             if _is_recordings(X) else pd.Index(images.names) if images is not None else pd.RangeIndex(n))
     anomalies = []
     for rank, rows in enumerate(entries, start=1):
         pos = rows[0]
@@ -720,6 +843,7 @@ def build_report(
             "group": None if group_values is None else _groups_of(group_values[rows]),
             "shares": explanations[rank - 1] if explanations else [],
             "text": explained_texts[rank - 1] if explained_texts else [],
+            "image": explained_images[rank - 1] if explained_images else None,
         })
     histogram, histogram_note = _histogram_image(scores, y_arr, threshold)
 
@@ -745,6 +869,10 @@ def build_report(
         "top_columns": _TOP_COLUMNS,
         "explain_note": explain_note,
         "explains_texts": bool(explained_texts),
+        "is_images": images is not None,
+        "explains_images": bool(explained_images),
+        "images_description": images_description,
+        "unit": "images" if images is not None else "rows",
         "text_highlights": _TEXT_HIGHLIGHTS,
         "has_labels": y_arr is not None,
         "has_groups": group_values is not None,
@@ -821,7 +949,12 @@ def write_report(
         The data to report on, as the detector takes it. Recordings
         (:class:`~oddkit.data.audio.AudioData`) are listed by file, and their explanations summed
         per mel band (MFCC coefficient for an MFCC model) by
-        :func:`~oddkit.data.audio_features.explain_recordings`.
+        :func:`~oddkit.data.audio_features.explain_recordings`. For a detector fitted on images, an
+        :class:`~oddkit.data.images.ImageSet` (:func:`~oddkit.data.images.read_images`; or an array
+        of images, (n, H, W) or (n, C, H, W)): listed by file name, summarised by count, size,
+        channels and how many were resized, and each top image drawn as a small thumbnail beside its
+        heat-map with the region adding most to its score boxed
+        (:func:`~oddkit.image_explanations.explain_images`, :func:`~oddkit.image_explanations.top_regions`).
     y : array-like of shape (n,), optional
         Labels, 1 = anomaly, 0 = normal. Without them there are no metrics, curves or confusion
         matrix.
