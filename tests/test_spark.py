@@ -351,3 +351,122 @@ def test_job_error_translates_spark_errors_only():
     own = DataError("bad")
     assert _job_error(own) is own
     assert _job_error(KeyError("a bug of ours")) is None  # not Spark's: raised as it is, to be traced
+
+
+def _oddkit_process(*args, env=None):
+    """``python -m oddkit ARGS`` in a process of its own, where Spark's JVM starts afresh (as for a user), with no
+    log4j2 configuration of the environment's: (exit code, stdout, stderr)."""
+    import subprocess
+    import sys
+
+    clean = {name: value for name, value in os.environ.items()
+             if name not in ("LOG4J_CONFIGURATION_FILE", "SPARK_CONF_DIR", "PYSPARK_SUBMIT_ARGS", "PYTHONWARNINGS")}
+    result = subprocess.run([sys.executable, "-m", "oddkit", *map(str, args)], capture_output=True, text=True,
+                            timeout=300, env={**clean, **(env or {})})
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_cli_engine_spark_prints_only_oddkit_messages(scoring_models, tmp_path):
+    """A successful 'oddkit score --engine spark' leaves stderr empty: no Spark log line (WARN NativeCodeLoader,
+    WARN Utils), no start-up notice (default log4j profile, 'Setting default log level', the JVM's incubator
+    modules), no pyspark FutureWarning about pandas. A failing job, and a JVM that cannot start, are one line."""
+    _, folder, columns = scoring_models["autoencoder"]
+    scoring_frame(columns).to_parquet(tmp_path / "rows.parquet")
+    code, stdout, stderr = _oddkit_process("score", folder, tmp_path / "rows.parquet", "--id-col", "id", "--engine",
+                                           "spark", "--spark-master", "local[2]", "--out", tmp_path / "scores")
+    assert code == 0, stderr
+    assert "rows on Spark" in stdout
+    assert "WARN" not in stderr and "FutureWarning" not in stderr and "log4j" not in stderr, stderr
+    assert stderr == "", stderr
+    assert len(pd.read_parquet(tmp_path / "scores")) == len(scoring_frame(columns))
+
+    # a real error still shows, as oddkit's one line: here an unseen category under --strict-categories
+    scoring_frame(columns, unseen_every=10).to_parquet(tmp_path / "odd.parquet")
+    code, _, stderr = _oddkit_process("score", folder, tmp_path / "odd.parquet", "--id-col", "id", "--engine",
+                                      "spark", "--spark-master", "local[2]", "--out", tmp_path / "odd-scores",
+                                      "--strict-categories")
+    assert code == 2 and stderr.startswith("error: ") and "never seen in training" in stderr, stderr
+    assert stderr.count("\n") == 1 and "WARN" not in stderr and "Traceback" not in stderr, stderr
+
+    # a JVM that exits before the session starts: the cause it printed, in one line
+    code, _, stderr = _oddkit_process("score", folder, tmp_path / "rows.parquet", "--id-col", "id", "--engine",
+                                      "spark", "--spark-master", "nowhere://x", "--out", tmp_path / "none")
+    assert code == 2, stderr
+    assert stderr == ("error: Spark could not start: Master must either be yarn or start with spark, k8s, or local "
+                      "(oddkit --debug shows the full traceback)\n")
+
+
+def test_a_log4j2_configuration_of_the_users_wins(scoring_models, tmp_path):
+    """-Dlog4j2.configurationFile in the user's spark-defaults.conf (spark.driver.extraJavaOptions) is read
+    before oddkit's quiet configuration: the user's appender prints."""
+    _, folder, columns = scoring_models["gaussian"]
+    scoring_frame(columns).to_parquet(tmp_path / "rows.parquet")
+    (tmp_path / "mine.properties").write_text(
+        "rootLogger.level = warn\nrootLogger.appenderRef.stderr.ref = console\nappender.console.type = Console\n"
+        "appender.console.name = console\nappender.console.target = SYSTEM_ERR\n"
+        "appender.console.layout.type = PatternLayout\nappender.console.layout.pattern = MINE %p %c{1}: %m%n\n")
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "spark-defaults.conf").write_text(
+        f"spark.driver.extraJavaOptions -Dlog4j2.configurationFile={tmp_path / 'mine.properties'}\n")
+    code, _, stderr = _oddkit_process("score", folder, tmp_path / "rows.parquet", "--id-col", "id", "--engine", "spark",
+                                      "--spark-master", "local[1]", "--out", tmp_path / "scores",
+                                      env={"SPARK_CONF_DIR": str(tmp_path / "conf")})
+    assert code == 0, stderr
+    assert "MINE WARN" in stderr, stderr
+
+
+def test_log4j_configured_finds_the_users_configuration(tmp_path, monkeypatch):
+    from oddkit.spark import QUIET_LOG4J, _log4j_configured
+
+    for name in ("LOG4J_CONFIGURATION_FILE", "PYSPARK_SUBMIT_ARGS", "SPARK_CONF_DIR", "SPARK_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    assert not _log4j_configured()
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path))
+    (tmp_path / "log4j2.properties.template").write_text("rootLogger.level = info\n")  # as Spark ships it
+    assert not _log4j_configured()
+    (tmp_path / "log4j2.properties").write_text("rootLogger.level = info\n")
+    assert _log4j_configured()
+    monkeypatch.delenv("SPARK_CONF_DIR")
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--driver-java-options -Dlog4j2.configurationFile=x pyspark-shell")
+    assert _log4j_configured()
+    monkeypatch.delenv("PYSPARK_SUBMIT_ARGS")
+    monkeypatch.setenv("LOG4J_CONFIGURATION_FILE", "x.properties")
+    assert _log4j_configured()
+    # the quiet configuration ships with the package (pyproject's package-data names it)
+    assert "rootLogger.level = error" in QUIET_LOG4J.read_text()
+    from pathlib import Path
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert QUIET_LOG4J.name in pyproject["tool"]["setuptools"]["package-data"]["oddkit"]
+
+
+def test_a_running_session_keeps_its_log_level(spark, scoring_models, tmp_path):
+    """From Python, with the user's own session: local_session (quiet or not) and score_files leave its log
+    level as it was."""
+    from oddkit.spark import _log_level, local_session, score_files
+
+    _, folder, columns = scoring_models["gaussian"]
+    scoring_frame(columns).to_parquet(tmp_path / "rows.parquet")
+    context = spark.sparkContext
+    context.setLogLevel("WARN")
+    try:
+        assert local_session("local[2]", quiet=True).sparkContext is context
+        assert _log_level(context) == "WARN"
+        score_files(folder, tmp_path / "rows.parquet", tmp_path / "scores", master="local[2]", id_cols=("id",),
+                    quiet=True)
+        assert _log_level(context) == "WARN"
+    finally:
+        context.setLogLevel("ERROR")
+
+
+def test_failure_cause_of_a_jvm_that_did_not_start():
+    from oddkit.spark import _failure_cause
+
+    text = ('Exception in thread "main" org.apache.spark.SparkException: Master must either be yarn or start with '
+            "spark, k8s, or local\n\tat org.apache.spark.deploy.SparkSubmit.error(SparkSubmit.scala:1068)\n")
+    assert _failure_cause(text) == "Master must either be yarn or start with spark, k8s, or local"

@@ -63,6 +63,7 @@ import hashlib
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -258,12 +259,148 @@ def score(df, model_folder, *, key: bytes | str | None = None, ship: str = "path
     return df.mapInPandas(score_partition, schema)
 
 
-def local_session(master: str = "local[*]", app_name: str = "oddkit", conf: dict | None = None):
+QUIET_LOG4J = Path(__file__).with_name("spark_log4j2.properties")
+"""The log4j2 configuration of :func:`local_session`'s ``quiet`` sessions: Spark's log at ERROR from the JVM's
+first line, without the start-up notices (``Using Spark's default log4j profile``, ``Setting default log
+level``) or start-up warnings (``WARN NativeCodeLoader``, ``WARN Utils``)."""
+
+_JVM_NOTICES = (b"WARNING: Using incubator modules: ",)
+"""Lines the JVM itself prints on stderr at start-up, which no log configuration turns off (Spark's launcher
+adds ``--add-modules=jdk.incubator.vector``): a ``quiet`` session leaves them out, and only them."""
+
+_PANDAS_WARNING = r"PySpark does not yet fully support pandas"
+"""The start of pyspark's FutureWarning about the installed pandas release, which ``score_files(quiet=True)``
+hides during the call (nothing for the user to fix: the tests check Spark's scores against the single-process
+scores on that release); any other warning shows."""
+
+
+def _log4j_configured() -> bool:
+    """Whether the user configures Spark's log4j2 already: ``LOG4J_CONFIGURATION_FILE`` (or
+    ``log4j2.configurationFile`` in ``PYSPARK_SUBMIT_ARGS``) set, or a log4j2 file in Spark's configuration
+    folder (``SPARK_CONF_DIR``, else ``SPARK_HOME/conf``), which the user's Spark would read."""
+    if os.environ.get("LOG4J_CONFIGURATION_FILE") or "log4j2.configurationFile" in os.environ.get(
+            "PYSPARK_SUBMIT_ARGS", ""):
+        return True
+    conf_dir = os.environ.get("SPARK_CONF_DIR") or (os.environ.get("SPARK_HOME") and
+                                                   os.path.join(os.environ["SPARK_HOME"], "conf"))
+    suffixes = (".properties", ".xml", ".json", ".jsn", ".yaml", ".yml")  # not Spark's log4j2.properties.template
+    return bool(conf_dir) and any(path.suffix in suffixes for path in Path(conf_dir).glob("log4j2*"))
+
+
+def _write_stderr(line: bytes) -> None:
+    """``line`` on this process's stderr (file descriptor 2, wherever it points now)."""
+    view = memoryview(line)
+    try:
+        while view:
+            view = view[os.write(2, view):]
+    except OSError:  # stderr closed: the line is lost, the pipe still drained, so that the JVM never blocks
+        pass
+
+
+class _StderrRelay:
+    """The JVM's stderr, read from a pipe by a daemon thread until the JVM (and its Python workers) close it:
+    :data:`_JVM_NOTICES` left out, the other lines held until :meth:`release` (so that a JVM that fails to
+    start can be told in one line, :meth:`text`), then copied to this process's stderr as they come."""
+
+    def __init__(self, read_fd: int):
+        import threading
+
+        self._lock = threading.Lock()
+        self._held: list[bytes] | None = []
+        self._thread = threading.Thread(target=self._run, args=(os.fdopen(read_fd, "rb"),),
+                                        name="oddkit-spark-stderr", daemon=True)
+        self._thread.start()
+
+    def _run(self, stream) -> None:
+        with stream:
+            for line in iter(stream.readline, b""):
+                if line.startswith(_JVM_NOTICES):
+                    continue
+                with self._lock:
+                    if self._held is not None:
+                        self._held.append(line)
+                    else:
+                        _write_stderr(line)
+
+    def release(self) -> None:
+        """Write the lines held so far, and every later line as it comes."""
+        with self._lock:
+            for line in self._held or ():
+                _write_stderr(line)
+            self._held = None
+
+    def text(self, timeout: float = 5.0) -> str:
+        """The lines held, once the JVM has closed the pipe (or ``timeout`` seconds have passed)."""
+        self._thread.join(timeout)
+        with self._lock:
+            return b"".join(self._held or ()).decode(errors="replace")
+
+
+def _quiet_context(settings: dict):
+    """A SparkContext whose JVM starts with :data:`QUIET_LOG4J` (unless :func:`_log4j_configured`) and
+    whose stderr passes through a :class:`_StderrRelay`; ``settings`` as the builder would pass them.
+
+    Raises
+    ------
+    SparkJobError
+        When the JVM exits before the session starts (a wrong master URL, a broken Java): one line naming
+        the cause the JVM printed; the whole of what it printed is a note on the error's ``__cause__``.
+    """
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    conf = SparkConf(loadDefaults=False).setAll(list(settings.items()))
+    added = not _log4j_configured()
+    if added:  # read by log4j after a -Dlog4j2.configurationFile the user gives the driver's JVM
+        os.environ["LOG4J_CONFIGURATION_FILE"] = str(QUIET_LOG4J)
+    read, write = os.pipe()
+    relay = _StderrRelay(read)  # reading before the JVM starts: it never blocks on a full pipe
+    try:
+        gateway = launch_gateway(conf, popen_kwargs={"stderr": write})
+    except Exception as error:
+        os.close(write)
+        text = relay.text()
+        if not text.strip():
+            raise
+        if hasattr(error, "add_note"):  # Python 3.11+
+            error.add_note(f"The JVM printed:\n{text.rstrip()}")
+        raise SparkJobError(f"Spark could not start: {_failure_cause(text)} "
+                            "(oddkit --debug shows the full traceback)") from error
+    finally:
+        if added:
+            del os.environ["LOG4J_CONFIGURATION_FILE"]
+    os.close(write)  # the JVM holds its own copy
+    relay.release()
+    return SparkContext(conf=conf, gateway=gateway)
+
+
+def local_session(master: str = "local[*]", app_name: str = "oddkit", conf: dict | None = None, *,
+                  quiet: bool = False):
     """A SparkSession for scoring on this machine (or on ``master``), set up for oddkit.
 
     With a ``local`` master the Python workers run this interpreter (``sys.executable``, where oddkit
     is installed); the web UI is off and Arrow batches carry the rows to pandas; ``conf`` adds or
-    overrides Spark settings. An existing session is reused (its settings unchanged).
+    overrides Spark settings. A new session logs errors only (``setLogLevel("ERROR")``). An existing
+    session is reused, its settings and its log level unchanged.
+
+    Parameters
+    ----------
+    master : str, default="local[*]"
+        The Spark master URL.
+    app_name : str, default="oddkit"
+        The application's name.
+    conf : dict, optional
+        Spark settings, added to (or overriding) oddkit's.
+    quiet : bool, default=False
+        Start the JVM with :data:`QUIET_LOG4J` as its log configuration (errors only, from its first
+        line; unless the user has a log4j2 configuration of their own: :func:`_log4j_configured`) and
+        leave out the notice the JVM prints about incubator modules: what ``oddkit score --engine spark``
+        uses, so that only oddkit's messages and real errors reach stderr. No effect on a session already
+        running.
+
+    Returns
+    -------
+    pyspark.sql.SparkSession
 
     Raises
     ------
@@ -271,10 +408,13 @@ def local_session(master: str = "local[*]", app_name: str = "oddkit", conf: dict
         When pyspark is not installed.
     OddkitError
         When no Java runtime is found (Spark needs Java 17 or later).
+    SparkJobError
+        With ``quiet``, when the JVM exits before the session starts: one line naming the cause it printed.
     """
     _require_pyspark()
     if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
         raise OddkitError("Spark needs a Java runtime (17 or later): install one, or set JAVA_HOME")
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
     settings = {"spark.ui.enabled": "false", "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -285,12 +425,24 @@ def local_session(master: str = "local[*]", app_name: str = "oddkit", conf: dict
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         settings.update({"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable})
     settings.update(conf or {})
+    new = SparkContext._active_spark_context is None
+    if new and quiet:
+        _quiet_context({**settings, "spark.master": master, "spark.app.name": app_name})
     builder = SparkSession.builder.master(master).appName(app_name)
     for name, value in settings.items():
         builder = builder.config(name, value)
     session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
+    if new:
+        session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def _log_level(context) -> str | None:
+    """The root level of Spark's log (``"WARN"``, ...), for restoring it; None where it cannot be read."""
+    try:
+        return str(context._jvm.org.apache.logging.log4j.LogManager.getRootLogger().getLevel().toString())
+    except Exception:  # noqa: BLE001 - not log4j2 (another binding), or not a classic SparkContext
+        return None
 
 
 def _check_spark_output(out: Path, force: bool) -> None:
@@ -358,7 +510,8 @@ def _failure_cause(text: str) -> str:
         java = re.search(r"(?:^|: )((?:[\w$]+\.)*[\w$]*(?:Exception|Error): .+)", text, flags=re.MULTILINE)
         first = next((line.strip() for line in lines if line.strip()), "")
         cause = lost.group(1) if lost else java.group(1) if java else first
-    cause = re.sub(r"\s+SQLSTATE: \w+$", "", cause.strip())
+    cause = re.sub(r'^Exception in thread "[^"]*" ', "", cause.strip())  # a JVM that failed to start
+    cause = re.sub(r"\s+SQLSTATE: \w+$", "", cause)
     cause = re.sub(r"^(?:org\.apache\.spark\.)?SparkException: ", "", cause)
     cause = re.sub(r"\b(?:[a-z_][\w$]*\.)+([A-Z][\w$]*(?:Exception|Error))\b", r"\1", cause)
     if len(cause) > _MAX_CAUSE:
@@ -436,10 +589,15 @@ class UnseenCounts:
 
 
 def score_files(model: Path, data: Path, out: Path, *, master: str = "local[*]", id_cols: Sequence[str] = (),
-                label_col: str | None = "auto", force: bool = False,
-                strict_categories: bool = False) -> tuple[int, int, Any, dict]:
+                label_col: str | None = "auto", force: bool = False, strict_categories: bool = False,
+                quiet: bool = False) -> tuple[int, int, Any, dict]:
     """``oddkit score --engine spark``: score a Parquet file or folder, write OUT as a Parquet folder
     of the id columns, ``score`` and ``label`` (as ``oddkit score`` writes them).
+
+    The session is :func:`local_session`'s: a running one is reused, and its log level is restored after the
+    job (Spark's log is off while the job runs). ``quiet=True`` (the command line's setting, off under
+    ``oddkit --debug``) starts a new session quiet (see :func:`local_session`) and hides pyspark's
+    FutureWarning about the pandas release, during the call only; other warnings show as before.
 
     Returns
     -------
@@ -497,23 +655,27 @@ def score_files(model: Path, data: Path, out: Path, *, master: str = "local[*]",
     try:
         # Spark's console progress bar ends without a newline, so the one-line summary or error would
         # start on its line; the command prints its own summary when the job is done.
-        spark = local_session(master, conf={"spark.ui.showConsoleProgress": "false"})
-        context = spark.sparkContext
-        # Spark's own log would print the failure's Python and Java stacks on stderr before the one-line
-        # error; the error keeps them (its __cause__, shown by oddkit --debug).
-        context.setLogLevel("OFF")
-        try:
-            rows = _read_parquet(spark, data, list(dict.fromkeys([*id_cols, *features])))
-            unseen = context.accumulator({}, UnseenCounts())
-            scored = score(rows, model, features=features, strict_categories=strict_categories, counts=unseen)
-            scored.select(*map(_column, id_cols), "score", "label").write.mode("overwrite").parquet(
-                str(out.resolve()))
-            from pyspark.sql import functions as F
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.filterwarnings("ignore", message=_PANDAS_WARNING, category=FutureWarning)
+            spark = local_session(master, conf={"spark.ui.showConsoleProgress": "false"}, quiet=quiet)
+            context = spark.sparkContext
+            level = _log_level(context)
+            # Spark's own log would print the failure's Python and Java stacks on stderr before the one-line
+            # error; the error keeps them (its __cause__, shown by oddkit --debug).
+            context.setLogLevel("OFF")
+            try:
+                rows = _read_parquet(spark, data, list(dict.fromkeys([*id_cols, *features])))
+                unseen = context.accumulator({}, UnseenCounts())
+                scored = score(rows, model, features=features, strict_categories=strict_categories, counts=unseen)
+                scored.select(*map(_column, id_cols), "score", "label").write.mode("overwrite").parquet(
+                    str(out.resolve()))
+                from pyspark.sql import functions as F
 
-            counts = spark.read.parquet(str(out.resolve())).agg(F.count("*").alias("n"),
-                                                                F.sum("label").alias("k")).first()
-        finally:
-            context.setLogLevel("ERROR")  # as local_session leaves it
+                counts = spark.read.parquet(str(out.resolve())).agg(F.count("*").alias("n"),
+                                                                    F.sum("label").alias("k")).first()
+            finally:
+                context.setLogLevel(level or "ERROR")  # as it was (local_session leaves a new one at ERROR)
     except Exception as error:  # noqa: BLE001 - a job's failure comes back wrapped in Spark's exceptions
         translated = _job_error(error)
         if translated is None or translated is error:

@@ -107,14 +107,15 @@ def _score_on_spark(model: Path, data: Path, out: Path, engine: str, master: str
     """'oddkit score --engine spark': the library's oddkit.spark.score_files, and its summary line."""
     if engine != "spark":
         raise OddkitError(f"unknown --engine {engine!r}; choose local or spark")
+    from oddkit.cli._common import _state
     from oddkit.exceptions import UnseenCategoryError
     from oddkit.scoring import with_hint
     from oddkit.spark import score_files
 
-    try:
+    try:  # quiet: Spark's start-up log and notices and pyspark's pandas warning kept off stderr, unless --debug
         n_rows, n_flagged, detector, unseen = score_files(
             model, data, out, master=master, id_cols=tuple(id_col or ()), label_col=_label_col(label_col),
-            force=force, strict_categories=strict_categories)
+            force=force, strict_categories=strict_categories, quiet=not _state["debug"])
     except UnseenCategoryError as error:
         raise with_hint(error, UNSEEN_HINT) from None
     _warn_unseen(unseen)
