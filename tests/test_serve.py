@@ -150,7 +150,8 @@ def test_scores_equal_the_library_bit_for_bit_in_every_request_form(service, gau
     for filename, content in (("rows.csv", rows.to_csv(index=False).encode()), ("rows.parquet", parquet.getvalue())):
         boundary = "oddkitboundary"
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
-                f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+                f"Content-Type: application/octet-stream\r\n\r\n").encode() + content
+        body += f"\r\n--{boundary}--\r\n".encode()
         forms.append(service.request("POST", "/score", body, f"multipart/form-data; boundary={boundary}"))
     for status, answer in forms:
         assert status == 200, answer
@@ -187,9 +188,19 @@ def test_health_model_and_openapi_name_the_columns(service, gaussian_folder):
     assert status == 200
     row = schema["components"]["schemas"]["Row"]
     assert set(row["properties"]) == {"amount", "hour", "channel"} and row["additionalProperties"] is False
-    assert row["properties"]["channel"]["enum"] == ["phone", "shop", "web"]
-    assert {"type": "number"} in row["properties"]["amount"]["anyOf"]
+    # The schema takes what the service takes: a category never seen in training (scored as an anomaly) and
+    # null in a categorical column; null in a numeric column only when the model imputes (this one does not).
+    channel = row["properties"]["channel"]
+    assert "enum" not in channel and channel["examples"] == ["phone", "shop", "web"]
+    assert channel["anyOf"] == [{"type": "string"}, {"type": "number"}, {"type": "null"}]
+    assert row["properties"]["amount"]["type"] == "number" and "anyOf" not in row["properties"]["amount"]
     assert "multipart/form-data" in schema["paths"]["/score"]["post"]["requestBody"]["content"]
+    responses = schema["paths"]["/score"]["post"]["responses"]
+    for status in ("401", "413", "422"):  # every error answers {"detail": "..."}
+        assert responses[status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorResponse"}
+    assert schema["components"]["schemas"]["ErrorResponse"]["properties"]["detail"]["type"] == "string"
+    assert service.score({"rows": [{**GOOD, "channel": "fax"}]})[0] == 200  # outside the categories: accepted
 
 
 GOOD = {"amount": 100.0, "hour": 3.0, "channel": "web"}
@@ -224,7 +235,12 @@ BAD_REQUESTS = [
                                                              "channel": ["web"]}}).encode(), "application/json",
      422, "different lengths"),
     ("a CSV missing a column", b"amount,hour\n1,2\n", "text/csv", 422, "missing ['channel']"),
+    ("a CSV cell with a unit", b"amount,hour,channel\n12 EUR,1,web\n13,2,web\n14,3,web\n", "text/csv", 422,
+     "at row(s) 0 ('12 EUR'); send numbers in that column (strip units, for example)"),
     ("a broken Parquet body", b"PAR1 not parquet", "application/vnd.apache.parquet", 422, "Parquet"),
+    ("a key given twice", b'{"rows": [{"amount": 1, "amount": 1e9, "hour": 1, "channel": "web"}]}',
+     "application/json", 422, "gives the key 'amount' twice"),
+    ("a .npy body to a table model", b"\x93NUMPY", "application/x-npy", 422, "scores table rows, not images"),
 ]
 
 
@@ -406,7 +422,24 @@ def test_image_model_scores_npy_bodies(tmp_path):
         assert status == 422 and "application/x-npy" in answer["detail"]
         status, answer = service.request("POST", "/score", b"not an array", "application/x-npy")
         assert status == 422 and ".npy" in answer["detail"]
+        # ?explain=true: each image's heat map, (H, W) pixel shares as detector.explain gives them
+        status, answer = service.request("POST", "/score?explain=true", body.getvalue(), "application/x-npy")
+        assert status == 200, answer
+        heat_maps = np.asarray([row["explanation"] for row in answer["rows"]])
+        np.testing.assert_allclose(heat_maps, detector.explain(images), rtol=1e-5, atol=1e-7)
+        assert heat_maps.shape == (5, 16, 16)
+        scalar = io.BytesIO()
+        np.save(scalar, np.array(3.0))  # a 0-d array: no images at all
+        status, answer = service.request("POST", "/score", scalar.getvalue(), "application/x-npy")
+        assert status == 422 and "single value, not images" in answer["detail"]
         assert service.request("GET", "/model")[1]["input"] == {"kind": "images", "shape": [1, 16, 16]}
+        # the schema offers both ways the service takes images: the .npy body, and a .npy upload
+        content = service.request("GET", "/openapi.json")[1]["paths"]["/score"]["post"]["requestBody"]["content"]
+        assert set(content) == {"application/x-npy", "multipart/form-data"}
+        upload = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"images.npy\"\r\n\r\n"
+                  + body.getvalue() + b"\r\n--b--\r\n")
+        status, answer = service.request("POST", "/score", upload, "multipart/form-data; boundary=b")
+        assert status == 200 and len(answer["rows"]) == 5
     finally:
         service.stop()
 
@@ -434,3 +467,142 @@ def test_bad_command_lines_stop_with_a_message(gaussian_folder, tmp_path):
         done = subprocess.run([sys.executable, "-m", "oddkit.cli", "serve", *args], capture_output=True, text=True,
                               env={**os.environ, "PYTHONPATH": SRC}, timeout=60)
         assert done.returncode == 2 and message in done.stderr
+
+
+def test_query_parameters_and_unexpected_faults_answer_a_json_detail(gaussian_folder, monkeypatch):
+    """A query parameter that is not a boolean gets 422 with one sentence in 'detail' (as every other error),
+    not FastAPI's list of error objects; a fault of the service itself gets 500 with a JSON 'detail' that
+    names the exception but not the traceback."""
+    from fastapi.testclient import TestClient
+
+    import oddkit.serve
+    from oddkit.serve import create_app
+
+    client = TestClient(create_app(gaussian_folder), raise_server_exceptions=False)
+    answer = client.post("/score?explain=maybe", json=[GOOD])
+    assert answer.status_code == 422
+    assert answer.json() == {"detail": "query parameter 'explain' must be true or false, got 'maybe'; send "
+                                       "?explain=true or ?strict_categories=true"}
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(oddkit.serve, "score_payload", broken)
+    answer = client.post("/score", json=[GOOD])
+    assert answer.status_code == 500 and answer.headers["content-type"] == "application/json"
+    assert answer.json()["detail"].startswith("internal error (ZeroDivisionError)") and "a bug" not in answer.text
+
+
+def test_a_model_that_imputes_documents_null_in_its_schema(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from oddkit import GaussianDetector
+    from oddkit.serve import create_app
+
+    detector = GaussianDetector(impute="median").fit(_table(100, 0))
+    client = TestClient(create_app(detector))
+    amount = client.get("/openapi.json").json()["components"]["schemas"]["Row"]["properties"]["amount"]
+    assert amount["anyOf"] == [{"type": "number"}, {"type": "null"}]
+    assert client.post("/score", json=[{**GOOD, "amount": None}]).status_code == 200
+
+
+def test_text_and_audio_models_are_refused_at_start_up(tmp_path):
+    """The service scores tables and images; a model trained on texts or recordings would start and then
+    refuse every request (its columns: none), so it is refused before the service listens."""
+    from oddkit import GaussianDetector, TextAutoEncoderDetector
+    from oddkit.data.text import synthetic_corpus
+    from oddkit.exceptions import OddkitError
+    from oddkit.serve import create_app
+
+    texts, _ = synthetic_corpus(60, 5, random_state=0)
+    text_folder = tmp_path / "text"
+    TextAutoEncoderDetector(epochs=1, hidden_size=8, embedding_dim=8, code_size=4, random_state=0).fit(
+        texts[:60]).save(text_folder)
+    with pytest.raises(OddkitError, match="trained on texts, which the scoring service does not take"):
+        create_app(text_folder)
+    done = subprocess.run([sys.executable, "-m", "oddkit.cli", "serve", str(text_folder), "--port",
+                           str(_free_port())], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC},
+                          timeout=60)
+    assert done.returncode == 2 and "trained on texts" in done.stderr and "oddkit score MODEL DATA" in done.stderr
+
+    pytest.importorskip("librosa")
+    pytest.importorskip("soundfile")
+    from oddkit.data.audio import synthetic_speech
+
+    speech = synthetic_speech(n_speakers=2, n_words=2, n_takes=4, seconds=0.2, random_state=0)
+    with pytest.raises(OddkitError, match=r"trained on recordings \(audio\)"):
+        create_app(GaussianDetector().fit(speech))
+
+
+def test_a_body_that_stops_arriving_gets_408_instead_of_holding_the_request(gaussian_folder):
+    """A client that sends part of a body and then nothing would hold its request open for ever (uvicorn has
+    no limit on the wait for the body): after body_timeout seconds without a byte it is answered 408."""
+    import asyncio
+
+    from oddkit.serve import create_app
+
+    app = create_app(gaussian_folder, body_timeout=0.3)
+
+    async def stalled(headers, first):
+        events = [{"type": "http.request", "body": first, "more_body": True}]
+
+        async def receive():
+            if events:
+                return events.pop()
+            await asyncio.sleep(3600)  # the client never sends the rest
+
+        sent = []
+
+        async def send(event):
+            sent.append(event)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": "/score", "raw_path": b"/score", "query_string": b"", "root_path": "",
+                 "headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+        await asyncio.wait_for(app(scope, receive, send), 30)
+        return sent[0]["status"], json.loads(sent[1]["body"])
+
+    for headers, first in (([(b"content-type", b"application/json"), (b"content-length", b"100")], b'[{"amo'),
+                           ([(b"content-type", b"multipart/form-data; boundary=b")], b"--b\r\n")):
+        status, answer = asyncio.run(stalled(headers, first))
+        assert status == 408 and "stopped arriving: nothing for 0.3 s" in answer["detail"]
+    with pytest.raises(Exception, match="body_timeout must be a positive number"):
+        create_app(gaussian_folder, body_timeout=0)
+
+
+def test_health_and_model_answer_while_every_worker_thread_is_scoring(gaussian_folder, monkeypatch):
+    """Scoring runs in a pool of 40 worker threads; with all of them busy (long requests), GET /health and
+    GET /model still answer at once, so that a load balancer does not take a busy service for a dead one."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    import oddkit.serve
+    from oddkit.serve import create_app
+
+    release, started = threading.Event(), threading.Semaphore(0)
+    score = oddkit.serve.score_payload
+
+    def held(*args, **kwargs):
+        started.release()
+        release.wait(30)
+        return score(*args, **kwargs)
+
+    monkeypatch.setattr(oddkit.serve, "score_payload", held)
+    timer = threading.Timer(20, release.set)  # never leaves the test hanging
+    timer.start()
+    try:
+        with TestClient(create_app(gaussian_folder)) as client, ThreadPoolExecutor(45) as pool:
+            busy = [pool.submit(client.post, "/score", json=[GOOD]) for _ in range(45)]
+            for _ in range(40):  # every thread of the pool is holding a request
+                assert started.acquire(timeout=30)
+            for path in ("/health", "/model"):
+                start = time.monotonic()
+                assert client.get(path).status_code == 200
+                assert time.monotonic() - start < 5, f"{path} waited for a worker thread"
+            release.set()
+            assert [future.result().status_code for future in busy] == [200] * 45
+    finally:
+        release.set()
+        timer.cancel()

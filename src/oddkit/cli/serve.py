@@ -15,7 +15,8 @@ from oddkit.exceptions import OddkitError
 def serve(
     model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")],
     host: Annotated[str, typer.Option("--host", help="Address to listen on; 0.0.0.0 listens on every "
-                                                     "interface (put an API key in ODDKIT_API_KEY first).")] = "127.0.0.1",
+                                                     "interface (put an API key in ODDKIT_API_KEY first).")
+                    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option("--workers", help="Worker processes, each holding the model.")] = 1,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="Largest request body in MiB; a larger one "
@@ -37,7 +38,8 @@ def serve(
     if not 0 < port < 65536:
         raise OddkitError(f"--port must be between 1 and 65535, got {port}")
     if not (max_body_mb > 0 and math.isfinite(max_body_mb) and max_body_mb * 1024 * 1024 >= 1):
-        raise OddkitError(f"--max-body-mb must be a finite number of MiB of at least one byte (1e-6), got {max_body_mb}")
+        raise OddkitError(f"--max-body-mb must be a finite number of MiB of at least one byte (1e-6), got "
+                          f"{max_body_mb}")
     if n_threads is not None and n_threads < 1:
         raise OddkitError(f"--n-threads must be at least 1, got {n_threads}")
     try:
@@ -53,15 +55,19 @@ def serve(
     # Load once here, so a damaged or unsigned folder stops the command with oddkit's message before
     # any worker starts; each worker then loads (and checks) it again.
     detector = _load_model(model)
+    from oddkit.serve import check_servable
+
+    check_servable(detector)  # a text or audio model stops here, with the command that scores it
     os.environ["ODDKIT_SERVE_MODEL"] = str(model.resolve())
     os.environ["ODDKIT_SERVE_MAX_BODY_BYTES"] = str(int(max_body_mb * 1024 * 1024))
     if n_threads is not None:
         os.environ["ODDKIT_SERVE_THREADS"] = str(n_threads)
     else:
         os.environ.pop("ODDKIT_SERVE_THREADS", None)
+    threads = f", {n_threads} thread(s) each" if n_threads else ""
+    key = "required" if os.environ.get("ODDKIT_API_KEY") else "off"
     console.print(f"serving {type(detector).__name__} from {model} on http://{host}:{port} ({workers} worker"
-                  f"{'s' if workers != 1 else ''}{f', {n_threads} thread(s) each' if n_threads else ''}; API key {'required' if os.environ.get('ODDKIT_API_KEY') else 'off'})",
-                  markup=False, highlight=False)
+                  f"{'s' if workers != 1 else ''}{threads}; API key {key})", markup=False, highlight=False)
     del detector
     uvicorn.run("oddkit.serve:_app_from_environment", factory=True, host=host, port=port, workers=workers,
                 log_level="warning")

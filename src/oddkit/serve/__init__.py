@@ -8,7 +8,7 @@ Endpoints:
   ``application/vnd.apache.parquet``; a model trained on images takes a ``.npy`` array of images
   (``application/x-npy``). Answers ``{"rows": [{"score", "label", "probability"}, ...], ...}`` in the
   order of the input; ``?explain=true`` adds each row's ``explanation`` (the share of the score each
-  column carries, :func:`oddkit.scoring.explain_rows`).
+  column carries, :func:`oddkit.scoring.explain_rows`; for an image, each pixel's share, H lists of W numbers).
   A row holding a category never seen in training is scored as an anomaly, flagged
   (``"unseen_category": true``) and counted (``unseen_category_rows``, ``unseen_categories``), as
   ``oddkit score`` does; ``?strict_categories=true`` answers 422 instead.
@@ -19,14 +19,17 @@ Endpoints:
   (behind the API key when one is configured).
 
 The model is loaded once, when the app is built, by :func:`oddkit.load` (checksums, and the signature
-when a signing key is set: the service refuses to start on an unsigned folder then). Scoring is
+when a signing key is set: the service refuses to start on an unsigned folder then); a model trained on
+texts or recordings is refused there too (:func:`check_servable`). Scoring is
 CPU-bound and runs in a worker thread, so the event loop keeps accepting requests. Every error oddkit
 raises on purpose (bad JSON, a missing or extra column, text in a numeric column, NaN, an unseen
 category under ``strict_categories``) is answered 4xx with oddkit's message as ``{"detail": ...}``; a
-body over ``max_body_bytes`` gets 413 before it is read in full.
+body over ``max_body_bytes`` gets 413 before it is read in full, one that stops arriving for
+``body_timeout`` seconds 408; anything else that goes wrong, 500 with a one-line ``{"detail": ...}``.
 """
 
 
+import asyncio
 import hmac
 import io
 import json
@@ -39,14 +42,16 @@ from typing import Any
 
 from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError, OddkitError
 
-__all__ = ["API_KEY_ENVIRONMENT_VARIABLE", "API_KEY_HEADER", "DEFAULT_MAX_BODY_BYTES", "create_app", "limit_threads",
-           "model_info", "score_payload"]
+__all__ = ["API_KEY_ENVIRONMENT_VARIABLE", "API_KEY_HEADER", "DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_BODY_BYTES",
+           "check_servable", "create_app", "limit_threads", "model_info", "score_payload"]
 
 API_KEY_ENVIRONMENT_VARIABLE = "ODDKIT_API_KEY"
 """When set (non-empty), every request but ``GET /health`` must carry this value in :data:`API_KEY_HEADER`."""
 API_KEY_HEADER = "X-API-Key"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 """Largest request body accepted (64 MiB); a larger one is answered 413."""
+DEFAULT_BODY_TIMEOUT = 30.0
+"""Longest wait, in seconds, for the next part of a request body that has not all arrived; then 408."""
 _MODEL_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MODEL"
 _MAX_BODY_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_BODY_BYTES"
 _THREADS_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_THREADS"
@@ -60,6 +65,38 @@ _NPY_TYPES = ("application/x-npy", "application/npy")
 def _image_shape(detector) -> tuple[int, ...] | None:
     shape = getattr(detector, "image_shape_", None)
     return None if shape is None else tuple(int(v) for v in shape)
+
+
+def check_servable(detector) -> None:
+    """Refuse a model the service cannot score: one trained on recordings or on texts, or on input it
+    does not recognise. The service scores tables (JSON, CSV, Parquet) and images (``.npy``); the other
+    inputs are scored by ``oddkit score``.
+
+    Parameters
+    ----------
+    detector : BaseDetector
+        A fitted (usually loaded) detector.
+
+    Raises
+    ------
+    OddkitError
+        Naming what the model was trained on and the command that scores it.
+    """
+    from oddkit.data.audio_features import audio_settings
+
+    name = type(detector).__name__
+    preprocessor = getattr(detector, "preprocessor_", None)
+    if audio_settings(detector) is not None or getattr(detector, "log_mel_", None) is not None:
+        what = "recordings (audio)"
+    elif getattr(preprocessor, "tokenizer_", None) is not None:
+        what = "texts"
+    elif _image_shape(detector) is None and _columns(detector) is None:
+        what = "input that is neither a table nor images"
+    else:
+        return
+    raise OddkitError(f"this {name} model was trained on {what}, which the scoring service does not take: it "
+                      "scores tables (JSON, CSV, Parquet) and images (.npy); score these with 'oddkit score MODEL "
+                      "DATA' (Python: oddkit.load(MODEL).decision_function)")
 
 
 def _columns(detector) -> list[dict[str, Any]] | None:
@@ -121,9 +158,22 @@ def _refuse_constant(name: str):
     raise DataError(f"the JSON body holds {name}, which JSON does not allow; send null for a missing value")
 
 
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice (json.loads would keep the last value silently)."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ColumnMismatchError(f"the JSON body gives the key {twice!r} twice in one object; send each column once "
+                                  "per row")
+    return record
+
+
 _SERVICE_WORDING = [
     (re.compile(r"clean them or pass impute='median'"),
      "send numbers for them (null or NaN only to a model fitted with impute='median', which fills them)"),
+    (re.compile(r"clean them \(e\.g\. strip units\), or retrain with .*? if the column is a category"),
+     "send numbers in that column (strip units, for example)"),
 ]
 """The library's advice to a Python user -> what a client of the service can do instead (it cannot
 refit the model it sends rows to)."""
@@ -144,7 +194,9 @@ def _parse_json(body: bytes) -> Any:
         raise DataError(f"the request body is not UTF-8 text (byte {exc.start}); send the JSON encoded as "
                         "UTF-8") from None
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_refuse_duplicate_keys)
+    except OddkitError:
+        raise
     except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         # ValueError: an integer of more than 4,300 digits, which Python refuses to convert
         raise DataError(f"the request body is not valid JSON ({exc}); send {{\"rows\": [{{\"column\": value, ...}}]}} "
@@ -254,9 +306,13 @@ def _images_from_npy(data: bytes):
     import numpy as np
 
     try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
+        images = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise DataError(f"the body is not a .npy array of images ({exc}); send numpy.save's bytes") from None
+    if not isinstance(images, np.ndarray) or images.ndim == 0:
+        raise DataError("the .npy body holds a single value, not images; send an array of images (n, H, W) or "
+                        "(n, C, H, W)")
+    return images
 
 
 # -- scoring ---------------------------------------------------------------------------------------------
@@ -277,6 +333,8 @@ def score_payload(detector, X, explain: bool = False, strict_categories: bool = 
     Floats are written by Python's ``repr``, so a client that parses them as float64 gets exactly the
     library's scores.
     """
+    import numpy as np
+
     from oddkit.scoring import explain_rows, score_rows
 
     scores, unseen, columns = score_rows(detector, X, strict_categories=strict_categories, hint=_STRICT_HINT)
@@ -286,8 +344,12 @@ def score_payload(detector, X, explain: bool = False, strict_categories: bool = 
             for s, lab, p, u in zip(scores.tolist(), labels.tolist(), probabilities.tolist(), unseen.tolist())]
     if explain:
         shares = explain_rows(detector, X)  # strict: score_rows has already refused unseen categories
-        for row, values in zip(rows, shares.to_dict(orient="records")):
-            row["explanation"] = {str(k): float(v) for k, v in values.items()}
+        if _image_shape(detector) is not None:  # each pixel's share of the image's error: (n, H, W)
+            for row, heat_map in zip(rows, np.asarray(shares, dtype=np.float64).tolist()):
+                row["explanation"] = heat_map
+        else:
+            for row, values in zip(rows, shares.to_dict(orient="records")):
+                row["explanation"] = {str(k): float(v) for k, v in values.items()}
     answer = {"rows": rows, "threshold": float(detector.threshold_), "detector": type(detector).__name__,
               "unseen_category_rows": int(unseen.sum()), "unseen_categories": columns}
     return json.dumps(answer, allow_nan=False).encode("utf-8")
@@ -306,6 +368,9 @@ def _read_request(detector, body: bytes, content_type: str, upload: tuple[bytes,
             raise DataError(f"this model scores images: send a .npy array (numpy.save) with Content-Type "
                             f"application/x-npy, not {kind or 'no Content-Type'}")
         return _images_from_npy(body)
+    if kind in _NPY_TYPES:
+        raise DataError(f"this model scores table rows, not images: send JSON rows or columns, a CSV or a Parquet "
+                        f"file, not {kind}")
     if kind in ("text/csv", "application/csv"):
         return _frame_from_file(body, "the CSV body", detector, parquet=False)
     if kind in _PARQUET_TYPES:
@@ -327,22 +392,32 @@ def _status(exc: OddkitError) -> int:
 
 def _request_models(detector):
     """Pydantic models of the request bodies, naming the model's columns and their types."""
-    from typing import Literal, Optional, Union
+    from typing import Optional, Union
 
     from pydantic import BaseModel, ConfigDict, Field, create_model
 
     columns = _columns(detector) or []
+    imputes = getattr(getattr(detector, "preprocessor_", None), "impute", None) is not None
     row_fields, column_fields = {}, {}
     for i, column in enumerate(columns):
+        extra = None
         if column["kind"] == "numeric":
-            kind, text = Optional[float], "number (null only when the model imputes missing values)"
+            # null is a missing value: filled by a model fitted with impute='median', refused (422) by others
+            kind: Any = Optional[float] if imputes else float
+            text = "a number, or null for a missing value (filled by the model)" if imputes else "a number"
         else:
+            # Any value is taken: one never seen in training (null included) scores the row as an anomaly,
+            # and is refused with ?strict_categories=true. The categories seen are listed, not enforced.
             categories = column["categories"]
-            kind = Literal[tuple(categories)] if 0 < len(categories) <= 100 else str  # type: ignore[misc]
-            text = f"one of the {len(categories)} categories seen in training"
+            kind = Optional[Union[str, float]]
+            shown = ", ".join(map(str, categories[:100])) + (", ..." if len(categories) > 100 else "")
+            text = (f"one of the {len(categories)} categories seen in training ({shown}); any other value scores "
+                    "the row as an anomaly (422 with ?strict_categories=true)")
+            extra = {"examples": categories[:100]}
         description = f"{column['name']}: {column['kind']}, {text}"
-        row_fields[f"c{i}"] = (kind, Field(alias=column["name"], description=description))
-        column_fields[f"c{i}"] = (list[kind], Field(alias=column["name"], description=description))
+        row_fields[f"c{i}"] = (kind, Field(alias=column["name"], description=description, json_schema_extra=extra))
+        column_fields[f"c{i}"] = (list[kind], Field(alias=column["name"], description=description,
+                                                    json_schema_extra=extra))
     strict = ConfigDict(extra="forbid", populate_by_name=False)
     Row = create_model("Row", __config__=strict, **row_fields)
     Columns = create_model("Columns", __config__=strict, **column_fields)
@@ -355,16 +430,22 @@ def _request_models(detector):
         model_config = strict
         columns: Columns = Field(description="One list of values per column, all of the same length.")
 
+    if _image_shape(detector) is not None:
+        explanation_type: Any = list[list[float]]
+        explanation_text = ("With ?explain=true: each pixel's share of the image's squared error, H lists of W "
+                            "numbers (detector.explain).")
+    else:
+        explanation_type = dict[str, float]
+        explanation_text = ("With ?explain=true: each column's share of the score (detector.explain; a row that is "
+                            "an anomaly for a category never seen in training: split over the columns holding one).")
+
     class RowScore(BaseModel):
         score: float = Field(description="Anomaly score: higher = more anomalous.")
         label: int = Field(description="1 = anomaly (score >= threshold), 0 = normal.")
         probability: float = Field(description="Probability of being an anomaly (detector.predict_proba).")
         unseen_category: bool = Field(description="The row holds a category never seen in training (scored as an "
                                                   "anomaly; refused instead with ?strict_categories=true).")
-        explanation: Optional[dict[str, float]] = Field(
-            None, description="With ?explain=true: each column's share of the score (detector.explain; a row "
-                                 "that is an anomaly for a category never seen in training: split over the "
-                                 "columns holding one).")
+        explanation: Optional[explanation_type] = Field(None, description=explanation_text)
 
     class ScoreResponse(BaseModel):
         rows: list[RowScore]
@@ -395,11 +476,13 @@ def _install_openapi(app, detector, api_key: bool) -> None:
         content = {"application/json": {"schema": body_schema}}
         if _image_shape(detector) is not None:
             content = {"application/x-npy": {"schema": {"type": "string", "format": "binary"}}}
+            upload = "A .npy array of images (numpy.save's bytes)."
         else:
             content["text/csv"] = {"schema": {"type": "string"}}
             content["application/vnd.apache.parquet"] = {"schema": {"type": "string", "format": "binary"}}
-            content["multipart/form-data"] = {"schema": {"type": "object", "properties": {
-                "file": {"type": "string", "format": "binary", "description": "A CSV or Parquet file."}}}}
+            upload = "A CSV or Parquet file."
+        content["multipart/form-data"] = {"schema": {"type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary", "description": upload}}}}
         schema["paths"]["/score"]["post"]["requestBody"] = {"required": True, "content": content}
         if api_key:
             schema["components"]["securitySchemes"] = {"APIKey": {"type": "apiKey", "in": "header",
@@ -415,10 +498,12 @@ def _install_openapi(app, detector, api_key: bool) -> None:
 # -- the app ------------------------------------------------------------------------------------------------
 
 class _BodyLimit:
-    """ASGI middleware: answer 413 to a body over ``limit`` bytes (by Content-Length, or while it streams)."""
+    """ASGI middleware: answer 413 to a body over ``limit`` bytes (by Content-Length, or while it streams), and
+    408 to one that stops arriving for ``timeout`` seconds before it is complete (a client that stalls would
+    otherwise hold its connection, and the request, open for ever)."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, timeout: float = 30.0):
+        self.app, self.limit, self.timeout = app, limit, timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -434,15 +519,24 @@ class _BodyLimit:
                 if too_large:
                     return await _send_json(send, 413, {"detail": message})
         received = 0
-        answered = False
+        answered = complete = False
 
         async def limited_receive():
-            nonlocal received
-            event = await receive()
+            nonlocal received, complete
+            if complete:  # after the body, receive() waits for the client to disconnect: no time limit
+                return await receive()
+            try:
+                event = await asyncio.wait_for(receive(), self.timeout)
+            except asyncio.TimeoutError:
+                raise _TooSlow(f"the request body stopped arriving: nothing for {self.timeout:g} s after "
+                               f"{received:,} bytes; send the whole body without pausing") from None
             if event["type"] == "http.request":
                 received += len(event.get("body", b""))
+                complete = not event.get("more_body", False)
                 if received > self.limit:
                     raise _TooLarge(message)
+            else:
+                complete = True
             return event
 
         async def tracking_send(event):
@@ -453,12 +547,16 @@ class _BodyLimit:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge as exc:
+        except (_TooLarge, _TooSlow) as exc:
             if not answered:
-                await _send_json(send, 413, {"detail": str(exc)})
+                await _send_json(send, 413 if isinstance(exc, _TooLarge) else 408, {"detail": str(exc)})
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _TooSlow(Exception):
     pass
 
 
@@ -480,7 +578,8 @@ def _docs_page(title: str, schema: dict) -> str:
 
 
 def create_app(model, *, api_key: str | None = None, key: bytes | str | None = None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, n_threads: int | None = None):
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, n_threads: int | None = None,
+               body_timeout: float = DEFAULT_BODY_TIMEOUT):
     """The FastAPI app serving one model.
 
     Parameters
@@ -500,14 +599,25 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
     n_threads : int, optional
         Most threads torch and BLAS/OpenMP use while scoring a request (:func:`limit_threads`, applied in
         every thread that scores); default: what the libraries choose. ``oddkit serve --n-threads``.
+    body_timeout : float, default 30
+        Seconds to wait for the next part of a request body that has not all arrived; a client that
+        stalls longer is answered 408 and its request dropped.
 
     Returns
     -------
     fastapi.FastAPI
+
+    Raises
+    ------
+    OddkitError
+        For a model trained on texts or recordings, which the service does not take
+        (:func:`check_servable`), and for a limit that is not a positive number.
     """
     try:
         from fastapi import FastAPI, Request
+        from fastapi.exceptions import RequestValidationError
         from fastapi.responses import HTMLResponse, JSONResponse, Response
+        from pydantic import BaseModel, Field
         from starlette.concurrency import run_in_threadpool
     except ImportError as exc:
         from oddkit.exceptions import MissingDependencyError
@@ -524,8 +634,11 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
         detector = load(folder, key=key)
     else:
         detector = model
+    check_servable(detector)
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
         raise OddkitError(f"max_body_bytes must be a positive number of bytes, got {max_body_bytes!r}")
+    if isinstance(body_timeout, bool) or not isinstance(body_timeout, (int, float)) or not 0 < body_timeout < 1e9:
+        raise OddkitError(f"body_timeout must be a positive number of seconds, got {body_timeout!r}")
     _limit_this_thread(n_threads)
     info = model_info(detector, folder)
     _, ScoreResponse = _request_models(detector)
@@ -547,9 +660,30 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
         return JSONResponse({"detail": f"missing or wrong API key; send it in the {API_KEY_HEADER} header"},
                             status_code=401, headers={"WWW-Authenticate": "API key"})
 
+    class ErrorResponse(BaseModel):
+        detail: str = Field(description="What is wrong with the request and how to fix it.")
+
     @app.exception_handler(OddkitError)
     async def _oddkit_error(request: Request, exc: OddkitError):
         return JSONResponse({"detail": _service_wording(str(exc))}, status_code=_status(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        # A fault of the service, not of the request: JSON like every other answer, without the traceback
+        # (uvicorn logs it).
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}) while answering; the service's log "
+                                       "has the details"}, status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_parameter(request: Request, exc: RequestValidationError):
+        # FastAPI validates only the query parameters (the handler reads the body itself): answer as oddkit
+        # does, with one sentence in 'detail', rather than FastAPI's list of error objects.
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error.get("loc", ())[1:]) or "?"
+            problems.append(f"query parameter {name!r} must be true or false, got {error.get('input')!r}")
+        return JSONResponse({"detail": "; ".join(problems) + "; send ?explain=true or ?strict_categories=true"},
+                            status_code=422)
 
     if api_key:
         @app.get("/openapi.json", include_in_schema=False)
@@ -562,21 +696,26 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
                 return refused()
             return HTMLResponse(_docs_page(app.title, app.openapi()))
 
+    # /health and /model answer on the event loop, not in a worker thread: while every worker thread is busy
+    # scoring (40 long requests), a load balancer's health check would otherwise wait for one to finish.
     @app.get("/health", summary="Liveness: the model is loaded")
-    def health():
+    async def health():
         _limit_this_thread(n_threads)  # the threads a request in this thread scores with
         return {"status": "ok", "detector": info["detector"], "threads": _threads_in_use()}
 
     @app.get("/model", summary="What the model is (as 'oddkit info' shows it)")
-    def describe(request: Request):
+    async def describe(request: Request):
         if not authorised(request):
             return refused()
         return info
 
     @app.post("/score", summary="Score rows: score, label and probability of each (explanation on request)",
-              responses={200: {"model": ScoreResponse}, 401: {"description": "Missing or wrong API key"},
-                         413: {"description": "Body over the size limit"},
-                         422: {"description": "Rows the model cannot score; 'detail' says why and how to fix it"}})
+              responses={200: {"model": ScoreResponse},
+                         401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
+                         413: {"model": ErrorResponse, "description": "Body over the size limit"},
+                         422: {"model": ErrorResponse, "description": "Rows the model cannot score, or a query "
+                                                                      "parameter that is not true or false; "
+                                                                      "'detail' says why and how to fix it"}})
     async def score(request: Request, explain: bool = False, strict_categories: bool = False):
         if not authorised(request):
             return refused()
@@ -589,10 +728,11 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
                 from oddkit.exceptions import MissingDependencyError
 
                 raise MissingDependencyError(f"uploads need python-multipart ({exc}); pip install 'oddkit[serve]'")
-            except _TooLarge:
+            except (_TooLarge, _TooSlow):
                 raise
             except Exception as exc:  # noqa: BLE001 - the multipart parser's own errors are the client's
-                raise DataError(f"the multipart body cannot be read ({exc}); upload the file as form field 'file'") from None
+                raise DataError(f"the multipart body cannot be read ({exc}); upload the file as form field "
+                                "'file'") from None
             part = form.get("file")
             if part is None or isinstance(part, str):
                 raise DataError("upload the CSV or Parquet file as the multipart form field 'file'")
@@ -609,7 +749,7 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
         return Response(await run_in_threadpool(work), media_type="application/json")
 
     _install_openapi(app, detector, bool(api_key))
-    app.add_middleware(_BodyLimit, limit=max_body_bytes)
+    app.add_middleware(_BodyLimit, limit=max_body_bytes, timeout=float(body_timeout))
     return app
 
 
