@@ -427,6 +427,130 @@ def test_huge_architecture_is_refused_before_allocating(copy, monkeypatch):
     assert devices == ["meta"], "the network must only be built on the meta device before the check"
 
 
+def _plant_array_nodes(payload: bytes, array: np.ndarray, n_nodes: int, compression=zipfile.ZIP_STORED) -> bytes:
+    """A genuine skops archive with one more member, ``big.npy``, named by ``n_nodes`` array nodes
+    (skops reads a node's file anew for every node naming it)."""
+    source = zipfile.ZipFile(io.BytesIO(payload))
+    schema = json.loads(source.read("schema.json"))
+    node = {"__class__": "ndarray", "__module__": "numpy", "__loader__": "NdArrayNode", "type": "numpy",
+            "file": "big.npy"}
+    attrs = schema["content"]
+    attrs["content"]["planted_"] = {"__class__": "list", "__module__": "builtins", "__loader__": "ListNode",
+                                    "content": [node] * n_nodes}
+    attrs["key_types"]["content"].append({"__class__": "str", "__module__": "builtins", "__loader__": "TypeNode"})
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for name in source.namelist():
+            target.writestr(name, json.dumps(schema) if name == "schema.json" else source.read(name))
+        target.writestr("big.npy", buffer.getvalue(), compress_type=compression)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("n_nodes, megabytes, compression", [
+    (100, 1, zipfile.ZIP_STORED),  # a 1 MiB file unpacked 100 times (2,000 times: 2 GB, and so on)
+    (1, 100, zipfile.ZIP_DEFLATED),  # 100 MiB of zeros deflated to 100 KB (within the 4 GiB the zip declares)
+], ids=["one-array-many-nodes", "deflated-array"])
+def test_skops_arrays_unpacking_far_more_than_the_file_are_refused(n_nodes, megabytes, compression, copy):
+    folder = copy("iforest")
+    skops_file = folder / "estimator.skops"
+    array = np.zeros(megabytes * 1024**2 // 8)
+    skops_file.write_bytes(_plant_array_nodes(skops_file.read_bytes(), array, n_nodes, compression))
+    seal(folder)
+    with pytest.raises(ModelFileError, match="bytes of arrays to unpack"):
+        oddkit.load(folder)
+
+
+def test_architecture_asking_for_a_billion_members_is_refused_at_once(copy):
+    import signal
+
+    folder = copy("classifier")
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["architecture"]["n_estimators"] = 10**9  # built on the meta device: a hang, then terabytes
+    (folder / "config.json").write_text(json.dumps(config))
+    seal(folder)
+
+    def too_slow(*_):
+        raise TimeoutError("loading still builds the networks after 30 s")
+
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(30)  # it is refused in well under a second
+    try:
+        with pytest.raises(ModelFileError, match="more layers than its weights.safetensors holds"):
+            oddkit.load(folder)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_folder_larger_than_the_limit_is_refused_before_reading(copy, monkeypatch):
+    import oddkit.persist
+
+    folder = copy("ensemble")
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    monkeypatch.setattr(oddkit.persist, "MAX_FOLDER_BYTES", size - 1)
+    monkeypatch.setattr(oddkit.persist, "_read_regular_file", lambda *_: pytest.fail("a file was read"))
+    with pytest.raises(ModelFileError, match=f"holds {size} bytes, more than the {size - 1}"):
+        oddkit.load(folder)
+
+
+def test_setting_asking_for_petabytes_is_refused_not_a_memory_error(tmp_path):
+    from oddkit import GradientKNNDetector
+
+    images = np.random.default_rng(0).random(size=(20, 1, 8, 8)).astype("float32")
+    folder = tmp_path / "m"
+    GradientKNNDetector().fit(images).save(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["params"]["n_bins"] = 10**15  # fit's check has no upper bound; loading computes one histogram
+    (folder / "config.json").write_text(json.dumps(config))
+    seal(folder)
+    with pytest.raises(ModelFileError, match="MemoryError"):
+        oddkit.load(folder)
+
+
+def test_token_ids_outside_the_vocabulary_are_refused(tmp_path):
+    from oddkit.data.text import synthetic_corpus
+
+    texts, _ = synthetic_corpus(40, 0, random_state=0)
+    folder = tmp_path / "text"
+    oddkit.TextAutoEncoderDetector(epochs=1, vocab_size=60, embedding_dim=8, hidden_size=8, code_size=4,
+                                   random_state=0, verbose=0).fit(texts).save(folder)
+    document = json.loads((folder / "tokenizer.json").read_text())
+    vocabulary = document["model"]["vocab"]
+    for token, index in list(vocabulary.items()):
+        if index > 3:  # the same number of tokens, the same special tokens, ids past the embedding
+            vocabulary[token] = index + 10**6
+    (folder / "tokenizer.json").write_text(json.dumps(document))
+    seal(folder)
+    with pytest.raises(ModelFileError, match="tokenizer.json numbers its"):
+        oddkit.load(folder)  # loaded, it scored with IndexError: index out of range in self
+
+
+@pytest.mark.parametrize("versions", [
+    [1, 2], "1.0", {"oddkit": "[/bold]"}, {"oddkit": "\x1b]8;;https://example.com\x07see\x1b]8;;\x07\x1b[2J"},
+    {"[red]x": "1.0"},
+], ids=["list", "string", "markup", "terminal-escapes", "markup-name"])
+def test_versions_that_are_not_names_and_numbers_are_refused(versions, copy):
+    folder = copy("gaussian")
+    config = json.loads((folder / "config.json").read_text())
+    config["versions"] = versions  # oddkit info printed these as they were, or failed with a traceback
+    (folder / "config.json").write_text(json.dumps(config))
+    seal(folder)
+    with pytest.raises(ModelFileError, match="versions that are not library names"):
+        oddkit.load(folder)
+
+
+def test_threshold_goal_with_control_characters_is_refused(copy):
+    folder = copy("gaussian")
+    config = json.loads((folder / "config.json").read_text())
+    config["detector"]["threshold_goal"] = "best-f1\x1b[2J\x1b[1;1Hthreshold goal: audited"
+    (folder / "config.json").write_text(json.dumps(config))
+    seal(folder)
+    with pytest.raises(ModelFileError, match="threshold_goal"):
+        oddkit.load(folder)
+
+
 # -- signing ----------------------------------------------------------------------------------------
 
 def test_signed_folder_loads_with_its_key_only(tmp_path):

@@ -92,6 +92,9 @@ _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 MAX_SCHEMA_NODES = 1_000_000
 MAX_SCHEMA_BYTES = 64 * 1024**2
 MAX_UNPACKED_BYTES = 4 * 1024**3
+UNPACKED_PER_PACKED = 16
+"""How many bytes loading may unpack per byte of the archive (beyond :data:`MAX_SCHEMA_BYTES`): skops
+stores arrays uncompressed, so more is a zip bomb, or one array named by many nodes (each read anew)."""
 
 
 class UntrustedSkopsContent(ValueError):
@@ -134,7 +137,9 @@ def check_skops_archive(payload: bytes) -> list[str]:
     except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, ValueError, OSError, RecursionError) as exc:
         raise UntrustedSkopsContent(f"not a skops archive ({exc})") from None
     found: set[str] = set()
-    stack, visited = [schema], 0
+    stack, visited, unpacked = [schema], 0, 0
+    # skops reads a node's "file" afresh for every node naming it: count each read, not each file.
+    budget = min(MAX_UNPACKED_BYTES, max(MAX_SCHEMA_BYTES, UNPACKED_PER_PACKED * len(payload)))
     while stack:
         item = stack.pop()
         visited += 1
@@ -148,6 +153,11 @@ def check_skops_archive(payload: bytes) -> list[str]:
         stack.extend(item.values())
         if "__loader__" not in item:
             continue
+        if "file" in item:
+            unpacked += sizes.get(item["file"], 0) if isinstance(item["file"], str) else 0
+            if unpacked > budget:
+                raise UntrustedSkopsContent(f"more than {budget} bytes of arrays to unpack from a {len(payload)}-byte "
+                                            "archive (a zip bomb, or one array named by many nodes?)")
         loader = item["__loader__"]
         type_name = _node_type(item)
         allowed = TRUSTED_SKOPS_NODES.get(loader) if isinstance(loader, str) else None

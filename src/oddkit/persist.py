@@ -15,11 +15,13 @@ A saved model is a folder holding exactly these regular files:
     a key, an HMAC-SHA256 signature of that list.
 
 Loading refuses, before parsing anything, a folder holding any other entry (unknown names,
-sub-folders, symlinks, devices), files over :data:`MAX_FILE_BYTES`, pickles and ``torch.save``
-archives, and any file whose sha256 differs from ``integrity.json``. skops files are walked and
-refused unless every node names a type of :data:`oddkit._trusted.TRUSTED_SKOPS_TYPES`; arrays must
-be numeric or boolean and finite; every loaded value is checked as ``fit`` checks it, and network
-shapes are compared with the architecture before any network is allocated.
+sub-folders, symlinks, devices), files over :data:`MAX_FILE_BYTES` (all of them together over
+:data:`MAX_FOLDER_BYTES`), pickles and ``torch.save`` archives, and any file whose sha256 differs from
+``integrity.json``. skops files are walked and refused unless every node names a type of
+:data:`oddkit._trusted.TRUSTED_SKOPS_TYPES`; arrays must be numeric or boolean and finite; every loaded
+value is checked as ``fit`` checks it, and network shapes are compared with the architecture before
+any network is allocated (a network asking for more layers than the file has weights is stopped while
+it is being built).
 
 What the checksums stop and what they do not: they catch damage and any edit of one file made
 without rewriting ``integrity.json``. Whoever can write every file of the folder can recompute
@@ -31,6 +33,7 @@ the environment variable ``ODDKIT_MODEL_KEY`` when it is set.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
@@ -40,6 +43,7 @@ import os
 import platform
 import re
 import stat
+import threading
 import zipfile
 from pathlib import Path
 
@@ -67,11 +71,14 @@ TOKENIZER_FILE = "tokenizer.json"
 MAX_FILE_BYTES = 4 * 1024**3
 """Largest file a model folder may hold (4 GiB); ``config.json`` and ``integrity.json`` at most 64 MiB."""
 MAX_METADATA_BYTES = 64 * 1024**2
+MAX_FOLDER_BYTES = 8 * 1024**3
+"""Largest model folder, all its files together (8 GiB): loading reads every file into memory."""
 _PREFIXES = ("detector.", "preprocessor.", "model.")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _SIGNATURE_ALGORITHM = "hmac-sha256"
 _NUMERIC_KINDS = "biuf"
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+_VERSION_TEXT = re.compile(r"[A-Za-z0-9._+!-]{1,100}")
 
 
 def _versions() -> dict[str, str]:
@@ -274,6 +281,11 @@ def _read_model_files(folder: Path) -> dict[str, bytes]:
     payloads = {}
     with os.scandir(folder) as entries:
         listed = sorted(entries, key=lambda entry: entry.name)
+    # Each file may hold up to MAX_FILE_BYTES, but ensembles may hold any number of skops files:
+    # bound them together (sparse files cost no disk) before reading any of them.
+    total = sum(entry.stat(follow_symlinks=False).st_size for entry in listed if entry.is_file(follow_symlinks=False))
+    if total > MAX_FOLDER_BYTES:
+        raise ModelFileError(f"{folder} holds {total} bytes, more than the {MAX_FOLDER_BYTES} a model folder may hold")
     for entry in listed:
         path = folder / entry.name
         if entry.is_symlink():
@@ -413,6 +425,13 @@ def _parse_config(folder: Path, payload: bytes) -> dict:
         raise ModelFileError(
             f"{folder} was saved in model format {config.get('format_version')!r} (oddkit {saved_by}); "
             f"this oddkit reads format {FORMAT_VERSION}: retrain, or load it with the oddkit that saved it")
+    # Shown by ``oddkit info`` and the service: names and version numbers, never markup or control codes.
+    versions = config.get("versions")
+    if versions is not None and not (isinstance(versions, dict) and len(versions) <= 64 and all(
+            isinstance(k, str) and isinstance(v, str) and _VERSION_TEXT.fullmatch(k) and _VERSION_TEXT.fullmatch(v)
+            for k, v in versions.items())):
+        raise ModelFileError(f"{path} has versions that are not library names and version numbers; the folder was "
+                             "damaged or edited")
     return config
 
 
@@ -492,6 +511,7 @@ def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str,
             from oddkit.data.text import TextPreprocessor
 
             detector.preprocessor_ = TextPreprocessor.from_state(grouped["preprocessor."], preprocessing, files)
+            _check_vocabulary(detector.preprocessor_.tokenizer_.tokenizer_)
         else:
             detector.preprocessor_ = TablePreprocessor.from_state(grouped["preprocessor."], preprocessing)
             # The columns the detector checks must be the columns the preprocessing reads.
@@ -519,8 +539,8 @@ def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str,
         detector.score_mean_, detector.score_std_, detector.score_min_, detector.score_max_ = mean, std, low, high
         detector.threshold_ = _finite(state["threshold"], "threshold")
         goal = state["threshold_goal"]
-        if not isinstance(goal, str):
-            raise ValueError("threshold_goal is not a string")
+        if not isinstance(goal, str) or not goal.isprintable():
+            raise ValueError("threshold_goal is not a string of printable characters")
         detector.threshold_goal_ = goal
         # Where the threshold came from; folders saved before it was recorded have neither key.
         detector.threshold_miss_cost_col_ = _threshold_field(
@@ -555,12 +575,21 @@ def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str,
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, RuntimeError, OddkitError, OverflowError,
-            AttributeError) as exc:
+            AttributeError, MemoryError) as exc:  # MemoryError: a setting asking for petabytes
         raise ModelFileError(f"the saved {cls.__name__} state in {CONFIG_FILE} / {WEIGHTS_FILE} is malformed "
                              f"({type(exc).__name__}: {exc})") from None
     _check_saved_params(detector)  # after the state: a scikit-learn classifier is restored there
     detector.labels_ = (detector.decision_scores_ >= detector.threshold_).astype(np.int64)
     return detector
+
+
+def _check_vocabulary(tokenizer) -> None:
+    """A fitted tokenizer numbers its tokens 0, 1, ..., size - 1: the rows of the network's embedding.
+    An id past them (``tokenizer.json`` edited) would index outside the embedding while scoring."""
+    ids = sorted(tokenizer.get_vocab(with_added_tokens=True).values())
+    if ids != list(range(tokenizer.get_vocab_size(with_added_tokens=True))):
+        raise ValueError(f"{TOKENIZER_FILE} numbers its {len(ids)} tokens other than 0 to {len(ids) - 1} (ids up to "
+                         f"{ids[-1] if ids else None}), so some would fall outside the network's vocabulary")
 
 
 def _check_saved_params(detector: BaseDetector) -> None:
@@ -569,6 +598,43 @@ def _check_saved_params(detector: BaseDetector) -> None:
         detector._validate_params()
     except (OddkitError, ValueError, TypeError) as exc:
         raise ModelFileError(f"{CONFIG_FILE} holds a parameter that fit would refuse: {exc}") from None
+
+
+_BUILD_BUDGET = threading.local()
+_BUDGET_HOOKS: list = []
+_BUDGET_HOOKS_LOCK = threading.Lock()
+
+
+def _count_registration(*_) -> None:
+    budget = getattr(_BUILD_BUDGET, "budget", None)  # None outside _tensor_budget, and in other threads
+    if budget is not None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise ModelFileError(budget[1])
+
+
+@contextlib.contextmanager
+def _tensor_budget(limit: int, what: str):
+    """Raise ModelFileError from inside a network's construction, in this thread, once it has
+    registered more than ``limit`` parameters and buffers (so a huge count is refused at once).
+
+    The counting hooks are torch's global registration hooks, installed once and never removed (adding
+    or removing one while another thread builds a module would change the dict torch iterates there);
+    they do nothing outside this context or in another thread.
+    """
+    from torch.nn.modules import module as torch_module
+
+    with _BUDGET_HOOKS_LOCK:
+        if not _BUDGET_HOOKS:
+            _BUDGET_HOOKS.extend([torch_module.register_module_parameter_registration_hook(_count_registration),
+                                  torch_module.register_module_buffer_registration_hook(_count_registration)])
+    previous = getattr(_BUILD_BUDGET, "budget", None)
+    _BUILD_BUDGET.budget = [limit, f"the saved {what} architecture in {CONFIG_FILE} asks for more layers than its "
+                                   f"{WEIGHTS_FILE} holds weights for"]
+    try:
+        yield
+    finally:
+        _BUILD_BUDGET.budget = previous
 
 
 def load_module_weights(build, arrays: dict[str, np.ndarray], what: str):
@@ -580,7 +646,9 @@ def load_module_weights(build, arrays: dict[str, np.ndarray], what: str):
     """
     import torch
 
-    with torch.device("meta"):
+    # A configuration can ask for as many layers or members as it likes (n_estimators=10**9): count
+    # the tensors the build registers and stop it once it holds far more than the file has weights.
+    with torch.device("meta"), _tensor_budget(2 * len(arrays) + 64, what):
         skeleton = build()
     expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
     # torch loads a one-element array into a 0-d buffer (safetensors may store scalars that way).
