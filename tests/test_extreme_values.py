@@ -25,7 +25,7 @@ from oddkit import (
 )
 from oddkit.data import TablePreprocessor
 from oddkit.data.image_preprocess import ImagePreprocessor
-from oddkit.data.preprocess import MAX_TRAINING_MAGNITUDE, STANDARDIZED_BOUND
+from oddkit.data.preprocess import FAR_BOUND, MAX_TRAINING_MAGNITUDE, STANDARDIZED_BOUND
 from oddkit.exceptions import DataError, NonFiniteError, OddkitError
 from oddkit.metrics import evaluate, roc_auc
 from oddkit.threshold import choose_threshold
@@ -82,6 +82,52 @@ def test_far_value_at_score_time_is_a_finite_top_ranked_anomaly(fitted_tables, n
     assert labels[7] == 1
     assert scores[7] > np.delete(scores, 7).max()
     assert scores[7] >= detector.out_of_range_score() > detector.threshold_
+
+
+@pytest.mark.parametrize("name", list(TABLE_FACTORIES))
+@pytest.mark.parametrize("sign", [1, -1])
+def test_a_value_far_out_but_below_the_clipping_bound_is_an_anomaly(fitted_tables, name, sign):
+    """Twenty thousand standard deviations out is not clipped (STANDARDIZED_BOUND is a million), yet
+    far beyond any training value: labelled an anomaly even where the detector's own score levels
+    off (a classifier's confidence labelled such a row normal)."""
+    detector = fitted_tables[name]
+    train = _normal_table()
+    rows = _normal_table(n=30, seed=1)
+    rows.iloc[7, 0] = train["a"].mean() + sign * 2 * FAR_BOUND * train["a"].std(ddof=0)
+    scores = detector.decision_function(rows)
+    assert detector.predict(rows)[7] == 1
+    assert scores[7] >= detector.out_of_range_score() > detector.threshold_
+
+
+def test_a_value_below_the_far_bound_keeps_the_detectors_own_score():
+    """Rows short of FAR_BOUND (ordinary data: the benchmark's test rows reach about 700 standard
+    deviations) are scored by the detector alone, never raised."""
+    train = _normal_table()
+    detector = GaussianDetector().fit(train)
+    rows = _normal_table(n=5, seed=1)
+    rows.iloc[0, 0] = train["a"].mean() + 0.9 * FAR_BOUND * train["a"].std(ddof=0)
+    Z = detector.preprocessor_.transform(rows)
+    assert not detector.preprocessor_.out_of_range_rows(Z).any()
+    np.testing.assert_array_equal(detector.decision_function(rows), detector._score_array(Z))
+
+
+@pytest.mark.parametrize("make", [lambda: IsolationForestDetector(n_estimators=50, random_state=0),
+                                  lambda: ClassifierConfidenceDetector(hidden_sizes=(8,), n_estimators=1, **FAST)],
+                         ids=["iforest", "classifier"])
+def test_a_column_constant_in_training_far_off_its_value_is_an_anomaly(make):
+    """An isolation forest never splits on a constant column: any value there scored as the constant
+    did, and 1e5 in a column that always held 5 was labelled normal."""
+    train = _normal_table()
+    train["c"] = 5.0
+    detector = make()
+    detector.fit(train, (train["a"] > 0).astype(int).to_numpy()) if "Classifier" in type(detector).__name__ \
+        else detector.fit(train)
+    rows = train.head(4).copy()
+    rows.loc[1, "c"] = 5.0 + 2 * FAR_BOUND
+    rows.loc[2, "c"] = 5.0 - 2 * FAR_BOUND
+    labels = detector.predict(rows)
+    assert labels[1] == labels[2] == 1
+    assert detector.decision_function(rows)[1:3].min() >= detector.out_of_range_score()
 
 
 @pytest.mark.parametrize("name", list(TABLE_FACTORIES))

@@ -448,6 +448,17 @@ def write_recordings(recordings: AudioData, folder: str | Path) -> list[Path]:
     return written
 
 
+def _check_finite_recordings(recordings: AudioData) -> None:
+    """Refuse recordings holding NaN or inf samples (built in memory: files cannot hold them), naming
+    the first such recording, before librosa meets them."""
+    bad = [i for i, wave in enumerate(recordings.waveforms) if not np.all(np.isfinite(wave))]
+    if bad:
+        files = recordings.labels["file"] if "file" in recordings.labels else None
+        name = repr(str(files.iloc[bad[0]])) if files is not None else ""
+        raise NonFiniteError(f"{len(bad)} recording(s) hold NaN or inf samples (first rows: {bad[:5]}; recording "
+                             f"{bad[0]} is {name or 'unnamed'}); clean or drop them")
+
+
 def as_waveforms(recordings, sample_rate: int) -> list[np.ndarray]:
     """Recordings as a list of float32 waveforms at ``sample_rate``.
 
@@ -455,6 +466,7 @@ def as_waveforms(recordings, sample_rate: int) -> list[np.ndarray]:
     sequence of 1-D arrays (taken to be at ``sample_rate`` already).
     """
     if isinstance(recordings, AudioData):
+        _check_finite_recordings(recordings)
         return recordings.resampled(sample_rate).waveforms
     if isinstance(recordings, np.ndarray) and recordings.ndim == 1:
         recordings = [recordings]

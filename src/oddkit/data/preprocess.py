@@ -32,7 +32,8 @@ from oddkit.exceptions import (
     UnseenCategoryError,
 )
 
-__all__ = ["MAX_CATEGORIES", "MAX_TRAINING_MAGNITUDE", "MISSING_CATEGORY", "STANDARDIZED_BOUND", "TablePreprocessor"]
+__all__ = ["FAR_BOUND", "MAX_CATEGORIES", "MAX_TRAINING_MAGNITUDE", "MISSING_CATEGORY", "STANDARDIZED_BOUND",
+           "TablePreprocessor"]
 
 MISSING_CATEGORY = "<missing>"
 """The category a missing value (None/NaN) in a categorical column is encoded as."""
@@ -49,6 +50,18 @@ a million rows), so the bound is far beyond any training value: a row that reach
 a million standard deviations out, and every detector labels it an anomaly (see
 :meth:`oddkit.BaseDetector.decision_function`). Clipping keeps every later square, distance and
 network activation finite, whatever the input (``1e300`` included)."""
+
+FAR_BOUND = 1e4
+"""A standardised value at least this far from 0 makes its row far out of range (see
+:meth:`TablePreprocessor.out_of_range_rows`): every detector labels the row an anomaly.
+
+No training value can lie that far out unless the training table has more than 10**8 rows (a
+training value lies at most ``sqrt(n - 1)`` standard deviations from its column's mean), so such a
+value is far outside the training range. It is well below :data:`STANDARDIZED_BOUND` because some
+detectors' scores level off a few standard deviations beyond the training data (an isolation
+forest's path length, a classifier's confidence) and would label such a row normal. A column that
+was constant in training keeps its own units (its scale is 1): a value at least this far from the
+constant is far out."""
 
 MAX_TRAINING_MAGNITUDE = 1e150
 """Largest absolute value a numeric training cell may hold.
@@ -288,8 +301,10 @@ class TablePreprocessor:
     Notes
     -----
     Standardised values are clipped to ``[-STANDARDIZED_BOUND, STANDARDIZED_BOUND]`` (a million
-    training standard deviations), so any finite value scores finitely; a training cell beyond
-    ``MAX_TRAINING_MAGNITUDE`` (1e150) is refused, naming its column and row.
+    training standard deviations), so any finite value scores finitely; a row holding a value
+    ``FAR_BOUND`` (ten thousand training standard deviations) or more out is an anomaly to every
+    detector (:meth:`out_of_range_rows`); a training cell beyond ``MAX_TRAINING_MAGNITUDE`` (1e150)
+    is refused, naming its column and row.
 
     Attributes
     ----------
@@ -683,8 +698,8 @@ class TablePreprocessor:
             | (np.isneginf(block) & (flags & 2).astype(bool))
 
     def out_of_range_rows(self, Z: np.ndarray) -> np.ndarray:
-        """Which rows of :meth:`transform`'s output hold a numeric value clipped at
-        :data:`STANDARDIZED_BOUND` (a value about a million training standard deviations out).
+        """Which rows of :meth:`transform`'s output hold a numeric value at least :data:`FAR_BOUND`
+        (ten thousand training standard deviations) out, clipped at :data:`STANDARDIZED_BOUND` or not.
 
         Parameters
         ----------
@@ -697,7 +712,7 @@ class TablePreprocessor:
         self._check_fitted()
         if not len(self._numeric_outputs):
             return np.zeros(len(Z), dtype=bool)
-        return (np.abs(Z[:, self._numeric_outputs]) >= STANDARDIZED_BOUND).any(axis=1)
+        return (np.abs(Z[:, self._numeric_outputs]) >= FAR_BOUND).any(axis=1)
 
     def _unseen_error(self, name: str, strings: list[str], codes: np.ndarray, known: np.ndarray,
                       index: pd.Index | None) -> UnseenCategoryError:

@@ -87,7 +87,22 @@ def _check_texts(values: Sequence[Any], source: str, line_of=None) -> list[str]:
         raise DataError(
             f"{source}: {len(bad):,} entries are not non-empty strings (first rows: {preview(bad)}; "
             f"row {bad[0]} is {what}); every row needs a message: drop or fill those rows")
+    broken = [i for i, t in enumerate(texts) if not t.isascii() and not _encodes(t)]
+    if broken:
+        raise DataError(
+            f"{source}: {len(broken):,} entries hold characters that are not valid Unicode text (lone surrogates, "
+            f"e.g. from bytes decoded with errors='surrogateescape'; first rows: {preview(broken)}); decode the "
+            "bytes as UTF-8 with errors='replace', or drop those rows")
     return texts
+
+
+def _encodes(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (a lone surrogate cannot: tokenizers refuse it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _anomaly_flags(values: pd.Series, name: str, source: str, anomaly_label: Any,

@@ -114,6 +114,31 @@ def _column_mismatch_message(error: ValueError, X, trained) -> str:
             f"X[detector.feature_names_in_]")
 
 
+def _one_line(error: Exception) -> str:
+    """scikit-learn's message about an input it cannot read, on one line. Its message about a 1-D
+    array spans several lines and prints the array; it becomes a short one with the fix (keeping the
+    words "Reshape your data", which scikit-learn's estimator checks look for)."""
+    text = str(error)
+    if "Expected 2D array" in text:
+        got = text.split("got ", 1)[-1].split(" instead", 1)[0] if "got " in text else "another shape"
+        return (f"X is a {got}, not a table. Reshape your data: X.reshape(1, -1) for one row, "
+                "X.reshape(-1, 1) for one column")
+    return " ".join(text.split()).rstrip(".")
+
+
+def _masked_as_missing(X):
+    """A NumPy masked array's masked cells as missing values (NaN), which ``impute`` fills or which
+    are refused, naming the column; NumPy would otherwise hand on the hidden values beneath the mask
+    and score them silently. Arrays without a masked cell are passed on unchanged."""
+    if not isinstance(X, np.ma.MaskedArray) or not np.ma.getmaskarray(X).any():
+        return X
+    if X.dtype.kind in "biuf":
+        return X.astype(np.float64).filled(np.nan)
+    if X.dtype.kind in "OUS":
+        return X.astype(object).filled(np.nan)
+    return X
+
+
 @contextlib.contextmanager
 def _unreadable_cells_as_data_error():
     """Cells no column type can hold (lists, dicts, arrays, integers beyond float64) reach pandas and
@@ -308,7 +333,8 @@ class BaseDetector(BaseEstimator):
         -----
         Two guarantees hold on top of each detector's own score (the last line of defence):
 
-        - a row holding a value clipped at that bound scores at least :meth:`out_of_range_score`,
+        - a row holding a value ``oddkit.data.preprocess.FAR_BOUND`` (ten thousand training standard
+          deviations) or more out, clipped or not, scores at least :meth:`out_of_range_score`,
           which is above every training score and the threshold: it is ranked above every normal
           row and labelled an anomaly, even by detectors whose score saturates far from the data
           (an isolation forest's path length, a classifier's confidence);
@@ -623,6 +649,7 @@ class BaseDetector(BaseEstimator):
         :meth:`_prepare_images` instead of the table preprocessor.
         """
         refuse_sparse(X)
+        X = _masked_as_missing(X)
         if isinstance(X, AudioData):
             return self._prepare_audio(X, reset)
         if not reset and self._fitted_on_audio():
@@ -657,12 +684,18 @@ class BaseDetector(BaseEstimator):
             if getattr(X, "dtype", None) is not None and X.dtype.kind in "mM":
                 raise DataError(f"X holds {X.dtype} values (dates or times), which are not used as numbers; "
                                 "pass them as numeric columns you choose (e.g. hour of day, seconds since an event)")
+            if named:  # a frame scored by a model fitted on an array: its columns are read as numbers
+                dated = [(str(c), t) for c, t in X.dtypes.items() if getattr(t, "kind", "O") in "mM"
+                         or isinstance(t, pd.PeriodDtype)]
+                if dated:
+                    raise DataError(f"column {dated[0][0]!r} holds {dated[0][1]} values (dates or times), which are "
+                                    "not used as numbers; pass numbers (e.g. hour of day, seconds since an event)")
             try:
                 checked = check_array(X, dtype=np.float64, ensure_all_finite=False, estimator=self)
             except (ValueError, TypeError, OverflowError) as exc:
                 kind = EmptyDataError if "0 sample" in str(exc) or "0 feature" in str(exc) else DataError
                 kind = CellTypeError if isinstance(exc, TypeError) else kind
-                raise kind(f"{str(exc).rstrip('.')}. Pass a 2-D table of numbers (rows x columns).") from None
+                raise kind(f"{_one_line(exc)}. Pass a 2-D table of numbers (rows x columns).") from None
         try:
             validate_data(self, checked, reset=reset, skip_check_array=True)
         except ValueError as exc:

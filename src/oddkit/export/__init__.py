@@ -4,8 +4,9 @@ Exported detectors: :class:`~oddkit.AutoEncoderDetector` (tables and images), :c
 :class:`~oddkit.GaussianDetector` and :class:`~oddkit.PCADetector`. The graph holds the preprocessing
 (standardisation with the training mean and standard deviation, clipping at ``STANDARDIZED_BOUND``, median
 imputation when the model imputes, one-hot encoding of categorical columns), the network or the
-statistics, the error normalisation, and the guarantee that a far-out row scores at least
-``out_of_range_score()``. The score is computed in float64 where oddkit computes it in float64.
+statistics, the error normalisation, and the guarantee that a far-out row (a value ``FAR_BOUND``
+training standard deviations out or more) scores at least ``out_of_range_score()``. The score is computed
+in float64 where oddkit computes it in float64.
 
 Inputs (a table model):
 
@@ -94,7 +95,7 @@ def _modules():
 def _scoring_module(detector):
     """One torch module: preprocessing inputs -> (score float64, label int64, unseen_category bool)."""
     torch, nn = _modules()
-    from oddkit.data.preprocess import STANDARDIZED_BOUND, TablePreprocessor
+    from oddkit.data.preprocess import FAR_BOUND, STANDARDIZED_BOUND, TablePreprocessor
 
     name = type(detector).__name__
     preprocessor = detector.preprocessor_
@@ -159,7 +160,7 @@ def _scoring_module(detector):
                            | (infinite & (x < 0) & self.neginf_seen))
                 x = torch.where(imputed, self.medians, x)
             x = torch.clamp((x - self.center) / self.scale, -STANDARDIZED_BOUND, STANDARDIZED_BOUND)
-            far = (torch.abs(x) >= STANDARDIZED_BOUND).any(dim=1) if self.n_numeric else None
+            far = (torch.abs(x) >= FAR_BOUND).any(dim=1) if self.n_numeric else None
             parts = [x.to(torch.float32)]
             for size, code in zip(self.sizes, codes):
                 parts.append((code.unsqueeze(1) == torch.arange(size).unsqueeze(0)).to(torch.float32))
