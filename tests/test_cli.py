@@ -164,3 +164,27 @@ def test_report_and_evaluate_break_results_down_by_group(files, tmp_path, monkey
     assert code == 0, err
     text = html.read_text()
     assert 'id="groups"' in text and "north" in text and "south" in text
+
+
+def test_info_prints_names_from_the_folder_as_text_not_markup(tmp_path, monkeypatch, capsys) -> None:
+    """Column names and a threshold goal holding rich markup ("[/]", "[/bold]") print as they are: they
+    are text from a data file, and markup in them crashed 'oddkit info' (MarkupError) or styled its
+    output. The versions shown are those the load checked (saved_versions_), not the file read again."""
+    import numpy as np
+    import pandas as pd
+
+    from conftest import run_cli
+    from oddkit import GaussianDetector, load
+    from oddkit.persist import save
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(50, 2)), columns=["[/]", "[red]amount"])
+    detector = GaussianDetector().fit(frame)
+    detector.set_threshold(float(detector.threshold_), goal="[/bold]")
+    folder = save(detector, tmp_path / "model")
+    code, out, err = run_cli(monkeypatch, capsys, "info", folder)
+    assert code == 0, err
+    assert "[/] (numeric)" in out and "[red]amount (numeric)" in out and "[/bold]" in out
+    loaded = load(folder)
+    assert loaded.saved_versions_["oddkit"] and "version oddkit" in out
+    assert loaded.saved_versions_["numpy"] == np.__version__

@@ -117,3 +117,13 @@ def test_explanations_of_rows_raised_by_an_unseen_category_blame_that_column():
         explain_rows(knn, X, strict_categories=True, hint="no unseen here")
     clean = X.drop(index=[4, 7])
     pd.testing.assert_frame_equal(explain_rows(knn, clean), knn.explain(clean))
+
+
+@pytest.mark.parametrize("value", [np.array(3.0), 3.0])
+def test_score_rows_refuses_a_single_value_with_oddkits_error(value) -> None:
+    """A scalar or 0-d array is not rows: oddkit's DataError, not len()'s TypeError."""
+    from oddkit.exceptions import DataError
+
+    detector = GaussianDetector().fit(np.random.default_rng(0).normal(size=(50, 3)))
+    with pytest.raises(DataError, match="not a table|not rows"):
+        score_rows(detector, value)

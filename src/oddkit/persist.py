@@ -390,6 +390,11 @@ def load(folder, key: bytes | str | None = None) -> BaseDetector:
         missing or wrong (with ``key``), a skops file names an untrusted type, or a loaded value is
         out of range (non-finite threshold or statistics, parameters ``fit`` would refuse, weights
         that do not fit the architecture). Loading never runs code from the folder.
+
+    Notes
+    -----
+    The loaded detector's ``saved_versions_`` holds the library versions the folder was saved with
+    (``{"oddkit": ..., "numpy": ..., ...}``), as ``oddkit info`` shows them.
     """
     from safetensors.numpy import load as load_arrays
 
@@ -404,7 +409,11 @@ def load(folder, key: bytes | str | None = None) -> BaseDetector:
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for malformed files
         raise ModelFileError(f"{WEIGHTS_FILE} is not a valid safetensors file: {exc}") from None
     _check_arrays(arrays)
-    return restore_detector(config, arrays, payloads)
+    detector = restore_detector(config, arrays, payloads)
+    # The library versions it was saved with, as checked above: what 'oddkit info' and the service show
+    # (never the file read again, which could have changed since).
+    detector.saved_versions_ = dict(config.get("versions") or {})
+    return detector
 
 
 def _parse_config(folder: Path, payload: bytes) -> dict:

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from oddkit.exceptions import UnseenCategoryError
+from oddkit.exceptions import DataError, UnseenCategoryError
 
 __all__ = ["UnseenScores", "add_counts", "explain_rows", "merge_counts", "score_rows", "tolerant", "unseen_rows",
            "unseen_values", "with_hint"]
@@ -87,7 +87,12 @@ def unseen_rows(detector, X) -> tuple[np.ndarray, dict[str, int]]:
     columns : dict of str to int
         ``{column: number of distinct unseen values}`` for the columns that hold any.
     """
-    mask = np.zeros(len(X), dtype=bool)
+    try:
+        n = len(X)
+    except TypeError:  # a scalar or a 0-d array: the detector's own check says what it takes
+        detector.decision_function(X)
+        raise DataError("X is a single value, not rows: pass a table (rows x columns)") from None
+    mask = np.zeros(n, dtype=bool)
     counts: dict[str, int] = {}
     for name, (rows, values) in _unseen_by_column(detector, X).items():
         mask |= rows

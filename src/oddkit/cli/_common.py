@@ -242,14 +242,17 @@ def _column_of(table, name: str):
 
 
 def _print_metrics(title: str, rows: list[tuple[str, object]], header: str = "metric") -> None:
-    console.print(title)
+    """``rows`` as a two-column table under ``title``. Every cell is plain text, never rich markup: names
+    and values come from model folders and data files (a column named ``[/bold]`` prints as it is)."""
+    console.print(title, markup=False, highlight=False)
     from rich.table import Table as RichTable
+    from rich.text import Text
 
     table = RichTable()
     table.add_column(header)
     table.add_column("value", justify="right")
     for name, value in rows:
-        table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
+        table.add_row(Text(str(name)), Text(f"{value:.4f}" if isinstance(value, float) else str(value)))
     console.print(table)
 
 

@@ -23,7 +23,6 @@ def info(model: Annotated[Path, typer.Argument(help="A model folder written by '
     The folder is loaded as for scoring, so its integrity (and signature, with ODDKIT_MODEL_KEY) is checked.
     """
     detector = _load_model(model)
-    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
     rows: list[tuple[str, object]] = [("detector", type(detector).__name__)]
     n_rows = getattr(detector, "n_training_rows_", None)
     if n_rows is None and getattr(detector, "decision_scores_", None) is not None:
@@ -33,15 +32,13 @@ def info(model: Annotated[Path, typer.Argument(help="A model folder written by '
     rows.append(("training data fingerprint", getattr(detector, "training_fingerprint_", None)
                  or "not recorded (a streamed fit, or a model saved before oddkit recorded it)"))
     rows += [("threshold", f"{detector.threshold_:.6g}"), ("threshold goal", detector.threshold_goal_)]
-    from rich.markup import escape  # names from the folder are text, never markup
-
     if getattr(detector, "threshold_miss_cost_col_", None) is not None:
-        column = escape(detector.threshold_miss_cost_col_)
+        column = detector.threshold_miss_cost_col_
         rows.append(("threshold miss costs", f"column {column} (a missed anomaly costs MISS x its value; evaluate "
                                              "and report use it)"))
     provenance = getattr(detector, "threshold_provenance_", None)
     if provenance is not None:
-        rows.append(("threshold chosen on", escape(str(provenance))))
+        rows.append(("threshold chosen on", str(provenance)))
     elif detector.threshold_goal_.startswith("contamination"):
         rows.append(("threshold chosen on", "the training scores (contamination), no labelled dev data"))
     else:
@@ -67,7 +64,7 @@ def info(model: Annotated[Path, typer.Argument(help="A model folder written by '
         rows.append((f"columns ({len(columns)})", ", ".join(columns)))
     rows += [(f"parameter {name}", json.dumps(value, default=str)) for name, value in
              sorted(detector.get_params(deep=False).items())]
-    rows += [(f"version {name}", str(value)) for name, value in sorted((config.get("versions") or {}).items())]
+    rows += [(f"version {name}", str(value)) for name, value in sorted((getattr(detector, "saved_versions_", None) or {}).items())]
     _print_metrics(f"{model}", rows, header="")
     fingerprint = getattr(detector, "training_fingerprint_", None)
     if fingerprint is not None:  # whole on one line, to copy and compare (the table may fold it)

@@ -121,7 +121,8 @@ def model_info(detector, folder: str | Path | None = None) -> dict[str, Any]:
     detector : BaseDetector
         A fitted (usually loaded) detector.
     folder : str or Path, optional
-        Its model folder: adds the library versions it was saved with (from ``config.json``).
+        Its model folder (kept for compatibility; the versions come from the loaded detector's
+        ``saved_versions_``, as :func:`oddkit.load` checked them).
 
     Returns
     -------
@@ -141,14 +142,8 @@ def model_info(detector, folder: str | Path | None = None) -> dict[str, Any]:
     else:
         info["input"] = {"kind": "table", "columns": _columns(detector) or []}
     info["parameters"] = json.loads(json.dumps(detector.get_params(deep=False), default=str))
-    versions: dict[str, str] = {}
-    if folder is not None:
-        try:
-            config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-            versions = {str(k): str(v) for k, v in sorted((config.get("versions") or {}).items())}
-        except (OSError, ValueError, AttributeError):
-            versions = {}
-    info["versions"] = versions
+    saved = getattr(detector, "saved_versions_", None)  # set by oddkit.load, from the config it checked
+    info["versions"] = {str(k): str(v) for k, v in sorted((saved or {}).items())}
     return info
 
 
