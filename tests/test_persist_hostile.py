@@ -505,8 +505,167 @@ def test_setting_asking_for_petabytes_is_refused_not_a_memory_error(tmp_path):
     config["params"]["n_bins"] = 10**15  # fit's check has no upper bound; loading computes one histogram
     (folder / "config.json").write_text(json.dumps(config))
     seal(folder)
-    with pytest.raises(ModelFileError, match="MemoryError"):
+    with pytest.raises(ModelFileError, match="training histograms have shape"):
         oddkit.load(folder)
+
+
+def _refused_within(seconds: int, folder: Path, match: str) -> None:
+    """``oddkit.load(folder)`` raises ModelFileError matching ``match`` before ``seconds`` pass."""
+    import signal
+
+    def too_slow(*_):
+        raise TimeoutError(f"loading still runs after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(seconds)
+    try:
+        with pytest.raises(ModelFileError, match=match):
+            oddkit.load(folder)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("name, value, match", [
+    ("n_bins", 10**6, "training histograms have shape"),  # took over 300 s to be refused (10**5: 47 s)
+    ("n_bins", 7, "training histograms have shape"),  # a plausible value, still not what the arrays hold
+    ("sigma", 1e6, "sigma"),  # loaded after 23 s, a blur 4 million pixels wide, scored on as if trained so
+    ("sigma", 1e300, "sigma"),
+    ("n_bins", 8.0, "n_bins"),
+    ("cell_size", "4", "cell_size"),
+    ("spatial_binning", "yes", "spatial_binning"),
+], ids=["n-bins-million", "n-bins-7", "sigma-million", "sigma-1e300", "n-bins-float", "cell-size-text",
+        "spatial-binning-text"])
+def test_gradient_knn_settings_are_checked_before_any_histogram_is_computed(name, value, match, tmp_path,
+                                                                           monkeypatch):
+    from synthetic_images import bar_images
+
+    from oddkit import GradientKNNDetector
+    from oddkit.detectors import gradients
+
+    folder = tmp_path / "m"
+    GradientKNNDetector().fit(bar_images(30)).save(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["params"][name] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    seal(folder)
+    monkeypatch.setattr(gradients, "gradient_histograms", lambda *_: pytest.fail("a histogram was computed"))
+    _refused_within(10, folder, match)
+
+
+def test_gradient_knn_histograms_longer_than_unit_length_are_refused(tmp_path):
+    from safetensors.numpy import load, save
+
+    from oddkit import GradientKNNDetector
+
+    images = np.random.default_rng(0).random(size=(20, 1, 8, 8)).astype("float32")
+    folder = tmp_path / "m"
+    GradientKNNDetector().fit(images).save(folder)
+    arrays = load((folder / "weights.safetensors").read_bytes())
+    arrays["model.training_rows"] = arrays["model.training_rows"] * 1e30  # finite, non-negative, right shape
+    (folder / "weights.safetensors").write_bytes(save(arrays))
+    seal(folder)
+    with pytest.raises(ModelFileError, match="longer than unit length"):
+        oddkit.load(folder)
+
+
+def test_gradient_knn_fit_refuses_a_blur_wider_than_the_images():
+    from oddkit import GradientKNNDetector
+    from oddkit.exceptions import ParameterError
+
+    images = np.random.default_rng(0).random(size=(20, 1, 8, 8)).astype("float32")
+    with pytest.raises(ParameterError, match="sigma"):
+        GradientKNNDetector(sigma=9.0).fit(images)
+    GradientKNNDetector(sigma=8.0).fit(images)  # as wide as the images: still accepted, saved and loaded
+
+
+def test_classifier_reference_features_longer_than_unit_length_are_refused(copy):
+    from safetensors.numpy import load, save
+
+    folder = copy("classifier")
+    arrays = load((folder / "weights.safetensors").read_bytes())
+    arrays["model.reference_features"] = arrays["model.reference_features"] * np.float32(1e30)
+    (folder / "weights.safetensors").write_bytes(save(arrays))
+    seal(folder)
+    with pytest.raises(ModelFileError, match="longer than unit length"):
+        oddkit.load(folder)
+
+
+def _overflow_first_layer(folder: Path, member: int = 0) -> None:
+    from safetensors.numpy import load, save
+
+    arrays = load((folder / "weights.safetensors").read_bytes())
+    name = f"model.members.{member}.0.bias"
+    arrays[name] = np.full_like(arrays[name], 3e38)  # finite in float32, so the loader's checks pass
+    (folder / "weights.safetensors").write_bytes(save(arrays))
+    seal(folder)
+
+
+@pytest.mark.parametrize("score", ["knn", "energy"])
+def test_classifier_whose_outputs_overflow_is_refused_at_load(score, tmp_path):
+    folder = tmp_path / "m"
+    ClassifierConfidenceDetector(epochs=2, score=score, clip_percentile=None, random_state=0,
+                                 verbose=0).fit(X, CLASSES).save(folder)
+    _overflow_first_layer(folder)
+    # Loaded, score="knn" failed in decision_function with scikit-learn's "Found array with 0 sample(s)".
+    with pytest.raises(ModelFileError, match="NaN or infinite outputs"):
+        oddkit.load(folder)
+
+
+def test_classifier_features_that_overflow_while_scoring_give_the_out_of_range_score():
+    import torch
+
+    from oddkit.exceptions import NonFiniteScoreWarning
+
+    detector = ClassifierConfidenceDetector(epochs=2, score="knn", random_state=0, verbose=0).fit(X, CLASSES)
+    first = [m for m in detector.model_.modules() if isinstance(m, torch.nn.Linear)][0]
+    with torch.no_grad():
+        first.bias.fill_(3e38)  # what the load-time check stops, met only once scoring
+    with pytest.warns(NonFiniteScoreWarning):
+        scores = detector.decision_function(X[:3])
+    assert np.isfinite(scores).all() and (scores >= detector.out_of_range_score()).all()
+
+
+@pytest.fixture(scope="module")
+def audio_model(tmp_path_factory):
+    from oddkit.data.audio import synthetic_speech
+
+    data = synthetic_speech(n_speakers=2, n_words=2, n_takes=3, seconds=0.3, random_state=0)
+    folder = tmp_path_factory.mktemp("audio") / "m"
+    GaussianDetector().fit(data).save(folder)
+    return folder, data
+
+
+@pytest.mark.parametrize("settings, match", [
+    ({"floor": 1e300}, "floor"),  # loaded; scoring then blamed the user's columns for NaN/inf
+    ({"floor": 1e-300}, "floor"),  # float32 rounds it to 0: digital silence scores -inf
+    ({"hop_length": 1}, "hop_length"),  # 256 windows over every sample: gigabytes for seconds of audio
+    ({"representation": "patch", "n_frames": 4096, "n_fft": 4096, "hop_length": 1024, "n_mels": 2049},
+     "8392704 columns"),  # built 8 million column names (4.6 s) before the columns were compared
+], ids=["floor-1e300", "floor-1e-300", "hop-length-1", "patch-8-million-columns"])
+def test_audio_settings_that_make_no_usable_features_are_refused(settings, match, audio_model, tmp_path):
+    source, data = audio_model
+    folder = tmp_path / "m"
+    shutil.copytree(source, folder)
+    config = json.loads((folder / "config.json").read_text())
+    features = config["preprocessor"]["features"]
+    for key, value in settings.items():
+        (features["log_mel"] if key in features["log_mel"] else features)[key] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    seal(folder)
+    _refused_within(10, folder, match)
+    assert np.isfinite(oddkit.load(source).decision_function(data)).all()
+
+
+def test_audio_fit_refuses_the_settings_loading_refuses(audio_model):
+    from oddkit.data.audio_features import AudioFeatures
+    from oddkit.exceptions import ParameterError
+
+    _, data = audio_model
+    for settings in ({"floor": 1e300}, {"floor": 1e-300}, {"floor": 2.0}, {"hop_length": 1}):
+        with pytest.raises(ParameterError, match="floor|hop_length"):
+            AudioFeatures(**settings).fit(data)
+    AudioFeatures(floor=1.0, hop_length=4).fit(data)  # the limits themselves are accepted
 
 
 def test_token_ids_outside_the_vocabulary_are_refused(tmp_path):

@@ -84,6 +84,16 @@ GROUPING_LIMITS = {"band": "they are cepstral coefficients, not mel bands",
 
 _STATE_VERSION = 1
 
+FLOOR_RANGE = (1e-30, 1.0)
+"""The log-mel ``floor`` :class:`AudioFeatures` accepts (and a saved model may hold): from -300 dB
+to 0 dB, the order of a full-scale sine's mel power. Below, float32 rounds it to zero and silence
+gives ``-inf``; above, it drowns the sounds themselves (1e300 overflows float32 to ``inf``)."""
+
+MAX_FRAMES_PER_WINDOW = 64
+"""The most analysis windows overlapping one sample (``n_fft / hop_length``): the spectrogram of a
+recording holds about ``4 * n_fft / hop_length`` bytes per sample (the defaults: 3.2 windows,
+librosa's: 4)."""
+
 BANDWIDTH = 0.9
 """The ``bandwidth`` of :class:`AudioFeatures` for scores that do not depend on a recording's rate:
 the share of the Nyquist frequency below the transition band of the usual resamplers'
@@ -217,6 +227,7 @@ class AudioFeatures:
         fmax = self.fmax if self.fmax is not None else None if self.bandwidth == 1 else self.bandwidth * rate / 2
         self.log_mel_ = LogMel(rate, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels,
                                fmin=self.fmin, fmax=fmax, floor=floor)
+        _check_spectrogram(self.log_mel_, ParameterError)
         self.trim_in_band_ = True
         if self.representation == "mfcc" and self.n_mfcc > self.log_mel_.n_mels:
             raise ParameterError(f"n_mfcc ({self.n_mfcc}) must be at most n_mels ({self.log_mel_.n_mels}): the "
@@ -412,9 +423,27 @@ class AudioFeatures:
                 "trim_in_band": bool(getattr(self, "trim_in_band_", False))}
 
     @classmethod
-    def from_config(cls, config: dict) -> AudioFeatures:
-        """Rebuild a fitted :class:`AudioFeatures` from :meth:`get_config`'s dict, validating it
-        (raises :class:`~oddkit.exceptions.ModelFileError`)."""
+    def from_config(cls, config: dict, n_features: int | None = None) -> AudioFeatures:
+        """Rebuild a fitted :class:`AudioFeatures` from :meth:`get_config`'s dict, validating it.
+
+        Parameters
+        ----------
+        config : dict
+            What :meth:`get_config` returned.
+        n_features : int, optional
+            The width the rows must have (the saved columns'): checked before the feature names
+            are built, so that settings implying millions of columns are refused at once.
+
+        Returns
+        -------
+        AudioFeatures
+            Fitted.
+
+        Raises
+        ------
+        ModelFileError
+            A key missing or unknown, a value ``fit`` refuses, or a width other than ``n_features``.
+        """
         keys = {"representation", "n_frames", "n_mfcc", "context", "trim_db", "log_mel", "trim_in_band"}
         # Folders saved before the MFCC representation have no "n_mfcc" (and never an "mfcc" representation);
         # folders saved before the trimming measured the analysed band only have no "trim_in_band".
@@ -435,10 +464,51 @@ class AudioFeatures:
                 raise ParameterError(f"n_mfcc ({self.n_mfcc}) exceeds n_mels ({log_mel.n_mels})")
         except ParameterError as exc:
             raise ModelFileError(f"the saved audio features are invalid: {exc}") from None
+        if n_features is not None:
+            width = _width(self.representation, log_mel.n_mels, int(self.n_mfcc), int(self.n_frames),
+                           int(self.context))
+            if width != n_features:
+                raise ModelFileError(f"the saved audio features make {width} columns, but the model was saved with "
+                                     f"{n_features}")
         self.log_mel_ = log_mel
         self.trim_in_band_ = bool(config.get("trim_in_band", False))
         self._set_fitted()
         return self
+
+
+def _width(representation: str, n_mels: int, n_mfcc: int, n_frames: int, context: int) -> int:
+    """The number of columns :meth:`AudioFeatures.transform` makes with these settings."""
+    if representation == "stats":
+        return 3 * n_mels + 1
+    if representation == "mfcc":
+        return 2 * n_mfcc
+    if representation == "patch":
+        return n_frames * n_mels
+    return (2 * context + 1) * n_mels
+
+
+def _check_spectrogram(log_mel: LogMel, error: type[Exception], prefix: str = "") -> None:
+    """Refuse log-mel settings that :class:`LogMel` takes but that make no usable features: a
+    ``floor`` outside :data:`FLOOR_RANGE` (features of ``-inf`` or ``inf``), or more than
+    :data:`MAX_FRAMES_PER_WINDOW` windows over each sample (a spectrogram of gigabytes for a
+    recording of seconds).
+
+    Parameters
+    ----------
+    log_mel : LogMel
+        The settings.
+    error : type of Exception
+        Raised: :class:`~oddkit.exceptions.ParameterError` at ``fit``,
+        :class:`~oddkit.exceptions.ModelFileError` for a saved model.
+    prefix : str, default=""
+        Put before the message.
+    """
+    low, high = FLOOR_RANGE
+    if not low <= log_mel.floor <= high:
+        raise error(f"{prefix}the log-mel floor must be from {low:g} to {high:g}, got {log_mel.floor!r}")
+    if log_mel.n_fft > MAX_FRAMES_PER_WINDOW * log_mel.hop_length:
+        raise error(f"{prefix}n_fft ({log_mel.n_fft}) must be at most {MAX_FRAMES_PER_WINDOW} times hop_length "
+                    f"({log_mel.hop_length}), or each sample is analysed more than {MAX_FRAMES_PER_WINDOW} times")
 
 
 def warn_if_resampled(rates, model_rate: int, fmax: float, stacklevel: int = 2,
@@ -580,8 +650,9 @@ class AudioPreprocessor(TablePreprocessor):
             raise ModelFileError(f"the saved audio preprocessing is malformed: expected the keys {sorted(keys)}")
         if meta["version"] != _STATE_VERSION:
             raise ModelFileError(f"unknown audio preprocessing version {meta['version']!r}")
-        features = AudioFeatures.from_config(meta["features"])
         table = TablePreprocessor.from_state(arrays, meta["table"])
+        features = AudioFeatures.from_config(meta["features"], n_features=len(table.feature_names_in_))
+        _check_spectrogram(features.log_mel_, ModelFileError, "the saved audio features are invalid: ")
         if list(table.feature_names_in_) != features.feature_names_ or table.categorical_columns_:
             raise ModelFileError("the saved audio preprocessing's columns do not match its feature settings")
         self = cls(features)

@@ -720,6 +720,9 @@ class ClassifierConfidenceDetector(BaseDetector):
             # Features that overflowed get a NaN distance, which the scores' guard reports.
             finite = np.isfinite(member_features).all(axis=1)
             distance = np.full(len(member_features), np.nan)
+            if not finite.any():  # nothing to search for (scikit-learn refuses 0 rows): all NaN
+                distances.append(distance)
+                continue
             if position is None:
                 distance[finite] = index.kneighbors(member_features[finite], n_neighbors=k)[0][:, -1]
             else:
@@ -875,7 +878,35 @@ class ClassifierConfidenceDetector(BaseDetector):
             if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < reference.shape[1]:
                 raise ModelFileError(f"the saved classifier's n_neighbors={k!r} is not a positive integer below "
                                      f"its {reference.shape[1]} reference rows")
+            # Rows of the last hidden layer scaled to unit length (shorter only where it was near zero).
+            if not (np.linalg.norm(reference.astype(np.float64), axis=2) <= 1 + 1e-3).all():
+                raise ModelFileError("the saved classifier's reference features are longer than unit length, which "
+                                     "the features it computes never are")
             self._index_reference(reference, k)
+        self._check_finite_outputs()
+
+    def _check_finite_outputs(self) -> None:
+        """Refuse a saved network whose outputs overflow: its logits and (for ``score="knn"``)
+        unit-length features of an ordinary input (all zeros: the training data's centre for
+        standardised columns; the pixel centre for images) must be finite, as every trained
+        network's are. Weights that are finite yet huge (a bias of 3e38) pass the loader's checks
+        and would make every row's score NaN.
+
+        Raises
+        ------
+        ModelFileError
+            When they are not finite.
+        """
+        shape = self._image_shape()
+        probe = np.zeros((1, self._n_inputs()), dtype=np.float32)
+        if shape is not None:
+            probe += np.float32(self.pixel_center_)
+        outputs = [self._logits(probe)]
+        if self.score_ == "knn":
+            outputs.append(self._unit_features(probe))
+        if not all(np.isfinite(output).all() for output in outputs):
+            raise ModelFileError("the saved classifier's network gives NaN or infinite outputs for an ordinary input "
+                                 "(its weights overflow): its weights.safetensors is corrupt or was edited")
 
     @staticmethod
     def _load_estimator(files):

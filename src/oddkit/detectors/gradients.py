@@ -11,7 +11,7 @@ from oddkit.data.image_preprocess import is_image_array
 from oddkit.detectors.base import refuse_sparse
 from oddkit.detectors.knn import KNNDetector
 from oddkit.detectors.params import Interval, non_negative_float, positive_int
-from oddkit.exceptions import DataError, ModelFileError
+from oddkit.exceptions import DataError, ModelFileError, ParameterError
 
 
 def gradient_histograms(images: np.ndarray, cell_size: int = 4, n_bins: int = 8, sigma: float = 0.5,
@@ -149,7 +149,9 @@ class GradientKNNDetector(KNNDetector):
     n_bins : int, default=8
         Orientations per cell, over 0 to 180 degrees.
     sigma : float, default=0.5
-        Gaussian smoothing before the gradients, in pixels; 0 for none.
+        Gaussian smoothing before the gradients, in pixels; 0 for none. At most the image's longer
+        side (a wider blur leaves no edges to describe): ``fit`` raises
+        :class:`~oddkit.exceptions.ParameterError` beyond it, and a saved model is refused.
     spatial_binning : bool, default=True
         Split each pixel's gradient vote between the (up to) four nearest cells, bilinearly
         (:func:`gradient_histograms`), instead of giving it to its own cell. The default since issue
@@ -248,6 +250,11 @@ class GradientKNNDetector(KNNDetector):
                                    float(self.sigma), bool(self.spatial_binning))
 
     def _fit_array(self, Z: np.ndarray) -> None:
+        limit = max(self.image_shape_[1:])
+        if not float(self.sigma) <= limit:
+            raise ParameterError(f"GradientKNNDetector: sigma={self.sigma!r} is wider than the images "
+                                 f"({limit} pixels on their longer side), which it would blur flat; pass at most "
+                                 f"{limit}")
         super()._fit_array(self._features(Z))
 
     def _score_array(self, Z: np.ndarray) -> np.ndarray:
@@ -257,16 +264,57 @@ class GradientKNNDetector(KNNDetector):
         rows = arrays.get("training_rows")
         if rows is None:
             raise ModelFileError("the saved gradient KNN detector lacks its training histograms")
-        try:
-            expected = self._features(np.zeros((1, self.preprocessor_.n_outputs_), dtype=np.float32)).shape[1]
-        except (TypeError, ValueError) as exc:
-            raise ModelFileError(f"the saved gradient KNN detector's settings are invalid: {exc}") from None
-        if rows.ndim != 2 or rows.shape[0] < 2 or rows.shape[1] != expected \
-                or not np.isfinite(rows).all() or (rows < 0).any():
-            raise ModelFileError("the saved gradient KNN detector's training histograms are malformed or do not "
-                                 "match its image size and settings")
+        expected = self._saved_feature_width()
+        if rows.ndim != 2 or rows.shape[0] < 2 or rows.shape[1] != expected:
+            raise ModelFileError(f"the saved gradient KNN detector's training histograms have shape {rows.shape}, "
+                                 f"not (n >= 2, {expected}): one histogram of n_bins={self.n_bins} per cell of its "
+                                 "images, as its image size and settings imply")
+        if not np.isfinite(rows).all() or (rows < 0).any():
+            raise ModelFileError("the saved gradient KNN detector's training histograms hold negative, NaN or "
+                                 "infinite values")
+        # Every histogram row is scaled to unit length (all zero for a blank image).
+        if not (np.linalg.norm(rows.astype(np.float64), axis=1) <= 1 + 1e-3).all():
+            raise ModelFileError("the saved gradient KNN detector's training histograms are longer than unit length, "
+                                 "which gradient histograms never are")
         self._check_saved_neighbours()
         self._index(rows)
+
+    def _saved_feature_width(self) -> int:
+        """The width of the histogram rows a saved model's settings and image size imply.
+
+        Computed from the settings alone: no histogram is computed, since a hostile ``n_bins`` or
+        ``sigma`` would make that take hours or petabytes.
+
+        Returns
+        -------
+        int
+            Cells per image times ``n_bins``.
+
+        Raises
+        ------
+        ModelFileError
+            A setting of the wrong type or range, or a ``sigma`` wider than the images (as ``fit``
+            refuses).
+        """
+        def whole(value, low: int) -> bool:
+            return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= low
+
+        if not whole(self.n_bins, 2):
+            raise ModelFileError(f"the saved gradient KNN n_bins={self.n_bins!r} is not a whole number >= 2")
+        if not (self.cell_size is None or whole(self.cell_size, 1)):
+            raise ModelFileError(f"the saved gradient KNN cell_size={self.cell_size!r} is not None or a positive "
+                                 "whole number")
+        if not isinstance(self.spatial_binning, (bool, np.bool_)):
+            raise ModelFileError(f"the saved gradient KNN spatial_binning={self.spatial_binning!r} is not a boolean")
+        _, height, width = self.image_shape_
+        sigma = self.sigma
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.integer, np.floating)) \
+                or not 0 <= sigma <= max(height, width):
+            raise ModelFileError(f"the saved gradient KNN sigma={sigma!r} is not a number from 0 to the images' "
+                                 f"longer side ({max(height, width)} pixels)")
+        cell = self.cell_size_
+        cells = (height // min(cell, height)) * (width // min(cell, width))
+        return int(cells) * int(self.n_bins)  # Python integers: no overflow for any n_bins
 
     def _check_saved_neighbours(self) -> None:
         from oddkit.detectors.knn import METHODS
