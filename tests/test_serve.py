@@ -463,7 +463,8 @@ def test_several_workers_serve_the_same_scores(gaussian_folder, rows):
 
 def test_bad_command_lines_stop_with_a_message(gaussian_folder, tmp_path):
     for args, message in (((str(gaussian_folder), "--workers", "0"), "--workers"),
-                          ((str(gaussian_folder), "--n-threads", "0"), "--n-threads")):
+                          ((str(gaussian_folder), "--n-threads", "0"), "--n-threads"),
+                          ((str(gaussian_folder), "--max-rows", "0"), "--max-rows")):
         done = subprocess.run([sys.executable, "-m", "oddkit.cli", "serve", *args], capture_output=True, text=True,
                               env={**os.environ, "PYTHONPATH": SRC}, timeout=60)
         assert done.returncode == 2 and message in done.stderr
@@ -606,3 +607,93 @@ def test_health_and_model_answer_while_every_worker_thread_is_scoring(gaussian_f
     finally:
         release.set()
         timer.cancel()
+
+
+def _answer_all_at_once(detector, X, explain=False) -> dict:
+    """POST /score's answer built as it was before chunking: every row scored, explained and written at once
+    (the oracle the chunked answer must equal exactly)."""
+    from oddkit.scoring import explain_rows, score_rows
+
+    scores, unseen, columns = score_rows(detector, X)
+    probabilities = detector.proba_from_scores(scores)[:, 1]
+    rows = [{"score": s, "label": int(s >= detector.threshold_), "probability": p, "unseen_category": u}
+            for s, p, u in zip(scores.tolist(), probabilities.tolist(), unseen.tolist())]
+    if explain:
+        for row, values in zip(rows, explain_rows(detector, X).to_dict(orient="records")):
+            row["explanation"] = {str(k): float(v) for k, v in values.items()}
+    return {"rows": rows, "threshold": float(detector.threshold_), "detector": type(detector).__name__,
+            "unseen_category_rows": int(unseen.sum()), "unseen_categories": columns}
+
+
+def test_a_batch_larger_than_one_chunk_answers_as_if_scored_at_once(service, gaussian_folder, tmp_path):
+    """Rows are scored, explained and written a chunk at a time (memory bounded per chunk); the answer is the
+    same, byte for byte, as scoring every row at once: scores, labels, explanations, the unseen categories
+    counted over the whole request (a value in two chunks counts once), and an error naming the whole
+    request's rows."""
+    import oddkit
+    from oddkit import AutoEncoderDetector
+    from oddkit.exceptions import OddkitError
+    from oddkit.serve import _CHUNK_ROWS, score_payload
+
+    n = 2 * _CHUNK_ROWS + 100  # three chunks, the last one short
+    X = _table(n, 7)
+    X.loc[[5, _CHUNK_ROWS + 9], "channel"] = "fax"  # one unseen value in two chunks
+    X.loc[2 * _CHUNK_ROWS + 50, "channel"] = "telex"
+    X.loc[_CHUNK_ROWS + 20, "amount"] = 1e9  # far out
+    folder = tmp_path / "ae"
+    AutoEncoderDetector(epochs=2, hidden_sizes=[8], random_state=0, verbose=0).fit(_table(300, 2)).save(folder)
+    for detector in (oddkit.load(gaussian_folder), oddkit.load(folder)):
+        for explain in (False, True):
+            expected = json.dumps(_answer_all_at_once(detector, X, explain), allow_nan=False).encode()
+            assert score_payload(detector, X, explain=explain) == expected
+        assert json.loads(expected)["unseen_categories"] == {"channel": 2}
+        # an error in a later chunk is the one scoring every row at once raises (rows of the whole request)
+        with pytest.raises(OddkitError) as chunked:
+            score_payload(detector, X, strict_categories=True)
+        from oddkit.scoring import score_rows
+
+        with pytest.raises(OddkitError) as at_once:
+            score_rows(detector, X, strict_categories=True, hint=oddkit.serve._STRICT_HINT)
+        assert str(chunked.value) == str(at_once.value) and str(_CHUNK_ROWS + 9) in str(chunked.value)
+        bad = X.copy()
+        bad.loc[_CHUNK_ROWS + 3, "hour"] = np.nan
+        with pytest.raises(OddkitError, match=str(_CHUNK_ROWS + 3)):
+            score_payload(detector, bad)
+
+    # and through the service, as a CSV body
+    detector = oddkit.load(gaussian_folder)
+    status, answer = service.request("POST", "/score?explain=true", X.to_csv(index=False).encode(), "text/csv")
+    assert status == 200 and answer == json.loads(json.dumps(_answer_all_at_once(detector, X, explain=True)))
+
+
+def test_a_request_over_the_row_limit_gets_413_asking_to_split_it(gaussian_folder):
+    from fastapi.testclient import TestClient
+
+    from oddkit.exceptions import OddkitError
+    from oddkit.serve import DEFAULT_MAX_ROWS, create_app
+
+    assert DEFAULT_MAX_ROWS == 100_000
+    client = TestClient(create_app(gaussian_folder, max_rows=5))
+    for count, status in ((5, 200), (6, 413)):
+        frame = _table(count, 3)
+        for answer in (client.post("/score", json={"rows": frame.to_dict(orient="records")}),
+                       client.post("/score", json=frame.to_dict(orient="records")),
+                       client.post("/score", json={"columns": frame.to_dict(orient="list")}),
+                       client.post("/score", content=frame.to_csv(index=False), headers={"Content-Type": "text/csv"}),
+                       client.post("/score", files={"file": ("rows.csv", frame.to_csv(index=False))})):
+            assert answer.status_code == status, answer.text
+            if status == 413:
+                assert answer.json() == {"detail": "the request holds 6 rows, over the service's limit of 5 rows per "
+                                                   "request; split the batch into requests of at most 5 rows (or "
+                                                   "start the service with a larger --max-rows)"}
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(OddkitError, match="max_rows"):
+            create_app(gaussian_folder, max_rows=bad)
+    # 'oddkit serve --max-rows' sets it in every worker
+    service = Service(gaussian_folder, "--max-rows", "2").wait()
+    try:
+        assert service.score([GOOD, GOOD])[0] == 200
+        status, answer = service.score([GOOD] * 3)
+        assert status == 413 and "split the batch" in answer["detail"]
+    finally:
+        service.stop()

@@ -21,6 +21,9 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", help="Worker processes, each holding the model.")] = 1,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="Largest request body in MiB; a larger one "
                                                                      "is answered 413.")] = 64.0,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Most rows (or images) in one request; more are "
+                                                             "answered 413, asking to split the batch.")
+                        ] = 100_000,
     n_threads: NThreads = None,
 ):
     """Serve MODEL over HTTP: POST /score (JSON rows or columns, or a CSV/Parquet file), GET /model, GET /health.
@@ -40,6 +43,8 @@ def serve(
     if not (max_body_mb > 0 and math.isfinite(max_body_mb) and max_body_mb * 1024 * 1024 >= 1):
         raise OddkitError(f"--max-body-mb must be a finite number of MiB of at least one byte (1e-6), got "
                           f"{max_body_mb}")
+    if max_rows < 1:
+        raise OddkitError(f"--max-rows must be at least 1, got {max_rows}")
     if n_threads is not None and n_threads < 1:
         raise OddkitError(f"--n-threads must be at least 1, got {n_threads}")
     try:
@@ -60,6 +65,7 @@ def serve(
     check_servable(detector)  # a text or audio model stops here, with the command that scores it
     os.environ["ODDKIT_SERVE_MODEL"] = str(model.resolve())
     os.environ["ODDKIT_SERVE_MAX_BODY_BYTES"] = str(int(max_body_mb * 1024 * 1024))
+    os.environ["ODDKIT_SERVE_MAX_ROWS"] = str(max_rows)
     if n_threads is not None:
         os.environ["ODDKIT_SERVE_THREADS"] = str(n_threads)
     else:

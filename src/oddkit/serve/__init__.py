@@ -25,7 +25,9 @@ CPU-bound and runs in a worker thread, so the event loop keeps accepting request
 raises on purpose (bad JSON, a missing or extra column, text in a numeric column, NaN, an unseen
 category under ``strict_categories``) is answered 4xx with oddkit's message as ``{"detail": ...}``; a
 body over ``max_body_bytes`` gets 413 before it is read in full, one that stops arriving for
-``body_timeout`` seconds 408; anything else that goes wrong, 500 with a one-line ``{"detail": ...}``.
+``body_timeout`` seconds 408, and one holding more than ``max_rows`` rows 413 (asking to split the batch);
+rows are scored and the answer written in chunks, so a request's memory beyond its rows and its answer stays
+bounded; anything else that goes wrong, 500 with a one-line ``{"detail": ...}``.
 """
 
 
@@ -43,17 +45,23 @@ from typing import Any
 from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError, OddkitError
 
 __all__ = ["API_KEY_ENVIRONMENT_VARIABLE", "API_KEY_HEADER", "DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_BODY_BYTES",
-           "check_servable", "create_app", "limit_threads", "model_info", "score_payload"]
+           "DEFAULT_MAX_ROWS", "check_servable", "create_app", "limit_threads", "model_info", "score_payload"]
 
 API_KEY_ENVIRONMENT_VARIABLE = "ODDKIT_API_KEY"
 """When set (non-empty), every request but ``GET /health`` must carry this value in :data:`API_KEY_HEADER`."""
 API_KEY_HEADER = "X-API-Key"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 """Largest request body accepted (64 MiB); a larger one is answered 413."""
+DEFAULT_MAX_ROWS = 100_000
+"""Most rows (or images) one request may hold; more are answered 413, asking for smaller batches. A
+request's memory grows with its rows (0.2-0.4 KiB a row of a five-column table, explained or not, measured
+in docs/guide/serving.md): this keeps one such request under about 70 MiB, where the 64 MiB body limit
+alone would let a CSV body carry some 2.8 million rows."""
 DEFAULT_BODY_TIMEOUT = 30.0
 """Longest wait, in seconds, for the next part of a request body that has not all arrived; then 408."""
 _MODEL_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MODEL"
 _MAX_BODY_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_BODY_BYTES"
+_MAX_ROWS_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_ROWS"
 _THREADS_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_THREADS"
 _PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet",
                   "application/octet-stream")
@@ -314,6 +322,25 @@ def _images_from_npy(data: bytes):
 
 _STRICT_HINT = ("leave out ?strict_categories=true to score such rows as anomalies, or retrain with data that has "
                 "them (unknown_categories='ignore')")
+_CHUNK_ROWS = 8192
+"""Rows scored (and explained) at a time for a table: a multiple of the autoencoders' own scoring batch
+(4,096 rows), so that every row meets exactly the computation it meets when all rows are scored at once."""
+_SERIALISE_VALUES = 2 ** 16
+"""About how many numbers of the answer are held as Python objects at a time while it is written."""
+
+
+def _chunk_rows(detector, X) -> int:
+    """How many rows to score at a time: :data:`_CHUNK_ROWS` for a table, an image model's own batch for images."""
+    import numpy as np
+
+    own = getattr(detector, "_chunk_rows", None)
+    if _image_shape(detector) is None or own is None:
+        return _CHUNK_ROWS
+    return max(1, int(own(int(np.prod(X.shape[1:])))))
+
+
+def _rows(X, start: int, stop: int):
+    return X.iloc[start:stop] if hasattr(X, "iloc") else X[start:stop]
 
 
 def score_payload(detector, X, explain: bool = False, strict_categories: bool = False) -> bytes:
@@ -325,9 +352,62 @@ def score_payload(detector, X, explain: bool = False, strict_categories: bool = 
     :func:`oddkit.scoring.score_rows`); with ``strict_categories`` such a row is refused
     (:class:`UnseenCategoryError`, answered 422).
 
+    The rows are scored, explained and written in chunks (:data:`_CHUNK_ROWS` rows of a table), so that
+    the memory a request needs beyond its rows and its answer stays bounded; the answer is the same, byte
+    for byte, as scoring all rows at once, and an error is the one scoring all rows at once raises.
+
     Floats are written by Python's ``repr``, so a client that parses them as float64 gets exactly the
     library's scores.
+
+    Parameters
+    ----------
+    detector : BaseDetector
+        A fitted detector.
+    X : pandas.DataFrame or numpy.ndarray
+        The rows (the model's columns, in training order) or the images.
+    explain : bool, default=False
+        Add each row's ``explanation`` (:func:`oddkit.scoring.explain_rows`).
+    strict_categories : bool, default=False
+        Refuse a row holding a category never seen in training instead of scoring it as an anomaly.
+
+    Returns
+    -------
+    bytes
+        The answer, UTF-8 JSON ``{"rows": [...], "threshold", "detector", "unseen_category_rows",
+        "unseen_categories"}``.
     """
+    from oddkit.scoring import unseen_values
+
+    n = len(X)
+    step = _chunk_rows(detector, X)
+    # One growing buffer (getvalue() hands it over without a copy), not a list of pieces joined at the end.
+    answer = io.BytesIO()
+    answer.write(b'{"rows": [')
+    separator, unseen_rows, columns = b"", 0, {}
+    try:
+        for start in range(0, max(n, 1), step):
+            texts, unseen, columns = _score_chunk(detector, X if n <= step else _rows(X, start, start + step),
+                                                  explain, strict_categories)
+            for text in texts:
+                answer.write(separator + text.encode("utf-8"))
+                separator = b", "
+            unseen_rows += unseen
+    except OddkitError:
+        if n > step:  # the error scoring all rows at once raises, rows and counts of the whole request
+            _raise_unchunked(detector, X, explain, strict_categories)
+        raise
+    if n > step:  # distinct unseen values over the whole request, not summed over chunks
+        columns = {name: len(values) for name, values in unseen_values(detector, X).items()} if unseen_rows else {}
+    head = json.dumps({"rows": [], "threshold": float(detector.threshold_), "detector": type(detector).__name__,
+                       "unseen_category_rows": unseen_rows, "unseen_categories": columns}, allow_nan=False)
+    answer.write(b"]" + head.split("[]", 1)[1].encode("utf-8"))  # '], "threshold": ...}'
+    return answer.getvalue()
+
+
+def _score_chunk(detector, X, explain: bool, strict_categories: bool) -> tuple[list[str], int, dict[str, int]]:
+    """One chunk of rows: its answer rows as JSON texts (each a few rows, comma-separated, without brackets),
+    how many of them hold an unseen category, and :func:`oddkit.scoring.score_rows`'s count of distinct
+    unseen values per column."""
     import numpy as np
 
     from oddkit.scoring import explain_rows, score_rows
@@ -335,47 +415,102 @@ def score_payload(detector, X, explain: bool = False, strict_categories: bool = 
     scores, unseen, columns = score_rows(detector, X, strict_categories=strict_categories, hint=_STRICT_HINT)
     probabilities = detector.proba_from_scores(scores)[:, 1]
     labels = (scores >= detector.threshold_).astype(int)
-    rows = [{"score": s, "label": lab, "probability": p, "unseen_category": u}
-            for s, lab, p, u in zip(scores.tolist(), labels.tolist(), probabilities.tolist(), unseen.tolist())]
+    shares = names = None
     if explain:
         shares = explain_rows(detector, X)  # strict: score_rows has already refused unseen categories
-        if _image_shape(detector) is not None:  # each pixel's share of the image's error: (n, H, W)
-            for row, heat_map in zip(rows, np.asarray(shares, dtype=np.float64).tolist()):
+        if _image_shape(detector) is None:  # each column's share of the row's score
+            names = [str(name) for name in shares.columns]
+            shares = shares.to_numpy(dtype=np.float64)
+        else:  # each pixel's share of the image's error: (n, H, W)
+            shares = np.asarray(shares, dtype=np.float64)
+    n = len(scores)
+    step = max(1, _SERIALISE_VALUES // max(1, 4 + (0 if shares is None else shares[0].size if n else 0)))
+    text = []
+    for start in range(0, n, step):  # a few thousand numbers at a time as Python objects
+        stop = start + step
+        rows = [{"score": s, "label": lab, "probability": p, "unseen_category": u}
+                for s, lab, p, u in zip(scores[start:stop].tolist(), labels[start:stop].tolist(),
+                                        probabilities[start:stop].tolist(), unseen[start:stop].tolist())]
+        if names is not None:
+            for row, values in zip(rows, shares[start:stop].tolist()):
+                row["explanation"] = dict(zip(names, values))
+        elif shares is not None:
+            for row, heat_map in zip(rows, shares[start:stop].tolist()):
                 row["explanation"] = heat_map
-        else:
-            for row, values in zip(rows, shares.to_dict(orient="records")):
-                row["explanation"] = {str(k): float(v) for k, v in values.items()}
-    answer = {"rows": rows, "threshold": float(detector.threshold_), "detector": type(detector).__name__,
-              "unseen_category_rows": int(unseen.sum()), "unseen_categories": columns}
-    return json.dumps(answer, allow_nan=False).encode("utf-8")
+        text.append(json.dumps(rows, allow_nan=False)[1:-1])
+    return text, int(unseen.sum()), columns
 
 
-def _read_request(detector, body: bytes, content_type: str, upload: tuple[bytes, str] | None):
+def _raise_unchunked(detector, X, explain: bool, strict_categories: bool) -> None:
+    """Score (and explain) all rows ``X`` at once, for the error that raises: a chunk's error names rows
+    and counts within the chunk, this one within the whole request, as the answer always did."""
+    from oddkit.scoring import explain_rows, score_rows
+
+    score_rows(detector, X, strict_categories=strict_categories, hint=_STRICT_HINT)
+    if explain:
+        explain_rows(detector, X)
+
+
+class _TooManyRows(OddkitError):
+    """A request holding more rows than the service's ``max_rows`` (answered 413)."""
+
+
+def _check_rows(n: int, max_rows: int | None, what: str = "rows") -> None:
+    if max_rows is not None and n > max_rows:
+        raise _TooManyRows(f"the request holds {n:,} {what}, over the service's limit of {max_rows:,} {what} per "
+                           f"request; split the batch into requests of at most {max_rows:,} {what} (or start the "
+                           "service with a larger --max-rows)")
+
+
+def _payload_rows(payload: Any) -> int:
+    """How many rows a parsed JSON body holds (0 when it is malformed: building the frame says why)."""
+    if isinstance(payload, dict) and set(payload) == {"rows"}:
+        payload = payload["rows"]
+    if isinstance(payload, list):
+        return len(payload)
+    columns = payload.get("columns") if isinstance(payload, dict) and set(payload) == {"columns"} else None
+    if isinstance(columns, dict):
+        return max((len(v) for v in columns.values() if isinstance(v, list)), default=0)
+    return 0
+
+
+def _read_request(detector, body: bytes, content_type: str, upload: tuple[bytes, str] | None,
+                  max_rows: int | None = None):
+    """The rows (a DataFrame) or images (an array) of a request, at most ``max_rows`` of them (413 beyond).
+
+    The caller hands ``body`` over: it is dropped once parsed, before the frame is built."""
     images = _image_shape(detector) is not None
+    what = "images" if images else "rows"
+    kind = content_type.split(";")[0].strip().lower()
     if upload is not None:
         data, filename = upload
-        if images:
-            return _images_from_npy(data)
-        return _frame_from_file(data, filename, detector)
-    kind = content_type.split(";")[0].strip().lower()
-    if images:
+        X = _images_from_npy(data) if images else _frame_from_file(data, filename, detector)
+    elif images:
         if kind not in _NPY_TYPES:
             raise DataError(f"this model scores images: send a .npy array (numpy.save) with Content-Type "
                             f"application/x-npy, not {kind or 'no Content-Type'}")
-        return _images_from_npy(body)
-    if kind in _NPY_TYPES:
+        X = _images_from_npy(body)
+    elif kind in _NPY_TYPES:
         raise DataError(f"this model scores table rows, not images: send JSON rows or columns, a CSV or a Parquet "
                         f"file, not {kind}")
-    if kind in ("text/csv", "application/csv"):
-        return _frame_from_file(body, "the CSV body", detector, parquet=False)
-    if kind in _PARQUET_TYPES:
-        return _frame_from_file(body, "the Parquet body", detector, parquet=True)
-    return _frame_from_json(_parse_json(body), detector)
+    elif kind in ("text/csv", "application/csv"):
+        X = _frame_from_file(body, "the CSV body", detector, parquet=False)
+    elif kind in _PARQUET_TYPES:
+        X = _frame_from_file(body, "the Parquet body", detector, parquet=True)
+    else:
+        payload = _parse_json(body)
+        del body  # the parsed rows replace it
+        _check_rows(_payload_rows(payload), max_rows, what)  # before the frame is built
+        X = _frame_from_json(payload, detector)
+    _check_rows(len(X), max_rows, what)
+    return X
 
 
 def _status(exc: OddkitError) -> int:
     from oddkit.exceptions import ExplainError, MissingDependencyError
 
+    if isinstance(exc, _TooManyRows):
+        return 413
     if isinstance(exc, MissingDependencyError):
         return 501
     if isinstance(exc, (DataError, ExplainError, ValueError)):
@@ -574,7 +709,7 @@ def _docs_page(title: str, schema: dict) -> str:
 
 def create_app(model, *, api_key: str | None = None, key: bytes | str | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, n_threads: int | None = None,
-               body_timeout: float = DEFAULT_BODY_TIMEOUT):
+               body_timeout: float = DEFAULT_BODY_TIMEOUT, max_rows: int = DEFAULT_MAX_ROWS):
     """The FastAPI app serving one model.
 
     Parameters
@@ -597,6 +732,9 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
     body_timeout : float, default 30
         Seconds to wait for the next part of a request body that has not all arrived; a client that
         stalls longer is answered 408 and its request dropped.
+    max_rows : int, default 100,000
+        Most rows (or images) one request may hold; more are answered 413, with a detail asking to split the
+        batch. Bounds the memory one request needs (``oddkit serve --max-rows``).
 
     Returns
     -------
@@ -634,6 +772,8 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
         raise OddkitError(f"max_body_bytes must be a positive number of bytes, got {max_body_bytes!r}")
     if isinstance(body_timeout, bool) or not isinstance(body_timeout, (int, float)) or not 0 < body_timeout < 1e9:
         raise OddkitError(f"body_timeout must be a positive number of seconds, got {body_timeout!r}")
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+        raise OddkitError(f"max_rows must be a positive number of rows, got {max_rows!r}")
     _limit_this_thread(n_threads)
     info = model_info(detector, folder)
     _, ScoreResponse = _request_models(detector)
@@ -707,7 +847,8 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
     @app.post("/score", summary="Score rows: score, label and probability of each (explanation on request)",
               responses={200: {"model": ScoreResponse},
                          401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
-                         413: {"model": ErrorResponse, "description": "Body over the size limit"},
+                         413: {"model": ErrorResponse, "description": "Body over the size limit, or more rows "
+                                                                      "than the row limit"},
                          422: {"model": ErrorResponse, "description": "Rows the model cannot score, or a query "
                                                                       "parameter that is not true or false; "
                                                                       "'detail' says why and how to fix it"}})
@@ -733,12 +874,16 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
                 raise DataError("upload the CSV or Parquet file as the multipart form field 'file'")
             upload = (await part.read(), part.filename or "the uploaded file")
             body = b""
-        else:
-            body = await request.body()
+        else:  # read here rather than by request.body(), which would keep a copy for the request's life
+            parts = [chunk async for chunk in request.stream()]
+            body = b"".join(parts)
+            del parts
+        held = [body, upload]  # handed over to work(), which drops them once the rows are read
+        del body, upload
 
         def work() -> bytes:
             _limit_this_thread(n_threads)
-            X = _read_request(detector, body, content_type, upload)
+            X = _read_request(detector, held.pop(0), content_type, held.pop(0), max_rows=max_rows)
             return score_payload(detector, X, explain=explain, strict_categories=strict_categories)
 
         return Response(await run_in_threadpool(work), media_type="application/json")
@@ -801,7 +946,9 @@ def _app_from_environment():
     if not folder:
         raise OddkitError(f"{_MODEL_ENVIRONMENT_VARIABLE} is not set; start the service with 'oddkit serve MODEL'")
     limit = int(os.environ.get(_MAX_BODY_ENVIRONMENT_VARIABLE, DEFAULT_MAX_BODY_BYTES))
+    max_rows = int(os.environ.get(_MAX_ROWS_ENVIRONMENT_VARIABLE, DEFAULT_MAX_ROWS))
     threads = os.environ.get(_THREADS_ENVIRONMENT_VARIABLE)
     return create_app(folder, api_key=os.environ.get(API_KEY_ENVIRONMENT_VARIABLE) or None,
-                      key=key_from_environment(), max_body_bytes=limit, n_threads=int(threads) if threads else None)
+                      key=key_from_environment(), max_body_bytes=limit, n_threads=int(threads) if threads else None,
+                      max_rows=max_rows)
 
