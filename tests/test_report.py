@@ -639,3 +639,32 @@ def test_image_report_in_chromium_and_from_an_npz(image_model, tmp_path, monkeyp
     report = write_report(load(model), images, y, tmp_path / "report.html", top=4, data_name="test")
     result = _check_in_browser(report, tmp_path, LABELLED_SECTIONS - {"groups"})
     assert sum(1 for i in result["images"] if not i["id"]) == 4
+
+
+def test_image_report_refuses_broken_or_hostile_data_with_oddkits_error(image_model, tmp_path, monkeypatch,
+                                                                        capsys) -> None:
+    """Sub-folders that are not labels, labels other than 0/1, a pickled .npz and an unreadable image
+    each end the command with one oddkit error (exit 2), and no report is written."""
+    from conftest import run_cli
+    from synthetic_images import bar_images
+
+    root, model = image_model
+    _image_folder(tmp_path / "pets", {"cats": bar_images(2, size=16, seed=7), "dogs": bar_images(2, size=16, seed=8)})
+    images = bar_images(3, size=16, seed=9)
+    np.savez(tmp_path / "labels.npz", X=images, y=np.array([0, 2, 1]))
+    np.savez(tmp_path / "pickled.npz", X=images, y=np.array([{"a": 1}, 0, 1], dtype=object))
+    broken = _image_folder(tmp_path / "broken", {"": images})
+    (broken / "zz-not-an-image.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    cases = {tmp_path / "pets": "'normal' and 'anomaly'", tmp_path / "labels.npz": "must be 0 \\(normal\\) or 1",
+             tmp_path / "pickled.npz": "", broken: ""}
+    messages = []
+    for data, expected in cases.items():
+        out = tmp_path / f"{data.stem}.html"
+        code, _, err = run_cli(monkeypatch, capsys, "report", model, data, "--out", out)
+        assert code == 2, (data, err)
+        assert err.startswith("error:") and "Traceback" not in err, err
+        assert re.search(expected, err), err
+        assert not out.exists()
+        messages.append(err)
+    assert "pickle" in messages[2].lower() or "object" in messages[2].lower(), messages[2]
+    assert "zz-not-an-image.png" in messages[3], messages[3]

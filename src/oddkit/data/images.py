@@ -55,6 +55,7 @@ __all__ = [
     "ImageResizeWarning",
     "ImageSet",
     "as_image_batch",
+    "heatmap_picture",
     "is_image_source",
     "one_class_split",
     "read_images",
@@ -630,7 +631,30 @@ HEATMAP_MIN_SIDE = 128
 def save_heatmap(image: np.ndarray, heat: np.ndarray, path: str | Path,
                  boxes: Sequence[tuple[int, int, int, int]] = (), min_side: int = HEATMAP_MIN_SIDE,
                  colormap: str = "inferno") -> Path:
-    """Write a PNG of an image beside the same image with a per-pixel map laid over it.
+    """Write a PNG of an image beside the same image with a per-pixel map laid over it
+    (:func:`heatmap_picture`).
+
+    Parameters
+    ----------
+    image, heat, boxes, min_side, colormap
+        As :func:`heatmap_picture` takes them.
+    path : str or pathlib.Path
+        The PNG to write (its folder is created).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    heatmap_picture(image, heat, boxes, min_side, colormap).save(path)
+    return path
+
+
+def heatmap_picture(image: np.ndarray, heat: np.ndarray, boxes: Sequence[tuple[int, int, int, int]] = (),
+                    min_side: int = HEATMAP_MIN_SIDE, colormap: str = "inferno"):
+    """An image beside the same image with a per-pixel map laid over it, as a PIL image (RGB).
 
     Parameters
     ----------
@@ -640,8 +664,6 @@ def save_heatmap(image: np.ndarray, heat: np.ndarray, path: str | Path,
         The map (e.g. each pixel's contribution to an anomaly score). Its positive part is drawn,
         scaled so that its largest value is the colormap's brightest colour and fully opaque;
         zero and negative values leave the image as it is.
-    path : str or pathlib.Path
-        The PNG to write (its folder is created).
     boxes : sequence of (left, top, right, bottom)
         Rectangles drawn on the overlay, in ``image``'s pixel coordinates (right and bottom
         exclusive), e.g. the regions adding most to the score; the first is drawn thickest.
@@ -653,8 +675,7 @@ def save_heatmap(image: np.ndarray, heat: np.ndarray, path: str | Path,
 
     Returns
     -------
-    pathlib.Path
-        ``path``.
+    PIL.Image.Image
     """
     import matplotlib
     from PIL import Image, ImageDraw
@@ -687,7 +708,4 @@ def save_heatmap(image: np.ndarray, heat: np.ndarray, path: str | Path,
         line = max(1, scale // (3 if i == 0 else 6))
         draw.rectangle([offset + left * scale, top_ * scale, offset + right * scale - 1, bottom * scale - 1],
                        outline=(0, 255, 255) if i == 0 else (0, 200, 0), width=line)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(path)
-    return path
+    return picture

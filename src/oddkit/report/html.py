@@ -437,25 +437,20 @@ def _explanations(detector, X: Any, frame: pd.DataFrame | None, top_positions: n
 
 
 def _heatmap_png(image: np.ndarray, heat: np.ndarray, box: tuple[int, int, int, int]) -> tuple[str, int, int]:
-    """The image beside its heat-map with ``box`` drawn (:func:`oddkit.data.images.save_heatmap`), at
+    """The image beside its heat-map with ``box`` drawn (:func:`oddkit.data.images.heatmap_picture`), at
     :data:`_THUMBNAIL_SIDE` pixels high, as a data URL, with its width and height."""
-    import tempfile
-
     from PIL import Image
 
-    from oddkit.data.images import save_heatmap
+    from oddkit.data.images import heatmap_picture
 
-    with tempfile.TemporaryDirectory() as folder:
-        path = save_heatmap(image, heat, Path(folder) / "map.png", boxes=[box], min_side=_THUMBNAIL_SIDE)
-        with Image.open(path) as picture:
-            picture.load()
-            if picture.height > _THUMBNAIL_SIDE:  # a large image: shrink the pair, keeping its proportions
-                width = max(1, round(picture.width * _THUMBNAIL_SIDE / picture.height))
-                picture = picture.resize((width, _THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
-            buffer = io.BytesIO()
-            picture.save(buffer, format="PNG", optimize=True)
-            size = picture.size
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), size[0], size[1]
+    picture = heatmap_picture(image, heat, boxes=[box], min_side=_THUMBNAIL_SIDE)
+    if picture.height > _THUMBNAIL_SIDE:  # a large image: shrink the pair, keeping its proportions
+        width = max(1, round(picture.width * _THUMBNAIL_SIDE / picture.height))
+        picture = picture.resize((width, _THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", optimize=True)
+    return ("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), picture.width,
+            picture.height)
 
 
 def _image_explanations(detector, images, top_positions: np.ndarray) -> tuple[list, str, str]:
