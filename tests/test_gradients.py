@@ -288,7 +288,7 @@ def _strip_saved_param(folder, name, member=None):
 
 def test_spatial_binning_is_the_default():
     assert GradientKNNDetector().spatial_binning is True
-    assert GradientKNNDetector._saved_param_defaults == {"spatial_binning": False}
+    assert GradientKNNDetector._saved_param_defaults["spatial_binning"] is False
 
 
 def test_a_model_saved_before_spatial_binning_loads_as_it_was_fitted(fitted, tmp_path):
@@ -353,3 +353,131 @@ def test_a_bad_spatial_binning_is_refused_at_fit_and_in_a_saved_model(fitted, tm
     seal(tmp_path / "model")
     with pytest.raises(ModelFileError, match="spatial_binning"):
         load(tmp_path / "model")
+
+
+# -- the intensity guard: brightness and contrast, which the histograms ignore ----------------------------
+
+def test_faint_bright_inverted_and_blank_copies_are_anomalies_only_with_the_guard(fitted):
+    guarded, train, test, _ = fitted
+    normal = test[:40]
+    copies = {"faint": normal[:10] * 0.2, "inverted": 1 - normal[:10], "washed out": np.clip(normal[:10] + 0.5, 0, 1),
+              "blank": np.zeros_like(normal[:2]), "white": np.ones_like(normal[:2])}
+    blind = GradientKNNDetector(intensity_guard=False).fit(train)
+    assert blind.intensity_bounds_ is None and not blind.out_of_intensity_range(copies["faint"]).any()
+    # Without the guard a faint copy is as normal as its original: the histograms ignore contrast.
+    np.testing.assert_allclose(blind.decision_function(copies["faint"]), blind.decision_function(normal[:10]),
+                               rtol=1e-4)
+    assert not blind.predict(copies["faint"]).any()
+    floor = guarded.out_of_range_score()
+    for name, images in copies.items():
+        assert guarded.out_of_intensity_range(images).all(), name
+        assert (guarded.decision_function(images) >= floor).all() and guarded.predict(images).all(), name
+    # Normal images are in range, and their scores are those of the detector without the guard, to the bit.
+    assert not guarded.out_of_intensity_range(normal).any()
+    np.testing.assert_array_equal(guarded.decision_function(test), blind.decision_function(test))
+
+
+def test_the_bounds_are_the_training_range_widened_by_half_of_it():
+    from oddkit.detectors.gradients import INTENSITY_MARGIN, intensity_statistics
+
+    rng = np.random.default_rng(3)
+    train = bars(rng, 60)
+    detector = GradientKNNDetector().fit(train)
+    statistics = intensity_statistics(train)
+    low, high = statistics.min(axis=0), statistics.max(axis=0)
+    np.testing.assert_allclose(detector.intensity_bounds_, [low - 0.5 * (high - low), high + 0.5 * (high - low)])
+    assert INTENSITY_MARGIN == 0.5
+    # Just inside and just outside the widened range: brightness added to one training image.
+    image = train[np.argmax(statistics[:, 0])][None]
+    step = 0.5 * (high[0] - low[0])
+    assert not detector.out_of_intensity_range(image + 0.9 * step).any()
+    assert detector.out_of_intensity_range(np.clip(image + 1.2 * step, 0, 1)).all()
+
+
+def test_training_images_all_black_make_any_other_brightness_an_anomaly():
+    black = np.zeros((20, 1, 12, 12), dtype=np.float32)
+    detector = GradientKNNDetector().fit(black)
+    white, grey = np.ones((1, 1, 12, 12), dtype=np.float32), np.full((1, 1, 12, 12), 0.5, dtype=np.float32)
+    assert detector.predict(white).all() and detector.predict(grey).all()
+    assert not detector.predict(black[:3]).any()
+
+
+def test_colour_images_are_guarded_channel_by_channel():
+    rng = np.random.default_rng(4)
+    train = np.repeat(bars(rng, 40), 3, axis=1)
+    detector = GradientKNNDetector().fit(train)
+    assert detector.intensity_bounds_.shape == (2, 6)
+    tinted = train[:5].copy()
+    tinted[:, 2] = np.clip(tinted[:, 2] + 0.5, 0, 1)  # a blue cast: one channel brighter
+    assert detector.out_of_intensity_range(tinted).all() and not detector.out_of_intensity_range(train[:5]).any()
+
+
+def test_the_guard_round_trips_and_a_model_saved_before_it_loads_without_it(fitted, tmp_path):
+    guarded, train, test, _ = fitted
+    images = np.concatenate([test, 1 - test[:5]])
+    guarded.save(tmp_path / "guarded")
+    loaded = load(tmp_path / "guarded")
+    assert loaded.intensity_guard is True
+    np.testing.assert_array_equal(loaded.intensity_bounds_, guarded.intensity_bounds_)
+    np.testing.assert_array_equal(loaded.decision_function(images), guarded.decision_function(images))
+    # Saved before the parameter existed: no bounds and no parameter; it loads as it was fitted.
+    old = GradientKNNDetector(intensity_guard=False).fit(train)
+    old.save(tmp_path / "old")
+    _strip_saved_param(tmp_path / "old", "intensity_guard")
+    loaded = load(tmp_path / "old")
+    assert loaded.intensity_guard is False and loaded.intensity_bounds_ is None
+    np.testing.assert_array_equal(loaded.decision_function(images), old.decision_function(images))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda b: b * np.nan, "NaN or infinite"),
+    (lambda b: b[:, :1], "shape"),
+    (lambda b: b[::-1].copy(), "low bound"),
+    (lambda b: b.astype(np.int64), "floats"),
+    (None, "missing"),
+])
+def test_hostile_intensity_bounds_are_refused(fitted, tmp_path, change, message):
+    from safetensors.numpy import load_file, save_file
+
+    from oddkit.persist import seal
+
+    fitted[0].save(tmp_path / "model")
+    weights = tmp_path / "model" / "weights.safetensors"
+    arrays = load_file(weights)
+    if change is None:
+        del arrays["model.intensity_bounds"]
+    else:
+        arrays["model.intensity_bounds"] = np.ascontiguousarray(change(arrays["model.intensity_bounds"]))
+    save_file(arrays, weights)
+    seal(tmp_path / "model")
+    with pytest.raises(ModelFileError, match=message):
+        load(tmp_path / "model")
+
+
+def test_bounds_saved_with_the_guard_off_are_refused(fitted, tmp_path):
+    from oddkit.persist import seal
+
+    fitted[0].save(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    config["params"]["intensity_guard"] = False
+    (tmp_path / "model" / "config.json").write_text(json.dumps(config))
+    seal(tmp_path / "model")
+    with pytest.raises(ModelFileError, match="intensity_guard=False"):
+        load(tmp_path / "model")
+
+
+def test_an_out_of_range_image_keeps_its_edge_map_scaled_to_its_raised_score(fitted):
+    from oddkit.image_explanations import explain_images
+
+    detector, _, test, _ = fitted
+    images = np.concatenate([test[:2], 1 - test[:1], np.zeros_like(test[:1])])
+    assert detector.out_of_intensity_range(images).tolist() == [False, False, True, True]
+    explanation = explain_images(detector, images)
+    maps = np.asarray(explanation.maps)
+    scores = detector.decision_function(images)
+    assert (scores[2:] >= detector.out_of_range_score()).all()
+    np.testing.assert_allclose(maps.reshape(4, -1).sum(axis=1), scores, rtol=1e-6)
+    # The negative's map is its edges', as without the guard, scaled up to the raised score.
+    blind = GradientKNNDetector(intensity_guard=False).fit(fitted[1])
+    unguarded = np.asarray(explain_images(blind, images[2:3]).maps[0])
+    np.testing.assert_allclose(maps[2] / maps[2].sum(), unguarded / unguarded.sum(), rtol=1e-6, atol=1e-12)

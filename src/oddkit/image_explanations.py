@@ -17,7 +17,11 @@ bounding boxes in pixel coordinates. The method follows the score, as for tables
 - **GradientKNNDetector** (oddkit's default for images): the same split in the space it measures,
   the histograms of oriented gradients: each cell's squared differences to the neighbours' cells,
   summed over orientations, spread over the pixels that vote into the cell (with their bilinear
-  weights under ``spatial_binning``) and scaled to sum to the score. Its resolution is the cell.
+  weights under ``spatial_binning``) and scaled to sum to the score. Its resolution is the cell. An
+  image scored as out of range for its brightness or contrast (``intensity_guard``) keeps this map,
+  scaled to its raised score: it shows where the image's edges differ, not that its brightness does
+  (which is why it was raised; ``GradientKNNDetector.out_of_intensity_range`` says which images
+  were). A blank one, without edges, shows where its neighbours have the edges it lacks.
 - **Everything else** (TransformationDetector, ClassifierConfidenceDetector on images, and any
   detector with ``method="occlusion"``): occlusion (Zeiler and Fergus, 2014). Each square patch of
   ``patch_size`` pixels, moved by half its side, is painted over with the image's own median value
