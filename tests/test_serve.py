@@ -204,6 +204,13 @@ def test_health_model_and_openapi_name_the_columns(service, gaussian_folder):
 
 
 GOOD = {"amount": 100.0, "hour": 3.0, "channel": "web"}
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    body = io.BytesIO()
+    frame.to_parquet(body)
+    return body.getvalue()
+
 BAD_REQUESTS = [
     ("malformed JSON", b'{"rows": [', "application/json", 422, "not valid JSON"),
     ("empty body", b"", "application/json", 422, "empty"),
@@ -241,6 +248,16 @@ BAD_REQUESTS = [
     ("a key given twice", b'{"rows": [{"amount": 1, "amount": 1e9, "hour": 1, "channel": "web"}]}',
      "application/json", 422, "gives the key 'amount' twice"),
     ("a .npy body to a table model", b"\x93NUMPY", "application/x-npy", 422, "scores table rows, not images"),
+    # true/false in a numeric column: refused as in JSON, not read as 1.0 and 0.0
+    ("a CSV column of true/false", b"amount,hour,channel\n1,true,web\n2,false,shop\n", "text/csv", 422,
+     "column 'hour' must hold a number (or null), but row 0 holds True (2 such rows); send 1 or 0 for true or false"),
+    ("a CSV column of TRUE/FALSE with a gap", b"amount,hour,channel\n1,,web\n2,FALSE,shop\n3,TRUE,web\n",
+     "text/csv", 422, "column 'hour' must hold a number (or null), but row 1 holds False (2 such rows)"),
+    ("true among numbers in a CSV column", b"amount,hour,channel\n1,3,web\n2,true,shop\n", "text/csv", 422,
+     "'hour'"),
+    ("a Parquet boolean column", _parquet_bytes(pd.DataFrame({"amount": [1.0, 2.0], "hour": [False, True],
+                                                              "channel": ["web", "shop"]})),
+     "application/vnd.apache.parquet", 422, "column 'hour' must hold a number (or null), but row 0 holds False"),
 ]
 
 
@@ -505,34 +522,6 @@ def test_a_model_that_imputes_documents_null_in_its_schema(tmp_path):
     amount = client.get("/openapi.json").json()["components"]["schemas"]["Row"]["properties"]["amount"]
     assert amount["anyOf"] == [{"type": "number"}, {"type": "null"}]
     assert client.post("/score", json=[{**GOOD, "amount": None}]).status_code == 200
-
-
-def test_text_and_audio_models_are_refused_at_start_up(tmp_path):
-    """The service scores tables and images; a model trained on texts or recordings would start and then
-    refuse every request (its columns: none), so it is refused before the service listens."""
-    from oddkit import GaussianDetector, TextAutoEncoderDetector
-    from oddkit.data.text import synthetic_corpus
-    from oddkit.exceptions import OddkitError
-    from oddkit.serve import create_app
-
-    texts, _ = synthetic_corpus(60, 5, random_state=0)
-    text_folder = tmp_path / "text"
-    TextAutoEncoderDetector(epochs=1, hidden_size=8, embedding_dim=8, code_size=4, random_state=0).fit(
-        texts[:60]).save(text_folder)
-    with pytest.raises(OddkitError, match="trained on texts, which the scoring service does not take"):
-        create_app(text_folder)
-    done = subprocess.run([sys.executable, "-m", "oddkit.cli", "serve", str(text_folder), "--port",
-                           str(_free_port())], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC},
-                          timeout=60)
-    assert done.returncode == 2 and "trained on texts" in done.stderr and "oddkit score MODEL DATA" in done.stderr
-
-    pytest.importorskip("librosa")
-    pytest.importorskip("soundfile")
-    from oddkit.data.audio import synthetic_speech
-
-    speech = synthetic_speech(n_speakers=2, n_words=2, n_takes=4, seconds=0.2, random_state=0)
-    with pytest.raises(OddkitError, match=r"trained on recordings \(audio\)"):
-        create_app(GaussianDetector().fit(speech))
 
 
 def test_a_body_that_stops_arriving_gets_408_instead_of_holding_the_request(gaussian_folder):

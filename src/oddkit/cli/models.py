@@ -57,6 +57,10 @@ def info(model: Annotated[Path, typer.Argument(help="A model folder written by '
     elif getattr(detector, "log_mel_", None) is not None:  # voice conversion: log-mel frames, no features
         rows.append(("input", f"recordings at {detector.log_mel_.sample_rate:,} Hz, as frames of "
                               f"{detector.log_mel_.n_mels} log-mel bands"))
+    elif _model_text_col(detector) is not None:
+        tokenizer = detector.preprocessor_.tokenizer_
+        rows.append(("input", f"texts, from the column {_model_text_col(detector)!r} of a table ("
+                              f"{tokenizer.kind} tokenizer, {tokenizer.vocab_size_:,} tokens)"))
     elif preprocessor is not None and hasattr(preprocessor, "kinds_"):
         columns = [f"{name} ({kind}" + (f", {len(preprocessor.categories_[name])} values)"
                                         if kind == "categorical" else ")")

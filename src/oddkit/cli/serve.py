@@ -21,12 +21,23 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", help="Worker processes, each holding the model.")] = 1,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="Largest request body in MiB; a larger one "
                                                                      "is answered 413.")] = 64.0,
-    max_rows: Annotated[int, typer.Option("--max-rows", help="Most rows (or images) in one request; more are "
-                                                             "answered 413, asking to split the batch.")
-                        ] = 100_000,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Most rows (images, texts, recordings) in one "
+                                                             "request; more are answered 413, asking to split the "
+                                                             "batch.")] = 100_000,
+    max_text_chars: Annotated[int, typer.Option("--max-text-chars", help="Models trained on texts: most characters "
+                                                                         "in one text; a longer one is answered "
+                                                                         "413.")] = 100_000,
+    max_recording_seconds: Annotated[float, typer.Option(
+        "--max-recording-seconds", help="Models trained on recordings: longest recording in seconds, by what its file "
+                                        "declares, checked before decoding; a longer one is answered 413.")] = 600.0,
+    max_samples: Annotated[int, typer.Option(
+        "--max-samples", help="Models trained on recordings: most audio samples in one request, by what the files "
+                              "declare, checked before decoding (a small FLAC file can hold hours); more are "
+                              "answered 413.")] = 2 ** 25,
     n_threads: NThreads = None,
 ):
-    """Serve MODEL over HTTP: POST /score (JSON rows or columns, or a CSV/Parquet file), GET /model, GET /health.
+    """Serve MODEL over HTTP: POST /score (JSON rows or columns, or a CSV/Parquet file; texts; WAV/FLAC
+    recordings), GET /model, GET /health.
 
     With ODDKIT_API_KEY set, every request but /health must send that key in the X-API-Key header. With
     ODDKIT_MODEL_KEY set, MODEL must be signed with it or the service does not start. The OpenAPI schema and
@@ -45,6 +56,13 @@ def serve(
                           f"{max_body_mb}")
     if max_rows < 1:
         raise OddkitError(f"--max-rows must be at least 1, got {max_rows}")
+    if max_text_chars < 1:
+        raise OddkitError(f"--max-text-chars must be at least 1, got {max_text_chars}")
+    if not (max_recording_seconds > 0 and math.isfinite(max_recording_seconds) and max_recording_seconds < 1e9):
+        raise OddkitError(f"--max-recording-seconds must be a positive, finite number of seconds, got "
+                          f"{max_recording_seconds}")
+    if max_samples < 1:
+        raise OddkitError(f"--max-samples must be at least 1, got {max_samples}")
     if n_threads is not None and n_threads < 1:
         raise OddkitError(f"--n-threads must be at least 1, got {n_threads}")
     try:
@@ -62,10 +80,13 @@ def serve(
     detector = _load_model(model)
     from oddkit.serve import check_servable
 
-    check_servable(detector)  # a text or audio model stops here, with the command that scores it
+    check_servable(detector)  # a model the service cannot score stops here, saying why
     os.environ["ODDKIT_SERVE_MODEL"] = str(model.resolve())
     os.environ["ODDKIT_SERVE_MAX_BODY_BYTES"] = str(int(max_body_mb * 1024 * 1024))
     os.environ["ODDKIT_SERVE_MAX_ROWS"] = str(max_rows)
+    os.environ["ODDKIT_SERVE_MAX_TEXT_CHARS"] = str(max_text_chars)
+    os.environ["ODDKIT_SERVE_MAX_RECORDING_SECONDS"] = repr(float(max_recording_seconds))
+    os.environ["ODDKIT_SERVE_MAX_SAMPLES"] = str(max_samples)
     if n_threads is not None:
         os.environ["ODDKIT_SERVE_THREADS"] = str(n_threads)
     else:

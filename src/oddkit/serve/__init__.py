@@ -6,9 +6,14 @@ Endpoints:
   records), or columns ``{"columns": {"col": [values], ...}}`` — or a CSV / Parquet file, uploaded as
   multipart form field ``file`` or sent as the body with ``Content-Type: text/csv`` /
   ``application/vnd.apache.parquet``; a model trained on images takes a ``.npy`` array of images
-  (``application/x-npy``). Answers ``{"rows": [{"score", "label", "probability"}, ...], ...}`` in the
-  order of the input; ``?explain=true`` adds each row's ``explanation`` (the share of the score each
-  column carries, :func:`oddkit.scoring.explain_rows`; for an image, each pixel's share, H lists of W numbers).
+  (``application/x-npy``); a model trained on texts takes ``{"texts": ["...", ...]}`` (or a bare list of
+  strings) or a CSV / TSV / Parquet file of texts; a model trained on recordings takes a WAV or FLAC file
+  (``audio/wav``, ``audio/flac``), several as multipart fields ``file``, or an ``.npz`` of recordings
+  (``application/x-npz``). Answers ``{"rows": [{"score", "label", "probability"},
+  ...], ...}`` in the order of the input; ``?explain=true`` adds each row's ``explanation`` (the share of the
+  score each column carries, :func:`oddkit.scoring.explain_rows`; for an image, each pixel's share, H lists of
+  W numbers; for a text, its tokens with their words, contributions and shares; for a recording, the shares
+  of its mel bands or coefficients).
   A row holding a category never seen in training is scored as an anomaly, flagged
   (``"unseen_category": true``) and counted (``unseen_category_rows``, ``unseen_categories``), as
   ``oddkit score`` does; ``?strict_categories=true`` answers 422 instead.
@@ -19,15 +24,17 @@ Endpoints:
   (behind the API key when one is configured).
 
 The model is loaded once, when the app is built, by :func:`oddkit.load` (checksums, and the signature
-when a signing key is set: the service refuses to start on an unsigned folder then); a model trained on
-texts or recordings is refused there too (:func:`check_servable`). Scoring is
+when a signing key is set: the service refuses to start on an unsigned folder then); a model the service
+cannot score is refused there too (:func:`check_servable`). Scoring is
 CPU-bound and runs in a worker thread, so the event loop keeps accepting requests. Every error oddkit
 raises on purpose (bad JSON, a missing or extra column, text in a numeric column, NaN, an unseen
-category under ``strict_categories``) is answered 4xx with oddkit's message as ``{"detail": ...}``; a
-body over ``max_body_bytes`` gets 413 before it is read in full, one that stops arriving for
-``body_timeout`` seconds 408, and one holding more than ``max_rows`` rows 413 (asking to split the batch);
-rows are scored and the answer written in chunks, so a request's memory beyond its rows and its answer stays
-bounded; anything else that goes wrong, 500 with a one-line ``{"detail": ...}``.
+category under ``strict_categories``, an empty text, a damaged recording) is answered 4xx with oddkit's
+message as ``{"detail": ...}``; a body over ``max_body_bytes`` gets 413 before it is read in full, one that
+stops arriving for ``body_timeout`` seconds 408, and one holding more than ``max_rows`` rows (texts,
+recordings) 413 (asking to split the batch), as does a text over ``max_text_chars`` characters, a recording
+over ``max_recording_seconds`` or recordings over ``max_samples`` samples (checked from what the files
+declare, before decoding); rows are scored and the answer written in chunks, so a request's memory beyond
+its rows and its answer stays bounded; anything else that goes wrong, 500 with a one-line ``{"detail": ...}``.
 """
 
 
@@ -43,9 +50,12 @@ from pathlib import Path
 from typing import Any
 
 from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError, OddkitError
+from oddkit.serve._media import (AUDIO_TYPES, DEFAULT_MAX_RECORDING_SECONDS, DEFAULT_MAX_SAMPLES,
+                                DEFAULT_MAX_TEXT_CHARS, NPZ_TYPES, TEXT_FILE_TYPES, Limits, ServiceLimitError)
 
 __all__ = ["API_KEY_ENVIRONMENT_VARIABLE", "API_KEY_HEADER", "DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_BODY_BYTES",
-           "DEFAULT_MAX_ROWS", "check_servable", "create_app", "limit_threads", "model_info", "score_payload"]
+           "DEFAULT_MAX_RECORDING_SECONDS", "DEFAULT_MAX_ROWS", "DEFAULT_MAX_SAMPLES", "DEFAULT_MAX_TEXT_CHARS",
+           "check_servable", "create_app", "limit_threads", "model_info", "score_payload"]
 
 API_KEY_ENVIRONMENT_VARIABLE = "ODDKIT_API_KEY"
 """When set (non-empty), every request but ``GET /health`` must carry this value in :data:`API_KEY_HEADER`."""
@@ -62,10 +72,16 @@ DEFAULT_BODY_TIMEOUT = 30.0
 _MODEL_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MODEL"
 _MAX_BODY_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_BODY_BYTES"
 _MAX_ROWS_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_ROWS"
+_MAX_TEXT_CHARS_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_TEXT_CHARS"
+_MAX_RECORDING_SECONDS_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_RECORDING_SECONDS"
+_MAX_SAMPLES_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_SAMPLES"
 _THREADS_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_THREADS"
 _PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet",
                   "application/octet-stream")
 _NPY_TYPES = ("application/x-npy", "application/npy")
+_UPLOADS = {"table": "the CSV or Parquet file", "images": "the .npy array of images",
+            "texts": "the CSV, TSV or Parquet file of texts", "recordings": "each WAV or FLAC recording (or .npz)"}
+"""What a model takes as the multipart field 'file', by its input's kind."""
 
 
 # -- what the model is ---------------------------------------------------------------------------------
@@ -75,10 +91,25 @@ def _image_shape(detector) -> tuple[int, ...] | None:
     return None if shape is None else tuple(int(v) for v in shape)
 
 
+def _input_kind(detector) -> str | None:
+    """What the model scores: "recordings", "texts", "images" or "table" (None: none of these)."""
+    from oddkit.serve._media import takes_recordings, text_column
+
+    if takes_recordings(detector):
+        return "recordings"
+    if text_column(detector) is not None:
+        return "texts"
+    if _image_shape(detector) is not None:
+        return "images"
+    return "table" if _columns(detector) is not None else None
+
+
 def check_servable(detector) -> None:
-    """Refuse a model the service cannot score: one trained on recordings or on texts, or on input it
-    does not recognise. The service scores tables (JSON, CSV, Parquet) and images (``.npy``); the other
-    inputs are scored by ``oddkit score``.
+    """Refuse a model the service cannot score. The service scores tables (JSON, CSV, Parquet), images
+    (``.npy``), texts (JSON strings, CSV, TSV, Parquet) and recordings (WAV, FLAC, ``.npz``): every model
+    ``oddkit score`` scores. It refuses a model trained on input that is none of these, one trained on frames
+    of recordings (it scores frames, not recordings), and a model trained on recordings where soundfile or
+    librosa is missing.
 
     Parameters
     ----------
@@ -88,23 +119,18 @@ def check_servable(detector) -> None:
     Raises
     ------
     OddkitError
-        Naming what the model was trained on and the command that scores it.
+        Naming what the model was trained on and why it cannot be served (``MissingDependencyError`` with
+        the ``pip install`` that adds a missing library).
     """
-    from oddkit.data.audio_features import audio_settings
+    from oddkit.serve._media import refuse_unservable_recordings
 
-    name = type(detector).__name__
-    preprocessor = getattr(detector, "preprocessor_", None)
-    if audio_settings(detector) is not None or getattr(detector, "log_mel_", None) is not None:
-        what = "recordings (audio)"
-    elif getattr(preprocessor, "tokenizer_", None) is not None:
-        what = "texts"
-    elif _image_shape(detector) is None and _columns(detector) is None:
-        what = "input that is neither a table nor images"
-    else:
-        return
-    raise OddkitError(f"this {name} model was trained on {what}, which the scoring service does not take: it "
-                      "scores tables (JSON, CSV, Parquet) and images (.npy); score these with 'oddkit score MODEL "
-                      "DATA' (Python: oddkit.load(MODEL).decision_function)")
+    kind = _input_kind(detector)
+    if kind == "recordings":
+        refuse_unservable_recordings(detector)
+    elif kind is None:
+        raise OddkitError(f"this {type(detector).__name__} model was trained on input that is neither a table, "
+                          "images, texts nor recordings, which the scoring service does not take; score it in Python "
+                          "(oddkit.load(MODEL).decision_function)")
 
 
 def _columns(detector) -> list[dict[str, Any]] | None:
@@ -136,17 +162,27 @@ def model_info(detector, folder: str | Path | None = None) -> dict[str, Any]:
     -------
     dict
         ``detector`` (class name), ``training_rows``, ``threshold``, ``threshold_goal``, ``input`` (``{"kind":
-        "table", "columns": [{"name", "kind", "categories"}]}`` or ``{"kind": "images", "shape": [C, H, W]}``),
-        ``parameters`` and ``versions``.
+        "table", "columns": [{"name", "kind", "categories"}]}``, ``{"kind": "images", "shape": [C, H, W]}``,
+        ``{"kind": "texts", "text_column", "tokenizer", "vocabulary_size"}`` or ``{"kind": "recordings",
+        "sample_rate", "features", "n_features", "n_mels", "max_frequency", "explanation"}``: the rate
+        recordings are resampled to, the features computed from them (``"mfcc"``, ``"stats"``, ``"patch"``, or
+        ``"log-mel frames"`` for voice conversion), the highest frequency analysed, and how ``?explain=true``
+        groups a score's shares), ``parameters`` and ``versions``.
     """
     info: dict[str, Any] = {"detector": type(detector).__name__}
     training_scores = getattr(detector, "decision_scores_", None)
     info["training_rows"] = None if training_scores is None else int(len(training_scores))
     info["threshold"] = float(detector.threshold_)
     info["threshold_goal"] = getattr(detector, "threshold_goal_", None)
-    shape = _image_shape(detector)
-    if shape is not None:
-        info["input"] = {"kind": "images", "shape": list(shape)}
+    from oddkit.serve._media import recordings_input, texts_input
+
+    kind = _input_kind(detector)
+    if kind == "recordings":
+        info["input"] = recordings_input(detector)
+    elif kind == "texts":
+        info["input"] = texts_input(detector)
+    elif kind == "images":
+        info["input"] = {"kind": "images", "shape": list(_image_shape(detector))}
     else:
         info["input"] = {"kind": "table", "columns": _columns(detector) or []}
     info["parameters"] = json.loads(json.dumps(detector.get_params(deep=False), default=str))
@@ -215,16 +251,39 @@ def _check_names(names: list[str], present, where: str) -> None:
                                   f"the model's columns {names}")
 
 
+def _refuse_booleans(frame, detector) -> None:
+    """Refuse true/false in a numeric column, naming the column and the first row holding one: a JSON boolean,
+    a CSV column of true/false (which pandas reads as booleans) or a Parquet boolean column would otherwise
+    be scored as 1.0 and 0.0, numbers the client never sent."""
+    import numpy as np
+    import pandas as pd
+
+    for column in _columns(detector) or []:
+        if column["kind"] != "numeric":
+            continue
+        name, values = column["name"], frame[column["name"]]
+        if pd.api.types.is_bool_dtype(values.dtype):
+            present = np.flatnonzero(values.notna().to_numpy())
+            rows = present.tolist()
+        elif values.dtype == object:
+            rows = [i for i, v in enumerate(values) if isinstance(v, (bool, np.bool_))]
+        else:
+            continue
+        if rows:
+            raise DataError(f"column {name!r} must hold a number (or null), but row {rows[0]} holds "
+                            f"{bool(values.iloc[rows[0]])!r}" + (f" ({len(rows):,} such rows)" if len(rows) > 1 else "")
+                            + "; send 1 or 0 for true or false")
+
+
 def _check_cell_types(frame, detector) -> None:
     """Refuse a JSON value of the wrong type (text, true/false, a list or an object in a numeric column;
     a list or an object in a categorical one), naming the column and row."""
     import numpy as np
     import pandas as pd
 
+    _refuse_booleans(frame, detector)
     for column in _columns(detector) or []:
         name, values = column["name"], frame[column["name"]]
-        if column["kind"] == "numeric" and values.dtype == bool:
-            raise DataError(f"column {name!r} must hold a number (or null), but row 0 holds {bool(values.iloc[0])!r}")
         if values.dtype != object and not pd.api.types.is_string_dtype(values.dtype):
             continue  # pandas 3 gives a column of strings only its own "str" dtype, not object
         if column["kind"] == "numeric":
@@ -285,13 +344,22 @@ def _frame_from_json(payload: Any, detector):
     return frame
 
 
-def _frame_from_file(data: bytes, filename: str, detector, parquet: bool | None = None):
+def _frame_from_file(data: bytes, filename: str, detector, parquet: bool | None = None, max_rows: int | None = None):
     """An uploaded CSV or Parquet file, read as ``oddkit.data.read_table`` reads files. ``parquet``: the
-    format, or None to tell it from the file's name and first bytes."""
+    format, or None to tell it from the file's name and first bytes; a Parquet file declaring more than
+    ``max_rows`` rows is refused before it is read. true/false in a numeric column is refused, as in JSON."""
     from oddkit.data import read_table
 
     if parquet is None:
         parquet = filename.lower().endswith((".parquet", ".pq")) or data[:4] == b"PAR1"
+    if parquet and max_rows is not None:  # from its metadata, before it is read
+        try:
+            import pyarrow.parquet as pq
+
+            declared = int(pq.ParquetFile(io.BytesIO(data)).metadata.num_rows)
+        except Exception:  # noqa: BLE001 - not Parquet, or damaged: reading it says what is wrong
+            declared = 0
+        _check_rows(declared, max_rows)
     suffix = ".parquet" if parquet else ".csv"
     with tempfile.TemporaryDirectory(prefix="oddkit-serve-") as folder:
         path = Path(folder) / f"upload{suffix}"
@@ -302,7 +370,9 @@ def _frame_from_file(data: bytes, filename: str, detector, parquet: bool | None 
             raise type(exc)(str(exc).replace(str(path), filename or f"the uploaded {suffix[1:]} file")) from None
     names = [c["name"] for c in (_columns(detector) or [])]
     _check_names(names, table.X.columns, "the file's columns")
-    return table.X[names]
+    frame = table.X[names]
+    _refuse_booleans(frame, detector)
+    return frame
 
 
 def _images_from_npy(data: bytes):
@@ -344,7 +414,12 @@ def _rows(X, start: int, stop: int):
 
 
 def score_payload(detector, X, explain: bool = False, strict_categories: bool = False) -> bytes:
-    """Score rows ``X`` (a DataFrame or an image array) and return the JSON answer of ``POST /score``.
+    """Score rows ``X`` (a DataFrame, an image array, a list of texts or recordings) and return the JSON answer
+    of ``POST /score``.
+
+    Texts (a list of str) and recordings (an :class:`~oddkit.data.audio.AudioData`) are scored all at once:
+    their scores are ``detector.decision_function`` of all of them, bit for bit; their explanations are
+    computed and the answer written in chunks (512 texts, 1,024 recordings).
 
     A row holding a category never seen in training is scored as an anomaly and flagged
     (``unseen_category``), and the answer counts such rows (``unseen_category_rows``, and per column the
@@ -363,20 +438,32 @@ def score_payload(detector, X, explain: bool = False, strict_categories: bool = 
     ----------
     detector : BaseDetector
         A fitted detector.
-    X : pandas.DataFrame or numpy.ndarray
-        The rows (the model's columns, in training order) or the images.
+    X : pandas.DataFrame, numpy.ndarray, list of str or AudioData
+        The rows (the model's columns, in training order), the images, the texts, or the recordings (at the
+        model's rate; ``source_rates``: the rates they came at).
     explain : bool, default=False
-        Add each row's ``explanation`` (:func:`oddkit.scoring.explain_rows`).
+        Add each row's ``explanation`` (:func:`oddkit.scoring.explain_rows`; for a text, its tokens as columns
+        ``token``, ``word_index``, ``word``, ``contribution``, ``share`` from ``detector.explain``; for a
+        recording, :func:`oddkit.data.audio_features.explain_recordings`' row).
     strict_categories : bool, default=False
-        Refuse a row holding a category never seen in training instead of scoring it as an anomaly.
+        Refuse a row holding a category never seen in training instead of scoring it as an anomaly (texts
+        and recordings have no categories).
 
     Returns
     -------
     bytes
         The answer, UTF-8 JSON ``{"rows": [...], "threshold", "detector", "unseen_category_rows",
-        "unseen_categories"}``.
+        "unseen_categories"}`` (texts: ``{"rows", "threshold", "detector"}``; recordings: ``{"rows",
+        "threshold", "detector", "sample_rate", "warnings"}``).
     """
+    from oddkit.data.audio import AudioData
     from oddkit.scoring import unseen_values
+    from oddkit.serve._media import score_recordings, score_texts
+
+    if isinstance(X, list):
+        return score_texts(detector, X, explain=explain)
+    if isinstance(X, AudioData):
+        return score_recordings(detector, X, explain=explain)
 
     n = len(X)
     step = _chunk_rows(detector, X)
@@ -451,15 +538,14 @@ def _raise_unchunked(detector, X, explain: bool, strict_categories: bool) -> Non
         explain_rows(detector, X)
 
 
-class _TooManyRows(OddkitError):
-    """A request holding more rows than the service's ``max_rows`` (answered 413)."""
+_TooManyRows = ServiceLimitError
+"""A request over one of the service's limits, e.g. more rows than ``max_rows`` (answered 413)."""
 
 
 def _check_rows(n: int, max_rows: int | None, what: str = "rows") -> None:
-    if max_rows is not None and n > max_rows:
-        raise _TooManyRows(f"the request holds {n:,} {what}, over the service's limit of {max_rows:,} {what} per "
-                           f"request; split the batch into requests of at most {max_rows:,} {what} (or start the "
-                           "service with a larger --max-rows)")
+    from oddkit.serve._media import check_count
+
+    check_count(n, max_rows, what)
 
 
 def _payload_rows(payload: Any) -> int:
@@ -475,16 +561,28 @@ def _payload_rows(payload: Any) -> int:
 
 
 def _read_request(detector, body: bytes, content_type: str, upload: tuple[bytes, str] | None,
-                  max_rows: int | None = None):
-    """The rows (a DataFrame) or images (an array) of a request, at most ``max_rows`` of them (413 beyond).
+                  max_rows: int | None = None, limits: Limits | None = None,
+                  uploads: list[tuple[bytes, str]] | None = None):
+    """The rows (a DataFrame), images (an array), texts (a list of str) or recordings (an AudioData) of a
+    request, at most ``max_rows`` of them (413 beyond), within ``limits``.
 
-    The caller hands ``body`` over: it is dropped once parsed, before the frame is built."""
-    images = _image_shape(detector) is not None
-    what = "images" if images else "rows"
+    ``upload``: the multipart field ``file`` (data, file name), or None; ``uploads``: every such field, for a
+    model trained on recordings (``upload`` is then ignored). The caller hands ``body`` over: it is dropped once
+    parsed, before the frame is built."""
     kind = content_type.split(";")[0].strip().lower()
+    limits = limits if limits is not None else Limits(max_rows=max_rows if max_rows is not None else 2 ** 62)
+    max_rows = limits.max_rows if max_rows is None else max_rows
+    model = _input_kind(detector)
+    if model == "texts":
+        return _read_texts(detector, body, kind, upload, limits)
+    if model == "recordings":
+        return _read_recordings(detector, body, kind, uploads if uploads is not None else
+                                [upload] if upload is not None else None, limits)
+    images = model == "images"
+    what = "images" if images else "rows"
     if upload is not None:
         data, filename = upload
-        X = _images_from_npy(data) if images else _frame_from_file(data, filename, detector)
+        X = _images_from_npy(data) if images else _frame_from_file(data, filename, detector, max_rows=max_rows)
     elif images:
         if kind not in _NPY_TYPES:
             raise DataError(f"this model scores images: send a .npy array (numpy.save) with Content-Type "
@@ -496,7 +594,7 @@ def _read_request(detector, body: bytes, content_type: str, upload: tuple[bytes,
     elif kind in ("text/csv", "application/csv"):
         X = _frame_from_file(body, "the CSV body", detector, parquet=False)
     elif kind in _PARQUET_TYPES:
-        X = _frame_from_file(body, "the Parquet body", detector, parquet=True)
+        X = _frame_from_file(body, "the Parquet body", detector, parquet=True, max_rows=max_rows)
     else:
         payload = _parse_json(body)
         del body  # the parsed rows replace it
@@ -506,10 +604,58 @@ def _read_request(detector, body: bytes, content_type: str, upload: tuple[bytes,
     return X
 
 
+def _text_file_format(filename: str, data: bytes) -> str:
+    """csv, tsv or parquet, from an uploaded file's name (else its first bytes: Parquet, or CSV)."""
+    name = filename.lower()
+    if name.endswith((".parquet", ".pq")) or data[:4] == b"PAR1":
+        return "parquet"
+    return "tsv" if name.endswith((".tsv", ".txt")) else "csv"
+
+
+def _read_texts(detector, body: bytes, kind: str, upload: tuple[bytes, str] | None, limits: Limits) -> list[str]:
+    from oddkit.serve._media import texts_from_file, texts_from_json
+
+    if upload is not None:
+        data, filename = upload
+        return texts_from_file(data, filename, detector, _text_file_format(filename, data), limits)
+    if kind in _NPY_TYPES or kind in AUDIO_TYPES or kind in NPZ_TYPES:
+        raise DataError(f"this model scores texts: send {{\"texts\": [\"...\", ...]}}, a JSON list of strings, or a "
+                        f"CSV, TSV or Parquet file of texts, not {kind}")
+    if kind in TEXT_FILE_TYPES:
+        fmt = TEXT_FILE_TYPES[kind]
+        return texts_from_file(body, f"the {fmt.upper() if fmt != 'parquet' else 'Parquet'} body", detector, fmt,
+                               limits)
+    payload = _parse_json(body)
+    del body
+    return texts_from_json(payload, limits)
+
+
+def _read_recordings(detector, body: bytes, kind: str, uploads: list[tuple[bytes, str]] | None, limits: Limits):
+    from oddkit.serve._media import is_archive, recordings_from_uploads
+
+    if uploads is not None:
+        sources = [(data, filename, is_archive(data, filename)) for data, filename in uploads]
+        uploads.clear()  # handed over
+        return recordings_from_uploads(detector, sources, limits)
+    if kind in AUDIO_TYPES:
+        archive = False
+    elif kind in NPZ_TYPES:
+        archive = True
+    elif kind == "application/octet-stream":
+        archive = is_archive(body, None)
+    else:
+        raise DataError("this model scores recordings: send a WAV or FLAC file as the body (Content-Type audio/wav or "
+                        "audio/flac), several as multipart form fields 'file', or an .npz of recordings "
+                        f"(application/x-npz), not {kind or 'no Content-Type'}")
+    held = [(body, None, archive)]
+    del body
+    return recordings_from_uploads(detector, held, limits)
+
+
 def _status(exc: OddkitError) -> int:
     from oddkit.exceptions import ExplainError, MissingDependencyError
 
-    if isinstance(exc, _TooManyRows):
+    if isinstance(exc, ServiceLimitError):
         return 413
     if isinstance(exc, MissingDependencyError):
         return 501
@@ -520,12 +666,18 @@ def _status(exc: OddkitError) -> int:
 
 # -- the OpenAPI schema -----------------------------------------------------------------------------------
 
-def _request_models(detector):
-    """Pydantic models of the request bodies, naming the model's columns and their types."""
+def _request_models(detector, limits: Limits | None = None):
+    """Pydantic models of the request bodies, naming the model's columns and their types, and of the answer
+    (the JSON body's model is None for a model trained on recordings, which takes files only)."""
     from typing import Optional, Union
 
     from pydantic import BaseModel, ConfigDict, Field, create_model
 
+    kind = _input_kind(detector)
+    if kind in ("texts", "recordings"):
+        from oddkit.serve._media import openapi_models
+
+        return openapi_models(detector, kind, limits or Limits(max_rows=DEFAULT_MAX_ROWS))
     columns = _columns(detector) or []
     imputes = getattr(getattr(detector, "preprocessor_", None), "impute", None) is not None
     row_fields, column_fields = {}, {}
@@ -588,31 +740,46 @@ def _request_models(detector):
     return Union[Records, ColumnsBody, list[Row]], ScoreResponse
 
 
-def _install_openapi(app, detector, api_key: bool) -> None:
-    """Document POST /score's JSON body with the model's own columns (the handler reads the body itself,
-    so that a bad one is answered with oddkit's message, not a generic validation error)."""
+def _install_openapi(app, detector, api_key: bool, limits: Limits | None = None) -> None:
+    """Document POST /score's body with the model's own columns, texts or recordings (the handler reads the
+    body itself, so that a bad one is answered with oddkit's message, not a generic validation error)."""
     from pydantic import TypeAdapter
 
-    body, _ = _request_models(detector)
+    body, _ = _request_models(detector, limits)
+    kind = _input_kind(detector)
     default_openapi = app.openapi
 
     def openapi():
         if app.openapi_schema:
             return app.openapi_schema
         schema = default_openapi()
-        body_schema = TypeAdapter(body).json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
-        definitions = body_schema.pop("$defs", {})
-        schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions)
-        content = {"application/json": {"schema": body_schema}}
-        if _image_shape(detector) is not None:
-            content = {"application/x-npy": {"schema": {"type": "string", "format": "binary"}}}
-            upload = "A .npy array of images (numpy.save's bytes)."
+        content = {}
+        if body is not None:
+            body_schema = TypeAdapter(body).json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+            definitions = body_schema.pop("$defs", {})
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions)
+            content["application/json"] = {"schema": body_schema}
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        upload: dict[str, Any] = {"type": "string", "format": "binary"}
+        if kind == "images":
+            content = {"application/x-npy": binary}
+            upload["description"] = "A .npy array of images (numpy.save's bytes)."
+        elif kind == "recordings":
+            content.update({media: binary for media in (*AUDIO_TYPES, "application/x-npz")})
+            upload = {"type": "array", "items": {"type": "string", "format": "binary"},
+                      "description": "One or more WAV or FLAC recordings, or .npz archives of recordings, each its "
+                                     "own field 'file'; answered in upload order."}
+        elif kind == "texts":
+            content["text/csv"] = {"schema": {"type": "string"}}
+            content["text/tab-separated-values"] = {"schema": {"type": "string"}}
+            content["application/vnd.apache.parquet"] = binary
+            upload["description"] = "A CSV, TSV or Parquet file with the model's text column."
         else:
             content["text/csv"] = {"schema": {"type": "string"}}
-            content["application/vnd.apache.parquet"] = {"schema": {"type": "string", "format": "binary"}}
-            upload = "A CSV or Parquet file."
+            content["application/vnd.apache.parquet"] = binary
+            upload["description"] = "A CSV or Parquet file."
         content["multipart/form-data"] = {"schema": {"type": "object", "required": ["file"], "properties": {
-            "file": {"type": "string", "format": "binary", "description": upload}}}}
+            "file": upload}}}
         schema["paths"]["/score"]["post"]["requestBody"] = {"required": True, "content": content}
         if api_key:
             schema["components"]["securitySchemes"] = {"APIKey": {"type": "apiKey", "in": "header",
@@ -709,7 +876,9 @@ def _docs_page(title: str, schema: dict) -> str:
 
 def create_app(model, *, api_key: str | None = None, key: bytes | str | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, n_threads: int | None = None,
-               body_timeout: float = DEFAULT_BODY_TIMEOUT, max_rows: int = DEFAULT_MAX_ROWS):
+               body_timeout: float = DEFAULT_BODY_TIMEOUT, max_rows: int = DEFAULT_MAX_ROWS,
+               max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+               max_recording_seconds: float = DEFAULT_MAX_RECORDING_SECONDS, max_samples: int = DEFAULT_MAX_SAMPLES):
     """The FastAPI app serving one model.
 
     Parameters
@@ -733,8 +902,19 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
         Seconds to wait for the next part of a request body that has not all arrived; a client that
         stalls longer is answered 408 and its request dropped.
     max_rows : int, default 100,000
-        Most rows (or images) one request may hold; more are answered 413, with a detail asking to split the
-        batch. Bounds the memory one request needs (``oddkit serve --max-rows``).
+        Most rows (images, texts, recordings) one request may hold; more are answered 413, with a detail asking
+        to split the batch. Bounds the memory one request needs (``oddkit serve --max-rows``).
+    max_text_chars : int, default 100,000
+        A model trained on texts: most characters in one text; a longer one is answered 413, naming it
+        (``oddkit serve --max-text-chars``; why this default: :data:`DEFAULT_MAX_TEXT_CHARS`).
+    max_recording_seconds : float, default 600
+        A model trained on recordings: longest recording, in seconds, by what its file declares, checked before
+        it is decoded; a longer one is answered 413 (``oddkit serve --max-recording-seconds``).
+    max_samples : int, default 2**25
+        A model trained on recordings: most samples the recordings of one request may hold, by what their files
+        declare (times their channels, or at the model's rate where that is more), checked before any is
+        decoded: a small FLAC file can decode to hours of sound. More are answered 413 (``oddkit serve
+        --max-samples``; why this default: :data:`DEFAULT_MAX_SAMPLES`).
 
     Returns
     -------
@@ -743,8 +923,8 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
     Raises
     ------
     OddkitError
-        For a model trained on texts or recordings, which the service does not take
-        (:func:`check_servable`), and for a limit that is not a positive number.
+        For a model the service cannot score (:func:`check_servable`), and for a limit that is not a positive
+        number.
     """
     try:
         from fastapi import FastAPI, Request
@@ -772,17 +952,31 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
         raise OddkitError(f"max_body_bytes must be a positive number of bytes, got {max_body_bytes!r}")
     if isinstance(body_timeout, bool) or not isinstance(body_timeout, (int, float)) or not 0 < body_timeout < 1e9:
         raise OddkitError(f"body_timeout must be a positive number of seconds, got {body_timeout!r}")
-    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
-        raise OddkitError(f"max_rows must be a positive number of rows, got {max_rows!r}")
+    for name, value, what in (("max_rows", max_rows, "rows"), ("max_text_chars", max_text_chars, "characters"),
+                              ("max_samples", max_samples, "samples")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise OddkitError(f"{name} must be a positive number of {what}, got {value!r}")
+    if isinstance(max_recording_seconds, bool) or not isinstance(max_recording_seconds, (int, float)) \
+            or not 0 < max_recording_seconds < 1e9:
+        raise OddkitError(f"max_recording_seconds must be a positive number of seconds, got {max_recording_seconds!r}")
+    limits = Limits(max_rows=max_rows, max_text_chars=max_text_chars,
+                    max_recording_seconds=float(max_recording_seconds), max_samples=max_samples)
     _limit_this_thread(n_threads)
     info = model_info(detector, folder)
-    _, ScoreResponse = _request_models(detector)
-    columns = ", ".join(f"{c['name']} ({c['kind']})" for c in (_columns(detector) or []))
+    _, ScoreResponse = _request_models(detector, limits)
+    kind = _input_kind(detector)
+    if kind == "texts":
+        what = f" of texts (column {info['input']['text_column']!r})."
+    elif kind == "recordings":
+        what = f" of recordings (resampled to {info['input']['sample_rate']:,} Hz)."
+    elif kind == "images":
+        what = " of images."
+    else:
+        what = " of the columns " + ", ".join(f"{c['name']} ({c['kind']})" for c in (_columns(detector) or [])) + "."
     # With an API key the schema and its docs page are behind it too (routes added below); ReDoc is off.
     gated = {"openapi_url": None, "docs_url": None, "redoc_url": None} if api_key else {}
     app = FastAPI(title=f"oddkit: {info['detector']}", version=__version__,
-                  description=f"Scores rows with a {info['detector']} model"
-                              + (f" of the columns {columns}." if columns else " of images."), **gated)
+                  description=f"Scores rows with a {info['detector']} model{what}", **gated)
     app.state.detector = detector
 
     def authorised(request: Request) -> bool:
@@ -847,8 +1041,10 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
     @app.post("/score", summary="Score rows: score, label and probability of each (explanation on request)",
               responses={200: {"model": ScoreResponse},
                          401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
-                         413: {"model": ErrorResponse, "description": "Body over the size limit, or more rows "
-                                                                      "than the row limit"},
+                         413: {"model": ErrorResponse, "description": "Body over the size limit, more rows "
+                                                                      "(texts, recordings) than the row limit, a "
+                                                                      "text over the length limit, recordings over "
+                                                                      "the duration or sample limits"},
                          422: {"model": ErrorResponse, "description": "Rows the model cannot score, or a query "
                                                                       "parameter that is not true or false; "
                                                                       "'detail' says why and how to fix it"}})
@@ -856,10 +1052,10 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
         if not authorised(request):
             return refused()
         content_type = request.headers.get("content-type", "")
-        upload = None
+        upload = uploads = None
         if content_type.lower().startswith("multipart/form-data"):
-            try:
-                form = await request.form()
+            try:  # each recording is a file: as many files as recordings (one more, to answer 413 beyond)
+                form = await request.form(max_files=max_rows + 1 if kind == "recordings" else 1000)
             except AssertionError as exc:  # python-multipart missing
                 from oddkit.exceptions import MissingDependencyError
 
@@ -867,28 +1063,37 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
             except (_TooLarge, _TooSlow):
                 raise
             except Exception as exc:  # noqa: BLE001 - the multipart parser's own errors are the client's
-                raise DataError(f"the multipart body cannot be read ({exc}); upload the file as form field "
+                problem = str(getattr(exc, "detail", None) or exc)
+                if kind == "recordings" and problem.startswith("Too many files"):
+                    raise ServiceLimitError(f"the request holds more than {max_rows:,} files, over the service's "
+                                            f"limit of {max_rows:,} recordings per request; split the batch (or start "
+                                            "the service with a larger --max-rows)") from None
+                raise DataError(f"the multipart body cannot be read ({problem}); upload the file as form field "
                                 "'file'") from None
-            part = form.get("file")
-            if part is None or isinstance(part, str):
-                raise DataError("upload the CSV or Parquet file as the multipart form field 'file'")
-            upload = (await part.read(), part.filename or "the uploaded file")
+            parts = form.getlist("file") if kind == "recordings" else [form.get("file")]
+            files = [part for part in parts if part is not None and not isinstance(part, str)]
+            if not files:
+                raise DataError(f"upload {_UPLOADS[kind or 'table']} as the multipart form field 'file'")
+            uploads = [(await part.read(), part.filename or "the uploaded file") for part in files]
+            del parts, files
+            upload = uploads[0] if kind != "recordings" else None
             body = b""
         else:  # read here rather than by request.body(), which would keep a copy for the request's life
             parts = [chunk async for chunk in request.stream()]
             body = b"".join(parts)
             del parts
-        held = [body, upload]  # handed over to work(), which drops them once the rows are read
-        del body, upload
+        held = [body, upload, uploads]  # handed over to work(), which drops them once the rows are read
+        del body, upload, uploads
 
         def work() -> bytes:
             _limit_this_thread(n_threads)
-            X = _read_request(detector, held.pop(0), content_type, held.pop(0), max_rows=max_rows)
+            X = _read_request(detector, held.pop(0), content_type, held.pop(0), max_rows=max_rows, limits=limits,
+                              uploads=held.pop(0))
             return score_payload(detector, X, explain=explain, strict_categories=strict_categories)
 
         return Response(await run_in_threadpool(work), media_type="application/json")
 
-    _install_openapi(app, detector, bool(api_key))
+    _install_openapi(app, detector, bool(api_key), limits)
     app.add_middleware(_BodyLimit, limit=max_body_bytes, timeout=float(body_timeout))
     return app
 
@@ -947,8 +1152,12 @@ def _app_from_environment():
         raise OddkitError(f"{_MODEL_ENVIRONMENT_VARIABLE} is not set; start the service with 'oddkit serve MODEL'")
     limit = int(os.environ.get(_MAX_BODY_ENVIRONMENT_VARIABLE, DEFAULT_MAX_BODY_BYTES))
     max_rows = int(os.environ.get(_MAX_ROWS_ENVIRONMENT_VARIABLE, DEFAULT_MAX_ROWS))
+    max_text_chars = int(os.environ.get(_MAX_TEXT_CHARS_ENVIRONMENT_VARIABLE, DEFAULT_MAX_TEXT_CHARS))
+    seconds = float(os.environ.get(_MAX_RECORDING_SECONDS_ENVIRONMENT_VARIABLE, DEFAULT_MAX_RECORDING_SECONDS))
+    max_samples = int(os.environ.get(_MAX_SAMPLES_ENVIRONMENT_VARIABLE, DEFAULT_MAX_SAMPLES))
     threads = os.environ.get(_THREADS_ENVIRONMENT_VARIABLE)
     return create_app(folder, api_key=os.environ.get(API_KEY_ENVIRONMENT_VARIABLE) or None,
                       key=key_from_environment(), max_body_bytes=limit, n_threads=int(threads) if threads else None,
-                      max_rows=max_rows)
+                      max_rows=max_rows, max_text_chars=max_text_chars, max_recording_seconds=seconds,
+                      max_samples=max_samples)
 
