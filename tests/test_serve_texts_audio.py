@@ -483,7 +483,7 @@ def test_model_and_openapi_describe_the_recordings(audio_service):
     assert {"file", "score", "label", "probability", "sample_rate", "resampled", "explanation"} <= set(row)
 
 
-def test_what_cannot_be_served_is_refused_at_start_up(speech, tmp_path):
+def test_what_cannot_be_served_is_refused_at_start_up(speech, tmp_path, monkeypatch, capsys):
     """A model fitted on frames of recordings scores frames, not recordings ('oddkit score' cannot score it
     either): the service refuses it before it listens, with one line saying why."""
     from oddkit import GaussianDetector
@@ -501,6 +501,14 @@ def test_what_cannot_be_served_is_refused_at_start_up(speech, tmp_path):
                            str(_free_port())], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": SRC})
     assert done.returncode == 2 and "trained on frames of recordings" in done.stderr
+    # 'oddkit score' says the same in one line (it used to end in a pandas length-mismatch traceback).
+    from conftest import run_cli
+    from oddkit.data.audio import write_wav
+
+    write_wav(tmp_path / "one.wav", train.waveforms[0], train.sample_rate)
+    code, _, err = run_cli(monkeypatch, capsys, "score", tmp_path / "frames", tmp_path / "one.wav", "--out",
+                           tmp_path / "scores.csv")
+    assert code == 2 and "trained on frames of recordings" in err and "Traceback" not in err, err
 
 
 def test_limits_that_are_not_positive_stop_the_command(monkeypatch, capsys, tmp_path):

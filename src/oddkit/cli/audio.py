@@ -128,6 +128,13 @@ def fit_recordings(cls, params: dict, data: Path, out: Path, label_col: str | No
 
 def _read_for(detector, data: Path):
     from oddkit.data.audio import read_audio
+    from oddkit.data.audio_features import audio_settings
+
+    features = audio_settings(detector)
+    if features is not None and features.representation == "frames":
+        raise OddkitError(f"this {type(detector).__name__} model was trained on frames of recordings (audio features "
+                          "'frames'): it scores each frame, not a recording; score its frames in Python "
+                          "(oddkit.load(MODEL).decision_function)")
 
     if not is_recordings(data):
         raise OddkitError(f"the model was trained on recordings; pass a .wav/.flac file, a folder of them or an "
