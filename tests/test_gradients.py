@@ -274,6 +274,18 @@ def test_spatial_binning_is_the_benchmarks_variant_to_the_bit(monkeypatch):
     np.testing.assert_array_equal(gradient_histograms(images), bench.variant_histograms(images))
 
 
+def _saved_with_param(detector, folder, name, value):
+    """Save ``detector`` to ``folder`` with one parameter of its config.json set to ``value``, sealed again
+    (as a hostile or hand-edited folder would be)."""
+    from oddkit.persist import seal
+
+    detector.save(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["params"][name] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    seal(folder)
+
+
 def _strip_saved_param(folder, name, member=None):
     """Remove a parameter from a saved model's config.json, as a model saved before the parameter
     existed lacks it, and seal the folder again (the format allows it: no code is involved)."""
@@ -340,17 +352,11 @@ def test_spatial_binning_round_trips_through_save_and_load(spatial, tmp_path):
 
 
 def test_a_bad_spatial_binning_is_refused_at_fit_and_in_a_saved_model(fitted, tmp_path):
-    from oddkit.persist import seal
-
     images = bars(np.random.default_rng(0), 10)
     for bad in ("yes", 1, None):
         with pytest.raises(ParameterError, match="spatial_binning"):
             GradientKNNDetector(spatial_binning=bad).fit(images)
-    fitted[0].save(tmp_path / "model")
-    config = json.loads((tmp_path / "model" / "config.json").read_text())
-    config["params"]["spatial_binning"] = "yes"
-    (tmp_path / "model" / "config.json").write_text(json.dumps(config))
-    seal(tmp_path / "model")
+    _saved_with_param(fitted[0], tmp_path / "model", "spatial_binning", "yes")
     with pytest.raises(ModelFileError, match="spatial_binning"):
         load(tmp_path / "model")
 
@@ -455,13 +461,7 @@ def test_hostile_intensity_bounds_are_refused(fitted, tmp_path, change, message)
 
 
 def test_bounds_saved_with_the_guard_off_are_refused(fitted, tmp_path):
-    from oddkit.persist import seal
-
-    fitted[0].save(tmp_path / "model")
-    config = json.loads((tmp_path / "model" / "config.json").read_text())
-    config["params"]["intensity_guard"] = False
-    (tmp_path / "model" / "config.json").write_text(json.dumps(config))
-    seal(tmp_path / "model")
+    _saved_with_param(fitted[0], tmp_path / "model", "intensity_guard", False)
     with pytest.raises(ModelFileError, match="intensity_guard=False"):
         load(tmp_path / "model")
 
