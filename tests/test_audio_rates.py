@@ -188,3 +188,38 @@ def test_fsdd_recordings_written_at_16_khz_score_as_at_8_khz(tmp_path):
     gap = np.abs(scores - native)
     assert gap.max() < 0.1 * native.std() and np.median(gap / native) < 0.003, \
         (gap.max() / native.std(), np.median(gap / native))
+
+
+def test_oddkit_score_resamples_a_mixed_folder_once_straight_to_the_models_rate(split, tmp_path, monkeypatch,
+                                                                                capsys):
+    """A folder mixing rates, mostly 16 kHz, scored by an 8 kHz model: 'oddkit score' used to read it at the
+    folder's commonest rate (the 8 kHz file up to 16 kHz) and the model then brought everything back down,
+    so the 8 kHz file was resampled twice. Now each file is resampled once, straight to the model's rate, as
+    the scoring service does: the 8 kHz file scores exactly as on its own at its own rate, and the command
+    still warns of the files made at another rate."""
+    import shutil
+
+    import pandas as pd
+
+    from conftest import run_cli
+
+    train, test, _ = split
+    detector = oddkit.GaussianDetector().fit(train)
+    detector.save(tmp_path / "model")
+    folder = tmp_path / "mixed"
+    _written_at(test.subset([0, 1]), 16000, tmp_path / "r16000")
+    _written_at(test.subset([2]), 8000, tmp_path / "r8000")
+    shutil.copytree(tmp_path / "r16000", folder)
+    shutil.copytree(tmp_path / "r8000", folder, dirs_exist_ok=True)
+    [own] = list((tmp_path / "r8000").rglob("*.wav"))
+    assert read_audio(folder).sample_rate == 16000  # the commonest rate, which the command no longer reads at
+    code, _, err = run_cli(monkeypatch, capsys, "score", tmp_path / "model", folder, "--out", tmp_path / "s.csv")
+    assert code == 0, err
+    assert "2 of 3 recordings were made at another rate (16,000 Hz)" in " ".join(err.split()), err
+    scores = pd.read_csv(tmp_path / "s.csv").set_index("file")["score"]
+    with pytest.warns(ResampledAudioWarning):
+        expected = detector.decision_function(read_audio(folder, sample_rate=8000))
+    np.testing.assert_array_equal(scores.to_numpy(), expected)
+    alone = detector.decision_function(read_audio(own))
+    [at] = [i for i, name in enumerate(scores.index) if str(name).endswith(own.name)]
+    assert scores.iloc[at] == pytest.approx(alone[0], rel=1e-9)

@@ -129,10 +129,9 @@ def _detector_class(name: str):
 
 def _model_text_col(detector) -> str | None:
     """The text column of a model trained on texts ('text' when it learned from a list), else None."""
-    preprocessor = getattr(detector, "preprocessor_", None)
-    if getattr(preprocessor, "tokenizer_", None) is None:
-        return None
-    return getattr(preprocessor, "text_col_", None) or "text"
+    from oddkit.model_input import text_column
+
+    return text_column(detector)
 
 
 def _read_model_texts(detector, path: Path, label_col: str | None, id_cols: list[str] | None,
@@ -268,8 +267,9 @@ def _image_size(text: str | None) -> tuple[int, int] | None:
 
 def _model_image_shape(detector) -> tuple[int, ...] | None:
     """(C, H, W) of the images a model was trained on, or None for a table model."""
-    shape = getattr(detector, "image_shape_", None)
-    return None if shape is None else tuple(int(v) for v in shape)
+    from oddkit.model_input import image_shape
+
+    return image_shape(detector)
 
 
 def _read_for_model(detector, data: Path, label_col, id_col, image_size: str | None):

@@ -25,11 +25,10 @@ def is_recordings(path: Path) -> bool:
 
 
 def model_takes_recordings(detector) -> bool:
-    """Whether DETECTOR scores recordings: audio features in its preprocessing, or its own log-mel
-    front end (voice conversion, which scores by reconstruction error)."""
-    from oddkit.data.audio_features import audio_settings
+    """Whether DETECTOR scores recordings (:func:`oddkit.model_input.takes_recordings`)."""
+    from oddkit.model_input import takes_recordings
 
-    return audio_settings(detector) is not None or getattr(detector, "log_mel_", None) is not None
+    return takes_recordings(detector)
 
 
 def _anomaly_labels(data, path: Path, label_col: str | None, required: bool):
@@ -127,19 +126,22 @@ def fit_recordings(cls, params: dict, data: Path, out: Path, label_col: str | No
 
 
 def _read_for(detector, data: Path):
+    """DATA's recordings for DETECTOR, each resampled once, straight to the model's rate (as the service
+    does): a folder mixing rates is not first brought to its commonest rate. The model still warns about
+    recordings that came at another rate (their rates are kept)."""
     from oddkit.data.audio import read_audio
     from oddkit.data.audio_features import audio_settings
+    from oddkit.model_input import recording_rate_and_band
 
     features = audio_settings(detector)
     if features is not None and features.representation == "frames":
         raise OddkitError(f"this {type(detector).__name__} model was trained on frames of recordings (audio features "
                           "'frames'): it scores each frame, not a recording; score its frames in Python "
                           "(oddkit.load(MODEL).decision_function)")
-
     if not is_recordings(data):
         raise OddkitError(f"the model was trained on recordings; pass a .wav/.flac file, a folder of them or an "
                           f".npz of recordings, not {data}")
-    return read_audio(data)
+    return read_audio(data, sample_rate=recording_rate_and_band(detector)[0])
 
 
 def score_recordings(detector, data: Path, out: Path) -> None:

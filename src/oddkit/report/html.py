@@ -490,7 +490,9 @@ _TEXT_HIGHLIGHTS = 3
 
 def _takes_texts(detector) -> bool:
     """Whether ``detector`` was trained on texts (its preprocessing holds a tokenizer)."""
-    return getattr(getattr(detector, "preprocessor_", None), "tokenizer_", None) is not None
+    from oddkit.model_input import text_column
+
+    return text_column(detector) is not None
 
 
 def _text_explanations(detector, X: Any, top_positions: np.ndarray) -> tuple[list, list, str]:

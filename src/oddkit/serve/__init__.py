@@ -50,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError, OddkitError
+from oddkit.model_input import image_shape as _image_shape
+from oddkit.model_input import input_kind as _input_kind
 from oddkit.serve._media import (AUDIO_TYPES, DEFAULT_MAX_RECORDING_SECONDS, DEFAULT_MAX_SAMPLES,
                                 DEFAULT_MAX_TEXT_CHARS, NPZ_TYPES, TEXT_FILE_TYPES, Limits, ServiceLimitError)
 
@@ -85,24 +87,6 @@ _UPLOADS = {"table": "the CSV or Parquet file", "images": "the .npy array of ima
 
 
 # -- what the model is ---------------------------------------------------------------------------------
-
-def _image_shape(detector) -> tuple[int, ...] | None:
-    shape = getattr(detector, "image_shape_", None)
-    return None if shape is None else tuple(int(v) for v in shape)
-
-
-def _input_kind(detector) -> str | None:
-    """What the model scores: "recordings", "texts", "images" or "table" (None: none of these)."""
-    from oddkit.serve._media import takes_recordings, text_column
-
-    if takes_recordings(detector):
-        return "recordings"
-    if text_column(detector) is not None:
-        return "texts"
-    if _image_shape(detector) is not None:
-        return "images"
-    return "table" if _columns(detector) is not None else None
-
 
 def check_servable(detector) -> None:
     """Refuse a model the service cannot score. The service scores tables (JSON, CSV, Parquet), images

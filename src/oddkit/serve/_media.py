@@ -38,11 +38,11 @@ from typing import Any
 
 from oddkit.exceptions import (ColumnMismatchError, DataError, EmptyDataError, ExplainError,
                                MissingDependencyError, OddkitError, UnreadableAudioError)
+from oddkit.model_input import recording_rate_and_band, text_column
 
 __all__ = ["AUDIO_TYPES", "DEFAULT_MAX_RECORDING_SECONDS", "DEFAULT_MAX_SAMPLES", "DEFAULT_MAX_TEXT_CHARS",
            "NPZ_TYPES", "TEXT_FILE_TYPES", "Limits", "ServiceLimitError", "recordings_from_uploads",
-           "score_recordings", "score_texts", "takes_recordings", "text_column", "texts_from_file",
-           "texts_from_json"]
+           "score_recordings", "score_texts", "texts_from_file", "texts_from_json"]
 
 DEFAULT_MAX_TEXT_CHARS = 100_000
 """Most characters in one text (about 20 pages): longer than any message, review or e-mail body the text models
@@ -104,31 +104,6 @@ def check_count(n: int, max_rows: int | None, what: str) -> None:
 
 # -- what the model takes ------------------------------------------------------------------------------------
 
-def text_column(detector) -> str | None:
-    """The text column of a model trained on texts (``"text"`` when it learned from a list), else None: the
-    column ``oddkit score`` reads."""
-    preprocessor = getattr(detector, "preprocessor_", None)
-    if getattr(preprocessor, "tokenizer_", None) is None:
-        return None
-    return getattr(preprocessor, "text_col_", None) or "text"
-
-
-def takes_recordings(detector) -> bool:
-    """Whether the model scores recordings: audio features in its preprocessing, or its own log-mel front end."""
-    from oddkit.data.audio_features import audio_settings
-
-    return audio_settings(detector) is not None or getattr(detector, "log_mel_", None) is not None
-
-
-def _rate_and_band(detector) -> tuple[int, float]:
-    """The model's sample rate and the highest frequency it analyses (Hz)."""
-    from oddkit.data.audio_features import audio_settings
-
-    features = audio_settings(detector)
-    log_mel = features.log_mel_ if features is not None else detector.log_mel_
-    return int(log_mel.sample_rate), float(log_mel.fmax)
-
-
 def refuse_unservable_recordings(detector) -> None:
     """Refuse a model trained on recordings that the service cannot score, or whose libraries are missing."""
     from oddkit.data.audio_features import audio_settings
@@ -157,7 +132,7 @@ def recordings_input(detector) -> dict[str, Any]:
     """``GET /model``'s ``input`` for a model trained on recordings: rate, features, explanation groups."""
     from oddkit.data.audio_features import audio_settings, explained_features
 
-    rate, band = _rate_and_band(detector)
+    rate, band = recording_rate_and_band(detector)
     features = audio_settings(detector)
     if features is not None:
         described = {"features": str(features.representation), "n_features": int(features.n_features_),
@@ -460,7 +435,7 @@ def recordings_from_uploads(detector, uploads: list[tuple[bytes, str | None, boo
 
     from oddkit.data.audio import AudioData, read_audio
 
-    model_rate, _ = _rate_and_band(detector)
+    model_rate, _ = recording_rate_and_band(detector)
     waves, files, rates = [], [], []
     with tempfile.TemporaryDirectory(prefix="oddkit-serve-") as folder:
         planned, count, samples = [], 0, 0
@@ -519,7 +494,7 @@ def _rate_warnings(detector, rates) -> list[str]:
 
     from oddkit.data.audio_features import BANDWIDTH
 
-    model_rate, band = _rate_and_band(detector)
+    model_rate, band = recording_rate_and_band(detector)
     other = rates != model_rate
     if not other.any():
         return []
@@ -546,7 +521,7 @@ def score_recordings(detector, recordings, explain: bool = False) -> bytes:
     if explain and explained_features(detector) is None:
         raise _explain_refused(detector, "scores a recording as a whole, with no split of its score per mel band "
                                          "or coefficient")
-    model_rate, _ = _rate_and_band(detector)
+    model_rate, _ = recording_rate_and_band(detector)
     rates = recordings.rates_read()
     # The library's own ResampledAudioWarning would go to the service's log on every such request: the answer
     # says it instead (the recordings are at the model's rate; their rates as sent are kept in 'rates').
