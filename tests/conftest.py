@@ -115,6 +115,25 @@ def scoring_models(tmp_path_factory):
             "autoencoder": (autoencoder, root / "autoencoder", mixed.columns.tolist())}
 
 
+MESSAGES = ["see you at noon", "meeting moved to three", "lunch tomorrow?", "call me when you land",
+            "ok see you then", "running late, ten minutes", "can you pick up milk", "happy birthday!"]
+"""Ordinary short messages: the text model of :func:`scoring_text_model` learns these."""
+
+
+@pytest.fixture(scope="session")
+def scoring_text_model(tmp_path_factory):
+    """For the distributed scoring tests: a text auto-encoder fitted on :data:`MESSAGES` (from the column
+    'message' of a DataFrame), saved; (detector, folder), and texts to score, ordinary and odd."""
+    from oddkit import TextAutoEncoderDetector
+
+    folder = tmp_path_factory.mktemp("scoring-text") / "model"
+    detector = TextAutoEncoderDetector(text_col="message", tokenizer="word", epochs=3, embedding_dim=16,
+                                       hidden_size=32, code_size=8, random_state=0)
+    detector.fit(pd.DataFrame({"message": MESSAGES * 6})).save(folder)
+    texts = [*MESSAGES, "WIN A FREE PRIZE!!! CLAIM NOW at http://x.example", "zzzzqqqq 0800 777 777"] * 3
+    return detector, folder, texts
+
+
 def scoring_frame(columns: list[str], unseen_every: int | None = None) -> pd.DataFrame:
     """Rows to score: the model's columns in reverse order plus an 'id' and a label 'y' that are carried,
     not scored. With ``unseen_every`` every such row's 'kind' is 'c', a category never seen in training."""

@@ -112,3 +112,22 @@ def test_columns_besides_the_features_are_carried_and_a_nameless_model_counts_th
     scored = score(dd.from_pandas(frame, npartitions=2), tmp_path / "nameless", features=columns).compute()
     np.testing.assert_array_equal(scored.sort_values("id")["score"].to_numpy(),
                                   nameless.decision_function(frame[columns].to_numpy()))
+
+
+def test_a_text_model_scores_its_column_of_texts(client, scoring_text_model, tmp_path):
+    from oddkit import GradientKNNDetector
+    from oddkit.dask import score
+
+    detector, folder, texts = scoring_text_model
+    frame = pd.DataFrame({"id": np.arange(len(texts)), "message": texts})
+    got = score(dd.from_pandas(frame, npartitions=3), folder).compute().sort_values("id")
+    np.testing.assert_allclose(got["score"].to_numpy(), detector.decision_function(texts), rtol=1e-6, atol=0)
+    renamed = dd.from_pandas(frame.rename(columns={"message": "sms"}), npartitions=2)
+    np.testing.assert_allclose(score(renamed, folder, features=["sms"]).compute().sort_values("id")["score"],
+                               detector.decision_function(texts), rtol=1e-6, atol=0)
+    with pytest.raises(ColumnMismatchError, match="column of texts 'message'"):
+        score(renamed, folder)
+    images = np.random.default_rng(0).random((10, 1, 8, 8)).astype(np.float32)
+    GradientKNNDetector().fit(images).save(tmp_path / "images")
+    with pytest.raises(DataError, match="trained on images; oddkit.dask scores tables and texts"):
+        score(dd.from_pandas(frame, npartitions=1), tmp_path / "images")

@@ -470,3 +470,43 @@ def test_failure_cause_of_a_jvm_that_did_not_start():
     text = ('Exception in thread "main" org.apache.spark.SparkException: Master must either be yarn or start with '
             "spark, k8s, or local\n\tat org.apache.spark.deploy.SparkSubmit.error(SparkSubmit.scala:1068)\n")
     assert _failure_cause(text) == "Master must either be yarn or start with spark, k8s, or local"
+
+
+def test_a_text_model_scores_its_column_of_texts(spark, scoring_text_model, tmp_path):
+    """A model trained on texts scores one column of strings (the column it learned from by default, or the
+    one ``features`` names), equal to the library on the same texts to float32 precision (the network pads
+    each batch to its longest text, so the last float32 bits depend on the batch); the other columns are
+    carried. A model trained on images or recordings is refused on the driver."""
+    from oddkit import GradientKNNDetector
+    from oddkit.spark import score
+
+    detector, folder, texts = scoring_text_model
+    frame = pd.DataFrame({"id": np.arange(len(texts)), "message": texts, "y": [0] * (len(texts) - 2) + [1, 1]})
+    got = score(spark.createDataFrame(frame).repartition(3), folder).toPandas().sort_values("id")
+    expected = detector.decision_function(texts)
+    np.testing.assert_allclose(got["score"].to_numpy(), expected, rtol=1e-6, atol=0)
+    assert got["label"].tolist() == (expected >= detector.threshold_).astype(int).tolist()
+    assert got["y"].tolist() == frame["y"].tolist() and not got["unseen_category"].any()
+    # Another column of texts, named.
+    renamed = spark.createDataFrame(frame.rename(columns={"message": "sms"}))
+    np.testing.assert_allclose(score(renamed, folder, features=["sms"]).toPandas().sort_values("id")["score"],
+                               expected, rtol=1e-6, atol=0)
+    with pytest.raises(ColumnMismatchError, match="column of texts 'message'"):
+        score(renamed, folder)
+    with pytest.raises(ColumnMismatchError, match="one column of texts"):
+        score(renamed, folder, features=["sms", "id"])
+    images = np.random.default_rng(0).random((10, 1, 8, 8)).astype(np.float32)
+    GradientKNNDetector().fit(images).save(tmp_path / "images")
+    with pytest.raises(DataError, match="trained on images; oddkit.spark scores tables and texts"):
+        score(spark.createDataFrame(frame), tmp_path / "images")
+
+
+def test_cli_engine_spark_scores_a_parquet_file_of_texts(spark, scoring_text_model, tmp_path, monkeypatch, capsys):
+    detector, folder, texts = scoring_text_model
+    pd.DataFrame({"id": np.arange(len(texts)), "message": texts}).to_parquet(tmp_path / "texts.parquet")
+    code, out, err = run_cli(monkeypatch, capsys, "score", folder, tmp_path / "texts.parquet", "--id-col", "id",
+                             "--engine", "spark", "--spark-master", "local[2]", "--out", tmp_path / "scores.parquet")
+    assert code == 0, err
+    got = pd.read_parquet(tmp_path / "scores.parquet").sort_values("id")
+    np.testing.assert_allclose(got["score"].to_numpy(), detector.decision_function(texts), rtol=1e-6, atol=0)
+    assert f"scored {len(texts):,} rows on Spark" in " ".join(out.split())

@@ -57,7 +57,8 @@ def score(ddf, model_folder, *, key: bytes | str | None = None, features: Sequen
         Default: ``ODDKIT_MODEL_KEY`` when set.
     features : sequence of str, optional
         The feature columns, for a model fitted without column names. Default: the model's
-        ``feature_names_in_``, or else every column.
+        ``feature_names_in_``, or else every column. For a model trained on texts, the one column
+        holding them (default: the column the model learned from, ``"text"`` when it learned from a list).
     strict_categories : bool, default=False
         Fail the computation (:class:`UnseenCategoryError`) on a category never seen in training,
         instead of scoring its row as an anomaly and flagging it.
@@ -80,7 +81,7 @@ def score(ddf, model_folder, *, key: bytes | str | None = None, features: Sequen
         ``features`` not given) has another number of columns than the model was fitted on.
     DataError
         When ``ddf`` already has a ``score``, ``label`` or ``unseen_category`` column, or the model was
-        trained on images.
+        trained on images or recordings.
     """
     try:
         import dask.dataframe  # noqa: F401
@@ -89,13 +90,12 @@ def score(ddf, model_folder, *, key: bytes | str | None = None, features: Sequen
     import numpy as np
 
     from oddkit.persist import load
-    from oddkit.spark import OUTPUT_COLUMNS, _feature_columns, _key
+    from oddkit.spark import OUTPUT_COLUMNS, _feature_columns, _key, check_scorable
 
     folder = Path(model_folder).expanduser().resolve()
     key = _key(key)
     detector = load(folder, key=key)
-    if getattr(detector, "image_shape_", None) is not None:
-        raise DataError(f"{folder} is an image model; oddkit.dask scores tables only")
+    check_scorable(detector, folder, "oddkit.dask")
     columns = list(ddf.columns)
     clash = [c for c in OUTPUT_COLUMNS if c in columns]
     if clash:

@@ -121,17 +121,45 @@ def score_frame(detector, frame, features: list[str], strict_categories: bool = 
     if len(frame) == 0:
         return frame.assign(score=np.empty(0, np.float64), label=np.empty(0, np.int32),
                             unseen_category=np.empty(0, bool))
-    scores, unseen, columns = score_rows(detector, frame[features], strict_categories=strict_categories,
-                                         hint=STRICT_HINT)
+    from oddkit.model_input import text_column
+
+    # A model trained on texts takes the texts themselves (whatever the column is called here).
+    rows = frame[features[0]].tolist() if text_column(detector) is not None else frame[features]
+    scores, unseen, columns = score_rows(detector, rows, strict_categories=strict_categories, hint=STRICT_HINT)
     if counts is not None and unseen.any():
         counts.add(add_counts({}, unseen, columns))
     return frame.assign(score=scores, label=(scores >= detector.threshold_).astype(np.int32), unseen_category=unseen)
 
 
+def check_scorable(detector, folder: Path, engine: str) -> None:
+    """Refuse, on the driver, a model :func:`score` (or :func:`oddkit.dask.score`) cannot score: one trained
+    on images or on recordings, which a DataFrame does not hold. Tables and texts (a column of strings) are
+    scored."""
+    from oddkit.model_input import input_kind
+
+    kind = input_kind(detector)
+    if kind in ("images", "recordings"):
+        raise DataError(f"{folder} is a model trained on {kind}; {engine} scores tables and texts (a column of "
+                        "strings); score it with 'oddkit score MODEL DATA'")
+
+
 def _feature_columns(detector, columns: list[str], features: Sequence[str] | None) -> list[str]:
     """The columns :func:`score` (and :func:`oddkit.dask.score`) scores, checked on the driver: ``features``,
     else the model's ``feature_names_in_``, else every column (a model fitted without names, which must
-    then have been fitted on as many columns)."""
+    then have been fitted on as many columns). A model trained on texts scores one column: ``features``'
+    only name, else the model's text column."""
+    from oddkit.model_input import text_column
+
+    column = text_column(detector)
+    if column is not None:
+        chosen = [str(c) for c in features] if features is not None else [column]
+        if len(chosen) != 1:
+            raise ColumnMismatchError(f"a model trained on texts scores one column of texts, not {chosen}; name it "
+                                      f"with features=[NAME] (the model learned from the column {column!r})")
+        if chosen[0] not in columns:
+            raise ColumnMismatchError(f"the DataFrame lacks the column of texts {chosen[0]!r}; it has {columns}; name "
+                                      "the column holding the texts with features=[NAME]")
+        return chosen
     names = getattr(detector, "feature_names_in_", None)
     if features is None and names is None:
         width = getattr(detector, "n_features_in_", None)
@@ -195,6 +223,8 @@ def score(df, model_folder, *, key: bytes | str | None = None, ship: str = "path
     features : sequence of str, optional
         The feature columns, in the order the model expects; only for a model fitted without column
         names (on a NumPy array). Default: the model's ``feature_names_in_``, or else every column.
+        For a model trained on texts, the one column holding them (default: the column the model
+        learned from, ``"text"`` when it learned from a list); its values are scored as the texts.
     strict_categories : bool, default=False
         Fail the job (:class:`UnseenCategoryError`, on the executor) on a category never seen in
         training, instead of scoring its row as an anomaly and flagging it.
@@ -224,7 +254,7 @@ def score(df, model_folder, *, key: bytes | str | None = None, ship: str = "path
         ``features`` not given) has another number of columns than the model was fitted on.
     DataError
         When ``df`` already has a ``score``, ``label`` or ``unseen_category`` column, or the model was
-        trained on images.
+        trained on images or recordings.
     """
     _require_pyspark()
     from pyspark.sql.types import BooleanType, DoubleType, IntegerType, StructField, StructType
@@ -236,8 +266,7 @@ def score(df, model_folder, *, key: bytes | str | None = None, ship: str = "path
     folder = Path(model_folder).expanduser().resolve()
     key = _key(key)
     detector = load(folder, key=key)  # fail early, on the driver, before any executor starts
-    if getattr(detector, "image_shape_", None) is not None:
-        raise DataError(f"{folder} is an image model; oddkit.spark scores tables only")
+    check_scorable(detector, folder, "oddkit.spark")
     clash = [c for c in OUTPUT_COLUMNS if c in df.columns]
     if clash:
         raise DataError(f"the DataFrame already has a column named {clash[0]!r}; rename or drop it before scoring")
