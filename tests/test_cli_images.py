@@ -280,7 +280,7 @@ def test_explain_images_gives_regions_and_heat_maps(planted_square_files, tmp_pa
     assert "by its one member GradientKNNDetector" in summary and "and 2 heat-maps in" in summary
     frame = pd.read_csv(out)
     assert list(frame.columns) == ["image", "row", "score", "label", "region", "left", "top", "right", "bottom",
-                                   "share", "map"]
+                                   "share", "note", "map"]
     assert sorted(frame["image"].unique()) == ["planted-big.png", "planted.png"]  # the two highest scores
     assert frame["region"].tolist() == [1, 2, 1, 2] and (frame["label"] == 1).all()
     assert frame["score"].is_monotonic_decreasing and frame["share"].between(0, 1).all()

@@ -481,3 +481,36 @@ def test_an_out_of_range_image_keeps_its_edge_map_scaled_to_its_raised_score(fit
     blind = GradientKNNDetector(intensity_guard=False).fit(fitted[1])
     unguarded = np.asarray(explain_images(blind, images[2:3]).maps[0])
     np.testing.assert_allclose(maps[2] / maps[2].sum(), unguarded / unguarded.sum(), rtol=1e-6, atol=1e-12)
+
+
+def test_an_image_raised_for_its_intensities_is_noted_in_explanations_the_cli_and_the_report(fitted, tmp_path,
+                                                                                             monkeypatch, capsys):
+    from conftest import run_cli
+    from PIL import Image
+
+    from oddkit.image_explanations import explain_images, intensity_notes
+
+    detector, train, test, _ = fitted
+    negative = 1 - test[:1]
+    notes = explain_images(default_detector(random_state=0).fit(train), np.concatenate([test[:1], negative])).notes
+    assert notes[0] is None and notes[1].startswith("brightness (mean) 0.9")
+    assert "out of the training images' range" in notes[1] and "heat map (edges only) does not show" in notes[1]
+    assert intensity_notes(GradientKNNDetector(intensity_guard=False).fit(train), negative) == [None]
+    assert intensity_notes(KNNDetector().fit(train), negative) == [None]
+    # The command line's CSV and the HTML report carry the note.
+    detector.save(tmp_path / "model")
+    (tmp_path / "data").mkdir()
+    for name, image in (("normal", test[0, 0]), ("negative", negative[0, 0])):
+        Image.fromarray((image * 255).round().astype(np.uint8)).save(tmp_path / "data" / f"{name}.png")
+    code, _, err = run_cli(monkeypatch, capsys, "explain", tmp_path / "model", tmp_path / "data", "--top", "2",
+                           "--out", tmp_path / "explained.csv")
+    assert code == 0, err
+    import pandas as pd
+
+    frame = pd.read_csv(tmp_path / "explained.csv", keep_default_na=False).set_index("image")
+    assert frame.loc["negative.png", "note"].startswith("brightness (mean)") and frame.loc["normal.png", "note"] == ""
+    code, _, err = run_cli(monkeypatch, capsys, "report", tmp_path / "model", tmp_path / "data", "--out",
+                           tmp_path / "report.html")
+    assert code == 0, err
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert page.count("<strong>Note:</strong> brightness (mean)") == 1

@@ -461,6 +461,24 @@ def test_image_model_scores_npy_bodies(tmp_path):
         service.stop()
 
 
+def test_an_image_raised_for_its_brightness_carries_a_note_with_its_heat_map():
+    """The image default (GradientKNNDetector) raises a negative of a normal image for its brightness, which its
+    heat map of edges does not show: ?explain=true gives that image a 'note' saying which statistic is out of
+    range; the others have none."""
+    from synthetic_images import bar_images
+
+    from oddkit import GradientKNNDetector
+    from oddkit.serve import score_payload
+
+    detector = GradientKNNDetector().fit(bar_images(40, size=16))
+    images = bar_images(3, size=16, seed=1)
+    images[2] = 255 - images[2]
+    answer = json.loads(score_payload(detector, images, explain=True))
+    assert [("note" in row) for row in answer["rows"]] == [False, False, True]
+    assert answer["rows"][2]["note"].startswith("brightness (mean)") and answer["rows"][2]["label"] == 1
+    assert "note" not in json.loads(score_payload(detector, images))["rows"][2]
+
+
 def test_several_workers_serve_the_same_scores(gaussian_folder, rows):
     """Two worker processes, each capped at one thread by --n-threads: the same scores."""
     _, scores = _library(gaussian_folder, rows)

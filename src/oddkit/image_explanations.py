@@ -51,7 +51,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["IMAGE_METHODS", "ImageExplanation", "ImageRegion", "default_patch_size", "explain_images", "top_regions"]
+__all__ = ["IMAGE_METHODS", "ImageExplanation", "ImageRegion", "default_patch_size", "explain_images",
+           "intensity_notes", "top_regions"]
 
 IMAGE_METHODS = ("auto", "occlusion")
 """What :func:`explain_images` takes as ``method``: each detector's own (module notes), or occlusion for any."""
@@ -82,6 +83,10 @@ class ImageExplanation:
     patch_size : int
         The side of the occluded patches, and the side of the regions :func:`top_regions` finds
         by default.
+    notes : tuple of (str or None)
+        Per image, what its map cannot show, or None: for a :class:`~oddkit.GradientKNNDetector` (alone or
+        in an ensemble) an image raised for its brightness or contrast (``intensity_guard``) is noted
+        with the statistic out of range, its value and the bounds (:func:`intensity_notes`).
     """
 
     maps: np.ndarray
@@ -89,6 +94,7 @@ class ImageExplanation:
     method: str
     description: str
     patch_size: int
+    notes: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -192,7 +198,51 @@ def explain_images(detector, X, *, method: str = "auto", patch_size: int | None 
     images = Z.reshape(len(Z), *shape)
     scores = np.asarray(detector.decision_function(images), dtype=np.float64)
     maps, kind, description = _image_maps(detector, Z, images, scores, method, patch)
-    return ImageExplanation(maps=maps, scores=scores, method=kind, description=description, patch_size=patch)
+    return ImageExplanation(maps=maps, scores=scores, method=kind, description=description, patch_size=patch,
+                            notes=tuple(intensity_notes(detector, images)))
+
+
+def intensity_notes(detector, images: np.ndarray) -> list[str | None]:
+    """Per image, why a :class:`~oddkit.GradientKNNDetector` raised its score for its intensities (its
+    ``intensity_guard``), or None: the first channel statistic out of range, its value and the in-range
+    bounds (the training range widened by ``INTENSITY_MARGIN`` of itself). An ensemble is asked through its
+    members; other detectors give None for every image.
+
+    Parameters
+    ----------
+    detector : BaseDetector
+        A detector fitted on images.
+    images : ndarray of shape (n, C, H, W)
+        Images as the detector reads them (values in [0, 1]).
+
+    Returns
+    -------
+    list of (str or None)
+        E.g. ``"brightness (mean) 0.87 is out of the training images' range, 0.03 to 0.19 with its margin;
+        the heat map shows edges only"``.
+    """
+    from oddkit.detectors.ensemble import EnsembleDetector
+    from oddkit.detectors.gradients import GradientKNNDetector, intensity_statistics
+
+    notes: list[str | None] = [None] * len(images)
+    guards = [m for m in (detector.members_ if isinstance(detector, EnsembleDetector) else [detector])
+              if isinstance(m, GradientKNNDetector) and getattr(m, "intensity_bounds_", None) is not None]
+    for guard in guards:
+        low, high = guard.intensity_bounds_
+        statistics = intensity_statistics(images)
+        channels = images.shape[1]
+        names = [("brightness (mean)" if k == 0 else "contrast (standard deviation)")
+                 + ("" if channels == 1 else f" of channel {c}") for k in range(2) for c in range(channels)]
+        for i, row in enumerate(statistics):
+            if notes[i] is not None:
+                continue
+            out = np.flatnonzero((row < low) | (row > high))
+            if out.size:
+                j = out[0]
+                notes[i] = (f"{names[j]} {row[j]:.3g} is out of the training images' range, {low[j]:.3g} to "
+                            f"{high[j]:.3g} with its margin; scored as an anomaly for that, which the heat map "
+                            "(edges only) does not show")
+    return notes
 
 
 def _image_maps(detector, Z, images, scores, method, patch) -> tuple[np.ndarray, str, str]:

@@ -249,7 +249,8 @@ def _explain_images(detector, data: Path, top: int, out: Path, maps: Path | None
                             "label": int(scores[index] >= detector.threshold_), "region": number,
                             "left": int(np.floor(region.left * fx)), "top": int(np.floor(region.top * fy)),
                             "right": int(np.ceil(region.right * fx)), "bottom": int(np.ceil(region.bottom * fy)),
-                            "share": region.share, **({} if picture is None else {"map": str(picture)})})
+                            "share": region.share, "note": explanation.notes[rank] or "",
+                            **({} if picture is None else {"map": str(picture)})})
     _write_table(pd.DataFrame.from_records(records), out)
     if str(out) != "-":
         written = f"; wrote {out}" + ("" if maps is None else f" and {len(order):,} heat-maps in {maps}")

@@ -475,6 +475,7 @@ def _image_explanations(detector, images, top_positions: np.ndarray) -> tuple[li
         original = images.original_sizes[pos] if images.original_sizes is not None else (height, width)
         fy, fx = original[0] / height, original[1] / width
         drawn.append({"png": png, "width": w, "height": h, "share": _pct(region.share),
+                      "note": explanation.notes[rank] if explanation.notes else None,
                       "box": (f"columns {int(np.floor(region.left * fx))}–{int(np.ceil(region.right * fx)) - 1}, "
                               f"rows {int(np.floor(region.top * fy))}–{int(np.ceil(region.bottom * fy)) - 1}")})
     said = explanation.description.strip()

@@ -11,8 +11,9 @@ Endpoints:
   (``audio/wav``, ``audio/flac``), several as multipart fields ``file``, or an ``.npz`` of recordings
   (``application/x-npz``). Answers ``{"rows": [{"score", "label", "probability"},
   ...], ...}`` in the order of the input; ``?explain=true`` adds each row's ``explanation`` (the share of the
-  score each column carries, :func:`oddkit.scoring.explain_rows`; for an image, each pixel's share, H lists of
-  W numbers; for a text, its tokens with their words, contributions and shares; for a recording, the shares
+  score each column carries, :func:`oddkit.scoring.explain_rows`; for an image, each pixel's share of its
+  heat map (:func:`oddkit.image_explanations.explain_images`), H lists of W numbers, and a ``note`` where the
+  map cannot show why it scored high; for a text, its tokens with their words, contributions and shares; for a recording, the shares
   of its mel bands or coefficients).
   A row holding a category never seen in training is scored as an anomaly, flagged
   (``"unseen_category": true``) and counted (``unseen_category_rows``, ``unseen_categories``), as
@@ -486,14 +487,18 @@ def _score_chunk(detector, X, explain: bool, strict_categories: bool) -> tuple[l
     scores, unseen, columns = score_rows(detector, X, strict_categories=strict_categories, hint=_STRICT_HINT)
     probabilities = detector.proba_from_scores(scores)[:, 1]
     labels = (scores >= detector.threshold_).astype(int)
-    shares = names = None
-    if explain:
+    shares = names = notes = None
+    if explain and _image_shape(detector) is None:  # each column's share of the row's score
         shares = explain_rows(detector, X)  # strict: score_rows has already refused unseen categories
-        if _image_shape(detector) is None:  # each column's share of the row's score
-            names = [str(name) for name in shares.columns]
-            shares = shares.to_numpy(dtype=np.float64)
-        else:  # each pixel's share of the image's error: (n, H, W)
-            shares = np.asarray(shares, dtype=np.float64)
+        names = [str(name) for name in shares.columns]
+        shares = shares.to_numpy(dtype=np.float64)
+    elif explain:  # each pixel's share of the positive mass of the image's map: (n, H, W)
+        from oddkit.image_explanations import explain_images
+
+        explanation = explain_images(detector, X)
+        mass = np.clip(explanation.maps, 0.0, None).reshape(len(X), -1).sum(axis=1)
+        shares = explanation.maps / np.where(mass > 0, mass, np.inf)[:, None, None]
+        notes = list(explanation.notes)
     n = len(scores)
     step = max(1, _SERIALISE_VALUES // max(1, 4 + (0 if shares is None else shares[0].size if n else 0)))
     text = []
@@ -506,8 +511,10 @@ def _score_chunk(detector, X, explain: bool, strict_categories: bool) -> tuple[l
             for row, values in zip(rows, shares[start:stop].tolist()):
                 row["explanation"] = dict(zip(names, values))
         elif shares is not None:
-            for row, heat_map in zip(rows, shares[start:stop].tolist()):
+            for row, heat_map, note in zip(rows, shares[start:stop].tolist(), notes[start:stop]):
                 row["explanation"] = heat_map
+                if note is not None:
+                    row["note"] = note
         text.append(json.dumps(rows, allow_nan=False)[1:-1])
     return text, int(unseen.sum()), columns
 
@@ -518,7 +525,7 @@ def _raise_unchunked(detector, X, explain: bool, strict_categories: bool) -> Non
     from oddkit.scoring import explain_rows, score_rows
 
     score_rows(detector, X, strict_categories=strict_categories, hint=_STRICT_HINT)
-    if explain:
+    if explain and _image_shape(detector) is None:
         explain_rows(detector, X)
 
 
@@ -698,8 +705,9 @@ def _request_models(detector, limits: Limits | None = None):
 
     if _image_shape(detector) is not None:
         explanation_type: Any = list[list[float]]
-        explanation_text = ("With ?explain=true: each pixel's share of the image's squared error, H lists of W "
-                            "numbers (detector.explain).")
+        explanation_text = ("With ?explain=true: each pixel's share of the positive mass of the image's heat map, "
+                            "H lists of W numbers (oddkit.image_explanations.explain_images; for an auto-encoder, "
+                            "its share of the squared error).")
     else:
         explanation_type = dict[str, float]
         explanation_text = ("With ?explain=true: each column's share of the score (detector.explain; a row that is "
@@ -712,6 +720,10 @@ def _request_models(detector, limits: Limits | None = None):
         unseen_category: bool = Field(description="The row holds a category never seen in training (scored as an "
                                                   "anomaly; refused instead with ?strict_categories=true).")
         explanation: Optional[explanation_type] = Field(None, description=explanation_text)
+        note: Optional[str] = Field(None, description="With ?explain=true, for an image scored as an anomaly for "
+                                                      "its brightness or contrast (the image default's intensity "
+                                                      "guard): which statistic is out of range, which the heat map "
+                                                      "does not show.")
 
     class ScoreResponse(BaseModel):
         rows: list[RowScore]
