@@ -103,7 +103,8 @@ def test_pages_and_their_selection():
     assert pages[0] == "README.md" and "docs/guide/cli.md" in pages and "docs/walkthroughs/fraud.md" in pages
     assert check.select_pages(pages, ["cli.md"]) == ["docs/guide/cli.md"]
     assert check.select_pages(pages, ["docs/walkthroughs"]) == [
-        "docs/walkthroughs/cancer.md", "docs/walkthroughs/fraud.md", "docs/walkthroughs/intrusion.md"]
+        "docs/walkthroughs/cancer.md", "docs/walkthroughs/fraud.md", "docs/walkthroughs/intrusion.md",
+        "docs/walkthroughs/sms.md", "docs/walkthroughs/speech.md"]
     assert check.select_pages(pages, ["docs/guide/s*.md", "README.md"])[0] == "README.md"
     with pytest.raises(ValueError, match="no page matches nothing.md"):
         check.select_pages(pages, ["nothing.md"])

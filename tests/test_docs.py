@@ -22,7 +22,7 @@ from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-WALKTHROUGHS = ("fraud", "intrusion", "cancer")
+WALKTHROUGHS = ("fraud", "intrusion", "cancer", "sms", "speech")
 # The fenced blocks are found as scripts/check_doc_commands.py finds them (the fresh-clone check of every
 # command, run by hand), which leaves to this module the Python of these pages.
 CHECK = load_script("check_doc_commands")
