@@ -221,3 +221,23 @@ def test_evaluate_group_and_miss_cost_columns_on_a_tsv_of_texts(monkeypatch, cap
     missed = (frame["y"] == 1) & (scores < load(folder / "costed").threshold_)
     assert metrics["miss_costs"]["missed"] == pytest.approx(frame.loc[missed, "amount"].sum())
     assert "<mark" in (folder / "costed.html").read_text()
+
+
+def test_fit_on_messages_without_a_text_detector_trains_the_text_auto_encoder(monkeypatch, capsys, folder, tmp_path):
+    """The auto-encoder (fit's default --detector) or the default, asked for on messages (a .tsv/.txt file, or
+    --text-col), is the text auto-encoder, as the image default is built for images; a table detector on a
+    file of messages is refused with the detectors that read it."""
+    small = ["--epochs", "1", "--n-threads", "1", "--quiet"]
+    code, _, err = run(monkeypatch, capsys, "fit", folder / "messages.tsv", "--out", tmp_path / "plain", *small)
+    assert code == 0, err
+    assert type(load(tmp_path / "plain")).__name__ == "TextAutoEncoderDetector"
+    code, _, err = run(monkeypatch, capsys, "fit", folder / "train.csv", "--detector", "default", "--text-col", "body",
+                       "--id-col", "id", "--out", tmp_path / "default", *small)
+    assert code == 0, err
+    assert load(tmp_path / "default").text_col == "body"
+    code, _, err = run(monkeypatch, capsys, "fit", folder / "messages.tsv", "--detector", "knn", "--out",
+                       tmp_path / "knn", "--quiet")
+    assert code == 2 and "holds messages (a .tsv file): train a text detector on it (--detector text" in err, err
+    code, _, err = run(monkeypatch, capsys, "fit", folder / "train.csv", "--detector", "knn", "--text-col", "body",
+                       "--out", tmp_path / "knn", "--quiet")
+    assert code == 2 and "--text-col is for the text detectors" in err, err

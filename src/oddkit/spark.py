@@ -154,11 +154,12 @@ def _feature_columns(detector, columns: list[str], features: Sequence[str] | Non
     if column is not None:
         chosen = [str(c) for c in features] if features is not None else [column]
         if len(chosen) != 1:
-            raise ColumnMismatchError(f"a model trained on texts scores one column of texts, not {chosen}; name it "
-                                      f"with features=[NAME] (the model learned from the column {column!r})")
+            raise ColumnMismatchError(f"a model trained on texts scores one column of texts, not {chosen}; name that "
+                                      f"one column with the features argument (the model learned from the column "
+                                      f"{column!r})")
         if chosen[0] not in columns:
             raise ColumnMismatchError(f"the DataFrame lacks the column of texts {chosen[0]!r}; it has {columns}; name "
-                                      "the column holding the texts with features=[NAME]")
+                                      "the column holding the texts with the features argument")
         return chosen
     names = getattr(detector, "feature_names_in_", None)
     if features is None and names is None:

@@ -86,6 +86,7 @@ def fit(
     When DATA has an anomaly label column (--label-col, or 'y'), only its normal rows (0) are used unless
     --keep-anomalies. With --stream, DATA may be a folder of Parquet (or CSV) files of any size.
     """
+    detector = _detector_for_texts(detector, data, text_col)
     cls = _detector_class(detector)
     if n_threads is not None and n_threads < 1:
         raise OddkitError(f"--n-threads must be at least 1, got {n_threads}")
@@ -174,6 +175,24 @@ def fit(
                   f"{_known_note(anomalies)} in {time.perf_counter() - started:.1f} s; threshold "
                   f"{model.threshold_:.6g} ({model.threshold_goal_}); saved to {out}")
 
+
+TEXT_SUFFIXES = (".tsv", ".tsv.gz", ".txt")
+"""Files 'oddkit fit' reads as messages, never as a table (the table readers take CSV, Parquet and .npy)."""
+
+
+def _detector_for_texts(detector: str, data: Path, text_col: str | None) -> str:
+    """The detector 'oddkit fit' trains: the text auto-encoder where the auto-encoder or the default was asked
+    for (the default --detector) on messages (a .tsv/.txt file, or --text-col naming a column of them), as
+    the image default is built for images; a table detector asked for on a file of messages is refused."""
+    holds_texts = data.is_file() and data.name.lower().endswith(TEXT_SUFFIXES)
+    if detector in TEXT_DETECTORS or not (holds_texts or text_col is not None):
+        return detector
+    if detector in ("autoencoder", "default"):
+        return "text"
+    if text_col is None:
+        raise OddkitError(f"{data} holds messages (a {data.suffix} file): train a text detector on it (--detector "
+                          f"{', '.join(sorted(TEXT_DETECTORS))}); {detector} learns from a table's columns")
+    return detector
 
 def _fit_stream(cls, params: dict, data: Path, out: Path, label_col: str | None, id_col: list[str] | None,
                 keep_anomalies: bool, known_anomalies: Path | None, n_threads: int | None, force: bool) -> None:
