@@ -704,3 +704,38 @@ def test_a_request_over_the_row_limit_gets_413_asking_to_split_it(gaussian_folde
         assert status == 413 and "split the batch" in answer["detail"]
     finally:
         service.stop()
+
+
+def _refused_in_one_line(answer, status: int, message: str) -> None:
+    assert answer.status_code == status, answer.text
+    detail = answer.json()["detail"]
+    assert message in detail and "\n" not in detail and len(detail) < 600, detail
+
+
+def test_a_table_file_with_thousands_of_columns_is_refused_in_one_short_line(gaussian_folder, monkeypatch):
+    """A CSV header of 100,000 columns took 2 s to read into a table, and the answer listed every one of them
+    (1 MB of detail): refused from its first line, and a list of names in a detail is cut short. A CSV of more
+    rows than --max-rows is refused once they are counted, before it is read into a table."""
+    from fastapi.testclient import TestClient
+
+    import oddkit.data
+    from oddkit.serve import create_app
+
+    def read(*args, **kwargs):
+        raise AssertionError("the file was read")
+
+    client = TestClient(create_app(gaussian_folder, max_rows=40), raise_server_exceptions=False)
+    extra = {"amount": 1.0, "hour": 2.0, "channel": "web", **{f"c{i}": 0 for i in range(5000)}}
+    _refused_in_one_line(client.post("/score", json={"rows": [extra]}), 422,
+                         "extra ['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8', 'c9', 'c10', 'c11', 'c12', "
+                         "'c13', 'c14', 'c15', 'c16', 'c17', 'c18', 'c19'] and 4,980 more")
+    monkeypatch.setattr(oddkit.data, "read_table", read)
+    wide = b"amount,hour,channel," + b",".join(b"c%d" % i for i in range(100_000)) + b"\n1,2,web\n"
+    _refused_in_one_line(client.post("/score", content=wide, headers={"Content-Type": "text/csv"}), 422,
+                         "the CSV body has more than 1,000 columns; send exactly the model's columns ['amount', "
+                         "'hour', 'channel']")
+    rows = b"amount,hour,channel\n" + b"1,2,web\n" * 100
+    _refused_in_one_line(client.post("/score", content=rows, headers={"Content-Type": "text/csv"}), 413,
+                         "the request holds 100 rows, over the service's limit of 40 rows")
+    _refused_in_one_line(client.post("/score", files={"file": ("rows.csv", rows * 10)}), 413,
+                         "the request holds more than 400 rows, over the service's limit of 40 rows")

@@ -517,3 +517,237 @@ def test_limits_that_are_not_positive_stop_the_command(monkeypatch, capsys, tmp_
     for option in ("--max-text-chars", "--max-recording-seconds", "--max-samples"):
         code, _, err = run_cli(monkeypatch, capsys, "serve", tmp_path / "no-model", option, "0")
         assert code == 2 and f"{option} must be" in err, err
+
+
+# -- hostile requests: each answered 4xx within the limits, never 500 --------------------------------------
+
+@pytest.fixture(scope="module")
+def text_client(text_folder):
+    from fastapi.testclient import TestClient
+
+    from oddkit.serve import create_app
+
+    return TestClient(create_app(text_folder, max_rows=40, max_text_chars=300), raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def audio_client(audio_folder):
+    from fastapi.testclient import TestClient
+
+    from oddkit.serve import create_app
+
+    return TestClient(create_app(audio_folder, max_rows=4, max_samples=100_000), raise_server_exceptions=False)
+
+
+def _refused(answer, status: int, message: str) -> None:
+    assert answer.status_code == status, answer.text
+    detail = answer.json()["detail"]
+    assert message in detail and "\n" not in detail and len(detail) < 600, detail
+
+
+def _zip(members: list[tuple[str, bytes]]) -> bytes:
+    import zipfile
+
+    body = io.BytesIO()
+    with zipfile.ZipFile(body, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members:
+            archive.writestr(name, data)
+    return body.getvalue()
+
+
+def _npy(array) -> bytes:
+    body = io.BytesIO()
+    np.save(body, np.asarray(array))
+    return body.getvalue()
+
+
+def _no_decoding(monkeypatch) -> None:
+    import oddkit.data.audio
+
+    def decoded(*args, **kwargs):
+        raise AssertionError("a sample was decoded")
+
+    monkeypatch.setattr(oddkit.data.audio, "read_audio", decoded)
+
+
+def test_an_archive_member_that_is_not_an_array_is_refused_before_it_is_read(audio_client, monkeypatch):
+    """numpy.load hands a member not named NAME.npy over as raw bytes, read whole, whatever its zip header says
+    it holds: a member 'offsets' (or 'files') of 300 MB of zeros deflates to 300 KB, and read_audio decoded it in
+    full (21 GB of memory for 'files', a MemoryError and a 500 for 'offsets'). Refused from the archive's
+    directory before any member is read."""
+    _no_decoding(monkeypatch)
+    audio, rate = _npy(np.zeros(800, np.int16)), _npy(np.array(8000))
+    for members in ([("audio.npy", audio), ("sample_rate.npy", rate), ("offsets", bytes(50_000_000))],
+                    [("audio.npy", audio), ("sample_rate.npy", rate), ("offsets.npy", _npy([0, 800])),
+                     ("files", bytes(50_000_000))]):
+        bomb = _zip(members)
+        assert len(bomb) < 100_000
+        answer = audio_client.post("/score", content=bomb, headers={"Content-Type": "application/x-npz"})
+        _refused(answer, 422, f"the body: the member {members[-1][0]!r} is not a .npy array")
+
+
+def test_an_archive_of_thousands_of_members_is_refused_from_its_directory(audio_client, monkeypatch):
+    """Each member of a zip is a few dozen bytes of its directory: 64 MiB could list some 700,000, which the zip
+    reader parses whole (16 MB of them took 8 s and 650 MB to read). Refused from the directory's size."""
+    import zipfile
+
+    _no_decoding(monkeypatch)
+    members = [("audio.npy", _npy(np.zeros(800, np.int16))), ("sample_rate.npy", _npy(np.array(8000)))]
+    archive = _zip(members + [(f"extra{i}.npy", _npy(np.array(0, np.int8))) for i in range(3000)])
+
+    def parsed(*args, **kwargs):
+        raise AssertionError("the archive's directory was parsed")
+
+    monkeypatch.setattr(zipfile, "ZipFile", parsed)
+    answer = audio_client.post("/score", content=archive, headers={"Content-Type": "application/x-npz"})
+    _refused(answer, 413, "the body: its directory lists the archive's members in ")
+
+
+BAD_ARCHIVES = [
+    ("offsets of text", {"offsets": np.array(["0", "x"])}, "'offsets' holds <U1 values; store whole numbers"),
+    ("offsets of complex numbers", {"offsets": np.array([0, 800], dtype=complex)}, "'offsets' holds complex128"),
+    ("digits of text", {"digit": np.array(["x"])}, "'digit' holds <U1 values; store whole numbers"),
+    ("speakers of text", {"speaker": np.array(["x"])}, "'speaker' holds <U1 values"),
+    ("a NaN rate", {"sample_rate": np.array(np.nan)}, "'sample_rate' is nan; store the rate in Hz"),
+    ("an infinite rate", {"sample_rate": np.array(np.inf)}, "'sample_rate' is inf; store the rate in Hz"),
+    ("a rate of text", {"sample_rate": np.array("abc")}, "'sample_rate' holds <U3 values; store the rate in Hz"),
+    ("a rate of 1e300 Hz", {"sample_rate": np.array(1e300)}, "'sample_rate' is 1e+300 Hz; oddkit reads recordings "
+                                                              "at 1 to 384,000 Hz"),
+    ("complex samples", {"audio": np.zeros(800, complex)}, "'audio' holds complex128 values; store int16"),
+    ("more file names than recordings", {"files": np.array([f"{i}.wav" for i in range(100_000)])},
+     "'files' holds 100,000 entries for 1 recording(s)"),
+    ("far more speaker names than anyone needs", {"speaker": np.array([0]), "speaker_names": np.zeros(100_000)},
+     "'speaker_names' holds 100,000 names"),
+]
+
+
+@pytest.mark.parametrize("arrays, message", [case[1:] for case in BAD_ARCHIVES], ids=[c[0] for c in BAD_ARCHIVES])
+def test_archive_arrays_of_the_wrong_kind_or_size_get_422_before_decoding(audio_client, monkeypatch, arrays,
+                                                                         message):
+    """read_audio turned text offsets or labels, and a NaN, infinite or text rate, into a ValueError or an
+    OverflowError (500); label arrays are what it turns into Python strings (a float array of 64 MiB in
+    'speaker_names' into 1 GiB of them): refused from the archive's headers (the rate, one number, read)."""
+    _no_decoding(monkeypatch)
+    archive = {"audio": np.zeros(800, np.int16), "offsets": np.array([0, 800]), "sample_rate": np.array(8000),
+               **arrays}
+    answer = audio_client.post("/score", content=_npz(**archive), headers={"Content-Type": "application/x-npz"})
+    _refused(answer, 422, message)
+
+
+def test_a_file_of_texts_with_thousands_of_columns_is_refused_before_it_is_read(text_client, monkeypatch):
+    """A CSV header of 300,000 columns (2.3 MB) took 25 s and 1.3 GB to read into a table, for one text column
+    (a Parquet file of 10,000 columns, 1.2 s and 600 MB): refused from its first line (the Parquet file's
+    metadata); a file of 1,000 columns or fewer is read as before."""
+    import oddkit.data.text
+
+    def read(*args, **kwargs):
+        raise AssertionError("the file was read")
+
+    wide = b",".join(b"c%d" % i for i in range(300_000))
+    with monkeypatch.context() as patched:
+        patched.setattr(oddkit.data.text, "read_text_table", read)
+        for body, content_type in ((b"text," + wide + b"\na cat\n", "text/csv"),
+                                   (b'"te\nxt",' + wide + b"\na cat\n", "text/csv"),  # a quoted line break
+                                   (b"\n  \ntext\t" + wide.replace(b",", b"\t") + b"\na cat\n",
+                                    "text/tab-separated-values")):
+            answer = text_client.post("/score", content=body, headers={"Content-Type": content_type})
+            _refused(answer, 413, "body has more than 1,000 columns; send the texts in the column 'text'")
+        wide = pd.DataFrame({"text": ["a cat"], **{f"c{i}": [i] for i in range(1000)}})
+        parquet = io.BytesIO()
+        wide.to_parquet(parquet)
+        answer = text_client.post("/score", content=parquet.getvalue(),
+                                  headers={"Content-Type": "application/vnd.apache.parquet"})
+        _refused(answer, 413, "body has more than 1,000 columns (1,001); send the texts in the column 'text'")
+    table = pd.DataFrame({"text": ["a cat", "the dog"], **{f"c{i}": [i, i] for i in range(900)}})
+    answer = text_client.post("/score", content=table.to_csv(index=False).encode(),
+                              headers={"Content-Type": "text/csv"})
+    assert answer.status_code == 200, answer.text
+    parquet = io.BytesIO()
+    table.to_parquet(parquet)
+    answer = text_client.post("/score", content=parquet.getvalue(),
+                              headers={"Content-Type": "application/vnd.apache.parquet"})
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_file_of_more_texts_than_max_rows_is_refused_before_it_is_read(text_client, monkeypatch):
+    """A CSV of 5 million one-word lines (15 MB) took 4 s and 1 GB to read before its 5,000,000 texts were
+    counted: they are counted first (to ten times --max-rows at most). A quoted text holding line breaks is
+    one text, and a file of as many texts as the limit is read."""
+    import oddkit.data.text
+
+    def read(*args, **kwargs):
+        raise AssertionError("the file was read")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(oddkit.data.text, "read_text_table", read)
+        for body, content_type in ((b"text\n" + b"ab\n" * 1_000_000, "text/csv"),
+                                   (b"ham\tab\n" * 1_000_000, "text/tab-separated-values"),
+                                   # read line by line, where a quote is no quote: one left open hides nothing
+                                   (b'ham\t"ab\n' + b"ham\tab\n" * 1_000_000, "text/tab-separated-values")):
+            answer = text_client.post("/score", content=body, headers={"Content-Type": content_type})
+            _refused(answer, 413, "the request holds more than 400 texts, over the service's limit of 40 texts")
+    within = b"text\n" + b'"a\ncat"\n' * 40 + b"\n" * 50
+    answer = text_client.post("/score", content=within, headers={"Content-Type": "text/csv"})
+    assert answer.status_code == 200 and len(answer.json()["rows"]) == 40, answer.text
+
+
+def test_several_files_for_a_model_that_takes_one_are_refused(text_client):
+    """A text (or table) model reads one file a request: a second file field was dropped without a word, and
+    the answer held the scores of one of them."""
+    files = [("file", ("a.csv", b"text\na cat\n")), ("file", ("b.csv", b"text\nthe dog\na bird\n"))]
+    _refused(text_client.post("/score", files=files), 422,
+             "the request uploads 2 files as the form field 'file'; upload one CSV, TSV or Parquet file of texts")
+
+
+def test_json_mistakes_on_a_text_model_say_how_to_send_texts(text_client):
+    for body, message in ((b'{"texts": [', "not valid JSON"), (b"", "the request body is empty"),
+                          (b'{"texts": ["a"], "texts": ["b"]}', "gives the key 'texts' twice in one object")):
+        answer = text_client.post("/score", content=body, headers={"Content-Type": "application/json"})
+        _refused(answer, 422, message)
+        assert "send {\"texts\": [\"...\", ...]}" in answer.json()["detail"] and "rows" not in answer.json()["detail"]
+
+
+def test_an_archive_the_library_fails_to_read_is_answered_422(audio_client, monkeypatch):
+    """Whatever read_audio raises on a file it was given (a ValueError from numpy, say) is the file's fault: 422
+    naming it, not 500."""
+    import oddkit.data.audio
+
+    def fails(path, sample_rate=None):
+        raise ValueError(f"cannot convert float NaN to integer (in {path})")
+
+    monkeypatch.setattr(oddkit.data.audio, "read_audio", fails)
+    archive = _npz(audio=np.zeros(800, np.int16), offsets=np.array([0, 800]), sample_rate=np.array(8000))
+    answer = audio_client.post("/score", files=[("file", ("clips.npz", archive))])
+    _refused(answer, 422, "clips.npz: cannot be read as an archive of recordings (ValueError: cannot convert float "
+                          "NaN to integer (in clips.npz)); send numpy.savez's file")
+
+
+def test_a_parquet_file_of_texts_that_are_not_utf8_or_of_repeated_columns_gets_422_in_one_line(text_client):
+    """A Parquet string column holding bytes that are not UTF-8 made pyarrow fail deep inside read_text_table
+    (500); a file naming its column twice was answered with pyarrow's message over six lines."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def parquet(table) -> bytes:
+        body = io.BytesIO()
+        pq.write_table(table, body)
+        return body.getvalue()
+
+    broken = pa.array([b"a cat", b"\xff\xfe dog"], type=pa.binary()).view(pa.string())
+    answer = text_client.post("/score", content=parquet(pa.table({"text": broken})),
+                              headers={"Content-Type": "application/vnd.apache.parquet"})
+    _refused(answer, 422, "the Parquet body: its texts cannot be read (")
+    assert answer.json()["detail"].endswith("store each text as a string of valid UTF-8")
+    twice = pa.table([pa.array(["a cat"]), pa.array(["the dog"])], names=["text", "text"])
+    answer = text_client.post("/score", files=[("file", ("texts.parquet", parquet(twice)))])
+    _refused(answer, 422, "cannot read texts.parquet as Parquet")
+
+
+def test_an_archive_needing_a_zip_version_python_lacks_gets_422(audio_client):
+    """The zip reader raises NotImplementedError for a member that needs a later zip version (a byte of its
+    directory): that was a 500."""
+    archive = bytearray(_npz(audio=np.zeros(800, np.int16), offsets=np.array([0, 800]), sample_rate=np.array(8000)))
+    entry = archive.index(b"PK\x01\x02")
+    archive[entry + 6:entry + 8] = (96).to_bytes(2, "little")  # version needed to extract: 9.6
+    answer = audio_client.post("/score", content=bytes(archive), headers={"Content-Type": "application/x-npz"})
+    _refused(answer, 422, "the body: not an .npz archive (zip file version 9.6)")

@@ -209,9 +209,17 @@ def _service_wording(message: str) -> str:
     return message
 
 
-def _parse_json(body: bytes) -> Any:
+_SEND_ROWS = "send {\"rows\": [{\"column\": value, ...}]} or {\"columns\": {\"column\": [values]}}"
+_SEND_TEXTS = "send {\"texts\": [\"...\", ...]} or a JSON list of strings"
+
+
+def _parse_json(body: bytes, texts: bool = False) -> Any:
+    """The JSON body, parsed; ``texts``: the body of a model trained on texts (the messages say how to send
+    texts rather than rows)."""
+    send = _SEND_TEXTS if texts else _SEND_ROWS
     if not body.strip():
-        raise EmptyDataError("the request body is empty; send rows as JSON: {\"rows\": [{\"column\": value, ...}]}")
+        raise EmptyDataError("the request body is empty; " + (send if texts else "send rows as JSON: "
+                                                              "{\"rows\": [{\"column\": value, ...}]}"))
     try:
         text = body.decode("utf-8-sig")  # JSON between systems is UTF-8 (RFC 8259); json.loads would guess
     except UnicodeDecodeError as exc:
@@ -219,21 +227,31 @@ def _parse_json(body: bytes) -> Any:
                         "UTF-8") from None
     try:
         return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_refuse_duplicate_keys)
-    except OddkitError:
-        raise
+    except OddkitError as exc:
+        if not texts:
+            raise
+        # a key given twice, NaN or Infinity: the table's advice (columns, null for a missing value) does not fit
+        raise DataError(f"{str(exc).split('; ')[0]}; {send}") from None
     except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         # ValueError: an integer of more than 4,300 digits, which Python refuses to convert
-        raise DataError(f"the request body is not valid JSON ({exc}); send {{\"rows\": [{{\"column\": value, ...}}]}} "
-                        "or {\"columns\": {\"column\": [values]}}") from None
+        raise DataError(f"the request body is not valid JSON ({exc}); {send}") from None
+
+
+def _shown(names: list, limit: int = 20) -> str:
+    """A list of names for a message: all of them up to ``limit``, else the first ``limit`` and how many more."""
+    if len(names) <= limit:
+        return str(list(names))
+    return f"{list(names[:limit])} and {len(names) - limit:,} more"
 
 
 def _check_names(names: list[str], present, where: str) -> None:
     present = list(present)
-    missing = [n for n in names if n not in present]
-    extra = [c for c in present if c not in set(names)]
+    expected, sent = set(names), set(present)
+    missing = [n for n in names if n not in sent]
+    extra = [c for c in present if c not in expected]
     if missing or extra:
-        raise ColumnMismatchError(f"{where} differ from training: missing {missing}, extra {extra}; send exactly "
-                                  f"the model's columns {names}")
+        raise ColumnMismatchError(f"{where} differ from training: missing {_shown(missing)}, extra {_shown(extra)}; "
+                                  f"send exactly the model's columns {_shown(names)}")
 
 
 def _refuse_booleans(frame, detector) -> None:
@@ -346,6 +364,13 @@ def _frame_from_file(data: bytes, filename: str, detector, parquet: bool | None 
             declared = 0
         _check_rows(declared, max_rows)
     suffix = ".parquet" if parquet else ".csv"
+    names = [c["name"] for c in (_columns(detector) or [])]
+    if not parquet:  # its width and rows, before pandas builds every column of every row
+        from oddkit.serve._media import MAX_FILE_COLUMNS, check_delimited
+
+        check_delimited(data, ",", filename or "the uploaded csv file", max_rows, "rows",
+                        max(MAX_FILE_COLUMNS, len(names)), f"send exactly the model's columns {_shown(names)}",
+                        ColumnMismatchError)
     with tempfile.TemporaryDirectory(prefix="oddkit-serve-") as folder:
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(data)
@@ -353,7 +378,6 @@ def _frame_from_file(data: bytes, filename: str, detector, parquet: bool | None 
             table = read_table(path, label_col=None)
         except OddkitError as exc:
             raise type(exc)(str(exc).replace(str(path), filename or f"the uploaded {suffix[1:]} file")) from None
-    names = [c["name"] for c in (_columns(detector) or [])]
     _check_names(names, table.X.columns, "the file's columns")
     frame = table.X[names]
     _refuse_booleans(frame, detector)
@@ -583,7 +607,7 @@ def _read_request(detector, body: bytes, content_type: str, upload: tuple[bytes,
         raise DataError(f"this model scores table rows, not images: send JSON rows or columns, a CSV or a Parquet "
                         f"file, not {kind}")
     elif kind in ("text/csv", "application/csv"):
-        X = _frame_from_file(body, "the CSV body", detector, parquet=False)
+        X = _frame_from_file(body, "the CSV body", detector, parquet=False, max_rows=max_rows)
     elif kind in _PARQUET_TYPES:
         X = _frame_from_file(body, "the Parquet body", detector, parquet=True, max_rows=max_rows)
     else:
@@ -616,7 +640,7 @@ def _read_texts(detector, body: bytes, kind: str, upload: tuple[bytes, str] | No
         fmt = TEXT_FILE_TYPES[kind]
         return texts_from_file(body, f"the {fmt.upper() if fmt != 'parquet' else 'Parquet'} body", detector, fmt,
                                limits)
-    payload = _parse_json(body)
+    payload = _parse_json(body, texts=True)
     del body
     return texts_from_json(payload, limits)
 
@@ -957,6 +981,12 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
         raise OddkitError(f"max_recording_seconds must be a positive number of seconds, got {max_recording_seconds!r}")
     limits = Limits(max_rows=max_rows, max_text_chars=max_text_chars,
                     max_recording_seconds=float(max_recording_seconds), max_samples=max_samples)
+    # csv's limit on one field is the process's: the library lifts it while it reads a file of texts and puts back
+    # what it found, so that two requests at once could put back the default under each other's feet (a text over
+    # 131,072 characters then fails to read). The body limit bounds every field here.
+    import csv
+
+    csv.field_size_limit(max(csv.field_size_limit(), 2 ** 31 - 1))
     _limit_this_thread(n_threads)
     info = model_info(detector, folder)
     _, ScoreResponse = _request_models(detector, limits)
@@ -990,7 +1020,9 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
 
     @app.exception_handler(OddkitError)
     async def _oddkit_error(request: Request, exc: OddkitError):
-        return JSONResponse({"detail": _service_wording(str(exc))}, status_code=_status(exc))
+        # one line, whatever a message quotes (pyarrow's errors, e.g., run over several lines)
+        detail = re.sub(r"\s*\n\s*", " ", _service_wording(str(exc)))
+        return JSONResponse({"detail": detail}, status_code=_status(exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
@@ -1066,10 +1098,13 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
                                             "the service with a larger --max-rows)") from None
                 raise DataError(f"the multipart body cannot be read ({problem}); upload the file as form field "
                                 "'file'") from None
-            parts = form.getlist("file") if kind == "recordings" else [form.get("file")]
+            parts = form.getlist("file")
             files = [part for part in parts if part is not None and not isinstance(part, str)]
             if not files:
                 raise DataError(f"upload {_UPLOADS[kind or 'table']} as the multipart form field 'file'")
+            if len(files) > 1 and kind != "recordings":  # scoring one of them would drop the others unsaid
+                raise DataError(f"the request uploads {len(files):,} files as the form field 'file'; upload "
+                                f"{_UPLOADS[kind or 'table'].replace('the ', 'one ', 1)} per request")
             uploads = [(await part.read(), part.filename or "the uploaded file") for part in files]
             del parts, files
             upload = uploads[0] if kind != "recordings" else None

@@ -10,7 +10,9 @@ takes ``{"texts": ["...", ...]}`` or a JSON list of strings, or a CSV / TSV / Pa
 that column in the headerless ``label<TAB>text`` layout). Every text must be a non-empty string of at most
 ``max_text_chars`` characters (:data:`DEFAULT_MAX_TEXT_CHARS`): the tokenizer reads a text whole before a
 model keeps its first tokens, so without a bound one text could hold the whole body (10 million characters
-took 8 s and 1.8 GB to tokenize).
+took 8 s and 1.8 GB to tokenize). A CSV or TSV file's columns (at most :data:`MAX_FILE_COLUMNS`, from its
+header) and rows (at most ``max_rows``) are counted before it is read into a table, a Parquet file's from its
+metadata.
 
 Recordings
 ----------
@@ -20,16 +22,20 @@ takes WAV or FLAC files (anything libsndfile decodes, as :func:`oddkit.data.audi
 service reads what each file declares (``soundfile.info``; an archive's array headers) and refuses a
 recording longer than ``max_recording_seconds`` (:data:`DEFAULT_MAX_RECORDING_SECONDS`) and a request whose
 recordings add up to more than ``max_samples`` samples (:data:`DEFAULT_MAX_SAMPLES`): a FLAC file of 89 KB
-holds an hour of silence (28.8 million samples). Each recording is read at its own rate and resampled to the
-model's by the library's resampler (:meth:`oddkit.data.audio.AudioData.resampled`), the same samples the
-model itself would resample it to; the answer says which recordings were resampled.
+holds an hour of silence (28.8 million samples). An archive is read from its directory and array headers
+first: every member must be a ``.npy`` array (:func:`numpy.load` reads any other member whole, whatever its
+size), its labels one per recording, its rate one finite number. Each recording is read at its own rate and
+resampled to the model's by the library's resampler (:meth:`oddkit.data.audio.AudioData.resampled`), the same
+samples the model itself would resample it to; the answer says which recordings were resampled.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -41,7 +47,7 @@ from oddkit.exceptions import (ColumnMismatchError, DataError, EmptyDataError, E
 from oddkit.model_input import recording_rate_and_band, text_column
 
 __all__ = ["AUDIO_TYPES", "DEFAULT_MAX_RECORDING_SECONDS", "DEFAULT_MAX_SAMPLES", "DEFAULT_MAX_TEXT_CHARS",
-           "NPZ_TYPES", "TEXT_FILE_TYPES", "Limits", "ServiceLimitError", "recordings_from_uploads",
+           "MAX_FILE_COLUMNS", "NPZ_TYPES", "TEXT_FILE_TYPES", "Limits", "ServiceLimitError", "recordings_from_uploads",
            "score_recordings", "score_texts", "texts_from_file", "texts_from_json"]
 
 DEFAULT_MAX_TEXT_CHARS = 100_000
@@ -69,12 +75,22 @@ AUDIO_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "audi
 NPZ_TYPES = ("application/x-npz", "application/npz", "application/zip")
 """Content types of a body holding an ``.npz`` archive of recordings."""
 
+MAX_FILE_COLUMNS = 1_000
+"""Most columns a CSV, TSV or Parquet file of texts may have (a table model's CSV file: this or the model's own
+number, the more). A file is read with every column, at some 4 KB and 80 us a column: a CSV header of 300,000
+columns (2.3 MB) took 25 s and 1.3 GB to read, for a model that reads one."""
 _TEXT_CHUNK = 512
 """Texts explained and written at a time (the answer's explanations as Python objects stay this small)."""
 _RECORDING_CHUNK = 1024
 """Recordings written at a time."""
 _NPZ_OTHER_BYTES = 64 * 1024 * 1024
 """Most bytes an ``.npz`` may declare for its arrays other than ``audio`` (offsets, names, labels)."""
+_NPZ_DIRECTORY_BYTES = 64 * 1024
+"""Longest directory of an ``.npz`` (its list of members, read whole before any member: a few dozen bytes a
+member, so 64 MiB could list some 700,000): some hundreds of arrays, where numpy.savez's archive of recordings
+holds at most eight."""
+_NPZ_NAMES = 65_536
+"""Most speaker names (``speaker_names``) an ``.npz`` may hold: they become strings of up to 128 bytes each."""
 _UNKNOWN_LENGTH = 2 ** 62
 """libsndfile's frame count of a file that does not state its length (SF_COUNT_MAX), and anything near it."""
 
@@ -94,10 +110,12 @@ class Limits:
     max_samples: int = DEFAULT_MAX_SAMPLES
 
 
-def check_count(n: int, max_rows: int | None, what: str) -> None:
-    """Refuse (413) a request holding more than ``max_rows`` rows, texts or recordings."""
+def check_count(n: int, max_rows: int | None, what: str, counted_to: int | None = None) -> None:
+    """Refuse (413) a request holding more than ``max_rows`` rows, texts or recordings (``counted_to``: where
+    counting stopped, when it stopped before the end; ``n`` is then at least that)."""
     if max_rows is not None and n > max_rows:
-        raise ServiceLimitError(f"the request holds {n:,} {what}, over the service's limit of {max_rows:,} {what} per "
+        held = f"more than {counted_to - 1:,}" if counted_to is not None and n >= counted_to else f"{n:,}"
+        raise ServiceLimitError(f"the request holds {held} {what}, over the service's limit of {max_rows:,} {what} per "
                                 f"request; split the batch into requests of at most {max_rows:,} {what} (or start the "
                                 "service with a larger --max-rows)")
 
@@ -142,6 +160,84 @@ def recordings_input(detector) -> dict[str, Any]:
     explained = explained_features(detector)
     return {"kind": "recordings", "sample_rate": rate, **described, "max_frequency": band,
             "explanation": explained.groupings()[0] if explained is not None else None}
+
+
+# -- files of rows (CSV, TSV) ---------------------------------------------------------------------------------
+
+_QUOTED = re.compile(rb'"[^"]*(?:""[^"]*)*"')
+"""A quoted field of a CSV file, its quotes doubled inside (csv's and pandas' rule), line breaks and all. Each
+character has one way to match, so a quote never closed costs one pass, not a backtracking search."""
+_BLANK_LINES = re.compile(rb"(?:[ \t]*(?:\r\n|\r|\n))*")
+_LINE = re.compile(rb"[^\r\n]*")
+
+
+def _header_columns(data: bytes, delimiter: bytes, most: int) -> int:
+    """How many fields the first line that is not blank of a delimited file holds, as csv and pandas split it (a
+    quoted field may hold delimiters and line breaks); counting stops at ``most + 1``. The bytes are read as they
+    are: in UTF-8 no byte of a character beyond ASCII is a delimiter, a quote or a line break."""
+    plain = re.compile(b"[^" + re.escape(delimiter) + b"\r\n]*")
+    at, fields = _BLANK_LINES.match(data).end(), 1
+    while fields <= most:
+        if data.startswith(b'"', at):
+            quoted = _QUOTED.match(data, at)
+            if quoted is None:  # a quote never closed: reading the file says so
+                return fields
+            at = quoted.end()
+        at = plain.match(data, at).end()
+        if at >= len(data) or data[at:at + 1] != delimiter:
+            return fields
+        fields, at = fields + 1, at + 1
+    return fields
+
+
+def _headerless(data: bytes, column: str) -> bool:
+    """Whether a TSV file of texts is in the headerless ``label<TAB>text`` layout, read line by line (a quote is
+    no quote there): no field of its first line that is not blank is ``column`` or ``"text"``, quoted or not
+    (:func:`oddkit.data.text.read_text_table`'s rule)."""
+    at = _BLANK_LINES.match(data).end()
+    line = _LINE.match(data, at).group()
+    fields = [field.strip() for field in line.decode("utf-8-sig", errors="replace").split("\t")]
+    fields += [field[1:-1].replace('""', '"').strip() for field in fields if field[:1] == field[-1:] == '"']
+    return column not in fields and "text" not in fields
+
+
+def _records(data: bytes, delimiter: str, stop: int, by_lines: bool = False) -> int:
+    """How many records that are not blank a delimited file holds, as csv reads them (a quoted field may span
+    lines), or line by line (``by_lines``: the headerless layout), counted up to ``stop``; never more than a file
+    read by pandas, or line by line, holds."""
+    count = 0
+    if by_lines:
+        for line in io.BytesIO(data):
+            if line.strip():
+                count += 1
+                if count >= stop:
+                    break
+        return count
+    try:
+        stream = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
+        for row in csv.reader(stream, delimiter=delimiter):
+            if row and (len(row) > 1 or row[0].strip()):
+                count += 1
+                if count >= stop:
+                    break
+    except (csv.Error, UnicodeDecodeError):  # reading the file says what is wrong with it
+        pass
+    return count
+
+
+def check_delimited(data: bytes, delimiter: str, name: str, max_rows: int | None, what: str, most_columns: int,
+                    advice: str, error: type[OddkitError] = ServiceLimitError, by_lines: bool = False) -> None:
+    """Refuse a CSV or TSV file of more than ``most_columns`` columns (:data:`MAX_FILE_COLUMNS`; ``error``, with
+    ``advice``: what to send instead), or of more ``what`` than ``max_rows`` (besides a header; ``by_lines``: a
+    file read line by line, into two columns whatever its tabs), before it is read into a table: reading builds
+    every column of every row."""
+    if not by_lines and _header_columns(data, delimiter.encode("ascii"), most_columns) > most_columns:
+        raise error(f"{name} has more than {most_columns:,} columns; {advice}")
+    # Counted (to ten times the limit, about a second at most; exactly below that) only where the file has more
+    # lines than a header and max_rows rows: a record is one line or more.
+    if max_rows is not None and data.count(b"\n") + data.count(b"\r") + 1 > max_rows + 1:
+        stop = 10 * max_rows + 2
+        check_count(_records(data, delimiter, stop, by_lines) - 1, max_rows, what, counted_to=stop - 1)
 
 
 # -- texts in ------------------------------------------------------------------------------------------------
@@ -218,10 +314,10 @@ def _text_wording(message: str, column: str) -> str:
     return message
 
 
-def _check_parquet(data: bytes, filename: str, limits: Limits) -> None:
-    """Refuse, from its metadata, a Parquet file of more texts than ``max_rows``, or whose data once
-    decompressed would be larger than texts within the length limit can be (a small file can decompress
-    to gigabytes)."""
+def _check_parquet(data: bytes, filename: str, limits: Limits, column: str) -> None:
+    """Refuse, from its metadata, a Parquet file of more texts than ``max_rows``, of more columns than
+    :data:`MAX_FILE_COLUMNS` (every column is read), or whose data once decompressed would be larger than texts
+    within the length limit can be (a small file can decompress to gigabytes)."""
     try:
         import pyarrow.parquet as pq
 
@@ -229,6 +325,9 @@ def _check_parquet(data: bytes, filename: str, limits: Limits) -> None:
     except Exception:  # noqa: BLE001 - not Parquet, or damaged: reading it says what is wrong
         return
     check_count(int(metadata.num_rows), limits.max_rows, "texts")
+    if int(metadata.num_columns) > MAX_FILE_COLUMNS:
+        raise ServiceLimitError(f"{filename} has more than {MAX_FILE_COLUMNS:,} columns ({metadata.num_columns:,}); "
+                                f"send the texts in the column {column!r} (the model's text column) and few others")
     declared = sum(int(metadata.row_group(i).total_byte_size) for i in range(metadata.num_row_groups))
     allowed = int(metadata.num_rows) * (4 * limits.max_text_chars + 1024) + 2 ** 20
     if declared > allowed:
@@ -236,6 +335,12 @@ def _check_parquet(data: bytes, filename: str, limits: Limits) -> None:
                                 f"{metadata.num_rows:,} rows, more than texts within the service's limit of "
                                 f"{limits.max_text_chars:,} characters each can hold; send shorter texts (or start "
                                 "the service with a larger --max-text-chars)")
+
+
+def _unreadable_texts(exc: Exception, path: Path, filename: str) -> str:
+    problem = " ".join(str(exc).replace(str(path), filename).split())
+    return (f"{filename}: its texts cannot be read ({type(exc).__name__}: {problem[:200]}); store each text as a "
+            "string of valid UTF-8")
 
 
 def texts_from_file(data: bytes, filename: str, detector, fmt: str, limits: Limits) -> list[str]:
@@ -247,7 +352,11 @@ def texts_from_file(data: bytes, filename: str, detector, fmt: str, limits: Limi
     if not data:
         raise EmptyDataError(f"{filename} is empty (0 bytes); send a file with a header and at least one text")
     if fmt == "parquet":
-        _check_parquet(data, filename, limits)
+        _check_parquet(data, filename, limits, column)
+    else:
+        check_delimited(data, "\t" if fmt == "tsv" else ",", filename, limits.max_rows, "texts", MAX_FILE_COLUMNS,
+                        f"send the texts in the column {column!r} (the model's text column) and few others",
+                        by_lines=fmt == "tsv" and _headerless(data, column))
     with tempfile.TemporaryDirectory(prefix="oddkit-serve-") as folder:
         path = Path(folder) / f"upload.{fmt}"
         path.write_bytes(data)
@@ -263,6 +372,12 @@ def texts_from_file(data: bytes, filename: str, detector, fmt: str, limits: Limi
                     raise first from None
         except OddkitError as exc:
             raise type(exc)(_text_wording(str(exc).replace(str(path), filename), column)) from None
+        except (UnicodeError, ValueError) as exc:  # e.g. a Parquet string that is not UTF-8 (pyarrow's error)
+            raise DataError(_unreadable_texts(exc, path, filename)) from None
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] != "pyarrow":
+                raise
+            raise DataError(_unreadable_texts(exc, path, filename)) from None
     texts = table.X.iloc[:, 0].tolist()
     del table
     check_count(len(texts), limits.max_rows, "texts")
@@ -356,21 +471,46 @@ def _declared_audio(path: Path, name: str, model_rate: int, limits: Limits) -> i
     return max(frames * channels, math.ceil(seconds * model_rate))
 
 
+def _directory_bytes(path: Path) -> int | None:
+    """The size of a zip file's directory (its list of members), as the zip reader will read it; None where it
+    cannot be told (not a zip file: opening it says so)."""
+    end_record, size_field = getattr(zipfile, "_EndRecData", None), getattr(zipfile, "_ECD_SIZE", None)
+    if end_record is None or size_field is None:  # not in this Python: the directory is read unbounded
+        return None
+    try:
+        with open(path, "rb") as stream:
+            record = end_record(stream)
+    except Exception:  # noqa: BLE001 - a damaged end record: opening the archive says what is wrong
+        return None
+    return int(record[size_field]) if record else None
+
+
 def _npy_headers(path: Path, name: str) -> dict[str, tuple[tuple[int, ...], Any]]:
-    """Shape and dtype of every array of an ``.npz``, from the headers alone (no array is read)."""
+    """Shape and dtype of every array of an ``.npz``, from the headers alone (no array is read). Refuses a member
+    that is not a ``.npy`` array (:func:`numpy.load` reads such a member whole, whatever its size), and an archive
+    whose directory is longer than :data:`_NPZ_DIRECTORY_BYTES` (the zip reader reads it whole first)."""
     import numpy as np
     from numpy.lib import format as npy
 
+    directory = _directory_bytes(path)
+    if directory is not None and directory > _NPZ_DIRECTORY_BYTES:
+        raise ServiceLimitError(f"{name}: its directory lists the archive's members in {directory:,} bytes, over the "
+                                f"service's limit of {_NPZ_DIRECTORY_BYTES:,} (some hundreds of arrays); send "
+                                "numpy.savez's file of the arrays 'audio', 'offsets' and 'sample_rate' (and the "
+                                "recordings' labels)")
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, NotImplementedError (a zip version), struct errors...
         raise UnreadableAudioError(f"{name}: not an .npz archive ({exc}); send numpy.savez's file with the arrays "
                                    "'audio', 'offsets' and 'sample_rate'") from None
     headers = {}
     with archive:
         for member in archive.infolist():
             if not member.filename.endswith(".npy"):
-                continue
+                shown = member.filename if len(member.filename) <= 40 else member.filename[:40] + "..."
+                raise DataError(f"{name}: the member {shown!r} is not a .npy array; an .npz of recordings holds "
+                                "numpy.savez's arrays only ('audio', 'offsets', 'sample_rate' and the recordings' "
+                                "labels)")
             key = member.filename[:-4]
             try:
                 with archive.open(member) as stream:
@@ -387,11 +527,53 @@ def _npy_headers(path: Path, name: str) -> dict[str, tuple[tuple[int, ...], Any]
     return headers
 
 
+def _check_archive_arrays(headers: dict[str, tuple[tuple[int, ...], Any]], name: str, count: int) -> None:
+    """Refuse, from their headers, arrays :func:`oddkit.data.audio.read_audio` cannot read as numbers (it would
+    fail deep inside), and label arrays of another length than the recordings' or far longer than needed
+    (they become Python strings, ten times their bytes)."""
+    dtype = headers["audio"][1]
+    if dtype.kind not in "if" or dtype.itemsize > 8:
+        raise DataError(f"{name}: the array 'audio' holds {dtype} values; store int16, int32 or float32 samples")
+    for key in ("offsets", "digit", "speaker", "take"):
+        if key in headers and headers[key][1].kind not in "biuf":
+            raise DataError(f"{name}: the array {key!r} holds {headers[key][1]} values; store whole numbers")
+    if headers["sample_rate"][1].kind not in "iuf":
+        raise DataError(f"{name}: the array 'sample_rate' holds {headers['sample_rate'][1]} values; store the rate "
+                        "in Hz, one whole number")
+    if count < 1:  # not a layout of recordings: reading it says why
+        return
+    for key in ("files", "digit", "speaker", "take"):
+        if key in headers and math.prod(headers[key][0]) != count:
+            raise DataError(f"{name}: {key!r} holds {math.prod(headers[key][0]):,} entries for {count:,} "
+                            "recording(s); give one per recording")
+    if "speaker_names" in headers and math.prod(headers["speaker_names"][0]) > _NPZ_NAMES:
+        raise DataError(f"{name}: 'speaker_names' holds {math.prod(headers['speaker_names'][0]):,} names, more than "
+                        f"the {_NPZ_NAMES:,} an archive may hold; name only the speakers of its recordings")
+
+
+def _archive_rate(path: Path, name: str) -> float | None:
+    """The one number of an archive's ``sample_rate`` (None where it cannot be read: reading it says why),
+    refused where it is no rate at all (NaN, infinite, out of range)."""
+    import numpy as np
+
+    from oddkit.data.audio import MAX_SAMPLE_RATE
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            rate = float(np.asarray(archive["sample_rate"]).reshape(-1)[0])
+    except Exception:  # noqa: BLE001 - reading the archive says what is wrong
+        return None
+    if not math.isfinite(rate):
+        raise DataError(f"{name}: 'sample_rate' is {rate:g}; store the rate in Hz, one whole number")
+    if not 1 <= rate <= MAX_SAMPLE_RATE:
+        raise DataError(f"{name}: 'sample_rate' is {rate:g} Hz; oddkit reads recordings at 1 to "
+                        f"{MAX_SAMPLE_RATE:,} Hz")
+    return rate
+
+
 def _declared_archive(path: Path, name: str, model_rate: int, limits: Limits) -> tuple[int, int]:
     """How many recordings and samples an ``.npz`` of recordings declares (its headers; only its one-number
     ``sample_rate`` is read), checked against the limits on samples and on its other arrays."""
-    import numpy as np
-
     headers = _npy_headers(path, name)
     if "audio" not in headers or "sample_rate" not in headers:
         raise DataError(f"{name}: an archive of recordings needs the arrays 'audio' and 'sample_rate' (and 'offsets' "
@@ -406,14 +588,9 @@ def _declared_archive(path: Path, name: str, model_rate: int, limits: Limits) ->
     if other > _NPZ_OTHER_BYTES:
         raise ServiceLimitError(f"{name}: its arrays other than 'audio' declare {other:,} bytes, over the service's "
                                 f"limit of {_NPZ_OTHER_BYTES:,}; send fewer recordings per archive")
-    rate = None
-    if math.prod(headers["sample_rate"][0]) == 1 and samples <= limits.max_samples:
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                rate = int(np.asarray(archive["sample_rate"]).reshape(-1)[0])
-        except Exception:  # noqa: BLE001 - reading the archive says what is wrong
-            rate = None
-    at_model_rate = math.ceil(samples / rate * model_rate) if rate is not None and rate >= 1 else 0
+    _check_archive_arrays(headers, name, count)
+    rate = _archive_rate(path, name) if math.prod(headers["sample_rate"][0]) == 1 else None
+    at_model_rate = math.ceil(samples / int(rate) * model_rate) if rate is not None else 0
     return count, max(samples, at_model_rate)
 
 
@@ -467,6 +644,12 @@ def recordings_from_uploads(detector, uploads: list[tuple[bytes, str | None, boo
                 recordings = read_audio(path)
             except OddkitError as exc:
                 raise type(exc)(_replace_path(str(exc), path, name)) from None
+            except (ValueError, TypeError, OverflowError) as exc:  # the file is all it read: the client's fault
+                problem = _replace_path(str(exc), path, name)[:200]
+                fix = ("send numpy.savez's file with the arrays 'audio', 'offsets' and 'sample_rate'" if archive
+                       else "send a WAV or FLAC recording")
+                raise UnreadableAudioError(f"{name}: cannot be read as {'an archive of ' if archive else ''}"
+                                           f"recordings ({type(exc).__name__}: {problem}); {fix}") from None
             labels = [str(f).replace(path.name, filename or "body") for f in recordings.labels["file"]]
             if archive:  # the archive's recordings' own lengths, known once read (before any resampling)
                 long = np.flatnonzero(recordings.durations() > limits.max_recording_seconds)
