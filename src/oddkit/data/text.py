@@ -403,6 +403,19 @@ def _import_tokenizers():
 _KINDS = ("bpe", "word")
 
 
+_ENCODE_CHUNK = 1024
+"""Texts tokenized at a time: each text's encoding (ids, offsets, token strings, masks) costs about 85 bytes
+per character, so a batch of 40,000 texts of 700 characters held 2.4 GB at once; chunks of this size keep
+that to about 90 MB and give the same ids."""
+
+
+def _encodings(tokenizer, texts: list[str]):
+    """The Hugging Face encodings of ``texts``, :data:`_ENCODE_CHUNK` at a time (each chunk is dropped once the
+    caller has read it)."""
+    for start in range(0, len(texts), _ENCODE_CHUNK):
+        yield from tokenizer.encode_batch(texts[start:start + _ENCODE_CHUNK], add_special_tokens=False)
+
+
 class TextTokenizer:
     """A vocabulary learned from training texts: subword (byte-pair encoding) or whole words.
 
@@ -558,14 +571,14 @@ class TextTokenizer:
         """
         tokenizer = self._fitted()
         texts, _ = read_texts(texts)
-        return [list(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+        return [list(e.ids) for e in _encodings(tokenizer, texts)]
 
     def offsets(self, texts) -> list[list[tuple[int, int]]]:
         """Where each token of :meth:`encode` lies in its text: ``(start, end)`` character offsets
         into the original (un-normalised) text. A subword's span may include the space before it."""
         tokenizer = self._fitted()
         texts, _ = read_texts(texts)
-        return [[tuple(o) for o in e.offsets] for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+        return [[tuple(o) for o in e.offsets] for e in _encodings(tokenizer, texts)]
 
     def words(self, texts) -> list[list[int]]:
         """For each token of :meth:`encode`, the index of the whitespace-separated word of its text it
