@@ -52,7 +52,7 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["IMAGE_METHODS", "ImageExplanation", "ImageRegion", "default_patch_size", "explain_images",
-           "intensity_notes", "top_regions"]
+           "explain_scored_images", "intensity_notes", "top_regions"]
 
 IMAGE_METHODS = ("auto", "occlusion")
 """What :func:`explain_images` takes as ``method``: each detector's own (module notes), or occlusion for any."""
@@ -181,6 +181,13 @@ def explain_images(detector, X, *, method: str = "auto", patch_size: int | None 
     >>> (region.left, region.top, region.right, region.bottom)
     (8, 3, 10, 5)
     """
+    return explain_scored_images(detector, X, method=method, patch_size=patch_size)
+
+
+def explain_scored_images(detector, X, scores: np.ndarray | None = None, *, method: str = "auto",
+                          patch_size: int | None = None) -> ImageExplanation:
+    """:func:`explain_images` for images whose ``scores`` (``detector.decision_function(X)``) the caller has
+    already computed (the scoring service), so that they are not computed twice; None computes them."""
     from sklearn.utils.validation import check_is_fitted
 
     from oddkit.exceptions import ExplainError, ParameterError
@@ -196,7 +203,7 @@ def explain_images(detector, X, *, method: str = "auto", patch_size: int | None 
     patch = _check_patch_size(patch_size, shape)
     Z = detector._prepare(X, reset=False)  # validated as decision_function validates: (n, C*H*W) in [0, 1]
     images = Z.reshape(len(Z), *shape)
-    scores = np.asarray(detector.decision_function(images), dtype=np.float64)
+    scores = np.asarray(detector.decision_function(images) if scores is None else scores, dtype=np.float64)
     maps, kind, description = _image_maps(detector, Z, images, scores, method, patch)
     return ImageExplanation(maps=maps, scores=scores, method=kind, description=description, patch_size=patch,
                             notes=tuple(intensity_notes(detector, images)))
@@ -227,12 +234,12 @@ def intensity_notes(detector, images: np.ndarray) -> list[str | None]:
     notes: list[str | None] = [None] * len(images)
     guards = [m for m in (detector.members_ if isinstance(detector, EnsembleDetector) else [detector])
               if isinstance(m, GradientKNNDetector) and getattr(m, "intensity_bounds_", None) is not None]
+    statistics = intensity_statistics(images) if guards else None
+    channels = images.shape[1]
+    names = [("brightness (mean)" if k == 0 else "contrast (standard deviation)")
+             + ("" if channels == 1 else f" of channel {c}") for k in range(2) for c in range(channels)]
     for guard in guards:
         low, high = guard.intensity_bounds_
-        statistics = intensity_statistics(images)
-        channels = images.shape[1]
-        names = [("brightness (mean)" if k == 0 else "contrast (standard deviation)")
-                 + ("" if channels == 1 else f" of channel {c}") for k in range(2) for c in range(channels)]
         for i, row in enumerate(statistics):
             if notes[i] is not None:
                 continue

@@ -16,6 +16,8 @@ from rich.console import Console
 
 from oddkit import __version__
 from oddkit.exceptions import OddkitError
+from oddkit.model_input import image_shape as _model_image_shape  # noqa: F401 - the commands' name for it
+from oddkit.model_input import text_column as _model_text_col  # noqa: F401 - the commands' name for it
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="oddkit: learn what normal looks like, score new data, choose a threshold, evaluate. "
@@ -125,13 +127,6 @@ def _detector_class(name: str):
     if name not in DETECTOR_NAMES:
         raise OddkitError(f"unknown detector {name!r}; choose one of {', '.join(DETECTOR_NAMES)}")
     return DETECTORS[DETECTOR_NAMES[name]]
-
-
-def _model_text_col(detector) -> str | None:
-    """The text column of a model trained on texts ('text' when it learned from a list), else None."""
-    from oddkit.model_input import text_column
-
-    return text_column(detector)
 
 
 def _read_model_texts(detector, path: Path, label_col: str | None, id_cols: list[str] | None,
@@ -263,13 +258,6 @@ def _image_size(text: str | None) -> tuple[int, int] | None:
         return (int(height), int(width)) if sep else (int(height), int(height))
     except ValueError:
         raise OddkitError(f"--image-size {text!r}: expected a number of pixels, e.g. 28 or 64x48") from None
-
-
-def _model_image_shape(detector) -> tuple[int, ...] | None:
-    """(C, H, W) of the images a model was trained on, or None for a table model."""
-    from oddkit.model_input import image_shape
-
-    return image_shape(detector)
 
 
 def _read_for_model(detector, data: Path, label_col, id_col, image_size: str | None):

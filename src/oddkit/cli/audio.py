@@ -15,6 +15,7 @@ from pathlib import Path
 
 from oddkit.cli._common import _save_model, _thread_limit, _write_table, console, errors
 from oddkit.exceptions import OddkitError
+from oddkit.model_input import takes_recordings as model_takes_recordings  # noqa: F401 - the commands' name
 
 
 def is_recordings(path: Path) -> bool:
@@ -24,11 +25,6 @@ def is_recordings(path: Path) -> bool:
     return is_audio_source(path)
 
 
-def model_takes_recordings(detector) -> bool:
-    """Whether DETECTOR scores recordings (:func:`oddkit.model_input.takes_recordings`)."""
-    from oddkit.model_input import takes_recordings
-
-    return takes_recordings(detector)
 
 
 def _anomaly_labels(data, path: Path, label_col: str | None, required: bool):

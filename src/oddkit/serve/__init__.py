@@ -517,9 +517,9 @@ def _score_chunk(detector, X, explain: bool, strict_categories: bool) -> tuple[l
         names = [str(name) for name in shares.columns]
         shares = shares.to_numpy(dtype=np.float64)
     elif explain:  # each pixel's share of the positive mass of the image's map: (n, H, W)
-        from oddkit.image_explanations import explain_images
+        from oddkit.image_explanations import explain_scored_images
 
-        explanation = explain_images(detector, X)
+        explanation = explain_scored_images(detector, X, scores)  # the scores above, not computed again
         mass = np.clip(explanation.maps, 0.0, None).reshape(len(X), -1).sum(axis=1)
         shares = explanation.maps / np.where(mass > 0, mass, np.inf)[:, None, None]
         notes = list(explanation.notes)
