@@ -127,6 +127,11 @@ def test_a_text_model_scores_its_column_of_texts(client, scoring_text_model, tmp
                                detector.decision_function(texts), rtol=1e-6, atol=0)
     with pytest.raises(ColumnMismatchError, match="column of texts 'message'"):
         score(renamed, folder)
+    # A missing or blank text is refused by name, never scored.
+    for bad in (None, "   "):
+        broken = dd.from_pandas(pd.DataFrame({"message": [texts[0], bad]}), npartitions=1)
+        with pytest.raises(DataError, match="not non-empty strings"):
+            score(broken, folder).compute()
     images = np.random.default_rng(0).random((10, 1, 8, 8)).astype(np.float32)
     GradientKNNDetector().fit(images).save(tmp_path / "images")
     with pytest.raises(DataError, match="trained on images; oddkit.dask scores tables and texts"):
