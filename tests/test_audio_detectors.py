@@ -120,6 +120,23 @@ def test_odd_sound_ranks_above_normal_and_survives_save_load(tmp_path, split, ma
         assert roc_auc(y, back.decision_function(test.resampled(16000))) >= 0.9
 
 
+def test_the_default_on_recordings_is_the_local_outlier_factor(split):
+    # benchmarks/AUDIO_SCORER.md: fitted on one row per recording, the default members give way to
+    # LOF over 10 neighbours; frames (many rows per recording) and named members keep theirs.
+    train, test, y = split
+    detector = oddkit.default_detector(random_state=0).fit(train)
+    assert [type(m).__name__ for m in detector.members_] == ["LOFDetector"]
+    assert detector.members_[0].n_neighbors_ == 10
+    alone = oddkit.LOFDetector(n_neighbors=10).fit(train)
+    assert roc_auc(y, detector.decision_function(test)) == pytest.approx(roc_auc(y, alone.decision_function(test)))
+    framed = train.subset(np.arange(len(train)))
+    framed.features = AudioFeatures(representation="frames", context=1)
+    frames_model = oddkit.default_detector(random_state=0).fit(framed)
+    assert [type(m).__name__ for m in frames_model.members_] == ["KNNDetector", "KNNDetector", "GaussianDetector"]
+    named = oddkit.EnsembleDetector(members=("knn1", "lof10"), random_state=0).fit(train)
+    assert [type(m).__name__ for m in named.members_] == ["KNNDetector", "LOFDetector"]
+
+
 def test_patch_representation_through_audio_data(split):
     train, test, y = split
     train = train.subset(np.arange(len(train)))

@@ -15,6 +15,7 @@ from oddkit import (
     EnsembleDetector,
     GaussianDetector,
     KNNDetector,
+    LOFDetector,
     OneClassSVMDetector,
     PCADetector,
     load,
@@ -24,7 +25,7 @@ from oddkit.detectors import DETECTORS
 from oddkit.data.io import ID_MIN_ROWS, read_table
 from oddkit.exceptions import DataError, NonFiniteError, ParameterError, UnseenCategoryError
 
-FAST_TABLE = [GaussianDetector, KNNDetector, PCADetector, OneClassSVMDetector]
+FAST_TABLE = [GaussianDetector, KNNDetector, LOFDetector, PCADetector, OneClassSVMDetector]
 
 
 def _amounts(n: int = 200, stray_row: int | None = 17, seed: int = 0) -> pd.DataFrame:

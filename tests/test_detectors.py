@@ -12,6 +12,7 @@ from oddkit import (
     GaussianDetector,
     IsolationForestDetector,
     KNNDetector,
+    LOFDetector,
     OneClassSVMDetector,
     PCADetector,
     default_detector,
@@ -32,19 +33,23 @@ FACTORIES = {
     "ocsvm": OneClassSVMDetector,
     "iforest": lambda **kw: IsolationForestDetector(random_state=0, **kw),
     "knn": KNNDetector,
+    "lof": LOFDetector,
     "default": lambda **kw: default_detector(random_state=0, **kw),
 }
 ALL = pytest.mark.parametrize("name", list(FACTORIES))
 
 # Lowest test AUROC each detector must reach when trained on normal rows only. Measured with these
 # settings (seed 0): breast cancer AE 0.965, Gaussian 0.968, PCA 0.926, OCSVM 0.959, IForest 0.963;
-# cardio 0.934, 0.939, 0.881, 0.956, 0.961; thyroid 0.966, 0.976, 0.709, 0.983, 0.987. The bounds
+# cardio 0.934, 0.939, 0.881, 0.956, 0.961; thyroid 0.966, 0.976, 0.709, 0.983, 0.987; LOF 0.953 on
+# breast cancer, 0.915 on cardio, 0.951 on thyroid. The bounds
 # leave about 0.03 for platform differences in floating point, not room for regressions.
-BREAST_CANCER_BOUNDS = {"autoencoder": 0.94, "gaussian": 0.94, "pca": 0.9, "ocsvm": 0.93, "iforest": 0.93, "knn": 0.93, "default": 0.93}
+BREAST_CANCER_BOUNDS = {"autoencoder": 0.94, "gaussian": 0.94, "pca": 0.9, "ocsvm": 0.93, "iforest": 0.93, "knn": 0.93,
+                        "lof": 0.92, "default": 0.93}
 SHARED_BOUNDS = {
-    "adbench_cardio": {"autoencoder": 0.9, "gaussian": 0.91, "pca": 0.85, "ocsvm": 0.93, "iforest": 0.93, "knn": 0.9, "default": 0.91},
+    "adbench_cardio": {"autoencoder": 0.9, "gaussian": 0.91, "pca": 0.85, "ocsvm": 0.93, "iforest": 0.93, "knn": 0.9,
+                       "lof": 0.885, "default": 0.91},
     "adbench_thyroid": {"autoencoder": 0.93, "gaussian": 0.95, "pca": 0.68, "ocsvm": 0.95, "iforest": 0.95,
-                        "knn": 0.95, "default": 0.95},
+                        "knn": 0.95, "lof": 0.92, "default": 0.95},
 }
 
 
@@ -74,7 +79,7 @@ def test_conventions(name, breast_cancer_split):
     assert detector.decision_scores_.shape == (len(X_train),)
     # contamination sets the threshold: about 5% of the training rows are flagged.
     assert abs(detector.labels_.mean() - 0.05) < 0.02
-    if name not in ("knn", "default"):  # KNN leaves a training row out of its own neighbours
+    if name not in ("knn", "lof", "default"):  # KNN and LOF leave a training row out of its own neighbours
         np.testing.assert_array_equal(detector.labels_, detector.predict(X_train))
     scores = detector.decision_function(X_test)
     assert scores.dtype == np.float64 and np.all(np.isfinite(scores))

@@ -15,6 +15,7 @@ from oddkit import (
     GaussianDetector,
     IsolationForestDetector,
     KNNDetector,
+    LOFDetector,
     OneClassSVMDetector,
     PCADetector,
     VAEDetector,
@@ -71,6 +72,7 @@ DETECTORS = {
     "pca": lambda: PCADetector(n_components=3),
     "knn": lambda: KNNDetector(),
     "knn-mean": lambda: KNNDetector(n_neighbors=4, method="median"),
+    "lof": lambda: LOFDetector(),
     "iforest": lambda: IsolationForestDetector(random_state=0),
     "ocsvm": lambda: OneClassSVMDetector(),
     "ensemble": lambda: default_detector(random_state=0),
@@ -114,7 +116,7 @@ def test_the_shifted_column_carries_the_largest_share(name):
     assert hits >= 0.9, f"{name}: the shifted column has the largest share in only {hits:.0%} of the rows"
 
 
-@pytest.mark.parametrize("name", ["autoencoder-columns", "vae", "knn", "knn-mean"])
+@pytest.mark.parametrize("name", ["autoencoder-columns", "vae", "knn", "knn-mean", "lof"])
 def test_squared_error_splits_are_non_negative_and_sum_to_one(name):
     shares = explained(name)
     assert (shares.to_numpy() >= 0).all()

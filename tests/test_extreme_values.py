@@ -16,6 +16,7 @@ from oddkit import (
     GaussianDetector,
     IsolationForestDetector,
     KNNDetector,
+    LOFDetector,
     OneClassSVMDetector,
     PCADetector,
     TransformationDetector,
@@ -43,6 +44,7 @@ TABLE_FACTORIES = {
     "ocsvm": OneClassSVMDetector,
     "iforest": lambda: IsolationForestDetector(n_estimators=50, random_state=0),
     "knn": KNNDetector,
+    "lof": LOFDetector,
     "default": lambda: default_detector(random_state=0),
 }
 WITH_CLASSES = {"classifier", "disentangled"}

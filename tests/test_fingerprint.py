@@ -11,7 +11,7 @@ import pytest
 
 from conftest import run_cli as run
 from oddkit import load
-from oddkit.detectors import GaussianDetector, IsolationForestDetector, PCADetector
+from oddkit.detectors import GaussianDetector, IsolationForestDetector, LOFDetector, PCADetector
 from oddkit.detectors.base import training_fingerprint
 from oddkit.exceptions import ModelFileError
 
@@ -44,6 +44,7 @@ def test_same_data_same_fingerprint_and_one_changed_cell_changes_it():
     array = frame[["a", "b", "c"]].to_numpy().copy()
     from_array = PCADetector().fit(array).training_fingerprint_
     assert from_array == IsolationForestDetector(random_state=0).fit(array).training_fingerprint_
+    assert from_array == LOFDetector().fit(array).training_fingerprint_
     array[0, 0] = np.nextafter(array[0, 0], np.inf)  # the smallest change a float64 can take
     assert PCADetector().fit(array).training_fingerprint_ != from_array
 

@@ -48,6 +48,7 @@ def test_date_arrays_are_refused_as_date_columns_are():
 @pytest.mark.parametrize("make", [
     lambda: oddkit.OneClassSVMDetector(nu=1.0),
     lambda: oddkit.KNNDetector(n_jobs=0),
+    lambda: oddkit.LOFDetector(n_jobs=0),
     lambda: oddkit.IsolationForestDetector(max_features=4),
     lambda: oddkit.IsolationForestDetector(max_samples=0.01),
 ])

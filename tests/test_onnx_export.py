@@ -234,7 +234,7 @@ def test_image_autoencoder_and_vae_export(tmp_path):
         np.testing.assert_allclose(score, detector.decision_function(held_out), rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["KNNDetector", "IsolationForestDetector"])
+@pytest.mark.parametrize("name", ["KNNDetector", "LOFDetector", "IsolationForestDetector"])
 def test_models_that_cannot_be_exported_say_so(name, split, tmp_path):
     from oddkit.detectors import DETECTORS
 

@@ -20,6 +20,7 @@ from oddkit import (
     GaussianDetector,
     IsolationForestDetector,
     KNNDetector,
+    LOFDetector,
     OneClassSVMDetector,
     PCADetector,
     TransformationDetector,
@@ -47,7 +48,9 @@ def fit(detector, data=X):
 def test_every_parameter_of_every_detector_has_a_constraint():
     # The registry also holds subclasses defined elsewhere (the benchmarks' members, once a test imports them).
     own = {name: cls for name, cls in DETECTORS.items() if cls.__module__.startswith("oddkit.")}
-    assert len(own) == 17  # + GradientKNNDetector, VoiceConversion, TextAutoEncoderDetector, TextSummaryAutoEncoder, TreeAutoEncoder
+    # + GradientKNNDetector, LOFDetector, VoiceConversion, TextAutoEncoderDetector, TextSummaryAutoEncoder,
+    # TreeAutoEncoder
+    assert len(own) == 18
     for name, cls in own.items():
         constraints = merged_constraints(cls)
         missing = set(cls._get_param_names()) - set(constraints)
@@ -124,6 +127,10 @@ BAD = [
     (KNNDetector, "n_neighbors", 2.5),
     (KNNDetector, "method", "max"),
     (KNNDetector, "algorithm", "annoy"),
+    (LOFDetector, "n_neighbors", 0),
+    (LOFDetector, "n_neighbors", 2.5),
+    (LOFDetector, "algorithm", "annoy"),
+    (LOFDetector, "n_jobs", 0),
     (OneClassSVMDetector, "nu", 0.0),
     (OneClassSVMDetector, "kernel", "cosine"),
     (OneClassSVMDetector, "gamma", -1.0),
@@ -232,6 +239,14 @@ def test_knn_clamps_n_neighbors_to_the_training_rows_with_a_warning():
         assert KNNDetector(n_neighbors=199).fit(rows).n_neighbors_ == 199
 
 
+def test_lof_clamps_n_neighbors_as_knn_does():
+    rows = np.random.default_rng(1).normal(size=(30, 3))
+    with pytest.warns(OddkitWarning, match=r"LOFDetector: n_neighbors=1000 .* 30 rows.*n_neighbors_=29"):
+        clamped = LOFDetector(n_neighbors=1000).fit(rows)
+    assert clamped.n_neighbors_ == 29
+    np.testing.assert_array_equal(clamped.decision_scores_, LOFDetector(n_neighbors=29).fit(rows).decision_scores_)
+
+
 def test_default_ensemble_on_a_small_table_does_not_warn():
     # Its 50-neighbour member is the ensemble's choice, not the user's: it takes what there is quietly.
     with warnings.catch_warnings():
@@ -262,7 +277,8 @@ def test_sparse_input_is_refused_at_fit(cls, kind):
 
 
 @pytest.mark.parametrize("detector", [
-    GaussianDetector(), KNNDetector(), PCADetector(), OneClassSVMDetector(), IsolationForestDetector(n_estimators=5),
+    GaussianDetector(), KNNDetector(), LOFDetector(), PCADetector(), OneClassSVMDetector(),
+    IsolationForestDetector(n_estimators=5),
     AutoEncoderDetector(epochs=1, verbose=0), VAEDetector(epochs=1, verbose=0),
     VQVAEDetector(epochs=1, codebook_size=4, verbose=0), EnsembleDetector(members=("knn1", "gaussian")),
     ClassifierConfidenceDetector(epochs=1, n_estimators=1, verbose=0),

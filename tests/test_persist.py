@@ -9,7 +9,15 @@ import pytest
 
 import oddkit
 from conftest import fast_autoencoder
-from oddkit import EnsembleDetector, GaussianDetector, IsolationForestDetector, KNNDetector, OneClassSVMDetector, PCADetector
+from oddkit import (
+    EnsembleDetector,
+    GaussianDetector,
+    IsolationForestDetector,
+    KNNDetector,
+    LOFDetector,
+    OneClassSVMDetector,
+    PCADetector,
+)
 from oddkit.exceptions import ModelFileError, OddkitError
 from oddkit.persist import seal
 
@@ -20,6 +28,7 @@ FACTORIES = {
     "ocsvm": OneClassSVMDetector,
     "iforest": lambda: IsolationForestDetector(n_estimators=20, random_state=0),
     "knn": lambda: KNNDetector(method="mean"),
+    "lof": lambda: LOFDetector(n_neighbors=10),
     "ensemble": lambda: EnsembleDetector(members=("iforest", "autoencoder", "knn"), random_state=0),
 }
 

@@ -45,6 +45,7 @@ from oddkit import (
     GaussianDetector,
     IsolationForestDetector,
     KNNDetector,
+    LOFDetector,
     OneClassSVMDetector,
     VAEDetector,
     VQVAEDetector,
@@ -124,6 +125,7 @@ def saved(tmp_path_factory):
         "ensemble": EnsembleDetector(members=("iforest", "knn"), random_state=0).fit(X),
         "gaussian": GaussianDetector().fit(X),
         "knn": KNNDetector().fit(X),
+        "lof": LOFDetector().fit(X),
         "autoencoder": fast_autoencoder(epochs=2).fit(X),
         "vae": VAEDetector(epochs=2, random_state=0, verbose=0).fit(X),
         "vqvae": VQVAEDetector(epochs=2, random_state=0, verbose=0).fit(X),
@@ -318,6 +320,24 @@ def test_nan_in_an_array_is_refused_with_checksums_updated(copy):
         oddkit.load(folder)
 
 
+@pytest.mark.parametrize("name, spoil, message", [
+    ("densities", lambda v: np.zeros_like(v), "densities are not what"),  # a division by zero when scoring
+    ("densities", lambda v: v * 1e300, "densities are not what"),
+    ("k_distances", lambda v: -v, "k_distances are negative"),
+    ("training_rows", lambda v: np.ascontiguousarray(v[:, :2]), "training rows are malformed"),
+], ids=["densities-zero", "densities-huge", "k-distances-negative", "rows-narrow"])
+def test_lof_state_out_of_range_is_refused_with_checksums_updated(name, spoil, message, copy):
+    from safetensors.numpy import load, save
+
+    folder = copy("lof")
+    arrays = load((folder / "weights.safetensors").read_bytes())
+    arrays[f"model.{name}"] = spoil(arrays[f"model.{name}"].copy())
+    (folder / "weights.safetensors").write_bytes(save(arrays))
+    seal(folder)
+    with pytest.raises(ModelFileError, match=message):
+        oddkit.load(folder)
+
+
 # -- config.json edits: caught by the checksum, and by the value checks once it is recomputed ------
 
 CONFIG_EDITS = {
@@ -333,6 +353,8 @@ CONFIG_EDITS = {
         activation_caps=[-1.0] * len(c["model"]["activation_caps"] or [0])), "activation_caps"),
     "classifier-n-neighbors": ("classifier", lambda c: c["model"].update(n_neighbors=10**6), "n_neighbors"),
     "knn-n-neighbors": ("knn", lambda c: c["params"].update(n_neighbors=0), "n_neighbors"),
+    "lof-n-neighbors": ("lof", lambda c: c["params"].update(n_neighbors=0), "n_neighbors"),
+    "lof-algorithm": ("lof", lambda c: c["params"].update(algorithm="annoy"), "algorithm"),
     "beta-negative": ("vae", lambda c: c["params"].update(beta=-1.0), "beta"),
     "rarity-weight-negative": ("vqvae", lambda c: c["params"].update(rarity_weight=-3.0), "rarity_weight"),
     "latent-dim-zero": ("autoencoder", lambda c: c["model"].update(latent_dim=0), "latent_dim"),

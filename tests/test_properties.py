@@ -26,6 +26,7 @@ from oddkit import (
     GaussianDetector,
     IsolationForestDetector,
     KNNDetector,
+    LOFDetector,
     OneClassSVMDetector,
     PCADetector,
     VAEDetector,
@@ -48,6 +49,7 @@ FACTORIES = {
     "ocsvm": lambda **kw: OneClassSVMDetector(**kw),
     "iforest": lambda **kw: IsolationForestDetector(n_estimators=20, random_state=0, **kw),
     "knn": lambda **kw: KNNDetector(**kw),
+    "lof": lambda **kw: LOFDetector(**kw),
     # The default ensemble's members, but the cheap ones: test_extreme_values runs default_detector().
     "ensemble": lambda **kw: EnsembleDetector(members=("knn1", "gaussian-robust", "iforest"), random_state=0, **kw),
 }

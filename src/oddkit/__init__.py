@@ -21,6 +21,7 @@ _LAZY = {
     "GradientKNNDetector": "oddkit.detectors",
     "IsolationForestDetector": "oddkit.detectors",
     "KNNDetector": "oddkit.detectors",
+    "LOFDetector": "oddkit.detectors",
     "OneClassSVMDetector": "oddkit.detectors",
     "PCADetector": "oddkit.detectors",
     "PseudoAnomalies": "oddkit.detectors.pseudo",

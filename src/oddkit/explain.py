@@ -23,6 +23,9 @@ Contribution of preprocessed column ``j``, and what the shares add up to:
   score less its constant normaliser). Shares sum to 1 and may be negative.
 - **KNNDetector**: the squared difference to the neighbour(s) the score uses (the k-th; the k
   nearest averaged for ``method="mean"``; the middle one(s) for "median"). Shares sum to 1, >= 0.
+- **LOFDetector**: the squared differences to the k nearest training rows (the neighbours whose
+  reachability distances make the row's density), averaged: which columns set the row apart from
+  its neighbourhood. Not a split of the factor itself (a ratio of densities). Shares sum to 1, >= 0.
 - **IsolationForestDetector**: minus shap's TreeExplainer values of the forest's mean path length
   (exact Shapley values). Signed; ``|share|`` sums to 1.
 - **OneClassSVMDetector**: shap's Kernel SHAP on the score over a background of training rows
@@ -40,7 +43,7 @@ the score less the background's mean score, may be near zero for a normal row).
 
 Cost
 ----
-The exact decompositions cost about one scoring pass (KNN: one neighbour search). The isolation
+The exact decompositions cost about one scoring pass (KNN and LOF: one neighbour search). The isolation
 forest's TreeExplainer takes about 1 s per 200 rows for 100 trees. The one-class SVM's Kernel SHAP
 scores ``COALITIONS * BACKGROUND_ROWS`` = 16,384 coalition rows per explained row (once per
 distinct one), each against every support vector: its time grows as explained rows x support

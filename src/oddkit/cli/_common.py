@@ -35,6 +35,7 @@ DETECTOR_NAMES = {
     "ocsvm": "OneClassSVMDetector",
     "iforest": "IsolationForestDetector",
     "knn": "KNNDetector",
+    "lof": "LOFDetector",
     "default": "EnsembleDetector",
     "classifier": "ClassifierConfidenceDetector",
     "transforms": "TransformationDetector",

@@ -11,6 +11,7 @@ from oddkit.detectors.disentangle import DisentangledAutoEncoderDetector
 from oddkit.detectors.gaussian import GaussianDetector
 from oddkit.detectors.gradients import GradientKNNDetector
 from oddkit.detectors.knn import KNNDetector
+from oddkit.detectors.lof import LOFDetector
 from oddkit.detectors.pca import PCADetector
 from oddkit.detectors.readable import TextSummaryAutoEncoder, TreeAutoEncoder
 from oddkit.detectors.text import TextAutoEncoderDetector
@@ -30,6 +31,7 @@ __all__ = [
     "GradientKNNDetector",
     "IsolationForestDetector",
     "KNNDetector",
+    "LOFDetector",
     "OneClassSVMDetector",
     "PCADetector",
     "TextAutoEncoderDetector",

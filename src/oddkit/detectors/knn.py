@@ -18,6 +18,17 @@ SUBSAMPLE_CHUNK_VALUES = 4_000_000
 """Distances held at once when scoring against subsamples (32 MB of float64)."""
 
 
+def warn_if_neighbours_clamped(owner: str, n_neighbors: int, n_rows: int) -> None:
+    """Warn (:class:`~oddkit.exceptions.OddkitWarning`, naming the class ``owner``) when ``n_neighbors``
+    exceeds the others each of ``n_rows`` training rows has, so that ``fit`` clamps it. Called from a
+    detector's own ``_fit_array``, so that the warning points at the call to ``fit``."""
+    if n_neighbors > n_rows - 1:
+        warnings.warn(
+            f"{owner}: n_neighbors={n_neighbors} but the training data has {n_rows} rows, so each training row has "
+            f"only {n_rows - 1} others; using n_neighbors_={n_rows - 1}. Pass n_neighbors <= {n_rows - 1} (or more "
+            "rows) to silence this", OddkitWarning, stacklevel=4)
+
+
 class KNNDetector(BaseDetector):
     """Distance to the k-th nearest training row (exact neighbours, scikit-learn's search).
 
@@ -129,11 +140,7 @@ class KNNDetector(BaseDetector):
             self._fit_scores = self._subsample_scores(Z, training_rows=kept)
             return
         self.subsamples_ = None
-        if self.n_neighbors > Z.shape[0] - 1:
-            warnings.warn(
-                f"KNNDetector: n_neighbors={self.n_neighbors} but the training data has {Z.shape[0]} rows, so each "
-                f"training row has only {Z.shape[0] - 1} others; using n_neighbors_={Z.shape[0] - 1}. Pass "
-                f"n_neighbors <= {Z.shape[0] - 1} (or more rows) to silence this", OddkitWarning, stacklevel=3)
+        warn_if_neighbours_clamped("KNNDetector", self.n_neighbors, Z.shape[0])
         self._index(Z)
 
     def _index(self, Z: np.ndarray) -> None:

@@ -69,6 +69,7 @@ def _check_exportable(detector) -> None:
     if name not in EXPORTABLE:
         reason = {
             "KNNDetector": "its score searches the training rows for neighbours at scoring time",
+            "LOFDetector": "its score searches the training rows for neighbours at scoring time",
             "IsolationForestDetector": "its trees are scikit-learn's, which this exporter does not translate",
             "OneClassSVMDetector": "its kernel machine is scikit-learn's, which this exporter does not translate",
             "EnsembleDetector": "it combines members some of which cannot be exported",
