@@ -72,6 +72,21 @@ def test_subsampling_is_seeded_and_off_when_the_subsample_holds_every_row():
     np.testing.assert_array_equal(a.decision_scores_, plain.decision_scores_)
 
 
+def test_the_same_rows_in_another_order_give_the_same_scores():
+    # Subsamples are drawn in the rows' sorted order: a shuffled table (or a folder listed in another
+    # order) is the same training data and gets the same model, up to rounding in the standardisation.
+    order = np.random.default_rng(1).permutation(len(X))
+    new = RNG.normal(size=(30, 3))
+    a = KNNDetector(n_neighbors=1, max_samples=16, random_state=3).fit(X)
+    b = KNNDetector(n_neighbors=1, max_samples=16, random_state=3).fit(X[order])
+    np.testing.assert_allclose(a.decision_function(new), b.decision_function(new), rtol=1e-12)
+    np.testing.assert_allclose(a.decision_scores_[order], b.decision_scores_, rtol=1e-12)
+    ensemble = oddkit.default_detector(random_state=0)
+    np.testing.assert_allclose(ensemble.fit(X).decision_function(new),
+                               oddkit.default_detector(random_state=0).fit(X[order]).decision_function(new),
+                               rtol=1e-12)
+
+
 def test_subsampled_model_saves_loads_and_explains(tmp_path):
     detector = KNNDetector(n_neighbors=3, method="mean", max_samples=30, n_estimators=5, random_state=1).fit(X)
     detector.save(tmp_path / "m")

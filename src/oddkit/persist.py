@@ -77,7 +77,6 @@ _PREFIXES = ("detector.", "preprocessor.", "model.")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _SIGNATURE_ALGORITHM = "hmac-sha256"
 _NUMERIC_KINDS = "biuf"
-_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 _VERSION_TEXT = re.compile(r"[A-Za-z0-9._+!-]{1,100}")
 
 
@@ -342,7 +341,7 @@ def _verify_integrity(folder: Path, payloads: dict[str, bytes], key: bytes | Non
         digests = document["sha256"]
         if document.get("format") != INTEGRITY_FORMAT or not isinstance(digests, dict):
             raise ValueError("not an oddkit integrity file")
-        if not all(isinstance(k, str) and isinstance(v, str) and _HEX_DIGEST.fullmatch(v) for k, v in digests.items()):
+        if not all(isinstance(k, str) and isinstance(v, str) and _SHA256_HEX.fullmatch(v) for k, v in digests.items()):
             raise ValueError("a digest is not 64 hexadecimal digits")
     except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ModelFileError(f"{folder / INTEGRITY_FILE} is malformed ({exc}); the folder was damaged or edited") from None
@@ -362,7 +361,7 @@ def _verify_integrity(folder: Path, payloads: dict[str, bytes], key: bytes | Non
         return
     signature = document.get("signature")
     if not isinstance(signature, dict) or signature.get("algorithm") != _SIGNATURE_ALGORITHM \
-            or not isinstance(signature.get("value"), str) or not _HEX_DIGEST.fullmatch(signature["value"]):
+            or not isinstance(signature.get("value"), str) or not _SHA256_HEX.fullmatch(signature["value"]):
         raise ModelFileError(f"{folder} is not signed, and a key was given: load only folders saved with "
                              "save(folder, key=...) with this key")
     if not hmac.compare_digest(_sign(key, digests), signature["value"]):

@@ -68,7 +68,8 @@ class KNNDetector(BaseDetector):
     n_estimators : int, default=50
         Subsamples averaged when ``max_samples`` is set.
     random_state : int, RandomState or None
-        Draws the subsamples.
+        Draws the subsamples. They are drawn from the training rows in sorted order, so the
+        same rows in any order give the same scores (to rounding in the standardisation).
     contamination, impute, unknown_categories, column_types
         See :class:`AutoEncoderDetector`.
 
@@ -131,7 +132,12 @@ class KNNDetector(BaseDetector):
         if self._subsampling(Z.shape[0]):
             rng = check_random_state(self.random_state)
             size = int(self.max_samples)
-            draws = np.stack([rng.choice(Z.shape[0], size, replace=False) for _ in range(int(self.n_estimators))])
+            # Positions are drawn in the rows' sorted order, not the order they came in, so that
+            # the same rows in another order (a shuffled table, a folder listed differently) make
+            # the same subsamples and the same scores.
+            canonical = np.lexsort(Z.T[::-1])
+            draws = np.stack([canonical[rng.choice(Z.shape[0], size, replace=False)]
+                              for _ in range(int(self.n_estimators))])
             # Only the rows some subsample holds are kept, renumbered; the training rows' own
             # scores are computed here, while every row is at hand.
             kept, subsamples = np.unique(draws, return_inverse=True)
