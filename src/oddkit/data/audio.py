@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oddkit.data.io import preview
 from oddkit.exceptions import (
     DataError,
     EmptyDataError,
@@ -276,26 +277,118 @@ def _read_folder(folder: Path) -> tuple[list[np.ndarray], list[int], pd.DataFram
     return waves, rates, pd.DataFrame({"file": names, "group": groups})
 
 
-def _read_npz(path: Path) -> tuple[list[np.ndarray], int, pd.DataFrame]:
+_NPZ_ARRAYS = ("audio", "sample_rate", "offsets", "digit", "speaker", "take", "files", "speaker_names")
+"""The arrays of an ``.npz`` of recordings that :func:`read_audio` reads; no other member is opened."""
+
+
+def _npz_members(archive: zipfile.ZipFile) -> tuple[dict[str, zipfile.ZipInfo], list[str]]:
+    """An archive's ``.npy`` members by key (``NAME`` for ``NAME.npy``; the last of a repeated name, as
+    :mod:`zipfile` opens it), and the names of its other members, which are never read: :func:`numpy.load`
+    hands such a member over as raw bytes, read whole whatever its size (a few kilobytes deflated can hold
+    gigabytes of zeros), and looks ``NAME`` up before ``NAME.npy``."""
+    arrays, others = {}, []
+    for info in archive.infolist():
+        if info.filename.endswith(".npy"):
+            arrays[info.filename[:-4]] = info
+        else:
+            others.append(info.filename)
+    return arrays, others
+
+
+def _read_npy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
+    """One ``.npy`` member read as :func:`numpy.load` reads it, after its header: a member that is no ``.npy``
+    array (numpy would read it whole, as bytes), that holds Python objects, or whose header declares more data
+    than the member holds (numpy would reserve that much first) is refused before its data is read."""
+    from numpy.lib import format as npy
+
+    key = info.filename[:-4]
+    shown = info.filename if len(info.filename) <= 40 else info.filename[:40] + "..."
     try:
-        archive = np.load(path, allow_pickle=False)
-    except Exception as exc:
+        with archive.open(info) as stream:
+            magic = stream.read(npy.MAGIC_LEN)
+            if len(magic) < npy.MAGIC_LEN or magic[:len(npy.MAGIC_PREFIX)] != npy.MAGIC_PREFIX:
+                raise DataError(f"{path}: the member {shown!r} is not a .npy array; an .npz of recordings holds "
+                                "numpy.savez's arrays ('audio', 'offsets', 'sample_rate' and the recordings' labels)")
+            version = (magic[-2], magic[-1])
+            read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, _, dtype = read_header(stream)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged archive, whatever zipfile or numpy says
+        raise UnreadableAudioError(f"{path}: the array {key!r} cannot be read ({exc}); the file is damaged") from None
+    if dtype.hasobject:
+        raise DataError(f"{path}: the array {key!r} holds Python objects, which oddkit does not read (it never "
+                        "unpickles); store numbers, and names as strings")
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > info.file_size:
+        raise UnreadableAudioError(f"{path}: the array {key!r} declares {declared:,} bytes in a member of "
+                                   f"{info.file_size:,}; the file is damaged")
+    try:
+        with archive.open(info) as stream:
+            return npy.read_array(stream, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - as above
+        raise UnreadableAudioError(f"{path}: the array {key!r} cannot be read ({exc}); the file is damaged") from None
+
+
+def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of :data:`_NPZ_ARRAYS` an ``.npz`` holds (``audio`` and ``sample_rate`` at least), read
+    member by member (see :func:`_npz_members` and :func:`_read_npy_member`)."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, OSError, NotImplementedError (a zip version)...
         raise UnreadableAudioError(f"{path}: cannot be read as an .npz archive ({exc}); the file is damaged") from None
     with archive:
-        keys = set(archive.files)
-        if not {"audio", "sample_rate"} <= keys:
+        members, others = _npz_members(archive)
+        if not {"audio", "sample_rate"} <= set(members):
+            skipped = f"; members that are not .npy arrays, not read: {preview(others)}" if others else ""
             raise DataError(f"{path}: an audio archive needs the keys 'audio' and 'sample_rate' (and 'offsets' "
-                            f"when 'audio' holds the recordings end to end), found {sorted(keys)}")
-        try:
-            audio = archive["audio"]
-            rate = archive["sample_rate"]
-            offsets = archive["offsets"] if "offsets" in keys else None
-            extra = {k: archive[k] for k in ("digit", "speaker", "take", "files", "speaker_names") if k in keys}
-        except Exception as exc:
-            raise UnreadableAudioError(f"{path}: an array cannot be read ({exc}); the file is damaged") from None
+                            f"when 'audio' holds the recordings end to end), found {sorted(members)}{skipped}")
+        return {key: _read_npy_member(archive, members[key], path) for key in _NPZ_ARRAYS if key in members}
+
+
+def _archive_rate(rate: np.ndarray, path: Path) -> int:
+    """An archive's ``sample_rate``: one whole number of Hz from 1 to :data:`MAX_SAMPLE_RATE`, in any
+    numeric type (``8000.0`` is 8000 Hz; ``8000.9`` is refused, never cut to 8000)."""
     if rate.size != 1:
         raise DataError(f"{path}: 'sample_rate' must be one number, got shape {rate.shape}")
-    rate = _check_rate(int(rate.reshape(-1)[0]), f"{path}: sample_rate")
+    if rate.dtype.kind not in "iuf":
+        raise DataError(f"{path}: 'sample_rate' holds {rate.dtype} values; store the rate in Hz, one whole number")
+    value = rate.reshape(-1)[0].item()
+    whole = math.isfinite(value) and value == math.floor(value)
+    if not (whole and 1 <= value <= MAX_SAMPLE_RATE):
+        raise DataError(f"{path}: 'sample_rate' is {value!r}; store the rate in Hz, a whole number from 1 to "
+                        f"{MAX_SAMPLE_RATE:,}")
+    return int(value)
+
+
+def _whole_numbers(values: np.ndarray, key: str, path: Path) -> np.ndarray:
+    """A 1-D label (or offsets) array as int64: whole numbers in any numeric type, or text of whole numbers;
+    text, fractions, NaN and other types are refused by the array's name."""
+    if values.ndim != 1:
+        raise DataError(f"{path}: {key!r} has shape {values.shape}; give one entry per recording")
+    kind = values.dtype.kind
+    if kind in "biu":
+        return values.astype(np.int64)
+    if kind == "f":
+        bad = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) > 2.0 ** 53)
+        if bad.any():
+            raise DataError(f"{path}: {key!r} holds numbers that are not whole (first: {float(values[bad][0])!r}); "
+                            "store whole numbers")
+        return values.astype(np.int64)
+    if kind in "US":
+        try:
+            return values.astype(np.int64)
+        except (ValueError, OverflowError):
+            more = ", ..." if len(values) > 3 else ""
+            raise DataError(f"{path}: {key!r} holds text ({preview(values[:3])}{more}); store whole numbers") from None
+    raise DataError(f"{path}: {key!r} holds {values.dtype} values; store whole numbers")
+
+
+def _read_npz(path: Path) -> tuple[list[np.ndarray], int, pd.DataFrame]:
+    arrays = _npz_arrays(path)
+    audio, offsets = arrays["audio"], arrays.get("offsets")
+    extra = {k: arrays[k] for k in ("digit", "speaker", "take", "files", "speaker_names") if k in arrays}
+    rate = _archive_rate(arrays["sample_rate"], path)
     if audio.dtype.kind == "i":
         scale = float(2 ** (8 * audio.dtype.itemsize - 1))
     elif audio.dtype.kind == "f":
@@ -308,7 +401,7 @@ def _read_npz(path: Path) -> tuple[list[np.ndarray], int, pd.DataFrame]:
                             "a 2-D array with one recording per row")
         pieces = [audio[i] for i in range(len(audio))]
     else:
-        offsets = np.asarray(offsets).astype(np.int64).reshape(-1)
+        offsets = _whole_numbers(np.asarray(offsets).reshape(-1), "offsets", path)
         if audio.ndim != 1 or len(offsets) < 2 or offsets[0] != 0 or offsets[-1] != len(audio) \
                 or np.any(np.diff(offsets) < 0):
             raise DataError(f"{path}: 'offsets' must rise from 0 to len(audio) = {len(audio)} "
@@ -317,11 +410,14 @@ def _read_npz(path: Path) -> tuple[list[np.ndarray], int, pd.DataFrame]:
     n = len(pieces)
     if n == 0:
         raise EmptyDataError(f"{path}: the archive holds no recordings")
+    for key in ("files", "speaker_names"):
+        if key in extra and extra[key].ndim != 1:
+            raise DataError(f"{path}: {key!r} has shape {extra[key].shape}; give one name per entry")
     files = [str(f) for f in extra["files"]] if "files" in extra else [f"{path.name}[{i}]" for i in range(n)]
     labels = {"file": files}
     for key in ("digit", "speaker", "take"):
         if key in extra:
-            labels[key] = np.asarray(extra[key]).astype(np.int64)
+            labels[key] = _whole_numbers(np.asarray(extra[key]), key, path)
     for key, values in labels.items():
         if len(values) != n:
             raise DataError(f"{path}: '{key}' has {len(values)} entries for {n} recordings")
@@ -361,6 +457,11 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> AudioData:
     ------
     UnreadableAudioError
         A file that is damaged, not audio, or empty (the message names it).
+    DataError
+        An ``.npz`` whose ``sample_rate`` is not one whole number of Hz from 1 to
+        :data:`MAX_SAMPLE_RATE`, whose labels are not whole numbers, whose arrays hold Python
+        objects, or whose ``audio`` member is not a ``.npy`` array (members not named ``*.npy``
+        are never read).
     EmptyDataError
         A folder without audio files.
     NonFiniteError
@@ -556,11 +657,12 @@ class LogMel:
         self.fmin = self._float(fmin, "fmin", 0.0)
         self.fmax = float(self.sample_rate / 2) if fmax is None else self._float(fmax, "fmax", 0.0)
         if not self.fmin < self.fmax <= self.sample_rate / 2:
-            raise ParameterError(f"LogMel's fmin ({self.fmin:g} Hz) must be below its fmax ({self.fmax:g} Hz), and fmax "
-                                 f"at most half the sample rate ({self.sample_rate / 2:g} Hz)")
+            raise ParameterError(f"LogMel's fmin ({self.fmin:g} Hz) must be below its fmax ({self.fmax:g} Hz), "
+                                 f"and fmax at most half the sample rate ({self.sample_rate / 2:g} Hz)")
         if self.n_fft > 65536 or self.hop_length > self.n_fft or self.n_mels > self.n_fft // 2 + 1:
-            raise ParameterError(f"LogMel's n_fft ({self.n_fft}) must be at most 65536, its hop_length ({self.hop_length}) at "
-                                 f"most n_fft, and its n_mels ({self.n_mels}) at most n_fft / 2 + 1")
+            raise ParameterError(f"LogMel's n_fft ({self.n_fft}) must be at most 65536, its hop_length "
+                                 f"({self.hop_length}) at most n_fft, and its n_mels ({self.n_mels}) at most "
+                                 "n_fft / 2 + 1")
         self.floor = self._float(floor, "floor", 0.0)
         if self.floor <= 0:
             raise ParameterError(f"LogMel floor must be > 0, got {self.floor!r}")

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from oddkit.data.io import _check_labels, arrow_frame, preview
+from oddkit.data.io import _check_labels, arrow_frame, parquet_columns, preview
 from oddkit.exceptions import (ColumnMismatchError, DataError, EmptyDataError, LabelError,
                                MissingDependencyError, ParameterError)
 
@@ -123,20 +124,32 @@ def _anomaly_flags(values: pd.Series, name: str, source: str, anomaly_label: Any
 
 
 _NO_FIELD_LIMIT = 2**31 - 1
-"""csv's field size limit while oddkit reads a text file (a message may be longer than csv's default
-of 131,072 characters; pandas, which reads the rest, has no such limit)."""
+"""csv's field size limit once oddkit has read a text file (a message may be longer than csv's default
+of 131,072 characters; pandas, which reads the rest, has no such limit). The largest value every
+platform's C long holds."""
+
+_FIELD_LIMIT_LOCK = threading.Lock()
 
 
-class _long_fields:
-    """Within this block Python's csv module reads fields of any length."""
+def _lift_field_limit() -> None:
+    """Let Python's csv module read fields of any length, from now on.
 
-    def __enter__(self):
-        self.saved = csv.field_size_limit(_NO_FIELD_LIMIT)
-        return self
-
-    def __exit__(self, *exc):
-        csv.field_size_limit(self.saved)
-        return False
+    csv's field size limit is one value for the whole process: no reader takes its own. Raising it
+    for a read and putting back what was found raced between threads: a read that ended put the
+    default back while another was inside a long field ('field larger than field limit'), or the last
+    to end left the limit raised anyway. So it is only ever raised, to one fixed value, and never put
+    back: concurrent reads all want that value and none undoes another's (the lock keeps the check and
+    the raise together; should other code lower it again, the next read raises it again). It is raised
+    at the first read of a text file, not at import, so that ``import oddkit`` leaves csv as it is.
+    What the limit guards against, an unbalanced quote swallowing the rest of a file into one field,
+    is no worse here: pandas, which reads the whole file next, has no such limit, and the service
+    bounds the size of a file before reading it. Parsing these lines with pandas or pyarrow instead
+    was not taken: the line on which each record starts (:func:`_record_lines`) is csv's
+    ``line_num``, and pandas skips blank lines without saying where."""
+    if csv.field_size_limit() < _NO_FIELD_LIMIT:
+        with _FIELD_LIMIT_LOCK:
+            if csv.field_size_limit() < _NO_FIELD_LIMIT:
+                csv.field_size_limit(_NO_FIELD_LIMIT)
 
 
 def _open_text(path: Path):
@@ -184,7 +197,8 @@ def _blank(row: list[str]) -> bool:
 
 def _first_fields(path: Path, delimiter: str) -> list[str]:
     """The fields of the first line that is not blank (a field may be of any length)."""
-    with _long_fields(), _open_text(path) as handle:
+    _lift_field_limit()
+    with _open_text(path) as handle:
         for row in csv.reader(handle, delimiter=delimiter):
             if not _blank(row):
                 return [field.strip() for field in row]
@@ -195,7 +209,8 @@ def _record_lines(path: Path, delimiter: str) -> list[int]:
     """The line (1-based, the header counted) on which each data row of a delimited file starts, as
     pandas reads them: blank lines (or lines of spaces) are no rows; a quoted field may span lines."""
     starts = []
-    with _long_fields(), _open_text(path) as handle:
+    _lift_field_limit()
+    with _open_text(path) as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         end = 0
         for row in reader:
@@ -214,20 +229,112 @@ def _line_numbers(frame: pd.DataFrame, path: Path, fmt: str, sms: bool):
     return lambda: _record_lines(path, "\t" if fmt == "tsv" else ",")
 
 
-def _read_text_frame(path: Path, fmt: str, text_col: str | None,
-                     sms_labels: Sequence[str] = _SMS_NAMES) -> tuple[pd.DataFrame, bool]:
-    """The file as a frame, and whether it is the headerless SMS layout.
+_Needed = Callable[[list[str]], tuple[list[str], str]]
+"""Given every column of a table, the columns to read (in the file's order) and the text column among them;
+raises the error a missing column gets."""
+
+
+def _not_utf8(path: Path, name: str, column) -> DataError:
+    """The error for a Parquet column holding bytes that are not UTF-8, naming the column and its first such
+    row (found only here, once the column is known to hold one)."""
+    import pyarrow as pa
+
+    row, offset = None, 0
+    try:
+        for chunk in column.chunks:
+            large = pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type)
+            for i, value in enumerate(chunk.view(pa.large_binary() if large else pa.binary())):
+                data = value.as_py()
+                try:
+                    if data is not None:
+                        data.decode("utf-8")
+                except UnicodeDecodeError:
+                    row = offset + i
+                    break
+            if row is not None:
+                break
+            offset += len(chunk)
+    except (TypeError, ValueError, NotImplementedError):  # a layout that has no binary view: no row named
+        row = None
+    where = f", first in row {row:,}" if row is not None else ""
+    return DataError(f"{path}: its texts cannot be read (column {name!r} holds bytes that are not valid UTF-8"
+                     f"{where}); store each text as a string of valid UTF-8")
+
+
+def _utf8_columns(table, text_name: str, path: Path):
+    """``table`` with its string columns checked to be UTF-8 (pyarrow trusts a file's strings, and pandas
+    wraps them into Python strings only once they are listed, failing deep inside), and the text column, if
+    a writer stored it as plain binary (no UTF-8 annotation), as strings; bytes that are not UTF-8 are
+    refused by their column's name."""
+    import pyarrow as pa
+
+    is_view = getattr(pa.types, "is_string_view", lambda t: False)
+    is_binary_view = getattr(pa.types, "is_binary_view", lambda t: False)
+    for i, field in enumerate(table.schema):
+        kind = field.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind) or is_view(kind):
+            try:
+                table.column(i).validate(full=True)
+            except pa.ArrowInvalid:
+                raise _not_utf8(path, field.name, table.column(i)) from None
+        elif field.name == text_name and (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
+                                          or is_binary_view(kind)):
+            target = pa.large_string() if pa.types.is_large_binary(kind) else pa.string()
+            try:
+                table = table.set_column(i, field.name, table.column(i).cast(target))
+            except pa.ArrowInvalid:
+                raise _not_utf8(path, field.name, table.column(i)) from None
+    return table
+
+
+def _read_parquet_texts(path: Path, needed: _Needed) -> tuple[pd.DataFrame, list[str]]:
+    """A Parquet file's needed columns as a frame, and all its columns (for the messages on a missing one).
+
+    Only the columns ``needed`` names are read (Parquet stores each column apart: the others are never
+    decompressed); its errors on a missing column come from the file's schema, before any data is read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    errors = (OSError, ValueError, pa.ArrowException)
+
+    def unreadable(exc: Exception) -> DataError:
+        detail = " ".join(str(exc).split())  # pyarrow's messages may span lines (a schema); an error is one
+        return DataError(f"cannot read {path} as Parquet ({type(exc).__name__}: {detail})")
+
+    try:
+        columns = parquet_columns(pq.read_schema(path))
+    except errors as exc:
+        raise unreadable(exc) from None
+    wanted, text_name = needed(columns)
+    try:
+        table = pq.read_table(path, columns=wanted)
+    except errors as exc:
+        raise unreadable(exc) from None
+    table = _utf8_columns(table, text_name, path)
+    try:
+        return arrow_frame(table), columns
+    except errors as exc:
+        raise unreadable(exc) from None
+
+
+def _read_text_frame(path: Path, fmt: str, text_col: str | None, sms_labels: Sequence[str] = _SMS_NAMES,
+                     needed: _Needed | None = None) -> tuple[pd.DataFrame, bool, list[str]]:
+    """The file as a frame, whether it is the headerless SMS layout, and every column of the file.
 
     A TSV file is in that layout when its first line holds no column ``text_col`` (``"text"`` when
     None) and starts with one of ``sms_labels``; a first line that does neither is an error, never
-    read as a message."""
+    read as a message. Of a Parquet file only the columns ``needed`` names are read (the text column
+    alone when None). A CSV or TSV file is read whole: pandas' ``usecols`` drops the fields of a line
+    beyond the header's without a word (an unquoted comma in a message, 'hello, world' read as
+    'hello'), where reading every column refuses that line."""
     if fmt == "parquet":
-        try:
-            import pyarrow.parquet as pq
+        if needed is None:
+            def needed(columns):
+                name = _pick_text_col(columns, text_col, str(path))
+                return [name], name
 
-            return arrow_frame(pq.read_table(path)), False
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read {path} as Parquet ({type(exc).__name__}: {exc})") from None
+        frame, columns = _read_parquet_texts(path, needed)
+        return frame, False, columns
     delimiter = "\t" if fmt == "tsv" else ","
     try:
         header = _first_fields(path, delimiter)
@@ -252,7 +359,7 @@ def _read_text_frame(path: Path, fmt: str, text_col: str | None,
                 f"{allowed}. Call the messages' column 'text' in the header row or name it with text_col "
                 f"(CLI: --text-col NAME), or write every line as LABEL<TAB>message with LABEL {allowed}")
         try:
-            return _read_sms_layout(path, sms_labels), True
+            return _read_sms_layout(path, sms_labels), True, ["label", "text"]
         except UnicodeDecodeError as exc:
             raise DataError(f"cannot read {path} as UTF-8 text ({exc}); save it as UTF-8") from None
     try:
@@ -263,7 +370,7 @@ def _read_text_frame(path: Path, fmt: str, text_col: str | None,
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"cannot read {path} ({type(exc).__name__}: {exc}); save it as UTF-8 "
                         f"{'tab' if fmt == 'tsv' else 'comma'}-separated text with a header row") from None
-    return frame, False
+    return frame, False, [str(c) for c in frame.columns]
 
 
 def _pick_text_col(columns: Sequence[str], text_col: str | None, source: str) -> str:
@@ -327,6 +434,8 @@ def read_texts(path_or_obj: Any, text_col: str | None = None, label_col: str | N
     Notes
     -----
     Files are read as UTF-8; a leading byte-order mark (as Excel and Notepad write) is dropped.
+    Of a Parquet file only the text and label columns are read; a text column stored as plain binary
+    (no UTF-8 annotation) is read as UTF-8, and bytes that are not UTF-8 are an error naming the column.
     Blank lines (empty, or spaces only) are skipped in every CSV and TSV layout; a line with an
     empty text field is an error. A field may be of any length.
 
@@ -346,7 +455,12 @@ def read_texts(path_or_obj: Any, text_col: str | None = None, label_col: str | N
             raise EmptyDataError(f"{path} is empty (0 bytes); pass a file with at least one message")
         known = _SMS_NAMES if anomaly_label is None or str(anomaly_label) in _SMS_NAMES \
             else (*_SMS_NAMES, str(anomaly_label))
-        frame, sms = _read_text_frame(path, fmt, text_col, known)
+
+        def needed(columns: list[str]) -> tuple[list[str], str]:
+            name = _pick_text_col(columns, text_col, str(path))
+            return list(dict.fromkeys(c for c in columns if c in (name, label_col))), name
+
+        frame, sms, listed = _read_text_frame(path, fmt, text_col, known, needed)
         source = str(path)
         if sms:
             if len(frame) == 0:
@@ -357,7 +471,7 @@ def read_texts(path_or_obj: Any, text_col: str | None = None, label_col: str | N
                                          require_positive=False)
         line_of = _line_numbers(frame, path, fmt, sms)
     elif isinstance(path_or_obj, pd.DataFrame):
-        frame, source, line_of = path_or_obj, "the DataFrame", None
+        frame, source, line_of, listed = path_or_obj, "the DataFrame", None, None
     elif isinstance(path_or_obj, pd.Series):
         return _check_texts(path_or_obj.tolist(), "the Series"), None
     elif isinstance(path_or_obj, (list, tuple, np.ndarray)):
@@ -366,16 +480,17 @@ def read_texts(path_or_obj: Any, text_col: str | None = None, label_col: str | N
         raise DataError(f"cannot read texts from a {type(path_or_obj).__name__}; pass a list of strings, a "
                         f"pandas Series or DataFrame, or the path of a {', '.join(TEXT_FORMATS)} file")
     columns = [str(c) for c in frame.columns]
+    listed = columns if listed is None else listed  # a Parquet file's every column, of which some were read
     frame = frame.set_axis(columns, axis=1)
     if len(frame) == 0:
         raise EmptyDataError(f"{source} has a header but no rows; pass at least one message")
-    name = _pick_text_col(columns, text_col, source)
+    name = _pick_text_col(listed, text_col, source)
     texts = _check_texts(frame[name].tolist(), f"text column {name!r} of {source}", line_of)
     labels = None
     if label_col is not None:
         if label_col not in columns:
             raise ColumnMismatchError(f"label column {label_col!r} not found in {source}; its columns are "
-                                      f"{preview(columns, limit=20)}")
+                                      f"{preview(listed, limit=20)}")
         values = frame[label_col]
         if anomaly_label is None and not pd.api.types.is_numeric_dtype(values):
             values = _numeric_or_same(values)
@@ -404,16 +519,33 @@ _KINDS = ("bpe", "word")
 
 
 _ENCODE_CHUNK = 1024
-"""Texts tokenized at a time: each text's encoding (ids, offsets, token strings, masks) costs about 85 bytes
-per character, so a batch of 40,000 texts of 700 characters held 2.4 GB at once; chunks of this size keep
-that to about 90 MB and give the same ids."""
+"""Most texts tokenized at a time: each text's encoding (ids, offsets, token strings, masks) costs about 85
+bytes per character, so a batch of 40,000 texts of 700 characters held 2.4 GB at once; chunks of this size
+keep that to about 90 MB and give the same ids."""
+
+_ENCODE_CHARS = 2_000_000
+"""Most characters tokenized at a time (about 170 MB of encodings): 1,024 texts of 100,000 characters each
+would otherwise hold some 8 GB at once. A longer text is tokenized alone."""
+
+
+def _chunks(texts: list[str]):
+    """``texts`` in consecutive slices of at most :data:`_ENCODE_CHUNK` texts and :data:`_ENCODE_CHARS`
+    characters (a text longer than that alone), each as long as those limits allow."""
+    start, n = 0, len(texts)
+    while start < n:
+        end, chars = start + 1, len(texts[start])
+        while end < n and end - start < _ENCODE_CHUNK and chars + len(texts[end]) <= _ENCODE_CHARS:
+            chars += len(texts[end])
+            end += 1
+        yield texts[start:end]
+        start = end
 
 
 def _encodings(tokenizer, texts: list[str]):
-    """The Hugging Face encodings of ``texts``, :data:`_ENCODE_CHUNK` at a time (each chunk is dropped once the
-    caller has read it)."""
-    for start in range(0, len(texts), _ENCODE_CHUNK):
-        yield from tokenizer.encode_batch(texts[start:start + _ENCODE_CHUNK], add_special_tokens=False)
+    """The Hugging Face encodings of ``texts``, chunk by chunk (:func:`_chunks`; each chunk is dropped once the
+    caller has read it): a text's encoding does not depend on the others of its batch."""
+    for chunk in _chunks(texts):
+        yield from tokenizer.encode_batch(chunk, add_special_tokens=False)
 
 
 class TextTokenizer:
@@ -481,7 +613,8 @@ class TextTokenizer:
 
     def _validate(self) -> None:
         if self.kind not in _KINDS:
-            raise ParameterError(f"kind={self.kind!r} is not a tokenizer kind; use one of {', '.join(map(repr, _KINDS))}")
+            raise ParameterError(f"kind={self.kind!r} is not a tokenizer kind; use one of "
+                                 f"{', '.join(map(repr, _KINDS))}")
         for name, low in (("vocab_size", 8), ("min_frequency", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -891,27 +1024,41 @@ def read_text_table(path: str | Path, text_col: str | None = None, label_col: st
     path = Path(path)
     fmt = _text_format(path)
     if not path.is_file():
-        raise DataError(f"{path} does not exist or is not a file; check the path (relative paths start from {Path.cwd()})")
+        raise DataError(f"{path} does not exist or is not a file; check the path (relative paths start from "
+                        f"{Path.cwd()})")
     if path.stat().st_size == 0:
         raise EmptyDataError(f"{path} is empty (0 bytes); pass a file with at least one message")
-    frame, sms = _read_text_frame(path, fmt, text_col)
+
+    def check_ids(columns: list[str]) -> None:
+        missing = [c for c in id_cols if c not in columns]
+        if missing:
+            raise ColumnMismatchError(f"id column(s) {preview(missing)} not found in {path}; its columns are "
+                                      f"{preview(columns, limit=20)}")
+
+    def needed(columns: list[str]) -> tuple[list[str], str]:
+        """The text, label and id columns (in the file's order) and the text column, or the error a missing
+        one gets; the same choice for every format (of a Parquet file only these columns are read)."""
+        name = _pick_text_col(columns, text_col, str(path))
+        label = ("y" if "y" in columns else None) if label_col == "auto" else label_col
+        check_ids(columns)
+        return list(dict.fromkeys(c for c in columns if c == name or c == label or c in id_cols)), name
+
+    frame, sms, columns = _read_text_frame(path, fmt, text_col, needed=needed)
     frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
-    name = "text" if sms else _pick_text_col(list(frame.columns), text_col, str(path))
     if sms:
-        label = "label"
-    elif label_col == "auto":
-        label = "y" if "y" in frame.columns else None
+        name, label = "text", "label"
+        check_ids(columns)
     else:
-        label = label_col
-    missing = [c for c in id_cols if c not in frame.columns]
-    if missing:
-        raise ColumnMismatchError(f"id column(s) {preview(missing)} not found in {path}; its columns are "
-                                  f"{preview(frame.columns, limit=20)}")
+        name = needed(columns)[1]
+        label = ("y" if "y" in columns else None) if label_col == "auto" else label_col
     if len(frame) == 0:
         raise EmptyDataError(f"{path} has a header but no rows; pass at least one message" if not sms
                              else f"{path} holds no messages")
     source = str(path) if sms else f"text column {name!r} of {path}"
     _check_texts(frame[name].tolist(), source, _line_numbers(frame, path, fmt, sms))
+    if not sms and label is not None and label not in columns:
+        raise ColumnMismatchError(f"label column {label!r} not found in {path}; its columns are "
+                                  f"{preview(columns, limit=20)}")
     texts, labels = read_texts(frame, text_col=name, label_col=None if sms else label)
     if sms:  # the headerless layout's labels are names: spam = anomaly (a file of ham only has none)
         labels = _anomaly_flags(frame["label"], "label", str(path), _SMS_ANOMALY, require_positive=False)
