@@ -31,7 +31,7 @@ def files(tmp_path_factory):
     return folder, paths
 
 
-@pytest.mark.parametrize("detector", ["autoencoder", "gaussian", "pca", "ocsvm", "iforest", "knn", "default"])
+@pytest.mark.parametrize("detector", ["autoencoder", "gaussian", "pca", "ocsvm", "iforest", "knn", "lof", "default"])
 def test_fit_threshold_score_evaluate(detector, files, monkeypatch, capsys):
     folder, paths = files
     model = folder / f"model-{detector}"

@@ -981,9 +981,9 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
         raise OddkitError(f"max_recording_seconds must be a positive number of seconds, got {max_recording_seconds!r}")
     limits = Limits(max_rows=max_rows, max_text_chars=max_text_chars,
                     max_recording_seconds=float(max_recording_seconds), max_samples=max_samples)
-    # csv's limit on one field is the process's: the library lifts it while it reads a file of texts and puts back
-    # what it found, so that two requests at once could put back the default under each other's feet (a text over
-    # 131,072 characters then fails to read). The body limit bounds every field here.
+    # csv's limit on one field is the process's. The library raises it once, for good, at its first read of a file
+    # of texts (oddkit.data.text); raised here too, before any request, so that counting a body's records
+    # (_media._records) reads a field of any length as well. The body limit bounds every field here.
     import csv
 
     csv.field_size_limit(max(csv.field_size_limit(), 2 ** 31 - 1))
