@@ -30,6 +30,7 @@ ODDKIT_CLASSES = (
     "OneClassSVMDetector",
     "IsolationForestDetector",
     "KNNDetector",
+    "LOFDetector",
 )
 ODDKIT_DEFAULT = "oddkit-default"
 """Built by ``oddkit.default_detector`` when the library has it: the detector the report
