@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 DETECTORS = ["oddkit default_detector", "sklearn IsolationForest", "sklearn LOF (novelty)", "PyOD KNN"]
 
-# The oddkit detector's test ROC AUC on the --quick subsample must clear this floor: measured 0.937 (seed 0;
-# the full run 0.924); chance is 0.5.
+# The oddkit detector's test ROC AUC on the --quick subsample must clear this floor: measured 0.949 (seed 0, the
+# default on recordings: the local outlier factor over 10 neighbours; the full run 0.975); chance is 0.5.
 FLOOR = 0.85
 
 
@@ -66,7 +66,8 @@ def test_speech_application_runs_and_writes_its_outputs(tmp_path):
     assert alerts["top_coefficient"].map(lambda g: re.fullmatch(r"mfcc\d+", g) is not None).all()
     shares = alerts.filter(regex=r"^share_mfcc\d+$")
     assert shares.shape[1] == 20
-    assert (shares.sum(axis=1) - 1).abs().max() < 1e-6
+    # top_alerts.csv writes each share to 6 significant digits (%.6g): 20 of them, each off by at most 5e-7
+    assert (shares.sum(axis=1) - 1).abs().max() < 1e-5
     assert (alerts["top_coefficient"] == shares.idxmax(axis=1).str.removeprefix("share_")).all()
     assert set(alerts["truth"]) <= {"impostor", "enrolled"}
     assert alerts.loc[alerts["truth"] == "impostor", "speaker"].nunique() <= 1
