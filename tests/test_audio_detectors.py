@@ -137,6 +137,28 @@ def test_the_default_on_recordings_is_the_local_outlier_factor(split):
     assert [type(m).__name__ for m in named.members_] == ["KNNDetector", "LOFDetector"]
 
 
+def test_info_the_service_and_the_model_card_name_the_fitted_members(tmp_path, monkeypatch, capsys, split):
+    # The default's members parameter still reads knn1, knn1-sub16, gaussian-robust25 on recordings; what it
+    # fitted, LOF over 10 neighbours, is what the front ends must show.
+    from fastapi.testclient import TestClient
+
+    from conftest import run_cli as run
+    from oddkit.report.html import _model_card
+    from oddkit.serve import create_app
+
+    train, _, _ = split
+    oddkit.default_detector(random_state=0).fit(train).save(tmp_path / "m")
+    model = oddkit.load(tmp_path / "m")
+    code, out, err = run(monkeypatch, capsys, "info", tmp_path / "m")
+    assert code == 0, err
+    assert "fitted members LOFDetector(n_neighbors=10)" in " ".join(out.replace("│", " ").split())
+    assert TestClient(create_app(model)).get("/model").json()["members"] == ["LOFDetector(n_neighbors=10)"]
+    assert _model_card(model, tmp_path / "m", None, model.threshold_, None)["members"] == [
+        "LOFDetector(n_neighbors=10)"]
+    assert "members" not in TestClient(create_app(oddkit.LOFDetector(n_neighbors=10).fit(train))).get(
+        "/model").json()
+
+
 def test_patch_representation_through_audio_data(split):
     train, test, y = split
     train = train.subset(np.arange(len(train)))

@@ -9,13 +9,17 @@ read from what the fitted model keeps, so that they cannot disagree:
 - **texts**: a tokenizer in its preprocessing (the text auto-encoders and the readable-code models);
 - **images**: the image shape it was fitted on;
 - **table**: table preprocessing with named columns.
+
+And, for an ensemble, which detectors it fitted (:func:`fitted_members`): its ``members`` parameter
+names what was asked for, which the default gives up on images and recordings for other members.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["image_shape", "input_kind", "recording_rate_and_band", "takes_recordings", "text_column"]
+__all__ = ["fitted_members", "image_shape", "input_kind", "recording_rate_and_band", "takes_recordings",
+           "text_column"]
 
 
 def takes_recordings(detector: Any) -> bool:
@@ -69,3 +73,16 @@ def input_kind(detector: Any) -> str | None:
         return "images"
     preprocessor = getattr(detector, "preprocessor_", None)
     return "table" if preprocessor is not None and hasattr(preprocessor, "kinds_") else None
+
+
+def fitted_members(detector: Any) -> list[str] | None:
+    """The detectors an ensemble fitted, each as its class and the parameters it was given (scikit-learn's
+    repr, e.g. ``"LOFDetector(n_neighbors=10)"``), or None for a model that is not an ensemble.
+
+    These can differ from the ensemble's ``members`` parameter: the default members give way to
+    ``GradientKNNDetector`` on images and to ``LOFDetector(n_neighbors=10)`` on recordings, and a
+    neighbour count is lowered on a small training set."""
+    members = getattr(detector, "members_", None)
+    if members is None:
+        return None
+    return [" ".join(repr(member).split()) for member in members]

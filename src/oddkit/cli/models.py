@@ -68,6 +68,11 @@ def info(model: Annotated[Path, typer.Argument(help="A model folder written by '
         rows.append((f"columns ({len(columns)})", ", ".join(columns)))
     rows += [(f"parameter {name}", json.dumps(value, default=str)) for name, value in
              sorted(detector.get_params(deep=False).items())]
+    from oddkit.model_input import fitted_members
+
+    members = fitted_members(detector)  # an ensemble: what it fitted, which its members parameter may not say
+    if members is not None:
+        rows.append(("fitted members", ", ".join(members)))
     rows += [(f"version {name}", str(value)) for name, value in sorted((getattr(detector, "saved_versions_", None) or {}).items())]
     _print_metrics(f"{model}", rows, header="")
     fingerprint = getattr(detector, "training_fingerprint_", None)

@@ -23,6 +23,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from oddkit.exceptions import DataError
+from oddkit.model_input import fitted_members
 
 __all__ = ["build_report", "sha256_of_file", "write_report"]
 
@@ -667,6 +668,7 @@ def _model_card(detector, model_folder, training_fingerprint, threshold, thresho
     return {
         "detector": type(detector).__name__,
         "params": params,
+        "members": fitted_members(detector),
         "training_rows": None if training_rows is None else _fmt(training_rows),
         "n_features": _fmt(getattr(detector, "n_features_in_", None)),
         "image_shape": (None if getattr(detector, "image_shape_", None) is None else

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from oddkit.exceptions import ColumnMismatchError, DataError, EmptyDataError, OddkitError
+from oddkit.model_input import fitted_members as _fitted_members
 from oddkit.model_input import image_shape as _image_shape
 from oddkit.model_input import input_kind as _input_kind
 from oddkit.serve._media import (AUDIO_TYPES, DEFAULT_MAX_RECORDING_SECONDS, DEFAULT_MAX_SAMPLES,
@@ -152,7 +153,8 @@ def model_info(detector, folder: str | Path | None = None) -> dict[str, Any]:
         "sample_rate", "features", "n_features", "n_mels", "max_frequency", "explanation"}``: the rate
         recordings are resampled to, the features computed from them (``"mfcc"``, ``"stats"``, ``"patch"``, or
         ``"log-mel frames"`` for voice conversion), the highest frequency analysed, and how ``?explain=true``
-        groups a score's shares), ``parameters`` and ``versions``.
+        groups a score's shares), ``parameters``, ``versions``, and for an ensemble ``members``: the detectors it
+        fitted (:func:`oddkit.model_input.fitted_members`), which its ``members`` parameter may not name.
     """
     info: dict[str, Any] = {"detector": type(detector).__name__}
     training_scores = getattr(detector, "decision_scores_", None)
@@ -171,6 +173,9 @@ def model_info(detector, folder: str | Path | None = None) -> dict[str, Any]:
     else:
         info["input"] = {"kind": "table", "columns": _columns(detector) or []}
     info["parameters"] = json.loads(json.dumps(detector.get_params(deep=False), default=str))
+    members = _fitted_members(detector)
+    if members is not None:  # an ensemble: what it fitted, which its members parameter may not say
+        info["members"] = members
     saved = getattr(detector, "saved_versions_", None)  # set by oddkit.load, from the config it checked
     info["versions"] = {str(k): str(v) for k, v in sorted((saved or {}).items())}
     return info
