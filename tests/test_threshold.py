@@ -202,7 +202,7 @@ def test_parse_goal(text: str, goal: object, canonical: str) -> None:
         "fpr",
         "fpr:",
         "fpr:abc",
-        "fpr:0.1,0.2",
+        "fpr:0.1,0.2,0.3",
         "recall",
         "cost:1",
         "cost:1,2,3,4",

@@ -367,3 +367,47 @@ def test_cli_fpr_goal_on_normals_prints_na(monkeypatch, capsys, tables) -> None:
     assert oddkit.load(tables / "mf").threshold_provenance_.recall is None
     code, out, err = run(monkeypatch, capsys, "info", tables / "m")
     assert "contamination" in " ".join(out.split())
+
+
+def test_fpr_goal_with_confidence_holds_the_rate_on_new_normals() -> None:
+    # Dev and production normals from one distribution: the plain goal's threshold lets through more than 5%
+    # of new normals about half the time; at 95% confidence, at most 5% of the time (1.75% here: the bound
+    # on a count is conservative), for some recall.
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(0)
+    over = {"fpr:0.05": 0, "fpr:0.05,0.95": 0}
+    for _ in range(400):
+        normals = rng.normal(size=300)
+        for goal in over:
+            choice = choose_threshold(normals, np.zeros(300, dtype=int), goal)
+            over[goal] += norm.sf(choice.threshold) > 0.05
+    assert over["fpr:0.05,0.95"] / 400 <= 0.05 < 0.3 < over["fpr:0.05"] / 400
+    scores = np.r_[rng.normal(size=400), rng.normal(2.5, 1, size=200)]
+    y = np.r_[np.zeros(400, dtype=int), np.ones(200, dtype=int)]
+    plain, sure = choose_threshold(scores, y, "fpr:0.05"), choose_threshold(scores, y, "fpr:0.05,0.95")
+    assert sure.threshold > plain.threshold and sure.recall < plain.recall and sure.feasible
+    # The chosen count m of n is the largest with P(Binomial(n, 0.05) <= m) <= 0.05.
+    from scipy.stats import binom
+
+    m = round(sure.fpr * 400)
+    assert binom.cdf(m, 400, 0.05) <= 0.05 < binom.cdf(m + 1, 400, 0.05)
+    assert f"{m} of 400 dev normals flagged" in sure.note
+
+
+def test_fpr_goal_with_confidence_parses_names_and_says_how_many_normals_it_needs(tmp_path) -> None:
+    assert str(parse_goal("FPR: 5%, 95%")) == "fpr:0.05,0.95" == str(parse_goal("fpr:0.05,0.95"))
+    assert parse_goal("fpr:0.05").confidence is None
+    for bad in ("fpr:0.05,1", "fpr:0.05,0", "fpr:0.05,1.5", "fpr:0.05,0.9,0.1"):
+        with pytest.raises(DataError):
+            parse_goal(bad)
+    few = choose_threshold(np.arange(40.0), np.r_[np.zeros(30, dtype=int), np.ones(10, dtype=int)], "fpr:0.05,0.95")
+    assert not few.feasible and few.n_flagged == 0
+    assert "needs at least 59 dev normals, there are 30" in few.note
+    rng = np.random.default_rng(1)
+    detector = GaussianDetector().fit(rng.normal(size=(200, 2)))
+    dev = np.r_[rng.normal(size=(300, 2)), rng.normal(3, 1, size=(50, 2))]
+    detector.set_threshold(choose_threshold(detector.decision_function(dev), np.r_[np.zeros(300), np.ones(50)],
+                                            "fpr:0.02,0.9"))
+    detector.save(tmp_path / "m")
+    assert oddkit.load(tmp_path / "m").threshold_goal_ == "fpr:0.02,0.9"

@@ -336,8 +336,9 @@ def _print_groups(detector, data: Path, label_col, carried, group_col: str, y, s
 def threshold(
     model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")],
     dev: Annotated[Path, typer.Argument(help="Labelled dev data (label column: 1 = anomaly).")],
-    goal: Annotated[str, typer.Option(help="f1 | fpr:0.01 | recall:0.95 | precision:0.9[,ANOMALY_RATE] | "
-                                           "cost:FALSE_ALARM,MISS[,ANOMALY_RATE]")] = "f1",
+    goal: Annotated[str, typer.Option(help="f1 | fpr:0.01[,CONFIDENCE] | recall:0.95 | "
+                                           "precision:0.9[,ANOMALY_RATE] | cost:FALSE_ALARM,MISS[,ANOMALY_RATE]")
+                    ] = "f1",
     label_col: LabelCol = None,
     id_col: IdCols = None,
     out: Annotated[Optional[Path], typer.Option(
@@ -351,6 +352,8 @@ def threshold(
 ):
     """Choose MODEL's threshold on labelled DEV data for a goal; save the model with it to --out.
 
+    fpr:R,C holds the false-positive rate at most R on new normal rows with confidence C (e.g. fpr:0.05,0.95),
+    where fpr:R holds it on DEV's normals only, which new normals exceed about half the time.
     precision:P takes the most recall with at least P of the flagged rows anomalies, at the production anomaly
     rate when one is stated (precision:P,RATE or --prevalence RATE), else at DEV's own anomaly share. The model
     records the goal, --miss-cost-col and where the threshold came from (DEV's name, size and rates: 'oddkit
