@@ -295,10 +295,13 @@ def _npz_members(archive: zipfile.ZipFile) -> tuple[dict[str, zipfile.ZipInfo], 
     return arrays, others
 
 
-def _read_npy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
-    """One ``.npy`` member read as :func:`numpy.load` reads it, after its header: a member that is no ``.npy``
-    array (numpy would read it whole, as bytes), that holds Python objects, or whose header declares more data
-    than the member holds (numpy would reserve that much first) is refused before its data is read."""
+def npy_member_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: Any) -> tuple[tuple[int, ...],
+                                                                                            np.dtype]:
+    """Shape and dtype of one ``.npy`` member of an ``.npz``, from its header alone (no data is read).
+
+    A member that is no ``.npy`` array (:func:`numpy.load` would read it whole, as bytes) or that holds
+    Python objects is refused (:class:`DataError`), a damaged one too (:class:`UnreadableAudioError`);
+    ``source`` names the archive in the messages. The scoring service checks uploads with it."""
     from numpy.lib import format as npy
 
     key = info.filename[:-4]
@@ -307,7 +310,7 @@ def _read_npy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path
         with archive.open(info) as stream:
             magic = stream.read(npy.MAGIC_LEN)
             if len(magic) < npy.MAGIC_LEN or magic[:len(npy.MAGIC_PREFIX)] != npy.MAGIC_PREFIX:
-                raise DataError(f"{path}: the member {shown!r} is not a .npy array; an .npz of recordings holds "
+                raise DataError(f"{source}: the member {shown!r} is not a .npy array; an .npz of recordings holds "
                                 "numpy.savez's arrays ('audio', 'offsets', 'sample_rate' and the recordings' labels)")
             version = (magic[-2], magic[-1])
             read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
@@ -315,10 +318,21 @@ def _read_npy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged archive, whatever zipfile or numpy says
-        raise UnreadableAudioError(f"{path}: the array {key!r} cannot be read ({exc}); the file is damaged") from None
+        raise UnreadableAudioError(f"{source}: the array {key!r} cannot be read ({exc}); the file is damaged") from None
     if dtype.hasobject:
-        raise DataError(f"{path}: the array {key!r} holds Python objects, which oddkit does not read (it never "
+        raise DataError(f"{source}: the array {key!r} holds Python objects, which oddkit does not read (it never "
                         "unpickles); store numbers, and names as strings")
+    return tuple(int(v) for v in shape), np.dtype(dtype)
+
+
+def _read_npy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
+    """One ``.npy`` member read as :func:`numpy.load` reads it, after its header (:func:`npy_member_header`);
+    a header that declares more data than the member holds (numpy would reserve that much first) is refused
+    before any data is read."""
+    from numpy.lib import format as npy
+
+    key = info.filename[:-4]
+    shape, dtype = npy_member_header(archive, info, path)
     declared = math.prod(shape) * dtype.itemsize
     if declared > info.file_size:
         raise UnreadableAudioError(f"{path}: the array {key!r} declares {declared:,} bytes in a member of "

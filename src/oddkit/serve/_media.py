@@ -489,8 +489,7 @@ def _npy_headers(path: Path, name: str) -> dict[str, tuple[tuple[int, ...], Any]
     """Shape and dtype of every array of an ``.npz``, from the headers alone (no array is read). Refuses a member
     that is not a ``.npy`` array (:func:`numpy.load` reads such a member whole, whatever its size), and an archive
     whose directory is longer than :data:`_NPZ_DIRECTORY_BYTES` (the zip reader reads it whole first)."""
-    import numpy as np
-    from numpy.lib import format as npy
+    from oddkit.data.audio import npy_member_header
 
     directory = _directory_bytes(path)
     if directory is not None and directory > _NPZ_DIRECTORY_BYTES:
@@ -511,19 +510,7 @@ def _npy_headers(path: Path, name: str) -> dict[str, tuple[tuple[int, ...], Any]
                 raise DataError(f"{name}: the member {shown!r} is not a .npy array; an .npz of recordings holds "
                                 "numpy.savez's arrays only ('audio', 'offsets', 'sample_rate' and the recordings' "
                                 "labels)")
-            key = member.filename[:-4]
-            try:
-                with archive.open(member) as stream:
-                    version = npy.read_magic(stream)
-                    read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
-                    shape, _, dtype = read(stream)
-            except Exception as exc:  # noqa: BLE001 - a damaged archive, whatever zipfile or numpy says
-                raise UnreadableAudioError(f"{name}: the array {key!r} cannot be read ({exc}); the archive is "
-                                           "damaged") from None
-            if dtype.hasobject:
-                raise DataError(f"{name}: the array {key!r} holds Python objects, which the service does not read; "
-                                "store numbers and strings only")
-            headers[key] = (tuple(int(v) for v in shape), np.dtype(dtype))
+            headers[member.filename[:-4]] = npy_member_header(archive, member, name)
     return headers
 
 
