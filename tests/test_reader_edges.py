@@ -425,3 +425,28 @@ def test_text_the_default_chunk_holds_at_most_about_two_million_characters():
     from oddkit.data import text as text_module
 
     assert text_module._ENCODE_CHUNK == 1024 and 1_000_000 <= text_module._ENCODE_CHARS <= 4_000_000
+
+
+def test_a_parquet_table_whose_strings_are_not_utf8_is_refused_by_column(tmp_path, monkeypatch, capsys):
+    """Any Parquet table, not only texts: pandas failed deep inside ('Wrapping ... failed', naming nothing)
+    when the model's preprocessing first listed the column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from conftest import run_cli
+    from oddkit.data.io import iter_table_batches, read_table
+    from oddkit.data.stream import TableSource
+
+    raw = pa.array([b"x", b"\xff\xfe", b"y"] * 4, type=pa.binary())
+    strings = pa.Array.from_buffers(pa.string(), len(raw), raw.buffers())  # a writer that trusted its bytes
+    pq.write_table(pa.table({"a": pa.array(np.arange(12.0)), "c": strings}), tmp_path / "bad.parquet")
+    message = r"bad.parquet.*column 'c' holds bytes that are not valid UTF-8, first in row 1"
+    with pytest.raises(DataError, match=message):
+        read_table(tmp_path / "bad.parquet")
+    with pytest.raises(DataError, match=message):
+        list(iter_table_batches(tmp_path / "bad.parquet", batch_rows=5))
+    with pytest.raises(DataError, match=message):
+        list(TableSource(tmp_path / "bad.parquet", batch_rows=5).batches())
+    code, _, err = run_cli(monkeypatch, capsys, "fit", tmp_path / "bad.parquet", "--detector", "gaussian", "--out",
+                           tmp_path / "m")
+    assert code != 0 and re.search(message, err) and len(err.strip().splitlines()) == 1

@@ -526,6 +526,47 @@ def parquet_columns(schema) -> list[str]:
     return [n for n in schema.names if not (n in stored and _UNNAMED_INDEX.fullmatch(n))]
 
 
+def first_invalid_utf8_row(column) -> int | None:
+    """The first row of a pyarrow string or binary column (an Array or ChunkedArray) whose bytes are not
+    valid UTF-8, or None (none, or a layout without a binary view). Slow, row by row: called only once
+    the column is known to hold such bytes."""
+    import pyarrow as pa
+
+    offset = 0
+    try:
+        for chunk in getattr(column, "chunks", [column]):
+            large = pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type)
+            for i, value in enumerate(chunk.view(pa.large_binary() if large else pa.binary())):
+                data = value.as_py()
+                try:
+                    if data is not None:
+                        data.decode("utf-8")
+                except UnicodeDecodeError:
+                    return offset + i
+            offset += len(chunk)
+    except (TypeError, ValueError, NotImplementedError):
+        return None
+    return None
+
+
+def _check_utf8_strings(data) -> None:
+    """Refuse a pyarrow Table or RecordBatch whose string columns hold bytes that are not UTF-8, naming the
+    column and its first such row: pyarrow trusts a file's strings, and pandas turns them into Python strings
+    only when a column is first listed, failing deep inside with an error that names nothing."""
+    import pyarrow as pa
+
+    is_view = getattr(pa.types, "is_string_view", lambda t: False)
+    for i, field in enumerate(data.schema):
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type) or is_view(field.type):
+            try:
+                data.column(i).validate(full=True)
+            except pa.ArrowInvalid:
+                row = first_invalid_utf8_row(data.column(i))
+                where = f", first in row {row:,}" if row is not None else ""
+                raise DataError(f"column {field.name!r} holds bytes that are not valid UTF-8{where}; store text "
+                                "as valid UTF-8") from None
+
+
 def arrow_frame(data) -> pd.DataFrame:
     """A pyarrow Table or RecordBatch read from Parquet as a DataFrame of :func:`parquet_columns`, in
     the file's order, rows numbered 0..n-1 as in a CSV: pandas' metadata restores the column types,
@@ -533,6 +574,7 @@ def arrow_frame(data) -> pd.DataFrame:
     becomes a column again), so a file written with ``df.to_parquet(path)`` reads as one written with
     ``index=False`` plus its named index columns."""
     columns = parquet_columns(data.schema)
+    _check_utf8_strings(data)
     try:
         frame = data.to_pandas()
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
@@ -739,7 +781,10 @@ def _parquet_batches(path: Path, batch_rows: int, label_col: str | None,
         for batch in source.iter_batches(batch_size=batch_rows):
             if batch.num_rows == 0:
                 continue
-            frame = arrow_frame(batch)
+            try:
+                frame = arrow_frame(batch)
+            except DataError as exc:  # rows counted within the batch
+                raise DataError(f"{path}, in the batch of rows from {start:,}: {exc}") from None
             frame.index = pd.RangeIndex(start, start + len(frame))
             start += len(frame)
             yield _split_frame(frame, label, id_cols, path)

@@ -265,8 +265,13 @@ class TableSource:
 
         with pq.ParquetFile(unit.path) as file:
             for batch in file.iter_batches(batch_size=self.batch_rows, row_groups=[unit.row_group]):
-                if batch.num_rows:
-                    yield arrow_frame(batch)
+                if not batch.num_rows:
+                    continue
+                try:
+                    frame = arrow_frame(batch)
+                except DataError as exc:  # rows counted within the batch
+                    raise DataError(f"{unit.path}, row group {unit.row_group}: {exc}") from None
+                yield frame
 
     def _csv_frames(self, unit: _Unit) -> Iterator[pd.DataFrame]:
         with pd.read_csv(unit.path, chunksize=self.batch_rows) as reader:

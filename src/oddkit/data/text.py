@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oddkit.data.io import _check_labels, arrow_frame, parquet_columns, preview
+from oddkit.data.io import _check_labels, arrow_frame, first_invalid_utf8_row, parquet_columns, preview
 from oddkit.exceptions import (ColumnMismatchError, DataError, EmptyDataError, LabelError,
                                MissingDependencyError, ParameterError)
 
@@ -237,25 +237,7 @@ raises the error a missing column gets."""
 def _not_utf8(path: Path, name: str, column) -> DataError:
     """The error for a Parquet column holding bytes that are not UTF-8, naming the column and its first such
     row (found only here, once the column is known to hold one)."""
-    import pyarrow as pa
-
-    row, offset = None, 0
-    try:
-        for chunk in column.chunks:
-            large = pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type)
-            for i, value in enumerate(chunk.view(pa.large_binary() if large else pa.binary())):
-                data = value.as_py()
-                try:
-                    if data is not None:
-                        data.decode("utf-8")
-                except UnicodeDecodeError:
-                    row = offset + i
-                    break
-            if row is not None:
-                break
-            offset += len(chunk)
-    except (TypeError, ValueError, NotImplementedError):  # a layout that has no binary view: no row named
-        row = None
+    row = first_invalid_utf8_row(column)
     where = f", first in row {row:,}" if row is not None else ""
     return DataError(f"{path}: its texts cannot be read (column {name!r} holds bytes that are not valid UTF-8"
                      f"{where}); store each text as a string of valid UTF-8")
