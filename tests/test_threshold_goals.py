@@ -413,3 +413,15 @@ def test_fpr_goal_with_confidence_parses_names_and_says_how_many_normals_it_need
                                             "fpr:0.02,0.9"))
     detector.save(tmp_path / "m")
     assert oddkit.load(tmp_path / "m").threshold_goal_ == "fpr:0.02,0.9"
+
+
+def test_cli_fpr_goal_with_confidence_notes_the_bound_and_warns_when_out_of_reach(monkeypatch, capsys, tables):
+    code, out, err = run(monkeypatch, capsys, "threshold", tables / "m", tables / "dev.csv", "--id-col", "Amount",
+                         "--goal", "fpr:0.05,0.95", "--out", tables / "mc")
+    assert code == 0, err
+    assert err.startswith("note: ") and "with 0.95 confidence (one-sided Clopper-Pearson bound)" in err
+    assert oddkit.load(tables / "mc").threshold_goal_ == "fpr:0.05,0.95"
+    code, out, err = run(monkeypatch, capsys, "threshold", tables / "m", tables / "dev.csv", "--id-col", "Amount",
+                         "--goal", "fpr:0.001,0.95", "--out", tables / "mc2")
+    assert code == 0, err
+    assert err.startswith("warning: ") and "needs at least 2,995 dev normals, there are 240" in " ".join(err.split())

@@ -381,5 +381,7 @@ def threshold(
     rows = [(k, "n/a" if v is None else v) for k, v in choice.to_dict().items()
             if k not in hidden and (v not in (None, "") or k in undefined)]
     _print_metrics(f"threshold for {choice.goal} on {dev.name}, stored in {target}", rows)
-    if not choice.feasible or choice.note:
+    if not choice.feasible:
         errors.print(f"warning: {choice.note or f'no threshold meets {choice.goal} on the dev data'}")
+    elif choice.note:  # met, with a remark on what it means (a coarse rate, a confidence bound)
+        errors.print(f"note: {choice.note}")
