@@ -180,7 +180,7 @@ class FPRGoal(Goal):
     ``confidence``, whose false-positive rate on new normal rows is at most ``max_fpr`` with that confidence.
 
     The false-positive rate measured on the dev normals is an estimate: a threshold that flags 5% of
-    400 dev normals flags between about 3% and 8% of the next normals (a 95% interval), so a threshold
+    400 dev normals flags between about 3% and 7% of the next normals (a 95% interval), so a threshold
     chosen to just meet ``fpr:0.05`` on dev exceeds 5% about half the time in production. With
     ``confidence`` (``"fpr:0.05,0.95"``) the threshold is the lowest whose false-positive rate on new
     normals exceeds ``max_fpr`` with probability at most ``1 - confidence``, judged from the ``m``
@@ -188,11 +188,10 @@ class FPRGoal(Goal):
     same distribution, the mass above the ``m``-th highest of ``n`` normal scores follows a
     Beta(m, n - m + 1) law, so a threshold at that score qualifies when ``P(Binomial(n, max_fpr) <=
     m - 1) <= 1 - confidence``, and one at an anomaly's score just below it when ``P(Binomial(n,
-    max_fpr) <= m) <= 1 - confidence`` (the one-sided Clopper-Pearson bound; ``benchmarks/
-    THRESHOLD_CONFIDENCE.md`` measures it on held-out normals of 16 datasets). The price is recall,
-    and a minimum dev set: with fewer than
-    ``log(1 - confidence) / log(1 - max_fpr)`` dev normals (59 for 5% at 95%) no threshold that
-    flags anything qualifies.
+    max_fpr) <= m) <= 1 - confidence`` (the one-sided Clopper-Pearson bound;
+    ``benchmarks/THRESHOLD_CONFIDENCE.md`` measures it on held-out normals of 16 datasets). The
+    price is recall, and a minimum dev set: with fewer than ``log(1 - confidence) / log(1 -
+    max_fpr)`` dev normals (59 for 5% at 95%) no threshold that flags anything qualifies.
 
     Parameters
     ----------
