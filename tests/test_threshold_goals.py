@@ -421,6 +421,15 @@ def test_cli_fpr_goal_with_confidence_notes_the_bound_and_warns_when_out_of_reac
     assert code == 0, err
     assert err.startswith("note: ") and "with 0.95 confidence (one-sided Clopper-Pearson bound)" in err
     assert oddkit.load(tables / "mc").threshold_goal_ == "fpr:0.05,0.95"
+    # Scoring says what the threshold flagged on dev beside what it flags now.
+    code, out, err = run(monkeypatch, capsys, "score", tables / "mc", tables / "test.csv", "--id-col", "Amount",
+                         "--label-col", "y", "--out", tables / "scores.csv")
+    assert code == 0, err
+    dev = oddkit.load(tables / "mc").threshold_provenance_
+    flagged = int(pd.read_csv(tables / "scores.csv")["label"].sum())
+    assert (f"scored 300 rows: {flagged} flagged as anomalies ({flagged / 300:.1%}; threshold" in " ".join(out.split())
+            and f"on dev.csv it flagged {dev.fpr:.1%} of the normal rows and {dev.recall:.1%} of the anomalies"
+            in " ".join(out.split()))
     code, out, err = run(monkeypatch, capsys, "threshold", tables / "m", tables / "dev.csv", "--id-col", "Amount",
                          "--goal", "fpr:0.001,0.95", "--out", tables / "mc2")
     assert code == 0, err

@@ -472,6 +472,20 @@ def _score_rows(detector, X, strict_categories: bool, report: dict | None = None
     return scores, unseen
 
 
+def _score_summary(detector, n: int, n_flagged: int, what: str, out, where: str = "") -> str:
+    """The line 'oddkit score' ends with: how many of the ``what`` (rows, texts, images, recordings) were
+    scored and flagged, the threshold and its goal, and, for a threshold chosen on dev data, what it
+    flagged there, so that a share far from it stands out (more anomalies than on dev, or other data)."""
+    share = f"{n_flagged / n:.1%}; " if n else ""
+    line = (f"scored {n:,} {what}{where}: {n_flagged:,} flagged as anomalies ({share}threshold "
+            f"{detector.threshold_:.6g}, {detector.threshold_goal_})")
+    provenance = getattr(detector, "threshold_provenance_", None)
+    if provenance is not None and provenance.fpr is not None:
+        line += (f"; on {provenance.data_name or 'its dev data'} it flagged {provenance.fpr:.1%} of the normal "
+                 f"{what}" + ("" if provenance.recall is None else f" and {provenance.recall:.1%} of the anomalies"))
+    return f"{line}; wrote {out}"
+
+
 def _warn_unseen(report: dict) -> None:
     """One warning line on stderr: how many rows held categories never seen in training."""
     if report.get("rows"):

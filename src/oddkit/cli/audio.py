@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from oddkit.cli._common import _save_model, _thread_limit, _write_table, console, errors
+from oddkit.cli._common import _save_model, _score_summary, _thread_limit, _write_table, console, errors
 from oddkit.exceptions import OddkitError
 from oddkit.model_input import takes_recordings as model_takes_recordings  # noqa: F401 - the commands' name
 
@@ -150,8 +150,8 @@ def score_recordings(detector, data: Path, out: Path) -> None:
     frame = recordings.labels[["file", "group"]].assign(score=scores, label=labels)
     _write_table(frame, out)
     (errors if str(out) == "-" else console).print(
-        f"scored {len(frame):,} recordings: {int(labels.sum()):,} flagged as anomalies (threshold "
-        f"{detector.threshold_:.6g}, {detector.threshold_goal_}); wrote {out}", markup=False, highlight=False)
+        _score_summary(detector, len(frame), int(labels.sum()), "recordings", out), markup=False,
+        highlight=False)
 
 
 def explain_recordings(detector, data: Path, top: int, out: Path, by: str | None) -> None:

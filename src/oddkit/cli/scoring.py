@@ -11,8 +11,8 @@ from oddkit.cli._common import (Force, GroupCol, IdCols, LabelCol, NThreads, Pre
                                 TableWriter, _carried, _check_model_folder, _check_plots, _column_of,
                                 _check_output, _features_for, _label_col, _labelled_scores, _load_model,
                                 _model_image_shape, _model_text_col, _print_metrics, _read_for_model, _save_model,
-                                _score_rows, UNSEEN_HINT, _warn_unseen, _write_table, app, console, errors,
-                                threads_limited)
+                                _score_rows, _score_summary, UNSEEN_HINT, _warn_unseen, _write_table, app, console,
+                                errors, threads_limited)
 from oddkit.exceptions import OddkitError
 
 
@@ -98,8 +98,7 @@ def score(
             progress.update(task, advance=len(scores))
     _warn_unseen(unseen)
     (errors if str(out) == "-" else console).print(
-        f"scored {n_rows:,} rows: {n_flagged:,} flagged as anomalies (threshold {detector.threshold_:.6g}, "
-        f"{detector.threshold_goal_}); wrote {out}", markup=False, highlight=False)
+        _score_summary(detector, n_rows, n_flagged, "rows", out), markup=False, highlight=False)
 
 
 def _score_on_spark(model: Path, data: Path, out: Path, engine: str, master: str, id_col, label_col, force: bool,
@@ -119,8 +118,8 @@ def _score_on_spark(model: Path, data: Path, out: Path, engine: str, master: str
     except UnseenCategoryError as error:
         raise with_hint(error, UNSEEN_HINT) from None
     _warn_unseen(unseen)
-    console.print(f"scored {n_rows:,} rows on Spark ({master}): {n_flagged:,} flagged as anomalies (threshold "
-                  f"{detector.threshold_:.6g}, {detector.threshold_goal_}); wrote {out}", markup=False, highlight=False)
+    console.print(_score_summary(detector, n_rows, n_flagged, "rows", out, f" on Spark ({master})"), markup=False,
+                  highlight=False)
 
 
 def _row_count(path: Path) -> int | None:
@@ -151,8 +150,7 @@ def _score_texts(detector, data: Path, out: Path, label_col, id_col) -> None:
     frame = table.ids if table.ids is not None else pd.DataFrame(index=range(len(scores)))
     _write_table(frame.assign(score=scores, label=labels), out)
     (errors if str(out) == "-" else console).print(
-        f"scored {len(scores):,} texts: {int(labels.sum()):,} flagged as anomalies (threshold "
-        f"{detector.threshold_:.6g}, {detector.threshold_goal_}); wrote {out}", markup=False, highlight=False)
+        _score_summary(detector, len(scores), int(labels.sum()), "texts", out), markup=False, highlight=False)
 
 
 def _score_images(detector, data: Path, out: Path) -> None:
@@ -168,8 +166,7 @@ def _score_images(detector, data: Path, out: Path) -> None:
         frame["class"] = detector.predict_class(images.X)
     _write_table(frame, out)
     (errors if str(out) == "-" else console).print(
-        f"scored {len(frame):,} images: {int(labels.sum()):,} flagged as anomalies (threshold "
-        f"{detector.threshold_:.6g}, {detector.threshold_goal_}); wrote {out}", markup=False, highlight=False)
+        _score_summary(detector, len(frame), int(labels.sum()), "images", out), markup=False, highlight=False)
 
 
 MissCostCol = Annotated[Optional[str], typer.Option(
