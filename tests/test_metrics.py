@@ -244,3 +244,32 @@ def test_operating_report_prices_each_missed_anomaly_by_its_amount() -> None:
         operating_report(y, scores, threshold=10.0, miss_costs=amount)
     with pytest.raises(DataError, match="missed_cost_per_anomaly"):
         at_prevalence(0.8, 0.001, 0.0017, costs=(1, 2), missed_cost_per_anomaly=-1)
+
+
+def test_metric_intervals_are_exact_for_rates_and_delong_for_the_auc():
+    from scipy.stats import beta, norm
+
+    from oddkit.metrics import metric_intervals
+
+    y = np.r_[np.zeros(90, dtype=int), np.ones(10, dtype=int)]
+    intervals = metric_intervals(y, np.arange(100.0), threshold=95)
+    # 5 of 10 anomalies caught, 0 of 90 normals flagged, 5 of 5 flagged rows anomalies: Clopper-Pearson.
+    assert intervals["recall"] == pytest.approx((beta.ppf(0.025, 5, 6), beta.ppf(0.975, 6, 5)))
+    assert intervals["fpr"] == pytest.approx((0.0, beta.ppf(0.975, 1, 90)))
+    assert intervals["precision"] == pytest.approx((beta.ppf(0.025, 5, 1), 1.0))
+    # DeLong's interval centres on the AUC (ties count half) and covers the true AUC about 95% of the time.
+    rng = np.random.default_rng(0)
+    truth, covered = norm.cdf(1 / np.sqrt(2)), 0
+    labels = np.r_[np.zeros(200, dtype=int), np.ones(40, dtype=int)]
+    for _ in range(300):
+        scores = np.r_[rng.normal(size=200), rng.normal(1, 1, size=40)].round(1)  # rounded: ties
+        low, high = metric_intervals(labels, scores, 1.0)["roc_auc"]
+        assert (low + high) / 2 == pytest.approx(roc_auc_score(labels, scores)) or low == 0 or high == 1
+        covered += low <= truth <= high
+    assert 0.9 <= covered / 300 <= 0.99
+    assert metric_intervals(y, np.arange(100.0), threshold=1000)["precision"] is None  # nothing flagged
+    for level in (0, 1, "x", True):
+        with pytest.raises(DataError, match="level must be a number between 0 and 1"):
+            metric_intervals(y, np.arange(100.0), 95, level=level)
+    with pytest.raises(LabelError):
+        metric_intervals(np.zeros(10, dtype=int), np.arange(10.0), 5)

@@ -236,9 +236,11 @@ def _column_of(table, name: str):
     return table.X[name]
 
 
-def _print_metrics(title: str, rows: list[tuple[str, object]], header: str = "metric") -> None:
-    """``rows`` as a two-column table under ``title``. Every cell is plain text, never rich markup: names
-    and values come from model folders and data files (a column named ``[/bold]`` prints as it is)."""
+def _print_metrics(title: str, rows: list[tuple[str, object]], header: str = "metric",
+                   intervals: dict[str, tuple[float, float] | None] | None = None) -> None:
+    """``rows`` as a two-column table under ``title`` (three with ``intervals``: a "95% interval" column for
+    the rows it names). Every cell is plain text, never rich markup: names and values come from model folders
+    and data files (a column named ``[/bold]`` prints as it is)."""
     console.print(title, markup=False, highlight=False)
     from rich.table import Table as RichTable
     from rich.text import Text
@@ -246,8 +248,14 @@ def _print_metrics(title: str, rows: list[tuple[str, object]], header: str = "me
     table = RichTable()
     table.add_column(header)
     table.add_column("value", justify="right")
+    if intervals is not None:
+        table.add_column("95% interval", justify="right")
     for name, value in rows:
-        table.add_row(Text(str(name)), Text(f"{value:.4f}" if isinstance(value, float) else str(value)))
+        cells = [Text(str(name)), Text(f"{value:.4f}" if isinstance(value, float) else str(value))]
+        if intervals is not None:
+            interval = intervals.get(str(name))
+            cells.append(Text("" if interval is None else f"{interval[0]:.4f} - {interval[1]:.4f}"))
+        table.add_row(*cells)
     console.print(table)
 
 

@@ -199,7 +199,7 @@ def evaluate(
     A threshold chosen with --miss-cost-col COLUMN prices each missed anomaly by DATA's COLUMN here too
     (DATA must hold it; --miss-cost-col names another).
     """
-    from oddkit.metrics import operating_report, write_metrics
+    from oddkit.metrics import metric_intervals, operating_report, write_metrics
     from oddkit.report.plots import plot_curves
     from oddkit.threshold import prevalence_and_costs_from_goal
 
@@ -221,9 +221,12 @@ def evaluate(
     numbers = operating_report(y, scores, detector.threshold_, prevalence=prevalence, costs=costs,
                                miss_costs=miss_costs)
     priced = "" if miss_costs is None else f", each miss priced by {miss_cost_col}"
+    intervals = metric_intervals(y, scores, detector.threshold_)  # how far more data like DATA could move them
     _print_metrics(f"{type(detector).__name__} on {data.name} (threshold {detector.threshold_:.6g}, "
                    f"{detector.threshold_goal_}{priced})", _operating_rows(numbers),
-                   header="at the data's anomaly rate")
+                   header="at the data's anomaly rate",
+                   intervals={"ROC AUC": intervals["roc_auc"], "recall": intervals["recall"],
+                              "false-positive rate": intervals["fpr"], "precision": intervals["precision"]})
     if numbers["production"] is not None:
         _print_metrics(f"at the production anomaly rate {prevalence:g}", _rate_rows(numbers["production"]),
                        header="in production")
