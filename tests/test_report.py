@@ -77,6 +77,15 @@ def test_report_metrics_at_the_production_prevalence(fitted) -> None:
     assert "at the production anomaly rate (0.17%)" in text
     assert "at this data's anomaly rate (5%)" in text
     assert "alerts per 10,000 rows" in text and "expected cost per row" in text
+    # Beside the ROC AUC and the rates, their 95% intervals (oddkit.metrics.metric_intervals).
+    from oddkit.metrics import metric_intervals
+    from oddkit.report.html import _fmt
+
+    intervals = metric_intervals(y, detector.decision_function(X), detector.threshold_)
+    for key in ("roc_auc", "recall", "fpr"):
+        low, high = intervals[key]
+        assert low < high and f"(95%: {_fmt(low)} to {_fmt(high)})" in text
+    assert "DeLong" in text
     # A stated prevalence wins over the goal's.
     _, other = build_report(detector, X, y, prevalence=0.01)
     assert other["production"]["prevalence"] == 0.01

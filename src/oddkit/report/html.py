@@ -387,8 +387,16 @@ def _data_summary(frame: pd.DataFrame | None, X: Any, y: np.ndarray | None, scor
     return summary
 
 
-def _metric_rows(report: dict) -> list[dict]:
+def _interval(bounds: tuple[float, float] | None) -> str:
+    """`` (95%: LOW to HIGH)`` for :func:`oddkit.metrics.metric_intervals`' bounds, or nothing."""
+    return "" if bounds is None else f" (95%: {_fmt(bounds[0])} to {_fmt(bounds[1])})"
+
+
+def _metric_rows(report: dict, intervals: dict | None = None) -> list[dict]:
+    """The metrics table's rows; the data column's recall, false-positive rate and precision carry their
+    95% intervals when ``intervals`` (:func:`oddkit.metrics.metric_intervals`) are given."""
     data, prod = report["data"], report["production"]
+    intervals = intervals or {}
     spec = [
         ("anomaly rate", "prevalence", _pct),
         ("recall (anomalies caught)", "recall", _fmt),
@@ -398,8 +406,8 @@ def _metric_rows(report: dict) -> list[dict]:
         ("alerts per 10,000 rows", "alerts_per_10000", lambda v: _fmt(v, 2)),
         ("expected cost per row", "expected_cost", _fmt),
     ]
-    return [{"name": name, "data": show(data[key]), "production": None if prod is None else show(prod[key])}
-            for name, key, show in spec]
+    return [{"name": name, "data": show(data[key]) + _interval(intervals.get(key)),
+             "production": None if prod is None else show(prod[key])} for name, key, show in spec]
 
 
 def _explanations(detector, X: Any, frame: pd.DataFrame | None, top_positions: np.ndarray) -> tuple[list, str]:
@@ -745,7 +753,7 @@ def build_report(
     import jinja2
     from sklearn.utils.validation import check_is_fitted
 
-    from oddkit.metrics import _check_y, operating_report
+    from oddkit.metrics import _check_y, metric_intervals, operating_report
 
     check_is_fitted(detector)
     if miss_costs is None and isinstance(X, pd.DataFrame):  # the column the threshold was chosen with, if any
@@ -805,6 +813,7 @@ def build_report(
     else:
         metrics = operating_report(y_arr, scores, threshold, prevalence=prevalence, costs=costs,
                                    miss_costs=row_costs)
+        intervals = metric_intervals(y_arr, scores, threshold)
 
     keys = _row_keys(frame, n) if images is None else _image_keys(images.X)
     context = None
@@ -883,9 +892,9 @@ def build_report(
     if metrics is not None:
         prod = metrics["production"]
         context["metrics"] = {
-            "roc_auc": _fmt(metrics["roc_auc"]),
+            "roc_auc": _fmt(metrics["roc_auc"]) + _interval(intervals["roc_auc"]),
             "pr_auc": _fmt(metrics["pr_auc"]),
-            "rows": _metric_rows(metrics),
+            "rows": _metric_rows(metrics, intervals),
             "has_production": prod is not None,
             "data_rate": _pct(metrics["data"]["prevalence"]),
             "production_rate": None if prod is None else _pct(prod["prevalence"]),
