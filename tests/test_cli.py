@@ -144,6 +144,9 @@ def test_evaluate_at_the_production_rate_writes_metrics_and_a_report(files, monk
     recall, fpr = data["recall"], data["fpr"]
     assert production["precision"] == pytest.approx(recall * 0.01 / (recall * 0.01 + fpr * 0.99))
     assert production["precision"] < data["precision"]
+    for name in ("roc_auc", "recall", "fpr"):  # the printed 95% intervals, in the file too
+        bounds = numbers["intervals_95"][name]
+        assert bounds["low"] <= (numbers[name] if name == "roc_auc" else data[name]) <= bounds["high"]
     assert "at the production anomaly rate 0.01" in out and "alerts per 10,000 rows" in out
     assert report.read_text().count('id="model-card"') == 1
     # An existing output is never replaced silently.

@@ -232,7 +232,10 @@ def evaluate(
                        header="in production")
     if group_col is not None:
         _print_groups(detector, data, label_col, carried, group_col, y, scores)
-    if out is not None:
+    if out is not None:  # with the intervals printed above, as low and high (None: nothing flagged)
+        numbers["intervals_95"] = {name: {"low": None if bounds is None else bounds[0],
+                                          "high": None if bounds is None else bounds[1]}
+                                   for name, bounds in intervals.items()}
         console.print(f"metrics: {write_metrics(numbers, out)}")
     if report is not None:
         from oddkit.cli.report import read_report_table, write_html_report
