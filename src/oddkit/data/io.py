@@ -549,10 +549,10 @@ def first_invalid_utf8_row(column) -> int | None:
     return None
 
 
-def _check_utf8_strings(data) -> None:
-    """Refuse a pyarrow Table or RecordBatch whose string columns hold bytes that are not UTF-8, naming the
-    column and its first such row: pyarrow trusts a file's strings, and pandas turns them into Python strings
-    only when a column is first listed, failing deep inside with an error that names nothing."""
+def invalid_utf8_column(data) -> tuple[str, Any] | None:
+    """The name and the column of the first string column of a pyarrow Table or RecordBatch whose bytes are
+    not valid UTF-8, or None: pyarrow trusts a file's strings, and pandas turns them into Python strings only
+    when a column is first listed, failing deep inside with an error that names nothing."""
     import pyarrow as pa
 
     is_view = getattr(pa.types, "is_string_view", lambda t: False)
@@ -561,10 +561,18 @@ def _check_utf8_strings(data) -> None:
             try:
                 data.column(i).validate(full=True)
             except pa.ArrowInvalid:
-                row = first_invalid_utf8_row(data.column(i))
-                where = f", first in row {row:,}" if row is not None else ""
-                raise DataError(f"column {field.name!r} holds bytes that are not valid UTF-8{where}; store text "
-                                "as valid UTF-8") from None
+                return field.name, data.column(i)
+    return None
+
+
+def _check_utf8_strings(data) -> None:
+    """Refuse a pyarrow Table or RecordBatch whose string columns hold bytes that are not UTF-8, naming the
+    column and its first such row (:func:`invalid_utf8_column`)."""
+    bad = invalid_utf8_column(data)
+    if bad is not None:
+        row = first_invalid_utf8_row(bad[1])
+        where = f", first in row {row:,}" if row is not None else ""
+        raise DataError(f"column {bad[0]!r} holds bytes that are not valid UTF-8{where}; store text as valid UTF-8")
 
 
 def arrow_frame(data) -> pd.DataFrame:

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oddkit.data.io import _check_labels, arrow_frame, first_invalid_utf8_row, parquet_columns, preview
+from oddkit.data.io import (_check_labels, arrow_frame, first_invalid_utf8_row, invalid_utf8_column,
+                            parquet_columns, preview)
 from oddkit.exceptions import (ColumnMismatchError, DataError, EmptyDataError, LabelError,
                                MissingDependencyError, ParameterError)
 
@@ -243,24 +244,17 @@ def _not_utf8(path: Path, name: str, column) -> DataError:
                      f"{where}); store each text as a string of valid UTF-8")
 
 
-def _utf8_columns(table, text_name: str, path: Path):
-    """``table`` with its string columns checked to be UTF-8 (pyarrow trusts a file's strings, and pandas
-    wraps them into Python strings only once they are listed, failing deep inside), and the text column, if
-    a writer stored it as plain binary (no UTF-8 annotation), as strings; bytes that are not UTF-8 are
-    refused by their column's name."""
+def _binary_text_as_strings(table, text_name: str, path: Path):
+    """``table`` with its text column, if a writer stored it as plain binary (no UTF-8 annotation), as strings;
+    bytes that are not UTF-8 are refused by the column's name. (String columns are checked by
+    :func:`~oddkit.data.io.arrow_frame`.)"""
     import pyarrow as pa
 
-    is_view = getattr(pa.types, "is_string_view", lambda t: False)
     is_binary_view = getattr(pa.types, "is_binary_view", lambda t: False)
     for i, field in enumerate(table.schema):
         kind = field.type
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind) or is_view(kind):
-            try:
-                table.column(i).validate(full=True)
-            except pa.ArrowInvalid:
-                raise _not_utf8(path, field.name, table.column(i)) from None
-        elif field.name == text_name and (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
-                                          or is_binary_view(kind)):
+        if field.name == text_name and (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
+                                        or is_binary_view(kind)):
             target = pa.large_string() if pa.types.is_large_binary(kind) else pa.string()
             try:
                 table = table.set_column(i, field.name, table.column(i).cast(target))
@@ -292,9 +286,12 @@ def _read_parquet_texts(path: Path, needed: _Needed) -> tuple[pd.DataFrame, list
         table = pq.read_table(path, columns=wanted)
     except errors as exc:
         raise unreadable(exc) from None
-    table = _utf8_columns(table, text_name, path)
+    table = _binary_text_as_strings(table, text_name, path)
     try:
         return arrow_frame(table), columns
+    except DataError as exc:  # a string column that is not UTF-8 (arrow_frame checks them), or damaged metadata
+        bad = invalid_utf8_column(table)
+        raise (unreadable(exc) if bad is None else _not_utf8(path, *bad)) from None
     except errors as exc:
         raise unreadable(exc) from None
 
