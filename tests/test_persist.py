@@ -134,3 +134,50 @@ def test_unsaveable_parameter_is_a_clear_error(tmp_path):
     detector.fit(np.random.default_rng(0).normal(size=(30, 3)))
     with pytest.raises(OddkitError, match="random_state"):
         detector.save(tmp_path / "m")
+
+
+def test_a_model_without_a_network_is_fitted_saved_loaded_and_scored_without_importing_torch(tmp_path):
+    """oddkit.detectors imports each class on first use: a Gaussian, a PCA, the default on a table and an
+    ensemble of neighbour members never import torch (about 1.4 s of every command's start), and the versions
+    a folder records are those the libraries report themselves. (Models saved through skops, the isolation
+    forest and the one-class SVM, still do: skops imports scikit-learn's estimator list, which imports torch.)"""
+    import subprocess
+    import sys
+
+    code = ("import sys, json, numpy as np\nimport oddkit\n"
+            "X = np.random.default_rng(0).normal(size=(200, 3))\n"
+            "for name, model in [('g', oddkit.GaussianDetector()), ('p', oddkit.PCADetector()),"
+            " ('d', oddkit.default_detector(random_state=0)), ('e', oddkit.EnsembleDetector(members=('knn', 'lof')))]:\n"
+            f"    model.fit(X).save(r'{tmp_path}' + '/' + name)\n"
+            f"    assert (oddkit.load(r'{tmp_path}' + '/' + name).decision_function(X) == model.decision_function(X)).all()\n"
+            "print('TORCH', 'torch' in sys.modules)\n"
+            "import torch, sklearn, skops, safetensors\n"
+            f"saved = json.load(open(r'{tmp_path}' + '/g/config.json'))['versions']\n"
+            "print(saved == {**saved, 'torch': torch.__version__, 'scikit-learn': sklearn.__version__, "
+            "'skops': skops.__version__, 'safetensors': safetensors.__version__})\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["TORCH", "False", "True"], result.stdout
+
+
+def test_the_registry_imports_oddkits_classes_when_asked_and_keeps_user_classes():
+    from oddkit.detectors import DETECTORS, BaseDetector
+    from oddkit.detectors.base import BUILT_IN_DETECTORS
+
+    assert list(DETECTORS)[:len(BUILT_IN_DETECTORS)] == list(BUILT_IN_DETECTORS)
+    assert all(cls.__name__ == name and cls.__module__ == f"oddkit.detectors.{BUILT_IN_DETECTORS[name]}"
+               for name, cls in DETECTORS.items() if name in BUILT_IN_DETECTORS)
+    assert "GaussianDetector" in DETECTORS and "NoSuchDetector" not in DETECTORS
+    saved = dict(DETECTORS)
+    try:
+        class MyDetector(BaseDetector):  # a user's class registers itself, after oddkit's
+            pass
+
+        assert list(DETECTORS)[-1] == "MyDetector" and DETECTORS["MyDetector"] is MyDetector
+        DETECTORS.clear()  # oddkit's own come back from their modules, the user's does not
+        assert DETECTORS["GaussianDetector"] is GaussianDetector and "MyDetector" not in DETECTORS
+        with pytest.raises(KeyError):
+            DETECTORS["MyDetector"]
+    finally:
+        DETECTORS.clear()
+        DETECTORS.update(saved)

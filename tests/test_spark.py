@@ -353,64 +353,92 @@ def test_job_error_translates_spark_errors_only():
     assert _job_error(KeyError("a bug of ours")) is None  # not Spark's: raised as it is, to be traced
 
 
-def _oddkit_process(*args, env=None):
-    """``python -m oddkit ARGS`` in a process of its own, where Spark's JVM starts afresh (as for a user), with no
-    log4j2 configuration of the environment's: (exit code, stdout, stderr)."""
+def _start_oddkit(*args, env=None):
+    """``python -m oddkit ARGS`` started in a process of its own, where Spark's JVM starts afresh (as for a user),
+    with no log4j2 configuration of the environment's."""
     import subprocess
     import sys
 
     clean = {name: value for name, value in os.environ.items()
              if name not in ("LOG4J_CONFIGURATION_FILE", "SPARK_CONF_DIR", "PYSPARK_SUBMIT_ARGS", "PYTHONWARNINGS")}
-    result = subprocess.run([sys.executable, "-m", "oddkit", *map(str, args)], capture_output=True, text=True,
-                            timeout=300, env={**clean, **(env or {})})
-    return result.returncode, result.stdout, result.stderr
+    return subprocess.Popen([sys.executable, "-m", "oddkit", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**clean, **(env or {})})
 
 
-def test_cli_engine_spark_prints_only_oddkit_messages(scoring_models, tmp_path):
+@pytest.fixture(scope="module")
+def spark_command_lines(scoring_models, tmp_path_factory):
+    """The command lines the tests below check, each in its own process with its own JVM, all started at once:
+    one takes about 20 s on two cores, mostly spent waiting on its JVM, so side by side they take about half
+    the time they take one after another. {name: (exit code, stdout, stderr, folder)}, each awaited on first use."""
+    root = tmp_path_factory.mktemp("spark-command-lines")
+    _, folder, columns = scoring_models["autoencoder"]
+    scoring_frame(columns).to_parquet(root / "rows.parquet")
+    # an unseen category under --strict-categories: a job that fails on the executors
+    scoring_frame(columns, unseen_every=10).to_parquet(root / "odd.parquet")
+    _, gaussian, gaussian_columns = scoring_models["gaussian"]
+    scoring_frame(gaussian_columns).to_parquet(root / "gaussian-rows.parquet")
+    # -Dlog4j2.configurationFile in the user's spark-defaults.conf (spark.driver.extraJavaOptions)
+    (root / "mine.properties").write_text(
+        "rootLogger.level = warn\nrootLogger.appenderRef.stderr.ref = console\nappender.console.type = Console\n"
+        "appender.console.name = console\nappender.console.target = SYSTEM_ERR\n"
+        "appender.console.layout.type = PatternLayout\nappender.console.layout.pattern = MINE %p %c{1}: %m%n\n")
+    (root / "conf").mkdir()
+    (root / "conf" / "spark-defaults.conf").write_text(
+        f"spark.driver.extraJavaOptions -Dlog4j2.configurationFile={root / 'mine.properties'}\n")
+    started = {
+        "scores": _start_oddkit("score", folder, root / "rows.parquet", "--id-col", "id", "--engine", "spark",
+                                "--spark-master", "local[2]", "--out", root / "scores"),
+        "fails": _start_oddkit("score", folder, root / "odd.parquet", "--id-col", "id", "--engine", "spark",
+                               "--spark-master", "local[2]", "--out", root / "odd-scores", "--strict-categories"),
+        "no JVM": _start_oddkit("score", folder, root / "rows.parquet", "--id-col", "id", "--engine", "spark",
+                                "--spark-master", "nowhere://x", "--out", root / "none"),
+        "user's log4j2": _start_oddkit("score", gaussian, root / "gaussian-rows.parquet", "--id-col", "id",
+                                       "--engine", "spark", "--spark-master", "local[1]", "--out",
+                                       root / "gaussian-scores", env={"SPARK_CONF_DIR": str(root / "conf")}),
+    }
+    finished = {}
+
+    def result(name):
+        if name not in finished:
+            stdout, stderr = started[name].communicate(timeout=300)
+            finished[name] = (started[name].returncode, stdout, stderr, root)
+        return finished[name]
+
+    yield result
+    for process in started.values():
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def test_cli_engine_spark_prints_only_oddkit_messages(spark_command_lines, scoring_models):
     """A successful 'oddkit score --engine spark' leaves stderr empty: no Spark log line (WARN NativeCodeLoader,
     WARN Utils), no start-up notice (default log4j profile, 'Setting default log level', the JVM's incubator
     modules), no pyspark FutureWarning about pandas. A failing job, and a JVM that cannot start, are one line."""
-    _, folder, columns = scoring_models["autoencoder"]
-    scoring_frame(columns).to_parquet(tmp_path / "rows.parquet")
-    code, stdout, stderr = _oddkit_process("score", folder, tmp_path / "rows.parquet", "--id-col", "id", "--engine",
-                                           "spark", "--spark-master", "local[2]", "--out", tmp_path / "scores")
+    _, _, columns = scoring_models["autoencoder"]
+    code, stdout, stderr, root = spark_command_lines("scores")
     assert code == 0, stderr
     assert "rows on Spark" in stdout
     assert "WARN" not in stderr and "FutureWarning" not in stderr and "log4j" not in stderr, stderr
     assert stderr == "", stderr
-    assert len(pd.read_parquet(tmp_path / "scores")) == len(scoring_frame(columns))
+    assert len(pd.read_parquet(root / "scores")) == len(scoring_frame(columns))
 
     # a real error still shows, as oddkit's one line: here an unseen category under --strict-categories
-    scoring_frame(columns, unseen_every=10).to_parquet(tmp_path / "odd.parquet")
-    code, _, stderr = _oddkit_process("score", folder, tmp_path / "odd.parquet", "--id-col", "id", "--engine",
-                                      "spark", "--spark-master", "local[2]", "--out", tmp_path / "odd-scores",
-                                      "--strict-categories")
+    code, _, stderr, _ = spark_command_lines("fails")
     assert code == 2 and stderr.startswith("error: ") and "never seen in training" in stderr, stderr
     assert stderr.count("\n") == 1 and "WARN" not in stderr and "Traceback" not in stderr, stderr
 
     # a JVM that exits before the session starts: the cause it printed, in one line
-    code, _, stderr = _oddkit_process("score", folder, tmp_path / "rows.parquet", "--id-col", "id", "--engine",
-                                      "spark", "--spark-master", "nowhere://x", "--out", tmp_path / "none")
+    code, _, stderr, _ = spark_command_lines("no JVM")
     assert code == 2, stderr
     assert stderr == ("error: Spark could not start: Master must either be yarn or start with spark, k8s, or local "
                       "(oddkit --debug shows the full traceback)\n")
 
 
-def test_a_log4j2_configuration_of_the_users_wins(scoring_models, tmp_path):
+def test_a_log4j2_configuration_of_the_users_wins(spark_command_lines):
     """-Dlog4j2.configurationFile in the user's spark-defaults.conf (spark.driver.extraJavaOptions) is read
     before oddkit's quiet configuration: the user's appender prints."""
-    _, folder, columns = scoring_models["gaussian"]
-    scoring_frame(columns).to_parquet(tmp_path / "rows.parquet")
-    (tmp_path / "mine.properties").write_text(
-        "rootLogger.level = warn\nrootLogger.appenderRef.stderr.ref = console\nappender.console.type = Console\n"
-        "appender.console.name = console\nappender.console.target = SYSTEM_ERR\n"
-        "appender.console.layout.type = PatternLayout\nappender.console.layout.pattern = MINE %p %c{1}: %m%n\n")
-    (tmp_path / "conf").mkdir()
-    (tmp_path / "conf" / "spark-defaults.conf").write_text(
-        f"spark.driver.extraJavaOptions -Dlog4j2.configurationFile={tmp_path / 'mine.properties'}\n")
-    code, _, stderr = _oddkit_process("score", folder, tmp_path / "rows.parquet", "--id-col", "id", "--engine", "spark",
-                                      "--spark-master", "local[1]", "--out", tmp_path / "scores",
-                                      env={"SPARK_CONF_DIR": str(tmp_path / "conf")})
+    code, _, stderr, _ = spark_command_lines("user's log4j2")
     assert code == 0, stderr
     assert "MINE WARN" in stderr, stderr
 

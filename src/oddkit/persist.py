@@ -43,6 +43,7 @@ import os
 import platform
 import re
 import stat
+import sys
 import threading
 import zipfile
 from pathlib import Path
@@ -81,16 +82,23 @@ _VERSION_TEXT = re.compile(r"[A-Za-z0-9._+!-]{1,100}")
 
 
 def _versions() -> dict[str, str]:
-    import safetensors
-    import sklearn
-    import skops
-    import torch
+    """The versions of the libraries a model folder depends on, read from their installed metadata: a
+    Gaussian's folder is saved without importing torch to learn its version number."""
+    from importlib import import_module, metadata
 
     from oddkit import __version__
 
+    def version(distribution: str, module: str) -> str:
+        if module in sys.modules:  # as imported, if it is
+            return sys.modules[module].__version__
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:  # not installed by a package manager: ask the module itself
+            return import_module(module).__version__
+
     return {"oddkit": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "torch": torch.__version__, "scikit-learn": sklearn.__version__, "skops": skops.__version__,
-            "safetensors": safetensors.__version__}
+            "torch": version("torch", "torch"), "scikit-learn": version("scikit-learn", "sklearn"),
+            "skops": version("skops", "skops"), "safetensors": version("safetensors", "safetensors")}
 
 
 def _json_params(detector: BaseDetector) -> dict:

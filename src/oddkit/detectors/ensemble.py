@@ -32,15 +32,22 @@ AUDIO_MEMBERS = ("lof10",)
 
 
 def _member_factories():
-    from oddkit.detectors.autoencoder import AutoEncoderDetector
-    from oddkit.detectors.classic import IsolationForestDetector, OneClassSVMDetector
-    from oddkit.detectors.gaussian import GaussianDetector
-    from oddkit.detectors.gradients import GradientKNNDetector
-    from oddkit.detectors.knn import KNNDetector
-    from oddkit.detectors.lof import LOFDetector
-    from oddkit.detectors.pca import PCADetector
-    from oddkit.detectors.transforms import TransformationDetector
-    from oddkit.detectors.vae import VAEDetector
+    from oddkit.detectors.base import DETECTORS
+
+    def imported_when_built(name: str):
+        # a member's module is imported only when the member is built: the default's members need no torch
+        return lambda **params: DETECTORS[name](**params)
+
+    AutoEncoderDetector = imported_when_built("AutoEncoderDetector")
+    IsolationForestDetector = imported_when_built("IsolationForestDetector")
+    OneClassSVMDetector = imported_when_built("OneClassSVMDetector")
+    GaussianDetector = imported_when_built("GaussianDetector")
+    GradientKNNDetector = imported_when_built("GradientKNNDetector")
+    KNNDetector = imported_when_built("KNNDetector")
+    LOFDetector = imported_when_built("LOFDetector")
+    PCADetector = imported_when_built("PCADetector")
+    TransformationDetector = imported_when_built("TransformationDetector")
+    VAEDetector = imported_when_built("VAEDetector")
 
     def neighbours(k: int, n_rows: int) -> int:
         # The ensemble picks k, not the user: on a small table it takes what there is, without the

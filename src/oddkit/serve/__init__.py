@@ -45,6 +45,7 @@ import io
 import json
 import os
 import re
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -1149,14 +1150,15 @@ def limit_threads(n_threads: int) -> None:
     n_threads : int
         At least 1.
     """
-    import torch
     from threadpoolctl import threadpool_limits
 
     if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
         raise OddkitError(f"n_threads must be a positive number of threads, got {n_threads!r}")
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # libraries loaded later
         os.environ[name] = str(n_threads)
-    torch.set_num_threads(n_threads)
+    torch = sys.modules.get("torch")  # a model without a network never imports torch; loaded later, it reads the above
+    if torch is not None:
+        torch.set_num_threads(n_threads)
     threadpool_limits(limits=n_threads)
 
 
@@ -1169,8 +1171,6 @@ def _limit_this_thread(n_threads: int | None) -> None:
 
 def _threads_in_use() -> dict[str, int | None]:
     """The threads a request would score with: torch's (when loaded) and the most any BLAS/OpenMP pool has."""
-    import sys
-
     from threadpoolctl import threadpool_info
 
     torch = sys.modules.get("torch")
