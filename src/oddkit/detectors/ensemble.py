@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from sklearn.utils import check_random_state
 
 from oddkit.detectors.base import BaseDetector
 from oddkit.detectors.params import StrOptions
 from oddkit.exceptions import ModelFileError, ParameterError
+
+if TYPE_CHECKING:  # the members' classes, imported only when a member is built (see _member_factories); named
+    # here for type checkers, and for benchmarks/bench_runtime.py, whose scan of the imports makes the
+    # ensemble's recorded results depend on its members' code
+    from oddkit.detectors.autoencoder import AutoEncoderDetector  # noqa: F401
+    from oddkit.detectors.classic import IsolationForestDetector, OneClassSVMDetector  # noqa: F401
+    from oddkit.detectors.gaussian import GaussianDetector  # noqa: F401
+    from oddkit.detectors.gradients import GradientKNNDetector  # noqa: F401
+    from oddkit.detectors.knn import KNNDetector  # noqa: F401
+    from oddkit.detectors.lof import LOFDetector  # noqa: F401
+    from oddkit.detectors.pca import PCADetector  # noqa: F401
+    from oddkit.detectors.transforms import TransformationDetector  # noqa: F401
+    from oddkit.detectors.vae import VAEDetector  # noqa: F401
 
 # Local distance, subsampled distance and global density: ways to be odd that fail on different
 # data. The nearest neighbour alone is the sharpest detector on clean data; the nearest neighbour
