@@ -368,8 +368,8 @@ def _start_oddkit(*args, env=None):
 @pytest.fixture(scope="module")
 def spark_command_lines(scoring_models, tmp_path_factory):
     """The command lines the tests below check, each in its own process with its own JVM, all started at once:
-    one takes about 20 s on two cores, mostly spent waiting on its JVM, so side by side they take about half
-    the time they take one after another. {name: (exit code, stdout, stderr, folder)}, each awaited on first use."""
+    one takes about 20 s on two cores, not all of it busy, so side by side the four took 52 s where one after
+    another they took 68 s. {name: (exit code, stdout, stderr, folder)}, each awaited on first use."""
     root = tmp_path_factory.mktemp("spark-command-lines")
     _, folder, columns = scoring_models["autoencoder"]
     scoring_frame(columns).to_parquet(root / "rows.parquet")
