@@ -35,7 +35,8 @@ GOAL = "fpr:0.01"
 FILE = "sms_spam_collection.tsv"
 TOP = 20  # messages listed in top_messages.csv (and the report); the first 10 are printed
 ODDKIT = "oddkit TextAutoEncoderDetector"
-QUICK_EPOCHS = 5  # --quick: 5 epochs (the default is 20, with early stopping); 10 measured no better (see tests/test_example_sms.py)
+# --quick: 5 epochs (the default is 20, with early stopping); 10 measured no better (tests/test_example_sms.py)
+QUICK_EPOCHS = 5
 FPRS = (0.005, 0.01, 0.02, 0.05, 0.1)  # the false-positive rates at which recall_at_fpr.csv reads the ROC curves
 
 
