@@ -98,6 +98,11 @@ def test_swapped_sklearn_file_is_refused_even_with_matching_checksum(tmp_path):
 @pytest.mark.parametrize("edit, message", [
     (lambda c: c.update(format_version=99), "format"),
     (lambda c: c.update({"class": "os.system"}), "unknown detector class"),
+    # names the lazy registry must not resolve: the abstract base, a private class, a module, a dunder
+    (lambda c: c.update({"class": "BaseDetector"}), "unknown detector class"),
+    (lambda c: c.update({"class": "_SklearnAdapter"}), "unknown detector class"),
+    (lambda c: c.update({"class": "autoencoder"}), "unknown detector class"),
+    (lambda c: c.update({"class": "__class__"}), "unknown detector class"),
     (lambda c: c["params"].update(evil="__import__('os')"), "parameters"),
     (lambda c: c.pop("detector"), "incomplete"),
 ])
