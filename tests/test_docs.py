@@ -165,7 +165,7 @@ def test_every_public_module_is_in_the_api_reference():
     assert not missing, f"docs/api pages missing from the nav of mkdocs.yml: {missing}"
 
 
-SHELL_PAGES = ("serving.md", "onnx.md", "streaming.md")
+SHELL_PAGES = ("serving.md", "onnx.md", "streaming.md", "drift.md")
 """Guide pages whose ```bash blocks run in :func:`test_guide_shell_commands_run`. Not run there:
 ``spark-dask.md`` (two Spark jobs, each starting a JVM: about 1.5 minutes on two cores; ``oddkit score
 --engine spark`` is tested in tests/test_spark.py, and the page was run as shown from a fresh clone) and
@@ -208,3 +208,7 @@ def test_guide_shell_commands_run(name, tmp_path):
         assert "'score', 'label', 'unseen_category'" in done.stdout
     if name == "streaming.md":
         assert (tmp_path / "streamed-scores.csv").is_file() and "streamed on 214 rows" in done.stdout
+    if name == "drift.md":  # the output the page shows is the output the commands print
+        shown = [line for line in blocks(DOCS / "guide" / name, "text")[0].splitlines() if line not in ("", "...")]
+        assert shown and all(line in done.stdout.splitlines() for line in shown), done.stdout
+        assert (tmp_path / "drift.json").is_file() and "drift: look at drift.json" in done.stdout

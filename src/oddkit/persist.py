@@ -3,9 +3,9 @@
 A saved model is a folder holding exactly these regular files:
 
 ``config.json``
-    Class, hyper-parameters, preprocessing, threshold, versions.
+    Class, hyper-parameters, preprocessing, threshold, drift reference, versions.
 ``weights.safetensors``
-    Every array: network weights, preprocessing statistics, training scores.
+    Every array: network weights, preprocessing statistics, training scores, a drift reference's scores.
 ``estimator.skops`` (and ``member<i>.estimator.skops``, ``classifier.estimator.skops``)
     A scikit-learn estimator saved by skops, for the detectors that wrap one.
 ``tokenizer.json``
@@ -54,6 +54,7 @@ from sklearn.utils.validation import check_is_fitted
 from oddkit.data import TablePreprocessor
 from oddkit.data.image_preprocess import ImagePreprocessor
 from oddkit.detectors.base import DETECTORS, BaseDetector
+from oddkit.drift import DriftReference, model_fingerprint
 from oddkit.exceptions import ModelFileError, OddkitError
 from oddkit.threshold import ThresholdProvenance, _check_name
 
@@ -125,6 +126,13 @@ def detector_state(detector: BaseDetector) -> tuple[dict[str, np.ndarray], dict,
     arrays = {"detector.decision_scores": np.asarray(detector.decision_scores_, dtype=np.float64)}
     arrays.update({f"preprocessor.{k}": v for k, v in preprocessor_arrays.items()})
     arrays.update({f"model.{k}": v for k, v in model_arrays.items()})
+    reference = getattr(detector, "drift_reference_", None)
+    if reference is not None:
+        if reference.model_fingerprint != model_fingerprint(detector):
+            raise OddkitError("the detector's drift reference was recorded before it was fitted again; record it "
+                              "again with oddkit.drift.record_reference, or drop it by setting the detector's "
+                              "drift_reference_ to None")
+        arrays["detector.drift_reference_scores"] = np.asarray(reference.scores, dtype=np.float64)
     names = getattr(detector, "feature_names_in_", None)
     meta = {
         "class": type(detector).__name__,
@@ -141,6 +149,7 @@ def detector_state(detector: BaseDetector) -> tuple[dict[str, np.ndarray], dict,
             "score_statistics": [detector.score_mean_, detector.score_std_, detector.score_min_, detector.score_max_],
             "training_fingerprint": getattr(detector, "training_fingerprint_", None),
             "n_training_rows": getattr(detector, "n_training_rows_", None),
+            "drift_reference": None if reference is None else reference.to_dict(),
         },
         "preprocessor": preprocessor_meta,
         "model": model_meta,
@@ -579,6 +588,10 @@ def restore_detector(meta: dict, arrays: dict[str, np.ndarray], files: dict[str,
             if isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows < 1:
                 raise ValueError(f"n_training_rows={n_rows!r} is not a positive integer")
             detector.n_training_rows_ = n_rows
+        # What held-out normal rows looked like (oddkit.drift); folders saved before it existed have no key.
+        reference = state.get("drift_reference")
+        detector.drift_reference_ = None if reference is None else DriftReference.from_dict(
+            reference, grouped["detector."].get("drift_reference_scores"), detector)
         model_meta = meta["model"]
         if not isinstance(model_meta, dict):
             raise ValueError("model is not an object")

@@ -1,10 +1,10 @@
 """The command line: parses, calls the library, prints. Run ``oddkit --help``.
 
 One module per group of commands: :mod:`~oddkit.cli.train` (fit), :mod:`~oddkit.cli.scoring` (score,
-evaluate, threshold), :mod:`~oddkit.cli.models` (info, explain), :mod:`~oddkit.cli.codes` (embed,
-generate, compress, decompress, swap), :mod:`~oddkit.cli.report`, :mod:`~oddkit.cli.demo` and
-:mod:`~oddkit.cli.run` (a config file); :mod:`~oddkit.cli._common` holds what they share. Heavy
-libraries are imported inside the commands, so ``--help`` starts fast.
+evaluate, threshold), :mod:`~oddkit.cli.drift` (drift), :mod:`~oddkit.cli.models` (info, explain),
+:mod:`~oddkit.cli.codes` (embed, generate, compress, decompress, swap), :mod:`~oddkit.cli.report`,
+:mod:`~oddkit.cli.demo` and :mod:`~oddkit.cli.run` (a config file); :mod:`~oddkit.cli._common` holds
+what they share. Heavy libraries are imported inside the commands, so ``--help`` starts fast.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import typer
 # Each module registers its commands; this order is the order of 'oddkit --help'.
 from oddkit.cli import train  # noqa: F401, I001
 from oddkit.cli import scoring  # noqa: F401
+from oddkit.cli import drift  # noqa: F401
 from oddkit.cli import models  # noqa: F401
 from oddkit.cli import codes  # noqa: F401
 from oddkit.cli import generate  # noqa: F401

@@ -296,21 +296,25 @@ def _read_for_model(detector, data: Path, label_col, id_col, image_size: str | N
 
 
 def _labelled_scores(detector, data: Path, label_col: str | None, id_col: list[str] | None,
-                     strict_categories: bool = False):
+                     strict_categories: bool = False, with_table: bool = False):
     """Anomaly labels (1 = anomaly) and the model's scores of labelled DATA: a table with a label
     column; for a model trained on images, an .npz with the labels in ``y`` (or the array named by
-    --label-col), or a folder with the sub-folders ``normal`` and ``anomaly``."""
+    --label-col), or a folder with the sub-folders ``normal`` and ``anomaly``. ``with_table`` adds a
+    third item: the table's features for a model fitted on a table, else None."""
     import numpy as np
 
     from oddkit.cli.audio import labelled_recordings, model_takes_recordings
 
     if model_takes_recordings(detector):
-        return labelled_recordings(detector, data, label_col)[:2]
+        return labelled_recordings(detector, data, label_col)[:2] + ((None,) if with_table else ())
     shape = _model_image_shape(detector)
     if shape is None:
-        table = (_read(data, label_col, id_col, require_label=True) if _model_text_col(detector) is None
-                 else _read_model_texts(detector, data, label_col, id_col, require_label=True))
-        return table.y, _score_rows(detector, _features_for(detector, table.X), strict_categories)[0]
+        texts = _model_text_col(detector) is not None
+        table = (_read_model_texts(detector, data, label_col, id_col, require_label=True) if texts
+                 else _read(data, label_col, id_col, require_label=True))
+        X = _features_for(detector, table.X)
+        scores = _score_rows(detector, X, strict_categories)[0]
+        return (table.y, scores) + ((None if texts else X,) if with_table else ())
     from oddkit.data.images import is_image_source, read_images
 
     if not is_image_source(data):
@@ -329,7 +333,7 @@ def _labelled_scores(detector, data: Path, label_col: str | None, id_col: list[s
         y = np.asarray(images.labels)
         if not np.isin(y, (0, 1)).all():
             raise OddkitError(f"the labels {key!r} in {data} must be 0 (normal) or 1 (anomaly)")
-    return y.astype(np.int64), detector.decision_function(images.X)
+    return (y.astype(np.int64), detector.decision_function(images.X)) + ((None,) if with_table else ())
 
 
 TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npy": "npy"}

@@ -43,6 +43,10 @@ def info(model: Annotated[Path, typer.Argument(help="A model folder written by '
         rows.append(("threshold chosen on", "the training scores (contamination), no labelled dev data"))
     else:
         rows.append(("threshold chosen on", "not recorded (set by hand, or saved before oddkit recorded it)"))
+    reference = getattr(detector, "drift_reference_", None)
+    rows.append(("drift reference", "none ('oddkit drift' needs --reference)" if reference is None else
+                 f"{reference.n_rows:,} rows" + (f" of {reference.data_name}" if reference.data_name else "")
+                 + (f", {len(reference.columns)} columns" if reference.columns else "")))
     shape = _model_image_shape(detector)
     preprocessor = getattr(detector, "preprocessor_", None)
     from oddkit.cli.audio import describe_features

@@ -1,4 +1,4 @@
-"""'oddkit run CONFIG.toml': fit, threshold, evaluate and report (and score, explain) in one go.
+"""'oddkit run CONFIG.toml': fit, threshold, evaluate and report (and score, explain, drift) in one go.
 
 The config's keys are the commands' own long option names, without the dashes. Each step's table is
 turned into the argument list of the command it names and that same command is invoked, so a key can
@@ -39,7 +39,7 @@ import typer
 from oddkit.cli._common import _state, app, console, errors
 from oddkit.exceptions import OddkitError
 
-STEPS = ("fit", "threshold", "evaluate", "report", "score", "explain")
+STEPS = ("fit", "threshold", "evaluate", "report", "score", "explain", "drift")
 """The tables a config may hold, in the order they run (whatever their order in the file)."""
 
 SHARED_ONLY = {"model"}
@@ -223,14 +223,14 @@ def command_line(argv: list[str]) -> str:
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="A TOML file: shared keys at the top, then a table per step "
-                                                "(fit, threshold, evaluate, report, score, explain) "
+                                                "(fit, threshold, evaluate, report, score, explain, drift) "
                                                 "whose keys are that command's long options without the dashes, "
                                                 "plus 'data' for its data file.")],
     print_only: Annotated[bool, typer.Option(
         "--print", "--dry-run", help="Print the equivalent 'oddkit ...' command lines instead of running them.",
     )] = False,
 ):
-    """Run the steps a config file names, in the order fit, threshold, evaluate, report, score, explain.
+    """Run the steps a config file names, in the order fit, threshold, evaluate, report, score, explain, drift.
 
     Top-level keys go to every step whose command has that option ('model' is fit's --out and the MODEL
     of the later steps; a threshold table with 'out' hands its model on). Paths are relative to the config's

@@ -13,7 +13,7 @@ from oddkit.cli._common import (Force, GroupCol, IdCols, LabelCol, NThreads, Pre
                                 _model_image_shape, _model_text_col, _print_metrics, _read_for_model, _save_model,
                                 _score_rows, _score_summary, UNSEEN_HINT, _warn_unseen, _write_table, app, console,
                                 errors, threads_limited)
-from oddkit.exceptions import OddkitError
+from oddkit.exceptions import DataError, OddkitError
 
 
 @app.command()
@@ -372,11 +372,13 @@ def threshold(
     if out is not None:
         _check_model_folder(out, force)
     detector = _load_model(model)
-    y, scores = _labelled_scores(detector, dev, label_col, _carried(detector, id_col, miss_cost_col), strict_categories)
+    y, scores, X = _labelled_scores(detector, dev, label_col, _carried(detector, id_col, miss_cost_col),
+                                    strict_categories, with_table=True)
     miss_costs = None if miss_cost_col is None else _miss_costs(dev, label_col, miss_cost_col, detector)
     choice = choose_threshold(scores, y, goal, prevalence=prevalence, miss_costs=miss_costs,
                               miss_cost_col=miss_cost_col, data_name=dev.name)
     detector.set_threshold(choice)
+    reference_note = _record_dev_reference(detector, dev, X, y, scores)
     _save_model(detector, target, replace=True if out is None else force)
     # expected_cost is the goal's objective, a copy of dev_ or production_expected_cost: shown under those names.
     hidden = ("goal", "note", "feasible", "expected_cost", "data_name")
@@ -388,3 +390,26 @@ def threshold(
         errors.print(f"warning: {choice.note or f'no threshold meets {choice.goal} on the dev data'}")
     elif choice.note:  # met, with a remark on what it means (a coarse rate, a confidence bound)
         errors.print(f"note: {choice.note}")
+    errors.print(f"note: {reference_note}", markup=False, highlight=False)
+
+
+def _record_dev_reference(detector, dev: Path, X, y, scores) -> str:
+    """Record DEV's normal rows as the model's drift reference ('oddkit drift' compares new rows with
+    them); with too few normal rows, keep none. Says which, for the command to print."""
+    import numpy as np
+
+    from oddkit.drift import MIN_ROWS, record_reference
+
+    normal = np.asarray(y) == 0
+    if normal.sum() < MIN_ROWS:
+        detector.drift_reference_ = None
+        return (f"no drift reference recorded: {dev.name} has {int(normal.sum())} normal rows, fewer than {MIN_ROWS}; "
+                "'oddkit drift' will need --reference")
+    rows = None if X is None else X[normal]
+    try:
+        record_reference(detector, rows, data_name=f"{dev.name} (normal rows)", scores=np.asarray(scores)[normal])
+    except DataError as exc:  # DEV's normal rows are the training rows: their scores are in-sample
+        detector.drift_reference_ = None
+        return f"no drift reference recorded: {exc}"
+    return (f"{int(normal.sum()):,} normal rows of {dev.name} recorded as the drift reference: 'oddkit drift MODEL "
+            "DATA' compares new rows with them")

@@ -34,15 +34,20 @@ def serve(
         "--max-samples", help="Models trained on recordings: most audio samples in one request, by what the files "
                               "declare, checked before decoding (a small FLAC file can hold hours); more are "
                               "answered 413.")] = 2 ** 25,
+    drift_window: Annotated[int, typer.Option(
+        "--drift-window", help="Rows GET /drift compares with the model's drift reference: the last this many "
+                               "scored, per worker (0: none).")] = 10_000,
     n_threads: NThreads = None,
 ):
     """Serve MODEL over HTTP: POST /score (JSON rows or columns, or a CSV/Parquet file; texts; WAV/FLAC
-    recordings), GET /model, GET /health.
+    recordings), GET /drift, GET /model, GET /health.
 
     With ODDKIT_API_KEY set, every request but /health must send that key in the X-API-Key header. With
     ODDKIT_MODEL_KEY set, MODEL must be signed with it or the service does not start. The OpenAPI schema and
     its docs are at /openapi.json and /docs (behind the API key when one is set). --n-threads caps the threads
     each worker's torch and BLAS use (a worker answers several requests at once, each in its own thread).
+    GET /drift compares the last --drift-window rows a worker scored with the model's drift reference (which
+    'oddkit threshold' records), as 'oddkit drift' compares a file.
     """
     import math
     import os
@@ -63,6 +68,8 @@ def serve(
                           f"{max_recording_seconds}")
     if max_samples < 1:
         raise OddkitError(f"--max-samples must be at least 1, got {max_samples}")
+    if drift_window < 0 or drift_window == 1:
+        raise OddkitError(f"--drift-window must be 0 (off) or at least 2 rows, got {drift_window}")
     if n_threads is not None and n_threads < 1:
         raise OddkitError(f"--n-threads must be at least 1, got {n_threads}")
     try:
@@ -87,6 +94,7 @@ def serve(
     os.environ["ODDKIT_SERVE_MAX_TEXT_CHARS"] = str(max_text_chars)
     os.environ["ODDKIT_SERVE_MAX_RECORDING_SECONDS"] = repr(float(max_recording_seconds))
     os.environ["ODDKIT_SERVE_MAX_SAMPLES"] = str(max_samples)
+    os.environ["ODDKIT_SERVE_DRIFT_WINDOW"] = str(drift_window)
     if n_threads is not None:
         os.environ["ODDKIT_SERVE_THREADS"] = str(n_threads)
     else:

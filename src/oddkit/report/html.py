@@ -673,6 +673,9 @@ def _model_card(detector, model_folder, training_fingerprint, threshold, thresho
     training_rows = getattr(detector, "n_training_rows_", None)
     if training_rows is None and getattr(detector, "decision_scores_", None) is not None:
         training_rows = len(detector.decision_scores_)
+    reference = getattr(detector, "drift_reference_", None)
+    drift = ("none ('oddkit drift' needs --reference)" if reference is None else
+             f"{_fmt(reference.n_rows)} rows" + (f" of {reference.data_name}" if reference.data_name else ""))
     return {
         "detector": type(detector).__name__,
         "params": params,
@@ -684,6 +687,7 @@ def _model_card(detector, model_folder, training_fingerprint, threshold, thresho
         "threshold": _fmt(threshold, 6),
         "threshold_goal": threshold_goal,
         "threshold_source": _threshold_source(detector, threshold_goal),
+        "drift_reference": drift,
         "fingerprint": fingerprint,
         "fingerprint_of": fingerprint_of,
         "seed": repr(detector.get_params(deep=False).get("random_state")),

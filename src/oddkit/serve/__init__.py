@@ -21,6 +21,10 @@ Endpoints:
 - ``GET /health``: ``{"status": "ok", "detector", "threads"}`` (no API key needed, for load balancers);
   ``threads``: the most threads torch and BLAS use in a request (``oddkit serve --n-threads`` caps them).
 - ``GET /model``: what ``oddkit info`` shows, as JSON (:func:`model_info`).
+- ``GET /drift``: the last rows scored (``drift_window``, 10,000) compared with the model's drift reference,
+  as :func:`oddkit.drift.check_drift` compares a batch (query parameters ``alpha``, ``min_psi``,
+  ``min_alert_ratio``); 409 when the model holds no reference or no rows were scored yet. Each worker process
+  watches the rows it scored.
 - ``GET /openapi.json`` and ``GET /docs``: the schema, naming the model's columns, and its Swagger UI page
   (behind the API key when one is configured).
 
@@ -59,6 +63,7 @@ from oddkit.serve._media import (AUDIO_TYPES, DEFAULT_MAX_RECORDING_SECONDS, DEF
                                 DEFAULT_MAX_TEXT_CHARS, NPZ_TYPES, TEXT_FILE_TYPES, Limits, ServiceLimitError)
 
 __all__ = ["API_KEY_ENVIRONMENT_VARIABLE", "API_KEY_HEADER", "DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_BODY_BYTES",
+           "DEFAULT_DRIFT_WINDOW",
            "DEFAULT_MAX_RECORDING_SECONDS", "DEFAULT_MAX_ROWS", "DEFAULT_MAX_SAMPLES", "DEFAULT_MAX_TEXT_CHARS",
            "check_servable", "create_app", "limit_threads", "model_info", "score_payload"]
 
@@ -73,10 +78,14 @@ request's memory grows with its rows (0.2-0.4 KiB a row of a five-column table, 
 in docs/guide/serving.md): this keeps one such request under about 70 MiB, where the 64 MiB body limit
 alone would let a CSV body carry some 2.8 million rows."""
 DEFAULT_BODY_TIMEOUT = 30.0
+DEFAULT_DRIFT_WINDOW = 10_000
+"""Rows ``GET /drift`` compares with the model's drift reference: the last this many scored (enough to find
+a moderate shift of one column; 8 bytes a row plus 2 a column)."""
 """Longest wait, in seconds, for the next part of a request body that has not all arrived; then 408."""
 _MODEL_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MODEL"
 _MAX_BODY_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_BODY_BYTES"
 _MAX_ROWS_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_ROWS"
+_DRIFT_WINDOW_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_DRIFT_WINDOW"
 _MAX_TEXT_CHARS_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_TEXT_CHARS"
 _MAX_RECORDING_SECONDS_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_RECORDING_SECONDS"
 _MAX_SAMPLES_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_SAMPLES"
@@ -154,8 +163,9 @@ def model_info(detector, folder: str | Path | None = None) -> dict[str, Any]:
         "sample_rate", "features", "n_features", "n_mels", "max_frequency", "explanation"}``: the rate
         recordings are resampled to, the features computed from them (``"mfcc"``, ``"stats"``, ``"patch"``, or
         ``"log-mel frames"`` for voice conversion), the highest frequency analysed, and how ``?explain=true``
-        groups a score's shares), ``parameters``, ``versions``, and for an ensemble ``members``: the detectors it
-        fitted (:func:`oddkit.model_input.fitted_members`), which its ``members`` parameter may not name.
+        groups a score's shares), ``drift_reference`` (``{"rows", "data_name", "columns"}``, or None: what
+        ``GET /drift`` compares with), ``parameters``, ``versions``, and for an ensemble ``members``: the detectors
+        it fitted (:func:`oddkit.model_input.fitted_members`), which its ``members`` parameter may not name.
     """
     info: dict[str, Any] = {"detector": type(detector).__name__}
     training_scores = getattr(detector, "decision_scores_", None)
@@ -173,6 +183,9 @@ def model_info(detector, folder: str | Path | None = None) -> dict[str, Any]:
         info["input"] = {"kind": "images", "shape": list(_image_shape(detector))}
     else:
         info["input"] = {"kind": "table", "columns": _columns(detector) or []}
+    reference = getattr(detector, "drift_reference_", None)
+    info["drift_reference"] = None if reference is None else {
+        "rows": reference.n_rows, "data_name": reference.data_name, "columns": len(reference.columns)}
     info["parameters"] = json.loads(json.dumps(detector.get_params(deep=False), default=str))
     members = _fitted_members(detector)
     if members is not None:  # an ensemble: what it fitted, which its members parameter may not say
@@ -428,7 +441,7 @@ def _rows(X, start: int, stop: int):
     return X.iloc[start:stop] if hasattr(X, "iloc") else X[start:stop]
 
 
-def score_payload(detector, X, explain: bool = False, strict_categories: bool = False) -> bytes:
+def score_payload(detector, X, explain: bool = False, strict_categories: bool = False, watch=None) -> bytes:
     """Score rows ``X`` (a DataFrame, an image array, a list of texts or recordings) and return the JSON answer
     of ``POST /score``.
 
@@ -463,6 +476,9 @@ def score_payload(detector, X, explain: bool = False, strict_categories: bool = 
     strict_categories : bool, default=False
         Refuse a row holding a category never seen in training instead of scoring it as an anomaly (texts
         and recordings have no categories).
+    watch : callable, optional
+        Called as ``watch(rows, scores)`` with the rows scored and their scores (chunk by chunk) once every
+        row is scored, e.g. :meth:`oddkit.drift.DriftWindow.add`; not called when scoring fails.
 
     Returns
     -------
@@ -476,20 +492,21 @@ def score_payload(detector, X, explain: bool = False, strict_categories: bool = 
     from oddkit.serve._media import score_recordings, score_texts
 
     if isinstance(X, list):
-        return score_texts(detector, X, explain=explain)
+        return score_texts(detector, X, explain=explain, watch=watch)
     if isinstance(X, AudioData):
-        return score_recordings(detector, X, explain=explain)
+        return score_recordings(detector, X, explain=explain, watch=watch)
 
     n = len(X)
     step = _chunk_rows(detector, X)
     # One growing buffer (getvalue() hands it over without a copy), not a list of pieces joined at the end.
     answer = io.BytesIO()
     answer.write(b'{"rows": [')
-    separator, unseen_rows, columns = b"", 0, {}
+    separator, unseen_rows, columns, scored = b"", 0, {}, []
     try:
         for start in range(0, max(n, 1), step):
-            texts, unseen, columns = _score_chunk(detector, X if n <= step else _rows(X, start, start + step),
-                                                  explain, strict_categories)
+            chunk = X if n <= step else _rows(X, start, start + step)
+            texts, unseen, columns, scores = _score_chunk(detector, chunk, explain, strict_categories)
+            scored.append((chunk, scores))
             for text in texts:
                 answer.write(separator + text.encode("utf-8"))
                 separator = b", "
@@ -500,16 +517,19 @@ def score_payload(detector, X, explain: bool = False, strict_categories: bool = 
         raise
     if n > step:  # distinct unseen values over the whole request, not summed over chunks
         columns = {name: len(values) for name, values in unseen_values(detector, X).items()} if unseen_rows else {}
+    if watch is not None:
+        for chunk, scores in scored:
+            watch(chunk, scores)
     head = json.dumps({"rows": [], "threshold": float(detector.threshold_), "detector": type(detector).__name__,
                        "unseen_category_rows": unseen_rows, "unseen_categories": columns}, allow_nan=False)
     answer.write(b"]" + head.split("[]", 1)[1].encode("utf-8"))  # '], "threshold": ...}'
     return answer.getvalue()
 
 
-def _score_chunk(detector, X, explain: bool, strict_categories: bool) -> tuple[list[str], int, dict[str, int]]:
+def _score_chunk(detector, X, explain: bool, strict_categories: bool):
     """One chunk of rows: its answer rows as JSON texts (each a few rows, comma-separated, without brackets),
-    how many of them hold an unseen category, and :func:`oddkit.scoring.score_rows`'s count of distinct
-    unseen values per column."""
+    how many of them hold an unseen category, :func:`oddkit.scoring.score_rows`'s count of distinct unseen
+    values per column, and the scores."""
     import numpy as np
 
     from oddkit.scoring import explain_rows, score_rows
@@ -546,7 +566,7 @@ def _score_chunk(detector, X, explain: bool, strict_categories: bool) -> tuple[l
                 if note is not None:
                     row["note"] = note
         text.append(json.dumps(rows, allow_nan=False)[1:-1])
-    return text, int(unseen.sum()), columns
+    return text, int(unseen.sum()), columns, scores
 
 
 def _raise_unchunked(detector, X, explain: bool, strict_categories: bool) -> None:
@@ -904,7 +924,8 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, n_threads: int | None = None,
                body_timeout: float = DEFAULT_BODY_TIMEOUT, max_rows: int = DEFAULT_MAX_ROWS,
                max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-               max_recording_seconds: float = DEFAULT_MAX_RECORDING_SECONDS, max_samples: int = DEFAULT_MAX_SAMPLES):
+               max_recording_seconds: float = DEFAULT_MAX_RECORDING_SECONDS, max_samples: int = DEFAULT_MAX_SAMPLES,
+               drift_window: int = DEFAULT_DRIFT_WINDOW):
     """The FastAPI app serving one model.
 
     Parameters
@@ -941,6 +962,10 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
         declare (times their channels, or at the model's rate where that is more), checked before any is
         decoded: a small FLAC file can decode to hours of sound. More are answered 413 (``oddkit serve
         --max-samples``; why this default: :data:`DEFAULT_MAX_SAMPLES`).
+    drift_window : int, default 10,000
+        Rows ``GET /drift`` compares with the model's drift reference: the last this many scored, held as
+        :class:`oddkit.drift.DriftWindow` holds them (a score and a bin per column, no values); 0 keeps none
+        (``oddkit serve --drift-window``). A model without a drift reference keeps none either.
 
     Returns
     -------
@@ -982,6 +1007,8 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
                               ("max_samples", max_samples, "samples")):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise OddkitError(f"{name} must be a positive number of {what}, got {value!r}")
+    if isinstance(drift_window, bool) or not isinstance(drift_window, int) or drift_window < 0 or drift_window == 1:
+        raise OddkitError(f"drift_window must be 0 (off) or a number of rows of at least 2, got {drift_window!r}")
     if isinstance(max_recording_seconds, bool) or not isinstance(max_recording_seconds, (int, float)) \
             or not 0 < max_recording_seconds < 1e9:
         raise OddkitError(f"max_recording_seconds must be a positive number of seconds, got {max_recording_seconds!r}")
@@ -1010,6 +1037,12 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
     app = FastAPI(title=f"oddkit: {info['detector']}", version=__version__,
                   description=f"Scores rows with a {info['detector']} model{what}", **gated)
     app.state.detector = detector
+    window = None
+    if drift_window and getattr(detector, "drift_reference_", None) is not None:
+        from oddkit.drift import DriftWindow
+
+        window = DriftWindow(detector, drift_window)
+    app.state.drift_window = window
 
     def authorised(request: Request) -> bool:
         if not api_key:
@@ -1041,12 +1074,15 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
     async def _bad_parameter(request: Request, exc: RequestValidationError):
         # FastAPI validates only the query parameters (the handler reads the body itself): answer as oddkit
         # does, with one sentence in 'detail', rather than FastAPI's list of error objects.
-        problems = []
+        problems, flags = [], False
         for error in exc.errors():
             name = ".".join(str(part) for part in error.get("loc", ())[1:]) or "?"
-            problems.append(f"query parameter {name!r} must be true or false, got {error.get('input')!r}")
-        return JSONResponse({"detail": "; ".join(problems) + "; send ?explain=true or ?strict_categories=true"},
-                            status_code=422)
+            number = str(error.get("type", "")).startswith(("float", "finite"))
+            flags = flags or not number
+            problems.append(f"query parameter {name!r} must be {'a number' if number else 'true or false'}, got "
+                            f"{error.get('input')!r}")
+        advice = "; send ?explain=true or ?strict_categories=true" if flags else ""
+        return JSONResponse({"detail": "; ".join(problems) + advice}, status_code=422)
 
     if api_key:
         @app.get("/openapi.json", include_in_schema=False)
@@ -1126,9 +1162,35 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
             _limit_this_thread(n_threads)
             X = _read_request(detector, held.pop(0), content_type, held.pop(0), max_rows=max_rows, limits=limits,
                               uploads=held.pop(0))
-            return score_payload(detector, X, explain=explain, strict_categories=strict_categories)
+            return score_payload(detector, X, explain=explain, strict_categories=strict_categories,
+                                 watch=None if window is None else window.add)
 
         return Response(await run_in_threadpool(work), media_type="application/json")
+
+    @app.get("/drift", summary="The last rows scored against the model's drift reference (as 'oddkit drift')",
+             responses={401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
+                        409: {"model": ErrorResponse, "description": "No drift reference in the model, the window "
+                                                                     "is off, or fewer than 2 rows scored yet"},
+                        422: {"model": ErrorResponse, "description": "A setting out of range"}})
+    async def drift(request: Request, alpha: float = 0.01, min_psi: float = 0.1, min_alert_ratio: float = 1.25):
+        if not authorised(request):
+            return refused()
+        if window is None:
+            why = ("the service was started with --drift-window 0" if not drift_window else
+                   "the model holds no drift reference; choose its threshold on a dev set with 'oddkit threshold "
+                   "MODEL DEV', which records DEV's normal rows, and serve that model")
+            return JSONResponse({"detail": f"no drift check: {why}"}, status_code=409)
+        if window.n_rows < 2:
+            return JSONResponse({"detail": f"no drift check yet: {window.n_rows} rows scored since the service "
+                                           "started, and a check needs at least 2"}, status_code=409)
+
+        def work() -> dict:
+            _limit_this_thread(n_threads)
+            report = window.report(alpha=alpha, min_psi=min_psi, min_alert_ratio=min_alert_ratio)
+            return {**report.to_dict(), "window": {"size": window.size, "rows": window.n_rows,
+                                                    "rows_scored": window.n_seen}}
+
+        return JSONResponse(await run_in_threadpool(work))
 
     _install_openapi(app, detector, bool(api_key), limits)
     app.add_middleware(_BodyLimit, limit=max_body_bytes, timeout=float(body_timeout))
@@ -1191,9 +1253,10 @@ def _app_from_environment():
     max_text_chars = int(os.environ.get(_MAX_TEXT_CHARS_ENVIRONMENT_VARIABLE, DEFAULT_MAX_TEXT_CHARS))
     seconds = float(os.environ.get(_MAX_RECORDING_SECONDS_ENVIRONMENT_VARIABLE, DEFAULT_MAX_RECORDING_SECONDS))
     max_samples = int(os.environ.get(_MAX_SAMPLES_ENVIRONMENT_VARIABLE, DEFAULT_MAX_SAMPLES))
+    drift_window = int(os.environ.get(_DRIFT_WINDOW_ENVIRONMENT_VARIABLE, DEFAULT_DRIFT_WINDOW))
     threads = os.environ.get(_THREADS_ENVIRONMENT_VARIABLE)
     return create_app(folder, api_key=os.environ.get(API_KEY_ENVIRONMENT_VARIABLE) or None,
                       key=key_from_environment(), max_body_bytes=limit, n_threads=int(threads) if threads else None,
                       max_rows=max_rows, max_text_chars=max_text_chars, max_recording_seconds=seconds,
-                      max_samples=max_samples)
+                      max_samples=max_samples, drift_window=drift_window)
 

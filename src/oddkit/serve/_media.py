@@ -409,11 +409,11 @@ def _text_explanations(detector, texts: list[str]) -> list[dict[str, list]]:
     return [{name: values[a:b] for name, values in columns.items()} for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def score_texts(detector, texts: list[str], explain: bool = False) -> bytes:
+def score_texts(detector, texts: list[str], explain: bool = False, watch=None) -> bytes:
     """The answer of ``POST /score`` for texts: ``{"rows": [{"score", "label", "probability"(, "explanation")}],
     "threshold", "detector"}``. The scores are ``detector.decision_function(texts)``, all texts at once (as the
     library scores them); the explanations are computed and the answer written :data:`_TEXT_CHUNK` texts at a
-    time."""
+    time. ``watch(texts, scores)`` is called once all are answered (see :func:`oddkit.serve.score_payload`)."""
     if explain and not _explains_texts(detector):
         raise _explain_refused(detector, "gives no per-token split of its scores (it rebuilds each text from a "
                                          "readable code)")
@@ -434,6 +434,8 @@ def score_texts(detector, texts: list[str], explain: bool = False) -> bytes:
         separator = b", "
     tail = json.dumps({"threshold": float(detector.threshold_), "detector": type(detector).__name__})
     answer.write(b"], " + tail[1:].encode("utf-8"))
+    if watch is not None:  # every text scored and answered: the drift window may keep them
+        watch(texts, scores)
     return answer.getvalue()
 
 
@@ -677,7 +679,7 @@ def _rate_warnings(detector, rates) -> list[str]:
     return [text]
 
 
-def score_recordings(detector, recordings, explain: bool = False) -> bytes:
+def score_recordings(detector, recordings, explain: bool = False, watch=None) -> bytes:
     """The answer of ``POST /score`` for recordings (an :class:`~oddkit.data.audio.AudioData` at the model's
     rate; its ``source_rates``, when set, are the rates the recordings came at): ``{"rows": [{"file", "score",
     "label", "probability", "sample_rate", "resampled"(, "explanation")}], "threshold", "detector",
@@ -722,6 +724,8 @@ def score_recordings(detector, recordings, explain: bool = False) -> bytes:
     tail = json.dumps({"threshold": float(detector.threshold_), "detector": type(detector).__name__,
                        "sample_rate": model_rate, "warnings": _rate_warnings(detector, rates)})
     answer.write(b"], " + tail[1:].encode("utf-8"))
+    if watch is not None:
+        watch(plain, scores)
     return answer.getvalue()
 
 
