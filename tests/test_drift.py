@@ -271,6 +271,13 @@ def test_command_line(monkeypatch, capsys, tmp_path):
     assert json.loads((tmp_path / "drift.json").read_text())["drifted"] is True
     code, _, err = run_cli(monkeypatch, capsys, "drift", tmp_path / "m2", tmp_path / "new.csv", "--alpha", "2")
     assert code == 2 and "alpha" in err
+    # read in batches (a file, a folder of Parquet files): the same report as all rows at once
+    (tmp_path / "parts").mkdir()
+    moved.iloc[:150].to_parquet(tmp_path / "parts" / "a.parquet")
+    moved.iloc[150:].to_parquet(tmp_path / "parts" / "b.parquet")
+    for data, extra in ((tmp_path / "moved.csv", ["--batch-rows", "64"]), (tmp_path / "parts", [])):
+        code, out, err = run_cli(monkeypatch, capsys, "drift", tmp_path / "m2", data, "--json", "-", *extra)
+        assert code == 0 and json.loads(out) == report, err
 
 
 def test_a_config_file_runs_drift_after_the_threshold(monkeypatch, capsys, tmp_path):
@@ -336,3 +343,24 @@ def test_the_service_watches_the_rows_it_scores(gaussian, monkeypatch, tmp_path)
     from oddkit.serve import _app_from_environment
 
     assert _app_from_environment().state.drift_window.size == 123
+
+
+def test_commands_on_a_model_without_a_network_never_import_torch(tmp_path):
+    """--n-threads caps torch only once it is loaded: fitting, choosing a threshold, checking drift and scoring a
+    Gaussian with --n-threads 1 leave torch unimported (it costs every command over a second to import)."""
+    import subprocess
+    import sys
+
+    normal_rows(300, seed=0).to_csv(tmp_path / "train.csv", index=False)
+    normal_rows(200, seed=1).assign(y=0).to_csv(tmp_path / "dev.csv", index=False)
+    commands = [["fit", "train.csv", "--detector", "gaussian", "--out", "m"],
+                ["threshold", "m", "dev.csv", "--goal", "fpr:0.05", "--out", "m2"],
+                ["drift", "m2", "train.csv"], ["score", "m2", "train.csv", "--out", "s.csv"]]
+    code = ("import sys\nfrom oddkit.cli import main\n"
+            f"for args in {commands!r}:\n"
+            "    sys.argv = ['oddkit', *args, '--n-threads', '1']\n"
+            "    try:\n        main()\n    except SystemExit as exc:\n        assert not exc.code, (args, exc.code)\n"
+            "print('TORCH', 'torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == ["TORCH", "False"], result.stdout

@@ -52,7 +52,7 @@ import pandas as pd
 from oddkit.exceptions import DataError, OddkitError
 
 __all__ = ["ColumnDrift", "ColumnReference", "DriftReference", "DriftReport", "DriftWindow", "check_drift",
-           "record_reference"]
+           "check_drift_batches", "record_reference"]
 
 MAX_REFERENCE_SCORES = 100_000
 """Most reference scores kept: a larger reference keeps this many of its quantiles, evenly spaced."""
@@ -615,13 +615,42 @@ def check_drift(detector, X, reference: DriftReference | None = None, *, alpha: 
     reference's for a burst of anomalies. A changed alert rate without any shifted column is often
     that: new anomalies, not drift.
     """
+    return check_drift_batches(detector, [X], reference, alpha=alpha, min_psi=min_psi,
+                               min_alert_ratio=min_alert_ratio)
+
+
+def check_drift_batches(detector, batches, reference: DriftReference | None = None, *, alpha: float = 0.01,
+                        min_psi: float = 0.1, min_alert_ratio: float = 1.25) -> DriftReport:
+    """:func:`check_drift` over rows that come in batches, read one at a time: data larger than memory.
+
+    Each batch is scored and binned, then let go; only the scores (8 bytes a row) and each column's
+    counts are kept. The report is the one :func:`check_drift` gives on all the rows at once.
+
+    Parameters
+    ----------
+    detector : BaseDetector
+        A fitted detector.
+    batches : iterable
+        Batches of rows, each as :func:`check_drift` takes ``X`` (e.g. the tables of
+        :meth:`oddkit.data.stream.TableSource.tables`).
+    reference, alpha, min_psi, min_alert_ratio
+        As :func:`check_drift` takes them.
+
+    Returns
+    -------
+    DriftReport
+    """
     from oddkit.scoring import score_rows
 
     settings = _checked_settings(alpha, min_psi, min_alert_ratio)
     reference = _usable_reference(detector, reference)
-    scores = np.asarray(score_rows(detector, X).scores, dtype=np.float64)
-    values = _column_values(detector, X) if reference.columns else {}
-    counts = {c.name: c.bin_counts(values[c.name]) for c in reference.columns}
+    parts, counts = [], {c.name: np.zeros(c.n_bins, dtype=np.int64) for c in reference.columns}
+    for X in batches:
+        parts.append(np.asarray(score_rows(detector, X).scores, dtype=np.float64))
+        values = _column_values(detector, X) if reference.columns else {}
+        for column in reference.columns:
+            counts[column.name] += column.bin_counts(values[column.name])
+    scores = np.concatenate(parts) if parts else np.empty(0)
     return _compare(reference, float(detector.threshold_), scores, counts, _table_preprocessor(detector) is not None,
                     *settings)
 

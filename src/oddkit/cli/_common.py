@@ -598,30 +598,51 @@ def _check_plots(folder: Path, force: bool, prefix: str = "") -> None:
 
 class _thread_limit:
     """Within this block numpy's BLAS, OpenMP (scikit-learn) and torch use at most N threads (no limit
-    when N is None): what --n-threads means for every detector."""
+    when N is None): what --n-threads means for every detector.
+
+    torch is capped only when it is loaded: a model without a network (a Gaussian, PCA, the table
+    default) never loads it, and importing it would add a second or more to the command. torch loaded
+    within the block reads ``OMP_NUM_THREADS``, set here for the block."""
+
+    _VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
     def __init__(self, n_threads: int | None):
-        self.n_threads, self.limits, self.torch_threads = n_threads, None, None
+        self.n_threads, self.limits, self.torch_threads, self.environment = n_threads, None, None, None
 
     def __enter__(self):
         if self.n_threads is None:
             return self
         if isinstance(self.n_threads, bool) or self.n_threads < 1:
             raise OddkitError(f"--n-threads must be at least 1, got {self.n_threads}")
-        import torch
+        import os
+        import sys
+
         from threadpoolctl import threadpool_limits
 
         self.limits = threadpool_limits(limits=self.n_threads)
-        self.torch_threads = torch.get_num_threads()
-        torch.set_num_threads(self.n_threads)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            self.torch_threads = torch.get_num_threads()
+            torch.set_num_threads(self.n_threads)
+        else:
+            self.environment = {name: os.environ.get(name) for name in self._VARIABLES}
+            os.environ.update({name: str(self.n_threads) for name in self._VARIABLES})
         return self
 
     def __exit__(self, *exc_info):
-        if self.limits is not None:
-            import torch
+        if self.limits is None:
+            return False
+        import os
+        import sys
 
-            torch.set_num_threads(self.torch_threads)
-            self.limits.restore_original_limits()
+        if self.torch_threads is not None:
+            sys.modules["torch"].set_num_threads(self.torch_threads)
+        for name, value in (self.environment or {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self.limits.restore_original_limits()
         return False
 
 

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from oddkit.cli._common import (IdCols, LabelCol, NThreads, _read_for_model, _load_model, app, console, errors,
+from oddkit.cli._common import (IdCols, LabelCol, NThreads, _features_for, _label_col, _load_model,
+                                _model_image_shape, _model_text_col, _read_for_model, app, console, errors,
                                 threads_limited)
 from oddkit.exceptions import OddkitError
 
@@ -23,17 +24,42 @@ def _rows(detector, data: Path, label_col, id_col, normal_only: bool):
     return data_set.X
 
 
+def _batches(detector, data: Path, label_col, id_col, batch_rows: int):
+    """DATA as the model takes it, in batches: a table (or a folder of Parquet files) ``batch_rows`` rows at a
+    time, as 'oddkit score' reads it; images, texts and recordings whole."""
+    from oddkit.cli.audio import model_takes_recordings
+
+    if model_takes_recordings(detector) or _model_image_shape(detector) is not None \
+            or _model_text_col(detector) is not None:
+        yield _rows(detector, data, label_col, id_col, normal_only=False)
+        return
+    if data.is_dir():
+        from oddkit.data.stream import TableSource
+
+        batches = TableSource(data, batch_rows=batch_rows, label_col=_label_col(label_col),
+                              id_cols=tuple(id_col or ())).tables()
+    else:
+        from oddkit.data import iter_table_batches
+
+        batches = iter_table_batches(data, batch_rows=batch_rows, label_col=_label_col(label_col),
+                                     id_cols=tuple(id_col or ()))
+    for batch in batches:
+        yield _features_for(detector, batch.X)
+
+
 @app.command()
 @threads_limited
 def drift(
     model: Annotated[Path, typer.Argument(help="A model folder written by 'oddkit fit'.")],
     data: Annotated[Path, typer.Argument(help="New rows to check (a batch of production data), in any form 'oddkit "
-                                              "score' reads; a label column is left out.")],
+                                              "score' reads (a table or a folder of Parquet files is read "
+                                              "--batch-rows at a time); a label column is left out.")],
     reference: Annotated[Optional[Path], typer.Option(
         help="Normal rows the model did not train on, to compare with instead of the model's recorded reference "
              "(only the normal rows when it has a label column).")] = None,
     label_col: LabelCol = None,
     id_col: IdCols = None,
+    batch_rows: Annotated[int, typer.Option(help="Rows of DATA read and scored at a time.")] = 100_000,
     alpha: Annotated[float, typer.Option(help="Family-wise error over all checks: data drawn like the reference is "
                                               "reported as drifted with at most this probability.")] = 0.01,
     min_psi: Annotated[float, typer.Option(help="Smallest population stability index reported as a shift of the "
@@ -58,7 +84,7 @@ def drift(
     """
     import json
 
-    from oddkit.drift import DriftReference, check_drift
+    from oddkit.drift import DriftReference, check_drift_batches
 
     detector = _load_model(model)
     given = None
@@ -69,8 +95,10 @@ def drift(
         raise OddkitError(f"{model} holds no drift reference; pass --reference NORMAL_ROWS (held-out normal rows), "
                           "or choose the model's threshold on a dev set with 'oddkit threshold', which records its "
                           "normal rows")
-    report = check_drift(detector, _rows(detector, data, label_col, id_col, normal_only=False), given,
-                         alpha=alpha, min_psi=min_psi, min_alert_ratio=min_alert_ratio)
+    if batch_rows < 1:
+        raise OddkitError(f"--batch-rows must be at least 1, got {batch_rows}")
+    report = check_drift_batches(detector, _batches(detector, data, label_col, id_col, batch_rows), given,
+                                 alpha=alpha, min_psi=min_psi, min_alert_ratio=min_alert_ratio)
     text = json.dumps(report.to_dict(), indent=2, allow_nan=False)
     if json_out is not None and str(json_out) == "-":
         print(text)
