@@ -68,7 +68,7 @@ def test_fit_threshold_score_evaluate(detector, files, monkeypatch, capsys):
     # Beside each rate and the ROC AUC, its 95% interval (metric_intervals), which holds the value.
     assert "95% interval" in out
     rows = {line.split("│")[1].strip(): line.split("│")[2:4] for line in out.splitlines() if line.count("│") == 4}
-    for name in ("ROC AUC", "recall", "false-positive rate"):
+    for name in ("ROC AUC", "PR AUC (average precision)", "recall", "false-positive rate"):
         value, interval = float(rows[name][0]), rows[name][1].strip()
         low, high = (float(v) for v in interval.split(" - "))
         assert low <= value <= high

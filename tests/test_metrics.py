@@ -273,3 +273,28 @@ def test_metric_intervals_are_exact_for_rates_and_delong_for_the_auc():
             metric_intervals(y, np.arange(100.0), 95, level=level)
     with pytest.raises(LabelError):
         metric_intervals(np.zeros(10, dtype=int), np.arange(10.0), 5)
+
+
+def test_the_pr_auc_interval_is_the_logit_interval_and_covers_the_population_value():
+    from scipy.special import expit, logit
+    from scipy.stats import norm
+
+    from oddkit.metrics import metric_intervals
+
+    y = np.r_[np.zeros(90, dtype=int), np.ones(10, dtype=int)]
+    scores = np.random.default_rng(1).normal(size=100) + y
+    ap = average_precision_score(y, scores)
+    half = norm.ppf(0.975) / np.sqrt(10 * ap * (1 - ap))
+    assert metric_intervals(y, scores, 0.0)["pr_auc"] == pytest.approx((expit(logit(ap) - half),
+                                                                         expit(logit(ap) + half)))
+    assert metric_intervals(y, np.arange(100.0), 95)["pr_auc"] == (1.0, 1.0)  # a perfect ranking
+    # Binormal scores, 40 anomalies among 240 rows: the population PR AUC by integrating precision over recall.
+    t = np.linspace(-8, 10, 200_001)
+    recall, fpr = norm.sf(t - 1.0)[::-1], norm.sf(t)[::-1]
+    truth = np.trapezoid(recall / 6 / (recall / 6 + fpr * 5 / 6), recall)
+    rng, covered = np.random.default_rng(0), 0
+    labels = np.r_[np.zeros(200, dtype=int), np.ones(40, dtype=int)]
+    for _ in range(300):
+        low, high = metric_intervals(labels, np.r_[rng.normal(size=200), rng.normal(1, 1, size=40)], 1.0)["pr_auc"]
+        covered += low <= truth <= high
+    assert 0.9 <= covered / 300 <= 0.995

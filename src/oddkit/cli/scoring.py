@@ -225,7 +225,8 @@ def evaluate(
     _print_metrics(f"{type(detector).__name__} on {data.name} (threshold {detector.threshold_:.6g}, "
                    f"{detector.threshold_goal_}{priced})", _operating_rows(numbers),
                    header="at the data's anomaly rate",
-                   intervals={"ROC AUC": intervals["roc_auc"], "recall": intervals["recall"],
+                   intervals={"ROC AUC": intervals["roc_auc"], "PR AUC (average precision)": intervals["pr_auc"],
+                              "recall": intervals["recall"],
                               "false-positive rate": intervals["fpr"], "precision": intervals["precision"]})
     if numbers["production"] is not None:
         _print_metrics(f"at the production anomaly rate {prevalence:g}", _rate_rows(numbers["production"]),

@@ -897,7 +897,7 @@ def build_report(
         prod = metrics["production"]
         context["metrics"] = {
             "roc_auc": _fmt(metrics["roc_auc"]) + _interval(intervals["roc_auc"]),
-            "pr_auc": _fmt(metrics["pr_auc"]),
+            "pr_auc": _fmt(metrics["pr_auc"]) + _interval(intervals["pr_auc"]),
             "rows": _metric_rows(metrics, intervals),
             "has_production": prod is not None,
             "data_rate": _pct(metrics["data"]["prevalence"]),
