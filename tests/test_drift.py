@@ -136,10 +136,23 @@ def test_bins_and_statistics_against_oracles():
     # Holm's step-down, by hand: sorted 0.01, 0.02, 0.04 times 3, 2, 1, kept increasing
     assert _holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
     assert _holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
-    from oddkit.drift import _homogeneity_p_value
+    from scipy.stats import fisher_exact
+
+    from oddkit.drift import _homogeneity_p_value, _merged, _two_sample_p_value
 
     table = np.array([[50, 30, 20], [20, 30, 50]])
-    assert _homogeneity_p_value(table[0], table[1]) == pytest.approx(chi2_contingency(table, correction=False).pvalue)
+    assert _two_sample_p_value(table[0], table[1]) == pytest.approx(chi2_contingency(table, correction=False).pvalue)
+    # bins expecting fewer than 5 rows of the smaller sample merge with their neighbours (empty ones drop out)
+    merged = _merged(np.array([1000, 0, 30, 20, 500, 450]), np.array([40, 0, 1, 2, 30, 27]))
+    assert merged.tolist() == [[1000, 550, 450], [40, 33, 27]]
+    assert _merged(np.array([1000, 900, 100]), np.array([50, 47, 3])).tolist() == [[1000, 1000], [50, 50]]
+    two = _merged(np.array([1900, 100]), np.array([95, 5]))  # two bins: Fisher's exact test
+    assert _two_sample_p_value(np.array([1900, 100]), np.array([95, 5])) == pytest.approx(fisher_exact(two).pvalue)
+    # missing values are tested apart (Fisher), the column's p-value twice the smaller
+    reference, batch = np.array([500, 500, 0]), np.array([50, 47, 3])
+    missing = fisher_exact([[0, 1000], [3, 97]]).pvalue
+    assert _homogeneity_p_value(reference, batch) == pytest.approx(2 * missing)
+    assert _homogeneity_p_value(np.array([500, 500, 0]), np.array([50, 50, 0])) == 1.0
 
 
 def test_a_large_reference_keeps_its_quantiles(gaussian):

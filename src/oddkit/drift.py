@@ -507,15 +507,61 @@ def _psi(reference_counts: np.ndarray, counts: np.ndarray) -> float:
     return float(np.sum((q - p) * np.log(q / p)))
 
 
-def _homogeneity_p_value(reference_counts: np.ndarray, counts: np.ndarray) -> float:
-    """Chi-square test that two count vectors come from the same distribution (bins empty in both left out)."""
-    from scipy.stats import chi2_contingency
+MIN_EXPECTED = 5
+"""Fewest rows a bin must expect in the smaller of the two samples for the chi-square test: smaller bins are
+merged with their neighbours first (Cochran's rule; with sparse bins the test's p-values are far too small)."""
 
-    table = np.vstack([reference_counts, counts])
-    table = table[:, table.sum(axis=0) > 0]
+
+def _merged(reference_counts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The two count vectors with neighbouring bins merged until every bin expects at least
+    :data:`MIN_EXPECTED` rows of the smaller sample under no drift (bins empty in both dropped):
+    shape (2, bins)."""
+    pooled = reference_counts + counts
+    expected = pooled * (min(reference_counts.sum(), counts.sum()) / max(pooled.sum(), 1))
+    groups, current, filled = [], [], 0.0
+    for j in np.flatnonzero(pooled):
+        current.append(j)
+        filled += expected[j]
+        if filled >= MIN_EXPECTED:
+            groups.append(current)
+            current, filled = [], 0.0
+    if current:  # a last group short of the minimum joins the one before it
+        if groups:
+            groups[-1] += current
+        else:
+            groups.append(current)
+    return np.array([[reference_counts[g].sum(), counts[g].sum()] for g in groups]).T
+
+
+def _two_sample_p_value(reference_counts: np.ndarray, counts: np.ndarray) -> float:
+    """Whether two count vectors over the same ordered bins come from the same distribution: Fisher's
+    exact test when the merged bins (:func:`_merged`) are two, the chi-square test of homogeneity when
+    more, 1 when one."""
+    from scipy.stats import chi2_contingency, fisher_exact
+
+    table = _merged(reference_counts, counts)
     if table.shape[1] < 2:
         return 1.0
+    if table.shape[1] == 2:
+        return float(fisher_exact(table).pvalue)
     return float(chi2_contingency(table, correction=False).pvalue)
+
+
+def _homogeneity_p_value(reference_counts: np.ndarray, counts: np.ndarray) -> float:
+    """Whether a column's bin counts (missing values last) are the same in the reference and the new rows.
+
+    The values' bins are tested by :func:`_two_sample_p_value`; when either sample holds missing values,
+    their share is tested apart by Fisher's exact test (a few missing values where the reference had none
+    is a strong sign, which merging would hide), and the column's p-value is twice the smaller of the two
+    (Bonferroni within the column)."""
+    from scipy.stats import fisher_exact
+
+    values = _two_sample_p_value(reference_counts[:-1], counts[:-1])
+    if reference_counts[-1] == 0 and counts[-1] == 0:
+        return values
+    missing = fisher_exact([[reference_counts[-1], reference_counts[:-1].sum()],
+                            [counts[-1], counts[:-1].sum()]]).pvalue
+    return float(min(1.0, 2 * min(values, missing)))
 
 
 def _holm(p_values: list[float]) -> list[float]:
