@@ -18,8 +18,9 @@ command ``oddkit threshold`` records the dev set's normal rows as it chooses the
   exact test): the decision a threshold makes, and what drift breaks first;
 - **scores**: the score distribution (two-sample Kolmogorov-Smirnov test, and the population
   stability index over the reference's score deciles);
-- **columns**: each column's distribution (chi-square test of homogeneity over its bins, and the
-  population stability index), which says what moved.
+- **columns**: each column's distribution (chi-square test of homogeneity over its bins, merged
+  where they expect fewer than 5 rows, Fisher's exact test when two remain, missing values tested
+  apart; and the population stability index), which says what moved.
 
 All the p-values form one family, adjusted by Holm's method, so that data drawn like the
 reference is reported as drifted with probability at most ``alpha`` whatever the number of columns
