@@ -377,3 +377,17 @@ def test_commands_on_a_model_without_a_network_never_import_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-2:] == ["TORCH", "False"], result.stdout
+
+
+def test_the_command_shows_control_characters_in_categories_escaped(monkeypatch, capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    frame = lambda n, shops: pd.DataFrame({"amount": rng.normal(size=n), "shop": rng.choice(shops, size=n)})
+    frame(300, ["web", "store"]).to_csv(tmp_path / "train.csv", index=False)
+    frame(200, ["web", "store"]).assign(y=0).to_csv(tmp_path / "dev.csv", index=False)
+    frame(200, ["web\x1b[2J"]).to_csv(tmp_path / "new.csv", index=False)
+    assert run_cli(monkeypatch, capsys, "fit", tmp_path / "train.csv", "--detector", "gaussian", "--out",
+                   tmp_path / "m")[0] == 0
+    code, out, err = run_cli(monkeypatch, capsys, "drift", tmp_path / "m", tmp_path / "dev.csv",
+                             "--reference", tmp_path / "new.csv")
+    assert code == 0, err
+    assert "\x1b" not in out and "web\\x1b[2J" in out  # the reference's category, escaped

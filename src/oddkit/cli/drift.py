@@ -24,6 +24,13 @@ def _rows(detector, data: Path, label_col, id_col, normal_only: bool):
     return data_set.X
 
 
+def _escaped(text: str) -> str:
+    """``text`` with control characters other than newlines shown escaped: column names and categories come
+    from data and model folders, and a terminal would act on an escape sequence among them."""
+    return "\n".join(line if line.isprintable() else line.encode("unicode_escape").decode("ascii")
+                     for line in text.split("\n"))
+
+
 def _batches(detector, data: Path, label_col, id_col, batch_rows: int):
     """DATA as the model takes it, in batches: a table (or a folder of Parquet files) ``batch_rows`` rows at a
     time, as 'oddkit score' reads it; images, texts and recordings whole."""
@@ -103,7 +110,7 @@ def drift(
     if json_out is not None and str(json_out) == "-":
         print(text)
     else:
-        console.print(str(report), markup=False, highlight=False, soft_wrap=True)
+        console.print(_escaped(str(report)), markup=False, highlight=False, soft_wrap=True)
         if json_out is not None:
             json_out.write_text(text + "\n", encoding="utf-8")
             errors.print(f"report written to {json_out}", markup=False, highlight=False)
