@@ -393,3 +393,15 @@ def test_advice_in_errors_is_flags_a_user_can_type(files, monkeypatch, capsys, t
     code, _, err = run(monkeypatch, capsys, "fit", files / "train.csv", "--label-col", "nope", "--id-col", "txn",
                        "--out", tmp_path / "m")
     assert code == 2 and "--label-col none" in err and "label_col=None" not in err
+
+
+def test_control_characters_in_names_are_shown_escaped(tmp_path, monkeypatch, capsys):
+    """A column name (from a data file, or a model folder from a stranger) holding an escape sequence is
+    printed escaped by 'oddkit info', never sent to the terminal as it is."""
+    import oddkit
+
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(50, 2)), columns=["a\x1b[2Jb", "c\x07"])
+    oddkit.GaussianDetector().fit(frame).save(tmp_path / "m")
+    code, out, err = run(monkeypatch, capsys, "info", tmp_path / "m")
+    assert code == 0, err
+    assert "\x1b" not in out and "\x07" not in out and "a\\x1b[2Jb" in out and "c\\x07" in out

@@ -236,12 +236,20 @@ def _column_of(table, name: str):
     return table.X[name]
 
 
+def _escaped(text: str) -> str:
+    """``text`` with control characters other than newlines shown escaped (``\\x1b``): names and values come
+    from data files and model folders, and a terminal would act on an escape sequence among them."""
+    return "\n".join(line if line.isprintable() else line.encode("unicode_escape").decode("ascii")
+                     for line in text.split("\n"))
+
+
 def _print_metrics(title: str, rows: list[tuple[str, object]], header: str = "metric",
                    intervals: dict[str, tuple[float, float] | None] | None = None) -> None:
     """``rows`` as a two-column table under ``title`` (three with ``intervals``: a "95% interval" column for
     the rows it names). Every cell is plain text, never rich markup: names and values come from model folders
-    and data files (a column named ``[/bold]`` prints as it is)."""
-    console.print(title, markup=False, highlight=False)
+    and data files (a column named ``[/bold]`` prints as it is), and control characters in them are shown
+    escaped (:func:`_escaped`)."""
+    console.print(_escaped(title), markup=False, highlight=False)
     from rich.table import Table as RichTable
     from rich.text import Text
 
@@ -251,7 +259,7 @@ def _print_metrics(title: str, rows: list[tuple[str, object]], header: str = "me
     if intervals is not None:
         table.add_column("95% interval", justify="right")
     for name, value in rows:
-        cells = [Text(str(name)), Text(f"{value:.4f}" if isinstance(value, float) else str(value))]
+        cells = [Text(_escaped(str(name))), Text(_escaped(f"{value:.4f}" if isinstance(value, float) else str(value)))]
         if intervals is not None:
             interval = intervals.get(str(name))
             cells.append(Text("" if interval is None else f"{interval[0]:.4f} - {interval[1]:.4f}"))

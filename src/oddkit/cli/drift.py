@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from oddkit.cli._common import (IdCols, LabelCol, NThreads, _features_for, _label_col, _load_model,
+from oddkit.cli._common import (IdCols, LabelCol, NThreads, _escaped, _features_for, _label_col, _load_model,
                                 _model_image_shape, _model_text_col, _read_for_model, app, console, errors,
                                 threads_limited)
 from oddkit.exceptions import OddkitError
@@ -22,13 +22,6 @@ def _rows(detector, data: Path, label_col, id_col, normal_only: bool):
     if normal_only and kind == "table" and data_set.y is not None:
         return data_set.X[data_set.y == 0]
     return data_set.X
-
-
-def _escaped(text: str) -> str:
-    """``text`` with control characters other than newlines shown escaped: column names and categories come
-    from data and model folders, and a terminal would act on an escape sequence among them."""
-    return "\n".join(line if line.isprintable() else line.encode("unicode_escape").decode("ascii")
-                     for line in text.split("\n"))
 
 
 def _batches(detector, data: Path, label_col, id_col, batch_rows: int):
