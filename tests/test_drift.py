@@ -206,6 +206,17 @@ def test_the_reference_is_saved_with_the_model(gaussian, mixed, tmp_path):
 
     page = write_report(loaded, batch, out=tmp_path / "report.html").read_text(encoding="utf-8")
     assert "<th>drift reference</th><td>600 rows of dev.csv</td>" in page
+    # and its drift section compares the data (its normal rows, with labels) with the reference
+    section = page.split('<section id="drift">')[1].split("</section>")[0]
+    assert "Drift found" in section and "all 700 rows (no labels)" in section
+    assert '<tr><td>shop</td>' in section.split('id="drift-columns"')[1].split("</tr>")[1]  # listed first
+    labels = np.r_[np.zeros(700, dtype=int), np.ones(20, dtype=int)]
+    far = pd.concat([rows(700, seed=13), rows(20, seed=14).assign(c0=9.0)], ignore_index=True)
+    page = write_report(loaded, far, labels, out=tmp_path / "labelled.html").read_text(encoding="utf-8")
+    section = page.split('<section id="drift">')[1].split("</section>")[0]
+    assert "No drift found" in section and "the 700 normal rows (label 0)" in section
+    page = write_report(plain, normal_rows(100, seed=2), out=tmp_path / "plain.html").read_text(encoding="utf-8")
+    assert "holds no drift reference" in page.split('<section id="drift">')[1]
 
 
 def _edited(folder, edit):

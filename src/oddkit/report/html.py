@@ -637,6 +637,60 @@ def _threshold_source(detector, threshold_goal: str) -> str:
     return "not recorded (set by hand, or saved before oddkit recorded it)"
 
 
+_DRIFT_COLUMNS = 10
+"""Columns the report's drift section lists (the drifted first, then the most significant)."""
+
+
+def _drift_section(detector, frame, scores: np.ndarray, y: np.ndarray | None, threshold: float) -> dict:
+    """The report's drift section: this data's normal rows (all rows without labels) against the model's
+    drift reference, as :func:`oddkit.drift.check_drift` compares them, at the report's threshold."""
+    from oddkit.drift import _column_values, _compare, _table_preprocessor, model_fingerprint
+
+    reference = getattr(detector, "drift_reference_", None)
+    if reference is None:
+        return {"note": "The model holds no drift reference, so this data is not compared with the rows its "
+                        "threshold was chosen on: choose the threshold with 'oddkit threshold MODEL DEV' (which "
+                        "records DEV's normal rows), or call oddkit.drift.record_reference."}
+    if reference.model_fingerprint != model_fingerprint(detector):
+        return {"note": "The model's drift reference was recorded before it was fitted again; it is not used."}
+    rows = np.ones(len(scores), dtype=bool) if y is None else y == 0
+    if rows.sum() < 2:
+        return {"note": "Fewer than 2 normal rows: nothing to compare with the drift reference."}
+    counts = {}
+    if reference.columns:
+        values = _column_values(detector, frame.iloc[np.flatnonzero(rows)])
+        counts = {c.name: c.bin_counts(values[c.name]) for c in reference.columns}
+    report = _compare(reference, float(threshold), scores[rows], counts, _table_preprocessor(detector) is not None,
+                      0.01, 0.1, 1.25)
+    n = _fmt(report.n_rows)
+    which = f"all {n} rows (no labels)" if y is None else f"the {n} normal rows (label 0)"
+    return {
+        "note": None,
+        "drifted": report.drifted,
+        "which": which,
+        "reference": f"{_fmt(report.n_reference)} rows" + (f" of {report.reference_name}" if report.reference_name
+                                                           else ""),
+        "alerts": f"{_pct(report.reference_alert_rate)} of the reference, {_pct(report.alert_rate)} here "
+                  f"(×{report.alert_ratio:.2f}, adjusted p {_p_value(report.alert_adjusted_p_value)})",
+        "alerts_changed": report.alerts_changed,
+        "scores": f"median {_fmt(report.score_quantiles['50'][0], 4)} → {_fmt(report.score_quantiles['50'][1], 4)}, "
+                  f"99th percentile {_fmt(report.score_quantiles['99'][0], 4)} → "
+                  f"{_fmt(report.score_quantiles['99'][1], 4)}; KS {report.score_ks:.3f}, PSI {report.score_psi:.3f}, "
+                  f"adjusted p {_p_value(report.score_adjusted_p_value)}",
+        "scores_shifted": report.scores_shifted,
+        "columns": [{"name": c.name, "psi": f"{c.psi:.3f}", "p": _p_value(c.adjusted_p_value), "drifted": c.drifted,
+                     "change": f"{c.bin}: {_pct(c.reference_share)} → {_pct(c.share)}"}
+                    for c in report.columns[:_DRIFT_COLUMNS]],
+        "more_columns": max(0, len(report.columns) - _DRIFT_COLUMNS),
+        "more_drifted": sum(c.drifted for c in report.columns[_DRIFT_COLUMNS:]),
+        "notes": list(report.notes),
+    }
+
+
+def _p_value(value: float) -> str:
+    return f"{value:.2g}" if value >= 1e-4 else "< 1e-4"
+
+
 def _model_card(detector, model_folder, training_fingerprint, threshold, threshold_goal) -> dict:
     import jinja2
     import matplotlib
@@ -891,6 +945,7 @@ def build_report(
         "has_groups": group_values is not None,
         "groups": None if group_values is None else _group_rows(group_values, scores, flagged, y_arr)[:_MAX_GROUPS],
         "card": _model_card(detector, model_folder, training_fingerprint, threshold, threshold_goal),
+        "drift": _drift_section(detector, frame, scores, y_arr, threshold),
         "prevalence_note": "",
     }
     if metrics is not None:
