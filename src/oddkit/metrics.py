@@ -310,11 +310,11 @@ def metric_intervals(y: ArrayLike, scores: ArrayLike, threshold: float, level: f
     rows out of all normal rows, the precision the anomalies out of the flagged rows. The ROC AUC's
     is DeLong's (a normal approximation of its non-parametric variance; it shrinks to the point 1.0
     when no normal row outscores an anomaly, which says little about more data). The PR AUC's (average
-    precision) is the logit interval of Boyd, Eng and Page, the best of the intervals they compared:
-    normal on the log-odds scale with a standard error from the number of anomalies; it also shrinks to
-    the point 1.0 for a perfect ranking. On binormal scores (40 to 100 anomalies) it covered the
-    population PR AUC in 96-97% of 1,000 draws at 95%, with 10 anomalies in 94%. Each holds for rows
-    drawn like those measured; none covers data that drifts (:mod:`oddkit.drift` checks that).
+    precision) is the logit interval of Boyd, Eng and Page: normal on the log-odds scale, with a
+    standard error from the number of anomalies; it also shrinks to the point 1.0 for a perfect ranking.
+    On binormal scores with 10 to 100 anomalies it covered the population PR AUC in 94-99% of 1,000 draws
+    per setting at 95% (benchmarks/PR_AUC_INTERVAL.md). Each holds for rows drawn like those measured;
+    none covers data that drifts (:mod:`oddkit.drift` checks that).
 
     Parameters
     ----------
