@@ -224,6 +224,23 @@ def record_in_processes(fn, jobs: list, processes: int, path: Path):
             yield record
 
 
+def git_state(source: str, key: str) -> dict:
+    """The commit checked out (``git_head``) and, under ``key``, whether the file ``source`` (relative to
+    the repository) differs from it; None where git is unavailable. A benchmark of one module records it
+    beside its results, so that a result of uncommitted code says so."""
+    import subprocess
+
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    changed = git("status", "--porcelain", "--", source)
+    return {"git_head": git("rev-parse", "--short", "HEAD"), key: None if changed is None else bool(changed)}
+
+
 def read_records(path: Path) -> list[dict]:
     """Every record of a JSON-lines results file, in order ([] when there is none yet); a torn
     last line from an interrupted run is skipped."""

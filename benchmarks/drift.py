@@ -83,7 +83,8 @@ import time
 import zlib
 from pathlib import Path
 
-from bench_runtime import REPO_ROOT, append_record, command_line, limit_threads, read_records, versions
+from bench_runtime import (REPO_ROOT, append_record, command_line, git_state, limit_threads, read_records,
+                           versions)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "drift.jsonl"
@@ -408,21 +409,6 @@ def _drift_hash_at_import(module) -> str:
     return _IMPORTED_HASH[module.__file__]
 
 
-def git_state() -> dict:
-    import subprocess
-
-    def git(*args: str) -> str | None:
-        try:
-            return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                                  check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return None
-
-    head = git("rev-parse", "--short", "HEAD")
-    changed = git("status", "--porcelain", "--", "src/oddkit/drift.py")
-    return {"git_head": head, "drift_py_uncommitted": None if changed is None else bool(changed)}
-
-
 def run(args) -> None:
     from multiprocessing import Pool
 
@@ -430,7 +416,7 @@ def run(args) -> None:
 
     started = time.perf_counter()
     code_hash = hashlib.sha256((REPO_ROOT / "src" / "oddkit" / "drift.py").read_bytes()).hexdigest()[:16]
-    git = git_state()
+    git = git_state("src/oddkit/drift.py", "drift_py_uncommitted")
     recorded = read_records(args.results)
     done = {r["dataset"] for r in recorded if r.get("kind") == "dataset"}
     stress_done = any(r.get("kind") == "stress" for r in recorded)

@@ -62,7 +62,8 @@ import time
 import zlib
 from pathlib import Path
 
-from bench_runtime import REPO_ROOT, append_record, command_line, limit_threads, read_records, versions
+from bench_runtime import (REPO_ROOT, append_record, command_line, git_state, limit_threads, read_records,
+                           versions)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "threshold_confidence.jsonl"
@@ -236,28 +237,12 @@ def recheck(name: str, n: int, goal: str, trials: int) -> None:
     print(f"recheck {name} n={n} {goal}: {trials} trials recorded", flush=True)
 
 
-def git_state() -> dict:
-    """The commit checked out and whether threshold.py differs from it (None where git is unavailable)."""
-    import subprocess
-
-    def git(*args: str) -> str | None:
-        try:
-            return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                                  check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return None
-
-    head = git("rev-parse", "--short", "HEAD")
-    changed = git("status", "--porcelain", "--", "src/oddkit/threshold.py")
-    return {"git_head": head, "threshold_py_uncommitted": None if changed is None else bool(changed)}
-
-
 def run(datasets: list[str] | None) -> None:
     from bench_data import list_datasets
 
     started = time.perf_counter()
     code_hash = hashlib.sha256((REPO_ROOT / "src" / "oddkit" / "threshold.py").read_bytes()).hexdigest()[:16]
-    git = git_state()
+    git = git_state("src/oddkit/threshold.py", "threshold_py_uncommitted")
     done = {r["dataset"] for r in read_records(RESULTS) if r.get("kind") == "dataset"}
     infos = eligible(list_datasets())
     if datasets:
