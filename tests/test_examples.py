@@ -53,6 +53,11 @@ def test_application_runs_and_writes_its_outputs(app, dataset, floor, tmp_path):
         assert cost, "the report shows no expected cost"
         assert float(cost.group(2)) == pytest.approx(table.loc["oddkit default_detector", "cost /row @ prod"], rel=1e-3)
         assert "its own miss cost" in html
+        # the drift checks: the random split's test rows are like its dev rows; day 2 is not like day 1
+        drift = (tmp_path / "drift.txt").read_text(encoding="utf-8").splitlines()
+        assert drift[0].startswith("test split, normal rows, against the dev split's: no drift")
+        assert drift[1].startswith("day 2 against day 1, with Time: DRIFT") and "most: Time (" in drift[1]
+        assert '<section id="drift">' in html and "No drift found" in html
     if app == "intrusion":  # the breakdown by attack type, unseen types apart, also in the report
         by_type = pd.read_csv(tmp_path / "by_attack_type.csv", index_col=0)
         assert any(name.endswith("(unseen)") for name in by_type.index)
