@@ -25,8 +25,9 @@ from oddkit.report.html import distinct_top, histogram_range, one_hot_groups, pr
 from oddkit.threshold import choose_threshold
 
 COLUMNS = ["amount", "<b>age</b>", "duration"]
-LABELLED_SECTIONS = {"summary", "metrics", "curves", "histogram", "confusion", "anomalies", "groups", "model-card"}
-UNLABELLED_SECTIONS = {"summary", "metrics", "histogram", "anomalies", "model-card"}
+LABELLED_SECTIONS = {"summary", "drift", "metrics", "curves", "histogram", "confusion", "anomalies", "groups",
+                     "model-card"}
+UNLABELLED_SECTIONS = {"summary", "drift", "metrics", "histogram", "anomalies", "model-card"}
 
 
 @pytest.fixture(scope="module")
