@@ -161,6 +161,8 @@ def test_a_large_reference_keeps_its_quantiles(gaussian):
     assert reference.n_rows == MAX_REFERENCE_SCORES + 5000 and reference.scores.size == MAX_REFERENCE_SCORES
     assert np.all(np.diff(reference.scores) >= 0) and reference.columns == ()
     assert np.median(reference.scores) == pytest.approx(np.median(scores), abs=1e-3)
+    at = (np.arange(MAX_REFERENCE_SCORES) + 0.5) / MAX_REFERENCE_SCORES
+    assert np.allclose(reference.scores[::997], np.quantile(scores, at[::997]), rtol=0, atol=1e-12)
 
 
 def test_misuse_is_a_clear_error(gaussian):
