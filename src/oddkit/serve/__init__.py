@@ -62,10 +62,9 @@ from oddkit.model_input import input_kind as _input_kind
 from oddkit.serve._media import (AUDIO_TYPES, DEFAULT_MAX_RECORDING_SECONDS, DEFAULT_MAX_SAMPLES,
                                 DEFAULT_MAX_TEXT_CHARS, NPZ_TYPES, TEXT_FILE_TYPES, Limits, ServiceLimitError)
 
-__all__ = ["API_KEY_ENVIRONMENT_VARIABLE", "API_KEY_HEADER", "DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_BODY_BYTES",
-           "DEFAULT_DRIFT_WINDOW",
-           "DEFAULT_MAX_RECORDING_SECONDS", "DEFAULT_MAX_ROWS", "DEFAULT_MAX_SAMPLES", "DEFAULT_MAX_TEXT_CHARS",
-           "check_servable", "create_app", "limit_threads", "model_info", "score_payload"]
+__all__ = ["API_KEY_ENVIRONMENT_VARIABLE", "API_KEY_HEADER", "DEFAULT_BODY_TIMEOUT", "DEFAULT_DRIFT_WINDOW",
+           "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_RECORDING_SECONDS", "DEFAULT_MAX_ROWS", "DEFAULT_MAX_SAMPLES",
+           "DEFAULT_MAX_TEXT_CHARS", "check_servable", "create_app", "limit_threads", "model_info", "score_payload"]
 
 API_KEY_ENVIRONMENT_VARIABLE = "ODDKIT_API_KEY"
 """When set (non-empty), every request but ``GET /health`` must carry this value in :data:`API_KEY_HEADER`."""
@@ -78,10 +77,11 @@ request's memory grows with its rows (0.2-0.4 KiB a row of a five-column table, 
 in docs/guide/serving.md): this keeps one such request under about 70 MiB, where the 64 MiB body limit
 alone would let a CSV body carry some 2.8 million rows."""
 DEFAULT_BODY_TIMEOUT = 30.0
-DEFAULT_DRIFT_WINDOW = 10_000
-"""Rows ``GET /drift`` compares with the model's drift reference: the last this many scored (enough to find
-a moderate shift of one column; 8 bytes a row plus 2 a column)."""
 """Longest wait, in seconds, for the next part of a request body that has not all arrived; then 408."""
+DEFAULT_DRIFT_WINDOW = 10_000
+"""Rows ``GET /drift`` compares with the model's drift reference: the last this many scored (a shift of half
+a standard deviation in one column was found in every batch of 500 rows in benchmarks/DRIFT.md; 8 bytes a row
+plus 2 a column)."""
 _MODEL_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MODEL"
 _MAX_BODY_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_BODY_BYTES"
 _MAX_ROWS_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_ROWS"
