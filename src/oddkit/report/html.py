@@ -645,6 +645,7 @@ def _drift_section(detector, frame, scores: np.ndarray, y: np.ndarray | None, th
     """The report's drift section: this data's normal rows (all rows without labels) against the model's
     drift reference, as :func:`oddkit.drift.check_drift` compares them, at the report's threshold."""
     from oddkit.drift import _column_values, _compare, _table_preprocessor, model_fingerprint
+    from oddkit.drift import _p as _p_value  # p-values shown as 'oddkit drift' shows them
 
     reference = getattr(detector, "drift_reference_", None)
     if reference is None:
@@ -685,10 +686,6 @@ def _drift_section(detector, frame, scores: np.ndarray, y: np.ndarray | None, th
         "more_drifted": sum(c.drifted for c in report.columns[_DRIFT_COLUMNS:]),
         "notes": list(report.notes),
     }
-
-
-def _p_value(value: float) -> str:
-    return f"{value:.2g}" if value >= 1e-4 else "< 1e-4"
 
 
 def _model_card(detector, model_folder, training_fingerprint, threshold, threshold_goal) -> dict:
