@@ -125,6 +125,12 @@ def test_bins_and_statistics_against_oracles():
     counts = column.bin_counts(values)
     assert counts.sum() == 8 and counts[-1] == 1 and counts[0] >= 3  # NaN missing; -inf and the zeros lowest
     assert column.bin_labels()[-1] == "missing" and len(column.bin_labels()) == column.n_bins
+    # a value's bin is the number of cut points below it (a value on a cut point stays below it), infinities
+    # in the end bins
+    wide = ColumnReference.from_values("w", np.random.default_rng(0).normal(size=500))
+    sample = np.concatenate([np.random.default_rng(1).normal(size=200), wide.edges, [np.inf, -np.inf]])
+    assert len(wide.edges) == 9
+    assert wide.bin_index(sample).tolist() == np.searchsorted(wide.edges, sample, side="left").tolist()
     # a 0/1 column keeps its two values apart
     flags = ColumnReference.from_values("f", np.array([0.0] * 90 + [1.0] * 10))
     assert [c for c in flags.counts[:-1] if c > 0] == [90, 10]
@@ -153,6 +159,19 @@ def test_bins_and_statistics_against_oracles():
     missing = fisher_exact([[0, 1000], [3, 97]]).pvalue
     assert _homogeneity_p_value(reference, batch) == pytest.approx(2 * missing)
     assert _homogeneity_p_value(np.array([500, 500, 0]), np.array([50, 50, 0])) == 1.0
+
+
+def test_every_entry_point_has_the_same_default_settings():
+    """check_drift's defaults are 'oddkit drift''s (whose module does not import oddkit.drift, to start fast)."""
+    import inspect
+
+    from oddkit.cli.drift import drift as command
+    from oddkit.drift import ALPHA, MIN_ALERT_RATIO, MIN_PSI, DriftWindow, check_drift, check_drift_batches
+
+    expected = {"alpha": ALPHA, "min_psi": MIN_PSI, "min_alert_ratio": MIN_ALERT_RATIO}
+    for function in (check_drift, check_drift_batches, DriftWindow.report, command):
+        parameters = inspect.signature(function).parameters
+        assert {name: parameters[name].default for name in expected} == expected, function
 
 
 def test_a_large_reference_keeps_its_quantiles(gaussian):

@@ -64,6 +64,8 @@ MAX_CATEGORIES = 20
 MIN_ROWS = 20
 """Fewest rows a reference may hold, and below which a check warns that it can find only gross drift."""
 NUMERIC, CATEGORICAL = "numeric", "categorical"
+ALPHA, MIN_PSI, MIN_ALERT_RATIO = 0.01, 0.1, 1.25
+"""The defaults of :func:`check_drift`'s settings, which ``oddkit drift``, ``GET /drift`` and the report use too."""
 _MAX_CATEGORY_CHARS = 200
 
 
@@ -116,6 +118,17 @@ def _column_values(detector, X, names: pd.Index | None = None) -> dict[str, np.n
         lookup = np.asarray([*strings, None], dtype=object)  # code -1 (missing) takes the last entry
         values[name] = lookup[codes]
     return {name: values[name] for name in preprocessor.feature_names_in_}
+
+
+def _numeric_bins(values: np.ndarray, cuts: np.ndarray, missing_bins: np.ndarray) -> np.ndarray:
+    """The bins of numeric columns at once (int64, the shape of ``values``): a value's bin is the number of its
+    column's cut points below it, a missing value's its column's ``missing_bins`` entry.
+
+    ``values`` is rows by columns, ``cuts`` one row of increasing cut points per column, padded with +inf to
+    one width (no value lies above +inf: an infinite value falls in its column's last bin, as it does between
+    ``edges[-1]`` and infinity in :class:`ColumnReference`)."""
+    below = np.sum(values[:, :, None] > cuts[None], axis=2)
+    return np.where(np.isnan(values), missing_bins, below)
 
 
 def _format_number(value: float) -> str:
@@ -171,16 +184,15 @@ class ColumnReference:
     def bin_index(self, values: np.ndarray) -> np.ndarray:
         """The bin of each of ``values`` (int64; missing values in the last bin)."""
         values = np.asarray(values)
-        index = np.full(values.shape[0], self.n_bins - 1, dtype=np.int64)
         if self.kind == NUMERIC:
-            present = ~np.isnan(values)
-            index[present] = np.searchsorted(np.asarray(self.edges, dtype=np.float64), values[present], side="left")
-        else:
-            present = ~pd.isna(values)
-            lookup = {c: i for i, c in enumerate(self.categories)}
-            other = len(self.categories)
-            index[present] = np.fromiter((lookup.get(v, other) for v in values[present]), dtype=np.int64,
-                                         count=int(present.sum()))
+            return _numeric_bins(values[:, None], np.asarray([self.edges], dtype=np.float64),
+                                 np.asarray([self.n_bins - 1]))[:, 0]
+        index = np.full(values.shape[0], self.n_bins - 1, dtype=np.int64)
+        present = ~pd.isna(values)
+        lookup = {c: i for i, c in enumerate(self.categories)}
+        other = len(self.categories)
+        index[present] = np.fromiter((lookup.get(v, other) for v in values[present]), dtype=np.int64,
+                                     count=int(present.sum()))
         return index
 
     def bin_counts(self, values: np.ndarray) -> np.ndarray:
@@ -623,8 +635,8 @@ def record_reference(detector, X, data_name: str | None = None, scores=None):
     return detector
 
 
-def check_drift(detector, X, reference: DriftReference | None = None, *, alpha: float = 0.01,
-                min_psi: float = 0.1, min_alert_ratio: float = 1.25) -> DriftReport:
+def check_drift(detector, X, reference: DriftReference | None = None, *, alpha: float = ALPHA,
+                min_psi: float = MIN_PSI, min_alert_ratio: float = MIN_ALERT_RATIO) -> DriftReport:
     """Compare new rows ``X`` with a reference of normal rows: alert rate, scores and each column.
 
     Parameters
@@ -667,8 +679,8 @@ def check_drift(detector, X, reference: DriftReference | None = None, *, alpha: 
                                min_alert_ratio=min_alert_ratio)
 
 
-def check_drift_batches(detector, batches, reference: DriftReference | None = None, *, alpha: float = 0.01,
-                        min_psi: float = 0.1, min_alert_ratio: float = 1.25) -> DriftReport:
+def check_drift_batches(detector, batches, reference: DriftReference | None = None, *, alpha: float = ALPHA,
+                        min_psi: float = MIN_PSI, min_alert_ratio: float = MIN_ALERT_RATIO) -> DriftReport:
     """:func:`check_drift` over rows that come in batches, read one at a time: data larger than memory.
 
     Each batch is scored and binned, then let go; only the scores (8 bytes a row) and each column's
@@ -800,8 +812,7 @@ class DriftWindow:
         self._bins = np.empty((size, len(self.reference.columns)), dtype=np.int16)
         self._next = self._held = self.n_seen = 0
         self._lock = threading.Lock()
-        # Numeric columns are binned all at once: a row's bin is the number of its column's cut points below
-        # its value (as ColumnReference.bin_index), the cut points padded with +inf to one width.
+        # Numeric columns are binned all at once (_numeric_bins), their cut points padded with +inf to one width.
         columns = self.reference.columns
         self._numeric = [j for j, c in enumerate(columns) if c.kind == NUMERIC]
         self._cuts = np.full((len(self._numeric), NUMERIC_BINS - 1), np.inf)
@@ -820,8 +831,7 @@ class DriftWindow:
         bins = np.empty((keep, len(columns)), dtype=np.int16)
         if self._numeric:
             block = np.column_stack([values[columns[j].name][first:] for j in self._numeric])
-            below = np.sum(block[:, :, None] > self._cuts[None], axis=2)
-            bins[:, self._numeric] = np.where(np.isnan(block), self._missing_bins, below)
+            bins[:, self._numeric] = _numeric_bins(block, self._cuts, self._missing_bins)
         for j, column in enumerate(columns):
             if column.kind != NUMERIC:
                 bins[:, j] = column.bin_index(values[column.name][first:])
@@ -837,7 +847,8 @@ class DriftWindow:
         """Rows held now (at most ``size``)."""
         return self._held
 
-    def report(self, *, alpha: float = 0.01, min_psi: float = 0.1, min_alert_ratio: float = 1.25) -> DriftReport:
+    def report(self, *, alpha: float = ALPHA, min_psi: float = MIN_PSI,
+               min_alert_ratio: float = MIN_ALERT_RATIO) -> DriftReport:
         """Compare the rows held with the reference, as :func:`check_drift` does (same settings).
 
         Raises

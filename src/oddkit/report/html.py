@@ -644,7 +644,8 @@ _DRIFT_COLUMNS = 10
 def _drift_section(detector, frame, scores: np.ndarray, y: np.ndarray | None, threshold: float) -> dict:
     """The report's drift section: this data's normal rows (all rows without labels) against the model's
     drift reference, as :func:`oddkit.drift.check_drift` compares them, at the report's threshold."""
-    from oddkit.drift import _column_values, _compare, _table_preprocessor, model_fingerprint
+    from oddkit.drift import (ALPHA, MIN_ALERT_RATIO, MIN_PSI, _column_values, _compare, _table_preprocessor,
+                              model_fingerprint)
     from oddkit.drift import _p as _p_value  # p-values shown as 'oddkit drift' shows them
 
     reference = getattr(detector, "drift_reference_", None)
@@ -662,7 +663,7 @@ def _drift_section(detector, frame, scores: np.ndarray, y: np.ndarray | None, th
         values = _column_values(detector, frame.iloc[np.flatnonzero(rows)])
         counts = {c.name: c.bin_counts(values[c.name]) for c in reference.columns}
     report = _compare(reference, float(threshold), scores[rows], counts, _table_preprocessor(detector) is not None,
-                      0.01, 0.1, 1.25)
+                      ALPHA, MIN_PSI, MIN_ALERT_RATIO)
     n = _fmt(report.n_rows)
     which = f"all {n} rows (no labels)" if y is None else f"the {n} normal rows (label 0)"
     return {

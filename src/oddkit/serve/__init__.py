@@ -1037,10 +1037,10 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
     app = FastAPI(title=f"oddkit: {info['detector']}", version=__version__,
                   description=f"Scores rows with a {info['detector']} model{what}", **gated)
     app.state.detector = detector
+    from oddkit.drift import ALPHA, MIN_ALERT_RATIO, MIN_PSI, DriftWindow
+
     window = None
     if drift_window and getattr(detector, "drift_reference_", None) is not None:
-        from oddkit.drift import DriftWindow
-
         window = DriftWindow(detector, drift_window)
     app.state.drift_window = window
 
@@ -1172,7 +1172,8 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
                         409: {"model": ErrorResponse, "description": "No drift reference in the model, the window "
                                                                      "is off, or fewer than 2 rows scored yet"},
                         422: {"model": ErrorResponse, "description": "A setting out of range"}})
-    async def drift(request: Request, alpha: float = 0.01, min_psi: float = 0.1, min_alert_ratio: float = 1.25):
+    async def drift(request: Request, alpha: float = ALPHA, min_psi: float = MIN_PSI,
+                    min_alert_ratio: float = MIN_ALERT_RATIO):
         if not authorised(request):
             return refused()
         if window is None:
