@@ -390,6 +390,39 @@ def test_the_service_watches_the_rows_it_scores(gaussian, monkeypatch, tmp_path)
     assert _app_from_environment().state.drift_window.size == 123
 
 
+def test_windows_on_one_file_are_one_window(gaussian, tmp_path):
+    """Windows opened on one file, as the workers of 'oddkit serve --workers N' open theirs, hold the same rows:
+    what either adds both report, as check_drift reports those rows, and the ring wraps for both. A file of
+    another window, or not a window at all, is refused."""
+    from oddkit.drift import DriftWindow, check_drift_batches
+
+    record_reference(gaussian, normal_rows(1000, seed=41))
+    path = tmp_path / "window"
+    first, second = DriftWindow(gaussian, 300, path=path), DriftWindow(gaussian, 300, path=path)
+    batches = [normal_rows(100, seed=42 + i) for i in range(4)]
+    batches[2]["c3"] += 1  # a shifted column, to report
+    for window, batch in zip((first, second, first, second), batches):
+        window.add(batch, gaussian.decision_function(batch))
+    assert (first.n_rows, second.n_rows, first.n_seen, second.n_seen) == (300, 300, 400, 400)
+    expected = check_drift_batches(gaussian, batches[1:]).to_dict()  # the last 300 rows
+    assert expected["drifted_columns"] == ["c3"]
+    assert first.report().to_dict() == expected == second.report().to_dict()
+    # a third worker, started later, sees the rows already held
+    assert DriftWindow(gaussian, 300, path=path).report().to_dict() == expected
+    with pytest.raises(DataError, match="not a drift window of 200 rows of 8 columns"):
+        DriftWindow(gaussian, 200, path=path)
+    (tmp_path / "other").write_bytes(b"not a window")
+    with pytest.raises(DataError, match="not a drift window"):
+        DriftWindow(gaussian, 300, path=tmp_path / "other")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "window"]  # no draft left behind
+    # a bin no column has (the file changed by something else) is refused, not counted
+    with open(path, "r+b") as handle:
+        handle.seek(path.stat().st_size - 2)
+        handle.write(np.int16(99).tobytes())
+    with pytest.raises(DataError, match="holds bins its columns do not have"):
+        first.report()
+
+
 def test_commands_on_a_model_without_a_network_never_import_torch(tmp_path):
     """--n-threads caps torch only once it is loaded: fitting, choosing a threshold, checking drift and scoring a
     Gaussian with --n-threads 1 leave torch unimported (it costs every command over a second to import)."""

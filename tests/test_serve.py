@@ -480,11 +480,22 @@ def test_an_image_raised_for_its_brightness_carries_a_note_with_its_heat_map():
     assert "note" not in json.loads(score_payload(detector, images))["rows"][2]
 
 
-def test_several_workers_serve_the_same_scores(gaussian_folder, rows):
-    """Two worker processes, each capped at one thread by --n-threads: the same scores. A Gaussian needs no
-    network: torch is never imported (the auto-encoder's service below reports its cap)."""
-    _, scores = _library(gaussian_folder, rows)
-    service = Service(gaussian_folder, "--workers", "2", "--n-threads", "1").wait()
+def test_several_workers_serve_the_same_scores(gaussian_folder, rows, tmp_path):
+    """Two worker processes, each capped at one thread by --n-threads: the same scores, and one drift window
+    holding every row either scored. A Gaussian needs no network: torch is never imported (the auto-encoder's
+    service below reports its cap)."""
+    from oddkit.drift import record_reference
+
+    detector, scores = _library(gaussian_folder, rows)
+    record_reference(detector, _table(100, 7))
+    detector.save(tmp_path / "watched")
+    import tempfile
+
+    def window_folders():
+        return set(Path(tempfile.gettempdir()).glob("oddkit-serve-*"))
+
+    before = window_folders()
+    service = Service(tmp_path / "watched", "--workers", "2", "--n-threads", "1").wait()
     try:
         for _ in range(4):  # whichever worker answers
             assert service.request("GET", "/health")[1]["threads"] == {"torch": None, "blas": 1}
@@ -494,8 +505,14 @@ def test_several_workers_serve_the_same_scores(gaussian_folder, rows):
         for status, answer in answers:
             assert status == 200
             assert [row["score"] for row in answer["rows"]] == scores.tolist()
+        for _ in range(4):  # whichever worker answers: all 8 requests' rows
+            status, report = service.request("GET", "/drift")
+            assert status == 200 and report["window"] == {"size": 10_000, "rows": 8 * len(rows),
+                                                          "rows_scored": 8 * len(rows)}
+        assert len(window_folders() - before) == 1  # the window's private folder
     finally:
         service.stop()
+    assert window_folders() <= before  # removed when the service stopped
 
 
 def test_bad_command_lines_stop_with_a_message(gaussian_folder, tmp_path):

@@ -43,8 +43,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -781,13 +784,51 @@ def _compare(reference: DriftReference, threshold: float, scores: np.ndarray, co
         min_psi=min_psi, min_alert_ratio=min_alert_ratio, notes=tuple(notes))
 
 
+_WINDOW_MAGIC = b"oddkitDW"
+"""The first bytes of a drift window's file; then five int64: size, columns, next position, rows held, rows seen."""
+_WINDOW_HEADER = len(_WINDOW_MAGIC) + 5 * 8
+
+
+def _window_file(path: Path, size: int, n_columns: int):
+    """The open file (``r+b``) of a drift window shared between processes: created when ``path`` does not exist
+    (written whole under another name, then linked to ``path``, so that no process ever reads it half made, and
+    of processes starting together the first one's file is the one they all open), refused when it holds a
+    window of another size or width."""
+    try:
+        import fcntl  # noqa: F401 - the window's lock
+    except ImportError:
+        raise OddkitError("a drift window shared between processes needs POSIX file locks (fcntl), which this "
+                          "platform does not have; give each process its own window") from None
+    length = _WINDOW_HEADER + 8 * size + 2 * size * n_columns
+    header = _WINDOW_MAGIC + np.array([size, n_columns, 0, 0, 0], dtype=np.int64).tobytes()
+    if not path.exists():
+        draft = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.draft")
+        with open(draft, "xb") as handle:
+            handle.write(header)
+            handle.truncate(length)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    handle = open(path, "r+b")
+    shape = len(_WINDOW_MAGIC) + 16  # the magic bytes, the size and the number of columns
+    if handle.read(shape) != header[:shape] or os.fstat(handle.fileno()).st_size != length:
+        handle.close()
+        raise DataError(f"{path} is not a drift window of {size} rows of {n_columns} columns; remove it or use "
+                        "another file")
+    return handle
+
+
 class DriftWindow:
     """The last rows a service scored, kept as a drift check needs them, and checked on request.
 
     Each row is kept as its score and, for a model fitted on a table, the bin of each of its columns (a
     small integer per column, never the value), in a ring of ``size`` rows: the oldest rows leave as
     new ones arrive. :meth:`report` compares the rows held with the detector's drift reference as
-    :func:`check_drift` compares a batch. Safe to share between threads.
+    :func:`check_drift` compares a batch. Safe to share between threads, and with ``path`` between
+    processes: the workers of one service then watch one window, all of its traffic.
 
     Parameters
     ----------
@@ -795,23 +836,46 @@ class DriftWindow:
         A fitted detector with a drift reference (``drift_reference_``).
     size : int, default=10_000
         Most rows held. Memory: 8 bytes a row for the score and 2 a column.
+    path : path, optional
+        Hold the window in this file, mapped into memory, instead of in this process alone: every
+        ``DriftWindow`` opened on the same file (the same model and ``size``), in any process of the machine,
+        adds to and reports on the same rows, one at a time (a POSIX file lock). The first creates the file;
+        put it in a folder only the service's user can write, and remove it when the service stops
+        (``oddkit serve --workers N`` does both). POSIX systems only.
 
     Raises
     ------
     DataError
-        The detector has no drift reference, or one recorded for another fit; ``size`` below 2.
+        The detector has no drift reference, or one recorded for another fit; ``size`` below 2; ``path``
+        holding a window of another size or number of columns.
+    OddkitError
+        ``path`` on a platform without POSIX file locks.
     """
 
-    def __init__(self, detector, size: int = 10_000):
+    def __init__(self, detector, size: int = 10_000, *, path: str | os.PathLike | None = None):
         if isinstance(size, bool) or not isinstance(size, int) or size < 2:
             raise DataError(f"a drift window holds at least 2 rows; got size={size!r:.40}")
         self.detector = detector
         self.reference = _usable_reference(detector, None)
         self.size = size
-        self._scores = np.empty(size, dtype=np.float64)
-        self._bins = np.empty((size, len(self.reference.columns)), dtype=np.int16)
-        self._next = self._held = self.n_seen = 0
+        self.path = None if path is None else Path(path)
+        n_columns = len(self.reference.columns)
         self._lock = threading.Lock()
+        # The ring: [next position, rows held, rows seen], each row's score, each row's bin per column; in this
+        # process's memory, or mapped from the file every process with the window opens.
+        self._file = None if self.path is None else _window_file(self.path, size, n_columns)
+        if self._file is None:
+            self._state = np.zeros(3, dtype=np.int64)
+            self._scores = np.empty(size, dtype=np.float64)
+        else:
+            self._state = np.memmap(self._file, dtype=np.int64, mode="r+", offset=len(_WINDOW_MAGIC) + 16,
+                                    shape=(3,))
+            self._scores = np.memmap(self._file, dtype=np.float64, mode="r+", offset=_WINDOW_HEADER, shape=(size,))
+        if self._file is None or not n_columns:  # (a file cannot map zero bytes)
+            self._bins = np.empty((size, n_columns), dtype=np.int16)
+        else:
+            self._bins = np.memmap(self._file, dtype=np.int16, mode="r+", offset=_WINDOW_HEADER + 8 * size,
+                                   shape=(size, n_columns))
         # Numeric columns are binned all at once (_numeric_bins), their cut points padded with +inf to one width.
         columns = self.reference.columns
         self._numeric = [j for j, c in enumerate(columns) if c.kind == NUMERIC]
@@ -835,17 +899,37 @@ class DriftWindow:
         for j, column in enumerate(columns):
             if column.kind != NUMERIC:
                 bins[:, j] = column.bin_index(values[column.name][first:])
-        with self._lock:
-            positions = (self._next + np.arange(keep)) % self.size
+        with self._locked():
+            start, held, _ = (int(v) for v in self._state)
+            positions = (start + np.arange(keep)) % self.size
             self._scores[positions], self._bins[positions] = scores[first:], bins
-            self._next = (self._next + keep) % self.size
-            self._held = min(self.size, self._held + keep)
-            self.n_seen += scores.size
+            self._state[:] = ((start + keep) % self.size, min(self.size, held + keep), self._state[2] + scores.size)
+
+    @contextmanager
+    def _locked(self):
+        """Hold the window alone: against this process's other threads, and for a window in a file against
+        every other process that has it open."""
+        with self._lock:
+            if self._file is None:
+                yield
+                return
+            import fcntl
+
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
 
     @property
     def n_rows(self) -> int:
         """Rows held now (at most ``size``)."""
-        return self._held
+        return int(self._state[1])
+
+    @property
+    def n_seen(self) -> int:
+        """Rows added since the window was made (for a window in a file: by every process)."""
+        return int(self._state[2])
 
     def report(self, *, alpha: float = ALPHA, min_psi: float = MIN_PSI,
                min_alert_ratio: float = MIN_ALERT_RATIO) -> DriftReport:
@@ -857,11 +941,16 @@ class DriftWindow:
             Fewer than 2 rows held, or a setting out of range.
         """
         settings = _checked_settings(alpha, min_psi, min_alert_ratio)
-        with self._lock:
-            scores, bins = self._scores[:self._held].copy(), self._bins[:self._held].copy()
+        with self._locked():
+            held = min(max(int(self._state[1]), 0), self.size)
+            scores, bins = np.array(self._scores[:held]), np.array(self._bins[:held], dtype=np.int64)
         if scores.size < 2:
             raise DataError(f"the service has scored {scores.size} rows since it started; a drift check needs at "
                             "least 2")
+        limits = np.asarray([c.n_bins for c in self.reference.columns], dtype=np.int64)
+        if bins.size and (bins.min() < 0 or np.any(bins.max(axis=0) >= limits)):  # only a damaged file holds such
+            raise DataError(f"the drift window in {self.path} holds bins its columns do not have: it was changed "
+                            "by something other than a drift window; remove it")
         counts = {c.name: np.bincount(bins[:, j], minlength=c.n_bins).astype(np.int64)
                   for j, c in enumerate(self.reference.columns)}
         return _compare(self.reference, float(self.detector.threshold_), scores, counts,

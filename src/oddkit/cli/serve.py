@@ -36,7 +36,7 @@ def serve(
                               "answered 413.")] = 2 ** 25,
     drift_window: Annotated[int, typer.Option(
         "--drift-window", help="Rows GET /drift compares with the model's drift reference: the last this many "
-                               "scored, per worker (0: none).")] = 10_000,
+                               "scored, by all workers together (0: none).")] = 10_000,
     n_threads: NThreads = None,
 ):
     """Serve MODEL over HTTP: POST /score (JSON rows or columns, or a CSV/Parquet file; texts; WAV/FLAC
@@ -46,9 +46,10 @@ def serve(
     ODDKIT_MODEL_KEY set, MODEL must be signed with it or the service does not start. The OpenAPI schema and
     its docs are at /openapi.json and /docs (behind the API key when one is set). --n-threads caps the threads
     each worker's torch and BLAS use (a worker answers several requests at once, each in its own thread).
-    GET /drift compares the last --drift-window rows a worker scored with the model's drift reference (which
-    'oddkit threshold' records), as 'oddkit drift' compares a file.
+    GET /drift compares the last --drift-window rows the service scored (all workers together) with the model's
+    drift reference (which 'oddkit threshold' records), as 'oddkit drift' compares a file.
     """
+    import contextlib
     import math
     import os
 
@@ -103,6 +104,17 @@ def serve(
     key = "required" if os.environ.get("ODDKIT_API_KEY") else "off"
     console.print(f"serving {type(detector).__name__} from {model} on http://{host}:{port} ({workers} worker"
                   f"{'s' if workers != 1 else ''}{threads}; API key {key})", markup=False, highlight=False)
+    # Several workers watch one drift window: a file in a folder only this user can open, removed on exit.
+    shared = workers > 1 and drift_window > 0 and os.name == "posix" \
+        and getattr(detector, "drift_reference_", None) is not None
     del detector
-    uvicorn.run("oddkit.serve:_app_from_environment", factory=True, host=host, port=port, workers=workers,
-                log_level="warning")
+    with contextlib.ExitStack() as stack:
+        if shared:
+            import tempfile
+
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="oddkit-serve-"))
+            os.environ["ODDKIT_SERVE_DRIFT_FILE"] = os.path.join(folder, "drift-window")
+        else:
+            os.environ.pop("ODDKIT_SERVE_DRIFT_FILE", None)
+        uvicorn.run("oddkit.serve:_app_from_environment", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning")

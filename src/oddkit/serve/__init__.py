@@ -23,8 +23,8 @@ Endpoints:
 - ``GET /model``: what ``oddkit info`` shows, as JSON (:func:`model_info`).
 - ``GET /drift``: the last rows scored (``drift_window``, 10,000) compared with the model's drift reference,
   as :func:`oddkit.drift.check_drift` compares a batch (query parameters ``alpha``, ``min_psi``,
-  ``min_alert_ratio``); 409 when the model holds no reference or no rows were scored yet. Each worker process
-  watches the rows it scored.
+  ``min_alert_ratio``); 409 when the model holds no reference or no rows were scored yet. The workers of
+  ``oddkit serve --workers N`` watch one window (``create_app``'s ``drift_file``).
 - ``GET /openapi.json`` and ``GET /docs``: the schema, naming the model's columns, and its Swagger UI page
   (behind the API key when one is configured).
 
@@ -86,6 +86,7 @@ _MODEL_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MODEL"
 _MAX_BODY_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_BODY_BYTES"
 _MAX_ROWS_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_ROWS"
 _DRIFT_WINDOW_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_DRIFT_WINDOW"
+_DRIFT_FILE_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_DRIFT_FILE"
 _MAX_TEXT_CHARS_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_TEXT_CHARS"
 _MAX_RECORDING_SECONDS_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_RECORDING_SECONDS"
 _MAX_SAMPLES_ENVIRONMENT_VARIABLE = "ODDKIT_SERVE_MAX_SAMPLES"
@@ -925,7 +926,7 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
                body_timeout: float = DEFAULT_BODY_TIMEOUT, max_rows: int = DEFAULT_MAX_ROWS,
                max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
                max_recording_seconds: float = DEFAULT_MAX_RECORDING_SECONDS, max_samples: int = DEFAULT_MAX_SAMPLES,
-               drift_window: int = DEFAULT_DRIFT_WINDOW):
+               drift_window: int = DEFAULT_DRIFT_WINDOW, drift_file: str | Path | None = None):
     """The FastAPI app serving one model.
 
     Parameters
@@ -966,6 +967,10 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
         Rows ``GET /drift`` compares with the model's drift reference: the last this many scored, held as
         :class:`oddkit.drift.DriftWindow` holds them (a score and a bin per column, no values); 0 keeps none
         (``oddkit serve --drift-window``). A model without a drift reference keeps none either.
+    drift_file : str or Path, optional
+        Hold the drift window in this file (``DriftWindow(path=...)``), so that the apps of several processes
+        serving the model watch one window: ``oddkit serve --workers N`` gives its workers one, in a private
+        temporary folder. Default: the window is this app's own.
 
     Returns
     -------
@@ -1041,7 +1046,7 @@ def create_app(model, *, api_key: str | None = None, key: bytes | str | None = N
 
     window = None
     if drift_window and getattr(detector, "drift_reference_", None) is not None:
-        window = DriftWindow(detector, drift_window)
+        window = DriftWindow(detector, drift_window, path=drift_file)
     app.state.drift_window = window
 
     def authorised(request: Request) -> bool:
@@ -1259,5 +1264,6 @@ def _app_from_environment():
     return create_app(folder, api_key=os.environ.get(API_KEY_ENVIRONMENT_VARIABLE) or None,
                       key=key_from_environment(), max_body_bytes=limit, n_threads=int(threads) if threads else None,
                       max_rows=max_rows, max_text_chars=max_text_chars, max_recording_seconds=seconds,
-                      max_samples=max_samples, drift_window=drift_window)
+                      max_samples=max_samples, drift_window=drift_window,
+                      drift_file=os.environ.get(_DRIFT_FILE_ENVIRONMENT_VARIABLE) or None)
 
