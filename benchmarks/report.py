@@ -149,6 +149,21 @@ def repeats_note(runs: pd.DataFrame, detectors: tuple[str, ...]) -> str:
     return f"; each job's time the fastest of {fewest} fits and the fastest of {fewest} scores" if fewest > 1 else ""
 
 
+def repeated_timings(runs: pd.DataFrame, detectors: list[str]) -> str:
+    """A sentence naming the detectors whose every job was timed as the fastest of several repeats (the rest
+    were timed once, and read slower by the machine's noise); empty when none was."""
+    if "repeats" not in runs:
+        return ""
+    fewest = runs[runs["detector"].isin(detectors)].groupby("detector")["repeats"].agg(lambda r: r.fillna(1).min())
+    repeated = fewest[fewest > 1]
+    if repeated.empty:
+        return ""
+    named = ", ".join(f"`{d}` ({int(n)})" for d, n in repeated.items())
+    return (f" Timed as the fastest of several fits and scores (run_tabular.py's `--repeats`, how many in "
+            f"brackets): {named}; every other detector's jobs were timed once, which reads slower by however "
+            "much other work on the machine slowed them.")
+
+
 def issue_targets(table: pd.DataFrame, protocol: str, runs: pd.DataFrame) -> list[str]:
     """The issue-22 targets against this protocol's summary table: met or not, and by how much."""
     auroc = table["mean AUROC"]
@@ -184,7 +199,8 @@ def issue_targets(table: pd.DataFrame, protocol: str, runs: pd.DataFrame) -> lis
         lines += [f"Time: `{ODDKIT_DEFAULT}` took {seconds[ODDKIT_DEFAULT]:.1f} s of fit + score over these datasets "
                   f"and seeds, `oddkit-KNN` {seconds['oddkit-KNN']:.1f} s: {ratio:.1f}x (target at most "
                   f"{TIME_RATIO_LIMIT:g}x: {verdict}; "
-                  + ("both measured in the same run, job after job" if timed_together(runs, ODDKIT_DEFAULT, "oddkit-KNN")
+                  + ("both measured in the same run, job after job"
+                     if timed_together(runs, ODDKIT_DEFAULT, "oddkit-KNN")
                      else "measured in different runs, so the ratio carries the machine's noise between them")
                   + repeats_note(runs, (ODDKIT_DEFAULT, "oddkit-KNN")) + ").", ""]
     return lines
@@ -220,7 +236,8 @@ def protocol_section(runs: pd.DataFrame, protocol: str, subsampled: dict[str, bo
              "fit + score seconds over those datasets and seeds. The times come from runs made at different hours on a "
              "shared 2-core machine (oddkit's jobs were rerun after code changes, at times beside other "
              "benchmarks), so they can differ by 2-3x between runs of the same code: for speed, read the "
-             "speed section at the end, where `speed.py` times the libraries in turn on the same rows."), ""]
+             "speed section at the end, where `speed.py` times the libraries in turn on the same rows."
+             + repeated_timings(runs, detectors)), ""]
     if PEER_ENSEMBLE_NAME in table.index:
         members = ", ".join(name + (f"({', '.join(f'{k}={v!r}' for k, v in params.items())})" if params else "")
                             for name, params in PEER_ENSEMBLE)

@@ -109,6 +109,9 @@ def test_repeats_keep_the_fastest_fit_and_score_and_the_report_says_so(tmp_path,
     assert report.repeats_note(runs, ("oddkit-default",)) == ("; each job's time the fastest of 3 fits and the "
                                                                "fastest of 3 scores")
     assert report.repeats_note(runs, ("oddkit-default", "oddkit-KNN")) == ""  # an older record timed once
+    named = report.repeated_timings(runs, ["oddkit-default", "oddkit-KNN"])
+    assert "`oddkit-default` (3)" in named and "KNN" not in named
+    assert report.repeated_timings(runs.drop(columns="repeats"), ["oddkit-default"]) == ""
     with pytest.raises(SystemExit, match="--repeats"):
         run_tabular.main(["--repeats", "0", "--report-only"])
 
