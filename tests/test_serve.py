@@ -484,12 +484,13 @@ def test_several_workers_serve_the_same_scores(gaussian_folder, rows, tmp_path):
     """Two worker processes, each capped at one thread by --n-threads: the same scores, and one drift window
     holding every row either scored. A Gaussian needs no network: torch is never imported (the auto-encoder's
     service below reports its cap)."""
+    import tempfile
+
     from oddkit.drift import record_reference
 
     detector, scores = _library(gaussian_folder, rows)
     record_reference(detector, _table(100, 7))
     detector.save(tmp_path / "watched")
-    import tempfile
 
     def window_folders():
         return set(Path(tempfile.gettempdir()).glob("oddkit-serve-*"))
