@@ -419,8 +419,24 @@ def test_windows_on_one_file_are_one_window(gaussian, tmp_path):
     with open(path, "r+b") as handle:
         handle.seek(path.stat().st_size - 2)
         handle.write(np.int16(99).tobytes())
-    with pytest.raises(DataError, match="holds bins its columns do not have"):
+    with pytest.raises(DataError, match="bins its columns do not have"):
         first.report()
+    # and a score that is not finite (a NaN would make every test's p-value NaN): refused too
+    handle_path = tmp_path / "scores"
+    window = DriftWindow(gaussian, 300, path=handle_path)
+    window.add(batches[0], gaussian.decision_function(batches[0]))
+    with open(handle_path, "r+b") as handle:
+        handle.seek(8 + 5 * 8 + 8 * 7)  # the header, then the 8th row's score
+        handle.write(np.float64(np.nan).tobytes())
+    with pytest.raises(DataError, match="scores that are not finite"):
+        window.report()
+    # a damaged header (rows held beyond the size, a negative position) reads within the ring, never past it
+    with open(handle_path, "r+b") as handle:
+        handle.seek(8 + 2 * 8)
+        handle.write(np.array([-5, 10**9], dtype=np.int64).tobytes())
+    assert window.n_rows == 300
+    with pytest.raises(DataError, match="scores that are not finite"):  # all 300 rows read, the NaN among them
+        window.report()
 
 
 def test_commands_on_a_model_without_a_network_never_import_torch(tmp_path):

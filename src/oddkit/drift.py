@@ -900,7 +900,7 @@ class DriftWindow:
             if column.kind != NUMERIC:
                 bins[:, j] = column.bin_index(values[column.name][first:])
         with self._locked():
-            start, held, _ = (int(v) for v in self._state)
+            start, held = int(self._state[0]) % self.size, self.n_rows
             positions = (start + np.arange(keep)) % self.size
             self._scores[positions], self._bins[positions] = scores[first:], bins
             self._state[:] = ((start + keep) % self.size, min(self.size, held + keep), self._state[2] + scores.size)
@@ -923,8 +923,8 @@ class DriftWindow:
 
     @property
     def n_rows(self) -> int:
-        """Rows held now (at most ``size``)."""
-        return int(self._state[1])
+        """Rows held now (at most ``size``, however a shared file was changed)."""
+        return min(max(int(self._state[1]), 0), self.size)
 
     @property
     def n_seen(self) -> int:
@@ -942,15 +942,16 @@ class DriftWindow:
         """
         settings = _checked_settings(alpha, min_psi, min_alert_ratio)
         with self._locked():
-            held = min(max(int(self._state[1]), 0), self.size)
+            held = self.n_rows
             scores, bins = np.array(self._scores[:held]), np.array(self._bins[:held], dtype=np.int64)
         if scores.size < 2:
             raise DataError(f"the service has scored {scores.size} rows since it started; a drift check needs at "
                             "least 2")
         limits = np.asarray([c.n_bins for c in self.reference.columns], dtype=np.int64)
-        if bins.size and (bins.min() < 0 or np.any(bins.max(axis=0) >= limits)):  # only a damaged file holds such
-            raise DataError(f"the drift window in {self.path} holds bins its columns do not have: it was changed "
-                            "by something other than a drift window; remove it")
+        bad_bins = bins.size and (bins.min() < 0 or np.any(bins.max(axis=0) >= limits))
+        if bad_bins or not np.all(np.isfinite(scores)):  # scores are finite, bins in range: only a damaged file
+            raise DataError(f"the drift window in {self.path} holds scores that are not finite or bins its columns "
+                            "do not have: it was changed by something other than a drift window; remove it")
         counts = {c.name: np.bincount(bins[:, j], minlength=c.n_bins).astype(np.int64)
                   for j, c in enumerate(self.reference.columns)}
         return _compare(self.reference, float(self.detector.threshold_), scores, counts,
